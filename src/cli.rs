@@ -1,0 +1,353 @@
+//! The command line: clap derive types only, no logic.
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use std::path::PathBuf;
+
+const EXIT_CODES: &str = "Exit codes: 0 healthy, 1 divergence found, 2 usage or config error, 3 could not judge.";
+
+/// Traces the Phoenix Hypervisor's documented hops (DNS, TCP, TLS, mTLS, HTTP) from the right
+/// vantage points and reports the first place where the running platform diverges from its
+/// declarative configuration.
+#[derive(Debug, Parser)]
+#[command(name = "phoenix-doctor", version, after_help = EXIT_CODES)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Options every subcommand accepts.
+#[derive(Debug, Args, Clone, Default)]
+pub struct GlobalArgs {
+    /// The platform's config dir (phoenix_*_configs.json, certificate-manifest.json).
+    #[arg(
+        long,
+        global = true,
+        env = "PHOENIX_DOCTOR_CONFIG_DIR",
+        default_value = "/usr/local/phoenix_hypervisor/etc"
+    )]
+    pub config_dir: PathBuf,
+    /// Where `stacks/*/phoenix.json` live [default: ../stacks beside the config dir].
+    #[arg(long, global = true)]
+    pub stacks_dir: Option<PathBuf>,
+    /// Read trace definitions from this dir instead of the built-in `probes/*.toml`.
+    #[arg(long, global = true)]
+    pub probes: Option<PathBuf>,
+    /// Output format (not every command has every format).
+    #[arg(long, global = true, value_enum, default_value_t = Format::Table)]
+    pub format: Format,
+    /// Never colour the output (also: the NO_COLOR environment variable).
+    #[arg(long, global = true)]
+    pub no_color: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
+pub enum Format {
+    #[default]
+    Table,
+    Json,
+    Junit,
+    Mermaid,
+    Prometheus,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Start the simulated platform on loopback with a real fault and trace qdrant through it.
+    ///
+    /// Example: phoenix-doctor demo --fault expired-leaf
+    Demo(DemoArgs),
+    /// Run the simulated platform on loopback until interrupted, and print how to trace it.
+    ///
+    /// Example: phoenix-doctor lab --dir /tmp/phx-lab --fault no-route
+    Lab(LabArgs),
+    /// Trace one target's documented hops and name the first divergence.
+    ///
+    /// Example: phoenix-doctor trace qdrant --config-dir /usr/local/phoenix_hypervisor/etc
+    #[command(after_help = EXIT_CODES)]
+    Trace(TraceArgs),
+    /// Trace several targets (or every stack and routed service) and summarise, for CI.
+    ///
+    /// Example: phoenix-doctor check --all --format junit > phoenix-doctor.xml
+    #[command(after_help = EXIT_CODES)]
+    Check(CheckArgs),
+    /// Show the resolved steps of a trace without sending anything.
+    ///
+    /// Example: phoenix-doctor plan qdrant --format json
+    Plan(PlanArgs),
+    /// Static findings from the configs alone (no network).
+    ///
+    /// Example: phoenix-doctor lint --format json
+    #[command(after_help = EXIT_CODES)]
+    Lint,
+    /// Print what the configs derive, in the platform's own file formats, to diff against the
+    /// deployed files.
+    ///
+    /// Example: phoenix-doctor show dns | diff - /etc/dnsmasq.d/00-phoenix-internal.conf
+    Show(ShowArgs),
+    /// Run one probe by hand (replaces dig, nc, openssl s_client, curl).
+    ///
+    /// Example: phoenix-doctor probe tls 127.0.0.1:443 --sni nginx.internal.thinkheads.ai --ca root.crt
+    #[command(subcommand)]
+    Probe(ProbeCommand),
+    /// What a finding code means, how to confirm it by hand, how to fix it.
+    ///
+    /// Example: phoenix-doctor explain PD-DNS-002
+    Explain(ExplainArgs),
+    /// Run a job of steps read as JSON on stdin and write observations as JSON on stdout
+    /// (used inside guests through a transport).
+    ///
+    /// Example: phoenix-doctor agent < job.json
+    Agent,
+    /// Print shell completions.
+    ///
+    /// Example: phoenix-doctor completions bash > /etc/bash_completion.d/phoenix-doctor
+    Completions(CompletionsArgs),
+    /// Print the man page (roff).
+    ///
+    /// Example: phoenix-doctor man > phoenix-doctor.1
+    Man,
+}
+
+/// How a live run is carried out (trace, check, demo).
+#[derive(Debug, Args, Clone)]
+pub struct RunArgs {
+    /// Allowed target networks (CIDR, repeatable). Targets outside are refused, not probed.
+    /// [default: the platform's subnets from the config, plus 127.0.0.0/8]
+    #[arg(long = "scope", value_name = "CIDR")]
+    pub scope: Vec<String>,
+    /// Timeout per layer (e.g. 2s, 500ms).
+    #[arg(long, default_value = "2s", value_name = "DURATION")]
+    pub timeout: String,
+    /// Overall budget for one attempt.
+    #[arg(long, default_value = "30s", value_name = "DURATION")]
+    pub budget: String,
+    /// Steps run at once.
+    #[arg(long, default_value_t = 64)]
+    pub concurrency: usize,
+    /// Run every step from here (`host`), marking guest-specific results as substituted.
+    #[arg(long, value_name = "host")]
+    pub vantage: Option<String>,
+    /// Transport template per vantage kind: `lxc='pct exec {id} --'`, `vm='qm guest exec {id} --'`,
+    /// `host=...` (repeatable).
+    #[arg(long = "via", value_name = "KIND=TEMPLATE")]
+    pub via: Vec<String>,
+    /// Path of phoenix-doctor inside guests (for remote vantages).
+    #[arg(long, default_value = "phoenix-doctor")]
+    pub agent_path: String,
+    /// Copy this binary into each guest first (`pct push`, or the VM equivalent).
+    #[arg(long)]
+    pub push: bool,
+    /// Keep the observations in FILE for `--replay`.
+    #[arg(long, value_name = "FILE")]
+    pub save_run: Option<PathBuf>,
+    /// Re-diagnose observations saved with `--save-run`, with no network.
+    #[arg(long, value_name = "FILE")]
+    pub replay: Option<PathBuf>,
+    /// Retry until healthy or this long has passed (post-deploy checks).
+    #[arg(long, value_name = "DURATION")]
+    pub wait: Option<String>,
+    /// Pause between attempts with --wait.
+    #[arg(long, default_value = "2s", value_name = "DURATION")]
+    pub interval: String,
+}
+
+#[derive(Debug, Args)]
+pub struct TraceArgs {
+    /// What to trace: a trace name (`qdrant`, `portainer`, `agent`, `step-ca`) or a routed service.
+    pub target: String,
+    #[command(flatten)]
+    pub run: RunArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// Targets to trace.
+    pub targets: Vec<String>,
+    /// Every stack and Traefik-routed service.
+    #[arg(long)]
+    pub all: bool,
+    #[command(flatten)]
+    pub run: RunArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct PlanArgs {
+    /// A trace name or routed service.
+    pub target: String,
+}
+
+#[derive(Debug, Args)]
+pub struct ShowArgs {
+    #[arg(value_enum)]
+    pub what: ShowWhat,
+    /// For `firewall`: only this file (`cluster`, or a VM id such as `1002`).
+    #[arg(long)]
+    pub file: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ShowWhat {
+    /// dnsmasq `address=` lines (00-phoenix-internal.conf).
+    Dns,
+    /// Traefik dynamic config (dynamic_conf.yml).
+    Routes,
+    /// Proxmox firewall files (cluster.fw and <vmid>.fw).
+    Firewall,
+}
+
+#[derive(Debug, Args)]
+pub struct ExplainArgs {
+    /// A finding code such as PD-DNS-002 (omit to list every code).
+    pub code: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
+}
+
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Start the lab with no fault.
+    #[arg(long)]
+    pub healthy: bool,
+    /// Inject a named fault (repeatable; see --list-faults).
+    #[arg(long = "fault", value_name = "NAME")]
+    pub faults: Vec<String>,
+    /// List the faults and exit.
+    #[arg(long)]
+    pub list_faults: bool,
+    /// Trace this target instead of qdrant.
+    #[arg(long, default_value = "qdrant")]
+    pub target: String,
+}
+
+#[derive(Debug, Args)]
+pub struct LabArgs {
+    /// Where to write the lab's config dir and PKI [default: a temp dir].
+    #[arg(long)]
+    pub dir: Option<PathBuf>,
+    /// Inject a named fault (repeatable; see --list-faults).
+    #[arg(long = "fault", value_name = "NAME")]
+    pub faults: Vec<String>,
+    /// List the faults and exit.
+    #[arg(long)]
+    pub list_faults: bool,
+}
+
+/// One probe by hand.
+#[derive(Debug, Subcommand)]
+pub enum ProbeCommand {
+    /// Query a nameserver directly (no cache) and show the vantage's hosts file and resolv.conf.
+    ///
+    /// Example: phoenix-doctor probe dns qdrant.internal.thinkheads.ai --server 127.0.0.53:5353
+    Dns(ProbeDnsArgs),
+    /// Open a TCP connection: open, refused, filtered or unreachable.
+    ///
+    /// Example: phoenix-doctor probe tcp 127.0.0.1:9001
+    Tcp(ProbeTcpArgs),
+    /// TLS handshake; show the served chain and verify it.
+    ///
+    /// Example: phoenix-doctor probe tls 127.0.0.1:443 --sni nginx.internal.thinkheads.ai --ca root.crt
+    Tls(ProbeTlsArgs),
+    /// Does the server require a client certificate, and does it accept ours?
+    ///
+    /// Example: phoenix-doctor probe mtls 127.0.0.1:9443 --sni portainer --ca root.crt --cert c.crt --key c.key
+    Mtls(ProbeMtlsArgs),
+    /// An HTTP(S) request with per-phase timings and the meaning of proxy answers.
+    ///
+    /// Example: phoenix-doctor probe http https://qdrant.internal.thinkheads.ai/healthz --resolve qdrant.internal.thinkheads.ai:127.0.0.1 --ca root.crt
+    Http(ProbeHttpArgs),
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct ProbeCommon {
+    /// Timeout per phase.
+    #[arg(long, default_value = "2s", value_name = "DURATION")]
+    pub timeout: String,
+    /// Allowed target networks (CIDR, repeatable) [default: any].
+    #[arg(long = "scope", value_name = "CIDR")]
+    pub scope: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ProbeDnsArgs {
+    pub name: String,
+    /// Nameserver to query: IP or IP:PORT.
+    #[arg(long)]
+    pub server: String,
+    /// Expected answer (repeatable).
+    #[arg(long = "expect", value_name = "IP")]
+    pub expect: Vec<String>,
+    /// Hosts file to read for the system view.
+    #[arg(long, default_value = "/etc/hosts")]
+    pub hosts_file: PathBuf,
+    /// resolv.conf to read for the system view.
+    #[arg(long, default_value = "/etc/resolv.conf")]
+    pub resolv_conf: PathBuf,
+    #[command(flatten)]
+    pub common: ProbeCommon,
+}
+
+#[derive(Debug, Args)]
+pub struct ProbeTcpArgs {
+    /// IP:PORT.
+    pub addr: String,
+    #[command(flatten)]
+    pub common: ProbeCommon,
+}
+
+#[derive(Debug, Args)]
+pub struct ProbeTlsArgs {
+    /// IP:PORT.
+    pub addr: String,
+    /// Server name to send and verify.
+    #[arg(long)]
+    pub sni: String,
+    /// Trust anchors (PEM). Without it the chain is shown but not verified.
+    #[arg(long)]
+    pub ca: Option<PathBuf>,
+    #[command(flatten)]
+    pub common: ProbeCommon,
+}
+
+#[derive(Debug, Args)]
+pub struct ProbeMtlsArgs {
+    /// IP:PORT.
+    pub addr: String,
+    #[arg(long)]
+    pub sni: String,
+    #[arg(long)]
+    pub ca: Option<PathBuf>,
+    /// Client certificate (PEM).
+    #[arg(long, requires = "key")]
+    pub cert: Option<PathBuf>,
+    /// Client key (PEM).
+    #[arg(long, requires = "cert")]
+    pub key: Option<PathBuf>,
+    #[command(flatten)]
+    pub common: ProbeCommon,
+}
+
+#[derive(Debug, Args)]
+pub struct ProbeHttpArgs {
+    pub url: String,
+    /// Connect to IP for NAME (like curl --resolve; NAME:IP or NAME:PORT:IP).
+    #[arg(long, value_name = "NAME:IP")]
+    pub resolve: Option<String>,
+    #[arg(long)]
+    pub ca: Option<PathBuf>,
+    #[arg(long, requires = "key")]
+    pub cert: Option<PathBuf>,
+    #[arg(long, requires = "cert")]
+    pub key: Option<PathBuf>,
+    #[arg(long = "expect-status", value_name = "N")]
+    pub expect_status: Vec<u16>,
+    #[arg(long = "expect-body", value_name = "TEXT")]
+    pub expect_body: Option<String>,
+    #[command(flatten)]
+    pub common: ProbeCommon,
+}

@@ -1,0 +1,1 @@
+//! The simulated Phoenix platform on loopback, with the platform's real faults.

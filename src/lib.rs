@@ -1,0 +1,22 @@
+//! phoenix-doctor: traces the Phoenix Hypervisor's documented hops and reports where
+//! the intended state (the platform's JSON configs) and the actual state diverge.
+//!
+//! Data flows one way (see `docs/architecture.md`):
+//! `config` → `model` → `plan` → `engine` (with `probe`, `vantage`) → `observe` → `diagnose` → `report`.
+//! `lint` reads the model alone; `lab` simulates the platform on loopback and nothing above imports it.
+
+pub mod app;
+pub mod cli;
+pub mod config;
+pub mod diagnose;
+pub mod engine;
+pub mod error;
+pub mod finding;
+pub mod lab;
+pub mod lint;
+pub mod model;
+pub mod observe;
+pub mod plan;
+pub mod probe;
+pub mod report;
+pub mod vantage;

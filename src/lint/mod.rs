@@ -1,0 +1,1 @@
+//! Static cross-checks on the intended state alone, one function per rule.

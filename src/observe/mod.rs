@@ -1,0 +1,304 @@
+//! Plain, serializable observations: what a probe saw, replayable from JSON with no network.
+//!
+//! Network failures are data here: a probe that could not connect returns an [`Observation`]
+//! with [`Outcome::Failed`] and a classified reason, never an `Err`.
+
+use serde::{Deserialize, Serialize};
+use std::net::IpAddr;
+
+/// The protocol layer a step checks, in the order a hop is judged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Layer {
+    Dns,
+    Tcp,
+    Tls,
+    Mtls,
+    Http,
+}
+
+impl Layer {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Layer::Dns => "dns",
+            Layer::Tcp => "tcp",
+            Layer::Tls => "tls",
+            Layer::Mtls => "mtls",
+            Layer::Http => "http",
+        }
+    }
+}
+
+impl std::fmt::Display for Layer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// How a probe ended, seen from the probe (the diagnosis turns this into a verdict).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Outcome {
+    /// The probe completed and every expectation it checks itself held.
+    Ok,
+    /// The target answered, but not as expected (refused, NXDOMAIN, bad certificate, 502, ...).
+    Failed,
+    /// No answer before the timeout (a firewall drop, a silent peer).
+    TimedOut,
+    /// Not run because a prerequisite step failed.
+    Blocked,
+    /// Not run: the target lies outside the allowed scope.
+    OutOfScope,
+    /// The tool or the vantage failed (transport error, missing file): cannot judge the target.
+    ToolError,
+}
+
+/// Duration of each phase in milliseconds; absent phases were not reached.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Timings {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resolve_ms: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connect_ms: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls_ms: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_byte_ms: Option<f64>,
+    #[serde(default)]
+    pub total_ms: f64,
+}
+
+/// One probe's result.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Observation {
+    /// The step this observes (`Step::id`).
+    pub step: String,
+    pub outcome: Outcome,
+    /// Where the probe stopped: `resolve`, `connect`, `handshake`, `verify`, `client-auth`,
+    /// `request`, `status`, `body`, `transport` ...
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phase: Option<String>,
+    /// A stable, machine-readable reason (`nxdomain`, `refused`, `filtered`, `unknown-issuer`,
+    /// `name-mismatch`, `no-router`, ...). See `docs/output-json.md` for the list.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// One human-readable line.
+    pub message: String,
+    #[serde(default)]
+    pub evidence: Evidence,
+    #[serde(default)]
+    pub timings: Timings,
+    /// Where it ran from, and whether that was the intended vantage.
+    #[serde(default)]
+    pub vantage: VantageNote,
+}
+
+impl Observation {
+    /// An observation for a step that was not run because `by` failed.
+    pub fn blocked(step: &str, by: &str) -> Self {
+        Observation {
+            step: step.to_string(),
+            outcome: Outcome::Blocked,
+            phase: None,
+            reason: Some("blocked".into()),
+            message: format!("not run: prerequisite {by} failed"),
+            evidence: Evidence::None,
+            timings: Timings::default(),
+            vantage: VantageNote::default(),
+        }
+    }
+
+    /// A failure of the tool or vantage, not of the target.
+    pub fn tool_error(step: &str, phase: &str, message: impl Into<String>) -> Self {
+        Observation {
+            step: step.to_string(),
+            outcome: Outcome::ToolError,
+            phase: Some(phase.to_string()),
+            reason: Some("tool-error".into()),
+            message: message.into(),
+            evidence: Evidence::None,
+            timings: Timings::default(),
+            vantage: VantageNote::default(),
+        }
+    }
+}
+
+/// Where a step ran.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VantageNote {
+    /// `host`, `lxc:102`, `vm:1001`.
+    #[serde(default)]
+    pub name: String,
+    /// True when the step ran from this machine instead of its intended vantage.
+    #[serde(default)]
+    pub substituted: bool,
+    /// How it ran (`local`, `ip netns exec phx-102`, `pct exec 102 --` ...).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub via: String,
+}
+
+/// What a probe saw, by kind.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum Evidence {
+    #[default]
+    None,
+    Dns(DnsEvidence),
+    Tcp(TcpEvidence),
+    Tls(TlsEvidence),
+    Mtls(MtlsEvidence),
+    Http(HttpEvidence),
+}
+
+/// A DNS query sent straight to one nameserver, plus the vantage's own system view.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct DnsEvidence {
+    pub qname: String,
+    /// `ip:port` of the nameserver queried.
+    pub server: String,
+    /// `udp` or `tcp` (tcp after a truncated UDP answer).
+    #[serde(default)]
+    pub protocol: String,
+    /// `NOERROR`, `NXDOMAIN`, `SERVFAIL`, `REFUSED`, ... or empty when nothing came back.
+    #[serde(default)]
+    pub rcode: String,
+    #[serde(default)]
+    pub answers: Vec<IpAddr>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ttl: Option<u32>,
+    /// `/etc/hosts` lines at the vantage that name `qname`.
+    #[serde(default)]
+    pub hosts_entries: Vec<HostsEntry>,
+    /// The vantage's `resolv.conf`, when read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resolv_conf: Option<ResolvConf>,
+    /// What a program at the vantage would get (hosts file first, then DNS).
+    #[serde(default)]
+    pub effective: Vec<IpAddr>,
+    /// `hosts` or `dns` (or empty when nothing resolved).
+    #[serde(default)]
+    pub effective_source: String,
+}
+
+/// One `/etc/hosts` line.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HostsEntry {
+    pub file: String,
+    pub line: u32,
+    pub ip: IpAddr,
+    pub names: Vec<String>,
+}
+
+/// The parts of `resolv.conf` that decide where a name goes.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ResolvConf {
+    pub file: String,
+    pub nameservers: Vec<IpAddr>,
+    pub search: Vec<String>,
+}
+
+/// A TCP connect.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TcpEvidence {
+    pub addr: String,
+    /// `open`, `refused`, `filtered`, `unreachable`.
+    pub state: String,
+    /// The OS error, when there was one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub os_error: Option<String>,
+}
+
+/// A certificate as served, summarised.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CertSummary {
+    pub subject: String,
+    pub issuer: String,
+    #[serde(default)]
+    pub dns_sans: Vec<String>,
+    #[serde(default)]
+    pub ip_sans: Vec<IpAddr>,
+    pub serial: String,
+    /// RFC 3339.
+    pub not_before: String,
+    /// RFC 3339.
+    pub not_after: String,
+    pub key_type: String,
+    pub sha256: String,
+    pub is_ca: bool,
+}
+
+/// A TLS handshake and the verification of what was served.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct TlsEvidence {
+    pub addr: String,
+    pub sni: String,
+    #[serde(default)]
+    pub protocol: String,
+    #[serde(default)]
+    pub cipher: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alpn: Option<String>,
+    /// Leaf first, as served.
+    #[serde(default)]
+    pub chain: Vec<CertSummary>,
+    /// True when the chain verified against the trust anchors for the name.
+    #[serde(default)]
+    pub verified: bool,
+    /// Why verification failed: `unknown-issuer`, `self-signed`, `expired`, `not-yet-valid`,
+    /// `name-mismatch`, `intermediate-not-served`, `wrong-key-usage`, `pin-mismatch`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verify_error: Option<String>,
+    /// Detail for people (dates, names presented).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub verify_detail: String,
+    /// Seconds until the leaf expires (negative once expired).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remaining_secs: Option<i64>,
+    /// Remaining lifetime as a fraction of the leaf's whole life (0.0..=1.0).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remaining_fraction: Option<f64>,
+}
+
+/// Client-certificate behaviour of a server.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct MtlsEvidence {
+    #[serde(flatten)]
+    pub tls: TlsEvidence,
+    /// The server sent a CertificateRequest.
+    pub requested: bool,
+    /// Distinguished names of acceptable CAs the server hinted.
+    #[serde(default)]
+    pub ca_hints: Vec<String>,
+    /// What happened without a client certificate: `accepted`, `alert:<name>`, `handshake-failure`,
+    /// `http-400`, ...
+    #[serde(default)]
+    pub without_cert: String,
+    /// What happened with the given certificate, when one was given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub with_cert: Option<String>,
+    /// `required-accepting`, `required-rejecting`, `optional`, `not-requested`.
+    pub verdict: String,
+}
+
+/// An HTTP exchange.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct HttpEvidence {
+    pub url: String,
+    /// `ip:port` actually connected to.
+    pub connect: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<u16>,
+    /// The `Server` header, when present.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server: Option<String>,
+    /// The start of the body (bounded).
+    #[serde(default)]
+    pub body: String,
+    /// What a proxy's answer means (`no-router`, `backend-refused`, `backend-timeout`,
+    /// `backend-tls`, ...), when it looks like one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub proxy_meaning: Option<String>,
+    /// The TLS part, for https URLs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<TlsEvidence>,
+}
