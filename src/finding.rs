@@ -46,4 +46,72 @@ pub struct Finding {
     #[serde(default)]
     pub provenance: Vec<Provenance>,
     pub hint: String,
+    /// `live` (seen by a probe) or `static` (from the configs alone, by `lint`).
+    #[serde(default = "live")]
+    pub origin: String,
+    /// Addresses, names and guest ids the finding is about (`10.0.0.10`, `qdrant.internal.thinkheads.ai`,
+    /// `lxc:103`); used to show static findings beside the live hops they bear on.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub subjects: Vec<String>,
+}
+
+fn live() -> String {
+    "live".to_string()
+}
+
+impl Finding {
+    /// A finding with the given code, severity and title; fill the rest with the builder methods
+    /// or field assignment.
+    pub fn new(code: &str, severity: Severity, title: impl Into<String>) -> Self {
+        Finding {
+            code: code.to_string(),
+            severity,
+            hop: String::new(),
+            layer: None,
+            title: title.into(),
+            expected: String::new(),
+            actual: String::new(),
+            evidence: Vec::new(),
+            provenance: Vec::new(),
+            hint: String::new(),
+            origin: live(),
+            subjects: Vec::new(),
+        }
+    }
+
+    /// Mark as a static finding (from `lint`).
+    pub fn static_origin(mut self) -> Self {
+        self.origin = "static".to_string();
+        self
+    }
+
+    pub fn expected(mut self, s: impl Into<String>) -> Self {
+        self.expected = s.into();
+        self
+    }
+
+    pub fn actual(mut self, s: impl Into<String>) -> Self {
+        self.actual = s.into();
+        self
+    }
+
+    pub fn hint(mut self, s: impl Into<String>) -> Self {
+        self.hint = s.into();
+        self
+    }
+
+    pub fn provenance(mut self, p: impl IntoIterator<Item = Provenance>) -> Self {
+        self.provenance.extend(p);
+        self
+    }
+
+    pub fn evidence(mut self, e: impl Into<String>) -> Self {
+        self.evidence.push(e.into());
+        self
+    }
+
+    pub fn subject(mut self, s: impl Into<String>) -> Self {
+        self.subjects.push(s.into());
+        self
+    }
 }
