@@ -3,7 +3,8 @@
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 
-const EXIT_CODES: &str = "Exit codes: 0 healthy, 1 divergence found, 2 usage or config error, 3 could not judge.";
+const EXIT_CODES: &str =
+    "Exit codes: 0 healthy, 1 divergence found, 2 usage or config error, 3 could not judge.";
 
 /// Traces the Phoenix Hypervisor's documented hops (DNS, TCP, TLS, mTLS, HTTP) from the right
 /// vantage points and reports the first place where the running platform diverges from its

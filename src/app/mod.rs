@@ -42,7 +42,11 @@ pub fn run(cli: Cli) -> Result<u8> {
 /// Parse `2s`, `500ms`, `1m`, `1.5s` (a bare number is seconds).
 pub fn parse_duration(s: &str) -> Result<Duration> {
     let s = s.trim();
-    let bad = || Error::input(format!("invalid duration `{s}`: expected e.g. 500ms, 2s, 1m"));
+    let bad = || {
+        Error::input(format!(
+            "invalid duration `{s}`: expected e.g. 500ms, 2s, 1m"
+        ))
+    };
     let (num, unit) = match s.find(|c: char| !(c.is_ascii_digit() || c == '.')) {
         Some(i) => s.split_at(i),
         None => (s, "s"),

@@ -1,1 +1,829 @@
-//! Intended versus observed: verdicts per step, findings with stable codes, the first divergence.
+//! Intended versus observed: a verdict per step, findings with stable codes, and the first
+//! divergence (the root cause) with the symptoms it explains attached.
+//!
+//! The rules:
+//! - A hop is broken by its *own* layers (dns, tcp, tls, mtls, http, in that order).
+//! - A failure seen through proxies (an HTTP step with `through` hops that answers 502, 504, 500
+//!   or 404) is a symptom when one of the hops behind it is broken by its own layers; it is then
+//!   listed as evidence under that hop's finding, not as a finding of its own.
+//! - Steps that a failed prerequisite prevented are `blocked`, not failures.
+//! - The first divergence is the first broken hop in the documented chain order.
+
+pub mod catalog;
+
+use crate::config::Provenance;
+use crate::engine::Run;
+use crate::finding::{Finding, Severity};
+use crate::observe::{Evidence, Layer, Observation, Outcome};
+use crate::plan::{Plan, ProbeSpec, Step};
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeSet, HashMap};
+
+/// Version of the report JSON contract (`docs/output-json.md`).
+pub const REPORT_SCHEMA_VERSION: u32 = 1;
+
+/// Remaining-lifetime fraction under which a healthy certificate is a warning.
+pub const EXPIRY_WARN_FRACTION: f64 = 0.4;
+
+/// A step's verdict.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Verdict {
+    Ok,
+    Diverged,
+    Unreachable,
+    Blocked,
+    CannotJudge,
+    Warn,
+}
+
+impl Verdict {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verdict::Ok => "ok",
+            Verdict::Diverged => "diverged",
+            Verdict::Unreachable => "unreachable",
+            Verdict::Blocked => "blocked",
+            Verdict::CannotJudge => "cannot-judge",
+            Verdict::Warn => "warn",
+        }
+    }
+
+    /// A failure of the target (not of the tool, not a consequence).
+    pub fn is_failure(self) -> bool {
+        matches!(self, Verdict::Diverged | Verdict::Unreachable)
+    }
+}
+
+/// The verdict of a whole trace.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Overall {
+    Healthy,
+    Diverged,
+    CannotJudge,
+}
+
+impl Overall {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Overall::Healthy => "healthy",
+            Overall::Diverged => "diverged",
+            Overall::CannotJudge => "cannot-judge",
+        }
+    }
+
+    /// The process exit code for this verdict.
+    pub fn exit_code(self) -> u8 {
+        use crate::error::exit;
+        match self {
+            Overall::Healthy => exit::HEALTHY,
+            Overall::Diverged => exit::DIVERGED,
+            Overall::CannotJudge => exit::CANNOT_JUDGE,
+        }
+    }
+}
+
+/// One step, judged.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StepResult {
+    pub id: String,
+    pub hop: String,
+    pub from: String,
+    pub to: String,
+    pub layer: Layer,
+    pub verdict: Verdict,
+    pub expected: String,
+    pub actual: String,
+    pub evidence: Vec<String>,
+    pub provenance: Vec<Provenance>,
+    pub duration_ms: f64,
+    /// The finding code this step's failure maps to, when it failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub code: Option<String>,
+    /// When this failure is a symptom: the hop whose own failure explains it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub symptom_of: Option<String>,
+    /// Where it ran from, and whether that was substituted.
+    #[serde(default)]
+    pub vantage: crate::observe::VantageNote,
+}
+
+/// A hop, judged.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HopResult {
+    pub id: String,
+    pub from: String,
+    pub to: String,
+    pub title: String,
+    /// `ok`, `diverged`/`unreachable` (broken by its own layers), `warn`, `cannot-judge`,
+    /// or `blocked` when its only failures are symptoms of a hop behind it.
+    pub verdict: Verdict,
+}
+
+/// The root cause.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Divergence {
+    pub hop: String,
+    pub from: String,
+    pub to: String,
+    pub layer: Layer,
+    pub code: String,
+    pub step: String,
+    pub title: String,
+}
+
+/// A diagnosed trace.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Report {
+    pub schema_version: u32,
+    pub target: String,
+    pub verdict: Overall,
+    pub first_divergence: Option<Divergence>,
+    pub hops: Vec<HopResult>,
+    pub steps: Vec<StepResult>,
+    pub findings: Vec<Finding>,
+    #[serde(default)]
+    pub started_at: String,
+    pub duration_ms: f64,
+    /// Attempts made (more than one with `--wait`).
+    #[serde(default = "one")]
+    pub attempts: u32,
+}
+
+fn one() -> u32 {
+    1
+}
+
+/// What one observation means for its step.
+struct Judged {
+    verdict: Verdict,
+    code: Option<&'static str>,
+    actual: String,
+    evidence: Vec<String>,
+    /// The failure is a proxy's answer (502/504/500/404) and may be a symptom.
+    proxy_answer: bool,
+}
+
+/// Diagnose a run of `plan`. `static_findings` (from `lint`) that bear on the traced hops are
+/// listed beside the live findings; they do not change the verdict.
+pub fn diagnose(plan: &Plan, run: &Run, static_findings: &[Finding]) -> Report {
+    let by_id: HashMap<&str, &Observation> = run
+        .observations
+        .iter()
+        .map(|o| (o.step.as_str(), o))
+        .collect();
+    let judged: Vec<(&Step, Judged, Option<&Observation>)> = plan
+        .steps
+        .iter()
+        .map(|s| match by_id.get(s.id.as_str()) {
+            Some(o) => (s, judge(s, o), Some(*o)),
+            None => (
+                s,
+                Judged {
+                    verdict: Verdict::CannotJudge,
+                    code: Some("PD-RUN-002"),
+                    actual: "no observation recorded for this step".into(),
+                    evidence: vec![],
+                    proxy_answer: false,
+                },
+                None,
+            ),
+        })
+        .collect();
+
+    // A hop is broken by its own layers when it has a failing step that is not a proxy answer
+    // explained by a broken hop behind it. Resolve recursively (the `through` hops are downstream).
+    let mut memo: HashMap<String, bool> = HashMap::new();
+    let hop_ids: Vec<String> = plan.hops.iter().map(|h| h.id.clone()).collect();
+    for h in &hop_ids {
+        own_broken(h, &judged, &mut memo, &mut BTreeSet::new());
+    }
+
+    let mut steps = Vec::with_capacity(judged.len());
+    let mut findings: Vec<Finding> = Vec::new();
+    // (hop, code) -> index in findings, to group e.g. several names failing the same way.
+    let mut grouped: HashMap<(String, &'static str), usize> = HashMap::new();
+    let mut symptoms: Vec<(String, String)> = Vec::new(); // (explaining hop, evidence line)
+
+    for (step, j, obs) in &judged {
+        let mut symptom_of = None;
+        if j.verdict.is_failure() && j.proxy_answer {
+            symptom_of = step
+                .through
+                .iter()
+                .find(|h| memo.get(*h).copied().unwrap_or(false))
+                .cloned();
+        }
+        if let Some(h) = &symptom_of {
+            symptoms.push((
+                h.clone(),
+                format!(
+                    "symptom at {} ({} from {}): {}",
+                    step.id, step.layer, step.from, j.actual
+                ),
+            ));
+        } else if let Some(code) = j.code {
+            if j.verdict.is_failure() || j.verdict == Verdict::Warn {
+                let key = (step.hop.clone(), code);
+                if let Some(&i) = grouped.get(&key) {
+                    let f: &mut Finding = &mut findings[i];
+                    f.evidence.push(format!("also {}: {}", step.id, j.actual));
+                    f.evidence.extend(j.evidence.iter().cloned());
+                    for p in &step.provenance {
+                        if !f.provenance.contains(p) {
+                            f.provenance.push(p.clone());
+                        }
+                    }
+                } else if first_failure_of_hop(step, &judged) || j.verdict == Verdict::Warn {
+                    grouped.insert(key, findings.len());
+                    findings.push(finding_for(step, j, code));
+                }
+            }
+        }
+        steps.push(StepResult {
+            id: step.id.clone(),
+            hop: step.hop.clone(),
+            from: step.from.to_string(),
+            to: step.to.clone(),
+            layer: step.layer,
+            verdict: j.verdict,
+            expected: step.expect.clone(),
+            actual: j.actual.clone(),
+            evidence: j.evidence.clone(),
+            provenance: step.provenance.clone(),
+            duration_ms: obs.map(|o| o.timings.total_ms).unwrap_or(0.0),
+            code: if j.verdict == Verdict::Ok {
+                None
+            } else {
+                j.code.map(str::to_string)
+            },
+            symptom_of,
+            vantage: obs.map(|o| o.vantage.clone()).unwrap_or_default(),
+        });
+    }
+
+    for (hop, line) in symptoms {
+        if let Some(f) = findings
+            .iter_mut()
+            .find(|f| f.hop == hop && f.severity == Severity::Error)
+        {
+            f.evidence.push(line);
+        }
+    }
+
+    // Order findings by the chain: hop order, then layer.
+    let hop_rank = |h: &str| hop_ids.iter().position(|x| x == h).unwrap_or(usize::MAX);
+    findings.sort_by_key(|f| (hop_rank(&f.hop), f.layer, std::cmp::Reverse(f.severity)));
+
+    let first_divergence = findings
+        .iter()
+        .find(|f| f.severity == Severity::Error)
+        .and_then(|f| {
+            let step = steps.iter().find(|s| {
+                s.hop == f.hop && s.code.as_deref() == Some(&f.code) && s.symptom_of.is_none()
+            })?;
+            Some(Divergence {
+                hop: f.hop.clone(),
+                from: step.from.clone(),
+                to: step.to.clone(),
+                layer: step.layer,
+                code: f.code.clone(),
+                step: step.id.clone(),
+                title: f.title.clone(),
+            })
+        });
+
+    let hops = plan
+        .hops
+        .iter()
+        .map(|h| {
+            let own: Vec<&StepResult> = steps.iter().filter(|s| s.hop == h.id).collect();
+            let verdict = if memo.get(&h.id).copied().unwrap_or(false) {
+                own.iter()
+                    .find(|s| s.verdict.is_failure() && s.symptom_of.is_none())
+                    .map(|s| s.verdict)
+                    .unwrap_or(Verdict::Diverged)
+            } else if own.iter().any(|s| s.symptom_of.is_some()) {
+                Verdict::Blocked
+            } else if own.iter().any(|s| s.verdict == Verdict::CannotJudge) {
+                Verdict::CannotJudge
+            } else if own.iter().any(|s| s.verdict == Verdict::Warn) {
+                Verdict::Warn
+            } else {
+                Verdict::Ok
+            };
+            HopResult {
+                id: h.id.clone(),
+                from: h.from.to_string(),
+                to: h.to.clone(),
+                title: h.title.clone(),
+                verdict,
+            }
+        })
+        .collect();
+
+    let verdict = if findings.iter().any(|f| f.severity == Severity::Error) {
+        Overall::Diverged
+    } else if steps.iter().any(|s| s.verdict == Verdict::CannotJudge) {
+        Overall::CannotJudge
+    } else {
+        Overall::Healthy
+    };
+
+    // Static findings that bear on what this plan touches.
+    let subjects = plan_subjects(plan);
+    findings.extend(
+        static_findings
+            .iter()
+            .filter(|f| {
+                f.subjects.iter().any(|s| subjects.contains(s.as_str())) || hop_ids.contains(&f.hop)
+            })
+            .cloned(),
+    );
+
+    Report {
+        schema_version: REPORT_SCHEMA_VERSION,
+        target: plan.target.clone(),
+        verdict,
+        first_divergence,
+        hops,
+        steps,
+        findings,
+        started_at: run.started_at.clone(),
+        duration_ms: run.duration_ms,
+        attempts: 1,
+    }
+}
+
+/// True when `step` is the first failing step of its hop in layer order (later failures of the
+/// same hop are consequences, except independent DNS names, which are grouped by code).
+fn first_failure_of_hop(step: &Step, judged: &[(&Step, Judged, Option<&Observation>)]) -> bool {
+    if step.layer == Layer::Dns {
+        return true;
+    }
+    let first = judged
+        .iter()
+        .filter(|(s, j, _)| s.hop == step.hop && s.layer != Layer::Dns && j.verdict.is_failure())
+        .min_by_key(|(s, _, _)| s.layer);
+    first.map(|(s, _, _)| s.id == step.id).unwrap_or(false)
+}
+
+fn own_broken(
+    hop: &str,
+    judged: &[(&Step, Judged, Option<&Observation>)],
+    memo: &mut HashMap<String, bool>,
+    visiting: &mut BTreeSet<String>,
+) -> bool {
+    if let Some(&b) = memo.get(hop) {
+        return b;
+    }
+    if !visiting.insert(hop.to_string()) {
+        return false; // a cycle in `through`: do not explain by it
+    }
+    let mut broken = false;
+    for (s, j, _) in judged.iter().filter(|(s, _, _)| s.hop == hop) {
+        if !j.verdict.is_failure() {
+            continue;
+        }
+        let explained = j.proxy_answer
+            && s.through
+                .iter()
+                .any(|h| own_broken(h, judged, memo, visiting));
+        if !explained {
+            broken = true;
+        }
+    }
+    visiting.remove(hop);
+    memo.insert(hop.to_string(), broken);
+    broken
+}
+
+fn plan_subjects(plan: &Plan) -> BTreeSet<String> {
+    let mut out = BTreeSet::new();
+    for s in &plan.steps {
+        out.insert(s.from.to_string());
+        let addr = s.probe.target_addr();
+        out.insert(addr.ip().to_string());
+        out.insert(addr.to_string());
+        match &s.probe {
+            ProbeSpec::Dns { name, .. } => {
+                out.insert(name.clone());
+            }
+            ProbeSpec::Tls { sni, .. } | ProbeSpec::Mtls { sni, .. } => {
+                out.insert(sni.clone());
+            }
+            ProbeSpec::Http { url, .. } => {
+                if let Some(host) = url
+                    .split("://")
+                    .nth(1)
+                    .and_then(|r| r.split(['/', ':']).next())
+                {
+                    out.insert(host.to_string());
+                }
+            }
+            ProbeSpec::Tcp { .. } => {}
+        }
+    }
+    out
+}
+
+fn finding_for(step: &Step, j: &Judged, code: &'static str) -> Finding {
+    let info = catalog::lookup(code);
+    let severity = if j.verdict == Verdict::Warn {
+        Severity::Warning
+    } else {
+        info.map(|i| i.severity).unwrap_or(Severity::Error)
+    };
+    let title = info.map(|i| i.title).unwrap_or("divergence");
+    let mut f = Finding::new(
+        code,
+        severity,
+        format!("{title} ({} → {}, from {})", step.hop, step.to, step.from),
+    )
+    .expected(step.expect.clone())
+    .actual(j.actual.clone())
+    .provenance(step.provenance.iter().cloned())
+    .hint(info.map(|i| i.fix).unwrap_or_default());
+    f.hop = step.hop.clone();
+    f.layer = Some(step.layer);
+    f.evidence = j.evidence.clone();
+    f.subjects.push(step.from.to_string());
+    f.subjects.push(step.probe.target_addr().ip().to_string());
+    f
+}
+
+/// Turn one observation into a verdict, a code, and words.
+fn judge(step: &Step, o: &Observation) -> Judged {
+    let mut evidence = evidence_lines(o);
+    if o.vantage.substituted {
+        evidence.push(format!(
+            "ran from this machine instead of {} ({})",
+            step.from,
+            if o.vantage.via.is_empty() {
+                "substituted"
+            } else {
+                &o.vantage.via
+            }
+        ));
+    }
+    let actual = if o.message.is_empty() {
+        o.reason.clone().unwrap_or_default()
+    } else {
+        o.message.clone()
+    };
+    let mk = |verdict, code, proxy_answer| Judged {
+        verdict,
+        code,
+        actual: actual.clone(),
+        evidence: evidence.clone(),
+        proxy_answer,
+    };
+    match o.outcome {
+        Outcome::Ok => {
+            if let Some(frac) = tls_of(&o.evidence).and_then(|t| t.remaining_fraction) {
+                if frac < EXPIRY_WARN_FRACTION {
+                    return mk(Verdict::Warn, Some("PD-TLS-007"), false);
+                }
+            }
+            mk(Verdict::Ok, None, false)
+        }
+        Outcome::Blocked => mk(Verdict::Blocked, None, false),
+        Outcome::OutOfScope => mk(Verdict::CannotJudge, Some("PD-RUN-001"), false),
+        Outcome::ToolError => mk(Verdict::CannotJudge, Some("PD-RUN-002"), false),
+        Outcome::Failed | Outcome::TimedOut => {
+            let timed_out = o.outcome == Outcome::TimedOut;
+            let reason = o.reason.as_deref().unwrap_or("");
+            let phase = o.phase.as_deref().unwrap_or("");
+            // Failures before the step's own layer (connect, handshake) classify as that layer.
+            let (verdict, code, proxy) = match (&o.evidence, step.layer) {
+                (Evidence::Dns(d), _) => (
+                    dns_verdict(timed_out, d),
+                    dns_code(timed_out, reason, d),
+                    false,
+                ),
+                (_, Layer::Dns) => (Verdict::Unreachable, "PD-DNS-004", false),
+                _ => match connect_failure(timed_out, reason, phase, &o.evidence) {
+                    Some(code) => (Verdict::Unreachable, code, false),
+                    None => match step.layer {
+                        Layer::Tcp | Layer::Dns => (Verdict::Unreachable, "PD-TCP-002", false),
+                        Layer::Tls => (Verdict::Diverged, tls_code(reason, &o.evidence), false),
+                        Layer::Mtls => (Verdict::Diverged, mtls_code(reason, &o.evidence), false),
+                        Layer::Http => http_judgement(timed_out, reason, phase, &o.evidence),
+                    },
+                },
+            };
+            mk(verdict, Some(code), proxy)
+        }
+    }
+}
+
+fn tls_of(e: &Evidence) -> Option<&crate::observe::TlsEvidence> {
+    match e {
+        Evidence::Tls(t) => Some(t),
+        Evidence::Mtls(m) => Some(&m.tls),
+        Evidence::Http(h) => h.tls.as_ref(),
+        _ => None,
+    }
+}
+
+fn dns_verdict(timed_out: bool, d: &crate::observe::DnsEvidence) -> Verdict {
+    if timed_out || d.rcode.is_empty() {
+        Verdict::Unreachable
+    } else {
+        Verdict::Diverged
+    }
+}
+
+fn dns_code(timed_out: bool, reason: &str, d: &crate::observe::DnsEvidence) -> &'static str {
+    let hosts_pins = d.effective_source == "hosts"
+        && !d.hosts_entries.is_empty()
+        && (d.answers.is_empty() || d.effective != d.answers);
+    if reason.contains("hosts") || hosts_pins {
+        return "PD-DNS-003";
+    }
+    if timed_out
+        || d.rcode.is_empty()
+        || reason.contains("timeout")
+        || reason.contains("unreachable")
+    {
+        return "PD-DNS-004";
+    }
+    match d.rcode.as_str() {
+        "NXDOMAIN" => "PD-DNS-001",
+        "REFUSED" | "SERVFAIL" | "NOTIMP" | "FORMERR" => "PD-DNS-005",
+        _ if d.answers.is_empty() => "PD-DNS-001",
+        _ => "PD-DNS-002",
+    }
+}
+
+/// A failure at connect time, whatever the step's layer.
+fn connect_failure(
+    timed_out: bool,
+    reason: &str,
+    phase: &str,
+    e: &Evidence,
+) -> Option<&'static str> {
+    if let Evidence::Tcp(t) = e {
+        return Some(match t.state.as_str() {
+            "refused" => "PD-TCP-001",
+            "unreachable" => "PD-TCP-003",
+            _ => "PD-TCP-002",
+        });
+    }
+    if phase == "connect" || phase == "resolve" {
+        return Some(if reason.contains("refused") {
+            "PD-TCP-001"
+        } else if reason.contains("unreachable") {
+            "PD-TCP-003"
+        } else if timed_out || reason.contains("filtered") || reason.contains("timeout") {
+            "PD-TCP-002"
+        } else {
+            "PD-TCP-001"
+        });
+    }
+    None
+}
+
+fn tls_code(reason: &str, e: &Evidence) -> &'static str {
+    let r = tls_of(e)
+        .and_then(|t| t.verify_error.clone())
+        .unwrap_or_else(|| reason.to_string());
+    match r.as_str() {
+        "expired" | "not-yet-valid" => "PD-TLS-001",
+        "name-mismatch" => "PD-TLS-002",
+        "unknown-issuer" => "PD-TLS-003",
+        "intermediate-not-served" => "PD-TLS-004",
+        "self-signed" => "PD-TLS-005",
+        "wrong-key-usage" => "PD-TLS-008",
+        "pin-mismatch" => "PD-TLS-009",
+        _ => "PD-TLS-006",
+    }
+}
+
+fn mtls_code(reason: &str, e: &Evidence) -> &'static str {
+    if let Evidence::Mtls(m) = e {
+        match m.verdict.as_str() {
+            "not-requested" | "optional" => return "PD-MTLS-001",
+            "required-rejecting" => return "PD-MTLS-002",
+            _ => {}
+        }
+        if m.tls.verify_error.is_some() {
+            return tls_code(reason, e);
+        }
+    }
+    if reason.contains("not-requested")
+        || reason.contains("optional")
+        || reason.contains("not-enforced")
+    {
+        "PD-MTLS-001"
+    } else if reason.contains("reject") || reason.contains("alert") {
+        "PD-MTLS-002"
+    } else {
+        tls_code(reason, e)
+    }
+}
+
+fn http_judgement(
+    timed_out: bool,
+    reason: &str,
+    phase: &str,
+    e: &Evidence,
+) -> (Verdict, &'static str, bool) {
+    if let Evidence::Http(h) = e {
+        if phase == "handshake" || phase == "verify" {
+            if let Some(t) = &h.tls {
+                if t.verify_error.is_some() {
+                    return (Verdict::Diverged, tls_code(reason, e), false);
+                }
+            }
+            return (Verdict::Diverged, "PD-TLS-006", false);
+        }
+        let meaning = h.proxy_meaning.as_deref().unwrap_or("");
+        if meaning == "no-router"
+            || (h.status == Some(404) && h.body.trim() == "404 page not found")
+        {
+            return (Verdict::Diverged, "PD-HTTP-001", true);
+        }
+        if !meaning.is_empty() || matches!(h.status, Some(502 | 503 | 504)) {
+            return (Verdict::Diverged, "PD-HTTP-005", true);
+        }
+        if h.status == Some(500) {
+            // A router's 500 is how Traefik reports a backend TLS failure.
+            return (Verdict::Diverged, "PD-HTTP-005", true);
+        }
+        if h.status.is_none() && (timed_out || reason.contains("timeout")) {
+            return (Verdict::Diverged, "PD-HTTP-004", false);
+        }
+        if reason.contains("body") {
+            return (Verdict::Diverged, "PD-HTTP-003", false);
+        }
+        if h.status.is_some() {
+            return (Verdict::Diverged, "PD-HTTP-002", false);
+        }
+    }
+    if timed_out {
+        (Verdict::Diverged, "PD-HTTP-004", false)
+    } else {
+        (Verdict::Diverged, "PD-HTTP-002", false)
+    }
+}
+
+/// Short evidence lines for people, from structured evidence.
+pub fn evidence_lines(o: &Observation) -> Vec<String> {
+    let mut out = Vec::new();
+    match &o.evidence {
+        Evidence::None => {}
+        Evidence::Dns(d) => {
+            let answers: Vec<String> = d.answers.iter().map(|a| a.to_string()).collect();
+            out.push(format!(
+                "dns @{} {}: {} [{}]{}",
+                d.server,
+                if d.protocol.is_empty() {
+                    "udp"
+                } else {
+                    &d.protocol
+                },
+                if d.rcode.is_empty() {
+                    "no answer"
+                } else {
+                    &d.rcode
+                },
+                answers.join(", "),
+                d.ttl.map(|t| format!(" ttl {t}")).unwrap_or_default()
+            ));
+            for h in &d.hosts_entries {
+                out.push(format!(
+                    "{}:{}: {} {}",
+                    h.file,
+                    h.line,
+                    h.ip,
+                    h.names.join(" ")
+                ));
+            }
+            if let Some(r) = &d.resolv_conf {
+                let ns: Vec<String> = r.nameservers.iter().map(|n| n.to_string()).collect();
+                out.push(format!(
+                    "{}: nameserver {} search {}",
+                    r.file,
+                    ns.join(" "),
+                    r.search.join(" ")
+                ));
+            }
+            if !d.effective.is_empty() {
+                let eff: Vec<String> = d.effective.iter().map(|a| a.to_string()).collect();
+                out.push(format!(
+                    "effective answer at the vantage: {} (from {})",
+                    eff.join(", "),
+                    d.effective_source
+                ));
+            }
+        }
+        Evidence::Tcp(t) => out.push(format!(
+            "tcp {}: {}{}",
+            t.addr,
+            t.state,
+            t.os_error
+                .as_ref()
+                .map(|e| format!(" ({e})"))
+                .unwrap_or_default()
+        )),
+        Evidence::Tls(t) => tls_lines(t, &mut out),
+        Evidence::Mtls(m) => {
+            tls_lines(&m.tls, &mut out);
+            out.push(format!(
+                "client certificate {}; hinted CAs: {}; without a certificate: {}{}",
+                if m.requested {
+                    "requested"
+                } else {
+                    "not requested"
+                },
+                if m.ca_hints.is_empty() {
+                    "none".to_string()
+                } else {
+                    m.ca_hints.join("; ")
+                },
+                m.without_cert,
+                m.with_cert
+                    .as_ref()
+                    .map(|w| format!("; with ours: {w}"))
+                    .unwrap_or_default()
+            ));
+        }
+        Evidence::Http(h) => {
+            if let Some(t) = &h.tls {
+                tls_lines(t, &mut out);
+            }
+            let body: String = h.body.chars().take(120).collect();
+            out.push(format!(
+                "http {} via {}: {}{}{}",
+                h.url,
+                h.connect,
+                h.status
+                    .map(|s| s.to_string())
+                    .unwrap_or_else(|| "no response".into()),
+                h.server
+                    .as_ref()
+                    .map(|s| format!(" (Server: {s})"))
+                    .unwrap_or_default(),
+                h.proxy_meaning
+                    .as_ref()
+                    .map(|m| format!(" meaning {m}"))
+                    .unwrap_or_default()
+            ));
+            if !body.trim().is_empty() {
+                out.push(format!("body: {}", body.trim()));
+            }
+        }
+    }
+    out
+}
+
+fn tls_lines(t: &crate::observe::TlsEvidence, out: &mut Vec<String>) {
+    if !t.protocol.is_empty() {
+        out.push(format!(
+            "tls {} sni {}: {} {}{}",
+            t.addr,
+            if t.sni.is_empty() { "-" } else { &t.sni },
+            t.protocol,
+            t.cipher,
+            t.alpn
+                .as_ref()
+                .map(|a| format!(" alpn {a}"))
+                .unwrap_or_default()
+        ));
+    }
+    for (i, c) in t.chain.iter().enumerate() {
+        let mut names: Vec<String> = c.dns_sans.clone();
+        names.extend(c.ip_sans.iter().map(|i| i.to_string()));
+        out.push(format!(
+            "cert[{i}] subject {} issuer {} names [{}] valid {} .. {}",
+            c.subject,
+            c.issuer,
+            names.join(", "),
+            c.not_before,
+            c.not_after
+        ));
+    }
+    if let Some(e) = &t.verify_error {
+        out.push(format!(
+            "verification failed: {e}{}",
+            if t.verify_detail.is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", t.verify_detail)
+            }
+        ));
+    }
+    if let (Some(secs), Some(frac)) = (t.remaining_secs, t.remaining_fraction) {
+        out.push(format!(
+            "leaf lifetime left: {}h{:02}m ({:.0}%)",
+            secs / 3600,
+            (secs.abs() % 3600) / 60,
+            frac * 100.0
+        ));
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -142,7 +142,9 @@ impl ProbeSpec {
     pub fn target_addr(&self) -> SocketAddr {
         match self {
             ProbeSpec::Dns { server, .. } => *server,
-            ProbeSpec::Tcp { addr } | ProbeSpec::Tls { addr, .. } | ProbeSpec::Mtls { addr, .. } => *addr,
+            ProbeSpec::Tcp { addr }
+            | ProbeSpec::Tls { addr, .. }
+            | ProbeSpec::Mtls { addr, .. } => *addr,
             ProbeSpec::Http { connect, .. } => *connect,
         }
     }

@@ -1,0 +1,147 @@
+//! The catalogue of live finding codes: what each means, how to confirm it by hand, how to fix it.
+//! `explain CODE` and `docs/findings.md` are generated from it.
+
+use crate::finding::Severity;
+use crate::observe::Layer;
+
+/// One finding code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CodeInfo {
+    pub code: &'static str,
+    pub layer: Option<Layer>,
+    pub severity: Severity,
+    pub title: &'static str,
+    /// What it means, and which platform failure it usually is.
+    pub meaning: &'static str,
+    /// How to confirm it by hand.
+    pub confirm: &'static str,
+    /// How to fix it.
+    pub fix: &'static str,
+}
+
+macro_rules! code {
+    ($code:literal, $layer:expr, $sev:ident, $title:literal, $meaning:literal, $confirm:literal, $fix:literal) => {
+        CodeInfo {
+            code: $code,
+            layer: $layer,
+            severity: Severity::$sev,
+            title: $title,
+            meaning: $meaning,
+            confirm: $confirm,
+            fix: $fix,
+        }
+    };
+}
+
+/// Every live code, in documentation order.
+pub const LIVE: &[CodeInfo] = &[
+    code!("PD-DNS-001", Some(Layer::Dns), Error, "name does not resolve",
+        "The nameserver answered NXDOMAIN (or NOERROR with no A record) for a name the intended state defines. With dnsmasq's `local=/<domain>/` every unlisted name is NXDOMAIN, so a record missing from 00-phoenix-internal.conf is fatal (PLATFORM_FACTS F27: no LXC named Nginx-Phoenix empties the whole file).",
+        "dig @<dns ip> <name> +norecurse; cat /etc/dnsmasq.d/00-phoenix-internal.conf; phoenix-doctor show dns | diff - /etc/dnsmasq.d/00-phoenix-internal.conf",
+        "Re-run the DNS generator (phoenix sync all) after fixing the config; check that an LXC named exactly `Nginx-Phoenix` exists."),
+    code!("PD-DNS-002", Some(Layer::Dns), Error, "DNS answer differs from the intended record",
+        "The nameserver answers with another address than the record derived from the configs (first rule wins). The classic case is F1: portainer-agent resolving to the gateway, so Portainer dials NGINX instead of the agent.",
+        "dig @<dns ip> <name> +short, compared with `phoenix-doctor show dns`",
+        "Regenerate /etc/dnsmasq.d/00-phoenix-internal.conf from the current configs and restart dnsmasq; remove hand-written address= lines."),
+    code!("PD-DNS-003", Some(Layer::Dns), Error, "hosts-file override at the vantage",
+        "The vantage's /etc/hosts pins the name to an address other than the nameserver's answer, so programs there never ask DNS (F2: append-only `grep -q || echo >>` entries survive config changes; the seed's LXC 102 had `10.0.0.101 portainer.internal.thinkheads.ai`).",
+        "pct exec <id> -- grep -n <name> /etc/hosts; pct exec <id> -- getent hosts <name>; dig @<dns ip> <name> +short",
+        "Delete the stale line from the guest's /etc/hosts (and the script that appends it)."),
+    code!("PD-DNS-004", Some(Layer::Dns), Error, "nameserver does not answer",
+        "No answer from the nameserver before the timeout, or the port is closed (ICMP refused): dnsmasq is down, bound to another address (it listens only on the host IP, not 127.0.0.1: F24) or a firewall drops port 53.",
+        "dig @<dns ip> <name> +time=2 +tries=1; ss -ulpn 'sport = :53' on the host; systemctl status dnsmasq",
+        "Start dnsmasq (systemctl restart dnsmasq) and check listen-address; allow udp/tcp 53 from the guests in cluster.fw."),
+    code!("PD-DNS-005", Some(Layer::Dns), Error, "nameserver refuses or fails the query",
+        "The nameserver answered REFUSED or SERVFAIL: the name is outside the zones it serves and it has no upstream, or the upstream failed.",
+        "dig @<dns ip> <name>",
+        "Check `local=/<domain>/` and `server=` lines in /etc/dnsmasq.conf; query the right nameserver (the guest's resolv.conf)."),
+    code!("PD-TCP-001", Some(Layer::Tcp), Error, "connection refused",
+        "The target answered with a reset or an ICMP port-unreachable: nothing listens there (service down, wrong port, crashed container) or a firewall rejects.",
+        "nc -vz -w 3 <ip> <port> from the vantage; on the target: ss -tlnp | grep <port>",
+        "Start the service or fix the port in the config; if a firewall rejects, add the rule for this source."),
+    code!("PD-TCP-002", Some(Layer::Tcp), Error, "connection filtered (no answer)",
+        "No answer to the SYN before the timeout: a firewall drops it (Proxmox policy_in DROP with no matching IN rule, F4/F5/F6) or the host is down.",
+        "nc -vz -w 3 <ip> <port> from the vantage and from another source; pve-firewall compile; cat /etc/pve/firewall/<vmid>.fw",
+        "Add the missing IN rule on the destination (and OUT rule on the source if its policy_out is not ACCEPT), then pve-firewall restart."),
+    code!("PD-TCP-003", Some(Layer::Tcp), Error, "host or network unreachable",
+        "The kernel reported no route, or an ICMP host/admin-prohibited answer came back.",
+        "ip route get <ip> at the vantage; ping -c1 <ip>",
+        "Fix the guest's network_config (IP, bridge, gateway) or the firewall rule that rejects with icmp."),
+    code!("PD-TLS-001", Some(Layer::Tls), Error, "certificate expired or not yet valid",
+        "The served leaf is outside its validity window. The platform's leaves live 24 hours and renew hourly when less than 12 hours remain (F19): an expired leaf means renewal has been failing (step-ca unreachable F6, cron missing).",
+        "openssl s_client -connect <ip>:<port> -servername <sni> </dev/null | openssl x509 -noout -dates",
+        "Run certificate-renewal-manager.sh --force and check it can reach the CA's :9000; then reload the service."),
+    code!("PD-TLS-002", Some(Layer::Tls), Error, "certificate does not name the host",
+        "The leaf's SANs do not include the name (or IP) the client verifies. The gateway certificate covers only the names in certificate-manifest.json (F11); Traefik verifies backends by the URL's IP, so a Portainer leaf without its IP SAN fails (F15).",
+        "openssl s_client -connect <ip>:<port> -servername <sni> -verify_hostname <sni> -CAfile <root>",
+        "Add the name (or IP) to the manifest entry's `sans` and re-issue the certificate."),
+    code!("PD-TLS-003", Some(Layer::Tls), Error, "certificate not issued by the trusted CA",
+        "The chain does not lead to the trust anchor this hop uses (another CA, a stale root after a CA re-init).",
+        "openssl s_client -connect <ip>:<port> -servername <sni> -CAfile <root> -showcerts",
+        "Re-issue the leaf from the platform's step-ca, or distribute the current root (phoenix_root_ca.crt) to the client."),
+    code!("PD-TLS-004", Some(Layer::Tls), Error, "intermediate certificate not served",
+        "The server sends only its leaf; clients that do not have the intermediate cannot build the chain (curl: unable to get local issuer certificate). The chain verifies once the CA's intermediate is added, which is how this was detected.",
+        "openssl s_client -connect <ip>:<port> -servername <sni> -showcerts (one certificate only)",
+        "Serve the full chain (leaf + intermediate): use the bundle step writes, e.g. ssl_certificate with the .crt that contains both."),
+    code!("PD-TLS-005", Some(Layer::Tls), Error, "self-signed certificate where a CA-issued one is expected",
+        "The server presents a self-signed leaf. For Portainer :9443 this is F14: the compose flags `--tlscert/--tlskey` are Docker-endpoint flags, so Portainer keeps its own self-signed certificate and Traefik's verification fails (HTTP 500 at the gateway).",
+        "openssl s_client -connect <ip>:<port> -showcerts | openssl x509 -noout -issuer -subject",
+        "Serve the step-ca issued certificate (Portainer: --sslcert/--sslkey)."),
+    code!("PD-TLS-006", Some(Layer::Tls), Error, "TLS handshake failed",
+        "The peer did not complete a TLS handshake: it speaks another protocol (plain HTTP on a TLS port, F9), sent garbage, reset the connection or stayed silent.",
+        "openssl s_client -connect <ip>:<port> -servername <sni> -brief",
+        "Point the client at the TLS port, or fix the scheme (http:// vs https://) of the route."),
+    code!("PD-TLS-007", Some(Layer::Tls), Warning, "certificate close to expiry",
+        "Less than 40% of the leaf's life remains. With 24-hour leaves renewed when under 12 hours remain, this means the last renewal did not happen.",
+        "openssl x509 -checkend 43200 on the served certificate; journal of the renewal cron",
+        "Run certificate-renewal-manager.sh and fix what stops the hourly renewal."),
+    code!("PD-TLS-008", Some(Layer::Tls), Error, "certificate not valid for this use",
+        "The leaf's key usage or extended key usage does not allow server authentication.",
+        "openssl x509 -noout -ext keyUsage,extendedKeyUsage",
+        "Re-issue with the serverAuth EKU (step's default leaf template)."),
+    code!("PD-TLS-009", Some(Layer::Tls), Error, "self-signed certificate does not name the expected host",
+        "A documented self-signed server (the Portainer agent names only localhost and its IP) presented a certificate for other names: another service answers on that address.",
+        "openssl s_client -connect <ip>:<port> | openssl x509 -noout -ext subjectAltName",
+        "Check what listens on the port (docker ps on the VM); restart the agent container."),
+    code!("PD-MTLS-001", Some(Layer::Mtls), Error, "client certificate not required",
+        "The hop is documented as mutually authenticated, but the server completes the handshake and serves a client without a certificate.",
+        "openssl s_client -connect <ip>:<port> (no -cert) then send a request: it is answered",
+        "Require client certificates on the server (Go: tls.RequireAndVerifyClientCert; nginx: ssl_verify_client on)."),
+    code!("PD-MTLS-002", Some(Layer::Mtls), Error, "our client identity is rejected",
+        "The server demands a client certificate and rejects the identity this hop presents (TLS alert unknown_ca, bad_certificate, certificate_required, or nginx HTTP 400): the client certificate is from another CA, expired, or lacks the clientAuth EKU.",
+        "openssl s_client -connect <ip>:<port> -cert <client.crt> -key <client.key> -CAfile <root>; read the alert",
+        "Issue the client certificate from the CA the server trusts, with the clientAuth EKU."),
+    code!("PD-HTTP-001", Some(Layer::Http), Error, "no route for the Host",
+        "Traefik answered `404 page not found`: no router matches the Host. Stack labels are dead config when Traefik has no docker provider (F12).",
+        "curl -s -H 'Host: <name>' http://<traefik ip>:80/; curl http://<traefik ip>:8080/api/http/routers",
+        "Add a router for the Host (file provider: dynamic_conf.yml, or enable the docker provider)."),
+    code!("PD-HTTP-002", Some(Layer::Http), Error, "unexpected HTTP status",
+        "The service answered with a status other than the expected one.",
+        "curl -sv <url> from the vantage",
+        "Check the service's logs and the path the hop expects."),
+    code!("PD-HTTP-003", Some(Layer::Http), Error, "unexpected response body",
+        "The status was right but the body lacks the expected text (another service answers on the address).",
+        "curl -s <url>",
+        "Check which service listens on the port."),
+    code!("PD-HTTP-004", Some(Layer::Http), Error, "no response before the timeout",
+        "The connection was accepted but no response came back in time: the service hangs or is overloaded; through a proxy this shows as 504.",
+        "curl -sv --max-time 5 <url> from the vantage",
+        "Check the service's health and resources."),
+    code!("PD-HTTP-005", Some(Layer::Http), Error, "proxy reports a backend failure",
+        "A proxy (NGINX or Traefik) answered 502, 504 or 500 and no direct probe of the hops behind it explains why.",
+        "curl -sv through the proxy and directly to each backend from the proxy's vantage; the proxy's error log",
+        "Probe the backends from the proxy's guest (pct exec <id> -- curl ...) and fix the one that fails."),
+    code!("PD-RUN-001", None, Warning, "target outside the allowed scope",
+        "The step's address lies outside --scope, so it was not probed: the verdict cannot cover it.",
+        "phoenix-doctor plan <target>",
+        "Widen --scope if the address is right, or fix the config that produced it."),
+    code!("PD-RUN-002", None, Warning, "could not judge from this vantage",
+        "The tool or the transport to the vantage failed (pct exec/qm guest exec error, agent missing, file unreadable); nothing is known about the target.",
+        "Run the printed command by hand.",
+        "Install the agent (--push), start the guest agent, or run from the host with --vantage host."),
+];
+
+/// Look up a live code.
+pub fn lookup(code: &str) -> Option<&'static CodeInfo> {
+    LIVE.iter().find(|c| c.code.eq_ignore_ascii_case(code))
+}
