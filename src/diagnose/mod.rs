@@ -645,7 +645,7 @@ fn http_judgement(
         {
             return (Verdict::Diverged, "PD-HTTP-001", true);
         }
-        if !meaning.is_empty() || matches!(h.status, Some(502 | 503 | 504)) {
+        if !meaning.is_empty() || matches!(h.status, Some(502..=504)) {
             return (Verdict::Diverged, "PD-HTTP-005", true);
         }
         if h.status == Some(500) {
