@@ -30,6 +30,7 @@ impl P {
             id: id.into(),
             from,
             to: to.into(),
+            from_label: String::new(),
             title: id.into(),
         });
     }

@@ -183,6 +183,9 @@ pub struct Hop {
     pub id: String,
     pub from: VantageRef,
     pub to: String,
+    /// A name for the source in diagrams (`nginx` for lxc:101); empty = the vantage itself.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub from_label: String,
     /// Words for people: `host → NGINX gateway :443`.
     pub title: String,
 }
