@@ -115,6 +115,9 @@ pub struct HopResult {
     pub id: String,
     pub from: String,
     pub to: String,
+    /// A name for the source in diagrams (empty = `from`).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub from_label: String,
     pub title: String,
     /// `ok`, `diverged`/`unreachable` (broken by its own layers), `warn`, `cannot-judge`,
     /// or `blocked` when its only failures are symptoms of a hop behind it.
@@ -317,6 +320,7 @@ pub fn diagnose(plan: &Plan, run: &Run, static_findings: &[Finding]) -> Report {
                 id: h.id.clone(),
                 from: h.from.to_string(),
                 to: h.to.clone(),
+                from_label: h.from_label.clone(),
                 title: h.title.clone(),
                 verdict,
             }
@@ -826,4 +830,4 @@ fn tls_lines(t: &crate::observe::TlsEvidence, out: &mut Vec<String>) {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

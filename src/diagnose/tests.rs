@@ -9,9 +9,9 @@ fn addr(s: &str) -> SocketAddr {
     s.parse().unwrap()
 }
 
-struct P {
-    plan: Plan,
-    obs: Vec<Observation>,
+pub(crate) struct P {
+    pub(crate) plan: Plan,
+    pub(crate) obs: Vec<Observation>,
 }
 
 impl P {
@@ -62,10 +62,10 @@ impl P {
         });
         id
     }
-    fn ok(&mut self, id: &str) {
+    pub(crate) fn ok(&mut self, id: &str) {
         self.obs.push(obs(id, Outcome::Ok, None, Evidence::None));
     }
-    fn run(&self) -> Report {
+    pub(crate) fn run(&self) -> Report {
         let run = Run {
             schema_version: 1,
             target: "qdrant".into(),
@@ -77,7 +77,12 @@ impl P {
     }
 }
 
-fn obs(id: &str, outcome: Outcome, reason: Option<&str>, evidence: Evidence) -> Observation {
+pub(crate) fn obs(
+    id: &str,
+    outcome: Outcome,
+    reason: Option<&str>,
+    evidence: Evidence,
+) -> Observation {
     Observation {
         step: id.into(),
         outcome,
@@ -90,7 +95,7 @@ fn obs(id: &str, outcome: Outcome, reason: Option<&str>, evidence: Evidence) -> 
     }
 }
 
-fn http_ev(status: u16, body: &str, meaning: Option<&str>) -> Evidence {
+pub(crate) fn http_ev(status: u16, body: &str, meaning: Option<&str>) -> Evidence {
     Evidence::Http(HttpEvidence {
         url: "https://x/".into(),
         connect: "127.0.0.1:443".into(),
@@ -126,7 +131,7 @@ fn http() -> ProbeSpec {
 }
 
 /// The deploy path: host → gateway → router → portainer.
-fn deploy_path() -> (P, [String; 7]) {
+pub(crate) fn deploy_path() -> (P, [String; 7]) {
     let mut p = P::new();
     p.hop("host-gateway-portainer", VantageRef::Host, "nginx");
     p.hop("gateway-router-portainer", VantageRef::Lxc(101), "traefik");

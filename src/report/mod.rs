@@ -1,1 +1,111 @@
-//! Renderers for plans, lint results and trace reports: table, JSON, JUnit, Mermaid, Prometheus.
+//! Renderers for trace reports: table (for people), JSON (versioned contract), JUnit XML,
+//! Mermaid sequence diagram, Prometheus text format. They write to `&mut dyn Write` and
+//! never decide verdicts.
+
+mod junit;
+mod mermaid;
+mod prometheus;
+mod table;
+
+use crate::cli::Format;
+use crate::diagnose::{Overall, Report, REPORT_SCHEMA_VERSION};
+use serde::Serialize;
+use std::io::{self, Write};
+
+/// Rendering options.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Style {
+    /// ANSI colours (only on a TTY, never with NO_COLOR).
+    pub color: bool,
+}
+
+/// Whether to colour output on stdout: a terminal, no `NO_COLOR`, no `--no-color`.
+pub fn stdout_color(no_color_flag: bool) -> bool {
+    use std::io::IsTerminal;
+    !no_color_flag
+        && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+        && io::stdout().is_terminal()
+}
+
+/// Render one trace report.
+pub fn render(report: &Report, format: Format, style: Style, w: &mut dyn Write) -> io::Result<()> {
+    render_many(std::slice::from_ref(report), format, style, w)
+}
+
+/// The JSON document for `check` (several reports).
+#[derive(Serialize)]
+struct CheckDoc<'a> {
+    schema_version: u32,
+    verdict: Overall,
+    reports: &'a [Report],
+}
+
+/// The overall verdict of several reports: diverged wins over cannot-judge over healthy.
+pub fn overall(reports: &[Report]) -> Overall {
+    if reports.iter().any(|r| r.verdict == Overall::Diverged) {
+        Overall::Diverged
+    } else if reports.iter().any(|r| r.verdict == Overall::CannotJudge) {
+        Overall::CannotJudge
+    } else {
+        Overall::Healthy
+    }
+}
+
+/// Render one report (trace) or several (check) in `format`.
+pub fn render_many(
+    reports: &[Report],
+    format: Format,
+    style: Style,
+    w: &mut dyn Write,
+) -> io::Result<()> {
+    match format {
+        Format::Table => {
+            for (i, r) in reports.iter().enumerate() {
+                if i > 0 {
+                    writeln!(w)?;
+                }
+                table::render(r, style, w)?;
+            }
+            if reports.len() > 1 {
+                table::summary(reports, style, w)?;
+            }
+            Ok(())
+        }
+        Format::Json => {
+            if reports.len() == 1 {
+                serde_json::to_writer_pretty(&mut *w, &reports[0])?;
+            } else {
+                let doc = CheckDoc {
+                    schema_version: REPORT_SCHEMA_VERSION,
+                    verdict: overall(reports),
+                    reports,
+                };
+                serde_json::to_writer_pretty(&mut *w, &doc)?;
+            }
+            writeln!(w)
+        }
+        Format::Junit => junit::render(reports, w),
+        Format::Mermaid => {
+            for r in reports {
+                mermaid::render(r, w)?;
+            }
+            Ok(())
+        }
+        Format::Prometheus => prometheus::render(reports, w),
+    }
+}
+
+/// Shorten `s` to at most `n` characters for tables.
+pub(crate) fn clip(s: &str, n: usize) -> String {
+    let s = s.replace('\n', " ");
+    if s.chars().count() <= n {
+        s
+    } else {
+        let mut out: String = s.chars().take(n.saturating_sub(1)).collect();
+        out.push('…');
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests;

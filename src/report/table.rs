@@ -1,0 +1,205 @@
+//! The table format: the first divergence on top, then hops, steps and findings.
+
+use super::{clip, Style};
+use crate::diagnose::{Overall, Report, Verdict};
+use crate::finding::Severity;
+use std::io::{self, Write};
+use tabled::builder::Builder;
+use tabled::settings::Style as TStyle;
+
+const RED: &str = "\x1b[31m";
+const GREEN: &str = "\x1b[32m";
+const YELLOW: &str = "\x1b[33m";
+const BOLD: &str = "\x1b[1m";
+const RESET: &str = "\x1b[0m";
+
+fn paint(s: &str, color: &str, style: Style) -> String {
+    if style.color {
+        format!("{color}{s}{RESET}")
+    } else {
+        s.to_string()
+    }
+}
+
+fn verdict_color(v: Verdict) -> &'static str {
+    match v {
+        Verdict::Ok => GREEN,
+        Verdict::Diverged | Verdict::Unreachable => RED,
+        Verdict::Warn | Verdict::CannotJudge => YELLOW,
+        Verdict::Blocked => "",
+    }
+}
+
+fn overall_color(v: Overall) -> &'static str {
+    match v {
+        Overall::Healthy => GREEN,
+        Overall::Diverged => RED,
+        Overall::CannotJudge => YELLOW,
+    }
+}
+
+pub(super) fn render(r: &Report, style: Style, w: &mut dyn Write) -> io::Result<()> {
+    let head = format!("trace {}: {}", r.target, r.verdict.as_str().to_uppercase());
+    writeln!(
+        w,
+        "{}  ({} steps, {:.0} ms{})",
+        paint(&head, overall_color(r.verdict), style),
+        r.steps.len(),
+        r.duration_ms,
+        if r.attempts > 1 {
+            format!(", {} attempts", r.attempts)
+        } else {
+            String::new()
+        }
+    )?;
+    if let Some(fd) = &r.first_divergence {
+        if let Some(f) = r
+            .findings
+            .iter()
+            .find(|f| f.hop == fd.hop && f.code == fd.code)
+        {
+            writeln!(w)?;
+            writeln!(
+                w,
+                "{} {} {} — {}",
+                paint("First divergence:", BOLD, style),
+                paint(&f.code, RED, style),
+                fd.step,
+                f.title
+            )?;
+            writeln!(w, "  expected:   {}", f.expected)?;
+            writeln!(w, "  actual:     {}", f.actual)?;
+            for e in &f.evidence {
+                writeln!(w, "  evidence:   {e}")?;
+            }
+            for p in &f.provenance {
+                writeln!(w, "  config:     {p}")?;
+            }
+            if !f.hint.is_empty() {
+                writeln!(w, "  fix:        {}", f.hint)?;
+            }
+            writeln!(w, "  more:       phoenix-doctor explain {}", f.code)?;
+        }
+    }
+
+    writeln!(w)?;
+    let mut b = Builder::default();
+    b.push_record(["hop", "from", "to", "verdict", "steps"]);
+    for h in &r.hops {
+        let steps: Vec<String> = r
+            .steps
+            .iter()
+            .filter(|s| s.hop == h.id)
+            .map(|s| format!("{} {}", s.layer, mark(s.verdict)))
+            .collect();
+        b.push_record([
+            h.id.clone(),
+            h.from.clone(),
+            h.to.clone(),
+            paint(h.verdict.as_str(), verdict_color(h.verdict), style),
+            steps.join("  "),
+        ]);
+    }
+    writeln!(w, "{}", b.build().with(TStyle::sharp()))?;
+
+    let failing: Vec<_> = r
+        .steps
+        .iter()
+        .filter(|s| s.verdict != Verdict::Ok)
+        .collect();
+    if !failing.is_empty() {
+        let mut b = Builder::default();
+        b.push_record(["step", "from", "verdict", "expected", "actual"]);
+        for s in failing {
+            let verdict = match &s.symptom_of {
+                Some(h) => format!("{} (symptom of {h})", s.verdict.as_str()),
+                None => s.verdict.as_str().to_string(),
+            };
+            b.push_record([
+                s.id.clone(),
+                s.from.clone(),
+                paint(&verdict, verdict_color(s.verdict), style),
+                clip(&s.expected, 48),
+                clip(&s.actual, 64),
+            ]);
+        }
+        writeln!(w, "{}", b.build().with(TStyle::sharp()))?;
+    }
+
+    let others: Vec<_> = r
+        .findings
+        .iter()
+        .filter(|f| {
+            r.first_divergence
+                .as_ref()
+                .is_none_or(|fd| !(fd.hop == f.hop && fd.code == f.code))
+        })
+        .collect();
+    if !others.is_empty() {
+        writeln!(w, "\nOther findings:")?;
+        for f in others {
+            let sev = match f.severity {
+                Severity::Error => paint("error", RED, style),
+                Severity::Warning => paint("warning", YELLOW, style),
+                Severity::Info => "info".to_string(),
+            };
+            let origin = if f.origin == "static" {
+                " [config]"
+            } else {
+                ""
+            };
+            writeln!(w, "  {} {sev}{origin}: {}", f.code, f.title)?;
+            if !f.expected.is_empty() || !f.actual.is_empty() {
+                writeln!(w, "      expected {} / actual {}", f.expected, f.actual)?;
+            }
+            for e in f.evidence.iter().filter(|e| e.starts_with("symptom")) {
+                writeln!(w, "      {e}")?;
+            }
+            if let Some(p) = f.provenance.first() {
+                writeln!(w, "      config: {p}")?;
+            }
+        }
+    }
+    Ok(())
+}
+
+fn mark(v: Verdict) -> &'static str {
+    match v {
+        Verdict::Ok => "ok",
+        Verdict::Diverged | Verdict::Unreachable => "FAIL",
+        Verdict::Blocked => "-",
+        Verdict::CannotJudge => "?",
+        Verdict::Warn => "warn",
+    }
+}
+
+pub(super) fn summary(reports: &[Report], style: Style, w: &mut dyn Write) -> io::Result<()> {
+    writeln!(w)?;
+    let mut b = Builder::default();
+    b.push_record(["target", "verdict", "first divergence", "steps", "ms"]);
+    for r in reports {
+        let fd = r
+            .first_divergence
+            .as_ref()
+            .map(|d| format!("{} {} {}", d.hop, d.layer, d.code))
+            .unwrap_or_else(|| "-".into());
+        b.push_record([
+            r.target.clone(),
+            paint(r.verdict.as_str(), overall_color(r.verdict), style),
+            fd,
+            r.steps.len().to_string(),
+            format!("{:.0}", r.duration_ms),
+        ]);
+    }
+    writeln!(w, "{}", b.build().with(TStyle::sharp()))?;
+    let overall = super::overall(reports);
+    writeln!(
+        w,
+        "{}",
+        paint(
+            &format!("check: {}", overall.as_str().to_uppercase()),
+            overall_color(overall),
+            style
+        )
+    )
+}

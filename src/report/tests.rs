@@ -1,0 +1,134 @@
+//! Snapshot tests of every format for a healthy and a broken report.
+
+use super::*;
+use crate::diagnose::tests::{deploy_path, http_ev, obs};
+use crate::diagnose::Report;
+use crate::observe::{Evidence, Observation, Outcome, TlsEvidence};
+
+fn healthy() -> Report {
+    let (mut p, ids) = deploy_path();
+    for id in &ids {
+        p.ok(id);
+    }
+    p.run()
+}
+
+fn broken() -> Report {
+    let (mut p, ids) = deploy_path();
+    let [a, b, c, d, e, f, g] = ids;
+    p.ok(&a);
+    p.obs.push(obs(
+        &b,
+        Outcome::Failed,
+        Some("502 Bad Gateway from nginx"),
+        http_ev(502, "Bad Gateway", Some("bad-gateway")),
+    ));
+    p.ok(&c);
+    p.obs.push(obs(
+        &d,
+        Outcome::Failed,
+        Some("500 from the router"),
+        http_ev(500, "Internal Server Error", Some("backend-tls")),
+    ));
+    p.ok(&e);
+    let t = TlsEvidence {
+        verify_error: Some("self-signed".into()),
+        verify_detail: "issuer = subject = CN=portainer".into(),
+        ..Default::default()
+    };
+    p.obs.push(obs(
+        &f,
+        Outcome::Failed,
+        Some("self-signed certificate"),
+        Evidence::Tls(t),
+    ));
+    p.obs.push(Observation::blocked(&g, &f));
+    p.run()
+}
+
+fn render_str(r: &Report, format: Format) -> String {
+    let mut out = Vec::new();
+    render(r, format, Style::default(), &mut out).unwrap();
+    String::from_utf8(out).unwrap()
+}
+
+#[test]
+fn table_formats() {
+    insta::assert_snapshot!("table_healthy", render_str(&healthy(), Format::Table));
+    let t = render_str(&broken(), Format::Table);
+    assert!(
+        t.contains("First divergence: PD-TLS-005 router-portainer.tls"),
+        "{t}"
+    );
+    assert!(!t.contains("\x1b["), "no colour unless asked");
+    insta::assert_snapshot!("table_broken", t);
+}
+
+#[test]
+fn colour_only_when_asked() {
+    let mut out = Vec::new();
+    render(&broken(), Format::Table, Style { color: true }, &mut out).unwrap();
+    assert!(String::from_utf8(out).unwrap().contains("\x1b[31m"));
+}
+
+#[test]
+fn json_format_is_the_report() {
+    let r = broken();
+    let s = render_str(&r, Format::Json);
+    let v: serde_json::Value = serde_json::from_str(&s).unwrap();
+    assert_eq!(v["schema_version"], 1);
+    assert_eq!(v["verdict"], "diverged");
+    assert_eq!(v["first_divergence"]["hop"], "router-portainer");
+    assert_eq!(v["first_divergence"]["layer"], "tls");
+    assert_eq!(v["first_divergence"]["code"], "PD-TLS-005");
+    let back: Report = serde_json::from_str(&s).unwrap();
+    assert_eq!(back, r);
+    insta::assert_snapshot!("json_healthy", render_str(&healthy(), Format::Json));
+}
+
+#[test]
+fn junit_format() {
+    let s = render_str(&broken(), Format::Junit);
+    assert!(s.contains(r#"tests="7" failures="3" errors="0""#), "{s}");
+    assert!(s.contains("<skipped message=\"blocked"));
+    assert!(s.contains("symptom of router-portainer"));
+    insta::assert_snapshot!("junit_broken", s);
+    insta::assert_snapshot!("junit_healthy", render_str(&healthy(), Format::Junit));
+}
+
+#[test]
+fn mermaid_format() {
+    let s = render_str(&broken(), Format::Mermaid);
+    assert!(s.starts_with("sequenceDiagram\n"));
+    assert!(s.contains("rect rgb(255, 205, 205)"));
+    assert!(s.contains("-xportainer: router-portainer"), "{s}");
+    insta::assert_snapshot!("mermaid_broken", s);
+    insta::assert_snapshot!("mermaid_healthy", render_str(&healthy(), Format::Mermaid));
+}
+
+#[test]
+fn prometheus_format() {
+    let s = render_str(&broken(), Format::Prometheus);
+    assert!(s.contains("phoenix_doctor_trace_healthy{target=\"qdrant\",verdict=\"diverged\"} 0"));
+    assert!(s.contains("phoenix_doctor_first_divergence_info{target=\"qdrant\",hop=\"router-portainer\",from=\"lxc:102\",layer=\"tls\",code=\"PD-TLS-005\"} 1"));
+    insta::assert_snapshot!("prometheus_broken", s);
+    insta::assert_snapshot!(
+        "prometheus_healthy",
+        render_str(&healthy(), Format::Prometheus)
+    );
+}
+
+#[test]
+fn check_json_wraps_reports() {
+    let mut out = Vec::new();
+    render_many(
+        &[healthy(), broken()],
+        Format::Json,
+        Style::default(),
+        &mut out,
+    )
+    .unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+    assert_eq!(v["verdict"], "diverged");
+    assert_eq!(v["reports"].as_array().unwrap().len(), 2);
+}
