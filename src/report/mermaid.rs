@@ -32,14 +32,14 @@ pub(super) fn render(r: &Report, w: &mut dyn Write) -> io::Result<()> {
         }
     };
     for h in &r.hops {
-        add(&h.from_label_or_from());
+        add(&h.source_label());
         add(&h.to);
     }
     for (id, label) in &parts {
         writeln!(w, "    participant {id} as {}", text(label))?;
     }
     for h in &r.hops {
-        let from = ident(&h.from_label_or_from());
+        let from = ident(&h.source_label());
         let to = ident(&h.to);
         let layers: Vec<String> = r
             .steps
@@ -94,11 +94,11 @@ pub(super) fn render(r: &Report, w: &mut dyn Write) -> io::Result<()> {
 }
 
 trait FromLabel {
-    fn from_label_or_from(&self) -> String;
+    fn source_label(&self) -> String;
 }
 
 impl FromLabel for crate::diagnose::HopResult {
-    fn from_label_or_from(&self) -> String {
+    fn source_label(&self) -> String {
         if self.from_label.is_empty() {
             self.from.clone()
         } else {
