@@ -58,6 +58,23 @@ pub struct Run {
 /// Current version of the saved-run format.
 pub const RUN_SCHEMA_VERSION: u32 = 1;
 
+/// What `--save-run` writes and `--replay` reads: for each traced target, the plan, the
+/// observations, and the static findings, so a replay needs neither the network nor the configs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SavedRuns {
+    pub schema_version: u32,
+    pub runs: Vec<SavedRun>,
+}
+
+/// One target's saved run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SavedRun {
+    pub plan: Plan,
+    pub run: Run,
+    #[serde(default)]
+    pub static_findings: Vec<crate::finding::Finding>,
+}
+
 /// Execute `plan` (stub until the engine lands: every step is reported as a tool error).
 pub async fn execute(plan: &Plan, settings: &Settings) -> Run {
     let _ = settings;

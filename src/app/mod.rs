@@ -7,6 +7,7 @@ use std::time::Duration;
 mod agent;
 mod inspect;
 mod lab;
+mod live;
 mod probe;
 mod trace;
 
