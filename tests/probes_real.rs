@@ -693,3 +693,201 @@ fn tls_verify_is_pure_over_der_chain_roots_name_and_time() {
         "no-certificate"
     );
 }
+
+// ---------------------------------------------------------------------------------------------
+// mTLS
+
+fn mtls_spec(addr: &str, sni: &str, id: Option<(&str, &str)>, require: bool) -> ProbeSpec {
+    ProbeSpec::Mtls {
+        addr: sa(addr),
+        sni: sni.into(),
+        trust: ca("root.crt"),
+        identity: id.map(|(c, k)| Identity {
+            cert: p(c),
+            key: p(k),
+        }),
+        require,
+    }
+}
+
+fn mtls_ev(o: &Observation) -> &phoenix_doctor::observe::MtlsEvidence {
+    match &o.evidence {
+        Evidence::Mtls(m) => m,
+        e => panic!("expected mTLS evidence, got {e:?}"),
+    }
+}
+
+const CLIENT: Option<(&str, &str)> = Some(("client.crt", "client.key"));
+const OTHER_CLIENT: Option<(&str, &str)> = Some(("client-other.crt", "client-other.key"));
+
+#[tokio::test]
+async fn mtls_nginx_answers_http_400_after_the_handshake() {
+    let mtls = "ssl_client_certificate @PKI@/ca-bundle.pem; ssl_verify_depth 2;";
+    let servers = [
+        tls_server(
+            "127.0.41.1:8443",
+            "portainer.chain.pem",
+            "portainer.key",
+            &format!("{mtls} ssl_verify_client on;"),
+        ),
+        tls_server(
+            "127.0.41.2:8443",
+            "portainer.chain.pem",
+            "portainer.key",
+            &format!("{mtls} ssl_verify_client optional;"),
+        ),
+        tls_server(
+            "127.0.41.3:8443",
+            "portainer.chain.pem",
+            "portainer.key",
+            "",
+        ),
+    ]
+    .concat();
+    let _n = nginx(
+        &servers,
+        &[
+            sa("127.0.41.1:8443"),
+            sa("127.0.41.2:8443"),
+            sa("127.0.41.3:8443"),
+        ],
+    );
+    let c = ctx(800);
+
+    let o = run(&c, mtls_spec("127.0.41.1:8443", PORTAINER, CLIENT, true)).await;
+    assert_eq!(o.outcome, Outcome::Ok, "{o:?}");
+    let m = mtls_ev(&o);
+    assert!(m.requested);
+    assert!(
+        m.ca_hints.iter().any(|h| h.contains("Lab Root CA")),
+        "{:?}",
+        m.ca_hints
+    );
+    assert_eq!(m.without_cert, "http-400");
+    assert_eq!(m.with_cert.as_deref(), Some("accepted"));
+    assert_eq!(m.verdict, "required-accepting");
+    assert!(m.tls.verified);
+
+    let o = run(
+        &c,
+        mtls_spec("127.0.41.1:8443", PORTAINER, OTHER_CLIENT, true),
+    )
+    .await;
+    assert_eq!(
+        (o.outcome, reason(&o)),
+        (Outcome::Failed, "client-cert-rejected"),
+        "{o:?}"
+    );
+    assert_eq!(mtls_ev(&o).verdict, "required-rejecting");
+    assert_eq!(mtls_ev(&o).with_cert.as_deref(), Some("http-400"));
+
+    let o = run(&c, mtls_spec("127.0.41.1:8443", PORTAINER, None, true)).await;
+    assert_eq!(o.outcome, Outcome::Ok, "{o:?}");
+    assert_eq!(mtls_ev(&o).verdict, "required");
+
+    let o = run(&c, mtls_spec("127.0.41.2:8443", PORTAINER, CLIENT, true)).await;
+    assert_eq!(
+        (o.outcome, reason(&o)),
+        (Outcome::Failed, "client-cert-optional"),
+        "{o:?}"
+    );
+    assert_eq!(mtls_ev(&o).verdict, "optional");
+
+    let o = run(&c, mtls_spec("127.0.41.3:8443", PORTAINER, None, true)).await;
+    assert_eq!(
+        (o.outcome, reason(&o)),
+        (Outcome::Failed, "client-cert-not-requested"),
+        "{o:?}"
+    );
+    assert_eq!(mtls_ev(&o).verdict, "not-requested");
+    assert!(!mtls_ev(&o).requested);
+    let o = run(&c, mtls_spec("127.0.41.3:8443", PORTAINER, None, false)).await;
+    assert_eq!(o.outcome, Outcome::Ok, "{o:?}");
+}
+
+fn haproxy(binds: &[(&str, &str)]) -> Peer {
+    need("haproxy");
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let pem: String = ["portainer.chain.pem", "portainer.key"]
+        .iter()
+        .map(|f| std::fs::read_to_string(p(f)).unwrap())
+        .collect();
+    std::fs::write(d.join("portainer.pem"), pem).unwrap();
+    let mut cfg = String::from(
+        "global\n    log stderr format short local0 err\ndefaults\n    mode http\n    timeout connect 2s\n    timeout client 5s\n    timeout server 5s\n",
+    );
+    for (i, (addr, opts)) in binds.iter().enumerate() {
+        cfg.push_str(&format!(
+            "frontend f{i}\n    bind {addr} ssl crt {pem} ca-file {ca} verify required {opts}\n    http-request return status 200 content-type text/plain string ok\n",
+            pem = d.join("portainer.pem").display(),
+            ca = p("ca-bundle.pem").display()
+        ));
+    }
+    std::fs::write(d.join("haproxy.cfg"), cfg).unwrap();
+    let child = Command::new("haproxy")
+        .arg("-db")
+        .arg("-f")
+        .arg(d.join("haproxy.cfg"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawning haproxy");
+    let mut peer = Peer {
+        name: "haproxy".into(),
+        child,
+        _dir: Some(dir),
+    };
+    let ready: Vec<SocketAddr> = binds.iter().map(|(a, _)| sa(a)).collect();
+    wait_tcp(&ready, &mut peer);
+    peer
+}
+
+#[tokio::test]
+async fn mtls_alerts_from_haproxy_under_tls13_and_tls12() {
+    let _h = haproxy(&[
+        ("127.0.42.1:8443", "ssl-min-ver TLSv1.3"),
+        ("127.0.42.2:8443", "ssl-max-ver TLSv1.2"),
+    ]);
+    let c = ctx(800);
+    // TLS 1.3: the handshake completes; the rejection is an alert on the first read
+    let o = run(&c, mtls_spec("127.0.42.1:8443", PORTAINER, CLIENT, true)).await;
+    assert_eq!(o.outcome, Outcome::Ok, "{o:?}");
+    let m = mtls_ev(&o);
+    assert_eq!(m.tls.protocol, "TLSv1.3");
+    assert_eq!(m.without_cert, "alert:certificate-required");
+    assert_eq!(m.verdict, "required-accepting");
+    let o = run(
+        &c,
+        mtls_spec("127.0.42.1:8443", PORTAINER, OTHER_CLIENT, true),
+    )
+    .await;
+    assert_eq!(
+        (o.outcome, reason(&o)),
+        (Outcome::Failed, "client-cert-rejected"),
+        "{o:?}"
+    );
+    assert_eq!(mtls_ev(&o).with_cert.as_deref(), Some("alert:unknown-ca"));
+    assert_eq!(mtls_ev(&o).verdict, "required-rejecting");
+
+    // TLS 1.2: the handshake itself fails
+    let o = run(&c, mtls_spec("127.0.42.2:8443", PORTAINER, CLIENT, true)).await;
+    assert_eq!(o.outcome, Outcome::Ok, "{o:?}");
+    let m = mtls_ev(&o);
+    assert_eq!(m.without_cert, "alert:handshake-failure");
+    assert_eq!(m.verdict, "required-accepting");
+    assert!(
+        !m.tls.chain.is_empty(),
+        "the served chain is recorded even though the handshake failed"
+    );
+    let o = run(
+        &c,
+        mtls_spec("127.0.42.2:8443", PORTAINER, OTHER_CLIENT, true),
+    )
+    .await;
+    assert_eq!(
+        mtls_ev(&o).with_cert.as_deref(),
+        Some("alert:unknown-ca"),
+        "{o:?}"
+    );
+}
