@@ -891,3 +891,144 @@ async fn mtls_alerts_from_haproxy_under_tls13_and_tls12() {
         "{o:?}"
     );
 }
+
+// ---------------------------------------------------------------------------------------------
+// hostile peers: each ends within its timeout with a classified outcome
+
+async fn hostile(addr: &str, behaviour: &'static str) -> tokio::task::JoinHandle<()> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let l = tokio::net::TcpListener::bind(addr).await.unwrap();
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        loop {
+            let Ok((mut s, _)) = l.accept().await else {
+                return;
+            };
+            match behaviour {
+                "silent" => held.push(s),
+                "garbage" => {
+                    let mut b = [0u8; 1024];
+                    let _ = s.read(&mut b).await;
+                    let _ = s
+                        .write_all(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n")
+                        .await;
+                    held.push(s);
+                }
+                "reset" => {
+                    let mut b = [0u8; 1024];
+                    let _ = s.read(&mut b).await;
+                    let _ = s.set_linger(Some(Duration::ZERO));
+                    drop(s);
+                }
+                "close" => drop(s),
+                _ => unreachable!(),
+            }
+        }
+    })
+}
+
+async fn huge_chain_server(addr: &str) -> tokio::task::JoinHandle<()> {
+    use rustls::pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
+    let ck = rcgen::generate_simple_self_signed(vec!["huge.example.test".to_string()]).unwrap();
+    let leaf = ck.cert.der().clone();
+    let chain: Vec<_> = std::iter::repeat_n(leaf, 200).collect();
+    let total: usize = chain.iter().map(|c| c.len()).sum();
+    assert!(
+        total > 64 * 1024,
+        "the chain must exceed 64 KiB, is {total}"
+    );
+    let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(ck.key_pair.serialize_der()));
+    let cfg = rustls::ServerConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_no_client_auth()
+    .with_single_cert(chain, key)
+    .unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(cfg));
+    let l = tokio::net::TcpListener::bind(addr).await.unwrap();
+    tokio::spawn(async move {
+        loop {
+            let Ok((s, _)) = l.accept().await else { return };
+            let a = acceptor.clone();
+            tokio::spawn(async move {
+                let _ = a.accept(s).await;
+            });
+        }
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_peers_end_classified_within_the_timeout() {
+    let servers = [
+        hostile("127.0.43.1:9443", "silent").await,
+        hostile("127.0.43.2:9443", "garbage").await,
+        hostile("127.0.43.3:9443", "reset").await,
+        hostile("127.0.43.4:9443", "close").await,
+        huge_chain_server("127.0.43.5:9443").await,
+    ];
+    let timeout = 400;
+    let c = ctx(timeout);
+    let limit = Duration::from_millis(timeout + 600);
+    let cases = [
+        ("127.0.43.1:9443", Outcome::TimedOut, "handshake-timeout"),
+        ("127.0.43.2:9443", Outcome::Failed, "not-tls"),
+        ("127.0.43.3:9443", Outcome::Failed, "reset"),
+        ("127.0.43.4:9443", Outcome::Failed, "peer-closed"),
+        ("127.0.43.5:9443", Outcome::Failed, "message-too-large"),
+    ];
+    for (addr, outcome, why) in cases {
+        let t = Instant::now();
+        let o = run(&c, tls_spec(addr, "huge.example.test", Trust::None)).await;
+        assert!(t.elapsed() < limit, "{addr}: took {:?}", t.elapsed());
+        assert_eq!((o.outcome, reason(&o)), (outcome, why), "{addr}: {o:?}");
+        assert_eq!(o.phase.as_deref(), Some("handshake"));
+        // the mTLS probe meets the same peers the same way
+        let t = Instant::now();
+        let o = run(&c, mtls_spec(addr, "huge.example.test", None, true)).await;
+        assert!(t.elapsed() < limit, "{addr} mtls: took {:?}", t.elapsed());
+        assert_eq!(o.outcome, outcome, "{addr} mtls: {o:?}");
+    }
+    // plain HTTP to a silent peer: no first byte before the timeout
+    let t = Instant::now();
+    let o = run(
+        &c,
+        ProbeSpec::Http {
+            url: "http://127.0.43.1:9443/".into(),
+            connect: sa("127.0.43.1:9443"),
+            trust: None,
+            identity: None,
+            expect_status: vec![],
+            expect_body: None,
+        },
+    )
+    .await;
+    assert!(t.elapsed() < limit, "http: took {:?}", t.elapsed());
+    assert_eq!(
+        (o.outcome, reason(&o)),
+        (Outcome::TimedOut, "timeout"),
+        "{o:?}"
+    );
+    // garbage instead of an HTTP answer
+    let o = run(
+        &c,
+        ProbeSpec::Http {
+            url: "https://127.0.43.2:9443/".into(),
+            connect: sa("127.0.43.2:9443"),
+            trust: None,
+            identity: None,
+            expect_status: vec![],
+            expect_body: None,
+        },
+    )
+    .await;
+    assert_eq!(
+        (o.outcome, reason(&o)),
+        (Outcome::Failed, "not-tls"),
+        "{o:?}"
+    );
+    for s in servers {
+        s.abort();
+    }
+}
