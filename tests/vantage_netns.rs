@@ -641,3 +641,48 @@ fn push_copies_the_agent_into_the_guest_and_runs_it() {
     assert_eq!(o.outcome, Outcome::Ok, "{o:?}");
     assert_eq!(tcp(o).state, "open");
 }
+
+/// The `agent` subcommand itself: a job on stdin, observations on stdout, exit 2 on a bad job.
+#[test]
+fn the_agent_subcommand_speaks_json_on_stdin_and_stdout() {
+    use std::io::Write;
+    let run = |input: &str| {
+        let mut child = Command::new(AGENT)
+            .arg("agent")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(input.as_bytes())
+            .unwrap();
+        child.wait_with_output().unwrap()
+    };
+    let target: SocketAddr = "127.0.0.175:9".parse().unwrap();
+    let job = phoenix_doctor::vantage::Job::new(
+        &[step(
+            "t.tcp",
+            VantageRef::Host,
+            ProbeSpec::Tcp { addr: target },
+        )],
+        &ctx(),
+    );
+    let out = run(&serde_json::to_string(&job).unwrap());
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let res: phoenix_doctor::vantage::JobResult = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(res.version, 1);
+    assert_eq!(res.observations.len(), 1);
+    assert_eq!(res.observations[0].step, "t.tcp");
+    let out = run("not json");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("stdin is not a job"));
+    assert!(out.stdout.is_empty());
+}

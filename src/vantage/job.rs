@@ -134,3 +134,108 @@ pub fn parse_result(
         })
         .collect())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::observe::{Evidence, Outcome};
+    use crate::plan::{ProbeSpec, VantageRef};
+
+    fn tcp_step(id: &str, addr: std::net::SocketAddr) -> Step {
+        Step {
+            id: id.into(),
+            hop: "h".into(),
+            from: VantageRef::Lxc(102),
+            to: "x".into(),
+            layer: crate::observe::Layer::Tcp,
+            probe: ProbeSpec::Tcp { addr },
+            expect: String::new(),
+            provenance: Vec::new(),
+            depends_on: Vec::new(),
+            through: Vec::new(),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_job_round_trips_through_the_agent() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.174:0")
+            .await
+            .unwrap();
+        let open = listener.local_addr().unwrap();
+        let ctx = ProbeCtx {
+            timeout: Duration::from_millis(800),
+            ..ProbeCtx::default()
+        };
+        let steps = vec![
+            tcp_step("open.tcp", open),
+            tcp_step("closed.tcp", "127.0.0.174:9".parse().unwrap()),
+        ];
+        let input = serde_json::to_vec(&Job::new(&steps, &ctx)).unwrap();
+        let job: Job = serde_json::from_slice(&input).unwrap();
+        assert_eq!(job.timeout_ms, 800);
+        assert_eq!(job.steps, steps);
+        let out = serve(&input).await.unwrap();
+        let obs = parse_result(&out, &steps).unwrap();
+        assert_eq!(obs.len(), 2);
+        assert_eq!(obs[0].step, "open.tcp");
+        assert_eq!(obs[0].outcome, Outcome::Ok, "{:?}", obs[0]);
+        assert!(
+            matches!(&obs[0].evidence, Evidence::Tcp(t) if t.state == "open"),
+            "{:?}",
+            obs[0]
+        );
+        assert_eq!(obs[1].outcome, Outcome::Failed, "{:?}", obs[1]);
+        assert!(
+            matches!(&obs[1].evidence, Evidence::Tcp(t) if t.state == "refused"),
+            "{:?}",
+            obs[1]
+        );
+    }
+
+    #[tokio::test]
+    async fn bad_jobs_are_input_errors() {
+        let e = serve(b"{\"version\": 1, \"steps\": 3}").await.unwrap_err();
+        assert_eq!(e.exit_code(), 2);
+        assert!(e.to_string().contains("line 1"), "{e}");
+        let e = serve(b"{\"version\": 9, \"timeout_ms\": 1, \"body_limit\": 1, \"steps\": []}")
+            .await
+            .unwrap_err();
+        assert!(e.to_string().contains("version 9"), "{e}");
+        let out = serve(b"{\"version\": 1, \"timeout_ms\": 1, \"body_limit\": 1, \"steps\": []}")
+            .await
+            .unwrap();
+        assert_eq!(
+            serde_json::from_slice::<JobResult>(&out)
+                .unwrap()
+                .observations,
+            vec![]
+        );
+    }
+
+    #[test]
+    fn results_are_matched_to_steps_by_id() {
+        let steps = vec![
+            tcp_step("a", "127.0.0.1:1".parse().unwrap()),
+            tcp_step("b", "127.0.0.1:2".parse().unwrap()),
+        ];
+        let res = JobResult {
+            version: 1,
+            observations: vec![Observation::tool_error("b", "probe", "x")],
+        };
+        let obs = parse_result(&serde_json::to_vec(&res).unwrap(), &steps).unwrap();
+        assert_eq!(obs[0].step, "a");
+        assert!(obs[0].message.contains("no observation"));
+        assert_eq!(obs[1].message, "x");
+        assert!(parse_result(b"sh: 1: phoenix-doctor: not found", &steps)
+            .unwrap_err()
+            .contains("not a job result"));
+        let wrong = serde_json::to_vec(&JobResult {
+            version: 2,
+            observations: vec![],
+        })
+        .unwrap();
+        assert!(parse_result(&wrong, &steps)
+            .unwrap_err()
+            .contains("version 2"));
+    }
+}
