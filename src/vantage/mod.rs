@@ -570,3 +570,155 @@ async fn push(
     check(&cmd, t.run(&cmd, Some(&bin), budget).await)?;
     Ok(template::display_argv(&t.argv(&cmd, true, budget)))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run_args(via: &[&str], vantage: Option<&str>) -> RunArgs {
+        use clap::Parser;
+        #[derive(Parser)]
+        struct T {
+            #[command(flatten)]
+            run: RunArgs,
+        }
+        let mut argv = vec!["t".to_string()];
+        for v in via {
+            argv.push(format!("--via={v}"));
+        }
+        if let Some(v) = vantage {
+            argv.push(format!("--vantage={v}"));
+        }
+        T::parse_from(argv).run
+    }
+
+    #[test]
+    fn via_values_are_checked() {
+        let m = parse_via(&["lxc=ip netns exec phx-{id}".into(), "vm=ssh".into()]).unwrap();
+        assert_eq!(
+            m[&Kind::Lxc].prefix(Kind::Lxc, Some(7)),
+            ["ip", "netns", "exec", "phx-7"]
+        );
+        assert_eq!(m[&Kind::Vm].style(), template::Style::Ssh);
+        for bad in [
+            "lxc",
+            "ct=pct",
+            "vm='qm guest",
+            "host=",
+            "lxc='pct exec {id} --'",
+        ] {
+            let e = parse_via(&[bad.to_string()]).unwrap_err();
+            assert_eq!(e.exit_code(), 2, "{bad}");
+            assert!(e.to_string().contains("--via"), "{e}");
+        }
+    }
+
+    #[test]
+    fn each_vantage_gets_its_way_of_running() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join(site::SITE_FILE),
+            "[vantage.\"lxc:102\"]\nhosts_file = \"h\"\n",
+        )
+        .unwrap();
+        let v = Vantages::from_run_args(&run_args(&[], None), dir.path()).unwrap();
+        assert!(matches!(v.mode(VantageRef::Host), Mode::Local));
+        assert!(
+            matches!(v.mode(VantageRef::Lxc(102)), Mode::Simulated(f) if f.hosts_file == dir.path().join("h"))
+        );
+        match v.mode(VantageRef::Lxc(103)) {
+            Mode::Agent(t) => assert_eq!(t.via(), "pct exec 103 --"),
+            m => panic!("{m:?}"),
+        }
+        match v.mode(VantageRef::Vm(1001)) {
+            Mode::Agent(t) => assert_eq!(t.via(), "qm guest exec 1001 --"),
+            m => panic!("{m:?}"),
+        }
+        let v = Vantages::from_run_args(
+            &run_args(&["host=ssh", "lxc=ip netns exec n{id}"], None),
+            dir.path(),
+        )
+        .unwrap();
+        assert!(matches!(v.mode(VantageRef::Host), Mode::Agent(t) if t.via().starts_with("ssh ")));
+        // The simulated vantage from the site file wins over a transport.
+        assert!(matches!(v.mode(VantageRef::Lxc(102)), Mode::Simulated(_)));
+        let v = Vantages::from_run_args(
+            &run_args(&["lxc=ip netns exec n{id}"], Some("host")),
+            dir.path(),
+        )
+        .unwrap();
+        assert!(matches!(v.mode(VantageRef::Host), Mode::Local));
+        assert!(
+            matches!(v.mode(VantageRef::Lxc(5)), Mode::Substituted(Some(t)) if t.via() == "ip netns exec n5")
+        );
+        assert!(matches!(v.mode(VantageRef::Vm(5)), Mode::Substituted(None)));
+        let e = Vantages::from_run_args(&run_args(&[], Some("lxc:102")), dir.path()).unwrap_err();
+        assert_eq!(e.exit_code(), 2);
+    }
+
+    #[test]
+    fn a_missing_agent_is_told_from_a_failing_one() {
+        let v = Vantages::new(VantageOptions {
+            agent_path: "phoenix-doctor".into(),
+            ..VantageOptions::default()
+        });
+        assert!(v.agent_missing(Some(127), "sh: 1: phoenix-doctor: not found"));
+        assert!(v.agent_missing(Some(126), ""));
+        assert!(v.agent_missing(
+            Some(1),
+            "exec of \"phoenix-doctor\" failed: No such file or directory"
+        ));
+        assert!(v.agent_missing(
+            None,
+            "Agent error: Failed to execute child process “phoenix-doctor” (No such file or directory)"
+        ));
+        // The agent's own errors, and transport failures, are not "missing".
+        assert!(!v.agent_missing(Some(2), "phoenix-doctor: agent: stdin is not a job"));
+        assert!(!v.agent_missing(
+            Some(255),
+            "Cannot open network namespace \"x\": No such file or directory"
+        ));
+        assert!(!v.agent_missing(Some(255), "QEMU guest agent is not running"));
+        assert!(!v.agent_missing(
+            Some(1),
+            "Configuration file 'nodes/pve/lxc/999.conf' does not exist"
+        ));
+    }
+
+    #[tokio::test]
+    async fn a_failing_transport_gives_tool_errors_not_divergences() {
+        let v = Vantages::new(VantageOptions {
+            via: parse_via(&["lxc=sh -c 'echo guest {id} is not running >&2; exit 1' --".into()])
+                .unwrap(),
+            agent_path: "phoenix-doctor".into(),
+            ..VantageOptions::default()
+        });
+        let step = Step {
+            id: "s".into(),
+            hop: "h".into(),
+            from: VantageRef::Lxc(9),
+            to: "t".into(),
+            layer: crate::observe::Layer::Tcp,
+            probe: ProbeSpec::Tcp {
+                addr: "127.0.0.176:9".parse().unwrap(),
+            },
+            expect: String::new(),
+            provenance: Vec::new(),
+            depends_on: Vec::new(),
+            through: Vec::new(),
+        };
+        let obs = v
+            .run(std::slice::from_ref(&step), &ProbeCtx::default())
+            .await;
+        assert_eq!(obs[0].outcome, crate::observe::Outcome::ToolError);
+        assert_eq!(obs[0].phase.as_deref(), Some("transport"));
+        assert!(
+            obs[0].message.contains("guest 9 is not running"),
+            "{:?}",
+            obs[0]
+        );
+        assert!(obs[0].message.contains("sh -c"), "{:?}", obs[0]);
+        assert_eq!(obs[0].vantage.name, "lxc:9");
+        assert!(!obs[0].vantage.substituted);
+    }
+}

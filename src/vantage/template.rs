@@ -74,6 +74,11 @@ impl Template {
         if words.is_empty() {
             return Err("empty transport template".into());
         }
+        if words.len() == 1 && words[0].contains(char::is_whitespace) {
+            return Err(format!(
+                "the template `{src}` is a single quoted word; quote it once for your shell only, e.g. --via lxc='pct exec {{id}} --'"
+            ));
+        }
         Ok(Template {
             source: src.to_string(),
             words,
@@ -244,6 +249,9 @@ mod tests {
             .contains("double quote"));
         assert!(split_words("ssh abc\\").unwrap_err().contains("backslash"));
         assert!(Template::parse("   ").is_err());
+        assert!(Template::parse("'pct exec {id} --'")
+            .unwrap_err()
+            .contains("single quoted word"));
     }
 
     #[test]
