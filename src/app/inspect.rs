@@ -1,8 +1,9 @@
 //! `plan`, `lint`, `show`: commands that read the configs and send nothing.
 
-use crate::cli::{GlobalArgs, PlanArgs, ShowArgs, ShowWhat};
+use crate::cli::{Format, GlobalArgs, PlanArgs, ShowArgs, ShowWhat};
 use crate::error::{Error, Result};
 use crate::model::{self, render, Intended};
+use crate::plan;
 use std::io::Write;
 
 /// Read the config dir named by the global options and derive the intended state.
@@ -18,8 +19,28 @@ fn out(text: &str) -> Result<u8> {
     Ok(0)
 }
 
-pub fn plan(_g: &GlobalArgs, _a: &PlanArgs) -> Result<u8> {
-    Err(Error::tool("plan: not built yet"))
+/// Build the plan for `target` from the global options (config dir, probes dir).
+pub fn build_plan(g: &GlobalArgs, target: &str) -> Result<crate::plan::Plan> {
+    let m = load_model(g)?;
+    let defs = plan::load_defs(g.probes.as_deref())?;
+    plan::build(&m, &defs, target)
+}
+
+/// Render a plan in the requested format (table or json).
+pub fn plan_text(p: &crate::plan::Plan, format: Format) -> Result<String> {
+    match format {
+        Format::Table => Ok(plan::render::table(p)),
+        Format::Json => Ok(plan::render::json(p)),
+        other => Err(Error::input(format!(
+            "plan: --format {} is not available; use table or json",
+            format!("{other:?}").to_ascii_lowercase()
+        ))),
+    }
+}
+
+pub fn plan(g: &GlobalArgs, a: &PlanArgs) -> Result<u8> {
+    let p = build_plan(g, &a.target)?;
+    out(&plan_text(&p, g.format)?)
 }
 
 pub fn lint(_g: &GlobalArgs) -> Result<u8> {
