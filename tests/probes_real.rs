@@ -917,7 +917,7 @@ async fn hostile(addr: &str, behaviour: &'static str) -> tokio::task::JoinHandle
                 "reset" => {
                     let mut b = [0u8; 1024];
                     let _ = s.read(&mut b).await;
-                    let _ = s.set_linger(Some(Duration::ZERO));
+                    let _ = s.set_zero_linger();
                     drop(s);
                 }
                 "close" => drop(s),
