@@ -1033,3 +1033,163 @@ async fn hostile_peers_end_classified_within_the_timeout() {
         s.abort();
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// HTTP through nginx
+
+fn http_spec(
+    url: &str,
+    connect: &str,
+    expect_status: &[u16],
+    expect_body: Option<&str>,
+) -> ProbeSpec {
+    ProbeSpec::Http {
+        url: url.into(),
+        connect: sa(connect),
+        trust: Some(ca("root.crt")),
+        identity: None,
+        expect_status: expect_status.to_vec(),
+        expect_body: expect_body.map(str::to_string),
+    }
+}
+
+fn http_ev(o: &Observation) -> &phoenix_doctor::observe::HttpEvidence {
+    match &o.evidence {
+        Evidence::Http(h) => h,
+        e => panic!("expected HTTP evidence, got {e:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http_status_body_and_proxy_meanings_through_nginx() {
+    // a slow upstream: accepts, never answers
+    let slow = hostile("127.0.44.2:9000", "silent").await;
+    let servers = r#"
+server {
+    listen 127.0.44.1:8080;
+    location = /ok { return 200 "hello phoenix\n"; }
+    location = /dead { proxy_pass http://127.0.44.9:9; proxy_connect_timeout 300ms; }
+    location = /slow { proxy_pass http://127.0.44.2:9000; proxy_read_timeout 300ms; }
+    location = /no-route { return 404 "404 page not found\n"; }
+    location / { return 404; }
+}
+server {
+    listen 127.0.44.1:8443 ssl;
+    ssl_certificate @PKI@/gw.chain.pem; ssl_certificate_key @PKI@/gw.key;
+    location / { return 200 "secure\n"; }
+}
+"#;
+    let _n = nginx(servers, &[sa("127.0.44.1:8080"), sa("127.0.44.1:8443")]);
+    let c = ctx(2000);
+    let base = "http://gw.internal.example.test:8080";
+    let at = "127.0.44.1:8080";
+
+    let o = run(&c, http_spec(&format!("{base}/ok"), at, &[], Some("hello"))).await;
+    assert_eq!(o.outcome, Outcome::Ok, "{o:?}");
+    let h = http_ev(&o);
+    assert_eq!(h.status, Some(200));
+    assert_eq!(h.body, "hello phoenix\n");
+    assert!(h.server.as_deref().unwrap().starts_with("nginx"));
+    assert_eq!(h.proxy_meaning, None);
+    assert!(o.timings.connect_ms.is_some() && o.timings.first_byte_ms.is_some());
+    assert!(o.timings.total_ms >= o.timings.first_byte_ms.unwrap());
+
+    let o = run(&c, http_spec(&format!("{base}/dead"), at, &[], None)).await;
+    assert_eq!(
+        (o.outcome, reason(&o)),
+        (Outcome::Failed, "status-mismatch"),
+        "{o:?}"
+    );
+    assert_eq!(http_ev(&o).status, Some(502));
+    assert_eq!(
+        http_ev(&o).proxy_meaning.as_deref(),
+        Some("backend-refused")
+    );
+
+    let o = run(&c, http_spec(&format!("{base}/slow"), at, &[], None)).await;
+    assert_eq!(http_ev(&o).status, Some(504), "{o:?}");
+    assert_eq!(
+        http_ev(&o).proxy_meaning.as_deref(),
+        Some("backend-timeout")
+    );
+
+    let o = run(&c, http_spec(&format!("{base}/no-route"), at, &[], None)).await;
+    assert_eq!(http_ev(&o).status, Some(404), "{o:?}");
+    assert_eq!(http_ev(&o).proxy_meaning.as_deref(), Some("no-router"));
+    // a plain nginx 404 is not Traefik's "no router"
+    let o = run(
+        &c,
+        http_spec(&format!("{base}/elsewhere"), at, &[404], None),
+    )
+    .await;
+    assert_eq!(o.outcome, Outcome::Ok, "{o:?}");
+    assert_eq!(http_ev(&o).proxy_meaning, None);
+
+    let o = run(
+        &c,
+        http_spec(&format!("{base}/ok"), at, &[], Some("goodbye")),
+    )
+    .await;
+    assert_eq!(
+        (o.outcome, reason(&o)),
+        (Outcome::Failed, "body-mismatch"),
+        "{o:?}"
+    );
+    let o = run(&c, http_spec(&format!("{base}/ok"), at, &[204], None)).await;
+    assert_eq!(
+        (o.outcome, reason(&o)),
+        (Outcome::Failed, "status-mismatch"),
+        "{o:?}"
+    );
+
+    // bodies are read up to the limit
+    let small = ProbeCtx {
+        body_limit: 5,
+        ..ctx(2000)
+    };
+    let o = run(&small, http_spec(&format!("{base}/ok"), at, &[], None)).await;
+    assert_eq!(http_ev(&o).body, "hello");
+
+    // https: SNI and Host from the URL, the address from `connect`
+    let o = run(
+        &c,
+        http_spec(
+            "https://gw.internal.example.test:8443/",
+            "127.0.44.1:8443",
+            &[],
+            Some("secure"),
+        ),
+    )
+    .await;
+    assert_eq!(o.outcome, Outcome::Ok, "{o:?}");
+    assert!(tls_ev(&o).verified);
+    assert!(o.timings.tls_ms.is_some());
+    let o = run(
+        &c,
+        http_spec(
+            "https://other.internal.example.test:8443/",
+            "127.0.44.1:8443",
+            &[],
+            None,
+        ),
+    )
+    .await;
+    assert_eq!(
+        (o.outcome, reason(&o), o.phase.as_deref()),
+        (Outcome::Failed, "name-mismatch", Some("verify")),
+        "{o:?}"
+    );
+
+    // nothing listening: the connect phase fails
+    let o = run(
+        &c,
+        http_spec(&format!("{base}/ok"), "127.0.44.3:8080", &[], None),
+    )
+    .await;
+    assert_eq!(
+        (o.outcome, reason(&o), o.phase.as_deref()),
+        (Outcome::Failed, "refused", Some("connect")),
+        "{o:?}"
+    );
+    slow.abort();
+}
