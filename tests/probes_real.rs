@@ -1193,3 +1193,119 @@ server {
     );
     slow.abort();
 }
+
+// ---------------------------------------------------------------------------------------------
+// TCP states under nftables, inside a private network namespace (only `lo` exists there)
+
+#[test]
+fn tcp_states_under_nftables_in_a_private_netns() {
+    for b in ["unshare", "nft", "ip", "socat", "ss"] {
+        need(b);
+    }
+    let bin = env!("CARGO_BIN_EXE_phoenix-doctor");
+    let dir = tempfile::tempdir().unwrap();
+    let rules = dir.path().join("rules.nft");
+    std::fs::write(
+        &rules,
+        "table inet probe_test {\n  chain input {\n    type filter hook input priority 0; policy accept;\n\
+         ip daddr 127.0.50.1 tcp dport 7000 drop\n\
+         ip daddr 127.0.50.2 tcp dport 7000 reject with tcp reset\n\
+         ip daddr 127.0.50.3 tcp dport 7000 reject with icmp type host-unreachable\n\
+         ip daddr 127.0.50.4 tcp dport 7000 reject with icmp type admin-prohibited\n\
+         ip daddr 127.0.50.5 tcp dport 7000 reject with icmp type net-unreachable\n  }\n}\n",
+    )
+    .unwrap();
+    let script = format!(
+        "set -e; ip link set lo up; nft -f {rules}\n\
+         socat TCP-LISTEN:7000,bind=127.0.50.6,reuseaddr,fork /dev/null & S=$!\n\
+         for i in $(seq 100); do ss -ltn | grep -q '127.0.50.6:7000' && break; sleep 0.02; done\n\
+         set +e\n\
+         for a in 1 2 3 4 5 6; do {bin} probe tcp 127.0.50.$a:7000 --timeout 500ms --format json; echo \"@@rc=$?\"; done\n\
+         kill $S; wait $S 2>/dev/null; true\n",
+        rules = rules.display()
+    );
+    let out = Command::new("unshare")
+        .args(["-rn", "sh", "-c", &script])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "unshare failed: {}\n{stdout}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let parts: Vec<&str> = stdout.split("@@rc=").collect();
+    assert_eq!(parts.len(), 7, "{stdout}");
+    let mut seen = Vec::new();
+    for (i, chunk) in parts[..6].iter().enumerate() {
+        // each chunk: "<rc of the previous>\n{json}" (the first has no rc)
+        let json = if i == 0 {
+            *chunk
+        } else {
+            chunk.split_once('\n').unwrap().1
+        };
+        let rc: u8 = parts[i + 1].lines().next().unwrap().trim().parse().unwrap();
+        let o: Observation = serde_json::from_str(json).unwrap_or_else(|e| panic!("{e}: {json}"));
+        let Evidence::Tcp(t) = &o.evidence else {
+            panic!("{o:?}")
+        };
+        seen.push((
+            t.addr.clone(),
+            o.outcome,
+            t.state.clone(),
+            o.reason.clone(),
+            rc,
+        ));
+    }
+    let want = [
+        (
+            "127.0.50.1:7000",
+            Outcome::TimedOut,
+            "filtered",
+            Some("filtered"),
+            1,
+        ),
+        (
+            "127.0.50.2:7000",
+            Outcome::Failed,
+            "refused",
+            Some("refused"),
+            1,
+        ),
+        (
+            "127.0.50.3:7000",
+            Outcome::Failed,
+            "unreachable",
+            Some("unreachable"),
+            1,
+        ),
+        (
+            "127.0.50.4:7000",
+            Outcome::Failed,
+            "unreachable",
+            Some("unreachable"),
+            1,
+        ),
+        (
+            "127.0.50.5:7000",
+            Outcome::Failed,
+            "unreachable",
+            Some("net-unreachable"),
+            1,
+        ),
+        ("127.0.50.6:7000", Outcome::Ok, "open", None, 0),
+    ];
+    for (got, w) in seen.iter().zip(want) {
+        assert_eq!(
+            (
+                got.0.as_str(),
+                got.1,
+                got.2.as_str(),
+                got.3.as_deref(),
+                got.4
+            ),
+            w,
+            "{stdout}"
+        );
+    }
+}
