@@ -1405,3 +1405,138 @@ async fn engine_runs_real_steps_concurrently_with_dependencies() {
     );
     silent.abort();
 }
+
+#[tokio::test]
+async fn dns_servfail_from_an_in_process_server() {
+    use hickory_proto::op::{Message, ResponseCode};
+    let sock = tokio::net::UdpSocket::bind("127.0.30.4:5305")
+        .await
+        .unwrap();
+    let server = tokio::spawn(async move {
+        let mut b = vec![0u8; 512];
+        while let Ok((n, from)) = sock.recv_from(&mut b).await {
+            let q = Message::from_vec(&b[..n]).unwrap();
+            let mut r =
+                Message::error_msg(q.metadata.id, q.metadata.op_code, ResponseCode::ServFail);
+            r.add_queries(q.queries.clone());
+            let _ = sock.send_to(&r.to_vec().unwrap(), from).await;
+        }
+    });
+    let o = run(
+        &ctx(800),
+        dns_spec("gw.internal.example.test", "127.0.30.4:5305", &[]),
+    )
+    .await;
+    assert_eq!(
+        (o.outcome, reason(&o)),
+        (Outcome::Failed, "servfail"),
+        "{o:?}"
+    );
+    assert_eq!(dns_ev(&o).rcode, "SERVFAIL");
+    server.abort();
+}
+
+// ---------------------------------------------------------------------------------------------
+// the `probe` subcommand: JSON, text, exit codes
+
+fn cli(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_phoenix-doctor"))
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn probe_subcommand_output_and_exit_codes() {
+    let _l = std::net::TcpListener::bind("127.0.47.1:7200").unwrap();
+    let (rc, out, _) = cli(&["probe", "tcp", "127.0.47.1:7200", "--format", "json"]);
+    assert_eq!(rc, 0, "{out}");
+    let o: Observation = serde_json::from_str(&out).unwrap();
+    assert_eq!(o.outcome, Outcome::Ok);
+    assert!(matches!(&o.evidence, Evidence::Tcp(t) if t.state == "open"));
+
+    let (rc, out, _) = cli(&["probe", "tcp", "127.0.47.2:7200"]);
+    assert_eq!(rc, 1, "{out}");
+    assert!(out.starts_with("FAILED"), "{out}");
+    assert!(out.contains("state          refused"), "{out}");
+    assert!(out.contains("[refused]"), "{out}");
+
+    // bad arguments: exit 2 with a message naming the argument
+    let (rc, _, err) = cli(&["probe", "tcp", "nowhere"]);
+    assert_eq!(rc, 2);
+    assert!(err.contains("expected IP:PORT"), "{err}");
+    let (rc, _, err) = cli(&["probe", "http", "https://qdrant.internal.example.test/"]);
+    assert_eq!(rc, 2);
+    assert!(err.contains("--resolve"), "{err}");
+    let (rc, _, err) = cli(&["probe", "tcp", "127.0.47.1:7200", "--timeout", "soon"]);
+    assert_eq!(rc, 2, "{err}");
+
+    // outside --scope: not sent
+    let (rc, out, _) = cli(&[
+        "probe",
+        "tcp",
+        "127.0.47.1:7200",
+        "--scope",
+        "127.0.48.0/24",
+        "--format",
+        "json",
+    ]);
+    assert_eq!(rc, 2, "{out}");
+    let o: Observation = serde_json::from_str(&out).unwrap();
+    assert_eq!(o.outcome, Outcome::OutOfScope);
+    assert!(
+        o.message.contains("127.0.47.1:7200") && o.message.contains("127.0.48.0/24"),
+        "{}",
+        o.message
+    );
+
+    // a trust file that does not exist is the tool's failure: exit 3
+    let _n = nginx(
+        &tls_server("127.0.47.4:8443", "gw.chain.pem", "gw.key", ""),
+        &[sa("127.0.47.4:8443")],
+    );
+    let (rc, out, _) = cli(&[
+        "probe",
+        "tls",
+        "127.0.47.4:8443",
+        "--sni",
+        "gw.internal.example.test",
+        "--ca",
+        "/nonexistent/root.crt",
+    ]);
+    assert_eq!(rc, 3, "{out}");
+    let root = p("root.crt");
+    let (rc, out, _) = cli(&[
+        "probe",
+        "tls",
+        "127.0.47.4:8443",
+        "--sni",
+        "gw.internal.example.test",
+        "--ca",
+        root.to_str().unwrap(),
+    ]);
+    assert_eq!(rc, 0, "{out}");
+    assert!(out.contains("verified       yes"), "{out}");
+    assert!(out.contains("ECDSA P-256"), "{out}");
+    let (rc, out, _) = cli(&[
+        "probe",
+        "http",
+        "https://gw.internal.example.test:8443/",
+        "--resolve",
+        "gw.internal.example.test:127.0.47.4",
+        "--ca",
+        root.to_str().unwrap(),
+        "--expect-status",
+        "200",
+        "--format",
+        "json",
+    ]);
+    assert_eq!(rc, 0, "{out}");
+    let o: Observation = serde_json::from_str(&out).unwrap();
+    assert_eq!(http_ev(&o).connect, "127.0.47.4:8443");
+}
