@@ -1,12 +1,134 @@
 //! `lab` and `demo`: the simulated platform.
 
-use crate::cli::{DemoArgs, GlobalArgs, LabArgs};
+use crate::cli::{DemoArgs, Format, GlobalArgs, LabArgs};
 use crate::error::{Error, Result};
+use crate::lab::{self, Fault, Lab, LabHandle, LabSpec};
+use std::io::Write;
 
 pub fn demo(_g: &GlobalArgs, _a: &DemoArgs) -> Result<u8> {
     Err(Error::tool("demo: not built yet"))
 }
 
-pub fn lab(_g: &GlobalArgs, _a: &LabArgs) -> Result<u8> {
-    Err(Error::tool("lab: not built yet"))
+/// Parse `--fault` names (an unknown name is a usage error listing the known ones).
+pub fn parse_faults(names: &[String]) -> Result<Vec<Fault>> {
+    names.iter().map(|n| Fault::parse(n)).collect()
+}
+
+/// Print the fault catalogue (table or JSON).
+pub fn list_faults(g: &GlobalArgs, out: &mut dyn Write) -> Result<()> {
+    let io = |e: std::io::Error| Error::tool(format!("writing the fault list: {e}"));
+    if g.format == Format::Json {
+        let s = serde_json::to_string_pretty(lab::faults())
+            .map_err(|e| Error::tool(format!("serialising the fault list: {e}")))?;
+        writeln!(out, "{s}").map_err(io)?;
+        return Ok(());
+    }
+    writeln!(out, "{:<22} {:<26} SUMMARY", "FAULT", "FIRST DIVERGENCE").map_err(io)?;
+    for f in lab::faults() {
+        let at = format!(
+            "{}/{} ({})",
+            f.expected.hop,
+            f.expected.layer,
+            f.expected.symptoms.join("|")
+        );
+        writeln!(out, "{:<22} {:<26} {}", f.name, at, f.summary).map_err(io)?;
+    }
+    Ok(())
+}
+
+/// What a started lab prints: its components and how to trace it.
+pub fn describe(h: &LabHandle, out: &mut dyn Write) -> std::io::Result<()> {
+    let a = h.addrs();
+    let f = h.faults();
+    let down = |x: Fault| if f.contains(&x) { " (down: fault)" } else { "" };
+    writeln!(
+        out,
+        "phoenix-doctor lab: simulated Phoenix platform on {} (started in {} ms)",
+        a.net(),
+        h.startup_time().as_millis()
+    )?;
+    writeln!(
+        out,
+        "  DNS (host)            {}{}",
+        h.dns_addr(),
+        down(Fault::DnsDown)
+    )?;
+    writeln!(out, "  gateway (LXC 101)     {}", h.gateway_addr())?;
+    writeln!(out, "  router (LXC 102)      {}", h.router_addr())?;
+    writeln!(
+        out,
+        "  step-ca (LXC 103)     {}{}",
+        h.ca_addr(),
+        down(Fault::CaDown)
+    )?;
+    writeln!(out, "  Portainer (VM 1001)   {} (mTLS)", h.portainer_addr())?;
+    writeln!(out, "  agent (VM 1002)       {}", h.agent_addr())?;
+    writeln!(
+        out,
+        "  qdrant (VM 1002)      {}{}",
+        h.qdrant_addr(),
+        down(Fault::QdrantDown)
+    )?;
+    if h.ports().high {
+        writeln!(
+            out,
+            "  (not root: high ports stand in for 53/443/80; see [ports] in {})",
+            h.site_file().display()
+        )?;
+    }
+    let names: Vec<&str> = f.iter().map(|x| x.name()).collect();
+    writeln!(
+        out,
+        "faults: {}",
+        if names.is_empty() {
+            "none".to_string()
+        } else {
+            names.join(", ")
+        }
+    )?;
+    writeln!(out, "root CA: {}", h.pki().root_ca.display())?;
+    writeln!(out, "config dir: {}", h.config_dir().display())?;
+    writeln!(
+        out,
+        "trace it: phoenix-doctor trace qdrant --config-dir {}",
+        h.config_dir().display()
+    )?;
+    writeln!(out, "Ctrl-C stops the lab.")?;
+    out.flush()
+}
+
+async fn wait_for_stop() {
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term => {}
+    }
+}
+
+pub fn lab(g: &GlobalArgs, a: &LabArgs) -> Result<u8> {
+    if a.list_faults {
+        list_faults(g, &mut std::io::stdout())?;
+        return Ok(0);
+    }
+    let spec = LabSpec {
+        dir: a.dir.clone(),
+        faults: parse_faults(&a.faults)?,
+        net: 0,
+    };
+    let rt = super::runtime()?;
+    rt.block_on(async {
+        let handle = Lab::start(&spec).await?;
+        describe(&handle, &mut std::io::stdout())
+            .map_err(|e| Error::tool(format!("writing to stdout: {e}")))?;
+        wait_for_stop().await;
+        handle.shutdown();
+        Ok(0)
+    })
 }

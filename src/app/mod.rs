@@ -5,7 +5,7 @@ use crate::error::{Error, Result};
 use std::time::Duration;
 
 mod agent;
-mod inspect;
+pub mod inspect;
 mod lab;
 mod live;
 mod probe;

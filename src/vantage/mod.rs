@@ -40,11 +40,26 @@ pub struct Local;
 impl Runner for Local {
     fn run<'a>(&'a self, steps: &'a [Step], ctx: &'a ProbeCtx) -> BoxFuture<'a, Vec<Observation>> {
         Box::pin(async move {
-            let mut out = Vec::with_capacity(steps.len());
-            for s in steps {
-                out.push(probe::run(ctx, s).await);
+            // The steps of a batch run concurrently; results come back in step order.
+            let mut set = tokio::task::JoinSet::new();
+            for (i, s) in steps.iter().enumerate() {
+                let (s, ctx) = (s.clone(), ctx.clone());
+                set.spawn(async move { (i, probe::run(&ctx, &s).await) });
             }
-            out
+            let mut out: Vec<Option<Observation>> = vec![None; steps.len()];
+            while let Some(r) = set.join_next().await {
+                if let Ok((i, o)) = r {
+                    out[i] = Some(o);
+                }
+            }
+            out.into_iter()
+                .zip(steps)
+                .map(|(o, s)| {
+                    o.unwrap_or_else(|| {
+                        Observation::tool_error(&s.id, "probe", "the probe task panicked")
+                    })
+                })
+                .collect()
         })
     }
 }

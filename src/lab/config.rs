@@ -1,0 +1,511 @@
+//! The lab's platform-format config dir: the reference JSON files moved onto loopback, the
+//! stacks, the Traefik template, the site file, the vantages' system files; and the DNS
+//! records and router routes derived from that config the way the platform derives them.
+
+use super::{Addrs, Ports};
+use crate::error::{Error, Result};
+use serde_json::{json, Value};
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+
+/// The platform's domain.
+pub const DOMAIN: &str = "internal.thinkheads.ai";
+
+const REF_HYP: &str =
+    include_str!("../../fixtures/configs/reference/etc/phoenix_hypervisor_config.json");
+const REF_LXC: &str = include_str!("../../fixtures/configs/reference/etc/phoenix_lxc_configs.json");
+const REF_VM: &str = include_str!("../../fixtures/configs/reference/etc/phoenix_vm_configs.json");
+const REF_PORTAINER_STACK: &str =
+    include_str!("../../fixtures/configs/reference/stacks/portainer_service/phoenix.json");
+const REF_QDRANT_STACK: &str =
+    include_str!("../../fixtures/configs/reference/stacks/qdrant_service/phoenix.json");
+
+/// The lab's config, as JSON values (what is written to disk).
+pub struct LabConfig {
+    pub hypervisor: Value,
+    pub lxc: Value,
+    pub vm: Value,
+    pub manifest: Value,
+    /// `(stack name, stacks/<name>/phoenix.json)`.
+    pub stacks: Vec<(String, Value)>,
+}
+
+/// Files the lab's PKI wrote, as the site file and the manifest name them.
+pub struct PkiPaths {
+    pub root_ca: PathBuf,
+    pub ca_bundle: PathBuf,
+    pub gateway_cert: PathBuf,
+    pub gateway_key: PathBuf,
+    pub portainer_cert: PathBuf,
+    pub portainer_key: PathBuf,
+    pub router_client_cert: PathBuf,
+    pub router_client_key: PathBuf,
+}
+
+fn parse(text: &str, what: &str) -> Result<Value> {
+    serde_json::from_str(text).map_err(|e| {
+        Error::tool(format!(
+            "lab: the embedded reference {what} is not JSON: {e}"
+        ))
+    })
+}
+
+/// Move every `10.0.0.x` address of a reference value onto the lab's loopback block.
+fn relocate(v: &mut Value, addrs: &Addrs) {
+    match v {
+        Value::String(s) => {
+            if s == "10.0.0.0/24" {
+                *s = "127.0.0.0/8".to_string();
+                return;
+            }
+            if s.contains("10.0.0.") {
+                let prefix = format!("127.{}.0.", addrs.octet);
+                let mut out = s.replace("10.0.0.", &prefix);
+                if out.starts_with(&prefix) && out.ends_with("/24") && !out.contains(',') {
+                    out.truncate(out.len() - 3);
+                    out.push_str("/8");
+                }
+                *s = out;
+            }
+        }
+        Value::Array(a) => a.iter_mut().for_each(|x| relocate(x, addrs)),
+        Value::Object(o) => o.values_mut().for_each(|x| relocate(x, addrs)),
+        _ => {}
+    }
+}
+
+/// Build the lab's config from the reference platform config.
+pub fn build(addrs: &Addrs, pki: &PkiPaths) -> Result<LabConfig> {
+    let mut hyp = parse(REF_HYP, "phoenix_hypervisor_config.json")?;
+    relocate(&mut hyp, addrs);
+    hyp["network"]["interfaces"]["address"] = json!(format!("{}/8", addrs.host));
+    hyp["network"]["interfaces"]["dns_nameservers"] = json!([addrs.host.to_string()]);
+    hyp["network"]["fallback_dns"] = json!(addrs.host.to_string());
+    hyp["dns_server"]["upstream_servers"] = json!([]);
+    hyp["portainer_api"]["admin_password"] = json!("lab-placeholder-password");
+
+    let mut lxc = parse(REF_LXC, "phoenix_lxc_configs.json")?;
+    if let Some(map) = lxc["lxc_configs"].as_object_mut() {
+        map.retain(|id, _| matches!(id.as_str(), "101" | "102" | "103"));
+    }
+    relocate(&mut lxc, addrs);
+
+    let mut vm = parse(REF_VM, "phoenix_vm_configs.json")?;
+    relocate(&mut vm, addrs);
+    if let Some(vms) = vm["vms"].as_array_mut() {
+        for v in vms.iter_mut() {
+            if v["vmid"] == json!(1002) {
+                v["docker_stacks"] = json!(["qdrant_service"]);
+            }
+        }
+    }
+
+    let mut portainer = parse(REF_PORTAINER_STACK, "portainer_service/phoenix.json")?;
+    relocate(&mut portainer, addrs);
+    let mut qdrant = parse(REF_QDRANT_STACK, "qdrant_service/phoenix.json")?;
+    relocate(&mut qdrant, addrs);
+    // The lab runs the docker provider, so these labels are live routes on the web entrypoint.
+    qdrant["environments"]["production"]["services"]["qdrant"]["traefik_labels"] = json!([
+        "traefik.enable=true",
+        format!("traefik.http.routers.qdrant.rule=Host(`qdrant.{DOMAIN}`)"),
+        "traefik.http.routers.qdrant.entrypoints=web",
+        "traefik.http.services.qdrant.loadbalancer.server.port=6333"
+    ]);
+
+    let manifest = json!([
+        {
+            "common_name": format!("nginx.{DOMAIN}"),
+            "sans": [format!("nginx.{DOMAIN}"), format!("portainer.{DOMAIN}"), format!("qdrant.{DOMAIN}")],
+            "cert_path": pki.gateway_cert,
+            "key_path": pki.gateway_key,
+            "owner": "root:www-data",
+            "permissions": "640",
+            "post_renewal_command": "pct exec 101 -- systemctl reload nginx"
+        },
+        {
+            "common_name": format!("portainer.{DOMAIN}"),
+            "sans": [format!("portainer.{DOMAIN}")],
+            "cert_path": pki.portainer_cert,
+            "key_path": pki.portainer_key,
+            "owner": "nobody:nogroup",
+            "permissions": "600",
+            "post_renewal_command": "qm guest exec 1001 -- docker restart portainer_server"
+        }
+    ]);
+
+    Ok(LabConfig {
+        hypervisor: hyp,
+        lxc,
+        vm,
+        manifest,
+        stacks: vec![
+            ("portainer_service".to_string(), portainer),
+            ("qdrant_service".to_string(), qdrant),
+        ],
+    })
+}
+
+fn write(path: &Path, contents: &str) -> Result<()> {
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent)
+            .map_err(|e| Error::tool(format!("lab: creating {}: {e}", parent.display())))?;
+    }
+    std::fs::write(path, contents)
+        .map_err(|e| Error::tool(format!("lab: writing {}: {e}", path.display())))
+}
+
+fn pretty(v: &Value) -> String {
+    let mut s = serde_json::to_string_pretty(v).unwrap_or_default();
+    s.push('\n');
+    s
+}
+
+/// The simulated vantages: (id as the plan names it, directory name under `vantages/`).
+pub const VANTAGES: &[(&str, &str)] = &[
+    ("host", "host"),
+    ("lxc:101", "lxc-101"),
+    ("lxc:102", "lxc-102"),
+    ("lxc:103", "lxc-103"),
+    ("vm:1001", "vm-1001"),
+    ("vm:1002", "vm-1002"),
+];
+
+/// Everything `write_dir` produced.
+pub struct Written {
+    pub config_dir: PathBuf,
+    pub stacks_dir: PathBuf,
+    pub site_file: PathBuf,
+}
+
+/// Write the config dir (`etc/`), the stacks, the vantages' files and the site file.
+pub fn write_dir(
+    root: &Path,
+    cfg: &LabConfig,
+    addrs: &Addrs,
+    ports: &Ports,
+    pki: &PkiPaths,
+    hosts_override: bool,
+) -> Result<Written> {
+    let etc = root.join("etc");
+    let stacks = root.join("stacks");
+    write(
+        &etc.join("phoenix_hypervisor_config.json"),
+        &pretty(&cfg.hypervisor),
+    )?;
+    write(&etc.join("phoenix_lxc_configs.json"), &pretty(&cfg.lxc))?;
+    write(&etc.join("phoenix_vm_configs.json"), &pretty(&cfg.vm))?;
+    write(
+        &etc.join("certificate-manifest.json"),
+        &pretty(&cfg.manifest),
+    )?;
+    for (name, v) in &cfg.stacks {
+        write(&stacks.join(name).join("phoenix.json"), &pretty(v))?;
+    }
+    write(
+        &etc.join("traefik").join("traefik.yml.template"),
+        &traefik_template(ports),
+    )?;
+
+    let mut site = toml::Table::new();
+    if ports.high {
+        let mut p = toml::Table::new();
+        p.insert("dns".into(), i64::from(ports.dns).into());
+        p.insert("gateway".into(), i64::from(ports.gateway).into());
+        p.insert("router".into(), i64::from(ports.router).into());
+        p.insert("ca".into(), i64::from(ports.ca).into());
+        site.insert("ports".into(), toml::Value::Table(p));
+    }
+    let path_str = |p: &Path| toml::Value::String(p.display().to_string());
+    let mut paths = toml::Table::new();
+    paths.insert("root_ca".into(), path_str(&pki.root_ca));
+    paths.insert("ca_bundle".into(), path_str(&pki.ca_bundle));
+    paths.insert("router_root_ca".into(), path_str(&pki.root_ca));
+    paths.insert(
+        "router_client_cert".into(),
+        path_str(&pki.router_client_cert),
+    );
+    paths.insert("router_client_key".into(), path_str(&pki.router_client_key));
+    site.insert("paths".into(), toml::Value::Table(paths));
+
+    let mut vantages = toml::Table::new();
+    for (id, dir) in VANTAGES {
+        let vdir = root.join("vantages").join(dir);
+        let hosts = vdir.join("hosts");
+        let resolv = vdir.join("resolv.conf");
+        let mut text =
+            String::from("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n");
+        if hosts_override && *id == "lxc:102" {
+            text.push_str(&format!("{}\tportainer.{DOMAIN}\n", addrs.old_portainer));
+        }
+        write(&hosts, &text)?;
+        write(
+            &resolv,
+            &format!("search {DOMAIN}\nnameserver {}\n", addrs.host),
+        )?;
+        let mut t = toml::Table::new();
+        t.insert("hosts_file".into(), path_str(&hosts));
+        t.insert("resolv_conf".into(), path_str(&resolv));
+        vantages.insert((*id).to_string(), toml::Value::Table(t));
+    }
+    site.insert("vantage".into(), toml::Value::Table(vantages));
+    let site_text = format!(
+        "# Site facts of the phoenix-doctor lab (simulated platform on {}.0/24).\n{}",
+        format_args!("127.{}.0", addrs.octet),
+        toml::to_string(&site)
+            .map_err(|e| Error::tool(format!("lab: serialising the site file: {e}")))?
+    );
+    let site_file = etc.join("phoenix-doctor.toml");
+    write(&site_file, &site_text)?;
+    Ok(Written {
+        config_dir: etc,
+        stacks_dir: stacks,
+        site_file,
+    })
+}
+
+fn traefik_template(ports: &Ports) -> String {
+    let dashboard_port = if ports.high { 8081 } else { 8080 };
+    format!(
+        r#"global:
+  checkNewVersion: false
+  sendAnonymousUsage: false
+
+log:
+  level: DEBUG
+
+ping:
+  entryPoint: "traefik"
+
+api:
+  dashboard: true
+  insecure: true # Required for dashboard access via internal network
+
+entryPoints:
+  web:
+    address: ":{router}"
+  traefik:
+    address: ":{dashboard_port}"
+
+providers:
+  file:
+    directory: /etc/traefik/dynamic
+    filename: dynamic_conf.yml
+    watch: true
+  docker:
+    exposedByDefault: false
+"#,
+        router = ports.router
+    )
+}
+
+// ---- derivations (the platform's generators, applied to the lab config) ----
+
+fn ip_of(v: &Value) -> Option<Ipv4Addr> {
+    let s = v.as_str()?;
+    s.split('/').next()?.parse().ok()
+}
+
+fn lxcs(cfg: &LabConfig) -> Vec<(&String, &Value)> {
+    cfg.lxc["lxc_configs"]
+        .as_object()
+        .map(|m| m.iter().collect())
+        .unwrap_or_default()
+}
+
+fn vms(cfg: &LabConfig) -> Vec<&Value> {
+    cfg.vm["vms"]
+        .as_array()
+        .map(|a| a.iter().collect())
+        .unwrap_or_default()
+}
+
+/// Hostnames from `traefik.http.routers.*.rule=Host(`...`)` labels of every stack service.
+fn stack_hosts(stack: &Value) -> Vec<(String, Vec<String>)> {
+    let mut out = Vec::new();
+    if let Some(services) = stack["environments"]["production"]["services"].as_object() {
+        for svc in services.values() {
+            let labels: Vec<String> = svc["traefik_labels"]
+                .as_array()
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|l| l.as_str().map(str::to_string))
+                        .collect()
+                })
+                .unwrap_or_default();
+            for l in &labels {
+                if l.starts_with("traefik.http.routers.") && l.contains(".rule=Host(`") {
+                    if let Some(host) = l.split("Host(`").nth(1).and_then(|r| r.split('`').next()) {
+                        out.push((host.to_string(), labels.clone()));
+                    }
+                }
+            }
+        }
+    }
+    out
+}
+
+/// The DNS records of the platform's dnsmasq generator (PLATFORM_FACTS §3.1), sorted by
+/// hostname, first rule wins.
+pub fn dns_records(cfg: &LabConfig, addrs: &Addrs) -> Vec<(String, Ipv4Addr)> {
+    let gateway = lxcs(cfg)
+        .iter()
+        .find(|(_, l)| l["name"] == "Nginx-Phoenix")
+        .and_then(|(_, l)| ip_of(&l["network_config"]["ip"]));
+    let Some(gw) = gateway else {
+        return Vec::new();
+    };
+    let mut recs: Vec<(String, Ipv4Addr)> = Vec::new();
+    for (_, stack) in &cfg.stacks {
+        for (host, _) in stack_hosts(stack) {
+            recs.push((host, gw));
+        }
+    }
+    for (_, l) in lxcs(cfg) {
+        if let (Some(name), Some(ip)) = (
+            l["traefik_service"]["name"].as_str(),
+            ip_of(&l["network_config"]["ip"]),
+        ) {
+            let ip = if name == "ca" { addrs.ca } else { ip };
+            recs.push((format!("{name}.{DOMAIN}"), ip));
+        }
+    }
+    for v in vms(cfg) {
+        if let (Some(name), Some(ip)) = (
+            v["traefik_service"]["name"].as_str(),
+            ip_of(&v["network_config"]["ip"]),
+        ) {
+            let ip = if name == "portainer-agent" { ip } else { gw };
+            recs.push((format!("{name}.{DOMAIN}"), ip));
+        }
+    }
+    for (_, l) in lxcs(cfg) {
+        if let (Some(name), Some(ip)) = (l["name"].as_str(), ip_of(&l["network_config"]["ip"])) {
+            recs.push((format!("{}.{DOMAIN}", name.to_ascii_lowercase()), ip));
+        }
+    }
+    for v in vms(cfg) {
+        if let (Some(name), Some(ip)) = (v["name"].as_str(), ip_of(&v["network_config"]["ip"])) {
+            recs.push((format!("{}.{DOMAIN}", name.to_ascii_lowercase()), ip));
+        }
+    }
+    for v in vms(cfg) {
+        if v["portainer_role"] == "agent" {
+            if let (Some(h), Some(ip)) = (
+                v["portainer_agent_hostname"].as_str(),
+                ip_of(&v["network_config"]["ip"]),
+            ) {
+                recs.push((h.to_string(), ip));
+            }
+        }
+    }
+    recs.push((format!("portainer.{DOMAIN}"), gw));
+    recs.push((format!("traefik.{DOMAIN}"), gw));
+    // unique_by(.hostname): sorted by hostname, first occurrence wins.
+    let mut out: Vec<(String, Ipv4Addr)> = Vec::new();
+    for (h, ip) in recs {
+        if !out.iter().any(|(x, _)| *x == h) {
+            out.push((h, ip));
+        }
+    }
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    out
+}
+
+/// How the router reaches a backend.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Backend {
+    Http(SocketAddr),
+    /// Verified with the lab root, server name = the IP, presenting the router's client identity.
+    Https(SocketAddr),
+    /// Traefik's own API/dashboard (`api@internal`).
+    Api,
+}
+
+/// One router rule: `Host(`host`)` on the web entrypoint.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Route {
+    pub name: String,
+    pub host: String,
+    pub backend: Backend,
+    /// `file` (generated dynamic_conf.yml) or `docker` (stack labels).
+    pub provider: &'static str,
+}
+
+/// The router's routes: the file provider's (generate_traefik_config.sh: VMs first over
+/// https, then LXCs over http, then the dashboard), then the docker provider's stack labels on
+/// the web entrypoint.
+pub fn routes(cfg: &LabConfig) -> Vec<Route> {
+    let mut out = Vec::new();
+    for v in vms(cfg) {
+        if let (Some(name), Some(port), Some(ip)) = (
+            v["traefik_service"]["name"].as_str(),
+            v["traefik_service"]["port"].as_u64(),
+            ip_of(&v["network_config"]["ip"]),
+        ) {
+            out.push(Route {
+                name: format!("{name}-router"),
+                host: format!("{name}.{DOMAIN}"),
+                backend: Backend::Https(SocketAddr::from((ip, port as u16))),
+                provider: "file",
+            });
+        }
+    }
+    for (_, l) in lxcs(cfg) {
+        if let (Some(name), Some(port), Some(ip)) = (
+            l["traefik_service"]["name"].as_str(),
+            l["traefik_service"]["port"].as_u64(),
+            ip_of(&l["network_config"]["ip"]),
+        ) {
+            out.push(Route {
+                name: format!("{name}-router"),
+                host: format!("{name}.{DOMAIN}"),
+                backend: Backend::Http(SocketAddr::from((ip, port as u16))),
+                provider: "file",
+            });
+        }
+    }
+    out.push(Route {
+        name: "traefik-dashboard-router".into(),
+        host: format!("traefik.{DOMAIN}"),
+        backend: Backend::Api,
+        provider: "file",
+    });
+    for v in vms(cfg) {
+        let Some(ip) = ip_of(&v["network_config"]["ip"]) else {
+            continue;
+        };
+        let stacks: Vec<&str> = v["docker_stacks"]
+            .as_array()
+            .map(|a| a.iter().filter_map(Value::as_str).collect())
+            .unwrap_or_default();
+        for (name, stack) in &cfg.stacks {
+            if !stacks.contains(&name.as_str()) {
+                continue;
+            }
+            for (host, labels) in stack_hosts(stack) {
+                let label = |suffix: &str| {
+                    labels
+                        .iter()
+                        .find(|l| l.starts_with("traefik.") && l.contains(suffix))
+                        .and_then(|l| l.split_once('=').map(|(_, v)| v.to_string()))
+                };
+                if label("enable") != Some("true".into()) {
+                    continue;
+                }
+                let on_web = label(".entrypoints")
+                    .map(|e| e.split(',').any(|x| x.trim() == "web"))
+                    .unwrap_or(true);
+                let port = label(".loadbalancer.server.port").and_then(|p| p.parse::<u16>().ok());
+                if let (true, Some(port)) = (on_web, port) {
+                    out.push(Route {
+                        name: format!("{}@docker", host.split('.').next().unwrap_or("")),
+                        host,
+                        backend: Backend::Http(SocketAddr::from((ip, port))),
+                        provider: "docker",
+                    });
+                }
+            }
+        }
+    }
+    out
+}

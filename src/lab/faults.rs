@@ -1,0 +1,253 @@
+//! The lab's named faults: each one a real failure of the platform, with the hop, layer and
+//! symptom where a trace should see the first divergence.
+
+use crate::error::{Error, Result};
+use crate::observe::Layer;
+use serde::Serialize;
+use std::fmt;
+
+/// A failure the lab can inject.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Fault {
+    HostsOverride,
+    AgentDnsGateway,
+    Nxdomain,
+    DnsDown,
+    QdrantDown,
+    ExpiredLeaf,
+    WrongSan,
+    UntrustedCa,
+    IntermediateMissing,
+    MtlsNotEnforced,
+    ClientCertRejected,
+    NoRoute,
+    BackendTls,
+    CaDown,
+    SlowBackend,
+}
+
+/// Where the first divergence of a fault should be found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Expected {
+    /// Hop id as the plan names it (`host-gateway`, `router-portainer`, ...).
+    pub hop: &'static str,
+    pub layer: Layer,
+    /// What the probe at that hop sees (any one of these).
+    pub symptoms: &'static [&'static str],
+}
+
+/// One entry of `phoenix-doctor lab --list-faults`.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct FaultInfo {
+    pub fault: Fault,
+    pub name: &'static str,
+    pub summary: &'static str,
+    pub expected: Expected,
+    /// Where the same failure is documented for the real platform.
+    pub platform_ref: &'static str,
+}
+
+const fn info(
+    fault: Fault,
+    name: &'static str,
+    summary: &'static str,
+    hop: &'static str,
+    layer: Layer,
+    symptoms: &'static [&'static str],
+    platform_ref: &'static str,
+) -> FaultInfo {
+    FaultInfo {
+        fault,
+        name,
+        summary,
+        expected: Expected {
+            hop,
+            layer,
+            symptoms,
+        },
+        platform_ref,
+    }
+}
+
+static FAULTS: [FaultInfo; 15] = [
+    info(
+        Fault::HostsOverride,
+        "hosts-override",
+        "the router's (lxc:102) hosts file pins portainer.<domain> to the old Portainer IP .101",
+        "router-dns",
+        Layer::Dns,
+        &["hosts-file-override", "wrong-address"],
+        "seeds: Traefik resolves portainer to 10.0.0.101 (PLATFORM_FACTS §1.1 legacy IPs)",
+    ),
+    info(
+        Fault::AgentDnsGateway,
+        "agent-dns-gateway",
+        "the DNS record for portainer-agent.<domain> points at the gateway instead of VM 1002",
+        "portainer-dns",
+        Layer::Dns,
+        &["wrong-address"],
+        "F1 (static portainer-agent -> gateway record, 4ad43bc..02612da)",
+    ),
+    info(
+        Fault::Nxdomain,
+        "nxdomain",
+        "qdrant.<domain> is missing from DNS (NXDOMAIN under local=)",
+        "host-dns",
+        Layer::Dns,
+        &["nxdomain"],
+        "F27 / PLATFORM_FACTS §3.1 (records only from the generator)",
+    ),
+    info(
+        Fault::DnsDown,
+        "dns-down",
+        "the DNS server on the host is not running",
+        "host-dns",
+        Layer::Dns,
+        &["timeout", "refused"],
+        "F24 (dnsmasq not listening where clients ask)",
+    ),
+    info(
+        Fault::QdrantDown,
+        "qdrant-down",
+        "qdrant on VM 1002 refuses connections",
+        "router-qdrant",
+        Layer::Tcp,
+        &["refused"],
+        "check_qdrant.sh (qdrant container not running)",
+    ),
+    info(
+        Fault::ExpiredLeaf,
+        "expired-leaf",
+        "the gateway's certificate expired (renewal failed)",
+        "host-gateway",
+        Layer::Tls,
+        &["expired"],
+        "F19 (24 h certificates, renewal failure)",
+    ),
+    info(
+        Fault::WrongSan,
+        "wrong-san",
+        "the gateway's certificate lacks qdrant.<domain> (only nginx. and portainer.)",
+        "host-gateway",
+        Layer::Tls,
+        &["name-mismatch"],
+        "PLATFORM_FACTS §2 A3 (HEAD manifest SANs)",
+    ),
+    info(
+        Fault::UntrustedCa,
+        "untrusted-ca",
+        "the gateway's certificate comes from another root",
+        "host-gateway",
+        Layer::Tls,
+        &["unknown-issuer"],
+        "F31 (CA path duality, root re-initialised)",
+    ),
+    info(
+        Fault::IntermediateMissing,
+        "intermediate-missing",
+        "the gateway serves its leaf without the intermediate",
+        "host-gateway",
+        Layer::Tls,
+        &["incomplete-chain", "unknown-issuer"],
+        "PLATFORM_FACTS §3.5 (step writes the leaf; bundle needed)",
+    ),
+    info(
+        Fault::MtlsNotEnforced,
+        "mtls-not-enforced",
+        "Portainer does not request a client certificate",
+        "router-portainer",
+        Layer::Mtls,
+        &["client-cert-not-required"],
+        "PLATFORM_FACTS §2 H (\"mTLS\" that is server-TLS only)",
+    ),
+    info(
+        Fault::ClientCertRejected,
+        "client-cert-rejected",
+        "Portainer trusts another CA for client certificates and rejects the router's",
+        "router-portainer",
+        Layer::Mtls,
+        &["client-cert-rejected"],
+        "seed 001 (mTLS proxy request from Traefik)",
+    ),
+    info(
+        Fault::NoRoute,
+        "no-route",
+        "the router has no route for qdrant's Host (no docker provider, as at platform HEAD)",
+        "gateway-router",
+        Layer::Http,
+        &["status-404"],
+        "F12 (stack labels without a docker provider)",
+    ),
+    info(
+        Fault::BackendTls,
+        "backend-tls",
+        "Portainer serves its own self-signed certificate; the router cannot verify it (gateway sees 500)",
+        "router-portainer",
+        Layer::Tls,
+        &["unknown-issuer", "self-signed"],
+        "F14 (--tlscert/--tlskey instead of --sslcert/--sslkey)",
+    ),
+    info(
+        Fault::CaDown,
+        "ca-down",
+        "step-ca refuses connections",
+        "host-ca",
+        Layer::Tcp,
+        &["refused"],
+        "F37 (step-ca readiness) / check_step_ca.sh",
+    ),
+    info(
+        Fault::SlowBackend,
+        "slow-backend",
+        "qdrant accepts but answers only after 10 s (router and gateway answer 504)",
+        "router-qdrant",
+        Layer::Http,
+        &["timeout"],
+        "PLATFORM_FACTS §6.1 check_qdrant.sh (slow start, 12 x 10 s)",
+    ),
+];
+
+/// Every fault the lab knows, in a stable order.
+pub fn faults() -> &'static [FaultInfo] {
+    &FAULTS
+}
+
+impl Fault {
+    pub fn info(self) -> &'static FaultInfo {
+        FAULTS
+            .iter()
+            .find(|f| f.fault == self)
+            .expect("every fault has an entry")
+    }
+    pub fn name(self) -> &'static str {
+        self.info().name
+    }
+    /// Parse a fault name; the error lists the known names.
+    pub fn parse(name: &str) -> Result<Fault> {
+        FAULTS
+            .iter()
+            .find(|f| f.name == name)
+            .map(|f| f.fault)
+            .ok_or_else(|| {
+                let known: Vec<&str> = FAULTS.iter().map(|f| f.name).collect();
+                Error::input(format!(
+                    "unknown fault `{name}`: expected one of {}",
+                    known.join(", ")
+                ))
+            })
+    }
+}
+
+impl fmt::Display for Fault {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl std::str::FromStr for Fault {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Fault> {
+        Fault::parse(s)
+    }
+}
