@@ -344,7 +344,6 @@ fn stack_hosts(stack: &Value) -> Vec<(String, Vec<String>)> {
     out
 }
 
-
 /// How the router reaches a backend.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Backend {

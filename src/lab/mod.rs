@@ -605,8 +605,7 @@ fn instance_id(root_der: &[u8]) -> String {
 /// The A records the platform's dnsmasq generator derives from a config dir.
 fn model_records(config_dir: &Path, stacks_dir: &Path) -> Result<Vec<(String, Ipv4Addr)>> {
     let m = crate::model::load(config_dir, Some(stacks_dir))?;
-    Ok(m
-        .dns
+    Ok(m.dns
         .records
         .iter()
         .filter_map(|r| match r.ip {
