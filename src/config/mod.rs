@@ -485,10 +485,11 @@ fn read_hypervisor(doc: &Doc) -> Result<RawHypervisor, Error> {
 }
 
 fn ip_spec(at: &At) -> Result<Val<IpSpec>, Error> {
-    let s = at.string()?;
+    const WHAT: &str = "an IP address, a CIDR (A.B.C.D/N) or \"dhcp\"";
+    let s = at.string().map_err(|_| at.expected(WHAT))?;
     match IpSpec::parse(&s.value) {
         Some(v) => Ok(Val::new(v, s.prov)),
-        None => Err(at.expected("an IP address, a CIDR (A.B.C.D/N) or \"dhcp\"")),
+        None => Err(at.expected(WHAT)),
     }
 }
 
