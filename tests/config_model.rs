@@ -627,3 +627,29 @@ fn variant_loopback_lab_uses_the_site_file() {
         matches!(&q.probe, ProbeSpec::Http { url, .. } if url == "http://127.0.0.13:16333/healthz")
     );
 }
+
+#[test]
+fn flows_are_judged_by_both_ends() {
+    let m = reference();
+    // Traefik (LXC 102, not enforced) → agent VM 1002:9001: VM 1002 accepts from 10.0.0.12
+    let f = m.flow(VantageRef::Lxc(102), ip("10.0.0.102"), "tcp", 9001);
+    assert!(f.allowed);
+    assert_eq!(f.inbound.as_ref().unwrap().file, "1002");
+    assert_eq!(f.inbound.as_ref().unwrap().decision.rule, Some(3));
+    assert!(!f.out.as_ref().unwrap().decision.enforced);
+    // Portainer VM 1001 → agent VM 1002:9443 is not opened on 1002: dropped by policy_in
+    let f = m.flow(VantageRef::Vm(1001), ip("10.0.0.102"), "tcp", 9443);
+    assert!(!f.allowed);
+    assert!(
+        f.out.as_ref().unwrap().decision.accepted,
+        "policy_out ACCEPT"
+    );
+    assert_eq!(f.inbound.as_ref().unwrap().decision.rule, None);
+    // Traefik → Portainer 9443 opened by the stack manifest rule
+    let f = m.flow(VantageRef::Lxc(102), ip("10.0.0.111"), "tcp", 9443);
+    assert!(f.allowed);
+    let side = f.inbound.unwrap();
+    let rule =
+        &m.firewall.for_vantage(VantageRef::Vm(1001)).unwrap().rules[side.decision.rule.unwrap()];
+    assert!(matches!(&rule.origin, RuleOrigin::Stack { name, .. } if name == "portainer_service"));
+}

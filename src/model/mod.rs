@@ -20,7 +20,7 @@ pub mod routes;
 pub mod stacks;
 
 pub use dns::{Dns, DnsRecord, DnsRule};
-pub use firewall::{Decision, Firewall, FwFile, FwRule, FwScope, RuleOrigin};
+pub use firewall::{Decision, Firewall, Flow, FwFile, FwRule, FwScope, RuleOrigin, Side};
 pub use routes::{LabelRouter, Route, Routes};
 pub use stacks::{Cert, Stack, StackDeployment, StackService};
 
