@@ -653,3 +653,36 @@ fn flows_are_judged_by_both_ends() {
         &m.firewall.for_vantage(VantageRef::Vm(1001)).unwrap().rules[side.decision.rule.unwrap()];
     assert!(matches!(&rule.origin, RuleOrigin::Stack { name, .. } if name == "portainer_service"));
 }
+
+#[test]
+fn show_json_carries_rules_and_enforcement() {
+    let m = reference();
+    let a = |what, file: Option<&str>| ShowArgs {
+        what,
+        file: file.map(String::from),
+    };
+    let dns: serde_json::Value =
+        serde_json::from_str(&inspect::show_json(&m, &a(ShowWhat::Dns, None)).unwrap()).unwrap();
+    let recs = dns["records"].as_array().unwrap();
+    assert_eq!(recs.len(), 22);
+    let p = recs
+        .iter()
+        .find(|r| r["hostname"] == "portainer.internal.thinkheads.ai")
+        .unwrap();
+    assert_eq!(p["rule"], "stack-label");
+    assert_eq!(p["shadowed"][0]["rule"], "vm-traefik-service");
+    let fw: serde_json::Value =
+        serde_json::from_str(&inspect::show_json(&m, &a(ShowWhat::Firewall, Some("103"))).unwrap())
+            .unwrap();
+    assert_eq!(fw["enforced"], false);
+    assert_eq!(fw["scope"]["kind"], "lxc");
+    // the LXC rule file as Proxmox writes it: pvesh prepends, so the JSON order is reversed
+    let text = render::firewall(&m, Some("103")).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines[0], "[OPTIONS]");
+    assert_eq!(
+        lines[3],
+        "OUT ACCEPT -dest 10.0.0.13 -p udp -dport 53 # Allow outbound DNS queries to CoreDNS"
+    );
+    assert!(inspect::show_json(&m, &a(ShowWhat::Dns, Some("1"))).is_err());
+}

@@ -330,7 +330,12 @@ fn build(raw: &RawConfig) -> Result<Intended, Error> {
             Val::new(ip, raw.hypervisor.host_address.prov.clone()),
             prefix,
         ),
-        IpSpec::Dhcp => unreachable!("rejected by config"),
+        IpSpec::Dhcp => {
+            return Err(Error::input(format!(
+                "{}: the host address must be static, not dhcp",
+                raw.hypervisor.host_address.prov
+            )))
+        }
     };
 
     let ports = Ports {
