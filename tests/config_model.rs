@@ -686,3 +686,40 @@ fn show_json_carries_rules_and_enforcement() {
     );
     assert!(inspect::show_json(&m, &a(ShowWhat::Dns, Some("1"))).is_err());
 }
+
+#[test]
+fn site_file_relative_paths_are_taken_from_the_config_dir() {
+    let tmp = tempfile::tempdir().unwrap();
+    copy_dir(
+        &fixtures().join("configs/variants/loopback-lab"),
+        tmp.path(),
+    );
+    let etc = tmp.path().join("etc");
+    std::fs::write(
+        etc.join("phoenix-doctor.toml"),
+        "[paths]\nroot_ca = \"pki/root.crt\"\n[vantage.\"vm:1001\"]\nresolv_conf = \"vantages/1001/resolv.conf\"\n",
+    )
+    .unwrap();
+    let m = model::load(&etc, None).unwrap();
+    assert_eq!(
+        m.paths["root_ca"].value,
+        etc.join("pki/root.crt").display().to_string()
+    );
+    assert_eq!(m.paths["root_ca"].prov.line, Some(2));
+    assert_eq!(
+        m.vantages["vm:1001"].resolv_conf.as_ref().unwrap().value,
+        etc.join("vantages/1001/resolv.conf").display().to_string()
+    );
+    // without a site file: the platform's ports
+    std::fs::remove_file(etc.join("phoenix-doctor.toml")).unwrap();
+    let m = model::load(&etc, None).unwrap();
+    assert_eq!(
+        (
+            m.ports.dns.value,
+            m.ports.gateway.value,
+            m.ports.router.value
+        ),
+        (53, 443, 80)
+    );
+    assert!(m.ports.gateway.prov.file.starts_with("platform:"));
+}
