@@ -723,3 +723,37 @@ fn site_file_relative_paths_are_taken_from_the_config_dir() {
     );
     assert!(m.ports.gateway.prov.file.starts_with("platform:"));
 }
+
+#[test]
+fn without_the_nginx_phoenix_name_the_dns_file_holds_only_the_header() {
+    let tmp = tempfile::tempdir().unwrap();
+    copy_dir(&fixtures().join("configs/reference"), tmp.path());
+    let lxc = tmp.path().join("etc/phoenix_lxc_configs.json");
+    let text = std::fs::read_to_string(&lxc)
+        .unwrap()
+        .replace("\"Nginx-Phoenix\"", "\"nginx-phoenix\"");
+    std::fs::write(&lxc, text).unwrap();
+    let m = model::load(&tmp.path().join("etc"), None).unwrap();
+    assert_eq!(
+        render::dnsmasq(&m),
+        "# Phoenix Hypervisor Internal DNS Records\n"
+    );
+    assert!(m.dns.gateway_ip.is_none());
+    assert!(m.notes.iter().any(|n| n.contains("Nginx-Phoenix")));
+    // the gateway itself is still found through its traefik_service
+    let gw = m.gateway.as_ref().unwrap();
+    assert_eq!(
+        (gw.lxc, gw.found_by.as_str()),
+        (101, "traefik_service `nginx`")
+    );
+    // and a plan still resolves, expecting no particular DNS answer
+    let defs = plan::load_defs(None).unwrap();
+    let p = plan::build(&m, &defs, "qdrant").unwrap();
+    let s = p
+        .steps
+        .iter()
+        .find(|s| s.id == "host-dns.dns.qdrant")
+        .unwrap();
+    assert!(matches!(&s.probe, ProbeSpec::Dns { expect, .. } if expect.is_empty()));
+    assert!(s.expect.contains("no record"), "{}", s.expect);
+}
