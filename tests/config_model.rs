@@ -257,11 +257,21 @@ fn components_certs_and_stacks_are_derived() {
         .find(|c| c.common_name.value.starts_with("portainer"))
         .unwrap();
     assert!(!pcert.sans_declared);
+    assert_eq!(pcert.guest, Some(VantageRef::Vm(1001)));
+    assert_eq!(cert.guest, Some(VantageRef::Lxc(101)));
     assert_eq!(pcert.effective_sans, ["portainer.internal.thinkheads.ai"]);
     let r = m.router.as_ref().unwrap();
     assert_eq!((r.lxc, r.port.value), (102, 80));
     assert_eq!(r.port.prov.file, "etc/traefik/traefik.yml.template");
     assert!(r.cert_resolvers.is_empty());
+    assert_eq!(r.static_routers, ["dashboard"]);
+    let web = m
+        .traefik_static
+        .as_ref()
+        .unwrap()
+        .entrypoint("web")
+        .unwrap();
+    assert_eq!(web.address.prov.line, Some(23));
     let ca = m.ca.as_ref().unwrap();
     assert_eq!(
         (ca.lxc, ca.port.value, ca.dns_name.value.as_str()),
