@@ -235,7 +235,21 @@ impl Drop for Lab {
                     let _ = Command::new("kill").arg(pid).status();
                 }
             }
-            let _ = Command::new("ip").args(["netns", "del", ns]).status();
+            // Retry: a namespace whose last process is still exiting can refuse once.
+            for attempt in 0..5 {
+                let ok = Command::new("ip")
+                    .args(["netns", "del", ns])
+                    .stderr(Stdio::null())
+                    .status()
+                    .is_ok_and(|s| s.success());
+                if ok || !PathBuf::from("/run/netns").join(ns).exists() {
+                    break;
+                }
+                if attempt == 4 {
+                    eprintln!("could not delete network namespace {ns}");
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
             let _ = std::fs::remove_dir_all(PathBuf::from("/etc/netns").join(ns));
         }
     }
