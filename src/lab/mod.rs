@@ -602,13 +602,15 @@ fn instance_id(root_der: &[u8]) -> String {
     )
 }
 
-/// The A records the platform's dnsmasq generator derives from a config dir.
+/// The A records the platform's dnsmasq generator derives from a config dir (with the CA's
+/// real address where the generator hard-codes 10.0.0.10, so nothing in the lab points off
+/// loopback).
 fn model_records(config_dir: &Path, stacks_dir: &Path) -> Result<Vec<(String, Ipv4Addr)>> {
     let m = crate::model::load(config_dir, Some(stacks_dir))?;
     Ok(m.dns
         .records
         .iter()
-        .filter_map(|r| match r.ip {
+        .filter_map(|r| match r.guest_ip.or(r.ip) {
             Some(std::net::IpAddr::V4(ip)) => Some((r.hostname.clone(), ip)),
             _ => None,
         })
