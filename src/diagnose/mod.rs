@@ -530,7 +530,17 @@ fn judge(step: &Step, o: &Observation) -> Judged {
                         Layer::Tcp | Layer::Dns => (Verdict::Unreachable, "PD-TCP-002", false),
                         Layer::Tls => (Verdict::Diverged, tls_code(reason, &o.evidence), false),
                         Layer::Mtls => (Verdict::Diverged, mtls_code(reason, &o.evidence), false),
-                        Layer::Http => http_judgement(timed_out, reason, phase, &o.evidence),
+                        Layer::Http => {
+                            let (v, code, proxied) =
+                                http_judgement(timed_out, reason, phase, &o.evidence);
+                            // Through proxies, no answer in time is explained by a hop behind
+                            // them that hangs, just like a 504.
+                            (
+                                v,
+                                code,
+                                proxied || (code == "PD-HTTP-004" && !step.through.is_empty()),
+                            )
+                        }
                     },
                 },
             };
