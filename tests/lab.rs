@@ -704,6 +704,20 @@ fn fault_catalogue_is_complete_and_parses() {
     for n in names {
         assert!(out.contains(n), "{out}");
     }
+    let (rc, out, _) = run(
+        env!("CARGO_BIN_EXE_phoenix-doctor"),
+        &["--format", "json", "lab", "--list-faults"],
+    );
+    assert_eq!(rc, 0);
+    let json: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let list = json.as_array().unwrap();
+    assert_eq!(list.len(), lab::faults().len());
+    for (j, f) in list.iter().zip(lab::faults()) {
+        assert_eq!(j["name"], f.name);
+        assert_eq!(j["expected"]["hop"], f.expected.hop);
+        assert_eq!(j["expected"]["layer"], f.expected.layer.as_str());
+        assert_eq!(j["expected"]["code"], f.expected.code);
+    }
     let (rc, _, err) = run(
         env!("CARGO_BIN_EXE_phoenix-doctor"),
         &["lab", "--fault", "bogus"],
