@@ -346,7 +346,8 @@ fn stack_hosts(stack: &Value) -> Vec<(String, Vec<String>)> {
 
 /// The DNS records of the platform's dnsmasq generator (PLATFORM_FACTS §3.1), sorted by
 /// hostname, first rule wins.
-pub fn dns_records(cfg: &LabConfig, addrs: &Addrs) -> Vec<(String, Ipv4Addr)> {
+/// `ca_ip` is the generator's hard-coded address for `ca.` (10.0.0.10 on the platform).
+pub fn dns_records(cfg: &LabConfig, ca_ip: Ipv4Addr) -> Vec<(String, Ipv4Addr)> {
     let gateway = lxcs(cfg)
         .iter()
         .find(|(_, l)| l["name"] == "Nginx-Phoenix")
@@ -365,7 +366,7 @@ pub fn dns_records(cfg: &LabConfig, addrs: &Addrs) -> Vec<(String, Ipv4Addr)> {
             l["traefik_service"]["name"].as_str(),
             ip_of(&l["network_config"]["ip"]),
         ) {
-            let ip = if name == "ca" { addrs.ca } else { ip };
+            let ip = if name == "ca" { ca_ip } else { ip };
             recs.push((format!("{name}.{DOMAIN}"), ip));
         }
     }
@@ -508,4 +509,86 @@ pub fn routes(cfg: &LabConfig) -> Vec<Route> {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The reference platform config exactly as it is (every guest, every stack, 10.0.0.x).
+    fn reference() -> LabConfig {
+        LabConfig {
+            hypervisor: parse(REF_HYP, "hypervisor").unwrap(),
+            lxc: parse(REF_LXC, "lxc").unwrap(),
+            vm: parse(REF_VM, "vm").unwrap(),
+            manifest: json!([]),
+            stacks: vec![
+                (
+                    "portainer_service".into(),
+                    parse(REF_PORTAINER_STACK, "portainer").unwrap(),
+                ),
+                (
+                    "qdrant_service".into(),
+                    parse(REF_QDRANT_STACK, "qdrant").unwrap(),
+                ),
+                (
+                    "thinkheads_ai_app".into(),
+                    parse(
+                        include_str!(
+                            "../../fixtures/configs/reference/stacks/thinkheads_ai_app/phoenix.json"
+                        ),
+                        "app",
+                    )
+                    .unwrap(),
+                ),
+            ],
+        }
+    }
+
+    #[test]
+    fn dns_derivation_reproduces_the_platform_generator_output() {
+        let golden = include_str!("../../fixtures/golden/00-phoenix-internal.conf");
+        let mut want: Vec<&str> = golden.lines().collect();
+        let ours = dns_records(&reference(), Ipv4Addr::new(10, 0, 0, 10));
+        let mut got = vec!["# Phoenix Hypervisor Internal DNS Records".to_string()];
+        got.extend(ours.iter().map(|(h, ip)| format!("address=/{h}/{ip}")));
+        want.retain(|l| !l.is_empty());
+        assert_eq!(got, want);
+    }
+
+    #[test]
+    fn file_routes_reproduce_the_platform_dynamic_conf() {
+        let golden = include_str!("../../fixtures/golden/dynamic_conf.yml");
+        let mut want: Vec<String> = golden
+            .lines()
+            .filter_map(|l| l.trim().strip_prefix("- url: "))
+            .map(|u| u.trim_matches('"').to_string())
+            .collect();
+        let mut got: Vec<String> = routes(&reference())
+            .iter()
+            .filter_map(|r| match &r.backend {
+                Backend::Http(a) => Some(format!("http://{a}")),
+                Backend::Https(a) => Some(format!("https://{a}")),
+                Backend::Api => None,
+            })
+            .collect();
+        // Traefik's dashboard is api@internal, not a URL, in both.
+        want.retain(|u| !u.contains("127.0.0.1:8080"));
+        want.sort();
+        got.sort();
+        assert_eq!(got, want);
+        // The reference stack labels are on `websecure`: no docker route on `web`.
+        assert!(routes(&reference()).iter().all(|r| r.provider == "file"));
+    }
+
+    #[test]
+    fn relocation_moves_every_platform_address() {
+        let addrs = Addrs::new(9);
+        let mut v = json!({"a": "10.0.0.13/24", "b": ["https://10.0.0.10:9000", "10.0.0.0/24"], "c": "10.0.0.102"});
+        relocate(&mut v, &addrs);
+        assert_eq!(
+            v,
+            json!({"a": "127.9.0.13/8", "b": ["https://127.9.0.10:9000", "127.0.0.0/8"], "c": "127.9.0.102"})
+        );
+    }
 }

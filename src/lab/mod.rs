@@ -494,7 +494,7 @@ impl Lab {
         )?;
 
         // 5. What the running components do (intended state, then the faults).
-        let mut records = config::dns_records(&cfg, &addrs);
+        let mut records = config::dns_records(&cfg, addrs.ca);
         if has(Fault::Nxdomain) {
             records.retain(|(h, _)| *h != d("qdrant"));
         }
