@@ -22,8 +22,8 @@ pub fn plan(_g: &GlobalArgs, _a: &PlanArgs) -> Result<u8> {
     Err(Error::tool("plan: not built yet"))
 }
 
-pub fn lint(_g: &GlobalArgs) -> Result<u8> {
-    Err(Error::tool("lint: not built yet"))
+pub fn lint(g: &GlobalArgs) -> Result<u8> {
+    super::lint_cmd::lint(g)
 }
 
 /// Render what the model derives, in the platform's own formats.

@@ -7,6 +7,7 @@ use std::time::Duration;
 mod agent;
 pub mod inspect;
 mod lab;
+pub mod lint_cmd;
 mod live;
 mod probe;
 mod trace;
