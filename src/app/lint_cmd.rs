@@ -20,7 +20,14 @@ struct LintJson<'a> {
 fn wrap(s: &str, width: usize) -> String {
     let mut out = String::new();
     let mut line = 0usize;
-    for word in s.split(' ') {
+    let words = s.split(' ').flat_map(|w| {
+        let chars: Vec<char> = w.chars().collect();
+        chars
+            .chunks(width.max(1))
+            .map(|c| c.iter().collect::<String>())
+            .collect::<Vec<_>>()
+    });
+    for word in words {
         let n = word.chars().count();
         if line > 0 && line + 1 + n > width {
             out.push('\n');
@@ -29,7 +36,7 @@ fn wrap(s: &str, width: usize) -> String {
             out.push(' ');
             line += 1;
         }
-        out.push_str(word);
+        out.push_str(&word);
         line += n;
     }
     out
@@ -43,7 +50,11 @@ pub fn render_table(findings: &[Finding]) -> String {
         if group.is_empty() {
             continue;
         }
-        out.push_str(&format!("{} ({})\n", sev.to_string().to_uppercase(), group.len()));
+        out.push_str(&format!(
+            "{} ({})\n",
+            sev.to_string().to_uppercase(),
+            group.len()
+        ));
         let mut b = Builder::default();
         b.push_record(["code", "finding", "expected", "actual", "config"]);
         for f in group {
@@ -52,14 +63,20 @@ pub fn render_table(findings: &[Finding]) -> String {
                 .iter()
                 .find(|p| !p.file.starts_with("platform:"))
                 .or(f.provenance.first())
-                .map(|p| p.to_string())
+                .map(|p| {
+                    let file = match p.line {
+                        Some(l) => format!("{}:{l}", p.file),
+                        None => p.file.clone(),
+                    };
+                    format!("{}\n{}", wrap(&file, 60), wrap(&p.pointer, 60))
+                })
                 .unwrap_or_default();
             b.push_record([
                 f.code.clone(),
                 wrap(&f.title, 40),
                 wrap(&f.expected, 40),
                 wrap(&f.actual, 48),
-                wrap(&config, 36),
+                config,
             ]);
         }
         out.push_str(&b.build().with(Style::sharp()).to_string());

@@ -162,13 +162,19 @@ fn section(out: &mut String, codes: &[CodeInfo]) {
         ));
     }
     for c in codes {
-        out.push_str(&format!("\n### {}\n\n**{}** ({}", c.code, c.title, c.severity));
+        out.push_str(&format!(
+            "\n### {}\n\n**{}** ({}",
+            c.code, c.title, c.severity
+        ));
         if let Some(l) = c.layer {
             out.push_str(&format!(", layer {}", l.as_str()));
         }
         out.push_str(")\n\n");
         out.push_str(&format!("- What it means: {}\n", c.meaning));
-        out.push_str(&format!("- Confirm by hand: `{}`\n", c.confirm.replace('`', "'")));
+        out.push_str(&format!(
+            "- Confirm by hand: `{}`\n",
+            c.confirm.replace('`', "'")
+        ));
         out.push_str(&format!("- Fix: {}\n", c.fix));
     }
 }

@@ -167,9 +167,11 @@ pub(crate) fn backend_ip_san(m: &Intended) -> Vec<Finding> {
         let (Some(b), Some(g)) = (r.backend, r.guest) else {
             continue;
         };
-        let Some(c) = backend_cert(m, r) else { continue };
+        let Some(c) = backend_cert(m, r) else {
+            continue;
+        };
         let ip = b.ip().to_string();
-        if c.effective_sans.iter().any(|s| *s == ip) {
+        if c.effective_sans.contains(&ip) {
             continue;
         }
         out.push(with_subjects(
@@ -267,7 +269,10 @@ pub(crate) fn entries_without_sans(m: &Intended) -> Vec<Finding> {
 /// `lxc:102` / `vm:1001` from a manifest path (`.../lxc-persistent-data/102/...`).
 fn guest_of_path(c: &Cert) -> Option<String> {
     let p = &c.cert_path.as_ref()?.value;
-    for (marker, kind) in [("lxc-persistent-data/", "lxc"), ("vm-persistent-data/", "vm")] {
+    for (marker, kind) in [
+        ("lxc-persistent-data/", "lxc"),
+        ("vm-persistent-data/", "vm"),
+    ] {
         if let Some(rest) = p.split(marker).nth(1) {
             let id: String = rest.chars().take_while(|c| c.is_ascii_digit()).collect();
             if !id.is_empty() {

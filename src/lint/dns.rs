@@ -42,10 +42,7 @@ pub(crate) fn expected_guest(m: &Intended) -> Vec<Finding> {
                 a.ip.value,
                 format!("vm:{}", a.vm),
                 h.prov.clone(),
-                format!(
-                    "Portainer dials tcp://{}:{} (C1)",
-                    h.value, a.port.value
-                ),
+                format!("Portainer dials tcp://{}:{} (C1)", h.value, a.port.value),
             ));
         }
     }
@@ -217,7 +214,11 @@ pub(crate) fn nameserver_not_dns(m: &Intended) -> Vec<Finding> {
             .to_string(),
     )];
     for n in std::iter::once(&m.host).chain(m.guests.iter()) {
-        lists.push((n.vantage.to_string(), &n.nameservers, n.nameservers_from.clone()));
+        lists.push((
+            n.vantage.to_string(),
+            &n.nameservers,
+            n.nameservers_from.clone(),
+        ));
     }
     let mut out = Vec::new();
     for (who, list, from) in lists {

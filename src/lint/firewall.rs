@@ -252,7 +252,11 @@ fn file_label(f: &FwFile) -> String {
 }
 
 fn rule_text(r: &FwRule) -> String {
-    let mut s = format!("{} {}", r.direction.as_upper(), r.action.to_ascii_uppercase());
+    let mut s = format!(
+        "{} {}",
+        r.direction.as_upper(),
+        r.action.to_ascii_uppercase()
+    );
     if let Some(p) = &r.proto {
         s.push_str(&format!(" -p {p}"));
     }
@@ -286,7 +290,8 @@ pub(crate) fn in_rule_findings(m: &Intended, ca: bool) -> Vec<Finding> {
         let Some(file) = m.firewall.for_vantage(h.dst) else {
             continue;
         };
-        let d = enforced_copy(file).decide(Direction::In, h.src_ip, Some(h.dst_ip), h.proto, h.port);
+        let d =
+            enforced_copy(file).decide(Direction::In, h.src_ip, Some(h.dst_ip), h.proto, h.port);
         if d.accepted {
             continue;
         }
@@ -300,9 +305,7 @@ pub(crate) fn in_rule_findings(m: &Intended, ca: bool) -> Vec<Finding> {
         let title = if h.ca {
             format!(
                 "{} cannot reach the CA's :{} ({} has no IN rule for it)",
-                h.src_label,
-                h.port,
-                h.dst
+                h.src_label, h.port, h.dst
             )
         } else {
             format!(
@@ -323,7 +326,7 @@ pub(crate) fn in_rule_findings(m: &Intended, ca: bool) -> Vec<Finding> {
                 if file.enforced {
                     " (the rule set is enforced: the hop is dropped)".to_string()
                 } else {
-                    format!(" once enforced (today: {})", file.enforced_why)
+                    " once enforced (today the rule set is not enforced: PD-FW-005)".to_string()
                 }
             ))
             .hint(if h.ca {
@@ -408,7 +411,8 @@ pub(crate) fn stack_only_rules(m: &Intended) -> Vec<Finding> {
         if !matches!(file.scope, FwScope::Vm(_)) {
             continue;
         }
-        let d = enforced_copy(file).decide(Direction::In, h.src_ip, Some(h.dst_ip), h.proto, h.port);
+        let d =
+            enforced_copy(file).decide(Direction::In, h.src_ip, Some(h.dst_ip), h.proto, h.port);
         let Some(i) = d.rule.filter(|_| d.accepted) else {
             continue;
         };
@@ -444,7 +448,7 @@ pub(crate) fn stack_only_rules(m: &Intended) -> Vec<Finding> {
     out
 }
 
-fn node_file<'a>(m: &'a Intended, ip: IpAddr) -> Option<(VantageRef, &'a FwFile)> {
+fn node_file(m: &Intended, ip: IpAddr) -> Option<(VantageRef, &FwFile)> {
     let v = vantage_of_ip(m, ip)?;
     Some((v, m.firewall.for_vantage(v)?))
 }
@@ -510,10 +514,7 @@ pub(crate) fn one_sided_rules(m: &Intended) -> Vec<Finding> {
             };
             let f = finding(
                 "PD-FW-004",
-                format!(
-                    "{me} {} has no counterpart on {pv}",
-                    rule_text(r)
-                ),
+                format!("{me} {} has no counterpart on {pv}", rule_text(r)),
             )
             .expected(format!(
                 "{} {proto} {src_ip} → {dst_ip}:{missing_s} on {pv} ({})",
@@ -546,9 +547,17 @@ pub(crate) fn one_sided_rules(m: &Intended) -> Vec<Finding> {
 /// PD-FW-005: LXC rule sets that Proxmox does not enforce (F7).
 pub(crate) fn unenforced_lxc_rules(m: &Intended) -> Vec<Finding> {
     let mut out = Vec::new();
-    for f in m.firewall.lxcs.iter().filter(|f| !f.enforced && !f.rules.is_empty()) {
+    for f in m
+        .firewall
+        .lxcs
+        .iter()
+        .filter(|f| !f.enforced && !f.rules.is_empty())
+    {
         let v = f.vantage();
-        let subjects = m.node(v).map(node_subjects).unwrap_or_else(|| vec![v.to_string()]);
+        let subjects = m
+            .node(v)
+            .map(node_subjects)
+            .unwrap_or_else(|| vec![v.to_string()]);
         let who = m.node(v).map(label).unwrap_or_else(|| v.to_string());
         out.push(with_subjects(
             finding(

@@ -7,7 +7,12 @@ use crate::model::{DnsRule, Intended};
 /// PD-ROUTE-001: an http:// route to a port that speaks TLS (F9).
 pub(crate) fn plain_http_to_tls(m: &Intended) -> Vec<Finding> {
     let mut out = Vec::new();
-    for r in m.routes.routes.iter().filter(|r| !r.is_api && r.scheme == "http") {
+    for r in m
+        .routes
+        .routes
+        .iter()
+        .filter(|r| !r.is_api && r.scheme == "http")
+    {
         let (Some(b), Some(g)) = (r.backend, r.guest) else {
             continue;
         };
@@ -49,11 +54,9 @@ pub(crate) fn plain_http_to_tls(m: &Intended) -> Vec<Finding> {
 }
 
 fn has_docker_provider(m: &Intended) -> bool {
-    m.router.as_ref().is_some_and(|r| {
-        r.providers
-            .iter()
-            .any(|p| p == "docker" || p == "swarm")
-    })
+    m.router
+        .as_ref()
+        .is_some_and(|r| r.providers.iter().any(|p| p == "docker" || p == "swarm"))
 }
 
 fn deployment_subjects(m: &Intended, s: &crate::model::Stack) -> Vec<String> {
@@ -192,10 +195,12 @@ pub(crate) fn gateway_names_without_router(m: &Intended) -> Vec<Finding> {
         has_docker_provider(m)
             && m.stacks.iter().any(|s| {
                 s.services.iter().flat_map(|x| x.routers.iter()).any(|r| {
-                    r.host.as_deref().is_some_and(|h| h.eq_ignore_ascii_case(host))
-                        && r.entrypoints.iter().all(|e| {
-                            router.entrypoints.iter().any(|(n, _)| *n == e.value)
-                        })
+                    r.host
+                        .as_deref()
+                        .is_some_and(|h| h.eq_ignore_ascii_case(host))
+                        && r.entrypoints
+                            .iter()
+                            .all(|e| router.entrypoints.iter().any(|(n, _)| *n == e.value))
                 })
             })
     };
