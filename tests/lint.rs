@@ -170,6 +170,7 @@ fn reference_reports_the_platform_defects() {
         "PD-ROUTE-007",
         "PD-CERT-003",
         "PD-LINT-001",
+        "PD-LINT-002",
     ] {
         assert_eq!(count(&fs, code), 0, "{code}: {:#?}", titles(&fs));
     }
@@ -339,6 +340,10 @@ fn fw_007_duplicate_rule() {
     assert!(fs.iter().any(|f| f.code == "PD-FW-007"
         && f.subjects.contains(&"vm:1002".to_string())
         && f.subjects.contains(&"10.0.0.13".to_string())));
+    // 103 has OUT .153:80 three times: one finding that counts them.
+    let f = get(&fs, "PD-FW-007", "lxc:103");
+    assert!(f.title.contains("appears 3 times"), "{}", f.title);
+    assert_eq!(f.provenance.len(), 3);
     let fs = Cfg::reference()
         .vm(1002, |g| {
             let rules = g["firewall"]["rules"].as_array_mut().unwrap();
@@ -827,4 +832,28 @@ fn docs_findings_md_is_current() {
         have == want,
         "docs/findings.md is stale: run UPDATE_DOCS=1 cargo test --test lint docs_findings_md_is_current"
     );
+}
+
+#[test]
+fn lint_002_name_outside_the_domain() {
+    let fs = Cfg::reference()
+        .edit("stacks/qdrant_service/phoenix.json", |v| {
+            for l in v["environments"]["production"]["services"]["qdrant"]["traefik_labels"]
+                .as_array_mut()
+                .unwrap()
+                .iter_mut()
+            {
+                if l.as_str().unwrap().contains(".rule=") {
+                    *l = json!(
+                        "traefik.http.routers.qdrant.rule=Host(`qdrant.phoenix.thinkheads.ai`)"
+                    );
+                }
+            }
+        })
+        .lint();
+    let f = get(&fs, "PD-LINT-002", "qdrant.phoenix.thinkheads.ai");
+    assert!(f.provenance[0]
+        .file
+        .ends_with("qdrant_service/phoenix.json"));
+    assert_eq!(count(&reference_findings(), "PD-LINT-002"), 0);
 }

@@ -133,6 +133,10 @@ pub const STATIC: &[CodeInfo] = &[
         "An address inside the platform's subnet appears in a firewall rule, a DNS record, a route or a resolver list but no guest or the host has it (F3: rules and docs kept 10.0.0.101 after Portainer moved to 10.0.0.111).",
         "grep -rn <ip> /usr/local/phoenix_hypervisor/etc/",
         "Replace the stale address with the guest's current one, or delete the entry."),
+    code!("PD-LINT-002", Some(Layer::Dns), Warning, "hostname outside the platform's domain",
+        "A name in the configs (a stack label's Host, portainer_hostname, the agent or CA name, a manifest name) is not under `domain_name`. dnsmasq answers only names under the domain and forwards the rest upstream, where public DNS answers or NXDOMAIN (F38: `*.phoenix.thinkheads.ai` leftovers from the split-horizon era).",
+        "dig @<dns ip> <name>; grep -rn phoenix.thinkheads.ai /usr/local/phoenix_hypervisor/etc/",
+        "Rename the name into the platform's domain."),
 ];
 
 /// Every static code.

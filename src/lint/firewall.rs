@@ -81,7 +81,7 @@ pub(crate) fn hops(m: &Intended) -> Vec<FwHop> {
         let g = VantageRef::Lxc(gw.lxc);
         out.extend(hop(
             m,
-            "A3/B1",
+            "B1",
             "host → NGINX gateway (Portainer API through the gateway)",
             host,
             g,
@@ -651,7 +651,12 @@ pub(crate) fn duplicate_rules(m: &Intended) -> Vec<Finding> {
             .collect();
         let norms: Vec<Norm> = rules.iter().map(|r| norm(r)).collect();
         let v = file.vantage();
+        // Rules already reported as a copy of an earlier one.
+        let mut copies: BTreeSet<usize> = BTreeSet::new();
         for j in 1..rules.len() {
+            if copies.contains(&j) {
+                continue;
+            }
             let found = (0..j).find_map(|i| {
                 if same(&norms[i], &norms[j]) {
                     Some((i, true))
@@ -669,20 +674,40 @@ pub(crate) fn duplicate_rules(m: &Intended) -> Vec<Finding> {
                 RuleOrigin::Lxc { id } => format!("lxc:{id} firewall.rules"),
                 RuleOrigin::Vm { id } => format!("vm:{id} firewall.rules"),
             };
+            let mut extra: Vec<&FwRule> = Vec::new();
+            if dup {
+                for k in j + 1..rules.len() {
+                    if same(&norms[i], &norms[k]) {
+                        copies.insert(k);
+                        extra.push(rules[k]);
+                    }
+                }
+            }
             let f = if dup {
                 finding(
                     "PD-FW-007",
-                    format!("{}: duplicate rule {}", file_label(file), rule_text(b)),
+                    format!(
+                        "{}: rule {} appears {} times",
+                        file_label(file),
+                        rule_text(b),
+                        2 + extra.len()
+                    ),
                 )
                 .expected(format!("each rule once in {}", file_label(file)))
                 .actual(format!(
-                    "`{}` ({}) repeats `{}` ({})",
+                    "`{}` ({}) repeats `{}` ({}){}",
                     rule_text(b),
                     origin(b),
                     rule_text(a),
-                    origin(a)
+                    origin(a),
+                    if extra.is_empty() {
+                        String::new()
+                    } else {
+                        format!(", and {} more copies follow", extra.len())
+                    }
                 ))
-                .hint("Delete the later copy from the config it comes from.")
+                .hint("Delete the later copies from the config they come from.")
+                .provenance(extra.iter().map(|r| r.prov.clone()))
             } else {
                 let (wide, narrow) = if covers(&norms[i], &norms[j]) {
                     (a, b)

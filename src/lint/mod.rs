@@ -44,6 +44,7 @@ const RULES: &[fn(&Intended) -> Vec<Finding>] = &[
     certs::backend_without_cert,
     certs::entries_without_sans,
     stray_addresses,
+    foreign_names,
 ];
 
 /// Every static finding for the intended state, in rule order (duplicates removed).
@@ -218,6 +219,95 @@ pub(crate) fn stray_addresses(m: &Intended) -> Vec<Finding> {
             .hint("A leftover from an address change (Portainer moved from 10.0.0.101 to 10.0.0.111): use the guest's current address or delete the entry.")
             .provenance([prov])
             .subject(ip.to_string()),
+        );
+    }
+    out
+}
+
+/// F38: hostnames in the configs outside the platform's domain.
+pub(crate) fn foreign_names(m: &Intended) -> Vec<Finding> {
+    let domain = m.domain.value.to_ascii_lowercase();
+    let inside = |h: &str| {
+        let h = h.trim_end_matches('.').to_ascii_lowercase();
+        h == domain || h.ends_with(&format!(".{domain}"))
+    };
+    let mut names: Vec<(String, String, Provenance)> = Vec::new();
+    for s in &m.stacks {
+        for svc in &s.services {
+            for r in &svc.routers {
+                if let (Some(h), Some(rule)) = (&r.host, &r.rule) {
+                    names.push((
+                        h.clone(),
+                        format!("stack `{}` router `{}`", s.name, r.name),
+                        rule.prov.clone(),
+                    ));
+                }
+            }
+        }
+    }
+    if let Some(p) = &m.portainer {
+        names.push((
+            p.hostname.value.clone(),
+            "portainer_api.portainer_hostname".to_string(),
+            p.hostname.prov.clone(),
+        ));
+    }
+    for a in &m.agents {
+        if let Some(h) = &a.hostname {
+            names.push((
+                h.value.clone(),
+                format!("vm:{} portainer_agent_hostname", a.vm),
+                h.prov.clone(),
+            ));
+        }
+    }
+    if let Some(c) = &m.ca {
+        names.push((
+            c.dns_name.value.clone(),
+            "step_ca.dns_name".to_string(),
+            c.dns_name.prov.clone(),
+        ));
+    }
+    for c in &m.certs {
+        names.push((
+            c.common_name.value.clone(),
+            "certificate-manifest.json common_name".to_string(),
+            c.common_name.prov.clone(),
+        ));
+        for san in &c.sans {
+            if san.value.parse::<IpAddr>().is_err() {
+                names.push((
+                    san.value.clone(),
+                    format!("sans of {}", c.common_name.value),
+                    san.prov.clone(),
+                ));
+            }
+        }
+    }
+    let mut out = Vec::new();
+    for (name, what, prov) in names {
+        let bare = name.trim_start_matches("*.");
+        if inside(bare) || !bare.contains('.') {
+            continue;
+        }
+        out.push(
+            finding(
+                "PD-LINT-002",
+                format!("{name} ({what}) is outside {}", m.domain.value),
+            )
+            .expected(format!(
+                "names under {}: dnsmasq answers only those (`local=/{}/`)",
+                m.domain.value, m.domain.value
+            ))
+            .actual(format!(
+                "{what} uses {name}, which dnsmasq forwards to the upstream resolvers"
+            ))
+            .hint(format!(
+                "Rename it to <name>.{} (a leftover from the phoenix.thinkheads.ai era).",
+                m.domain.value
+            ))
+            .provenance([prov, m.domain.prov.clone()])
+            .subject(name.clone()),
         );
     }
     out
