@@ -865,3 +865,37 @@ fn lint_002_name_outside_the_domain() {
         .ends_with("qdrant_service/phoenix.json"));
     assert_eq!(count(&reference_findings(), "PD-LINT-002"), 0);
 }
+
+#[test]
+fn fw_009_guest_rules_open_the_host() {
+    let fs = reference_findings();
+    let f = get(&fs, "PD-FW-009", "host");
+    assert!(f.actual.contains("6333/tcp"), "{}", f.actual);
+    assert!(f.actual.contains("vm:1002"), "{}", f.actual);
+    // With a -dest on every guest IN rule nothing opens the host.
+    let dest = |g: &mut Value, ip: &str| {
+        if let Some(rules) = g["firewall"]["rules"].as_array_mut() {
+            for r in rules.iter_mut().filter(|r| r["type"] == json!("in")) {
+                r["dest"] = json!(ip);
+            }
+        }
+    };
+    let mut c = Cfg::reference();
+    for (id, ip) in [
+        ("900", "10.0.0.200"),
+        ("801", "10.0.0.141"),
+        ("802", "10.0.0.142"),
+        ("101", "10.0.0.153"),
+        ("914", "10.0.0.155"),
+        ("917", "10.0.0.157"),
+        ("103", "10.0.0.10"),
+        ("102", "10.0.0.12"),
+    ] {
+        c = c.lxc(id, |g| dest(g, ip));
+    }
+    let fs = c
+        .vm(1001, |g| dest(g, "10.0.0.111"))
+        .vm(1002, |g| dest(g, "10.0.0.102"))
+        .lint();
+    assert_eq!(count(&fs, "PD-FW-009"), 0, "{:#?}", titles(&fs));
+}

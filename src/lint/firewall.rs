@@ -752,3 +752,57 @@ pub(crate) fn duplicate_rules(m: &Intended) -> Vec<Finding> {
     }
     out
 }
+
+/// PD-FW-009: guest IN rules that the setup copies into cluster.fw, where they open the host (F8).
+pub(crate) fn guest_rules_in_cluster(m: &Intended) -> Vec<Finding> {
+    let Some(cluster) = &m.firewall.cluster else {
+        return Vec::new();
+    };
+    let copied: Vec<&FwRule> = cluster
+        .rules
+        .iter()
+        .filter(|r| {
+            r.origin != RuleOrigin::Global
+                && r.direction == Direction::In
+                && r.accepts()
+                && r.dest.is_none()
+        })
+        .collect();
+    if copied.is_empty() || !cluster.enforced {
+        return Vec::new();
+    }
+    let mut ports: BTreeSet<String> = BTreeSet::new();
+    let mut guests: BTreeSet<String> = BTreeSet::new();
+    for r in &copied {
+        ports.insert(format!(
+            "{}/{}",
+            r.dport_text.as_deref().unwrap_or("all"),
+            r.proto.as_deref().unwrap_or("any")
+        ));
+        match &r.origin {
+            RuleOrigin::Lxc { id } => guests.insert(format!("lxc:{id}")),
+            RuleOrigin::Vm { id } => guests.insert(format!("vm:{id}")),
+            _ => false,
+        };
+    }
+    let ports = ports.into_iter().collect::<Vec<_>>().join(", ");
+    let list = guests.iter().cloned().collect::<Vec<_>>().join(", ");
+    let mut subjects = vec!["host".to_string()];
+    subjects.extend(m.host.ip_addr().map(|i| i.to_string()));
+    vec![with_subjects(
+        finding(
+            "PD-FW-009",
+            format!(
+                "cluster.fw carries {} IN rules copied from guests; they open the host's own ports",
+                copied.len()
+            ),
+        )
+        .expected("cluster.fw holds the host's own rules; each guest's rules live in its own rule set")
+        .actual(format!(
+            "the firewall setup appends every guest's rules to cluster.fw, so IN rules of {list} with no -dest accept {ports} to the host itself"
+        ))
+        .hint("Read cluster.fw as the host's rule set only; give each guest IN rule a `dest` of the guest's address so its copy does not open the host.")
+        .provenance(copied.iter().take(3).map(|r| r.prov.clone())),
+        subjects,
+    )]
+}

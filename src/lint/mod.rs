@@ -25,6 +25,7 @@ const RULES: &[fn(&Intended) -> Vec<Finding>] = &[
     firewall::one_sided_rules,
     firewall::unenforced_lxc_rules,
     firewall::duplicate_rules,
+    firewall::guest_rules_in_cluster,
     dns::no_gateway,
     dns::expected_guest,
     dns::bypass_gateway,
