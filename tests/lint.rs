@@ -899,3 +899,47 @@ fn fw_009_guest_rules_open_the_host() {
         .lint();
     assert_eq!(count(&fs, "PD-FW-009"), 0, "{:#?}", titles(&fs));
 }
+
+// ---------------------------------------------------------------- the lab's config
+
+#[test]
+fn lint_reads_the_lab_config_with_its_own_addresses() {
+    use phoenix_doctor::lab::{Lab, LabSpec};
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let lab = rt
+        .block_on(Lab::start(&LabSpec {
+            dir: None,
+            faults: vec![],
+            net: 91,
+        }))
+        .expect("lab on 127.91.0.0/24");
+    let m = model::load(lab.config_dir(), Some(lab.stacks_dir())).unwrap();
+    let fs = lint::run(&m);
+    // The generators' literals differ from the lab's addresses: said so, not hidden.
+    let f = get(&fs, "PD-ROUTE-007", "127.91.0.12");
+    assert!(f.actual.contains("10.0.0.12:80"));
+    assert!(has(&fs, "PD-ROUTE-001", "127.91.0.10:9000"));
+    // The synthetic LAN client lies in the lab's block and belongs to no node.
+    let lan = fs
+        .iter()
+        .find(|f| f.code == "PD-FW-002" && f.title.contains("LAN client"))
+        .expect("LAN client finding");
+    let client: std::net::IpAddr = lan.subjects[0].parse().unwrap();
+    assert!(client.to_string().starts_with("127.91.0."), "{client}");
+    assert!(m.node_by_ip(client).is_none());
+    // No finding names a 10.x address as a subject except the generators' literals.
+    for f in &fs {
+        for s in &f.subjects {
+            assert!(
+                !s.starts_with("10.") || s.starts_with("10.0.0.10") || s.starts_with("10.0.0.12"),
+                "{} {s}",
+                f.code
+            );
+        }
+    }
+    lab.shutdown();
+}

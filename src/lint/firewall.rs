@@ -65,8 +65,19 @@ fn hop(
 
 /// An address in the gateway's subnet that no node has: "any LAN client".
 fn lan_client(m: &Intended, near: IpAddr) -> Option<IpAddr> {
-    let net = m.subnets.iter().find(|n| n.contains(&near))?;
-    let hosts: Vec<IpAddr> = net.hosts().take(4096).collect();
+    // The most specific subnet around the gateway, at most a /24 (or /120) wide.
+    let net = m
+        .subnets
+        .iter()
+        .filter(|n| n.contains(&near))
+        .max_by_key(|n| n.prefix_len())?;
+    let min = net.max_prefix_len().saturating_sub(8);
+    let net = if net.prefix_len() < min {
+        ipnet::IpNet::new(near, min).ok()?.trunc()
+    } else {
+        *net
+    };
+    let hosts: Vec<IpAddr> = net.hosts().collect();
     hosts
         .into_iter()
         .rev()
