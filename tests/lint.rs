@@ -171,6 +171,8 @@ fn reference_reports_the_platform_defects() {
         "PD-CERT-003",
         "PD-LINT-001",
         "PD-LINT-002",
+        "PD-LINT-003",
+        "PD-LINT-004",
     ] {
         assert_eq!(count(&fs, code), 0, "{code}: {:#?}", titles(&fs));
     }
@@ -942,4 +944,32 @@ fn lint_reads_the_lab_config_with_its_own_addresses() {
         }
     }
     lab.shutdown();
+}
+
+#[test]
+fn lint_003_stack_deployed_outside_production() {
+    let fs = Cfg::reference()
+        .vm(1002, |g| {
+            g["docker_stacks"] = json!([
+                "qdrant_service",
+                {"name": "thinkheads_ai_app", "environment": "development"}
+            ])
+        })
+        .lint();
+    let f = get(&fs, "PD-LINT-003", "stack:thinkheads_ai_app");
+    assert!(f.subjects.contains(&"vm:1002".to_string()));
+    assert!(!has(&fs, "PD-LINT-003", "stack:qdrant_service"));
+}
+
+#[test]
+fn lint_004_stack_without_manifest() {
+    let fs = Cfg::reference()
+        .vm(1002, |g| {
+            g["docker_stacks"] = json!(["qdrant_service", "qdrant_servise"])
+        })
+        .lint();
+    let f = get(&fs, "PD-LINT-004", "vm:1002");
+    assert!(f.title.contains("qdrant_servise"));
+    assert_eq!(f.severity, Severity::Error);
+    assert_eq!(count(&fs, "PD-LINT-004"), 1);
 }

@@ -141,6 +141,14 @@ pub const STATIC: &[CodeInfo] = &[
         "A name in the configs (a stack label's Host, portainer_hostname, the agent or CA name, a manifest name) is not under `domain_name`. dnsmasq answers only names under the domain and forwards the rest upstream, where public DNS answers or NXDOMAIN (F38: `*.phoenix.thinkheads.ai` leftovers from the split-horizon era).",
         "dig @<dns ip> <name>; grep -rn phoenix.thinkheads.ai /usr/local/phoenix_hypervisor/etc/",
         "Rename the name into the platform's domain."),
+    code!("PD-LINT-003", None, Warning, "stack deployed in an environment the generators do not read",
+        "A VM deploys a stack as an environment other than `production`, or the manifest has no `production`. The DNS generator and the VM firewall read only `environments.production`, so the stack's Traefik labels and firewall rules silently vanish (F35: thinkheads_ai_app as `development`).",
+        "jq '.environments | keys' stacks/<name>/phoenix.json; jq '.vms[].docker_stacks' phoenix_vm_configs.json",
+        "Deploy `production`, or move the environment's labels and rules under `production`."),
+    code!("PD-LINT-004", None, Error, "VM deploys a stack that has no manifest",
+        "A VM's docker_stacks names a stack with no stacks/<name>/phoenix.json: sync cannot deploy it and its labels and firewall rules do not exist.",
+        "ls /usr/local/phoenix_hypervisor/stacks/",
+        "Fix the stack name in docker_stacks, or add the manifest."),
 ];
 
 /// Every static code.

@@ -46,6 +46,7 @@ const RULES: &[fn(&Intended) -> Vec<Finding>] = &[
     certs::entries_without_sans,
     stray_addresses,
     foreign_names,
+    stack_deployments,
 ];
 
 /// Every static finding for the intended state, in rule order (duplicates removed).
@@ -310,6 +311,65 @@ pub(crate) fn foreign_names(m: &Intended) -> Vec<Finding> {
             .provenance([prov, m.domain.prov.clone()])
             .subject(name.clone()),
         );
+    }
+    out
+}
+
+/// F35 and missing manifests: stacks a VM deploys whose labels and rules never apply.
+pub(crate) fn stack_deployments(m: &Intended) -> Vec<Finding> {
+    let mut out = Vec::new();
+    for g in m.guests.iter() {
+        for name in &g.docker_stacks {
+            let Some(st) = m.stack(&name.value) else {
+                out.push(with_subjects(
+                    finding(
+                        "PD-LINT-004",
+                        format!("{} deploys stack `{}`, which has no manifest", g.vantage, name.value),
+                    )
+                    .expected(format!("stacks/{}/phoenix.json", name.value))
+                    .actual(format!(
+                        "the stacks dir has no {}/phoenix.json: the stack's Traefik labels and firewall rules are missing and `sync all` cannot deploy it",
+                        name.value
+                    ))
+                    .hint("Fix the name in docker_stacks or add the manifest (check --stacks-dir).")
+                    .provenance([name.prov.clone()]),
+                    node_subjects(g),
+                ));
+                continue;
+            };
+            for d in st
+                .deployments
+                .iter()
+                .filter(|d| Some(d.vm) == g.id && !d.applied)
+            {
+                out.push(with_subjects(
+                    finding(
+                        "PD-LINT-003",
+                        format!(
+                            "{} deploys stack `{}` as `{}`: its labels and rules are never applied",
+                            g.vantage, st.name, d.environment.value
+                        ),
+                    )
+                    .expected(format!(
+                        "the environment the DNS and firewall generators read (`production`) exists in {} and is the one deployed",
+                        st.file
+                    ))
+                    .actual(format!(
+                        "deployed as `{}`; the manifest declares [{}]",
+                        d.environment.value,
+                        st.environments
+                            .iter()
+                            .map(|e| e.value.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ))
+                    .hint("Deploy the `production` environment (or give the manifest one): only it reaches DNS, cluster.fw and <vmid>.fw.")
+                    .provenance([d.environment.prov.clone(), st.prov.clone()])
+                    .subject(format!("stack:{}", st.name)),
+                    node_subjects(g),
+                ));
+            }
+        }
     }
     out
 }
