@@ -173,11 +173,11 @@ pub(crate) fn shadowed_records(m: &Intended) -> Vec<Finding> {
                 ),
             )
             .expected(format!(
-                "one meaning for {}: the {} record of {} → {} is also written",
-                r.hostname,
-                s.rule.describe(),
+                "one address per hostname; {} also claims {} → {} ({})",
                 s.subject,
-                s.ip_text
+                r.hostname,
+                s.ip_text,
+                s.rule.describe()
             ))
             .actual(format!(
                 "unique_by(.hostname) keeps rule {} ({}) → {} and drops rule {} ({}) → {}",

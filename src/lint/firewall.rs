@@ -258,7 +258,7 @@ fn file_label(f: &FwFile) -> String {
     match f.scope {
         FwScope::Cluster => "cluster.fw".to_string(),
         FwScope::Vm(id) => format!("{id}.fw"),
-        FwScope::Lxc(id) => format!("lxc:{id} rules"),
+        FwScope::Lxc(id) => format!("the lxc:{id} rule set"),
     }
 }
 
@@ -321,7 +321,15 @@ pub(crate) fn in_rule_findings(m: &Intended, ca: bool) -> Vec<Finding> {
         } else {
             format!(
                 "{} ({}): {} has no IN rule for {} :{}",
-                h.what, h.id, h.dst, h.src_ip, h.port
+                h.what,
+                h.id,
+                h.dst,
+                if h.src.is_none() {
+                    "LAN clients".to_string()
+                } else {
+                    h.src_ip.to_string()
+                },
+                h.port
             )
         };
         let policy = &file.options.policy_in;
