@@ -13,7 +13,11 @@ fn plan(n: usize, addr: std::net::SocketAddr, dead: std::net::SocketAddr) -> Pla
     for i in 0..n {
         // Every tenth step targets a closed port; the step after it depends on it.
         let target = if i % 10 == 0 { dead } else { addr };
-        let depends_on = if i % 10 == 1 { vec![format!("s{}.tcp", i - 1)] } else { vec![] };
+        let depends_on = if i % 10 == 1 {
+            vec![format!("s{}.tcp", i - 1)]
+        } else {
+            vec![]
+        };
         steps.push(Step {
             id: format!("s{i}.tcp"),
             hop: format!("s{i}"),
@@ -36,11 +40,19 @@ fn plan(n: usize, addr: std::net::SocketAddr, dead: std::net::SocketAddr) -> Pla
             title: String::new(),
         })
         .collect();
-    Plan { target: "bench".into(), hops, steps }
+    Plan {
+        target: "bench".into(),
+        hops,
+        steps,
+    }
 }
 
 fn main() {
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
     rt.block_on(async {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();

@@ -344,3 +344,192 @@ pub async fn execute(plan: &Plan, settings: &Settings) -> Run {
             .collect(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::observe::Layer;
+    use crate::plan::ProbeSpec;
+    use crate::vantage::BoxFuture;
+    use std::sync::Mutex;
+
+    /// A runner that sends nothing: each step's outcome is decided by its id.
+    #[derive(Default)]
+    struct Fake {
+        batches: Mutex<Vec<Vec<String>>>,
+    }
+
+    impl Runner for Fake {
+        fn run<'a>(
+            &'a self,
+            steps: &'a [Step],
+            _ctx: &'a ProbeCtx,
+        ) -> BoxFuture<'a, Vec<Observation>> {
+            Box::pin(async move {
+                self.batches.lock().unwrap().push(
+                    steps
+                        .iter()
+                        .map(|s| format!("{}@{}", s.id, s.from))
+                        .collect(),
+                );
+                let mut out = Vec::new();
+                for s in steps {
+                    if s.id.contains("slow") {
+                        tokio::time::sleep(Duration::from_secs(5)).await;
+                    }
+                    let mut o = Observation::tool_error(&s.id, "x", "fake");
+                    o.outcome = if s.id.contains("bad") {
+                        Outcome::Failed
+                    } else {
+                        Outcome::Ok
+                    };
+                    out.push(o);
+                }
+                out
+            })
+        }
+    }
+
+    fn st(id: &str, from: VantageRef, ip: &str, deps: &[&str]) -> Step {
+        Step {
+            id: id.into(),
+            hop: "h".into(),
+            from,
+            to: "x".into(),
+            layer: Layer::Tcp,
+            probe: ProbeSpec::Tcp {
+                addr: format!("{ip}:1").parse().unwrap(),
+            },
+            expect: String::new(),
+            provenance: vec![],
+            depends_on: deps.iter().map(|d| d.to_string()).collect(),
+            through: vec![],
+        }
+    }
+
+    fn settings(fake: Arc<Fake>) -> Settings {
+        Settings {
+            scope: Scope {
+                allowed: vec!["127.0.0.0/24".parse().unwrap()],
+            },
+            runner: fake,
+            ..Settings::default()
+        }
+    }
+
+    fn plan(steps: Vec<Step>) -> Plan {
+        Plan {
+            target: "t".into(),
+            hops: vec![],
+            steps,
+        }
+    }
+
+    #[tokio::test]
+    async fn dependencies_scope_and_batches_per_vantage() {
+        let fake = Arc::new(Fake::default());
+        let lxc = VantageRef::Lxc(102);
+        let p = plan(vec![
+            st("a", VantageRef::Host, "127.0.0.1", &[]),
+            st("b-bad", lxc, "127.0.0.2", &[]),
+            st("c", lxc, "127.0.0.3", &["a"]),
+            st("d", VantageRef::Host, "127.0.0.4", &["b-bad"]),
+            st("e", VantageRef::Host, "127.0.0.5", &["d"]),
+            st("f", VantageRef::Host, "127.0.1.1", &[]),
+            st("g", VantageRef::Host, "127.0.0.7", &["f"]),
+        ]);
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let seen2 = seen.clone();
+        let mut s = settings(fake.clone());
+        s.progress = Some(Arc::new(move |o: &Observation| {
+            seen2.lock().unwrap().push(o.step.clone())
+        }));
+        let run = execute(&p, &s).await;
+        let by: Vec<(&str, Outcome)> = run
+            .observations
+            .iter()
+            .map(|o| (o.step.as_str(), o.outcome))
+            .collect();
+        assert_eq!(
+            by,
+            vec![
+                ("a", Outcome::Ok),
+                ("b-bad", Outcome::Failed),
+                ("c", Outcome::Ok),
+                ("d", Outcome::Blocked),
+                ("e", Outcome::Blocked),
+                ("f", Outcome::OutOfScope),
+                ("g", Outcome::Blocked),
+            ]
+        );
+        assert!(run.observations[3].message.contains("b-bad"));
+        assert!(run.observations[5].message.contains("127.0.1.1:1"));
+        assert!(run.observations[5].message.contains("127.0.0.0/24"));
+        // out-of-scope and blocked steps never reach the runner; each batch shares one vantage
+        let batches = fake.batches.lock().unwrap().clone();
+        let all: Vec<String> = batches.iter().flatten().cloned().collect();
+        assert_eq!(all.len(), 3, "{batches:?}");
+        for b in &batches {
+            let v: std::collections::BTreeSet<&str> =
+                b.iter().map(|s| s.split('@').nth(1).unwrap()).collect();
+            assert_eq!(v.len(), 1, "{batches:?}");
+        }
+        assert_eq!(seen.lock().unwrap().len(), 7);
+        assert!(!run.started_at.is_empty() && run.started_at.contains('T'));
+    }
+
+    #[tokio::test]
+    async fn the_budget_ends_unfinished_steps() {
+        let fake = Arc::new(Fake::default());
+        let p = plan(vec![
+            st("fast", VantageRef::Host, "127.0.0.1", &[]),
+            st("slow", VantageRef::Lxc(1), "127.0.0.2", &[]),
+            st("after-slow", VantageRef::Host, "127.0.0.3", &["slow"]),
+        ]);
+        let mut s = settings(fake);
+        s.budget = Duration::from_millis(200);
+        let run = execute(&p, &s).await;
+        let r: Vec<(Outcome, Option<&str>)> = run
+            .observations
+            .iter()
+            .map(|o| (o.outcome, o.reason.as_deref()))
+            .collect();
+        assert_eq!(r[0].0, Outcome::Ok);
+        assert_eq!(r[1], (Outcome::TimedOut, Some("budget")));
+        assert_eq!(r[2], (Outcome::TimedOut, Some("budget")));
+    }
+
+    #[tokio::test]
+    async fn an_empty_scope_allows_nothing_and_cycles_are_blocked() {
+        let fake = Arc::new(Fake::default());
+        let p = plan(vec![
+            st("x", VantageRef::Host, "127.0.0.1", &["y"]),
+            st("y", VantageRef::Host, "127.0.0.1", &["x"]),
+            st("z", VantageRef::Host, "127.0.0.1", &[]),
+        ]);
+        let mut s = settings(fake.clone());
+        s.scope = Scope::default();
+        let run = execute(&p, &s).await;
+        let r: Vec<Outcome> = run.observations.iter().map(|o| o.outcome).collect();
+        assert_eq!(
+            r,
+            vec![Outcome::Blocked, Outcome::Blocked, Outcome::OutOfScope]
+        );
+        assert!(fake.batches.lock().unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn concurrency_bound_limits_batch_sizes() {
+        let fake = Arc::new(Fake::default());
+        let steps: Vec<Step> = (0..10)
+            .map(|i| st(&format!("s{i}"), VantageRef::Host, "127.0.0.1", &[]))
+            .collect();
+        let mut s = settings(fake.clone());
+        s.concurrency = 3;
+        let run = execute(&plan(steps), &s).await;
+        assert!(run.observations.iter().all(|o| o.outcome == Outcome::Ok));
+        let batches = fake.batches.lock().unwrap().clone();
+        assert!(batches.iter().all(|b| b.len() <= 3), "{batches:?}");
+        assert_eq!(batches.iter().map(|b| b.len()).sum::<usize>(), 10);
+    }
+}

@@ -5,6 +5,7 @@ use crate::error::{Error, Result};
 use std::time::Duration;
 
 mod agent;
+mod demo;
 pub mod inspect;
 mod lab;
 pub mod lint_cmd;
@@ -16,7 +17,7 @@ mod trace;
 pub fn run(cli: Cli) -> Result<u8> {
     let g = &cli.global;
     match cli.command {
-        Command::Demo(a) => lab::demo(g, &a),
+        Command::Demo(a) => demo::demo(g, &a),
         Command::Lab(a) => lab::lab(g, &a),
         Command::Trace(a) => trace::trace(g, &a),
         Command::Check(a) => trace::check(g, &a),

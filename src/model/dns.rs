@@ -43,8 +43,8 @@ impl DnsRule {
     pub fn describe(self) -> &'static str {
         match self {
             DnsRule::StackLabel => "stack Traefik label → gateway",
-            DnsRule::LxcTraefikService => "LXC traefik_service → LXC IP",
-            DnsRule::VmTraefikService => "VM traefik_service → gateway",
+            DnsRule::LxcTraefikService => "LXC traefik_service",
+            DnsRule::VmTraefikService => "VM traefik_service",
             DnsRule::LxcName => "LXC name → LXC IP",
             DnsRule::VmName => "VM name → VM IP",
             DnsRule::AgentHostname => "portainer_agent_hostname → agent IP",

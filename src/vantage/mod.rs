@@ -132,6 +132,12 @@ impl Vantages {
 
     /// Build from the run flags and the site file in `config_dir`.
     pub fn from_run_args(run: &RunArgs, config_dir: &Path) -> Result<Vantages> {
+        if run.push && !run.agent_path.starts_with('/') {
+            return Err(Error::input(format!(
+                "--push needs an absolute --agent-path inside the guests (found `{}`), e.g. --agent-path /usr/local/bin/phoenix-doctor",
+                run.agent_path
+            )));
+        }
         let force_host = match run.vantage.as_deref() {
             None => false,
             Some("host") => true,
@@ -576,6 +582,7 @@ async fn push(
         }
         let cmd = vec!["chmod".into(), "0755".into(), dest.to_string()];
         check(&cmd, t.run(&cmd, None, budget).await)?;
+        verify_size(t, dest, bin.len(), budget).await?;
         return Ok(format!(
             "{} sh -c 'cat >> \"$1\"' in 512 KiB chunks",
             t.via()
@@ -583,7 +590,38 @@ async fn push(
     }
     let cmd = sh("cat > \"$1\" && chmod 0755 \"$1\"");
     check(&cmd, t.run(&cmd, Some(&bin), budget).await)?;
+    verify_size(t, dest, bin.len(), budget).await?;
     Ok(template::display_argv(&t.argv(&cmd, true, budget)))
+}
+
+/// After a copy through stdin, the file in the guest must have every byte.
+async fn verify_size(
+    t: &Transport,
+    dest: &str,
+    want: usize,
+    budget: Duration,
+) -> std::result::Result<(), String> {
+    let cmd: Vec<String> = vec![
+        "sh".into(),
+        "-c".into(),
+        "wc -c < \"$1\"".into(),
+        "sh".into(),
+        dest.to_string(),
+    ];
+    let out = t.run(&cmd, None, budget).await.map_err(|e| e.to_string())?;
+    let got = String::from_utf8_lossy(&out.stdout)
+        .trim()
+        .parse::<usize>()
+        .ok();
+    if out.success() && got == Some(want) {
+        Ok(())
+    } else {
+        Err(format!(
+            "{}: the copy in the guest has {} bytes, expected {want} (stdin through this transport is not binary-safe; push with another transport, e.g. --via vm=ssh)",
+            template::display_argv(&t.argv(&cmd, false, budget)),
+            got.map(|g| g.to_string()).unwrap_or_else(|| format!("unknown ({})", out.stderr.trim()))
+        ))
+    }
 }
 
 #[cfg(test)]
@@ -669,6 +707,12 @@ mod tests {
         assert!(matches!(v.mode(VantageRef::Vm(5)), Mode::Substituted(None)));
         let e = Vantages::from_run_args(&run_args(&[], Some("lxc:102")), dir.path()).unwrap_err();
         assert_eq!(e.exit_code(), 2);
+        let mut push = run_args(&[], None);
+        push.push = true;
+        let e = Vantages::from_run_args(&push, dir.path()).unwrap_err();
+        assert!(e.to_string().contains("absolute --agent-path"), "{e}");
+        push.agent_path = "/usr/local/bin/phoenix-doctor".into();
+        assert!(Vantages::from_run_args(&push, dir.path()).is_ok());
     }
 
     #[test]
