@@ -43,8 +43,8 @@ pub fn plan(g: &GlobalArgs, a: &PlanArgs) -> Result<u8> {
     out(&plan_text(&p, g.format)?)
 }
 
-pub fn lint(_g: &GlobalArgs) -> Result<u8> {
-    Err(Error::tool("lint: not built yet"))
+pub fn lint(g: &GlobalArgs) -> Result<u8> {
+    super::lint_cmd::lint(g)
 }
 
 /// Render what the model derives, in the platform's own formats.

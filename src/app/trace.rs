@@ -193,5 +193,9 @@ pub fn explain(_g: &GlobalArgs, a: &ExplainArgs) -> Result<u8> {
 
 /// Every code the tool can report: live codes and static (lint) codes.
 pub(crate) fn live_codes() -> Vec<catalog::CodeInfo> {
-    catalog::LIVE.to_vec()
+    catalog::LIVE
+        .iter()
+        .chain(crate::lint::catalog())
+        .copied()
+        .collect()
 }

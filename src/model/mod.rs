@@ -192,6 +192,9 @@ pub struct Intended {
     /// The platform's subnet(s) (`network.default_subnet`, the host's CIDR).
     pub subnets: Vec<ipnet::IpNet>,
     pub notes: Vec<String>,
+    /// `.network.interfaces.dns_nameservers`: what the host setup writes to
+    /// `/etc/network/interfaces.d/50-vmbr0.cfg` as `dns-nameservers` (after `127.0.0.1`).
+    pub host_interface_nameservers: Vec<Val<IpAddr>>,
 }
 
 impl Intended {
@@ -817,6 +820,7 @@ fn build(raw: &RawConfig) -> Result<Intended, Error> {
         vantages: raw.site.vantages.clone(),
         subnets,
         notes,
+        host_interface_nameservers: parse_ns(&raw.hypervisor.dns_nameservers),
     })
 }
 
