@@ -125,5 +125,7 @@ pub(crate) fn static_findings(m: &Intended) -> Vec<Finding> {
 
 /// The catalogue behind `explain`.
 pub(crate) fn catalogue() -> Vec<CodeInfo> {
-    super::trace::live_codes()
+    let mut all = super::trace::live_codes();
+    all.extend(crate::lint::catalog().iter().copied());
+    all
 }

@@ -155,7 +155,7 @@ pub fn explain(_g: &GlobalArgs, a: &ExplainArgs) -> Result<u8> {
             for c in &all {
                 w(
                     &mut out,
-                    format!("{:<12} {:<8} {}", c.code, c.severity, c.title),
+                    format!("{:<14} {:<8} {}", c.code, c.severity, c.title),
                 )?;
             }
             Ok(0)
