@@ -1,22 +1,8 @@
 //! The catalogue of static (lint) finding codes, and the markdown of `docs/findings.md`.
 
-use crate::diagnose::catalog::{CodeInfo, LIVE};
+use crate::diagnose::catalog::{code, CodeInfo, LIVE};
 use crate::finding::Severity;
 use crate::observe::Layer;
-
-macro_rules! code {
-    ($code:literal, $layer:expr, $sev:ident, $title:literal, $meaning:literal, $confirm:literal, $fix:literal) => {
-        CodeInfo {
-            code: $code,
-            layer: $layer,
-            severity: Severity::$sev,
-            title: $title,
-            meaning: $meaning,
-            confirm: $confirm,
-            fix: $fix,
-        }
-    };
-}
 
 /// Every static code, in documentation order. The severity is the usual one; a finding may
 /// be raised to `error` where its meaning says so.
