@@ -259,3 +259,55 @@ fn saved_runs_replay_to_the_same_report_without_the_lab() {
     assert_eq!(replayed["findings"], live["findings"]);
     assert_eq!(replayed["steps"], live["steps"]);
 }
+
+#[test]
+fn wait_retries_until_the_platform_comes_up() {
+    // Write the lab's config dir, stop the lab, start `trace --wait`, then bring the lab back:
+    // the trace must turn healthy on a later attempt and say how many it took.
+    let (rt, h, dir) = start(61, &[]);
+    let config = h.config_dir().to_path_buf();
+    let stacks = h.stacks_dir().to_path_buf();
+    let scope = h.scope().allowed[0].to_string();
+    rt.block_on(h.stop());
+    let child = Command::new(env!("CARGO_BIN_EXE_phoenix-doctor"))
+        .args([
+            "trace",
+            "agent",
+            "--format",
+            "json",
+            "--timeout",
+            "300ms",
+            "--wait",
+            "20s",
+            "--interval",
+            "300ms",
+        ])
+        .args(["--scope", &scope])
+        .arg("--config-dir")
+        .arg(&config)
+        .arg("--stacks-dir")
+        .arg(&stacks)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(1200));
+    let spec = LabSpec {
+        dir: Some(dir.path().to_path_buf()),
+        faults: vec![],
+        net: 61,
+    };
+    let h2 = rt.block_on(Lab::start(&spec)).expect("lab restarts");
+    let out = child.wait_with_output().unwrap();
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{v:#}\n{stderr}");
+    assert_eq!(v["verdict"], "healthy");
+    let attempts = v["attempts"].as_u64().unwrap();
+    assert!(attempts > 1, "took {attempts} attempt(s)");
+    assert!(
+        stderr.contains(&format!("healthy after {attempts} attempts")),
+        "{stderr}"
+    );
+    h2.shutdown();
+}
