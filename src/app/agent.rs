@@ -2,7 +2,18 @@
 
 use crate::cli::GlobalArgs;
 use crate::error::{Error, Result};
+use std::io::{Read, Write};
 
 pub fn agent(_g: &GlobalArgs) -> Result<u8> {
-    Err(Error::tool("agent: not built yet"))
+    let mut input = Vec::new();
+    std::io::stdin()
+        .read_to_end(&mut input)
+        .map_err(|e| Error::tool(format!("agent: reading the job from stdin: {e}")))?;
+    let out = super::runtime()?.block_on(crate::vantage::job::serve(&input))?;
+    let mut stdout = std::io::stdout().lock();
+    stdout
+        .write_all(&out)
+        .and_then(|()| stdout.flush())
+        .map_err(|e| Error::tool(format!("agent: writing the result: {e}")))?;
+    Ok(0)
 }

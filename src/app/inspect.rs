@@ -1,16 +1,100 @@
 //! `plan`, `lint`, `show`: commands that read the configs and send nothing.
 
-use crate::cli::{GlobalArgs, PlanArgs, ShowArgs};
+use crate::cli::{Format, GlobalArgs, PlanArgs, ShowArgs, ShowWhat};
 use crate::error::{Error, Result};
+use crate::model::{self, render, Intended};
+use crate::plan;
+use std::io::Write;
 
-pub fn plan(_g: &GlobalArgs, _a: &PlanArgs) -> Result<u8> {
-    Err(Error::tool("plan: not built yet"))
+/// Read the config dir named by the global options and derive the intended state.
+pub fn load_model(g: &GlobalArgs) -> Result<Intended> {
+    model::load(&g.config_dir, g.stacks_dir.as_deref())
+}
+
+fn out(text: &str) -> Result<u8> {
+    let mut o = std::io::stdout().lock();
+    o.write_all(text.as_bytes())
+        .and_then(|_| o.flush())
+        .map_err(|e| Error::tool(format!("writing to stdout: {e}")))?;
+    Ok(0)
+}
+
+/// Build the plan for `target` from the global options (config dir, probes dir).
+pub fn build_plan(g: &GlobalArgs, target: &str) -> Result<crate::plan::Plan> {
+    let m = load_model(g)?;
+    let defs = plan::load_defs(g.probes.as_deref())?;
+    plan::build(&m, &defs, target)
+}
+
+/// Render a plan in the requested format (table or json).
+pub fn plan_text(p: &crate::plan::Plan, format: Format) -> Result<String> {
+    match format {
+        Format::Table => Ok(plan::render::table(p)),
+        Format::Json => Ok(plan::render::json(p)),
+        other => Err(Error::input(format!(
+            "plan: --format {} is not available; use table or json",
+            format!("{other:?}").to_ascii_lowercase()
+        ))),
+    }
+}
+
+pub fn plan(g: &GlobalArgs, a: &PlanArgs) -> Result<u8> {
+    let p = build_plan(g, &a.target)?;
+    out(&plan_text(&p, g.format)?)
 }
 
 pub fn lint(_g: &GlobalArgs) -> Result<u8> {
     Err(Error::tool("lint: not built yet"))
 }
 
-pub fn show(_g: &GlobalArgs, _a: &ShowArgs) -> Result<u8> {
-    Err(Error::tool("show: not built yet"))
+/// Render what the model derives, in the platform's own formats.
+pub fn show_text(m: &Intended, a: &ShowArgs) -> Result<String> {
+    if a.file.is_some() && a.what != ShowWhat::Firewall {
+        return Err(Error::input("--file applies to `show firewall` only"));
+    }
+    match a.what {
+        ShowWhat::Dns => Ok(render::dnsmasq(m)),
+        ShowWhat::Routes => Ok(render::traefik_dynamic(m)),
+        ShowWhat::Firewall => render::firewall(m, a.file.as_deref()),
+    }
+}
+
+/// The same facts as JSON, with the rule, provenance and enforcement behind each line.
+pub fn show_json(m: &Intended, a: &ShowArgs) -> Result<String> {
+    if a.file.is_some() && a.what != ShowWhat::Firewall {
+        return Err(Error::input("--file applies to `show firewall` only"));
+    }
+    let enc =
+        |r: serde_json::Result<String>| r.map_err(|e| Error::tool(format!("encoding JSON: {e}")));
+    let mut s = match a.what {
+        ShowWhat::Dns => enc(serde_json::to_string_pretty(&m.dns))?,
+        ShowWhat::Routes => enc(serde_json::to_string_pretty(&m.routes))?,
+        ShowWhat::Firewall => match a.file.as_deref() {
+            None => enc(serde_json::to_string_pretty(&m.firewall))?,
+            Some(f) => {
+                render::firewall(m, Some(f))?;
+                let want = f.trim_end_matches(".fw");
+                let file = m
+                    .firewall
+                    .files()
+                    .chain(m.firewall.lxcs.iter())
+                    .find(|x| x.name == want);
+                enc(serde_json::to_string_pretty(&file))?
+            }
+        },
+    };
+    s.push('\n');
+    Ok(s)
+}
+
+pub fn show(g: &GlobalArgs, a: &ShowArgs) -> Result<u8> {
+    let m = load_model(g)?;
+    match g.format {
+        Format::Table => out(&show_text(&m, a)?),
+        Format::Json => out(&show_json(&m, a)?),
+        other => Err(Error::input(format!(
+            "show: --format {} is not available; use table (the platform's file format) or json",
+            format!("{other:?}").to_ascii_lowercase()
+        ))),
+    }
 }

@@ -1,13 +1,9 @@
 //! `lab` and `demo`: the simulated platform.
 
-use crate::cli::{DemoArgs, Format, GlobalArgs, LabArgs};
+use crate::cli::{Format, GlobalArgs, LabArgs};
 use crate::error::{Error, Result};
 use crate::lab::{self, Fault, Lab, LabHandle, LabSpec};
 use std::io::Write;
-
-pub fn demo(_g: &GlobalArgs, _a: &DemoArgs) -> Result<u8> {
-    Err(Error::tool("demo: not built yet"))
-}
 
 /// Parse `--fault` names (an unknown name is a usage error listing the known ones).
 pub fn parse_faults(names: &[String]) -> Result<Vec<Fault>> {

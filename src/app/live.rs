@@ -1,22 +1,126 @@
 //! Building and executing live plans from the configs (shared by trace, check and demo).
 
+use super::parse_duration;
 use crate::cli::{GlobalArgs, RunArgs};
 use crate::diagnose::catalog::CodeInfo;
-use crate::engine::SavedRun;
+use crate::engine::{self, SavedRun, Scope, Settings};
 use crate::error::{Error, Result};
+use crate::finding::Finding;
+use crate::model::{self, Intended};
+use crate::plan::{self, TraceDef};
+use crate::vantage::Vantages;
+use std::sync::Arc;
+
+/// The intended state and the trace definitions for this invocation.
+pub(crate) struct Context {
+    pub model: Intended,
+    pub defs: Vec<TraceDef>,
+}
+
+impl Context {
+    pub(crate) fn load(g: &GlobalArgs) -> Result<Context> {
+        let model = model::load(&g.config_dir, g.stacks_dir.as_deref())?;
+        let defs = plan::load_defs(g.probes.as_deref())?;
+        Ok(Context { model, defs })
+    }
+}
 
 /// Every target `check --all` traces.
-pub(crate) fn all_targets(_g: &GlobalArgs) -> Result<Vec<String>> {
-    Err(Error::tool("check --all: not built yet"))
+pub(crate) fn all_targets(g: &GlobalArgs) -> Result<Vec<String>> {
+    let ctx = Context::load(g)?;
+    Ok(plan::targets(&ctx.model, &ctx.defs))
+}
+
+/// The scope: `--scope` values, or the platform's subnets plus loopback.
+pub(crate) fn scope(run: &RunArgs, m: &Intended) -> Result<Scope> {
+    let mut allowed = Vec::new();
+    if run.scope.is_empty() {
+        allowed.extend(m.subnets.iter().cloned());
+        allowed.push("127.0.0.0/8".parse().expect("literal CIDR"));
+    } else {
+        for s in &run.scope {
+            let net = s
+                .parse::<ipnet::IpNet>()
+                .or_else(|_| s.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                .map_err(|_| {
+                    Error::input(format!(
+                        "--scope `{s}`: expected a CIDR such as 127.0.0.0/8"
+                    ))
+                })?;
+            allowed.push(net);
+        }
+    }
+    Ok(Scope { allowed })
 }
 
 /// Plan and execute each target once.
-pub(crate) fn execute(
-    _g: &GlobalArgs,
-    _targets: &[String],
-    _run: &RunArgs,
-) -> Result<Vec<SavedRun>> {
-    Err(Error::tool("live traces: not built yet"))
+pub(crate) fn execute(g: &GlobalArgs, targets: &[String], run: &RunArgs) -> Result<Vec<SavedRun>> {
+    let ctx = Context::load(g)?;
+    let plans = targets
+        .iter()
+        .map(|t| plan::build(&ctx.model, &ctx.defs, t))
+        .collect::<Result<Vec<_>>>()?;
+    let static_findings: Vec<Finding> = static_findings(&ctx.model);
+    let settings = Settings {
+        concurrency: run.concurrency.max(1),
+        timeout: parse_duration(&run.timeout)?,
+        budget: parse_duration(&run.budget)?,
+        scope: scope(run, &ctx.model)?,
+        runner: Arc::new(Vantages::from_run_args(run, &g.config_dir)?),
+        ..Settings::default()
+    };
+    let total: usize = plans.iter().map(|p| p.steps.len()).sum();
+    let bar = progress_bar(total as u64);
+    let settings = match &bar {
+        Some(b) => {
+            let b = b.clone();
+            Settings {
+                progress: Some(Arc::new(move |_o| b.inc(1))),
+                ..settings
+            }
+        }
+        None => settings,
+    };
+    let rt = super::runtime()?;
+    let runs = rt.block_on(async {
+        let mut out = Vec::with_capacity(plans.len());
+        for p in &plans {
+            out.push(engine::execute(p, &settings).await);
+        }
+        out
+    });
+    if let Some(b) = bar {
+        b.finish_and_clear();
+    }
+    Ok(plans
+        .into_iter()
+        .zip(runs)
+        .map(|(plan, run)| SavedRun {
+            plan,
+            run,
+            static_findings: static_findings.clone(),
+        })
+        .collect())
+}
+
+/// A progress bar on stderr when it is a terminal and the run is more than a handful of steps.
+fn progress_bar(total: u64) -> Option<indicatif::ProgressBar> {
+    use std::io::IsTerminal;
+    if total < 8 || !std::io::stderr().is_terminal() {
+        return None;
+    }
+    let bar = indicatif::ProgressBar::new(total);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{spinner} probing {pos}/{len} steps {elapsed}")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    bar.enable_steady_tick(std::time::Duration::from_millis(120));
+    Some(bar)
+}
+
+/// Static findings from the configs (shown beside the live hops they bear on).
+pub(crate) fn static_findings(_m: &Intended) -> Vec<Finding> {
+    Vec::new()
 }
 
 /// The catalogue behind `explain`.

@@ -5,7 +5,8 @@ use crate::error::{Error, Result};
 use std::time::Duration;
 
 mod agent;
-mod inspect;
+mod demo;
+pub mod inspect;
 mod lab;
 mod live;
 mod probe;
@@ -15,7 +16,7 @@ mod trace;
 pub fn run(cli: Cli) -> Result<u8> {
     let g = &cli.global;
     match cli.command {
-        Command::Demo(a) => lab::demo(g, &a),
+        Command::Demo(a) => demo::demo(g, &a),
         Command::Lab(a) => lab::lab(g, &a),
         Command::Trace(a) => trace::trace(g, &a),
         Command::Check(a) => trace::check(g, &a),

@@ -344,74 +344,6 @@ fn stack_hosts(stack: &Value) -> Vec<(String, Vec<String>)> {
     out
 }
 
-/// The DNS records of the platform's dnsmasq generator (PLATFORM_FACTS §3.1), sorted by
-/// hostname, first rule wins.
-/// `ca_ip` is the generator's hard-coded address for `ca.` (10.0.0.10 on the platform).
-pub fn dns_records(cfg: &LabConfig, ca_ip: Ipv4Addr) -> Vec<(String, Ipv4Addr)> {
-    let gateway = lxcs(cfg)
-        .iter()
-        .find(|(_, l)| l["name"] == "Nginx-Phoenix")
-        .and_then(|(_, l)| ip_of(&l["network_config"]["ip"]));
-    let Some(gw) = gateway else {
-        return Vec::new();
-    };
-    let mut recs: Vec<(String, Ipv4Addr)> = Vec::new();
-    for (_, stack) in &cfg.stacks {
-        for (host, _) in stack_hosts(stack) {
-            recs.push((host, gw));
-        }
-    }
-    for (_, l) in lxcs(cfg) {
-        if let (Some(name), Some(ip)) = (
-            l["traefik_service"]["name"].as_str(),
-            ip_of(&l["network_config"]["ip"]),
-        ) {
-            let ip = if name == "ca" { ca_ip } else { ip };
-            recs.push((format!("{name}.{DOMAIN}"), ip));
-        }
-    }
-    for v in vms(cfg) {
-        if let (Some(name), Some(ip)) = (
-            v["traefik_service"]["name"].as_str(),
-            ip_of(&v["network_config"]["ip"]),
-        ) {
-            let ip = if name == "portainer-agent" { ip } else { gw };
-            recs.push((format!("{name}.{DOMAIN}"), ip));
-        }
-    }
-    for (_, l) in lxcs(cfg) {
-        if let (Some(name), Some(ip)) = (l["name"].as_str(), ip_of(&l["network_config"]["ip"])) {
-            recs.push((format!("{}.{DOMAIN}", name.to_ascii_lowercase()), ip));
-        }
-    }
-    for v in vms(cfg) {
-        if let (Some(name), Some(ip)) = (v["name"].as_str(), ip_of(&v["network_config"]["ip"])) {
-            recs.push((format!("{}.{DOMAIN}", name.to_ascii_lowercase()), ip));
-        }
-    }
-    for v in vms(cfg) {
-        if v["portainer_role"] == "agent" {
-            if let (Some(h), Some(ip)) = (
-                v["portainer_agent_hostname"].as_str(),
-                ip_of(&v["network_config"]["ip"]),
-            ) {
-                recs.push((h.to_string(), ip));
-            }
-        }
-    }
-    recs.push((format!("portainer.{DOMAIN}"), gw));
-    recs.push((format!("traefik.{DOMAIN}"), gw));
-    // unique_by(.hostname): sorted by hostname, first occurrence wins.
-    let mut out: Vec<(String, Ipv4Addr)> = Vec::new();
-    for (h, ip) in recs {
-        if !out.iter().any(|(x, _)| *x == h) {
-            out.push((h, ip));
-        }
-    }
-    out.sort_by(|a, b| a.0.cmp(&b.0));
-    out
-}
-
 /// How the router reaches a backend.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Backend {
@@ -543,17 +475,6 @@ mod tests {
                 ),
             ],
         }
-    }
-
-    #[test]
-    fn dns_derivation_reproduces_the_platform_generator_output() {
-        let golden = include_str!("../../fixtures/golden/00-phoenix-internal.conf");
-        let mut want: Vec<&str> = golden.lines().collect();
-        let ours = dns_records(&reference(), Ipv4Addr::new(10, 0, 0, 10));
-        let mut got = vec!["# Phoenix Hypervisor Internal DNS Records".to_string()];
-        got.extend(ours.iter().map(|(h, ip)| format!("address=/{h}/{ip}")));
-        want.retain(|l| !l.is_empty());
-        assert_eq!(got, want);
     }
 
     #[test]

@@ -199,3 +199,10 @@ pub struct Plan {
     /// Steps in execution order (a step's prerequisites come before it).
     pub steps: Vec<Step>,
 }
+
+pub mod build;
+pub mod defs;
+pub mod render;
+
+pub use build::{build, targets};
+pub use defs::{load_defs, HopDef, TraceDef};

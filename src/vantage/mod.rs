@@ -1,11 +1,27 @@
-//! Where a step runs: here, or inside a guest through a command prefix running
-//! `phoenix-doctor agent`.
+//! Where a step runs: here, a simulated vantage (the site file's files), or inside a guest
+//! through a command prefix running `phoenix-doctor agent`, with substitution when no agent can run.
 
-use crate::observe::Observation;
-use crate::plan::Step;
-use crate::probe::{self, ProbeCtx};
+pub mod job;
+pub mod site;
+pub mod template;
+pub mod transport;
+
+pub use job::{Job, JobResult, AGENT_PROTOCOL_VERSION};
+pub use site::site_vantages;
+pub use template::{Kind, Template};
+pub use transport::Transport;
+
+use crate::cli::RunArgs;
+use crate::error::{Error, Result};
+use crate::observe::{Evidence, Observation, VantageNote};
+use crate::plan::{ProbeSpec, Step, VantageRef};
+use crate::probe::{self, ProbeCtx, SystemFiles};
+use std::collections::{BTreeMap, HashSet};
 use std::future::Future;
+use std::io::Write;
+use std::path::{Path, PathBuf};
 use std::pin::Pin;
+use std::time::Duration;
 
 /// A boxed future, so runners can be trait objects.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -24,11 +40,744 @@ pub struct Local;
 impl Runner for Local {
     fn run<'a>(&'a self, steps: &'a [Step], ctx: &'a ProbeCtx) -> BoxFuture<'a, Vec<Observation>> {
         Box::pin(async move {
-            let mut out = Vec::with_capacity(steps.len());
-            for s in steps {
-                out.push(probe::run(ctx, s).await);
+            // The steps of a batch run concurrently; results come back in step order.
+            let mut set = tokio::task::JoinSet::new();
+            for (i, s) in steps.iter().enumerate() {
+                let (s, ctx) = (s.clone(), ctx.clone());
+                set.spawn(async move { (i, probe::run(&ctx, &s).await) });
             }
-            out
+            let mut out: Vec<Option<Observation>> = vec![None; steps.len()];
+            while let Some(r) = set.join_next().await {
+                if let Ok((i, o)) = r {
+                    out[i] = Some(o);
+                }
+            }
+            out.into_iter()
+                .zip(steps)
+                .map(|(o, s)| {
+                    o.unwrap_or_else(|| {
+                        Observation::tool_error(&s.id, "probe", "the probe task panicked")
+                    })
+                })
+                .collect()
         })
+    }
+}
+
+/// How [`Vantages`] is set up (from the command line and the site file).
+#[derive(Debug, Clone, Default)]
+pub struct VantageOptions {
+    /// Transports given with `--via KIND=TEMPLATE`. LXCs and VMs fall back to `pct exec` and
+    /// `qm guest exec`; the host runs here unless a host template is given.
+    pub via: BTreeMap<Kind, Template>,
+    /// `--vantage host`: run everything from here.
+    pub force_host: bool,
+    /// The agent's path inside guests.
+    pub agent_path: String,
+    /// Copy this binary into each guest before the first job.
+    pub push: bool,
+    /// The binary to push (default: this executable).
+    pub self_exe: Option<PathBuf>,
+    /// Simulated vantages from the site file.
+    pub site: BTreeMap<VantageRef, SystemFiles>,
+}
+
+/// How one vantage's batch is run.
+#[derive(Debug, Clone)]
+pub enum Mode {
+    /// From here, with this machine's system files.
+    Local,
+    /// From here, reading these files as the vantage's system files.
+    Simulated(SystemFiles),
+    /// Inside the vantage: `<prefix> <agent-path> agent`.
+    Agent(Transport),
+    /// From here instead of the vantage (`--vantage host`); the vantage's system files are read
+    /// through the transport when one was given.
+    Substituted(Option<Transport>),
+}
+
+/// The runner that picks, per batch, local / simulated / transport + agent / substituted.
+#[derive(Debug)]
+pub struct Vantages {
+    opts: VantageOptions,
+    pushed: tokio::sync::Mutex<HashSet<VantageRef>>,
+}
+
+/// Parse `--via` values (`lxc='pct exec {id} --'`, `vm=qm`, `host=...`).
+pub fn parse_via(values: &[String]) -> Result<BTreeMap<Kind, Template>> {
+    let mut out = BTreeMap::new();
+    for v in values {
+        let (kind, tpl) = v.split_once('=').ok_or_else(|| {
+            Error::input(format!(
+                "--via `{v}`: expected KIND=TEMPLATE, e.g. lxc='pct exec {{id}} --'"
+            ))
+        })?;
+        let kind: Kind = kind
+            .trim()
+            .parse()
+            .map_err(|e| Error::input(format!("--via `{v}`: {e}")))?;
+        let tpl = Template::parse(tpl).map_err(|e| Error::input(format!("--via `{v}`: {e}")))?;
+        out.insert(kind, tpl);
+    }
+    Ok(out)
+}
+
+impl Vantages {
+    pub fn new(opts: VantageOptions) -> Vantages {
+        Vantages {
+            opts,
+            pushed: tokio::sync::Mutex::new(HashSet::new()),
+        }
+    }
+
+    /// Build from the run flags and the site file in `config_dir`.
+    pub fn from_run_args(run: &RunArgs, config_dir: &Path) -> Result<Vantages> {
+        if run.push && !run.agent_path.starts_with('/') {
+            return Err(Error::input(format!(
+                "--push needs an absolute --agent-path inside the guests (found `{}`), e.g. --agent-path /usr/local/bin/phoenix-doctor",
+                run.agent_path
+            )));
+        }
+        let force_host = match run.vantage.as_deref() {
+            None => false,
+            Some("host") => true,
+            Some(o) => {
+                return Err(Error::input(format!(
+                    "--vantage `{o}`: the only override is `host`"
+                )))
+            }
+        };
+        if run.agent_path.trim().is_empty() {
+            return Err(Error::input(
+                "--agent-path: expected a path, found an empty string",
+            ));
+        }
+        Ok(Vantages::new(VantageOptions {
+            via: parse_via(&run.via)?,
+            force_host,
+            agent_path: run.agent_path.clone(),
+            push: run.push,
+            self_exe: None,
+            site: site_vantages(config_dir)?,
+        }))
+    }
+
+    fn transport(&self, v: VantageRef, explicit_only: bool) -> Option<Transport> {
+        let (kind, id) = match v {
+            VantageRef::Host => (Kind::Host, None),
+            VantageRef::Lxc(i) => (Kind::Lxc, Some(i)),
+            VantageRef::Vm(i) => (Kind::Vm, Some(i)),
+        };
+        let template = match (self.opts.via.get(&kind), kind, explicit_only) {
+            (Some(t), _, _) => t.clone(),
+            (None, _, true) | (None, Kind::Host, _) => return None,
+            (None, Kind::Lxc, false) => Template::parse(template::PCT).ok()?,
+            (None, Kind::Vm, false) => Template::parse(template::QM).ok()?,
+        };
+        Some(Transport { template, kind, id })
+    }
+
+    /// How a batch at `v` will run.
+    pub fn mode(&self, v: VantageRef) -> Mode {
+        if self.opts.force_host {
+            return match v {
+                VantageRef::Host => Mode::Local,
+                _ => Mode::Substituted(self.transport(v, true)),
+            };
+        }
+        if let Some(files) = self.opts.site.get(&v) {
+            return Mode::Simulated(files.clone());
+        }
+        match self.transport(v, false) {
+            Some(t) => Mode::Agent(t),
+            None => Mode::Local,
+        }
+    }
+
+    async fn run_batch(&self, steps: &[Step], ctx: &ProbeCtx) -> Vec<Observation> {
+        let Some(first) = steps.first() else {
+            return Vec::new();
+        };
+        let v = first.from;
+        let name = v.to_string();
+        let note = |via: &str, substituted: bool| VantageNote {
+            name: name.clone(),
+            substituted,
+            via: via.to_string(),
+        };
+        match self.mode(v) {
+            Mode::Local => stamp(
+                job::run_concurrently(steps, ctx).await,
+                note("local", false),
+            ),
+            Mode::Simulated(files) => {
+                let ctx = ProbeCtx {
+                    system: files,
+                    ..ctx.clone()
+                };
+                stamp(
+                    job::run_concurrently(steps, &ctx).await,
+                    note("simulated", false),
+                )
+            }
+            Mode::Substituted(t) => {
+                let wants_files = steps
+                    .iter()
+                    .any(|s| matches!(s.probe, ProbeSpec::Dns { system: true, .. }));
+                match (t, wants_files) {
+                    (Some(t), true) => {
+                        let via = format!("local; system files via {}", t.via());
+                        match read_guest_files(&t, ctx.timeout).await {
+                            Ok(files) => {
+                                let obs = substitute_with_files(steps, ctx, &files, v).await;
+                                stamp(obs, note(&via, true))
+                            }
+                            Err(e) => {
+                                let mut obs = job::run_concurrently(steps, ctx).await;
+                                annotate(
+                                    &mut obs,
+                                    &format!("{name}'s system files unreadable: {e}"),
+                                );
+                                stamp(obs, note("local", true))
+                            }
+                        }
+                    }
+                    _ => stamp(job::run_concurrently(steps, ctx).await, note("local", true)),
+                }
+            }
+            Mode::Agent(t) => self.run_agent(&t, steps, ctx, v).await,
+        }
+    }
+
+    async fn run_agent(
+        &self,
+        t: &Transport,
+        steps: &[Step],
+        ctx: &ProbeCtx,
+        v: VantageRef,
+    ) -> Vec<Observation> {
+        let name = v.to_string();
+        let via = t.via();
+        let tool_errors = |phase: &str, msg: &str| -> Vec<Observation> {
+            let obs = steps
+                .iter()
+                .map(|s| Observation::tool_error(&s.id, phase, msg))
+                .collect();
+            stamp(
+                obs,
+                VantageNote {
+                    name: name.clone(),
+                    substituted: false,
+                    via: via.clone(),
+                },
+            )
+        };
+        if self.opts.push {
+            if let Err(e) = self.push_once(t, v, ctx.timeout).await {
+                return tool_errors(
+                    "push",
+                    &format!("pushing the agent into {name} failed: {e}"),
+                );
+            }
+        }
+        let job = Job::new(steps, ctx);
+        let input = match serde_json::to_vec(&job) {
+            Ok(i) => i,
+            Err(e) => return tool_errors("transport", &format!("encoding the job: {e}")),
+        };
+        let cmd = vec![self.opts.agent_path.clone(), "agent".to_string()];
+        let budget = ctx.timeout * 6 + Duration::from_secs(10);
+        let command = template::display_argv(&t.argv(&cmd, true, budget));
+        let why_no_agent = match t.run(&cmd, Some(&input), budget).await {
+            Err(e) if self.agent_missing(None, &e.message) => e.to_string(),
+            Err(e) => return tool_errors("transport", &e.to_string()),
+            Ok(out) if out.success() => match job::parse_result(&out.stdout, steps) {
+                Ok(obs) => {
+                    return stamp(
+                        obs,
+                        VantageNote {
+                            name: name.clone(),
+                            substituted: false,
+                            via: via.clone(),
+                        },
+                    )
+                }
+                Err(e) => format!("{command}: {e}"),
+            },
+            Ok(out) if self.agent_missing(out.code, &out.stderr) => {
+                format!(
+                    "{command}: exit {}: {}",
+                    code_str(out.code),
+                    out.stderr.trim()
+                )
+            }
+            Ok(out) => {
+                return tool_errors(
+                    "transport",
+                    &format!(
+                        "{command}: exit {}: {}",
+                        code_str(out.code),
+                        out.stderr.trim()
+                    ),
+                )
+            }
+        };
+        // No agent could run in the vantage: read its system files through the transport and
+        // run the network layers from here, marked as substituted.
+        match read_guest_files(t, ctx.timeout).await {
+            Ok(files) => {
+                eprintln!("phoenix-doctor: no agent ran at {name} ({why_no_agent}); its steps run from here with its /etc/hosts and resolv.conf (substituted)");
+                let mut obs = substitute_with_files(steps, ctx, &files, v).await;
+                annotate(&mut obs, &format!("run from here: no agent at {name}"));
+                stamp(
+                    obs,
+                    VantageNote {
+                        name: name.clone(),
+                        substituted: true,
+                        via: format!("local; system files via {via}"),
+                    },
+                )
+            }
+            Err(e) => tool_errors(
+                "transport",
+                &format!("no agent could run ({why_no_agent}); reading /etc/hosts through the transport failed too: {e}"),
+            ),
+        }
+    }
+
+    /// True when a failure means "the agent binary is not there" rather than "the transport or
+    /// the agent failed".
+    fn agent_missing(&self, code: Option<i32>, stderr: &str) -> bool {
+        if matches!(code, Some(126) | Some(127)) {
+            return true;
+        }
+        // The agent itself exits 2 or 3 on its own errors (and names itself in them).
+        if matches!(code, Some(2) | Some(3)) {
+            return false;
+        }
+        let s = stderr.to_ascii_lowercase();
+        stderr.contains(&self.opts.agent_path)
+            && [
+                "not found",
+                "no such file",
+                "failed to exec",
+                "exec of",
+                "failed to execute",
+                "permission denied",
+            ]
+            .iter()
+            .any(|p| s.contains(p))
+    }
+
+    async fn push_once(
+        &self,
+        t: &Transport,
+        v: VantageRef,
+        timeout: Duration,
+    ) -> std::result::Result<(), String> {
+        let mut pushed = self.pushed.lock().await;
+        if pushed.contains(&v) {
+            return Ok(());
+        }
+        let exe = match &self.opts.self_exe {
+            Some(p) => p.clone(),
+            None => std::env::current_exe().map_err(|e| format!("finding this executable: {e}"))?,
+        };
+        let how = push(t, &exe, &self.opts.agent_path, timeout).await?;
+        eprintln!(
+            "phoenix-doctor: pushed {} to {v} as {} ({how})",
+            exe.display(),
+            self.opts.agent_path
+        );
+        pushed.insert(v);
+        Ok(())
+    }
+}
+
+impl Runner for Vantages {
+    fn run<'a>(&'a self, steps: &'a [Step], ctx: &'a ProbeCtx) -> BoxFuture<'a, Vec<Observation>> {
+        Box::pin(self.run_batch(steps, ctx))
+    }
+}
+
+fn code_str(c: Option<i32>) -> String {
+    c.map(|c| c.to_string())
+        .unwrap_or_else(|| "by signal".into())
+}
+
+fn stamp(mut obs: Vec<Observation>, note: VantageNote) -> Vec<Observation> {
+    for o in &mut obs {
+        o.vantage = note.clone();
+    }
+    obs
+}
+
+fn annotate(obs: &mut [Observation], why: &str) {
+    for o in obs {
+        o.message = format!("{} [{why}]", o.message);
+    }
+}
+
+/// A guest's `/etc/hosts` and `/etc/resolv.conf`, read through its transport.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GuestFiles {
+    pub hosts: String,
+    pub resolv_conf: String,
+}
+
+/// `<prefix> cat /etc/hosts` and `<prefix> cat /etc/resolv.conf` (a missing resolv.conf reads
+/// as empty; a failing `cat /etc/hosts` is an error).
+pub async fn read_guest_files(
+    t: &Transport,
+    timeout: Duration,
+) -> std::result::Result<GuestFiles, String> {
+    let budget = timeout + Duration::from_secs(10);
+    let cat = |f: &str| vec!["cat".to_string(), f.to_string()];
+    let command = |f: &str| template::display_argv(&t.argv(&cat(f), false, budget));
+    let hosts = match t.run(&cat("/etc/hosts"), None, budget).await {
+        Err(e) => return Err(e.to_string()),
+        Ok(o) if !o.success() => {
+            return Err(format!(
+                "{}: exit {}: {}",
+                command("/etc/hosts"),
+                code_str(o.code),
+                o.stderr.trim()
+            ))
+        }
+        Ok(o) => String::from_utf8_lossy(&o.stdout).into_owned(),
+    };
+    let resolv_conf = match t.run(&cat("/etc/resolv.conf"), None, budget).await {
+        Ok(o) if o.success() => String::from_utf8_lossy(&o.stdout).into_owned(),
+        _ => String::new(),
+    };
+    Ok(GuestFiles { hosts, resolv_conf })
+}
+
+/// Run `steps` from here with `files` as the system files; evidence names the guest's files.
+async fn substitute_with_files(
+    steps: &[Step],
+    ctx: &ProbeCtx,
+    files: &GuestFiles,
+    v: VantageRef,
+) -> Vec<Observation> {
+    let written = (|| -> std::io::Result<_> {
+        let mut h = tempfile::NamedTempFile::new()?;
+        h.write_all(files.hosts.as_bytes())?;
+        let mut r = tempfile::NamedTempFile::new()?;
+        r.write_all(files.resolv_conf.as_bytes())?;
+        Ok((h, r))
+    })();
+    let (h, r) = match written {
+        Ok(x) => x,
+        Err(e) => {
+            return steps
+                .iter()
+                .map(|s| {
+                    Observation::tool_error(
+                        &s.id,
+                        "transport",
+                        format!("writing {v}'s system files here: {e}"),
+                    )
+                })
+                .collect()
+        }
+    };
+    let ctx = ProbeCtx {
+        system: SystemFiles {
+            hosts_file: h.path().to_path_buf(),
+            resolv_conf: r.path().to_path_buf(),
+        },
+        ..ctx.clone()
+    };
+    let mut obs = job::run_concurrently(steps, &ctx).await;
+    let (hp, rp) = (
+        h.path().display().to_string(),
+        r.path().display().to_string(),
+    );
+    for o in &mut obs {
+        if let Evidence::Dns(d) = &mut o.evidence {
+            for e in &mut d.hosts_entries {
+                if e.file == hp {
+                    e.file = format!("{v}:/etc/hosts");
+                }
+            }
+            if let Some(rc) = &mut d.resolv_conf {
+                if rc.file == rp {
+                    rc.file = format!("{v}:/etc/resolv.conf");
+                }
+            }
+        }
+    }
+    obs
+}
+
+/// Copy `exe` into the vantage as `dest`; returns how, for people.
+async fn push(
+    t: &Transport,
+    exe: &Path,
+    dest: &str,
+    timeout: Duration,
+) -> std::result::Result<String, String> {
+    let budget = timeout + Duration::from_secs(60);
+    if t.template.is_pct() {
+        let id = t.id.map(|i| i.to_string()).unwrap_or_default();
+        let argv: Vec<String> = vec![
+            "pct".into(),
+            "push".into(),
+            id,
+            exe.display().to_string(),
+            dest.to_string(),
+            "--perms".into(),
+            "0755".into(),
+        ];
+        let out = transport::exec(&argv, None, budget)
+            .await
+            .map_err(|e| e.to_string())?;
+        let cmd = template::display_argv(&argv);
+        if !out.success() {
+            return Err(format!(
+                "{cmd}: exit {}: {}",
+                code_str(out.code),
+                out.stderr.trim()
+            ));
+        }
+        return Ok(cmd);
+    }
+    let bin = tokio::fs::read(exe)
+        .await
+        .map_err(|e| format!("reading {}: {e}", exe.display()))?;
+    let sh = |script: &str| -> Vec<String> {
+        vec![
+            "sh".into(),
+            "-c".into(),
+            script.into(),
+            "sh".into(),
+            dest.to_string(),
+        ]
+    };
+    let check =
+        |cmd: &[String], out: std::result::Result<transport::Output, transport::TransportError>| {
+            let out = out.map_err(|e| e.to_string())?;
+            if out.success() {
+                Ok(())
+            } else {
+                Err(format!(
+                    "{}: exit {}: {}",
+                    template::display_argv(&t.argv(cmd, true, budget)),
+                    code_str(out.code),
+                    out.stderr.trim()
+                ))
+            }
+        };
+    if t.template.style() == template::Style::QmGuestExec {
+        // The guest agent takes stdin as `input-data` (at most 1 MiB per call): append in chunks.
+        const CHUNK: usize = 512 * 1024;
+        for (i, chunk) in bin.chunks(CHUNK).enumerate() {
+            let cmd = sh(if i == 0 {
+                "cat > \"$1\""
+            } else {
+                "cat >> \"$1\""
+            });
+            check(&cmd, t.run(&cmd, Some(chunk), budget).await)?;
+        }
+        let cmd = vec!["chmod".into(), "0755".into(), dest.to_string()];
+        check(&cmd, t.run(&cmd, None, budget).await)?;
+        verify_size(t, dest, bin.len(), budget).await?;
+        return Ok(format!(
+            "{} sh -c 'cat >> \"$1\"' in 512 KiB chunks",
+            t.via()
+        ));
+    }
+    let cmd = sh("cat > \"$1\" && chmod 0755 \"$1\"");
+    check(&cmd, t.run(&cmd, Some(&bin), budget).await)?;
+    verify_size(t, dest, bin.len(), budget).await?;
+    Ok(template::display_argv(&t.argv(&cmd, true, budget)))
+}
+
+/// After a copy through stdin, the file in the guest must have every byte.
+async fn verify_size(
+    t: &Transport,
+    dest: &str,
+    want: usize,
+    budget: Duration,
+) -> std::result::Result<(), String> {
+    let cmd: Vec<String> = vec![
+        "sh".into(),
+        "-c".into(),
+        "wc -c < \"$1\"".into(),
+        "sh".into(),
+        dest.to_string(),
+    ];
+    let out = t.run(&cmd, None, budget).await.map_err(|e| e.to_string())?;
+    let got = String::from_utf8_lossy(&out.stdout)
+        .trim()
+        .parse::<usize>()
+        .ok();
+    if out.success() && got == Some(want) {
+        Ok(())
+    } else {
+        Err(format!(
+            "{}: the copy in the guest has {} bytes, expected {want} (stdin through this transport is not binary-safe; push with another transport, e.g. --via vm=ssh)",
+            template::display_argv(&t.argv(&cmd, false, budget)),
+            got.map(|g| g.to_string()).unwrap_or_else(|| format!("unknown ({})", out.stderr.trim()))
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run_args(via: &[&str], vantage: Option<&str>) -> RunArgs {
+        use clap::Parser;
+        #[derive(Parser)]
+        struct T {
+            #[command(flatten)]
+            run: RunArgs,
+        }
+        let mut argv = vec!["t".to_string()];
+        for v in via {
+            argv.push(format!("--via={v}"));
+        }
+        if let Some(v) = vantage {
+            argv.push(format!("--vantage={v}"));
+        }
+        T::parse_from(argv).run
+    }
+
+    #[test]
+    fn via_values_are_checked() {
+        let m = parse_via(&["lxc=ip netns exec phx-{id}".into(), "vm=ssh".into()]).unwrap();
+        assert_eq!(
+            m[&Kind::Lxc].prefix(Kind::Lxc, Some(7)),
+            ["ip", "netns", "exec", "phx-7"]
+        );
+        assert_eq!(m[&Kind::Vm].style(), template::Style::Ssh);
+        for bad in [
+            "lxc",
+            "ct=pct",
+            "vm='qm guest",
+            "host=",
+            "lxc='pct exec {id} --'",
+        ] {
+            let e = parse_via(&[bad.to_string()]).unwrap_err();
+            assert_eq!(e.exit_code(), 2, "{bad}");
+            assert!(e.to_string().contains("--via"), "{e}");
+        }
+    }
+
+    #[test]
+    fn each_vantage_gets_its_way_of_running() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join(site::SITE_FILE),
+            "[vantage.\"lxc:102\"]\nhosts_file = \"h\"\n",
+        )
+        .unwrap();
+        let v = Vantages::from_run_args(&run_args(&[], None), dir.path()).unwrap();
+        assert!(matches!(v.mode(VantageRef::Host), Mode::Local));
+        assert!(
+            matches!(v.mode(VantageRef::Lxc(102)), Mode::Simulated(f) if f.hosts_file == dir.path().join("h"))
+        );
+        match v.mode(VantageRef::Lxc(103)) {
+            Mode::Agent(t) => assert_eq!(t.via(), "pct exec 103 --"),
+            m => panic!("{m:?}"),
+        }
+        match v.mode(VantageRef::Vm(1001)) {
+            Mode::Agent(t) => assert_eq!(t.via(), "qm guest exec 1001 --"),
+            m => panic!("{m:?}"),
+        }
+        let v = Vantages::from_run_args(
+            &run_args(&["host=ssh", "lxc=ip netns exec n{id}"], None),
+            dir.path(),
+        )
+        .unwrap();
+        assert!(matches!(v.mode(VantageRef::Host), Mode::Agent(t) if t.via().starts_with("ssh ")));
+        // The simulated vantage from the site file wins over a transport.
+        assert!(matches!(v.mode(VantageRef::Lxc(102)), Mode::Simulated(_)));
+        let v = Vantages::from_run_args(
+            &run_args(&["lxc=ip netns exec n{id}"], Some("host")),
+            dir.path(),
+        )
+        .unwrap();
+        assert!(matches!(v.mode(VantageRef::Host), Mode::Local));
+        assert!(
+            matches!(v.mode(VantageRef::Lxc(5)), Mode::Substituted(Some(t)) if t.via() == "ip netns exec n5")
+        );
+        assert!(matches!(v.mode(VantageRef::Vm(5)), Mode::Substituted(None)));
+        let e = Vantages::from_run_args(&run_args(&[], Some("lxc:102")), dir.path()).unwrap_err();
+        assert_eq!(e.exit_code(), 2);
+        let mut push = run_args(&[], None);
+        push.push = true;
+        let e = Vantages::from_run_args(&push, dir.path()).unwrap_err();
+        assert!(e.to_string().contains("absolute --agent-path"), "{e}");
+        push.agent_path = "/usr/local/bin/phoenix-doctor".into();
+        assert!(Vantages::from_run_args(&push, dir.path()).is_ok());
+    }
+
+    #[test]
+    fn a_missing_agent_is_told_from_a_failing_one() {
+        let v = Vantages::new(VantageOptions {
+            agent_path: "phoenix-doctor".into(),
+            ..VantageOptions::default()
+        });
+        assert!(v.agent_missing(Some(127), "sh: 1: phoenix-doctor: not found"));
+        assert!(v.agent_missing(Some(126), ""));
+        assert!(v.agent_missing(
+            Some(1),
+            "exec of \"phoenix-doctor\" failed: No such file or directory"
+        ));
+        assert!(v.agent_missing(
+            None,
+            "Agent error: Failed to execute child process “phoenix-doctor” (No such file or directory)"
+        ));
+        // The agent's own errors, and transport failures, are not "missing".
+        assert!(!v.agent_missing(Some(2), "phoenix-doctor: agent: stdin is not a job"));
+        assert!(!v.agent_missing(
+            Some(255),
+            "Cannot open network namespace \"x\": No such file or directory"
+        ));
+        assert!(!v.agent_missing(Some(255), "QEMU guest agent is not running"));
+        assert!(!v.agent_missing(
+            Some(1),
+            "Configuration file 'nodes/pve/lxc/999.conf' does not exist"
+        ));
+    }
+
+    #[tokio::test]
+    async fn a_failing_transport_gives_tool_errors_not_divergences() {
+        let v = Vantages::new(VantageOptions {
+            via: parse_via(&["lxc=sh -c 'echo guest {id} is not running >&2; exit 1' --".into()])
+                .unwrap(),
+            agent_path: "phoenix-doctor".into(),
+            ..VantageOptions::default()
+        });
+        let step = Step {
+            id: "s".into(),
+            hop: "h".into(),
+            from: VantageRef::Lxc(9),
+            to: "t".into(),
+            layer: crate::observe::Layer::Tcp,
+            probe: ProbeSpec::Tcp {
+                addr: "127.0.0.176:9".parse().unwrap(),
+            },
+            expect: String::new(),
+            provenance: Vec::new(),
+            depends_on: Vec::new(),
+            through: Vec::new(),
+        };
+        let obs = v
+            .run(std::slice::from_ref(&step), &ProbeCtx::default())
+            .await;
+        assert_eq!(obs[0].outcome, crate::observe::Outcome::ToolError);
+        assert_eq!(obs[0].phase.as_deref(), Some("transport"));
+        assert!(
+            obs[0].message.contains("guest 9 is not running"),
+            "{:?}",
+            obs[0]
+        );
+        assert!(obs[0].message.contains("sh -c"), "{:?}", obs[0]);
+        assert_eq!(obs[0].vantage.name, "lxc:9");
+        assert!(!obs[0].vantage.substituted);
     }
 }

@@ -1,0 +1,92 @@
+//! `demo`: start the built-in lab with one of the platform's real faults, trace it, print the
+//! report and how to explore further.
+
+use super::lab::{list_faults, parse_faults};
+use super::trace::{emit, run_targets};
+use crate::cli::{DemoArgs, GlobalArgs, RunArgs};
+use crate::error::{Error, Result};
+use crate::lab::{Fault, Lab, LabSpec};
+
+/// The seeds' own failure: LXC 102's /etc/hosts pins portainer.internal.thinkheads.ai to the
+/// old Portainer address, invisible from the host.
+const DEFAULT_FAULT: Fault = Fault::HostsOverride;
+
+pub fn demo(g: &GlobalArgs, a: &DemoArgs) -> Result<u8> {
+    if a.list_faults {
+        list_faults(g, &mut std::io::stdout())?;
+        return Ok(0);
+    }
+    if a.healthy && !a.faults.is_empty() {
+        return Err(Error::input(
+            "demo: --healthy and --fault exclude each other",
+        ));
+    }
+    let faults = if a.healthy {
+        Vec::new()
+    } else if a.faults.is_empty() {
+        vec![DEFAULT_FAULT]
+    } else {
+        parse_faults(&a.faults)?
+    };
+    let dir = tempfile::Builder::new()
+        .prefix("phoenix-doctor-demo-")
+        .tempdir()
+        .map_err(|e| Error::tool(format!("creating a temp dir for the lab: {e}")))?;
+    let spec = LabSpec {
+        dir: Some(dir.path().to_path_buf()),
+        faults: faults.clone(),
+        net: 0,
+    };
+    let rt = super::runtime()?;
+    let lab = rt.block_on(Lab::start(&spec))?;
+    let names: Vec<&str> = faults.iter().map(|f| f.name()).collect();
+    eprintln!(
+        "phoenix-doctor demo: simulated Phoenix platform on {} started in {} ms; fault: {}",
+        lab.addrs().net(),
+        lab.startup_time().as_millis(),
+        if names.is_empty() {
+            "none (healthy)".to_string()
+        } else {
+            names.join(", ")
+        }
+    );
+    eprintln!("tracing {} ...\n", a.target);
+
+    let lab_g = GlobalArgs {
+        config_dir: lab.config_dir().to_path_buf(),
+        stacks_dir: Some(lab.stacks_dir().to_path_buf()),
+        ..g.clone()
+    };
+    let run = RunArgs {
+        scope: lab.scope().allowed.iter().map(|n| n.to_string()).collect(),
+        timeout: "1s".into(),
+        budget: "20s".into(),
+        concurrency: 64,
+        vantage: None,
+        via: Vec::new(),
+        agent_path: "phoenix-doctor".into(),
+        push: false,
+        save_run: None,
+        replay: None,
+        wait: None,
+        interval: "2s".into(),
+    };
+    let reports = run_targets(&lab_g, std::slice::from_ref(&a.target), &run);
+    let code = reports.and_then(|r| emit(&lab_g, &r));
+    lab.shutdown();
+    drop(rt);
+    let code = code?;
+    let fault_flags: String = names.iter().map(|n| format!(" --fault {n}")).collect();
+    eprintln!();
+    eprintln!("Explore further:");
+    eprintln!("  phoenix-doctor demo --list-faults            # the platform's real failures the lab can inject");
+    eprintln!("  phoenix-doctor demo --fault backend-tls      # another one (or --healthy)");
+    eprintln!("  phoenix-doctor demo --format mermaid         # the hops as a sequence diagram (also json, junit, prometheus)");
+    eprintln!("  phoenix-doctor explain PD-DNS-003            # what a finding means and how to confirm it by hand");
+    eprintln!(
+        "  phoenix-doctor lab --dir /tmp/phx-lab{fault_flags}   # keep the lab running, then:"
+    );
+    eprintln!("  phoenix-doctor plan qdrant --config-dir /tmp/phx-lab/etc");
+    eprintln!("  phoenix-doctor trace qdrant --config-dir /tmp/phx-lab/etc");
+    Ok(code)
+}

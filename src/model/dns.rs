@@ -1,0 +1,417 @@
+//! DNS records derived exactly as the platform's dnsmasq generator
+//! (`hypervisor_feature_setup_dns_server.sh` v12) derives them: seven rules in order, then
+//! `unique_by(.hostname)` (sorted by hostname, the first candidate in rule order wins).
+
+use super::Node;
+use crate::config::{IpSpec, Provenance, RawConfig, Val};
+use serde::Serialize;
+use std::net::{IpAddr, SocketAddr};
+
+/// The address the generator hard-codes for the `ca` traefik_service record.
+pub const CA_LITERAL_IP: &str = "10.0.0.10";
+/// The LXC name the generator looks up to find the gateway IP.
+pub const GATEWAY_LXC_NAME: &str = "Nginx-Phoenix";
+/// The header line of `00-phoenix-internal.conf`.
+pub const HEADER: &str = "# Phoenix Hypervisor Internal DNS Records";
+const SCRIPT: &str = "hypervisor_feature_setup_dns_server.sh";
+
+/// Which generator rule produced a record (numbered as in the script's order).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum DnsRule {
+    /// (1) a stack's `traefik.http.routers.*.rule=Host(...)` label → gateway IP.
+    StackLabel = 1,
+    /// (2) an LXC's `traefik_service.name` → the LXC's IP (`ca` → 10.0.0.10, hard-coded).
+    LxcTraefikService = 2,
+    /// (3) a VM's `traefik_service.name` → gateway IP (`portainer-agent` → the VM's IP).
+    VmTraefikService = 3,
+    /// (4) an LXC's lower-cased `name` → its IP.
+    LxcName = 4,
+    /// (5) a VM's lower-cased `name` → its IP (not for `dhcp`).
+    VmName = 5,
+    /// (6) an agent VM's `portainer_agent_hostname` → its IP.
+    AgentHostname = 6,
+    /// (7) static `portainer.` and `traefik.` → gateway IP.
+    Static = 7,
+}
+
+impl DnsRule {
+    pub fn number(self) -> u8 {
+        self as u8
+    }
+
+    pub fn describe(self) -> &'static str {
+        match self {
+            DnsRule::StackLabel => "stack Traefik label → gateway",
+            DnsRule::LxcTraefikService => "LXC traefik_service",
+            DnsRule::VmTraefikService => "VM traefik_service",
+            DnsRule::LxcName => "LXC name → LXC IP",
+            DnsRule::VmName => "VM name → VM IP",
+            DnsRule::AgentHostname => "portainer_agent_hostname → agent IP",
+            DnsRule::Static => "static record → gateway",
+        }
+    }
+}
+
+/// One `address=/<hostname>/<ip>` candidate or record.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DnsRecord {
+    pub hostname: String,
+    /// The text written after the hostname (what dnsmasq serves).
+    pub ip_text: String,
+    /// `ip_text` parsed (None if the generator would write something that is not an IP).
+    pub ip: Option<IpAddr>,
+    pub rule: DnsRule,
+    /// The guest or stack the record is about (`lxc:103`, `vm:1002`, `stack:qdrant_service`, `static`).
+    pub subject: String,
+    /// For the `ca` quirk: the IP the CA guest really has, when it differs from what is served.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub guest_ip: Option<IpAddr>,
+    /// Where the name and the address came from.
+    pub provenance: Vec<Provenance>,
+    /// Candidates with the same hostname that this record shadowed (rule order lost to it).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub shadowed: Vec<Shadowed>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Shadowed {
+    pub ip_text: String,
+    pub rule: DnsRule,
+    pub subject: String,
+    pub provenance: Vec<Provenance>,
+}
+
+/// The intended state of the internal DNS server.
+#[derive(Debug, Clone, Serialize)]
+pub struct Dns {
+    /// `.dns_server.enabled`: when false the generator skips everything.
+    pub enabled: bool,
+    /// Where dnsmasq listens (`listen-address` = host IP, `port=53` or the site override).
+    pub server: Val<SocketAddr>,
+    pub upstreams: Vec<Val<String>>,
+    /// The gateway IP found by LXC name `Nginx-Phoenix` (None → the file holds only the header).
+    pub gateway_ip: Option<Val<String>>,
+    /// Every candidate in generator order, before `unique_by`.
+    pub candidates: Vec<DnsRecord>,
+    /// The records written, sorted by hostname.
+    pub records: Vec<DnsRecord>,
+}
+
+impl Dns {
+    /// The record for `hostname` (case-insensitive), if the generator writes one. dnsmasq's
+    /// `address=/d/ip` also answers subdomains of `d`; see [`Dns::answer`].
+    pub fn record(&self, hostname: &str) -> Option<&DnsRecord> {
+        self.records
+            .iter()
+            .find(|r| r.hostname.eq_ignore_ascii_case(hostname))
+    }
+
+    /// What dnsmasq answers for `name`: the record for the longest matching `address=` domain.
+    pub fn answer(&self, name: &str) -> Option<&DnsRecord> {
+        let name = name.trim_end_matches('.').to_ascii_lowercase();
+        self.records
+            .iter()
+            .filter(|r| {
+                let h = r.hostname.to_ascii_lowercase();
+                name == h || name.ends_with(&format!(".{h}"))
+            })
+            .max_by_key(|r| r.hostname.len())
+    }
+}
+
+fn cut_ip(spec: &Val<IpSpec>) -> String {
+    match spec.value {
+        IpSpec::Dhcp => "dhcp".to_string(),
+        IpSpec::Static { ip, .. } => ip.to_string(),
+    }
+}
+
+/// Capture the hostname of the first ``Host(`...`)`` in a label, as the generator's regex does.
+pub fn label_host(label: &str) -> Option<&str> {
+    let start = label.find("Host(`")? + "Host(`".len();
+    let rest = &label[start..];
+    let end = rest.find('`')?;
+    if end == 0 || !rest[end..].starts_with("`)") {
+        return None;
+    }
+    Some(&rest[..end])
+}
+
+pub(crate) fn derive(
+    raw: &RawConfig,
+    domain: &str,
+    host: &Node,
+    dns_port: Val<u16>,
+    notes: &mut Vec<String>,
+) -> Dns {
+    let host_ip = host.ip.as_ref().expect("host has an IP").clone();
+    let server = Val::new(
+        SocketAddr::new(host_ip.value, dns_port.value),
+        host_ip.prov.clone(),
+    );
+    let (enabled, upstreams) = match &raw.hypervisor.dns_server {
+        Some(d) => (d.enabled.value, d.upstream_servers.clone()),
+        None => (false, Vec::new()),
+    };
+    let gw_lxc = raw
+        .lxcs
+        .iter()
+        .find(|g| g.name.as_ref().is_some_and(|n| n.value == GATEWAY_LXC_NAME));
+    let gateway_ip = gw_lxc
+        .and_then(|g| g.ip.as_ref())
+        .map(|ip| Val::new(cut_ip(ip), ip.prov.clone()));
+    if !enabled {
+        notes.push(format!(
+            "{}: dns_server.enabled is not true: the platform skips its DNS setup",
+            raw.hypervisor.file
+        ));
+    }
+    let Some(gw) = gateway_ip.clone() else {
+        notes.push(format!(
+            "no LXC is named \"{GATEWAY_LXC_NAME}\": the DNS generator writes only the header (no records)"
+        ));
+        return Dns {
+            enabled,
+            server,
+            upstreams,
+            gateway_ip: None,
+            candidates: Vec::new(),
+            records: Vec::new(),
+        };
+    };
+    let fqdn = |n: &str| format!("{n}.{domain}");
+    let mut c: Vec<DnsRecord> = Vec::new();
+    fn cand(
+        hostname: String,
+        ip_text: String,
+        rule: DnsRule,
+        subject: String,
+        provenance: Vec<Provenance>,
+    ) -> DnsRecord {
+        DnsRecord {
+            ip: ip_text.parse().ok(),
+            hostname,
+            ip_text,
+            rule,
+            subject,
+            guest_ip: None,
+            provenance,
+            shadowed: Vec::new(),
+        }
+    }
+    let push = |c: &mut Vec<DnsRecord>,
+                h: String,
+                ip: String,
+                rule: DnsRule,
+                subject: String,
+                p: Vec<Provenance>| { c.push(cand(h, ip, rule, subject, p)) };
+
+    // (1) stack labels
+    for s in &raw.stacks {
+        let Some(env) = &s.production else { continue };
+        for svc in &env.services {
+            for l in &svc.traefik_labels {
+                if !l.value.starts_with("traefik.http.routers.")
+                    || !l.value.contains(".rule=Host(`")
+                {
+                    continue;
+                }
+                if let Some(h) = label_host(&l.value) {
+                    push(
+                        &mut c,
+                        h.to_string(),
+                        gw.value.clone(),
+                        DnsRule::StackLabel,
+                        format!("stack:{}", s.name),
+                        vec![l.prov.clone(), gw.prov.clone()],
+                    );
+                }
+            }
+        }
+    }
+    // (2) LXC traefik_service
+    for g in &raw.lxcs {
+        let Some(ts) = &g.traefik_service else {
+            continue;
+        };
+        if ts.name.value.is_empty() {
+            continue;
+        }
+        let Some(ip) = &g.ip else {
+            notes.push(format!(
+                "lxc:{} has traefik_service but no network_config.ip: the DNS generator would fail on it",
+                g.id.value
+            ));
+            continue;
+        };
+        let own = cut_ip(ip);
+        if ts.name.value == "ca" {
+            let mut p = vec![
+                ts.name.prov.clone(),
+                Provenance::platform(SCRIPT, "ca → 10.0.0.10 (hard-coded)"),
+            ];
+            p.push(ip.prov.clone());
+            push(
+                &mut c,
+                fqdn("ca"),
+                CA_LITERAL_IP.to_string(),
+                DnsRule::LxcTraefikService,
+                format!("lxc:{}", g.id.value),
+                p,
+            );
+            if own != CA_LITERAL_IP {
+                c.last_mut().unwrap().guest_ip = own.parse().ok();
+            }
+        } else {
+            push(
+                &mut c,
+                fqdn(&ts.name.value),
+                own,
+                DnsRule::LxcTraefikService,
+                format!("lxc:{}", g.id.value),
+                vec![ts.name.prov.clone(), ip.prov.clone()],
+            );
+        }
+    }
+    // (3) VM traefik_service
+    for g in &raw.vms {
+        let Some(ts) = &g.traefik_service else {
+            continue;
+        };
+        if ts.name.value.is_empty() {
+            continue;
+        }
+        if ts.name.value == "portainer-agent" {
+            let Some(ip) = &g.ip else { continue };
+            push(
+                &mut c,
+                fqdn(&ts.name.value),
+                cut_ip(ip),
+                DnsRule::VmTraefikService,
+                format!("vm:{}", g.id.value),
+                vec![ts.name.prov.clone(), ip.prov.clone()],
+            );
+        } else {
+            push(
+                &mut c,
+                fqdn(&ts.name.value),
+                gw.value.clone(),
+                DnsRule::VmTraefikService,
+                format!("vm:{}", g.id.value),
+                vec![ts.name.prov.clone(), gw.prov.clone()],
+            );
+        }
+    }
+    // (4) LXC names
+    for g in &raw.lxcs {
+        if let (Some(n), Some(ip)) = (&g.name, &g.ip) {
+            if n.value.is_empty() {
+                continue;
+            }
+            push(
+                &mut c,
+                fqdn(&n.value.to_ascii_lowercase()),
+                cut_ip(ip),
+                DnsRule::LxcName,
+                format!("lxc:{}", g.id.value),
+                vec![n.prov.clone(), ip.prov.clone()],
+            );
+        }
+    }
+    // (5) VM names (not dhcp)
+    for g in &raw.vms {
+        if let (Some(n), Some(ip)) = (&g.name, &g.ip) {
+            if n.value.is_empty() || ip.value == IpSpec::Dhcp {
+                continue;
+            }
+            push(
+                &mut c,
+                fqdn(&n.value.to_ascii_lowercase()),
+                cut_ip(ip),
+                DnsRule::VmName,
+                format!("vm:{}", g.id.value),
+                vec![n.prov.clone(), ip.prov.clone()],
+            );
+        }
+    }
+    // (6) agent hostnames
+    for g in &raw.vms {
+        if g.portainer_role.as_ref().is_none_or(|r| r.value != "agent") {
+            continue;
+        }
+        match (&g.portainer_agent_hostname, &g.ip) {
+            (Some(h), Some(ip)) => push(
+                &mut c,
+                h.value.clone(),
+                cut_ip(ip),
+                DnsRule::AgentHostname,
+                format!("vm:{}", g.id.value),
+                vec![h.prov.clone(), ip.prov.clone()],
+            ),
+            _ => notes.push(format!(
+                "vm:{} has portainer_role agent but no portainer_agent_hostname: the generator would write a record named \"null\"",
+                g.id.value
+            )),
+        }
+    }
+    // (7) static
+    for n in ["portainer", "traefik"] {
+        push(
+            &mut c,
+            fqdn(n),
+            gw.value.clone(),
+            DnsRule::Static,
+            "static".to_string(),
+            vec![
+                Provenance::platform(SCRIPT, &format!("static {n} record")),
+                gw.prov.clone(),
+            ],
+        );
+    }
+
+    // unique_by(.hostname): stable sort by hostname; the first of each group wins.
+    let mut sorted: Vec<&DnsRecord> = c.iter().collect();
+    sorted.sort_by(|a, b| a.hostname.cmp(&b.hostname));
+    let mut records: Vec<DnsRecord> = Vec::new();
+    for r in sorted {
+        match records.last_mut() {
+            Some(last) if last.hostname == r.hostname => last.shadowed.push(Shadowed {
+                ip_text: r.ip_text.clone(),
+                rule: r.rule,
+                subject: r.subject.clone(),
+                provenance: r.provenance.clone(),
+            }),
+            _ => records.push(r.clone()),
+        }
+    }
+    Dns {
+        enabled,
+        server,
+        upstreams,
+        gateway_ip: Some(gw),
+        candidates: c,
+        records,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn label_hosts() {
+        assert_eq!(
+            label_host("traefik.http.routers.q.rule=Host(`qdrant.internal.thinkheads.ai`)"),
+            Some("qdrant.internal.thinkheads.ai")
+        );
+        assert_eq!(
+            label_host("traefik.http.routers.q.rule=Host(`a`) || Host(`b`)"),
+            Some("a")
+        );
+        assert_eq!(
+            label_host("traefik.http.routers.q.rule=PathPrefix(`/x`)"),
+            None
+        );
+    }
+}

@@ -1,0 +1,496 @@
+//! Proxmox firewall with its real semantics: `cluster.fw` (global rules, then every LXC's,
+//! then every VM's rules; they filter the host's traffic), per-VM `<vmid>.fw` (the VM's rules,
+//! then its docker_stacks' production `firewall_rules`; `policy_in` DROP / `policy_out` ACCEPT
+//! by default) and per-LXC rule sets (never enabled by the platform, so not enforced).
+
+use crate::config::{AddrSpec, Direction, PortSet, Provenance, RawConfig, RawRule, Val};
+use crate::plan::VantageRef;
+use serde::Serialize;
+use std::net::IpAddr;
+
+/// Which traffic a rule set filters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", content = "id", rename_all = "lowercase")]
+pub enum FwScope {
+    /// `cluster.fw`: rules apply to the Proxmox host's own traffic.
+    Cluster,
+    Vm(u32),
+    Lxc(u32),
+}
+
+/// Where a rule was declared.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum RuleOrigin {
+    /// `shared_volumes.firewall.global_firewall_rules`.
+    Global,
+    Lxc {
+        id: u32,
+    },
+    Vm {
+        id: u32,
+    },
+    /// A stack manifest's `environments.production.firewall_rules`, applied to `vm`.
+    Stack {
+        name: String,
+        vm: u32,
+    },
+}
+
+/// One rule, parsed, with its verbatim fields for rendering.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct FwRule {
+    pub direction: Direction,
+    pub action: String,
+    pub proto: Option<String>,
+    /// `-dport` verbatim (`"80,443"`).
+    pub dport_text: Option<String>,
+    pub dport: Option<PortSet>,
+    pub source: Option<AddrSpec>,
+    pub source_text: Option<String>,
+    pub dest: Option<AddrSpec>,
+    pub dest_text: Option<String>,
+    pub iface: Option<String>,
+    pub comment: Option<String>,
+    pub origin: RuleOrigin,
+    pub prov: Provenance,
+}
+
+impl FwRule {
+    pub(crate) fn from_raw(r: &RawRule, origin: RuleOrigin) -> FwRule {
+        let s = |v: &Option<Val<String>>| v.as_ref().map(|x| x.value.clone());
+        FwRule {
+            direction: r.direction.value,
+            action: r.action.value.clone(),
+            proto: s(&r.proto),
+            dport_text: s(&r.port),
+            dport: r.port.as_ref().and_then(|p| PortSet::parse(&p.value)),
+            source: r.source.as_ref().and_then(|p| AddrSpec::parse(&p.value)),
+            source_text: s(&r.source),
+            dest: r.dest.as_ref().and_then(|p| AddrSpec::parse(&p.value)),
+            dest_text: s(&r.dest),
+            iface: s(&r.iface),
+            comment: s(&r.comment),
+            origin,
+            prov: r.prov.clone(),
+        }
+    }
+
+    /// Does this rule match a packet? `local` is the address of the firewalled side (the guest
+    /// or the host), `peer` the other end; for `In` the peer is the source.
+    pub fn matches(
+        &self,
+        dir: Direction,
+        peer: IpAddr,
+        local: Option<IpAddr>,
+        proto: &str,
+        port: u16,
+    ) -> bool {
+        if self.direction != dir {
+            return false;
+        }
+        if let Some(p) = &self.proto {
+            if !p.eq_ignore_ascii_case(proto) {
+                return false;
+            }
+        }
+        if let Some(ps) = &self.dport {
+            if !ps.contains(port) {
+                return false;
+            }
+        }
+        let (src, dst) = match dir {
+            Direction::In => (Some(peer), local),
+            Direction::Out => (local, Some(peer)),
+        };
+        let addr_ok = |spec: &Option<AddrSpec>, ip: Option<IpAddr>| match (spec, ip) {
+            (None, _) => true,
+            (Some(s), Some(ip)) => s.contains(ip),
+            // unknown local address: assume the rule is about it
+            (Some(_), None) => true,
+        };
+        addr_ok(&self.source, src) && addr_ok(&self.dest, dst)
+    }
+
+    pub fn accepts(&self) -> bool {
+        self.action.eq_ignore_ascii_case("ACCEPT")
+    }
+}
+
+/// `[OPTIONS]` of a firewall file.
+#[derive(Debug, Clone, Serialize)]
+pub struct FwOptions {
+    /// `enable: 1` in the file.
+    pub enable: bool,
+    pub policy_in: Val<String>,
+    pub policy_out: Val<String>,
+    /// True when the policies are written in the file; false when Proxmox defaults apply.
+    pub policies_written: bool,
+}
+
+/// One rule set (a `.fw` file, or an LXC's rules created through the API).
+#[derive(Debug, Clone, Serialize)]
+pub struct FwFile {
+    /// `cluster`, or the guest id (`1001`, `102`).
+    pub name: String,
+    pub scope: FwScope,
+    pub options: FwOptions,
+    pub rules: Vec<FwRule>,
+    /// Whether Proxmox applies these rules at all.
+    pub enforced: bool,
+    /// Why (or why not), in words.
+    pub enforced_why: String,
+    /// Which platform script writes the file, and when.
+    pub written_by: String,
+}
+
+/// How a packet is judged by a rule set.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Decision {
+    pub accepted: bool,
+    /// Index into `rules` of the deciding rule (None = the policy decided).
+    pub rule: Option<usize>,
+    /// False when the rule set is not enforced (then everything passes).
+    pub enforced: bool,
+}
+
+impl FwFile {
+    /// Judge a packet: first matching rule wins, else the direction's policy.
+    pub fn decide(
+        &self,
+        dir: Direction,
+        peer: IpAddr,
+        local: Option<IpAddr>,
+        proto: &str,
+        port: u16,
+    ) -> Decision {
+        if !self.enforced {
+            return Decision {
+                accepted: true,
+                rule: None,
+                enforced: false,
+            };
+        }
+        for (i, r) in self.rules.iter().enumerate() {
+            if r.matches(dir, peer, local, proto, port) {
+                return Decision {
+                    accepted: r.accepts(),
+                    rule: Some(i),
+                    enforced: true,
+                };
+            }
+        }
+        let policy = match dir {
+            Direction::In => &self.options.policy_in.value,
+            Direction::Out => &self.options.policy_out.value,
+        };
+        Decision {
+            accepted: policy.eq_ignore_ascii_case("ACCEPT"),
+            rule: None,
+            enforced: true,
+        }
+    }
+
+    pub fn vantage(&self) -> VantageRef {
+        match self.scope {
+            FwScope::Cluster => VantageRef::Host,
+            FwScope::Vm(id) => VantageRef::Vm(id),
+            FwScope::Lxc(id) => VantageRef::Lxc(id),
+        }
+    }
+}
+
+/// Every rule set the platform declares.
+#[derive(Debug, Clone, Serialize)]
+pub struct Firewall {
+    /// `cluster.fw` (None when `.shared_volumes.firewall` is absent).
+    pub cluster: Option<FwFile>,
+    /// `<vmid>.fw`, in VM file order.
+    pub vms: Vec<FwFile>,
+    /// LXC rule sets, in LXC file order.
+    pub lxcs: Vec<FwFile>,
+}
+
+impl Firewall {
+    /// The rule set that filters `v`'s own traffic (the cluster file for the host).
+    pub fn for_vantage(&self, v: VantageRef) -> Option<&FwFile> {
+        match v {
+            VantageRef::Host => self.cluster.as_ref(),
+            VantageRef::Vm(id) => self.vms.iter().find(|f| f.scope == FwScope::Vm(id)),
+            VantageRef::Lxc(id) => self.lxcs.iter().find(|f| f.scope == FwScope::Lxc(id)),
+        }
+    }
+
+    /// Files `show firewall` prints: cluster.fw then each VM file.
+    pub fn files(&self) -> impl Iterator<Item = &FwFile> {
+        self.cluster.iter().chain(self.vms.iter())
+    }
+}
+
+const PVE_DEFAULTS: &str = "Proxmox default (PVE/Firewall.pm: policy_in DROP, policy_out ACCEPT)";
+
+pub(crate) fn derive(raw: &RawConfig, notes: &mut Vec<String>) -> Firewall {
+    let cluster = raw.hypervisor.firewall.as_ref().map(|f| {
+        let mut rules: Vec<FwRule> = f.rules.iter().map(|r| FwRule::from_raw(r, RuleOrigin::Global)).collect();
+        for g in &raw.lxcs {
+            if let Some(fw) = &g.firewall {
+                rules.extend(fw.rules.iter().map(|r| FwRule::from_raw(r, RuleOrigin::Lxc { id: g.id.value })));
+            }
+        }
+        for g in &raw.vms {
+            if let Some(fw) = &g.firewall {
+                rules.extend(fw.rules.iter().map(|r| FwRule::from_raw(r, RuleOrigin::Vm { id: g.id.value })));
+            }
+        }
+        let policy = |v: &Option<Val<String>>, def: &str| match v {
+            Some(v) => (v.clone(), true),
+            None => (Val::new(def.to_string(), Provenance::platform("pve-firewall", PVE_DEFAULTS)), false),
+        };
+        let (policy_in, w1) = policy(&f.policy_in, "DROP");
+        let (policy_out, w2) = policy(&f.policy_out, "ACCEPT");
+        FwFile {
+            name: "cluster".to_string(),
+            scope: FwScope::Cluster,
+            options: FwOptions {
+                enable: true,
+                policy_in,
+                policy_out,
+                policies_written: w1 && w2,
+            },
+            rules,
+            enforced: f.enabled.value,
+            enforced_why: if f.enabled.value {
+                "shared_volumes.firewall.enabled is true: the setup writes cluster.fw and starts pve-firewall; the rules filter the host's own traffic, not the guests'".to_string()
+            } else {
+                "shared_volumes.firewall.enabled is false: the setup runs `pve-firewall stop`".to_string()
+            },
+            written_by: "hypervisor_feature_setup_firewall.sh (setup and every `sync all`)".to_string(),
+        }
+    });
+
+    let mut vms = Vec::new();
+    for g in &raw.vms {
+        let Some(fw) = &g.firewall else { continue };
+        let id = g.id.value;
+        let mut rules: Vec<FwRule> = fw
+            .rules
+            .iter()
+            .map(|r| FwRule::from_raw(r, RuleOrigin::Vm { id }))
+            .collect();
+        for sref in &g.docker_stacks {
+            match raw.stacks.iter().find(|s| s.name == sref.name.value) {
+                Some(s) => {
+                    if let Some(env) = &s.production {
+                        rules.extend(env.firewall_rules.iter().map(|r| {
+                            FwRule::from_raw(
+                                r,
+                                RuleOrigin::Stack {
+                                    name: s.name.clone(),
+                                    vm: id,
+                                },
+                            )
+                        }));
+                    }
+                }
+                None => notes.push(format!(
+                    "vm:{id} lists docker stack `{}` but {}/{}/phoenix.json does not exist",
+                    sref.name.value,
+                    raw.stacks_dir.display(),
+                    sref.name.value
+                )),
+            }
+        }
+        let defaults = |d: &str| {
+            Val::new(
+                d.to_string(),
+                Provenance::platform("pve-firewall", PVE_DEFAULTS),
+            )
+        };
+        let enabled = fw.enabled.as_ref().map(|e| e.value).unwrap_or(false);
+        vms.push(FwFile {
+            name: id.to_string(),
+            scope: FwScope::Vm(id),
+            options: FwOptions {
+                enable: true,
+                policy_in: defaults("DROP"),
+                policy_out: defaults("ACCEPT"),
+                policies_written: false,
+            },
+            rules,
+            enforced: enabled,
+            enforced_why: if enabled {
+                "vm-manager writes `enable: 1` and sets firewall=1 on net0; no policies are written, so policy_in DROP / policy_out ACCEPT apply".to_string()
+            } else {
+                "firewall.enabled is not true: vm-manager runs `qm set --firewall 0` (not a valid option), so the state depends on the host; treated as not enforced".to_string()
+            },
+            written_by: "vm-manager.sh apply_vm_firewall_rules (VM create/converge only, never `sync all`)".to_string(),
+        });
+    }
+
+    let mut lxcs = Vec::new();
+    for g in &raw.lxcs {
+        let Some(fw) = &g.firewall else { continue };
+        let id = g.id.value;
+        let defaults = |d: &str| {
+            Val::new(
+                d.to_string(),
+                Provenance::platform("pve-firewall", PVE_DEFAULTS),
+            )
+        };
+        lxcs.push(FwFile {
+            name: id.to_string(),
+            scope: FwScope::Lxc(id),
+            options: FwOptions {
+                enable: false,
+                policy_in: defaults("DROP"),
+                policy_out: defaults("ACCEPT"),
+                policies_written: false,
+            },
+            rules: fw.rules.iter().map(|r| FwRule::from_raw(r, RuleOrigin::Lxc { id })).collect(),
+            enforced: false,
+            enforced_why: "lxc-manager creates the rules through pvesh but never sets the container's [OPTIONS] enable, whose Proxmox default is 0: the rules are inert unless an operator enabled them (check `pvesh get /nodes/<node>/lxc/<id>/firewall/options`)".to_string(),
+            written_by: "lxc-manager.sh apply_lxc_firewall_rules (LXC orchestration only; pvesh prepends, so the file order is reversed)".to_string(),
+        });
+    }
+    Firewall { cluster, vms, lxcs }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rule(
+        dir: Direction,
+        proto: Option<&str>,
+        port: Option<&str>,
+        src: Option<&str>,
+        dst: Option<&str>,
+    ) -> FwRule {
+        FwRule {
+            direction: dir,
+            action: "ACCEPT".into(),
+            proto: proto.map(Into::into),
+            dport_text: port.map(Into::into),
+            dport: port.and_then(PortSet::parse),
+            source: src.and_then(AddrSpec::parse),
+            source_text: src.map(Into::into),
+            dest: dst.and_then(AddrSpec::parse),
+            dest_text: dst.map(Into::into),
+            iface: None,
+            comment: None,
+            origin: RuleOrigin::Global,
+            prov: Provenance::default(),
+        }
+    }
+
+    #[test]
+    fn first_match_then_policy() {
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        let f = FwFile {
+            name: "1002".into(),
+            scope: FwScope::Vm(1002),
+            options: FwOptions {
+                enable: true,
+                policy_in: Val::new("DROP".into(), Provenance::default()),
+                policy_out: Val::new("ACCEPT".into(), Provenance::default()),
+                policies_written: false,
+            },
+            rules: vec![
+                rule(
+                    Direction::In,
+                    Some("tcp"),
+                    Some("9001"),
+                    Some("10.0.0.111"),
+                    None,
+                ),
+                rule(Direction::In, Some("tcp"), Some("6333,6334"), None, None),
+            ],
+            enforced: true,
+            enforced_why: String::new(),
+            written_by: String::new(),
+        };
+        let d = f.decide(
+            Direction::In,
+            ip("10.0.0.111"),
+            Some(ip("10.0.0.102")),
+            "tcp",
+            9001,
+        );
+        assert_eq!((d.accepted, d.rule), (true, Some(0)));
+        let d = f.decide(
+            Direction::In,
+            ip("10.0.0.12"),
+            Some(ip("10.0.0.102")),
+            "tcp",
+            9001,
+        );
+        assert_eq!((d.accepted, d.rule), (false, None));
+        assert!(
+            f.decide(Direction::In, ip("10.9.9.9"), None, "tcp", 6334)
+                .accepted
+        );
+        assert!(
+            !f.decide(Direction::In, ip("10.9.9.9"), None, "udp", 6334)
+                .accepted
+        );
+        assert!(
+            f.decide(Direction::Out, ip("10.9.9.9"), None, "tcp", 1)
+                .accepted
+        );
+    }
+}
+
+/// One side's judgement of a flow.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Side {
+    /// The rule set's name (`cluster`, `1002`, `102`).
+    pub file: String,
+    pub scope: FwScope,
+    pub decision: Decision,
+}
+
+/// A flow judged by both ends: the source's OUT rules and the destination's IN rules.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Flow {
+    pub from: VantageRef,
+    pub to: IpAddr,
+    pub proto: String,
+    pub port: u16,
+    /// The source's rule set (None when it has none: nothing filters).
+    pub out: Option<Side>,
+    /// The destination's rule set (None when the destination is unknown or has none).
+    pub inbound: Option<Side>,
+    /// Both enforced sides accept.
+    pub allowed: bool,
+}
+
+impl crate::model::Intended {
+    /// Judge a flow from `from` to `to:port` with Proxmox semantics on both ends.
+    pub fn flow(&self, from: VantageRef, to: IpAddr, proto: &str, port: u16) -> Flow {
+        let src_ip = self.node(from).and_then(|n| n.ip_addr());
+        let out = self.firewall.for_vantage(from).map(|f| Side {
+            file: f.name.clone(),
+            scope: f.scope,
+            decision: f.decide(Direction::Out, to, src_ip, proto, port),
+        });
+        let dst = self.node_by_ip(to).map(|n| n.vantage);
+        let inbound = dst.and_then(|v| self.firewall.for_vantage(v)).map(|f| {
+            let peer = src_ip.unwrap_or(IpAddr::from([0, 0, 0, 0]));
+            Side {
+                file: f.name.clone(),
+                scope: f.scope,
+                decision: f.decide(Direction::In, peer, Some(to), proto, port),
+            }
+        });
+        let ok = |s: &Option<Side>| s.as_ref().is_none_or(|s| s.decision.accepted);
+        Flow {
+            from,
+            to,
+            proto: proto.to_string(),
+            port,
+            allowed: ok(&out) && ok(&inbound),
+            out,
+            inbound,
+        }
+    }
+}

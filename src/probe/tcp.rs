@@ -1,0 +1,101 @@
+//! The TCP probe: open, refused, filtered (silent drop) or unreachable, with the connect time.
+
+use super::classify::{self, Class};
+use super::{fail, ms, observation, ProbeCtx};
+use crate::observe::{Evidence, Observation, Outcome, TcpEvidence, Timings};
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+use tokio::net::TcpStream;
+
+/// Why a connect did not give a stream.
+#[derive(Debug, Clone)]
+pub(crate) struct ConnectFail {
+    pub class: Class,
+    /// No answer before the timeout (a silent drop).
+    pub timed_out: bool,
+}
+
+impl ConnectFail {
+    pub fn outcome(&self) -> Outcome {
+        if self.timed_out {
+            Outcome::TimedOut
+        } else {
+            Outcome::Failed
+        }
+    }
+}
+
+/// Connect with a timeout; returns the stream or the classified failure, and the time taken.
+pub(crate) async fn connect(
+    addr: SocketAddr,
+    timeout: Duration,
+) -> (Result<TcpStream, ConnectFail>, f64) {
+    let t = Instant::now();
+    let r = match tokio::time::timeout(timeout, TcpStream::connect(addr)).await {
+        Ok(Ok(s)) => {
+            let _ = s.set_nodelay(true);
+            Ok(s)
+        }
+        Ok(Err(e)) => {
+            let class = classify::connect_error(&e);
+            let timed_out = class.reason == "filtered";
+            Err(ConnectFail { class, timed_out })
+        }
+        Err(_) => Err(ConnectFail {
+            class: Class {
+                reason: "filtered",
+                detail: format!("no answer within {} ms", timeout.as_millis()),
+            },
+            timed_out: true,
+        }),
+    };
+    (r, ms(t))
+}
+
+/// A human sentence for a failed connect.
+pub(crate) fn connect_message(addr: SocketAddr, f: &ConnectFail) -> String {
+    match f.class.reason {
+        "refused" => format!("{addr}: connection refused (nothing listens, or a reject rule)"),
+        "filtered" => format!("{addr}: {} (filtered: packets dropped)", f.class.detail),
+        "unreachable" => format!(
+            "{addr}: host unreachable ({}; ICMP host-unreachable or admin-prohibited)",
+            f.class.detail
+        ),
+        "net-unreachable" => format!("{addr}: network unreachable ({})", f.class.detail),
+        _ => format!("{addr}: connect failed: {}", f.class.detail),
+    }
+}
+
+/// Run the TCP probe.
+pub async fn probe(ctx: &ProbeCtx, addr: SocketAddr) -> Observation {
+    let (r, t) = connect(addr, ctx.timeout).await;
+    let timings = Timings {
+        connect_ms: Some(t),
+        total_ms: t,
+        ..Timings::default()
+    };
+    match r {
+        Ok(_s) => {
+            let ev = TcpEvidence {
+                addr: addr.to_string(),
+                state: "open".into(),
+                os_error: None,
+            };
+            let mut o = observation(Outcome::Ok, Evidence::Tcp(ev), timings);
+            o.phase = Some("connect".into());
+            o.message = format!("{addr}: open ({t:.1} ms)");
+            o
+        }
+        Err(f) => {
+            let ev = TcpEvidence {
+                addr: addr.to_string(),
+                state: classify::tcp_state(f.class.reason).into(),
+                os_error: (!f.timed_out || f.class.detail.contains("os error"))
+                    .then(|| f.class.detail.clone()),
+            };
+            let o = observation(f.outcome(), Evidence::Tcp(ev), timings);
+            let msg = connect_message(addr, &f);
+            fail(o, f.outcome(), "connect", f.class.reason, msg)
+        }
+    }
+}

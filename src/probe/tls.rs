@@ -1,0 +1,782 @@
+//! The TLS probe: a handshake whose verifier records the served chain and never aborts, then a
+//! separate, pure verification ([`tls_verify`]) that names the exact reason, and a summary of
+//! every certificate served.
+
+use super::classify::{self, Class};
+use super::tcp;
+use super::{fail, ms, observation, ProbeCtx};
+use crate::observe::{CertSummary, Evidence, Observation, Outcome, Timings, TlsEvidence};
+use crate::plan::{Identity, Trust};
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::client::ResolvesClientCert;
+use rustls::crypto::CryptoProvider;
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::sign::CertifiedKey;
+use rustls::{DigitallySignedStruct, SignatureScheme};
+use sha2::{Digest, Sha256};
+use std::net::{IpAddr, SocketAddr};
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::net::TcpStream;
+use tokio_rustls::client::TlsStream;
+use tokio_rustls::TlsConnector;
+use x509_parser::prelude::{FromDer, GeneralName, X509Certificate, X509Name};
+use x509_parser::public_key::PublicKey;
+
+/// The ring crypto provider, shared.
+pub(crate) fn provider() -> Arc<CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+/// Records the served chain and accepts it, so the handshake always completes far enough to
+/// see what the server sends. Handshake signatures are still checked against the leaf.
+#[derive(Debug)]
+struct Recorder {
+    chain: Mutex<Vec<CertificateDer<'static>>>,
+    provider: Arc<CryptoProvider>,
+}
+
+impl ServerCertVerifier for Recorder {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        let mut c = self.chain.lock().unwrap_or_else(|p| p.into_inner());
+        c.clear();
+        c.push(end_entity.clone().into_owned());
+        c.extend(intermediates.iter().map(|i| i.clone().into_owned()));
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.provider
+            .signature_verification_algorithms
+            .supported_schemes()
+    }
+}
+
+/// Records whether the server asked for a client certificate and which CA names it hinted;
+/// offers the configured identity (or none).
+#[derive(Debug)]
+struct ClientAuth {
+    key: Option<Arc<CertifiedKey>>,
+    seen: Mutex<Option<Vec<String>>>,
+}
+
+impl ResolvesClientCert for ClientAuth {
+    fn resolve(
+        &self,
+        root_hint_subjects: &[&[u8]],
+        _sigschemes: &[SignatureScheme],
+    ) -> Option<Arc<CertifiedKey>> {
+        let names = root_hint_subjects.iter().map(|d| dn_string(d)).collect();
+        *self.seen.lock().unwrap_or_else(|p| p.into_inner()) = Some(names);
+        self.key.clone()
+    }
+
+    fn has_certs(&self) -> bool {
+        true
+    }
+}
+
+fn der_wrap_sequence(inner: &[u8]) -> Vec<u8> {
+    let mut v = vec![0x30];
+    let n = inner.len();
+    if n < 0x80 {
+        v.push(n as u8);
+    } else if n < 0x100 {
+        v.extend([0x81, n as u8]);
+    } else {
+        v.extend([0x82, (n >> 8) as u8, n as u8]);
+    }
+    v.extend_from_slice(inner);
+    v
+}
+
+/// A distinguished name (DER, with or without its outer SEQUENCE) as text.
+fn dn_string(der: &[u8]) -> String {
+    if let Ok((_, n)) = X509Name::from_der(der) {
+        return n.to_string();
+    }
+    let wrapped = der_wrap_sequence(der);
+    match X509Name::from_der(&wrapped) {
+        Ok((_, n)) => n.to_string(),
+        Err(_) => format!("<undecodable name, {} bytes>", der.len()),
+    }
+}
+
+/// What a handshake saw, whether or not it completed.
+pub(crate) struct Handshake {
+    pub connect_ms: Option<f64>,
+    pub tls_ms: Option<f64>,
+    pub chain: Vec<CertificateDer<'static>>,
+    pub protocol: String,
+    pub cipher: String,
+    pub alpn: Option<String>,
+    /// `Some(hints)` when the server sent a CertificateRequest.
+    pub client_auth: Option<Vec<String>>,
+    pub result: Result<TlsStream<TcpStream>, HandshakeFail>,
+}
+
+/// Why a handshake did not complete.
+pub(crate) struct HandshakeFail {
+    pub phase: &'static str,
+    pub class: Class,
+    pub timed_out: bool,
+    /// The raw io error, for mTLS rejection words.
+    pub io: Option<std::io::Error>,
+}
+
+/// The server name to send and check: an IP literal sends no SNI and is checked against IP SANs.
+pub(crate) fn server_name(sni: &str) -> Result<ServerName<'static>, String> {
+    if let Ok(ip) = sni.parse::<IpAddr>() {
+        return Ok(ServerName::IpAddress(ip.into()));
+    }
+    ServerName::try_from(sni.to_string()).map_err(|e| format!("invalid server name `{sni}`: {e}"))
+}
+
+/// Load a PEM client identity.
+pub(crate) fn load_identity(id: &Identity) -> Result<Arc<CertifiedKey>, String> {
+    let certs = read_certs(&id.cert)?;
+    if certs.is_empty() {
+        return Err(format!("{}: no certificate found", id.cert.display()));
+    }
+    let data = std::fs::read(&id.key).map_err(|e| format!("{}: {e}", id.key.display()))?;
+    let key = rustls_pemfile::private_key(&mut data.as_slice())
+        .map_err(|e| format!("{}: {e}", id.key.display()))?
+        .ok_or_else(|| format!("{}: no private key found", id.key.display()))?;
+    let signing = provider()
+        .key_provider
+        .load_private_key(key)
+        .map_err(|e| format!("{}: unusable key: {e}", id.key.display()))?;
+    Ok(Arc::new(CertifiedKey::new(certs, signing)))
+}
+
+/// Read every PEM certificate in a file.
+pub fn read_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, String> {
+    let data = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    rustls_pemfile::certs(&mut data.as_slice())
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| format!("{}: not PEM certificates: {e}", path.display()))
+}
+
+/// Connect and run a TLS handshake that records everything and never rejects the chain.
+pub(crate) async fn handshake(
+    addr: SocketAddr,
+    sni: &str,
+    identity: Option<Arc<CertifiedKey>>,
+    alpn: &[&[u8]],
+    timeout: Duration,
+) -> Handshake {
+    let mut hs = Handshake {
+        connect_ms: None,
+        tls_ms: None,
+        chain: Vec::new(),
+        protocol: String::new(),
+        cipher: String::new(),
+        alpn: None,
+        client_auth: None,
+        result: Err(HandshakeFail {
+            phase: "handshake",
+            class: Class {
+                reason: "tls-error",
+                detail: String::new(),
+            },
+            timed_out: false,
+            io: None,
+        }),
+    };
+    let name = match server_name(sni) {
+        Ok(n) => n,
+        Err(e) => {
+            hs.result = Err(HandshakeFail {
+                phase: "handshake",
+                class: Class {
+                    reason: "bad-name",
+                    detail: e,
+                },
+                timed_out: false,
+                io: None,
+            });
+            return hs;
+        }
+    };
+    let (tcp, t) = tcp::connect(addr, timeout).await;
+    hs.connect_ms = Some(t);
+    let tcp = match tcp {
+        Ok(s) => s,
+        Err(f) => {
+            let detail = tcp::connect_message(addr, &f);
+            hs.result = Err(HandshakeFail {
+                phase: "connect",
+                timed_out: f.timed_out,
+                class: Class {
+                    reason: f.class.reason,
+                    detail,
+                },
+                io: None,
+            });
+            return hs;
+        }
+    };
+    let prov = provider();
+    let recorder = Arc::new(Recorder {
+        chain: Mutex::new(Vec::new()),
+        provider: prov.clone(),
+    });
+    let auth = Arc::new(ClientAuth {
+        key: identity,
+        seen: Mutex::new(None),
+    });
+    let cfg = rustls::ClientConfig::builder_with_provider(prov)
+        .with_safe_default_protocol_versions()
+        .map(|b| {
+            b.dangerous()
+                .with_custom_certificate_verifier(recorder.clone())
+                .with_client_cert_resolver(auth.clone())
+        });
+    let mut cfg = match cfg {
+        Ok(c) => c,
+        Err(e) => {
+            hs.result = Err(HandshakeFail {
+                phase: "handshake",
+                class: Class {
+                    reason: "tls-error",
+                    detail: e.to_string(),
+                },
+                timed_out: false,
+                io: None,
+            });
+            return hs;
+        }
+    };
+    cfg.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+    cfg.resumption = rustls::client::Resumption::disabled();
+    let connector = TlsConnector::from(Arc::new(cfg));
+    let t = Instant::now();
+    let r = tokio::time::timeout(timeout, connector.connect(name, tcp)).await;
+    hs.tls_ms = Some(ms(t));
+    hs.chain = recorder
+        .chain
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .clone();
+    hs.client_auth = auth.seen.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    hs.result = match r {
+        Ok(Ok(s)) => {
+            let (_, c) = s.get_ref();
+            hs.protocol = c
+                .protocol_version()
+                .map(protocol_name)
+                .unwrap_or_default();
+            hs.cipher = c
+                .negotiated_cipher_suite()
+                .map(|s| format!("{:?}", s.suite()))
+                .unwrap_or_default();
+            hs.alpn = c.alpn_protocol().map(|p| String::from_utf8_lossy(p).into_owned());
+            Ok(s)
+        }
+        Ok(Err(e)) => Err(HandshakeFail {
+            phase: "handshake",
+            class: classify::tls_error(&e),
+            timed_out: false,
+            io: Some(e),
+        }),
+        Err(_) => Err(HandshakeFail {
+            phase: "handshake",
+            class: Class {
+                reason: "handshake-timeout",
+                detail: format!(
+                    "no complete handshake within {} ms (the peer accepted TCP but did not finish TLS)",
+                    timeout.as_millis()
+                ),
+            },
+            timed_out: true,
+            io: None,
+        }),
+    };
+    hs
+}
+
+fn protocol_name(v: rustls::ProtocolVersion) -> String {
+    match v {
+        rustls::ProtocolVersion::TLSv1_3 => "TLSv1.3".into(),
+        rustls::ProtocolVersion::TLSv1_2 => "TLSv1.2".into(),
+        other => format!("{other:?}"),
+    }
+}
+
+fn rfc3339(ts: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp(ts)
+        .ok()
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_else(|| ts.to_string())
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+/// Summarise one DER certificate.
+pub fn summarize(der: &[u8]) -> CertSummary {
+    let sha256 = hex(&Sha256::digest(der));
+    let Ok((_, c)) = X509Certificate::from_der(der) else {
+        return CertSummary {
+            subject: "<undecodable certificate>".into(),
+            sha256,
+            ..CertSummary::default()
+        };
+    };
+    let mut dns_sans = Vec::new();
+    let mut ip_sans = Vec::new();
+    if let Ok(Some(san)) = c.subject_alternative_name() {
+        for g in &san.value.general_names {
+            match g {
+                GeneralName::DNSName(d) => dns_sans.push(d.to_string()),
+                GeneralName::IPAddress(b) => match b.len() {
+                    4 => ip_sans.push(IpAddr::from(<[u8; 4]>::try_from(*b).expect("len 4"))),
+                    16 => ip_sans.push(IpAddr::from(<[u8; 16]>::try_from(*b).expect("len 16"))),
+                    _ => {}
+                },
+                _ => {}
+            }
+        }
+    }
+    let key_type = match c.public_key().parsed() {
+        Ok(PublicKey::EC(p)) => {
+            let curve = c
+                .public_key()
+                .algorithm
+                .parameters
+                .as_ref()
+                .and_then(|p| p.as_oid().ok())
+                .map(|o| match o.to_id_string().as_str() {
+                    "1.2.840.10045.3.1.7" => "P-256".to_string(),
+                    "1.3.132.0.34" => "P-384".to_string(),
+                    "1.3.132.0.35" => "P-521".to_string(),
+                    other => other.to_string(),
+                })
+                .unwrap_or_else(|| format!("{} bits", p.key_size()));
+            format!("ECDSA {curve}")
+        }
+        Ok(PublicKey::RSA(r)) => format!("RSA {}", r.key_size()),
+        Ok(PublicKey::DSA(_)) => "DSA".into(),
+        Ok(_) => {
+            let oid = c.public_key().algorithm.algorithm.to_id_string();
+            match oid.as_str() {
+                "1.3.101.112" => "Ed25519".into(),
+                "1.3.101.113" => "Ed448".into(),
+                _ => oid,
+            }
+        }
+        Err(_) => "unknown".into(),
+    };
+    CertSummary {
+        subject: c.subject().to_string(),
+        issuer: c.issuer().to_string(),
+        dns_sans,
+        ip_sans,
+        serial: c.raw_serial_as_string(),
+        not_before: rfc3339(c.validity().not_before.timestamp()),
+        not_after: rfc3339(c.validity().not_after.timestamp()),
+        key_type,
+        sha256,
+        is_ca: c.is_ca(),
+    }
+}
+
+/// Why a chain did not verify.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VerifyFailure {
+    /// `unknown-issuer`, `self-signed`, `expired`, `not-yet-valid`, `name-mismatch`,
+    /// `intermediate-not-served`, `wrong-key-usage`, `bad-certificate`, `no-certificate`.
+    pub reason: &'static str,
+    /// Dates, names presented, issuers.
+    pub detail: String,
+}
+
+fn vf(reason: &'static str, detail: impl Into<String>) -> Result<(), VerifyFailure> {
+    Err(VerifyFailure {
+        reason,
+        detail: detail.into(),
+    })
+}
+
+/// True when the certificate's subject equals its issuer.
+fn self_issued(der: &[u8]) -> bool {
+    X509Certificate::from_der(der)
+        .map(|(_, c)| c.subject().as_raw() == c.issuer().as_raw())
+        .unwrap_or(false)
+}
+
+fn subject_of(der: &[u8]) -> String {
+    X509Certificate::from_der(der)
+        .map(|(_, c)| c.subject().to_string())
+        .unwrap_or_else(|_| "<undecodable>".into())
+}
+
+fn issuer_of(der: &[u8]) -> String {
+    X509Certificate::from_der(der)
+        .map(|(_, c)| c.issuer().to_string())
+        .unwrap_or_else(|_| "<undecodable>".into())
+}
+
+fn validity_of(der: &[u8]) -> (i64, i64) {
+    X509Certificate::from_der(der)
+        .map(|(_, c)| {
+            (
+                c.validity().not_before.timestamp(),
+                c.validity().not_after.timestamp(),
+            )
+        })
+        .unwrap_or((0, 0))
+}
+
+/// Verify a served chain (leaf first) against trust anchors, for a server name, at a time.
+///
+/// Self-issued certificates in `roots` are the anchors; other certificates there (an
+/// intermediate shipped in a CA bundle) are never trusted on their own, but when adding them
+/// completes the chain the reason is `intermediate-not-served`.
+/// `name` may be a DNS name or an IP literal (checked against IP SANs).
+pub fn tls_verify(
+    chain: &[CertificateDer<'_>],
+    roots: &[CertificateDer<'_>],
+    name: &str,
+    now: UnixTime,
+) -> Result<(), VerifyFailure> {
+    let Some(leaf) = chain.first() else {
+        return vf("no-certificate", "the server sent no certificate");
+    };
+    let (anchor_ders, extra): (Vec<&CertificateDer<'_>>, Vec<&CertificateDer<'_>>) =
+        roots.iter().partition(|r| self_issued(r));
+    let anchor_ders = if anchor_ders.is_empty() {
+        roots.iter().collect()
+    } else {
+        anchor_ders
+    };
+    let anchors: Vec<_> = anchor_ders
+        .iter()
+        .filter_map(|d| webpki::anchor_from_trusted_cert(d).ok())
+        .collect();
+    if anchors.is_empty() {
+        return vf("unknown-issuer", "no usable trust anchor in the trust file");
+    }
+    let ee = match webpki::EndEntityCert::try_from(leaf) {
+        Ok(e) => e,
+        Err(e) => return vf("bad-certificate", format!("the leaf does not parse: {e:?}")),
+    };
+    let served: Vec<CertificateDer<'_>> = chain[1..].to_vec();
+    let attempt = |inter: &[CertificateDer<'_>]| {
+        ee.verify_for_usage(
+            webpki::ALL_VERIFICATION_ALGS,
+            &anchors,
+            inter,
+            now,
+            webpki::KeyUsage::server_auth(),
+            None,
+            None,
+        )
+        .map(|_| ())
+    };
+    let anchor_names: Vec<String> = anchor_ders.iter().map(|d| subject_of(d)).collect();
+    if let Err(e) = attempt(&served) {
+        use webpki::Error as W;
+        return match e {
+            W::UnknownIssuer => {
+                if self_issued(leaf) {
+                    return vf(
+                        "self-signed",
+                        format!(
+                            "the leaf {} is self-signed (issuer = subject); trusted: {}",
+                            subject_of(leaf),
+                            anchor_names.join("; ")
+                        ),
+                    );
+                }
+                if !extra.is_empty() {
+                    let mut more = served.clone();
+                    more.extend(extra.iter().map(|c| (*c).clone()));
+                    if attempt(&more).is_ok() {
+                        return vf(
+                            "intermediate-not-served",
+                            format!(
+                                "the server sent {} certificate(s) without the intermediate {}; the chain completes with the intermediate from the trust file",
+                                chain.len(),
+                                issuer_of(leaf)
+                            ),
+                        );
+                    }
+                }
+                let last = chain.last().expect("non-empty");
+                let hint = if chain.len() == 1 {
+                    " (only the leaf was served: the intermediate may be missing)"
+                } else {
+                    ""
+                };
+                vf(
+                    "unknown-issuer",
+                    format!(
+                        "the chain ends at {} issued by {}, which is not a trust anchor (trusted: {}){hint}",
+                        subject_of(last),
+                        issuer_of(last),
+                        anchor_names.join("; ")
+                    ),
+                )
+            }
+            W::CertExpired { time, not_after } => {
+                let which = chain
+                    .iter()
+                    .find(|c| validity_of(c).1 == not_after.as_secs() as i64)
+                    .map(|c| subject_of(c))
+                    .unwrap_or_else(|| subject_of(leaf));
+                vf(
+                    "expired",
+                    format!(
+                        "{which} expired at {} (now {})",
+                        rfc3339(not_after.as_secs() as i64),
+                        rfc3339(time.as_secs() as i64)
+                    ),
+                )
+            }
+            W::CertNotValidYet { time, not_before } => {
+                let which = chain
+                    .iter()
+                    .find(|c| validity_of(c).0 == not_before.as_secs() as i64)
+                    .map(|c| subject_of(c))
+                    .unwrap_or_else(|| subject_of(leaf));
+                vf(
+                    "not-yet-valid",
+                    format!(
+                        "{which} is valid only from {} (now {})",
+                        rfc3339(not_before.as_secs() as i64),
+                        rfc3339(time.as_secs() as i64)
+                    ),
+                )
+            }
+            W::RequiredEkuNotFoundContext(_)
+            | W::EmptyEkuExtension
+            | W::CaUsedAsEndEntity
+            | W::EndEntityUsedAsCa => vf(
+                "wrong-key-usage",
+                format!(
+                    "{} is not usable as a TLS server certificate: {e:?}",
+                    subject_of(leaf)
+                ),
+            ),
+            other => vf("bad-certificate", format!("{other:?}")),
+        };
+    }
+    check_name(&ee, leaf, name)
+}
+
+fn check_name(
+    ee: &webpki::EndEntityCert<'_>,
+    leaf: &[u8],
+    name: &str,
+) -> Result<(), VerifyFailure> {
+    let sn = match server_name(name) {
+        Ok(s) => s,
+        Err(e) => return vf("name-mismatch", e),
+    };
+    match ee.verify_is_valid_for_subject_name(&sn) {
+        Ok(()) => Ok(()),
+        Err(_) => {
+            let s = summarize(leaf);
+            let mut presented: Vec<String> = s.dns_sans.clone();
+            presented.extend(s.ip_sans.iter().map(|i| i.to_string()));
+            vf(
+                "name-mismatch",
+                format!(
+                    "the leaf names {} but {name} was asked for",
+                    if presented.is_empty() {
+                        "no SAN".to_string()
+                    } else {
+                        presented.join(", ")
+                    }
+                ),
+            )
+        }
+    }
+}
+
+/// Check a leaf against a list of pinned names (DNS or IP), with no chain verification.
+pub fn pin_check(leaf: &CertificateDer<'_>, names: &[String]) -> Result<(), VerifyFailure> {
+    let ee = match webpki::EndEntityCert::try_from(leaf) {
+        Ok(e) => e,
+        Err(e) => return vf("bad-certificate", format!("the leaf does not parse: {e:?}")),
+    };
+    for n in names {
+        if let Ok(sn) = server_name(n) {
+            if ee.verify_is_valid_for_subject_name(&sn).is_ok() {
+                return Ok(());
+            }
+        }
+    }
+    let s = summarize(leaf);
+    let mut presented = s.dns_sans.clone();
+    presented.extend(s.ip_sans.iter().map(|i| i.to_string()));
+    vf(
+        "pin-mismatch",
+        format!(
+            "the self-signed leaf names {} but one of {} was expected",
+            presented.join(", "),
+            names.join(", ")
+        ),
+    )
+}
+
+/// Fill in the chain summaries and remaining lifetime of the leaf.
+pub(crate) fn fill_chain(ev: &mut TlsEvidence, chain: &[CertificateDer<'_>]) {
+    ev.chain = chain.iter().map(|c| summarize(c)).collect();
+    if let Some(leaf) = chain.first() {
+        let (nb, na) = validity_of(leaf);
+        let now = UnixTime::now().as_secs() as i64;
+        ev.remaining_secs = Some(na - now);
+        let life = (na - nb).max(1) as f64;
+        ev.remaining_fraction = Some(((na - now) as f64 / life).clamp(0.0, 1.0));
+    }
+}
+
+/// Verify `chain` with `trust`; sets `verified`, `verify_error`, `verify_detail`.
+/// Returns `Err(message)` only for tool errors (an unreadable trust file).
+pub(crate) fn apply_trust(
+    ev: &mut TlsEvidence,
+    chain: &[CertificateDer<'_>],
+    sni: &str,
+    trust: &Trust,
+) -> Result<(), String> {
+    let r = match trust {
+        Trust::None => return Ok(()),
+        Trust::Ca { file } => {
+            let roots = read_certs(file)?;
+            if roots.is_empty() {
+                return Err(format!("{}: no certificate found", file.display()));
+            }
+            tls_verify(chain, &roots, sni, UnixTime::now())
+        }
+        Trust::SelfSigned { names } => match chain.first() {
+            Some(leaf) => pin_check(leaf, names),
+            None => vf("no-certificate", "the server sent no certificate"),
+        },
+    };
+    match r {
+        Ok(()) => ev.verified = true,
+        Err(f) => {
+            ev.verified = false;
+            ev.verify_error = Some(f.reason.to_string());
+            ev.verify_detail = f.detail;
+        }
+    }
+    Ok(())
+}
+
+/// Describe the TLS session in a few words.
+pub(crate) fn session_words(ev: &TlsEvidence) -> String {
+    let leaf = ev
+        .chain
+        .first()
+        .map(|c| format!(", leaf {} ({})", c.subject, c.key_type))
+        .unwrap_or_default();
+    format!(
+        "{} {}, {} cert(s){leaf}",
+        ev.protocol,
+        ev.cipher,
+        ev.chain.len()
+    )
+}
+
+/// Run the TLS probe.
+pub async fn probe(ctx: &ProbeCtx, addr: SocketAddr, sni: &str, trust: &Trust) -> Observation {
+    let t = Instant::now();
+    let hs = handshake(addr, sni, None, &[b"h2", b"http/1.1"], ctx.timeout).await;
+    let mut ev = TlsEvidence {
+        addr: addr.to_string(),
+        sni: sni.to_string(),
+        protocol: hs.protocol.clone(),
+        cipher: hs.cipher.clone(),
+        alpn: hs.alpn.clone(),
+        ..TlsEvidence::default()
+    };
+    fill_chain(&mut ev, &hs.chain);
+    let timings = Timings {
+        connect_ms: hs.connect_ms,
+        tls_ms: hs.tls_ms,
+        total_ms: ms(t),
+        ..Timings::default()
+    };
+    match hs.result {
+        Err(f) => {
+            let outcome = if f.timed_out {
+                Outcome::TimedOut
+            } else {
+                Outcome::Failed
+            };
+            let o = observation(outcome, Evidence::Tls(ev), timings);
+            let msg = format!("{addr} ({sni}): {}", f.class.detail);
+            fail(o, outcome, f.phase, f.class.reason, msg)
+        }
+        Ok(_stream) => {
+            if let Err(e) = apply_trust(&mut ev, &hs.chain, sni, trust) {
+                let mut o = super::Observation::tool_error("", "verify", e);
+                o.evidence = Evidence::Tls(ev);
+                o.timings = timings;
+                return o;
+            }
+            let words = session_words(&ev);
+            let o = observation(Outcome::Ok, Evidence::Tls(ev.clone()), timings);
+            match &ev.verify_error {
+                Some(reason) => {
+                    let msg = format!("{addr} ({sni}): {}; {words}", ev.verify_detail);
+                    fail(o, Outcome::Failed, "verify", reason, msg)
+                }
+                None => {
+                    let mut o = o;
+                    o.phase = Some("verify".into());
+                    let v = if ev.verified {
+                        "verified"
+                    } else {
+                        "not verified (no trust given)"
+                    };
+                    o.message = format!("{addr} ({sni}): {v}; {words}");
+                    o
+                }
+            }
+        }
+    }
+}

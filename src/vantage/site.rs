@@ -1,0 +1,155 @@
+//! Simulated vantages from the site file (`<config-dir>/phoenix-doctor.toml`, read by `config::site`, tables
+//! `[vantage."lxc:102"]`): run here, but read the given files as the guest's system files.
+
+use crate::config::site::{self, SiteFile};
+use crate::error::{Error, Result};
+use crate::plan::VantageRef;
+use crate::probe::SystemFiles;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+/// The site file's name inside the config dir.
+pub const SITE_FILE: &str = crate::config::SITE_FILE;
+
+/// The simulated vantages named in `<config_dir>/phoenix-doctor.toml` (none when the file is
+/// absent). Relative paths are taken from the config dir; a missing key keeps the system default.
+pub fn site_vantages(config_dir: &Path) -> Result<BTreeMap<VantageRef, SystemFiles>> {
+    let path = config_dir.join(SITE_FILE);
+    let text = match std::fs::read_to_string(&path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(BTreeMap::new()),
+        Err(e) => {
+            return Err(Error::input(format!(
+                "{}: cannot read: {e}",
+                path.display()
+            )))
+        }
+    };
+    parse_site_vantages(&text, &path, config_dir)
+}
+
+fn parse_site_vantages(
+    text: &str,
+    path: &Path,
+    base: &Path,
+) -> Result<BTreeMap<VantageRef, SystemFiles>> {
+    let file = site::read(&path.display().to_string(), text)?;
+    from_site_file(&file, base)
+}
+
+/// The simulated vantages of an already-read site file (`config::load(..).site`); relative
+/// paths are taken from `config_dir`.
+pub fn from_site_file(
+    file: &SiteFile,
+    config_dir: &Path,
+) -> Result<BTreeMap<VantageRef, SystemFiles>> {
+    let name = file.file.clone().unwrap_or_else(|| SITE_FILE.to_string());
+    let mut out = BTreeMap::new();
+    for (key, t) in &file.vantages {
+        let v: VantageRef = key
+            .parse()
+            .map_err(|e| Error::input(format!("{name}: [vantage.\"{key}\"]: {e}")))?;
+        if t.hosts_file.is_none() && t.resolv_conf.is_none() {
+            return Err(Error::input(format!(
+                "{name}: [vantage.\"{key}\"]: expected `hosts_file` and/or `resolv_conf`"
+            )));
+        }
+        let d = SystemFiles::default();
+        let abs = |p: &str| {
+            let p = PathBuf::from(p);
+            if p.is_absolute() {
+                p
+            } else {
+                config_dir.join(p)
+            }
+        };
+        out.insert(
+            v,
+            SystemFiles {
+                hosts_file: t
+                    .hosts_file
+                    .as_ref()
+                    .map(|x| abs(&x.value))
+                    .unwrap_or(d.hosts_file),
+                resolv_conf: t
+                    .resolv_conf
+                    .as_ref()
+                    .map(|x| abs(&x.value))
+                    .unwrap_or(d.resolv_conf),
+            },
+        );
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_vantage_tables_and_ignores_the_rest() {
+        let text = r#"
+[ports]
+dns = 53
+[paths]
+root_ca = "/x/root.crt"
+[vantage."lxc:102"]
+hosts_file = "/tmp/lab/vantages/lxc-102/hosts"
+resolv_conf = "v/resolv.conf"
+[vantage."vm:1001"]
+hosts_file = "/h"
+"#;
+        let m = parse_site_vantages(text, Path::new("/c/phoenix-doctor.toml"), Path::new("/c"))
+            .unwrap();
+        assert_eq!(m.len(), 2);
+        let l = &m[&VantageRef::Lxc(102)];
+        assert_eq!(
+            l.hosts_file,
+            PathBuf::from("/tmp/lab/vantages/lxc-102/hosts")
+        );
+        assert_eq!(l.resolv_conf, PathBuf::from("/c/v/resolv.conf"));
+        assert_eq!(
+            m[&VantageRef::Vm(1001)].resolv_conf,
+            PathBuf::from("/etc/resolv.conf")
+        );
+    }
+
+    #[test]
+    fn bad_tables_name_the_file() {
+        let p = Path::new("/c/phoenix-doctor.toml");
+        let e = parse_site_vantages(
+            "[vantage.\"ct:1\"]\nhosts_file=\"/h\"\n",
+            p,
+            Path::new("/c"),
+        )
+        .unwrap_err();
+        assert!(
+            e.to_string().contains("phoenix-doctor.toml") && e.to_string().contains("lxc:<id>"),
+            "{e}"
+        );
+        let e = parse_site_vantages(
+            "[vantage.\"lxc:1\"]\nhost_file=\"/h\"\n",
+            p,
+            Path::new("/c"),
+        )
+        .unwrap_err();
+        assert!(
+            e.to_string().contains(":2") && e.to_string().contains("host_file"),
+            "{e}"
+        );
+        assert_eq!(e.exit_code(), 2);
+    }
+
+    #[test]
+    fn absent_file_means_no_simulated_vantages() {
+        let d = tempfile::tempdir().unwrap();
+        assert!(site_vantages(d.path()).unwrap().is_empty());
+        std::fs::write(
+            d.path().join(SITE_FILE),
+            "[vantage.\"lxc:7\"]\nhosts_file = \"h\"\n",
+        )
+        .unwrap();
+        let m = site_vantages(d.path()).unwrap();
+        assert_eq!(m[&VantageRef::Lxc(7)].hosts_file, d.path().join("h"));
+    }
+}

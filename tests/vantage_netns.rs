@@ -1,0 +1,788 @@
+//! Vantages against real peers: network namespaces as guests (`ip netns exec` as the transport,
+//! the built binary as the agent), dnsmasq, socat listeners and nftables inside them.
+//!
+//! Needs root (CI runs as root). Every namespace and `/etc/netns/<ns>` is removed on drop.
+//! Nothing here probes 198.18.0.0/24 from the root namespace: those steps run through agents
+//! inside the namespaces; steps that run from here target 127.0.0.0/8 only.
+
+use phoenix_doctor::observe::{Evidence, Observation, Outcome};
+use phoenix_doctor::plan::{ProbeSpec, Step, VantageRef};
+use phoenix_doctor::probe::{ProbeCtx, SystemFiles};
+use phoenix_doctor::vantage::{parse_via, site_vantages, Runner, VantageOptions, Vantages};
+use std::collections::BTreeMap;
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const AGENT: &str = env!("CARGO_BIN_EXE_phoenix-doctor");
+const NAME: &str = "portainer.internal.thinkheads.ai";
+const HOST_IP: &str = "198.18.0.13";
+const LXC_IP: &str = "198.18.0.32";
+const VM_A_IP: &str = "198.18.0.41";
+const VM_B_IP: &str = "198.18.0.42";
+/// What lxc:102's own /etc/hosts says (the wrong hosts file inside the guest).
+const OVERRIDE_IP: &str = "198.18.0.66";
+
+fn require_root() {
+    let uid =
+        String::from_utf8(Command::new("id").arg("-u").output().expect("id -u").stdout).unwrap();
+    assert_eq!(
+        uid.trim(),
+        "0",
+        "tests/vantage_netns.rs needs root (ip netns add, nft, /etc/netns); run it as root like CI does"
+    );
+    for bin in ["ip", "dnsmasq", "socat", "nft", "ss"] {
+        let ok = Command::new("sh")
+            .args(["-c", "command -v \"$1\"", "sh", bin])
+            .stdout(Stdio::null())
+            .status()
+            .map(|s| s.success())
+            .unwrap_or(false);
+        assert!(
+            ok,
+            "`{bin}` is missing: install iproute2 dnsmasq-base socat nftables"
+        );
+    }
+}
+
+fn sh(argv: &[&str]) {
+    let out = Command::new(argv[0])
+        .args(&argv[1..])
+        .output()
+        .expect(argv[0]);
+    assert!(
+        out.status.success(),
+        "{argv:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A switch namespace with a bridge, and one namespace per node: host, lxc:102, vm:1001, vm:1002.
+struct Lab {
+    prefix: String,
+    namespaces: Vec<String>,
+    children: Vec<Child>,
+    dir: tempfile::TempDir,
+}
+
+impl Lab {
+    fn up(tag: &str) -> Lab {
+        require_root();
+        let prefix = format!("pdv{}{tag}", std::process::id());
+        let mut lab = Lab {
+            prefix: prefix.clone(),
+            namespaces: Vec::new(),
+            children: Vec::new(),
+            dir: tempfile::tempdir().unwrap(),
+        };
+        let sw = format!("{prefix}-sw");
+        sh(&["ip", "netns", "add", &sw]);
+        lab.namespaces.push(sw.clone());
+        sh(&["ip", "-n", &sw, "link", "set", "lo", "up"]);
+        sh(&["ip", "-n", &sw, "link", "add", "br0", "type", "bridge"]);
+        sh(&["ip", "-n", &sw, "link", "set", "br0", "up"]);
+        for (node, ip) in [
+            ("host", HOST_IP),
+            ("102", LXC_IP),
+            ("1001", VM_A_IP),
+            ("1002", VM_B_IP),
+        ] {
+            let ns = lab.ns(node);
+            sh(&["ip", "netns", "add", &ns]);
+            lab.namespaces.push(ns.clone());
+            sh(&["ip", "-n", &ns, "link", "set", "lo", "up"]);
+            let v = format!("v{node}");
+            sh(&[
+                "ip", "-n", &sw, "link", "add", &v, "type", "veth", "peer", "name", "eth0",
+                "netns", &ns,
+            ]);
+            sh(&["ip", "-n", &sw, "link", "set", &v, "master", "br0", "up"]);
+            sh(&[
+                "ip",
+                "-n",
+                &ns,
+                "addr",
+                "add",
+                &format!("{ip}/24"),
+                "dev",
+                "eth0",
+            ]);
+            sh(&["ip", "-n", &ns, "link", "set", "eth0", "up"]);
+            let etc = PathBuf::from("/etc/netns").join(&ns);
+            std::fs::create_dir_all(&etc).unwrap();
+            let mut hosts = "127.0.0.1 localhost\n".to_string();
+            if node == "102" {
+                hosts.push_str(&format!("{OVERRIDE_IP} {NAME}\n"));
+            }
+            std::fs::write(etc.join("hosts"), hosts).unwrap();
+            std::fs::write(etc.join("resolv.conf"), format!("nameserver {HOST_IP}\n")).unwrap();
+        }
+        // dnsmasq on the host node answers the platform's intended address.
+        let dns = lab.spawn_in(
+            "host",
+            &[
+                "dnsmasq",
+                "-k",
+                "--conf-file=/dev/null",
+                "--no-resolv",
+                "--no-hosts",
+                "--bind-interfaces",
+                &format!("--listen-address={HOST_IP}"),
+                "--port=53",
+                "--user=",
+                "--group=",
+                &format!(
+                    "--pid-file={}",
+                    lab.dir.path().join("dnsmasq.pid").display()
+                ),
+                "--local=/internal.thinkheads.ai/",
+                &format!("--host-record={NAME},{LXC_IP}"),
+            ],
+        );
+        lab.children.push(dns);
+        // A listener on lxc:102, and a firewall there that drops vm:1001 only.
+        let listener = lab.spawn_in(
+            "102",
+            &[
+                "socat",
+                &format!("TCP-LISTEN:9443,bind={LXC_IP},reuseaddr,fork"),
+                "SYSTEM:echo ok",
+            ],
+        );
+        lab.children.push(listener);
+        let rules = lab.dir.path().join("rules.nft");
+        std::fs::write(
+            &rules,
+            format!(
+                "table inet pdtest {{\n  chain input {{\n    type filter hook input priority 0; policy accept;\n    ip saddr {VM_A_IP} tcp dport 9443 drop\n  }}\n}}\n"
+            ),
+        )
+        .unwrap();
+        sh(&[
+            "ip",
+            "netns",
+            "exec",
+            &lab.ns("102"),
+            "nft",
+            "-f",
+            &rules.display().to_string(),
+        ]);
+        lab.wait_listening("host", &format!("{HOST_IP}:53"), "-lnu");
+        lab.wait_listening("102", &format!("{LXC_IP}:9443"), "-lnt");
+        lab
+    }
+
+    fn ns(&self, node: &str) -> String {
+        format!("{}-{node}", self.prefix)
+    }
+
+    /// The transport template for every kind: `ip netns exec <prefix>-{id}`.
+    fn template(&self) -> String {
+        format!("ip netns exec {}-{{id}}", self.prefix)
+    }
+
+    fn spawn_in(&self, node: &str, argv: &[&str]) -> Child {
+        let ns = self.ns(node);
+        Command::new("ip")
+            .args(["netns", "exec", &ns])
+            .args(argv)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("starting {argv:?} in {ns}: {e}"))
+    }
+
+    fn wait_listening(&self, node: &str, addr: &str, flags: &str) {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let out = Command::new("ip")
+                .args(["netns", "exec", &self.ns(node), "ss", "-H", flags])
+                .output()
+                .unwrap();
+            if String::from_utf8_lossy(&out.stdout).contains(addr) {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "nothing listens on {addr} in {}",
+                self.ns(node)
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// The runner with every kind going through `ip netns exec` and the built binary as agent.
+    fn vantages(&self, agent_path: &str) -> Vantages {
+        let t = self.template();
+        Vantages::new(VantageOptions {
+            via: parse_via(&[format!("host={t}"), format!("lxc={t}"), format!("vm={t}")]).unwrap(),
+            agent_path: agent_path.to_string(),
+            ..VantageOptions::default()
+        })
+    }
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        for c in &mut self.children {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        for ns in self.namespaces.iter().rev() {
+            if let Ok(out) = Command::new("ip").args(["netns", "pids", ns]).output() {
+                for pid in String::from_utf8_lossy(&out.stdout).split_whitespace() {
+                    let _ = Command::new("kill").arg(pid).status();
+                }
+            }
+            // Retry: a namespace whose last process is still exiting can refuse once.
+            for attempt in 0..5 {
+                let ok = Command::new("ip")
+                    .args(["netns", "del", ns])
+                    .stderr(Stdio::null())
+                    .status()
+                    .is_ok_and(|s| s.success());
+                if ok || !PathBuf::from("/run/netns").join(ns).exists() {
+                    break;
+                }
+                if attempt == 4 {
+                    eprintln!("could not delete network namespace {ns}");
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            let _ = std::fs::remove_dir_all(PathBuf::from("/etc/netns").join(ns));
+        }
+    }
+}
+
+fn step(id: &str, from: VantageRef, probe: ProbeSpec) -> Step {
+    Step {
+        id: id.to_string(),
+        hop: id.split('.').next().unwrap().to_string(),
+        from,
+        to: "portainer".into(),
+        layer: probe.layer(),
+        probe,
+        expect: String::new(),
+        provenance: Vec::new(),
+        depends_on: Vec::new(),
+        through: Vec::new(),
+    }
+}
+
+fn dns_step(id: &str, from: VantageRef, server: SocketAddr, expect: IpAddr) -> Step {
+    step(
+        id,
+        from,
+        ProbeSpec::Dns {
+            name: NAME.into(),
+            server,
+            expect: vec![expect],
+            system: true,
+        },
+    )
+}
+
+fn ctx() -> ProbeCtx {
+    ProbeCtx {
+        timeout: Duration::from_millis(1500),
+        ..ProbeCtx::default()
+    }
+}
+
+fn ip(s: &str) -> IpAddr {
+    s.parse().unwrap()
+}
+
+fn rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+fn dns(o: &Observation) -> &phoenix_doctor::observe::DnsEvidence {
+    match &o.evidence {
+        Evidence::Dns(d) => d,
+        other => panic!("expected DNS evidence, got {other:?} in {o:?}"),
+    }
+}
+
+fn tcp(o: &Observation) -> &phoenix_doctor::observe::TcpEvidence {
+    match &o.evidence {
+        Evidence::Tcp(t) => t,
+        other => panic!("expected TCP evidence, got {other:?} in {o:?}"),
+    }
+}
+
+#[test]
+fn dns_at_the_lxc_sees_its_own_hosts_override_and_the_host_does_not() {
+    let lab = Lab::up("a");
+    let v = lab.vantages(AGENT);
+    let server: SocketAddr = format!("{HOST_IP}:53").parse().unwrap();
+    let rt = rt();
+    let ctx = ctx();
+
+    let started = Instant::now();
+    let at_lxc = rt.block_on(v.run(
+        &[dns_step(
+            "dns.lxc",
+            VantageRef::Lxc(102),
+            server,
+            ip(LXC_IP),
+        )],
+        &ctx,
+    ));
+    eprintln!(
+        "agent round trip through ip netns exec (1 DNS step): {:?}",
+        started.elapsed()
+    );
+    let at_host = rt.block_on(v.run(
+        &[dns_step("dns.host", VantageRef::Host, server, ip(LXC_IP))],
+        &ctx,
+    ));
+
+    let o = &at_lxc[0];
+    assert_eq!(o.vantage.name, "lxc:102");
+    assert!(!o.vantage.substituted, "{o:?}");
+    assert_eq!(o.vantage.via, format!("ip netns exec {}", lab.ns("102")));
+    let d = dns(o);
+    assert_eq!(
+        d.answers,
+        vec![ip(LXC_IP)],
+        "the nameserver still answers the intended address: {o:?}"
+    );
+    assert!(
+        d.hosts_entries
+            .iter()
+            .any(|e| e.ip == ip(OVERRIDE_IP) && e.names.iter().any(|n| n == NAME)),
+        "lxc:102's own /etc/hosts override must be seen: {o:?}"
+    );
+    assert_eq!(d.effective, vec![ip(OVERRIDE_IP)], "{o:?}");
+    assert_eq!(d.effective_source, "hosts");
+
+    let o = &at_host[0];
+    assert_eq!(o.vantage.name, "host");
+    assert_eq!(o.vantage.via, format!("ip netns exec {}", lab.ns("host")));
+    let d = dns(o);
+    assert!(
+        d.hosts_entries.is_empty(),
+        "the host has no override: {o:?}"
+    );
+    assert_eq!(d.effective, vec![ip(LXC_IP)], "{o:?}");
+    assert_eq!(o.outcome, Outcome::Ok, "{o:?}");
+}
+
+#[test]
+fn tcp_from_the_vm_the_firewall_drops_is_filtered_and_open_from_the_other_vm() {
+    let lab = Lab::up("b");
+    let v = lab.vantages(AGENT);
+    let target: SocketAddr = format!("{LXC_IP}:9443").parse().unwrap();
+    let rt = rt();
+    let ctx = ctx();
+    let from_a = rt.block_on(v.run(
+        &[step(
+            "a.tcp",
+            VantageRef::Vm(1001),
+            ProbeSpec::Tcp { addr: target },
+        )],
+        &ctx,
+    ));
+    let started = Instant::now();
+    let from_b = rt.block_on(v.run(
+        &[step(
+            "b.tcp",
+            VantageRef::Vm(1002),
+            ProbeSpec::Tcp { addr: target },
+        )],
+        &ctx,
+    ));
+    eprintln!(
+        "agent round trip through ip netns exec (1 TCP step, open): {:?}",
+        started.elapsed()
+    );
+
+    let a = &from_a[0];
+    assert_eq!(a.vantage.name, "vm:1001");
+    assert!(!a.vantage.substituted);
+    assert_eq!(a.outcome, Outcome::TimedOut, "{a:?}");
+    assert_eq!(tcp(a).state, "filtered", "{a:?}");
+    let b = &from_b[0];
+    assert_eq!(b.vantage.name, "vm:1002");
+    assert_eq!(b.outcome, Outcome::Ok, "{b:?}");
+    assert_eq!(tcp(b).state, "open", "{b:?}");
+    assert_eq!(b.step, "b.tcp");
+}
+
+/// Shell metacharacters in a template or an agent path never run anything.
+#[test]
+fn metacharacters_in_templates_and_agent_paths_run_nothing() {
+    let lab = Lab::up("c");
+    let pwned = lab.dir.path().join("pwned");
+    let evil = format!(
+        "{} ; touch {} && touch {}",
+        lab.template(),
+        pwned.display(),
+        pwned.display()
+    );
+    let v = Vantages::new(VantageOptions {
+        via: parse_via(&[format!("lxc={evil}")]).unwrap(),
+        agent_path: AGENT.into(),
+        ..VantageOptions::default()
+    });
+    let rt = rt();
+    let target: SocketAddr = format!("{LXC_IP}:9443").parse().unwrap();
+    let obs = rt.block_on(v.run(
+        &[step(
+            "x.tcp",
+            VantageRef::Lxc(102),
+            ProbeSpec::Tcp { addr: target },
+        )],
+        &ctx(),
+    ));
+    assert_eq!(obs[0].outcome, Outcome::ToolError, "{:?}", obs[0]);
+    assert!(
+        obs[0].message.contains("ip netns exec"),
+        "the command line is shown: {:?}",
+        obs[0]
+    );
+    assert!(
+        !pwned.exists(),
+        "a metacharacter in the template ran a shell command"
+    );
+    // An agent path with metacharacters is one word: no such file, so the step falls back to
+    // running from here (hence a loopback target, nothing listening) and nothing else runs.
+    let evil_agent = format!("/nonexistent/pd; touch {}", pwned.display());
+    let v = lab.vantages(&evil_agent);
+    let local: SocketAddr = "127.0.0.171:9".parse().unwrap();
+    let obs = rt.block_on(v.run(
+        &[step(
+            "y.tcp",
+            VantageRef::Lxc(102),
+            ProbeSpec::Tcp { addr: local },
+        )],
+        &ctx(),
+    ));
+    assert!(
+        !pwned.exists(),
+        "a metacharacter in the agent path ran a shell command"
+    );
+    assert!(obs[0].vantage.substituted, "{:?}", obs[0]);
+}
+
+/// A guest that does not exist is a tool error (cannot judge), with the transport's stderr.
+#[test]
+fn a_missing_guest_is_a_tool_error_with_the_command_and_its_stderr() {
+    let lab = Lab::up("d");
+    let v = lab.vantages(AGENT);
+    let target: SocketAddr = "127.0.0.171:9".parse().unwrap();
+    let obs = rt().block_on(v.run(
+        &[step(
+            "m.tcp",
+            VantageRef::Vm(4242),
+            ProbeSpec::Tcp { addr: target },
+        )],
+        &ctx(),
+    ));
+    let o = &obs[0];
+    assert_eq!(o.outcome, Outcome::ToolError, "{o:?}");
+    assert_eq!(o.vantage.name, "vm:4242");
+    assert!(
+        o.message
+            .contains(&format!("ip netns exec {}-4242", lab.prefix)),
+        "{o:?}"
+    );
+    assert!(o.message.contains("Cannot open network namespace"), "{o:?}");
+}
+
+/// Where no agent runs, with `--vantage host`, and at a simulated vantage, the network layers run
+/// from here (so these steps target a loopback dnsmasq) and the vantage's files decide the view.
+#[test]
+fn without_an_agent_the_guest_files_are_read_through_the_transport() {
+    let mut lab = Lab::up("e");
+    let dns_ip = "127.0.0.171";
+    let intended = "127.0.0.172";
+    let dnsmasq = Command::new("dnsmasq")
+        .args([
+            "-k",
+            "--conf-file=/dev/null",
+            "--no-resolv",
+            "--no-hosts",
+            "--bind-interfaces",
+            &format!("--listen-address={dns_ip}"),
+            "--port=5391",
+            "--user=",
+            "--group=",
+            &format!(
+                "--pid-file={}",
+                lab.dir.path().join("lo-dnsmasq.pid").display()
+            ),
+            "--local=/internal.thinkheads.ai/",
+            &format!("--host-record={NAME},{intended}"),
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("dnsmasq");
+    lab.children.push(dnsmasq);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !String::from_utf8_lossy(
+        &Command::new("ss")
+            .args(["-H", "-lnu"])
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .contains(&format!("{dns_ip}:5391"))
+    {
+        assert!(Instant::now() < deadline, "loopback dnsmasq did not start");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let server: SocketAddr = format!("{dns_ip}:5391").parse().unwrap();
+    let s = dns_step("dns.lxc", VantageRef::Lxc(102), server, ip(intended));
+    let rt = rt();
+    let ctx = ctx();
+    let guest_via = format!("local; system files via ip netns exec {}", lab.ns("102"));
+
+    // 1. The agent is missing in the guest.
+    let v = lab.vantages("/nonexistent/phoenix-doctor");
+    let o = rt.block_on(v.run(std::slice::from_ref(&s), &ctx)).remove(0);
+    assert!(o.vantage.substituted, "{o:?}");
+    assert_eq!(o.vantage.via, guest_via);
+    let d = dns(&o);
+    assert_eq!(d.answers, vec![ip(intended)], "{o:?}");
+    let e = d
+        .hosts_entries
+        .iter()
+        .find(|e| e.ip == ip(OVERRIDE_IP))
+        .unwrap_or_else(|| panic!("{o:?}"));
+    assert_eq!(e.file, "lxc:102:/etc/hosts");
+    assert_eq!(d.effective, vec![ip(OVERRIDE_IP)]);
+
+    // 2. --vantage host with a transport for LXCs: same view, from here.
+    let t = lab.template();
+    let v = Vantages::new(VantageOptions {
+        via: parse_via(&[format!("lxc={t}")]).unwrap(),
+        force_host: true,
+        agent_path: AGENT.into(),
+        ..VantageOptions::default()
+    });
+    let o = rt.block_on(v.run(std::slice::from_ref(&s), &ctx)).remove(0);
+    assert!(o.vantage.substituted, "{o:?}");
+    assert_eq!(o.vantage.via, guest_via);
+    assert_eq!(dns(&o).effective, vec![ip(OVERRIDE_IP)], "{o:?}");
+
+    // 3. --vantage host without a transport: this machine's files, marked substituted.
+    let v = Vantages::new(VantageOptions {
+        force_host: true,
+        agent_path: AGENT.into(),
+        ..VantageOptions::default()
+    });
+    let o = rt.block_on(v.run(std::slice::from_ref(&s), &ctx)).remove(0);
+    assert!(o.vantage.substituted, "{o:?}");
+    assert_eq!(o.vantage.via, "local");
+    assert!(
+        dns(&o)
+            .hosts_entries
+            .iter()
+            .all(|e| e.ip != ip(OVERRIDE_IP)),
+        "{o:?}"
+    );
+
+    // 4. A simulated vantage from the site file: here, with its files, not substituted.
+    let cfg = lab.dir.path().join("etc");
+    std::fs::create_dir_all(cfg.join("vantages")).unwrap();
+    std::fs::write(cfg.join("vantages/hosts"), format!("127.0.0.173 {NAME}\n")).unwrap();
+    std::fs::write(
+        cfg.join("vantages/resolv.conf"),
+        format!("nameserver {dns_ip}\n"),
+    )
+    .unwrap();
+    std::fs::write(
+        cfg.join("phoenix-doctor.toml"),
+        "[vantage.\"lxc:102\"]\nhosts_file = \"vantages/hosts\"\nresolv_conf = \"vantages/resolv.conf\"\n",
+    )
+    .unwrap();
+    let site: BTreeMap<VantageRef, SystemFiles> = site_vantages(&cfg).unwrap();
+    let v = Vantages::new(VantageOptions {
+        via: parse_via(&[format!("lxc={t}")]).unwrap(),
+        agent_path: AGENT.into(),
+        site,
+        ..VantageOptions::default()
+    });
+    let o = rt.block_on(v.run(std::slice::from_ref(&s), &ctx)).remove(0);
+    assert!(!o.vantage.substituted, "{o:?}");
+    assert_eq!(o.vantage.via, "simulated");
+    assert_eq!(dns(&o).effective, vec![ip("127.0.0.173")], "{o:?}");
+}
+
+/// `--push` copies the binary into the guest first, then runs it there.
+#[test]
+fn push_copies_the_agent_into_the_guest_and_runs_it() {
+    let lab = Lab::up("f");
+    let dest = lab.dir.path().join("pushed").join("phoenix-doctor");
+    std::fs::create_dir_all(dest.parent().unwrap()).unwrap();
+    let t = lab.template();
+    let v = Vantages::new(VantageOptions {
+        via: parse_via(&[format!("vm={t}")]).unwrap(),
+        agent_path: dest.display().to_string(),
+        push: true,
+        self_exe: Some(PathBuf::from(AGENT)),
+        ..VantageOptions::default()
+    });
+    let target: SocketAddr = format!("{LXC_IP}:9443").parse().unwrap();
+    let started = Instant::now();
+    let obs = rt().block_on(v.run(
+        &[step(
+            "p.tcp",
+            VantageRef::Vm(1002),
+            ProbeSpec::Tcp { addr: target },
+        )],
+        &ctx(),
+    ));
+    eprintln!(
+        "push ({} bytes) + agent round trip: {:?}",
+        std::fs::metadata(AGENT).unwrap().len(),
+        started.elapsed()
+    );
+    assert_eq!(
+        std::fs::read(&dest).unwrap().len() as u64,
+        std::fs::metadata(AGENT).unwrap().len()
+    );
+    let o = &obs[0];
+    assert!(!o.vantage.substituted, "{o:?}");
+    assert_eq!(o.outcome, Outcome::Ok, "{o:?}");
+    assert_eq!(tcp(o).state, "open");
+}
+
+/// The `agent` subcommand itself: a job on stdin, observations on stdout, exit 2 on a bad job.
+#[test]
+fn the_agent_subcommand_speaks_json_on_stdin_and_stdout() {
+    use std::io::Write;
+    let run = |input: &str| {
+        let mut child = Command::new(AGENT)
+            .arg("agent")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(input.as_bytes())
+            .unwrap();
+        child.wait_with_output().unwrap()
+    };
+    let target: SocketAddr = "127.0.0.175:9".parse().unwrap();
+    let job = phoenix_doctor::vantage::Job::new(
+        &[step(
+            "t.tcp",
+            VantageRef::Host,
+            ProbeSpec::Tcp { addr: target },
+        )],
+        &ctx(),
+    );
+    let out = run(&serde_json::to_string(&job).unwrap());
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let res: phoenix_doctor::vantage::JobResult = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(res.version, 1);
+    assert_eq!(res.observations.len(), 1);
+    assert_eq!(res.observations[0].step, "t.tcp");
+    let out = run("not json");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("stdin is not a job"));
+    assert!(out.stdout.is_empty());
+}
+
+/// The engine with `Vantages` as its runner: each batch runs at its own vantage, prerequisites
+/// are honoured across vantages, and the vantage notes survive.
+#[test]
+fn the_engine_runs_a_plan_from_each_steps_vantage() {
+    use phoenix_doctor::engine::{execute, Scope, Settings};
+    use phoenix_doctor::plan::Plan;
+    use std::sync::Arc;
+    let lab = Lab::up("g");
+    let server: SocketAddr = format!("{HOST_IP}:53").parse().unwrap();
+    let target: SocketAddr = format!("{LXC_IP}:9443").parse().unwrap();
+    let mut from_a = step(
+        "a.tcp",
+        VantageRef::Vm(1001),
+        ProbeSpec::Tcp { addr: target },
+    );
+    from_a.depends_on = vec!["host.dns".into()];
+    let mut from_b = step(
+        "b.tcp",
+        VantageRef::Vm(1002),
+        ProbeSpec::Tcp { addr: target },
+    );
+    from_b.depends_on = vec!["host.dns".into()];
+    let mut after_a = step(
+        "a2.tcp",
+        VantageRef::Vm(1001),
+        ProbeSpec::Tcp { addr: target },
+    );
+    after_a.depends_on = vec!["a.tcp".into()];
+    let plan = Plan {
+        target: "portainer".into(),
+        hops: Vec::new(),
+        steps: vec![
+            dns_step("host.dns", VantageRef::Host, server, ip(LXC_IP)),
+            dns_step("lxc.dns", VantageRef::Lxc(102), server, ip(LXC_IP)),
+            from_a,
+            from_b,
+            after_a,
+        ],
+    };
+    let settings = Settings {
+        timeout: Duration::from_millis(1000),
+        scope: Scope {
+            allowed: vec!["198.18.0.0/24".parse().unwrap()],
+        },
+        runner: Arc::new(lab.vantages(AGENT)),
+        ..Settings::default()
+    };
+    let started = Instant::now();
+    let run = rt().block_on(execute(&plan, &settings));
+    eprintln!(
+        "engine over 4 vantages through ip netns exec: {:?}",
+        started.elapsed()
+    );
+    let by_id = |id: &str| run.observations.iter().find(|o| o.step == id).unwrap();
+    assert_eq!(
+        by_id("host.dns").outcome,
+        Outcome::Ok,
+        "{:?}",
+        by_id("host.dns")
+    );
+    assert_eq!(
+        by_id("host.dns").vantage.via,
+        format!("ip netns exec {}", lab.ns("host"))
+    );
+    assert_eq!(dns(by_id("lxc.dns")).effective, vec![ip(OVERRIDE_IP)]);
+    assert_eq!(
+        by_id("lxc.dns").vantage.via,
+        format!("ip netns exec {}", lab.ns("102"))
+    );
+    assert_eq!(
+        by_id("a.tcp").outcome,
+        Outcome::TimedOut,
+        "{:?}",
+        by_id("a.tcp")
+    );
+    assert_eq!(by_id("a.tcp").vantage.name, "vm:1001");
+    assert_eq!(by_id("b.tcp").outcome, Outcome::Ok, "{:?}", by_id("b.tcp"));
+    assert_eq!(
+        by_id("a2.tcp").outcome,
+        Outcome::Blocked,
+        "{:?}",
+        by_id("a2.tcp")
+    );
+    assert!(run.observations.iter().all(|o| !o.vantage.substituted));
+}
