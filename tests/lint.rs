@@ -194,6 +194,7 @@ fn every_finding_is_static_documented_and_traceable() {
     for f in &fs {
         let info = lint::lookup(&f.code).unwrap_or_else(|| panic!("{} not in catalog", f.code));
         assert_eq!(f.origin, "static", "{}", f.code);
+        assert!(f.hop.is_empty(), "{}: a static finding is not a traced hop", f.code);
         assert!(!f.expected.is_empty(), "{} has no expected", f.code);
         assert!(!f.actual.is_empty(), "{} has no actual", f.code);
         assert!(!f.hint.is_empty(), "{} has no hint", f.code);
@@ -254,6 +255,11 @@ fn fw_001_enforced_vm_drops_a_documented_hop() {
         .lint();
     let f = get(&fs, "PD-FW-001", "10.0.0.111:9443");
     assert_eq!(f.severity, Severity::Error);
+    assert!(
+        f.evidence.iter().any(|e| e.starts_with("platform hop A5:")),
+        "{:?}",
+        f.evidence
+    );
     assert!(f.subjects.contains(&"lxc:102".to_string()));
     assert!(f.subjects.contains(&"vm:1001".to_string()));
     assert_eq!(count(&reference_findings(), "PD-FW-001"), 0);
