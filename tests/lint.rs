@@ -194,6 +194,11 @@ fn every_finding_is_static_documented_and_traceable() {
     for f in &fs {
         let info = lint::lookup(&f.code).unwrap_or_else(|| panic!("{} not in catalog", f.code));
         assert_eq!(f.origin, "static", "{}", f.code);
+        assert!(
+            f.hop.is_empty(),
+            "{}: a static finding is not a traced hop",
+            f.code
+        );
         assert!(!f.expected.is_empty(), "{} has no expected", f.code);
         assert!(!f.actual.is_empty(), "{} has no actual", f.code);
         assert!(!f.hint.is_empty(), "{} has no hint", f.code);
@@ -254,6 +259,11 @@ fn fw_001_enforced_vm_drops_a_documented_hop() {
         .lint();
     let f = get(&fs, "PD-FW-001", "10.0.0.111:9443");
     assert_eq!(f.severity, Severity::Error);
+    assert!(
+        f.evidence.iter().any(|e| e.starts_with("platform hop A5:")),
+        "{:?}",
+        f.evidence
+    );
     assert!(f.subjects.contains(&"lxc:102".to_string()));
     assert!(f.subjects.contains(&"vm:1001".to_string()));
     assert_eq!(count(&reference_findings(), "PD-FW-001"), 0);
@@ -972,4 +982,37 @@ fn lint_004_stack_without_manifest() {
     assert!(f.title.contains("qdrant_servise"));
     assert_eq!(f.severity, Severity::Error);
     assert_eq!(count(&fs, "PD-LINT-004"), 1);
+}
+
+// ---------------------------------------------------------------- beside the live hops
+
+#[test]
+fn static_findings_attach_to_the_hops_they_bear_on() {
+    use phoenix_doctor::engine::Run;
+    use phoenix_doctor::plan;
+    let m = model::load(&reference_dir().join("etc"), None).unwrap();
+    let defs = plan::load_defs(None).unwrap();
+    let p = plan::build(&m, &defs, "qdrant").unwrap();
+    let run = Run {
+        schema_version: 1,
+        target: "qdrant".into(),
+        started_at: String::new(),
+        duration_ms: 0.0,
+        observations: vec![],
+    };
+    let all = lint::run(&m);
+    let r = diagnose::diagnose(&p, &run, &all);
+    let shown: Vec<&Finding> = r.findings.iter().filter(|f| f.origin == "static").collect();
+    let shown_has = |code: &str, subject: &str| {
+        shown
+            .iter()
+            .any(|f| f.code == code && f.subjects.iter().any(|s| s == subject))
+    };
+    // qdrant goes host → gateway → Traefik → 404: its name's defects are shown.
+    assert!(shown_has("PD-ROUTE-004", "qdrant.internal.thinkheads.ai"));
+    assert!(shown_has("PD-CERT-002", "qdrant.internal.thinkheads.ai"));
+    // Defects of guests the trace never touches are not.
+    assert!(!shown_has("PD-DNSCFG-006", "lxc:801"));
+    assert!(!shown_has("PD-FW-005", "lxc:914"));
+    assert!(shown.len() < all.len());
 }

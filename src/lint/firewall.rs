@@ -368,7 +368,10 @@ pub(crate) fn in_rule_findings(m: &Intended, ca: bool) -> Vec<Finding> {
             })
             .provenance(h.prov.clone())
             .provenance([policy.prov.clone()]);
-        f.hop = h.id.to_string();
+        f.evidence.push(format!(
+            "platform hop {}: {} → {}",
+            h.id, h.src_label, h.dst_label
+        ));
         if code == "PD-CERT-001" && file.enforced {
             f.severity = Severity::Error;
         }
@@ -414,7 +417,10 @@ pub(crate) fn hop_out_rules(m: &Intended) -> Vec<Finding> {
         ))
         .provenance(h.prov.clone())
         .provenance([file.options.policy_out.prov.clone()]);
-        f.hop = h.id.to_string();
+        f.evidence.push(format!(
+            "platform hop {}: {} → {}",
+            h.id, h.src_label, h.dst_label
+        ));
         out.push(with_subjects(f, hop_subjects(&h)));
     }
     out
@@ -461,7 +467,10 @@ pub(crate) fn stack_only_rules(m: &Intended) -> Vec<Finding> {
         ))
         .provenance([r.prov.clone()])
         .provenance(h.prov.clone());
-        f.hop = h.id.to_string();
+        f.evidence.push(format!(
+            "platform hop {}: {} → {}",
+            h.id, h.src_label, h.dst_label
+        ));
         out.push(with_subjects(f, hop_subjects(&h)));
     }
     out
