@@ -125,7 +125,5 @@ pub(crate) fn static_findings(m: &Intended) -> Vec<Finding> {
 
 /// The catalogue behind `explain`.
 pub(crate) fn catalogue() -> Vec<CodeInfo> {
-    let mut all = super::trace::live_codes();
-    all.extend(crate::lint::catalog().iter().copied());
-    all
+    super::trace::all_codes()
 }

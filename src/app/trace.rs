@@ -192,7 +192,7 @@ pub fn explain(_g: &GlobalArgs, a: &ExplainArgs) -> Result<u8> {
 }
 
 /// Every code the tool can report: live codes and static (lint) codes.
-pub(crate) fn live_codes() -> Vec<catalog::CodeInfo> {
+pub(crate) fn all_codes() -> Vec<catalog::CodeInfo> {
     catalog::LIVE
         .iter()
         .chain(crate::lint::catalog())
