@@ -135,20 +135,16 @@ pub(super) fn render(r: &Report, style: Style, w: &mut dyn Write) -> io::Result<
                 .is_none_or(|fd| !(fd.hop == f.hop && fd.code == f.code))
         })
         .collect();
-    if !others.is_empty() {
+    let sev = |f: &crate::finding::Finding| match f.severity {
+        Severity::Error => paint("error", RED, style),
+        Severity::Warning => paint("warning", YELLOW, style),
+        Severity::Info => "info".to_string(),
+    };
+    let (live, config): (Vec<_>, Vec<_>) = others.into_iter().partition(|f| f.origin != "static");
+    if !live.is_empty() {
         writeln!(w, "\nOther findings:")?;
-        for f in others {
-            let sev = match f.severity {
-                Severity::Error => paint("error", RED, style),
-                Severity::Warning => paint("warning", YELLOW, style),
-                Severity::Info => "info".to_string(),
-            };
-            let origin = if f.origin == "static" {
-                " [config]"
-            } else {
-                ""
-            };
-            writeln!(w, "  {} {sev}{origin}: {}", f.code, f.title)?;
+        for f in live {
+            writeln!(w, "  {} {}: {}", f.code, sev(f), f.title)?;
             if !f.expected.is_empty() || !f.actual.is_empty() {
                 writeln!(w, "      expected {} / actual {}", f.expected, f.actual)?;
             }
@@ -158,6 +154,20 @@ pub(super) fn render(r: &Report, style: Style, w: &mut dyn Write) -> io::Result<
             if let Some(p) = f.provenance.first() {
                 writeln!(w, "      config: {p}")?;
             }
+        }
+    }
+    if !config.is_empty() {
+        // Static findings are context, not the verdict: one line each, details in `lint`.
+        let count = |s: Severity| config.iter().filter(|f| f.severity == s).count();
+        writeln!(
+            w,
+            "\nConfig findings on these hops ({} errors, {} warnings, {} info; `phoenix-doctor lint` for details):",
+            count(Severity::Error),
+            count(Severity::Warning),
+            count(Severity::Info)
+        )?;
+        for f in config.iter().filter(|f| f.severity == Severity::Error) {
+            writeln!(w, "  {:<14} {}: {}", f.code, sev(f), clip(&f.title, 110))?;
         }
     }
     Ok(())
