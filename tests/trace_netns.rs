@@ -447,7 +447,7 @@ rm -f *.csr ext.cnf
 
     /// `phoenix-doctor trace TARGET` inside the host node's namespace, every guest reached with
     /// `ip netns exec`, the built binary as the agent. Returns the report and the exit code.
-    fn trace(&self, target: &str) -> (Value, i32, Duration) {
+    fn trace(&self, target: &str, extra: &[&str]) -> (Value, i32, Duration) {
         let started = Instant::now();
         let out: Output = Command::new("ip")
             .args(["netns", "exec", &self.ns(HOST.0), BIN, "trace", target])
@@ -468,6 +468,7 @@ rm -f *.csr ext.cnf
                 "json",
                 "--no-color",
             ])
+            .args(extra)
             .output()
             .unwrap();
         let took = started.elapsed();
@@ -610,7 +611,7 @@ fn a_hosts_override_inside_the_router_guest_is_the_first_divergence() {
             ..Faults::default()
         },
     );
-    let (report, code, _) = lab.trace("qdrant");
+    let (report, code, _) = lab.trace("qdrant", &[]);
     assert_real_vantages(&lab, &report);
     let first = &report["first_divergence"];
     assert_eq!(first["hop"], "router-dns", "{}", not_ok(&report));
@@ -639,6 +640,30 @@ fn a_hosts_override_inside_the_router_guest_is_the_first_divergence() {
     }
     assert_eq!(hop(&report, "host-dns")["verdict"], "ok");
     assert_eq!(hop(&report, "router-dns")["verdict"], "diverged");
+
+    // `--vantage host`: the steps run from the host, but the guest's /etc/hosts is still read
+    // through the transport, so the override is still found, named as the guest's file and
+    // marked as run from here.
+    let (report, code, _) = lab.trace("qdrant", &["--vantage", "host"]);
+    assert_eq!(code, 1);
+    assert_eq!(
+        report["first_divergence"]["hop"],
+        "router-dns",
+        "{}",
+        not_ok(&report)
+    );
+    assert_eq!(report["first_divergence"]["code"], "PD-DNS-003");
+    let s = step(&report, "router-dns.dns.portainer");
+    assert_eq!(s["vantage"]["substituted"], true, "{s:#}");
+    assert_eq!(
+        s["vantage"]["via"],
+        format!("local; system files via ip netns exec {}", lab.ns(ROUTER.0))
+    );
+    let actual = s["actual"].as_str().unwrap();
+    assert!(
+        actual.starts_with("lxc:102:/etc/hosts:2 maps portainer."),
+        "the guest's file, not a local copy: {actual}"
+    );
 }
 
 /// A firewall inside the agent VM that drops the Portainer VM but not the host: the hop from
@@ -652,7 +677,7 @@ fn a_firewall_that_drops_only_the_portainer_vm_is_attributed_to_its_hop() {
             ..Faults::default()
         },
     );
-    let (report, code, _) = lab.trace("agent");
+    let (report, code, _) = lab.trace("agent", &[]);
     assert_real_vantages(&lab, &report);
     assert_eq!(code, 1, "{}", not_ok(&report));
     let first = &report["first_divergence"];
@@ -682,6 +707,20 @@ fn a_firewall_that_drops_only_the_portainer_vm_is_attributed_to_its_hop() {
         "{}",
         not_ok(&report)
     );
+
+    // From the host only, the firewall is invisible: the Portainer VM's hop connects, and the
+    // report says where it really ran from.
+    let (report, _, _) = lab.trace("agent", &["--vantage", "host"]);
+    let s = step(&report, "portainer-agent.tcp");
+    assert_eq!(s["verdict"], "ok", "{s:#}");
+    assert_eq!(s["vantage"]["name"], "vm:1001");
+    assert_eq!(s["vantage"]["substituted"], true, "{s:#}");
+    assert!(
+        s["evidence"]
+            .to_string()
+            .contains("ran from this machine instead of vm:1001"),
+        "{s:#}"
+    );
 }
 
 /// Every hop of the qdrant trace served by real peers: healthy, exit 0. Then the agent trace on
@@ -689,7 +728,7 @@ fn a_firewall_that_drops_only_the_portainer_vm_is_attributed_to_its_hop() {
 #[test]
 fn the_healthy_platform_traces_healthy_from_every_vantage() {
     let lab = Lab::up("c", Faults::default());
-    let (report, code, took) = lab.trace("qdrant");
+    let (report, code, took) = lab.trace("qdrant", &[]);
     assert_real_vantages(&lab, &report);
     assert_eq!(report["verdict"], "healthy", "{}", not_ok(&report));
     assert_eq!(code, 0);
@@ -719,7 +758,15 @@ fn the_healthy_platform_traces_healthy_from_every_vantage() {
         report["steps"].as_array().unwrap().len()
     );
 
-    let (report, code, _) = lab.trace("agent");
-    assert_eq!(report["verdict"], "healthy", "{}", not_ok(&report));
-    assert_eq!(code, 0);
+    for target in ["agent", "portainer", "step-ca"] {
+        let (report, code, _) = lab.trace(target, &[]);
+        assert_real_vantages(&lab, &report);
+        assert_eq!(
+            report["verdict"],
+            "healthy",
+            "{target}: {}",
+            not_ok(&report)
+        );
+        assert_eq!(code, 0, "{target}");
+    }
 }
