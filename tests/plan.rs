@@ -145,7 +145,7 @@ fn qdrant_steps_carry_the_model_values() {
             assert_eq!(
                 trust,
                 &Trust::Ca {
-                    file: "/mnt/pve/quickOS/lxc-persistent-data/103/ssl/phoenix_root_ca.crt".into()
+                    file: "/mnt/pve/quickOS/lxc-persistent-data/103/ssl/phoenix_ca.crt".into()
                 }
             );
         }
@@ -249,7 +249,7 @@ fn site_identity_adds_the_mtls_layer() {
     ));
     // the site file's trust anchor replaces the TOML default
     assert!(
-        matches!(&step(&p, "host-gateway.tls").probe, ProbeSpec::Tls { trust: Trust::Ca { file }, .. } if file.to_str() == Some("/tmp/lab/pki/root.crt"))
+        matches!(&step(&p, "host-gateway.tls").probe, ProbeSpec::Tls { trust: Trust::Ca { file }, .. } if file.to_str() == Some("/tmp/lab/pki/ca-bundle.pem"))
     );
     assert_eq!(p.hops[1].title, "host → NGINX gateway :8443");
     assert_eq!(p.hops[0].title, "host → dnsmasq :5353");

@@ -875,6 +875,7 @@ async fn mtls_alerts_from_haproxy_under_tls13_and_tls12() {
     assert_eq!(o.outcome, Outcome::Ok, "{o:?}");
     let m = mtls_ev(&o);
     assert_eq!(m.without_cert, "alert:handshake-failure");
+    assert_eq!(m.tls.protocol, "TLSv1.2");
     assert_eq!(m.verdict, "required-accepting");
     assert!(
         !m.tls.chain.is_empty(),

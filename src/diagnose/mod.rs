@@ -368,11 +368,16 @@ pub fn diagnose(plan: &Plan, run: &Run, static_findings: &[Finding]) -> Report {
 }
 
 /// Failures that are one defect share a finding: the same nameserver failing the same way (seen
-/// from any vantage) is one DNS defect; a hosts-file override belongs to its vantage; other
-/// failures belong to their hop.
+/// from any vantage) is one DNS defect; the same server presenting the same bad certificate to
+/// one vantage is one TLS defect; a hosts-file override belongs to its vantage; other failures
+/// belong to their hop.
 fn group_key(step: &Step, code: &str) -> String {
     match &step.probe {
         ProbeSpec::Dns { server, .. } if code != "PD-DNS-003" => format!("dns@{server}/{code}"),
+        // One server presenting one bad certificate, whatever the name asked for.
+        ProbeSpec::Tls { addr, .. } if code.starts_with("PD-TLS") => {
+            format!("tls@{addr}/{code}/{}", step.from)
+        }
         _ => format!("{}/{code}", step.hop),
     }
 }
@@ -530,7 +535,17 @@ fn judge(step: &Step, o: &Observation) -> Judged {
                         Layer::Tcp | Layer::Dns => (Verdict::Unreachable, "PD-TCP-002", false),
                         Layer::Tls => (Verdict::Diverged, tls_code(reason, &o.evidence), false),
                         Layer::Mtls => (Verdict::Diverged, mtls_code(reason, &o.evidence), false),
-                        Layer::Http => http_judgement(timed_out, reason, phase, &o.evidence),
+                        Layer::Http => {
+                            let (v, code, proxied) =
+                                http_judgement(timed_out, reason, phase, &o.evidence);
+                            // Through proxies, no answer in time is explained by a hop behind
+                            // them that hangs, just like a 504.
+                            (
+                                v,
+                                code,
+                                proxied || (code == "PD-HTTP-004" && !step.through.is_empty()),
+                            )
+                        }
                     },
                 },
             };

@@ -148,6 +148,12 @@ pub async fn probe(
                 ev.ca_hints = hs2.client_auth.clone().unwrap_or_default();
             }
         }
+        if ev.tls.protocol.is_empty() {
+            // TLS 1.2 servers fail the first handshake: take the session facts from this one
+            ev.tls.protocol = hs2.protocol.clone();
+            ev.tls.cipher = hs2.cipher.clone();
+            ev.tls.alpn = hs2.alpn.clone();
+        }
         ev.with_cert = Some(match hs2.result {
             Ok(s) => exchange(s, &host, ctx.timeout).await,
             Err(f) => match &f.io {
