@@ -226,9 +226,19 @@ impl LabHandle {
     }
     /// Stop every component (listeners close at once). A temp dir is removed.
     pub fn shutdown(mut self) {
-        self.stop();
+        self.abort_all();
     }
-    fn stop(&mut self) {
+    /// Stop every component and wait until every listener is closed.
+    pub async fn stop(mut self) {
+        let tasks: Vec<JoinHandle<()>> = self.tasks.drain(..).collect();
+        for t in &tasks {
+            t.abort();
+        }
+        for t in tasks {
+            let _ = t.await;
+        }
+    }
+    fn abort_all(&mut self) {
         for t in self.tasks.drain(..) {
             t.abort();
         }
@@ -237,7 +247,7 @@ impl LabHandle {
 
 impl Drop for LabHandle {
     fn drop(&mut self) {
-        self.stop();
+        self.abort_all();
     }
 }
 
