@@ -618,6 +618,7 @@ fn a_hosts_override_inside_the_router_guest_is_the_first_divergence() {
     assert_eq!(first["layer"], "dns", "{first:#}");
     assert_eq!(first["code"], "PD-DNS-003", "{first:#}");
     assert_eq!(first["step"], "router-dns.dns.portainer", "{first:#}");
+    assert_eq!(first["from"], "lxc:102", "{first:#}");
     assert_eq!(report["verdict"], "diverged");
     assert_eq!(code, 1, "a diverged trace exits 1");
 
@@ -684,6 +685,8 @@ fn a_firewall_that_drops_only_the_portainer_vm_is_attributed_to_its_hop() {
     assert_eq!(first["hop"], "portainer-agent", "{}", not_ok(&report));
     assert_eq!(first["code"], "PD-TCP-002", "{first:#}");
     assert_eq!(first["layer"], "tcp");
+    assert_eq!(first["from"], "vm:1001", "{first:#}");
+    assert_eq!(first["step"], "portainer-agent.tcp", "{first:#}");
 
     let from_vm = step(&report, "portainer-agent.tcp");
     assert_eq!(from_vm["vantage"]["name"], "vm:1001");
