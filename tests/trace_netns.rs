@@ -449,7 +449,22 @@ rm -f *.csr ext.cnf
     /// `ip netns exec`, the built binary as the agent. Returns the report and the exit code.
     fn trace(&self, target: &str, extra: &[&str]) -> (Value, i32, Duration) {
         let started = Instant::now();
-        let out: Output = Command::new("ip")
+        let out = self.run_trace(target, "json", extra);
+        let took = started.elapsed();
+        let code = out.status.code().unwrap_or(-1);
+        let report: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+            panic!(
+                "trace {target} printed no JSON report ({e}); exit {code}; stdout:\n{}\nstderr:\n{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            )
+        });
+        eprintln!("trace {target} through namespaces: {took:?} (exit {code})");
+        (report, code, took)
+    }
+
+    fn run_trace(&self, target: &str, format: &str, extra: &[&str]) -> Output {
+        Command::new("ip")
             .args(["netns", "exec", &self.ns(HOST.0), BIN, "trace", target])
             .arg("--config-dir")
             .arg(self.path("etc"))
@@ -465,23 +480,12 @@ rm -f *.csr ext.cnf
                 "--timeout",
                 "1s",
                 "--format",
-                "json",
+                format,
                 "--no-color",
             ])
             .args(extra)
             .output()
-            .unwrap();
-        let took = started.elapsed();
-        let code = out.status.code().unwrap_or(-1);
-        let report: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-            panic!(
-                "trace {target} printed no JSON report ({e}); exit {code}; stdout:\n{}\nstderr:\n{}",
-                String::from_utf8_lossy(&out.stdout),
-                String::from_utf8_lossy(&out.stderr)
-            )
-        });
-        eprintln!("trace {target} through namespaces: {took:?} (exit {code})");
-        (report, code, took)
+            .unwrap()
     }
 }
 
@@ -723,6 +727,14 @@ fn a_firewall_that_drops_only_the_portainer_vm_is_attributed_to_its_hop() {
             .to_string()
             .contains("ran from this machine instead of vm:1001"),
         "{s:#}"
+    );
+    // The table says so too: the hop is marked and the substituted steps are counted.
+    let out = lab.run_trace("agent", "table", &["--vantage", "host"]);
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert!(table.contains("vm:1001 (ran from here)"), "{table}");
+    assert!(
+        table.contains("4 step(s) ran from this machine instead of their vantage"),
+        "{table}"
     );
 }
 
