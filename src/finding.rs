@@ -1,7 +1,8 @@
 //! Findings: a divergence between intended and actual (or a static defect), with a stable code.
 //!
 //! Both `lint` (static) and `diagnose` (live) produce findings; the catalogue of codes behind
-//! `explain CODE` and `docs/findings.md` lives in `diagnose::catalog`.
+//! `explain CODE` and `docs/findings.md` lives in `diagnose::catalog` (live codes) and
+//! `lint::catalog()` (static codes).
 
 use crate::config::Provenance;
 use crate::observe::Layer;

@@ -666,6 +666,33 @@ fn fault_catalogue_is_complete_and_parses() {
         assert_eq!(Fault::parse(f.name).unwrap(), f.fault);
         assert_eq!(f.fault.name(), f.name);
     }
+    // Each expected finding is a live code of the diagnosis, at the fault's layer.
+    for f in lab::faults() {
+        let code = phoenix_doctor::diagnose::catalog::lookup(f.expected.code)
+            .unwrap_or_else(|| panic!("{}: unknown code {}", f.name, f.expected.code));
+        assert_eq!(code.layer, Some(f.expected.layer), "{}", f.name);
+    }
+    let hops = [
+        "host-dns",
+        "host-gateway",
+        "gateway-router",
+        "router-dns",
+        "router-qdrant",
+        "host-gateway-portainer",
+        "gateway-router-portainer",
+        "router-portainer",
+        "portainer-dns",
+        "portainer-agent",
+        "host-ca",
+    ];
+    for f in lab::faults() {
+        assert!(
+            hops.contains(&f.expected.hop),
+            "{}: {}",
+            f.name,
+            f.expected.hop
+        );
+    }
     let err = Fault::parse("nope").unwrap_err();
     assert_eq!(err.exit_code(), 2);
     assert!(err.to_string().contains("no-route"));
@@ -676,6 +703,20 @@ fn fault_catalogue_is_complete_and_parses() {
     assert_eq!(rc, 0);
     for n in names {
         assert!(out.contains(n), "{out}");
+    }
+    let (rc, out, _) = run(
+        env!("CARGO_BIN_EXE_phoenix-doctor"),
+        &["--format", "json", "lab", "--list-faults"],
+    );
+    assert_eq!(rc, 0);
+    let json: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let list = json.as_array().unwrap();
+    assert_eq!(list.len(), lab::faults().len());
+    for (j, f) in list.iter().zip(lab::faults()) {
+        assert_eq!(j["name"], f.name);
+        assert_eq!(j["expected"]["hop"], f.expected.hop);
+        assert_eq!(j["expected"]["layer"], f.expected.layer.as_str());
+        assert_eq!(j["expected"]["code"], f.expected.code);
     }
     let (rc, _, err) = run(
         env!("CARGO_BIN_EXE_phoenix-doctor"),

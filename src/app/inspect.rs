@@ -43,8 +43,8 @@ pub fn plan(g: &GlobalArgs, a: &PlanArgs) -> Result<u8> {
     out(&plan_text(&p, g.format)?)
 }
 
-pub fn lint(_g: &GlobalArgs) -> Result<u8> {
-    Err(Error::tool("lint: not built yet"))
+pub fn lint(g: &GlobalArgs) -> Result<u8> {
+    super::lint_cmd::lint(g)
 }
 
 /// Render what the model derives, in the platform's own formats.
@@ -59,7 +59,42 @@ pub fn show_text(m: &Intended, a: &ShowArgs) -> Result<String> {
     }
 }
 
+/// The same facts as JSON, with the rule, provenance and enforcement behind each line.
+pub fn show_json(m: &Intended, a: &ShowArgs) -> Result<String> {
+    if a.file.is_some() && a.what != ShowWhat::Firewall {
+        return Err(Error::input("--file applies to `show firewall` only"));
+    }
+    let enc =
+        |r: serde_json::Result<String>| r.map_err(|e| Error::tool(format!("encoding JSON: {e}")));
+    let mut s = match a.what {
+        ShowWhat::Dns => enc(serde_json::to_string_pretty(&m.dns))?,
+        ShowWhat::Routes => enc(serde_json::to_string_pretty(&m.routes))?,
+        ShowWhat::Firewall => match a.file.as_deref() {
+            None => enc(serde_json::to_string_pretty(&m.firewall))?,
+            Some(f) => {
+                render::firewall(m, Some(f))?;
+                let want = f.trim_end_matches(".fw");
+                let file = m
+                    .firewall
+                    .files()
+                    .chain(m.firewall.lxcs.iter())
+                    .find(|x| x.name == want);
+                enc(serde_json::to_string_pretty(&file))?
+            }
+        },
+    };
+    s.push('\n');
+    Ok(s)
+}
+
 pub fn show(g: &GlobalArgs, a: &ShowArgs) -> Result<u8> {
     let m = load_model(g)?;
-    out(&show_text(&m, a)?)
+    match g.format {
+        Format::Table => out(&show_text(&m, a)?),
+        Format::Json => out(&show_json(&m, a)?),
+        other => Err(Error::input(format!(
+            "show: --format {} is not available; use table (the platform's file format) or json",
+            format!("{other:?}").to_ascii_lowercase()
+        ))),
+    }
 }

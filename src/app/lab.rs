@@ -19,15 +19,20 @@ pub fn list_faults(g: &GlobalArgs, out: &mut dyn Write) -> Result<()> {
         writeln!(out, "{s}").map_err(io)?;
         return Ok(());
     }
-    writeln!(out, "{:<22} {:<26} SUMMARY", "FAULT", "FIRST DIVERGENCE").map_err(io)?;
+    writeln!(
+        out,
+        "{:<21} {:<30} {:<12} SUMMARY",
+        "FAULT", "FIRST DIVERGENCE (hop/layer)", "FINDING"
+    )
+    .map_err(io)?;
     for f in lab::faults() {
-        let at = format!(
-            "{}/{} ({})",
-            f.expected.hop,
-            f.expected.layer,
-            f.expected.symptoms.join("|")
-        );
-        writeln!(out, "{:<22} {:<26} {}", f.name, at, f.summary).map_err(io)?;
+        let at = format!("{}/{}", f.expected.hop, f.expected.layer);
+        writeln!(
+            out,
+            "{:<21} {:<30} {:<12} {}",
+            f.name, at, f.expected.code, f.summary
+        )
+        .map_err(io)?;
     }
     Ok(())
 }

@@ -119,11 +119,13 @@ fn progress_bar(total: u64) -> Option<indicatif::ProgressBar> {
 }
 
 /// Static findings from the configs (shown beside the live hops they bear on).
-pub(crate) fn static_findings(_m: &Intended) -> Vec<Finding> {
-    Vec::new()
+pub(crate) fn static_findings(m: &Intended) -> Vec<Finding> {
+    crate::lint::run(m)
 }
 
 /// The catalogue behind `explain`.
 pub(crate) fn catalogue() -> Vec<CodeInfo> {
-    super::trace::live_codes()
+    let mut all = super::trace::live_codes();
+    all.extend(crate::lint::catalog().iter().copied());
+    all
 }

@@ -8,6 +8,7 @@ mod agent;
 mod demo;
 pub mod inspect;
 mod lab;
+pub mod lint_cmd;
 mod live;
 mod probe;
 mod trace;

@@ -155,7 +155,7 @@ pub fn explain(_g: &GlobalArgs, a: &ExplainArgs) -> Result<u8> {
             for c in &all {
                 w(
                     &mut out,
-                    format!("{:<12} {:<8} {}", c.code, c.severity, c.title),
+                    format!("{:<14} {:<8} {}", c.code, c.severity, c.title),
                 )?;
             }
             Ok(0)
@@ -193,5 +193,9 @@ pub fn explain(_g: &GlobalArgs, a: &ExplainArgs) -> Result<u8> {
 
 /// Every code the tool can report: live codes and static (lint) codes.
 pub(crate) fn live_codes() -> Vec<catalog::CodeInfo> {
-    catalog::LIVE.to_vec()
+    catalog::LIVE
+        .iter()
+        .chain(crate::lint::catalog())
+        .copied()
+        .collect()
 }

@@ -50,6 +50,36 @@ pub fn is_secret_key(key: &str) -> bool {
             && !k.contains("public"))
 }
 
+/// Keys whose values may be quoted in messages (addresses, ports, keywords, ids).
+fn quotable(key: &str) -> bool {
+    const KEYS: &[&str] = &[
+        "ip",
+        "gw",
+        "address",
+        "gateway",
+        "nameserver",
+        "nameservers",
+        "dns_nameservers",
+        "port",
+        "type",
+        "action",
+        "proto",
+        "source",
+        "dest",
+        "vmid",
+        "enabled",
+        "domain_name",
+        "default_subnet",
+        "portainer_server_ip",
+        "portainer_server_port",
+        "portainer_agent_port",
+        "upstream_servers",
+        "clone_from_ctid",
+        "clone_from_vmid",
+    ];
+    KEYS.contains(&key) || key.parse::<usize>().is_ok()
+}
+
 impl<'a> At<'a> {
     pub fn prov(&self) -> Provenance {
         Provenance::new(
@@ -90,10 +120,12 @@ impl<'a> At<'a> {
     /// A wrong-type (or wrong-value) error: expected X, found Y. The value is quoted only for
     /// non-secret strings.
     pub fn expected(&self, what: &str) -> Error {
-        let secret = self.ptr.split('/').any(is_secret_key);
+        // Values are quoted only for keys whose values are addresses, ports or keywords, so a
+        // secret typed into the wrong place is never echoed.
+        let quote = !self.ptr.split('/').any(is_secret_key) && quotable(self.key());
         let found = match &self.node.value {
-            Value::Str(s) if !secret && s.len() <= 80 => format!("the string \"{s}\""),
-            Value::Num(n) if !secret => format!("the number {n}"),
+            Value::Str(s) if quote && s.len() <= 80 => format!("the string \"{s}\""),
+            Value::Num(n) if quote => format!("the number {n}"),
             v => v.type_name().to_string(),
         };
         self.error(format_args!("expected {what}, found {found}"))

@@ -362,10 +362,21 @@ pub fn load(config_dir: &Path, stacks_dir: Option<&Path>) -> Result<RawConfig, E
     };
 
     let site_path = config_dir.join(SITE_FILE);
-    let site = match loader.read(&site_path, None)? {
+    let mut site = match loader.read(&site_path, None)? {
         Some(t) => site::read(&display_name(&base, &site_path), &t)?,
         None => SiteFile::default(),
     };
+    // Relative paths in the site file are taken from the config dir.
+    let abs = |v: &mut Val<String>| {
+        if !v.value.is_empty() && Path::new(&v.value).is_relative() {
+            v.value = config_dir.join(&v.value).display().to_string();
+        }
+    };
+    site.paths.values_mut().for_each(abs);
+    for v in site.vantages.values_mut() {
+        v.hosts_file.iter_mut().for_each(abs);
+        v.resolv_conf.iter_mut().for_each(abs);
+    }
 
     let stacks_dir = match stacks_dir {
         Some(d) => d.to_path_buf(),
@@ -485,10 +496,11 @@ fn read_hypervisor(doc: &Doc) -> Result<RawHypervisor, Error> {
 }
 
 fn ip_spec(at: &At) -> Result<Val<IpSpec>, Error> {
-    let s = at.string()?;
+    const WHAT: &str = "an IP address, a CIDR (A.B.C.D/N) or \"dhcp\"";
+    let s = at.string().map_err(|_| at.expected(WHAT))?;
     match IpSpec::parse(&s.value) {
         Some(v) => Ok(Val::new(v, s.prov)),
-        None => Err(at.expected("an IP address, a CIDR (A.B.C.D/N) or \"dhcp\"")),
+        None => Err(at.expected(WHAT)),
     }
 }
 

@@ -20,6 +20,9 @@ pub struct TraefikStatic {
     pub ping_entrypoint: Option<Val<String>>,
     /// `providers.file.directory` / `.filename`.
     pub file_provider: Vec<Val<String>>,
+    /// `http.routers.<name>` written in the static file (dynamic config that Traefik does not
+    /// read from there).
+    pub static_routers: Vec<Val<String>>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -138,6 +141,9 @@ pub fn read(file: &str, text: &str) -> Result<TraefikStatic, Error> {
             ["certificatesResolvers", name] => {
                 t.cert_resolvers.push(Val::new(name.to_string(), prov(&l)))
             }
+            ["http", "routers", name] => {
+                t.static_routers.push(Val::new(name.to_string(), prov(&l)))
+            }
             ["ping", "entryPoint"] => {
                 t.ping_entrypoint = l.value.clone().map(|v| Val::new(v, prov(&l)))
             }
@@ -169,6 +175,7 @@ mod tests {
         );
         assert!(t.cert_resolvers.is_empty());
         assert_eq!(t.ping_entrypoint.unwrap().value, "traefik");
+        assert_eq!(t.static_routers[0].value, "dashboard");
     }
 
     #[test]

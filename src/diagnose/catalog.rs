@@ -19,6 +19,8 @@ pub struct CodeInfo {
     pub fix: &'static str,
 }
 
+/// `code!(CODE, layer, Severity, title, meaning, confirm, fix)`: one catalogue entry (also used
+/// by `lint::catalog`).
 macro_rules! code {
     ($code:literal, $layer:expr, $sev:ident, $title:literal, $meaning:literal, $confirm:literal, $fix:literal) => {
         CodeInfo {
@@ -32,6 +34,8 @@ macro_rules! code {
         }
     };
 }
+
+pub(crate) use code;
 
 /// Every live code, in documentation order.
 pub const LIVE: &[CodeInfo] = &[

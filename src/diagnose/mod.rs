@@ -206,7 +206,7 @@ pub fn diagnose(plan: &Plan, run: &Run, static_findings: &[Finding]) -> Report {
     let mut steps = Vec::with_capacity(judged.len());
     let mut findings: Vec<Finding> = Vec::new();
     // (hop, code) -> index in findings, to group e.g. several names failing the same way.
-    let mut grouped: HashMap<(String, &'static str), usize> = HashMap::new();
+    let mut grouped: HashMap<String, usize> = HashMap::new();
     let mut symptoms: Vec<(String, String)> = Vec::new(); // (explaining hop, evidence line)
 
     for (step, j, obs) in &judged {
@@ -228,11 +228,18 @@ pub fn diagnose(plan: &Plan, run: &Run, static_findings: &[Finding]) -> Report {
             ));
         } else if let Some(code) = j.code {
             if j.verdict.is_failure() || j.verdict == Verdict::Warn {
-                let key = (step.hop.clone(), code);
+                let key = group_key(step, code);
                 if let Some(&i) = grouped.get(&key) {
                     let f: &mut Finding = &mut findings[i];
-                    f.evidence.push(format!("also {}: {}", step.id, j.actual));
-                    f.evidence.extend(j.evidence.iter().cloned());
+                    f.evidence.push(format!(
+                        "also {} (from {}): {}",
+                        step.id, step.from, j.actual
+                    ));
+                    for e in &j.evidence {
+                        if !f.evidence.contains(e) {
+                            f.evidence.push(e.clone());
+                        }
+                    }
                     for p in &step.provenance {
                         if !f.provenance.contains(p) {
                             f.provenance.push(p.clone());
@@ -357,6 +364,21 @@ pub fn diagnose(plan: &Plan, run: &Run, static_findings: &[Finding]) -> Report {
         started_at: run.started_at.clone(),
         duration_ms: run.duration_ms,
         attempts: 1,
+    }
+}
+
+/// Failures that are one defect share a finding: the same nameserver failing the same way (seen
+/// from any vantage) is one DNS defect; the same server presenting the same bad certificate to
+/// one vantage is one TLS defect; a hosts-file override belongs to its vantage; other failures
+/// belong to their hop.
+fn group_key(step: &Step, code: &str) -> String {
+    match &step.probe {
+        ProbeSpec::Dns { server, .. } if code != "PD-DNS-003" => format!("dns@{server}/{code}"),
+        // One server presenting one bad certificate, whatever the name asked for.
+        ProbeSpec::Tls { addr, .. } if code.starts_with("PD-TLS") => {
+            format!("tls@{addr}/{code}/{}", step.from)
+        }
+        _ => format!("{}/{code}", step.hop),
     }
 }
 
@@ -513,7 +535,17 @@ fn judge(step: &Step, o: &Observation) -> Judged {
                         Layer::Tcp | Layer::Dns => (Verdict::Unreachable, "PD-TCP-002", false),
                         Layer::Tls => (Verdict::Diverged, tls_code(reason, &o.evidence), false),
                         Layer::Mtls => (Verdict::Diverged, mtls_code(reason, &o.evidence), false),
-                        Layer::Http => http_judgement(timed_out, reason, phase, &o.evidence),
+                        Layer::Http => {
+                            let (v, code, proxied) =
+                                http_judgement(timed_out, reason, phase, &o.evidence);
+                            // Through proxies, no answer in time is explained by a hop behind
+                            // them that hangs, just like a 504.
+                            (
+                                v,
+                                code,
+                                proxied || (code == "PD-HTTP-004" && !step.through.is_empty()),
+                            )
+                        }
                     },
                 },
             };

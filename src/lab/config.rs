@@ -344,73 +344,6 @@ fn stack_hosts(stack: &Value) -> Vec<(String, Vec<String>)> {
     out
 }
 
-/// The DNS records of the platform's dnsmasq generator (PLATFORM_FACTS §3.1), sorted by
-/// hostname, first rule wins.
-pub fn dns_records(cfg: &LabConfig, addrs: &Addrs) -> Vec<(String, Ipv4Addr)> {
-    let gateway = lxcs(cfg)
-        .iter()
-        .find(|(_, l)| l["name"] == "Nginx-Phoenix")
-        .and_then(|(_, l)| ip_of(&l["network_config"]["ip"]));
-    let Some(gw) = gateway else {
-        return Vec::new();
-    };
-    let mut recs: Vec<(String, Ipv4Addr)> = Vec::new();
-    for (_, stack) in &cfg.stacks {
-        for (host, _) in stack_hosts(stack) {
-            recs.push((host, gw));
-        }
-    }
-    for (_, l) in lxcs(cfg) {
-        if let (Some(name), Some(ip)) = (
-            l["traefik_service"]["name"].as_str(),
-            ip_of(&l["network_config"]["ip"]),
-        ) {
-            let ip = if name == "ca" { addrs.ca } else { ip };
-            recs.push((format!("{name}.{DOMAIN}"), ip));
-        }
-    }
-    for v in vms(cfg) {
-        if let (Some(name), Some(ip)) = (
-            v["traefik_service"]["name"].as_str(),
-            ip_of(&v["network_config"]["ip"]),
-        ) {
-            let ip = if name == "portainer-agent" { ip } else { gw };
-            recs.push((format!("{name}.{DOMAIN}"), ip));
-        }
-    }
-    for (_, l) in lxcs(cfg) {
-        if let (Some(name), Some(ip)) = (l["name"].as_str(), ip_of(&l["network_config"]["ip"])) {
-            recs.push((format!("{}.{DOMAIN}", name.to_ascii_lowercase()), ip));
-        }
-    }
-    for v in vms(cfg) {
-        if let (Some(name), Some(ip)) = (v["name"].as_str(), ip_of(&v["network_config"]["ip"])) {
-            recs.push((format!("{}.{DOMAIN}", name.to_ascii_lowercase()), ip));
-        }
-    }
-    for v in vms(cfg) {
-        if v["portainer_role"] == "agent" {
-            if let (Some(h), Some(ip)) = (
-                v["portainer_agent_hostname"].as_str(),
-                ip_of(&v["network_config"]["ip"]),
-            ) {
-                recs.push((h.to_string(), ip));
-            }
-        }
-    }
-    recs.push((format!("portainer.{DOMAIN}"), gw));
-    recs.push((format!("traefik.{DOMAIN}"), gw));
-    // unique_by(.hostname): sorted by hostname, first occurrence wins.
-    let mut out: Vec<(String, Ipv4Addr)> = Vec::new();
-    for (h, ip) in recs {
-        if !out.iter().any(|(x, _)| *x == h) {
-            out.push((h, ip));
-        }
-    }
-    out.sort_by(|a, b| a.0.cmp(&b.0));
-    out
-}
-
 /// How the router reaches a backend.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Backend {
@@ -508,4 +441,75 @@ pub fn routes(cfg: &LabConfig) -> Vec<Route> {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The reference platform config exactly as it is (every guest, every stack, 10.0.0.x).
+    fn reference() -> LabConfig {
+        LabConfig {
+            hypervisor: parse(REF_HYP, "hypervisor").unwrap(),
+            lxc: parse(REF_LXC, "lxc").unwrap(),
+            vm: parse(REF_VM, "vm").unwrap(),
+            manifest: json!([]),
+            stacks: vec![
+                (
+                    "portainer_service".into(),
+                    parse(REF_PORTAINER_STACK, "portainer").unwrap(),
+                ),
+                (
+                    "qdrant_service".into(),
+                    parse(REF_QDRANT_STACK, "qdrant").unwrap(),
+                ),
+                (
+                    "thinkheads_ai_app".into(),
+                    parse(
+                        include_str!(
+                            "../../fixtures/configs/reference/stacks/thinkheads_ai_app/phoenix.json"
+                        ),
+                        "app",
+                    )
+                    .unwrap(),
+                ),
+            ],
+        }
+    }
+
+    #[test]
+    fn file_routes_reproduce_the_platform_dynamic_conf() {
+        let golden = include_str!("../../fixtures/golden/dynamic_conf.yml");
+        let mut want: Vec<String> = golden
+            .lines()
+            .filter_map(|l| l.trim().strip_prefix("- url: "))
+            .map(|u| u.trim_matches('"').to_string())
+            .collect();
+        let mut got: Vec<String> = routes(&reference())
+            .iter()
+            .filter_map(|r| match &r.backend {
+                Backend::Http(a) => Some(format!("http://{a}")),
+                Backend::Https(a) => Some(format!("https://{a}")),
+                Backend::Api => None,
+            })
+            .collect();
+        // Traefik's dashboard is api@internal, not a URL, in both.
+        want.retain(|u| !u.contains("127.0.0.1:8080"));
+        want.sort();
+        got.sort();
+        assert_eq!(got, want);
+        // The reference stack labels are on `websecure`: no docker route on `web`.
+        assert!(routes(&reference()).iter().all(|r| r.provider == "file"));
+    }
+
+    #[test]
+    fn relocation_moves_every_platform_address() {
+        let addrs = Addrs::new(9);
+        let mut v = json!({"a": "10.0.0.13/24", "b": ["https://10.0.0.10:9000", "10.0.0.0/24"], "c": "10.0.0.102"});
+        relocate(&mut v, &addrs);
+        assert_eq!(
+            v,
+            json!({"a": "127.9.0.13/8", "b": ["https://127.9.0.10:9000", "127.0.0.0/8"], "c": "127.9.0.102"})
+        );
+    }
 }

@@ -118,3 +118,74 @@ pub async fn serve_tcp(listener: TcpListener, zone: Arc<Zone>) {
         });
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hickory_proto::op::Query;
+    use hickory_proto::rr::Name;
+
+    fn zone() -> Zone {
+        Zone {
+            domain: "internal.thinkheads.ai".into(),
+            records: vec![
+                (
+                    "qdrant.internal.thinkheads.ai".into(),
+                    Ipv4Addr::new(127, 0, 0, 153),
+                ),
+                (
+                    "portainer-agent.internal.thinkheads.ai".into(),
+                    Ipv4Addr::new(127, 0, 0, 102),
+                ),
+            ],
+        }
+    }
+
+    fn ask(name: &str, t: RecordType) -> Message {
+        let mut q = Message::query();
+        q.metadata.recursion_desired = true;
+        q.add_query(Query::query(Name::from_ascii(name).unwrap(), t));
+        // Through the wire format, as a client sends it.
+        let wire = q.to_vec().unwrap();
+        let back = respond(&zone(), &wire).expect("an answer");
+        let r = Message::from_vec(&back).unwrap();
+        assert_eq!(r.metadata.id, q.metadata.id);
+        assert!(r.metadata.recursion_desired && r.metadata.recursion_available);
+        r
+    }
+
+    fn a(r: &Message) -> Vec<String> {
+        r.answers.iter().map(|x| x.data.to_string()).collect()
+    }
+
+    #[test]
+    fn answers_like_dnsmasq_with_local_and_address() {
+        let r = ask("qdrant.internal.thinkheads.ai.", RecordType::A);
+        assert_eq!(r.metadata.response_code, ResponseCode::NoError);
+        assert!(r.metadata.authoritative);
+        assert_eq!(a(&r), ["127.0.0.153"]);
+        assert_eq!(r.answers[0].ttl, 0);
+        // address=/d/ also answers subdomains, case-insensitively.
+        let r = ask("X.Qdrant.internal.thinkheads.ai.", RecordType::A);
+        assert_eq!(a(&r), ["127.0.0.153"]);
+        // Other types and unknown names in the zone: NXDOMAIN; other zones: REFUSED.
+        let r = ask("qdrant.internal.thinkheads.ai.", RecordType::AAAA);
+        assert_eq!(r.metadata.response_code, ResponseCode::NXDomain);
+        assert!(r.answers.is_empty());
+        let r = ask("nope.internal.thinkheads.ai.", RecordType::A);
+        assert_eq!(r.metadata.response_code, ResponseCode::NXDomain);
+        let r = ask("example.com.", RecordType::A);
+        assert_eq!(r.metadata.response_code, ResponseCode::Refused);
+        // A longer record wins over a shorter parent.
+        let r = ask("portainer-agent.internal.thinkheads.ai.", RecordType::A);
+        assert_eq!(a(&r), ["127.0.0.102"]);
+    }
+
+    #[test]
+    fn ignores_responses_and_garbage() {
+        assert!(respond(&zone(), b"\x00\x01garbage").is_none());
+        let mut m = Message::query();
+        m.metadata.message_type = MessageType::Response;
+        assert!(respond(&zone(), &m.to_vec().unwrap()).is_none());
+    }
+}

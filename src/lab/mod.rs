@@ -226,9 +226,19 @@ impl LabHandle {
     }
     /// Stop every component (listeners close at once). A temp dir is removed.
     pub fn shutdown(mut self) {
-        self.stop();
+        self.abort_all();
     }
-    fn stop(&mut self) {
+    /// Stop every component and wait until every listener is closed.
+    pub async fn stop(mut self) {
+        let tasks: Vec<JoinHandle<()>> = self.tasks.drain(..).collect();
+        for t in &tasks {
+            t.abort();
+        }
+        for t in tasks {
+            let _ = t.await;
+        }
+    }
+    fn abort_all(&mut self) {
         for t in self.tasks.drain(..) {
             t.abort();
         }
@@ -237,7 +247,7 @@ impl LabHandle {
 
 impl Drop for LabHandle {
     fn drop(&mut self) {
-        self.stop();
+        self.abort_all();
     }
 }
 
@@ -484,7 +494,9 @@ impl Lab {
         )?;
 
         // 5. What the running components do (intended state, then the faults).
-        let mut records = config::dns_records(&cfg, &addrs);
+        // The DNS answers are what the platform's generator derives from the written config
+        // (the same model code the trace uses), so a healthy lab agrees with the plan.
+        let mut records = model_records(&written.config_dir, &written.stacks_dir)?;
         if has(Fault::Nxdomain) {
             records.retain(|(h, _)| *h != d("qdrant"));
         }
@@ -598,4 +610,19 @@ fn instance_id(root_der: &[u8]) -> String {
         &x[16..20],
         &x[20..32]
     )
+}
+
+/// The A records the platform's dnsmasq generator derives from a config dir (with the CA's
+/// real address where the generator hard-codes 10.0.0.10, so nothing in the lab points off
+/// loopback).
+fn model_records(config_dir: &Path, stacks_dir: &Path) -> Result<Vec<(String, Ipv4Addr)>> {
+    let m = crate::model::load(config_dir, Some(stacks_dir))?;
+    Ok(m.dns
+        .records
+        .iter()
+        .filter_map(|r| match r.guest_ip.or(r.ip) {
+            Some(std::net::IpAddr::V4(ip)) => Some((r.hostname.clone(), ip)),
+            _ => None,
+        })
+        .collect())
 }

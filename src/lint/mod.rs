@@ -1,1 +1,375 @@
-//! Static cross-checks on the intended state alone, one function per rule.
+//! Static cross-checks on the intended state alone, one function per rule: firewall pairs per
+//! documented hop, DNS shadowing and precedence, Traefik routes and labels, the certificate
+//! manifest, stray addresses. Every finding has a stable code from [`catalog()`].
+
+use crate::config::Provenance;
+use crate::finding::{Finding, Severity};
+use crate::model::{Intended, Node};
+use crate::plan::VantageRef;
+use std::collections::BTreeSet;
+use std::net::IpAddr;
+
+mod catalog;
+mod certs;
+mod dns;
+mod firewall;
+mod routes;
+
+pub use catalog::{catalog, findings_markdown, lookup, STATIC};
+
+/// Every rule, in report order.
+const RULES: &[fn(&Intended) -> Vec<Finding>] = &[
+    firewall::hop_in_rules,
+    firewall::hop_out_rules,
+    firewall::stack_only_rules,
+    firewall::one_sided_rules,
+    firewall::unenforced_lxc_rules,
+    firewall::duplicate_rules,
+    firewall::guest_rules_in_cluster,
+    dns::no_gateway,
+    dns::expected_guest,
+    dns::bypass_gateway,
+    dns::shadowed_records,
+    dns::nameserver_not_dns,
+    dns::guest_without_internal_dns,
+    routes::plain_http_to_tls,
+    routes::labels_without_provider,
+    routes::label_references,
+    routes::gateway_names_without_router,
+    routes::duplicate_service_names,
+    routes::gateway_upstream,
+    certs::ca_reachability,
+    certs::gateway_sans,
+    certs::gateway_cert_missing,
+    certs::backend_ip_san,
+    certs::backend_without_cert,
+    certs::entries_without_sans,
+    stray_addresses,
+    foreign_names,
+    stack_deployments,
+];
+
+/// Every static finding for the intended state, in rule order (duplicates removed).
+pub fn run(m: &Intended) -> Vec<Finding> {
+    let mut out: Vec<Finding> = Vec::new();
+    let mut seen = BTreeSet::new();
+    for rule in RULES {
+        for f in rule(m) {
+            let key = (
+                f.code.clone(),
+                f.title.clone(),
+                f.expected.clone(),
+                f.actual.clone(),
+            );
+            if seen.insert(key) {
+                out.push(f);
+            }
+        }
+    }
+    out
+}
+
+/// A static finding with the catalogue's severity and layer for `code`.
+pub(crate) fn finding(code: &str, title: impl Into<String>) -> Finding {
+    let info = lookup(code);
+    debug_assert!(info.is_some(), "{code} is not in the lint catalogue");
+    let mut f = Finding::new(
+        code,
+        info.map(|i| i.severity).unwrap_or(Severity::Warning),
+        title,
+    )
+    .static_origin();
+    f.layer = info.and_then(|i| i.layer);
+    f
+}
+
+/// Add several subjects, skipping repeats.
+pub(crate) fn with_subjects(mut f: Finding, s: impl IntoIterator<Item = String>) -> Finding {
+    for x in s {
+        if !x.is_empty() && !f.subjects.contains(&x) {
+            f.subjects.push(x);
+        }
+    }
+    f
+}
+
+/// `lxc:102 Traefik-Internal (10.0.0.12)`.
+pub(crate) fn label(n: &Node) -> String {
+    let mut s = n.vantage.to_string();
+    if !n.name_str().is_empty() {
+        s.push(' ');
+        s.push_str(n.name_str());
+    }
+    if let Some(ip) = n.ip_addr() {
+        s.push_str(&format!(" ({ip})"));
+    }
+    s
+}
+
+/// The vantage string and address of a node, as subjects.
+pub(crate) fn node_subjects(n: &Node) -> Vec<String> {
+    let mut v = vec![n.vantage.to_string()];
+    if let Some(ip) = n.ip_addr() {
+        v.push(ip.to_string());
+    }
+    v
+}
+
+pub(crate) fn vantage_of_ip(m: &Intended, ip: IpAddr) -> Option<VantageRef> {
+    m.node_by_ip(ip).map(|n| n.vantage)
+}
+
+/// Is `ip` inside the platform's subnets?
+pub(crate) fn in_subnets(m: &Intended, ip: IpAddr) -> bool {
+    m.subnets.iter().any(|n| n.contains(&ip))
+}
+
+/// The subnet's router (`.1`), which no guest has but every guest uses.
+fn is_subnet_router(m: &Intended, ip: IpAddr) -> bool {
+    m.subnets.iter().any(|n| n.hosts().next() == Some(ip))
+}
+
+/// F3: addresses inside the subnet that belong to no node.
+pub(crate) fn stray_addresses(m: &Intended) -> Vec<Finding> {
+    let mut uses: Vec<(IpAddr, String, Provenance)> = Vec::new();
+    for f in m.firewall.files() {
+        for r in f.rules.iter().filter(|r| {
+            f.scope != crate::model::FwScope::Cluster
+                || r.origin == crate::model::RuleOrigin::Global
+        }) {
+            for (spec, what) in [(&r.source, "source"), (&r.dest, "dest")] {
+                if let Some(crate::config::AddrSpec::Ip(ip)) = spec {
+                    uses.push((
+                        *ip,
+                        format!("firewall rule {what} in {}.fw", f.name),
+                        r.prov.clone(),
+                    ));
+                }
+            }
+        }
+    }
+    for f in &m.firewall.lxcs {
+        for r in &f.rules {
+            for (spec, what) in [(&r.source, "source"), (&r.dest, "dest")] {
+                if let Some(crate::config::AddrSpec::Ip(ip)) = spec {
+                    uses.push((
+                        *ip,
+                        format!("firewall rule {what} of lxc:{}", f.name),
+                        r.prov.clone(),
+                    ));
+                }
+            }
+        }
+    }
+    for r in &m.dns.records {
+        if let Some(ip) = r.ip {
+            uses.push((
+                ip,
+                format!("DNS record {}", r.hostname),
+                r.provenance.first().cloned().unwrap_or_default(),
+            ));
+        }
+    }
+    for r in &m.routes.routes {
+        if let Some(b) = r.backend {
+            uses.push((
+                b.ip(),
+                format!("Traefik route {}", r.router),
+                r.provenance.first().cloned().unwrap_or_default(),
+            ));
+        }
+    }
+    for n in std::iter::once(&m.host).chain(m.guests.iter()) {
+        for ns in &n.nameservers {
+            uses.push((
+                ns.value,
+                format!("nameserver of {}", n.vantage),
+                ns.prov.clone(),
+            ));
+        }
+    }
+    for ns in &m.host_interface_nameservers {
+        uses.push((
+            ns.value,
+            "host dns_nameservers".to_string(),
+            ns.prov.clone(),
+        ));
+    }
+    let mut out = Vec::new();
+    let mut reported: BTreeSet<(IpAddr, String)> = BTreeSet::new();
+    for (ip, what, prov) in uses {
+        if !in_subnets(m, ip) || m.node_by_ip(ip).is_some() || is_subnet_router(m, ip) {
+            continue;
+        }
+        if !reported.insert((ip, what.clone())) {
+            continue;
+        }
+        out.push(
+            finding(
+                "PD-LINT-001",
+                format!("{ip} ({what}) belongs to no guest"),
+            )
+            .expected(format!(
+                "an address of the host or a guest defined in the configs ({})",
+                m.subnets
+                    .iter()
+                    .map(|n| n.to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ))
+            .actual(format!("{what} uses {ip}, which no guest has"))
+            .hint("A leftover from an address change (Portainer moved from 10.0.0.101 to 10.0.0.111): use the guest's current address or delete the entry.")
+            .provenance([prov])
+            .subject(ip.to_string()),
+        );
+    }
+    out
+}
+
+/// F38: hostnames in the configs outside the platform's domain.
+pub(crate) fn foreign_names(m: &Intended) -> Vec<Finding> {
+    let domain = m.domain.value.to_ascii_lowercase();
+    let inside = |h: &str| {
+        let h = h.trim_end_matches('.').to_ascii_lowercase();
+        h == domain || h.ends_with(&format!(".{domain}"))
+    };
+    let mut names: Vec<(String, String, Provenance)> = Vec::new();
+    for s in &m.stacks {
+        for svc in &s.services {
+            for r in &svc.routers {
+                if let (Some(h), Some(rule)) = (&r.host, &r.rule) {
+                    names.push((
+                        h.clone(),
+                        format!("stack `{}` router `{}`", s.name, r.name),
+                        rule.prov.clone(),
+                    ));
+                }
+            }
+        }
+    }
+    if let Some(p) = &m.portainer {
+        names.push((
+            p.hostname.value.clone(),
+            "portainer_api.portainer_hostname".to_string(),
+            p.hostname.prov.clone(),
+        ));
+    }
+    for a in &m.agents {
+        if let Some(h) = &a.hostname {
+            names.push((
+                h.value.clone(),
+                format!("vm:{} portainer_agent_hostname", a.vm),
+                h.prov.clone(),
+            ));
+        }
+    }
+    if let Some(c) = &m.ca {
+        names.push((
+            c.dns_name.value.clone(),
+            "step_ca.dns_name".to_string(),
+            c.dns_name.prov.clone(),
+        ));
+    }
+    for c in &m.certs {
+        names.push((
+            c.common_name.value.clone(),
+            "certificate-manifest.json common_name".to_string(),
+            c.common_name.prov.clone(),
+        ));
+        for san in &c.sans {
+            if san.value.parse::<IpAddr>().is_err() {
+                names.push((
+                    san.value.clone(),
+                    format!("sans of {}", c.common_name.value),
+                    san.prov.clone(),
+                ));
+            }
+        }
+    }
+    let mut out = Vec::new();
+    for (name, what, prov) in names {
+        let bare = name.trim_start_matches("*.");
+        if inside(bare) || !bare.contains('.') {
+            continue;
+        }
+        out.push(
+            finding(
+                "PD-LINT-002",
+                format!("{name} ({what}) is outside {}", m.domain.value),
+            )
+            .expected(format!(
+                "names under {}: dnsmasq answers only those (`local=/{}/`)",
+                m.domain.value, m.domain.value
+            ))
+            .actual(format!(
+                "{what} uses {name}, which dnsmasq forwards to the upstream resolvers"
+            ))
+            .hint(format!(
+                "Rename it to <name>.{} (a leftover from the phoenix.thinkheads.ai era).",
+                m.domain.value
+            ))
+            .provenance([prov, m.domain.prov.clone()])
+            .subject(name.clone()),
+        );
+    }
+    out
+}
+
+/// F35 and missing manifests: stacks a VM deploys whose labels and rules never apply.
+pub(crate) fn stack_deployments(m: &Intended) -> Vec<Finding> {
+    let mut out = Vec::new();
+    for g in m.guests.iter() {
+        for name in &g.docker_stacks {
+            let Some(st) = m.stack(&name.value) else {
+                out.push(with_subjects(
+                    finding(
+                        "PD-LINT-004",
+                        format!("{} deploys stack `{}`, which has no manifest", g.vantage, name.value),
+                    )
+                    .expected(format!("stacks/{}/phoenix.json", name.value))
+                    .actual(format!(
+                        "the stacks dir has no {}/phoenix.json: the stack's Traefik labels and firewall rules are missing and `sync all` cannot deploy it",
+                        name.value
+                    ))
+                    .hint("Fix the name in docker_stacks or add the manifest (check --stacks-dir).")
+                    .provenance([name.prov.clone()]),
+                    node_subjects(g),
+                ));
+                continue;
+            };
+            for d in st
+                .deployments
+                .iter()
+                .filter(|d| Some(d.vm) == g.id && !d.applied)
+            {
+                out.push(with_subjects(
+                    finding(
+                        "PD-LINT-003",
+                        format!(
+                            "{} deploys stack `{}` as `{}`: its labels and rules are never applied",
+                            g.vantage, st.name, d.environment.value
+                        ),
+                    )
+                    .expected(format!(
+                        "the environment the DNS and firewall generators read (`production`) exists in {} and is the one deployed",
+                        st.file
+                    ))
+                    .actual(format!(
+                        "deployed as `{}`; the manifest declares [{}]",
+                        d.environment.value,
+                        st.environments
+                            .iter()
+                            .map(|e| e.value.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ))
+                    .hint("Deploy the `production` environment (or give the manifest one): only it reaches DNS, cluster.fw and <vmid>.fw.")
+                    .provenance([d.environment.prov.clone(), st.prov.clone()])
+                    .subject(format!("stack:{}", st.name)),
+                    node_subjects(g),
+                ));
+            }
+        }
+    }
+    out
+}

@@ -439,3 +439,58 @@ mod tests {
         );
     }
 }
+
+/// One side's judgement of a flow.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Side {
+    /// The rule set's name (`cluster`, `1002`, `102`).
+    pub file: String,
+    pub scope: FwScope,
+    pub decision: Decision,
+}
+
+/// A flow judged by both ends: the source's OUT rules and the destination's IN rules.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Flow {
+    pub from: VantageRef,
+    pub to: IpAddr,
+    pub proto: String,
+    pub port: u16,
+    /// The source's rule set (None when it has none: nothing filters).
+    pub out: Option<Side>,
+    /// The destination's rule set (None when the destination is unknown or has none).
+    pub inbound: Option<Side>,
+    /// Both enforced sides accept.
+    pub allowed: bool,
+}
+
+impl crate::model::Intended {
+    /// Judge a flow from `from` to `to:port` with Proxmox semantics on both ends.
+    pub fn flow(&self, from: VantageRef, to: IpAddr, proto: &str, port: u16) -> Flow {
+        let src_ip = self.node(from).and_then(|n| n.ip_addr());
+        let out = self.firewall.for_vantage(from).map(|f| Side {
+            file: f.name.clone(),
+            scope: f.scope,
+            decision: f.decide(Direction::Out, to, src_ip, proto, port),
+        });
+        let dst = self.node_by_ip(to).map(|n| n.vantage);
+        let inbound = dst.and_then(|v| self.firewall.for_vantage(v)).map(|f| {
+            let peer = src_ip.unwrap_or(IpAddr::from([0, 0, 0, 0]));
+            Side {
+                file: f.name.clone(),
+                scope: f.scope,
+                decision: f.decide(Direction::In, peer, Some(to), proto, port),
+            }
+        });
+        let ok = |s: &Option<Side>| s.as_ref().is_none_or(|s| s.decision.accepted);
+        Flow {
+            from,
+            to,
+            proto: proto.to_string(),
+            port,
+            allowed: ok(&out) && ok(&inbound),
+            out,
+            inbound,
+        }
+    }
+}

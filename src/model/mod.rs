@@ -20,7 +20,7 @@ pub mod routes;
 pub mod stacks;
 
 pub use dns::{Dns, DnsRecord, DnsRule};
-pub use firewall::{Decision, Firewall, FwFile, FwRule, FwScope, RuleOrigin};
+pub use firewall::{Decision, Firewall, Flow, FwFile, FwRule, FwScope, RuleOrigin, Side};
 pub use routes::{LabelRouter, Route, Routes};
 pub use stacks::{Cert, Stack, StackDeployment, StackService};
 
@@ -126,6 +126,8 @@ pub struct Router {
     pub entrypoints: Vec<(String, Option<u16>)>,
     pub providers: Vec<String>,
     pub cert_resolvers: Vec<String>,
+    /// `http.routers.<name>` blocks written in the static file (Traefik ignores them there).
+    pub static_routers: Vec<String>,
     pub found_by: String,
 }
 
@@ -181,6 +183,8 @@ pub struct Intended {
     pub ca: Option<CaEndpoint>,
     pub portainer: Option<PortainerServer>,
     pub agents: Vec<PortainerAgent>,
+    /// Traefik's static config as read (entrypoints, providers, resolvers with provenance).
+    pub traefik_static: Option<crate::config::TraefikStatic>,
     /// `[paths]` of the site file (variables for probes).
     pub paths: BTreeMap<String, Val<String>>,
     /// `[vantage."<ref>"]` of the site file.
@@ -188,6 +192,9 @@ pub struct Intended {
     /// The platform's subnet(s) (`network.default_subnet`, the host's CIDR).
     pub subnets: Vec<ipnet::IpNet>,
     pub notes: Vec<String>,
+    /// `.network.interfaces.dns_nameservers`: what the host setup writes to
+    /// `/etc/network/interfaces.d/50-vmbr0.cfg` as `dns-nameservers` (after `127.0.0.1`).
+    pub host_interface_nameservers: Vec<Val<IpAddr>>,
 }
 
 impl Intended {
@@ -201,6 +208,11 @@ impl Intended {
             VantageRef::Host => Some(&self.host),
             _ => self.guests.iter().find(|n| n.vantage == v),
         }
+    }
+
+    /// The host, then every guest.
+    pub fn nodes(&self) -> impl Iterator<Item = &Node> {
+        std::iter::once(&self.host).chain(self.guests.iter())
     }
 
     pub fn lxc(&self, id: u32) -> Option<&Node> {
@@ -330,7 +342,12 @@ fn build(raw: &RawConfig) -> Result<Intended, Error> {
             Val::new(ip, raw.hypervisor.host_address.prov.clone()),
             prefix,
         ),
-        IpSpec::Dhcp => unreachable!("rejected by config"),
+        IpSpec::Dhcp => {
+            return Err(Error::input(format!(
+                "{}: the host address must be static, not dhcp",
+                raw.hypervisor.host_address.prov
+            )))
+        }
     };
 
     let ports = Ports {
@@ -540,6 +557,11 @@ fn build(raw: &RawConfig) -> Result<Intended, Error> {
             .traefik
             .as_ref()
             .map(|t| t.cert_resolvers.iter().map(|p| p.value.clone()).collect())
+            .unwrap_or_default(),
+        static_routers: raw
+            .traefik
+            .as_ref()
+            .map(|t| t.static_routers.iter().map(|p| p.value.clone()).collect())
             .unwrap_or_default(),
         found_by: why.to_string(),
     });
@@ -793,10 +815,12 @@ fn build(raw: &RawConfig) -> Result<Intended, Error> {
         ca,
         portainer,
         agents,
+        traefik_static: raw.traefik.clone(),
         paths: raw.site.paths.clone(),
         vantages: raw.site.vantages.clone(),
         subnets,
         notes,
+        host_interface_nameservers: parse_ns(&raw.hypervisor.dns_nameservers),
     })
 }
 

@@ -5,6 +5,7 @@ use super::dns::label_host;
 use super::routes::LabelRouter;
 use crate::config::{Provenance, RawConfig, Val};
 use crate::error::Error;
+use crate::plan::VantageRef;
 use serde::Serialize;
 
 /// A `certificate-manifest.json` entry, as the renewal manager treats it.
@@ -23,7 +24,23 @@ pub struct Cert {
     pub owner: Option<Val<String>>,
     pub permissions: Option<Val<String>>,
     pub post_renewal_command: Option<Val<String>>,
+    /// The guest whose persistent-data dir holds the certificate
+    /// (`.../lxc-persistent-data/101/...` → `lxc:101`, `.../vm-persistent-data/1001/...` → `vm:1001`).
+    pub guest: Option<VantageRef>,
     pub prov: Provenance,
+}
+
+/// The guest a persistent-data path belongs to.
+pub fn guest_of_path(path: &str) -> Option<VantageRef> {
+    let parts: Vec<&str> = path.split('/').collect();
+    parts.windows(2).find_map(|w| {
+        let id: u32 = w[1].parse().ok()?;
+        match w[0] {
+            "lxc-persistent-data" => Some(VantageRef::Lxc(id)),
+            "vm-persistent-data" => Some(VantageRef::Vm(id)),
+            _ => None,
+        }
+    })
 }
 
 pub(crate) fn certs(raw: &RawConfig) -> Vec<Cert> {
@@ -46,6 +63,7 @@ pub(crate) fn certs(raw: &RawConfig) -> Vec<Cert> {
                 owner: c.owner.clone(),
                 permissions: c.permissions.clone(),
                 post_renewal_command: c.post_renewal_command.clone(),
+                guest: c.cert_path.as_ref().and_then(|p| guest_of_path(&p.value)),
                 prov: c.prov.clone(),
             }
         })

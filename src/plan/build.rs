@@ -636,13 +636,20 @@ fn hop(
             let (expect_ips, words) = match rec {
                 Some(r) => {
                     prov.extend(r.provenance.iter().cloned());
-                    match r.ip {
+                    // The generator hard-codes `ca` → 10.0.0.10; the intent is the CA guest's
+                    // address (lint reports the literal when the two differ).
+                    match r.guest_ip.or(r.ip) {
                         Some(ip) => (
                             vec![ip],
                             format!(
-                                "A {ip} from {server_words} (rule {}: {})",
+                                "A {ip} from {server_words} (rule {}: {}{})",
                                 r.rule.number(),
-                                r.rule.describe()
+                                r.rule.describe(),
+                                if r.guest_ip.is_some() {
+                                    format!("; the generator writes {}", r.ip_text)
+                                } else {
+                                    String::new()
+                                }
                             ),
                         ),
                         None => (

@@ -15,7 +15,7 @@ use crate::cli::RunArgs;
 use crate::error::{Error, Result};
 use crate::observe::{Evidence, Observation, VantageNote};
 use crate::plan::{ProbeSpec, Step, VantageRef};
-use crate::probe::{self, ProbeCtx, SystemFiles};
+use crate::probe::{ProbeCtx, SystemFiles};
 use std::collections::{BTreeMap, HashSet};
 use std::future::Future;
 use std::io::Write;
@@ -39,28 +39,8 @@ pub struct Local;
 
 impl Runner for Local {
     fn run<'a>(&'a self, steps: &'a [Step], ctx: &'a ProbeCtx) -> BoxFuture<'a, Vec<Observation>> {
-        Box::pin(async move {
-            // The steps of a batch run concurrently; results come back in step order.
-            let mut set = tokio::task::JoinSet::new();
-            for (i, s) in steps.iter().enumerate() {
-                let (s, ctx) = (s.clone(), ctx.clone());
-                set.spawn(async move { (i, probe::run(&ctx, &s).await) });
-            }
-            let mut out: Vec<Option<Observation>> = vec![None; steps.len()];
-            while let Some(r) = set.join_next().await {
-                if let Ok((i, o)) = r {
-                    out[i] = Some(o);
-                }
-            }
-            out.into_iter()
-                .zip(steps)
-                .map(|(o, s)| {
-                    o.unwrap_or_else(|| {
-                        Observation::tool_error(&s.id, "probe", "the probe task panicked")
-                    })
-                })
-                .collect()
-        })
+        // The steps of a batch run concurrently; results come back in step order.
+        Box::pin(job::run_concurrently(steps, ctx))
     }
 }
 

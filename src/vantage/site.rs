@@ -1,28 +1,15 @@
-//! Simulated vantages from the site file (`<config-dir>/phoenix-doctor.toml`, tables
+//! Simulated vantages from the site file (`<config-dir>/phoenix-doctor.toml`, read by `config::site`, tables
 //! `[vantage."lxc:102"]`): run here, but read the given files as the guest's system files.
 
+use crate::config::site::{self, SiteFile};
 use crate::error::{Error, Result};
 use crate::plan::VantageRef;
 use crate::probe::SystemFiles;
-use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 /// The site file's name inside the config dir.
-pub const SITE_FILE: &str = "phoenix-doctor.toml";
-
-#[derive(Debug, Deserialize)]
-struct SiteFile {
-    #[serde(default)]
-    vantage: BTreeMap<String, VantageTable>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct VantageTable {
-    hosts_file: Option<PathBuf>,
-    resolv_conf: Option<PathBuf>,
-}
+pub const SITE_FILE: &str = crate::config::SITE_FILE;
 
 /// The simulated vantages named in `<config_dir>/phoenix-doctor.toml` (none when the file is
 /// absent). Relative paths are taken from the config dir; a missing key keeps the system default.
@@ -46,36 +33,49 @@ fn parse_site_vantages(
     path: &Path,
     base: &Path,
 ) -> Result<BTreeMap<VantageRef, SystemFiles>> {
-    let file: SiteFile = toml::from_str(text).map_err(|e| {
-        let line = e
-            .span()
-            .map(|s| {
-                format!(
-                    ":{}",
-                    text[..s.start.min(text.len())].matches('\n').count() + 1
-                )
-            })
-            .unwrap_or_default();
-        Error::input(format!("{}{line}: {}", path.display(), e.message()))
-    })?;
+    let file = site::read(&path.display().to_string(), text)?;
+    from_site_file(&file, base)
+}
+
+/// The simulated vantages of an already-read site file (`config::load(..).site`); relative
+/// paths are taken from `config_dir`.
+pub fn from_site_file(
+    file: &SiteFile,
+    config_dir: &Path,
+) -> Result<BTreeMap<VantageRef, SystemFiles>> {
+    let name = file.file.clone().unwrap_or_else(|| SITE_FILE.to_string());
     let mut out = BTreeMap::new();
-    for (name, t) in file.vantage {
-        let v: VantageRef = name
+    for (key, t) in &file.vantages {
+        let v: VantageRef = key
             .parse()
-            .map_err(|e| Error::input(format!("{}: [vantage.\"{name}\"]: {e}", path.display())))?;
+            .map_err(|e| Error::input(format!("{name}: [vantage.\"{key}\"]: {e}")))?;
         if t.hosts_file.is_none() && t.resolv_conf.is_none() {
             return Err(Error::input(format!(
-                "{}: [vantage.\"{name}\"]: expected `hosts_file` and/or `resolv_conf`",
-                path.display()
+                "{name}: [vantage.\"{key}\"]: expected `hosts_file` and/or `resolv_conf`"
             )));
         }
         let d = SystemFiles::default();
-        let abs = |p: PathBuf| if p.is_absolute() { p } else { base.join(p) };
+        let abs = |p: &str| {
+            let p = PathBuf::from(p);
+            if p.is_absolute() {
+                p
+            } else {
+                config_dir.join(p)
+            }
+        };
         out.insert(
             v,
             SystemFiles {
-                hosts_file: t.hosts_file.map(abs).unwrap_or(d.hosts_file),
-                resolv_conf: t.resolv_conf.map(abs).unwrap_or(d.resolv_conf),
+                hosts_file: t
+                    .hosts_file
+                    .as_ref()
+                    .map(|x| abs(&x.value))
+                    .unwrap_or(d.hosts_file),
+                resolv_conf: t
+                    .resolv_conf
+                    .as_ref()
+                    .map(|x| abs(&x.value))
+                    .unwrap_or(d.resolv_conf),
             },
         );
     }

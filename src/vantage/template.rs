@@ -39,8 +39,8 @@ impl std::str::FromStr for Kind {
 pub const PCT: &str = "pct exec {id} --";
 /// The default VM transport (QEMU guest agent; output is JSON).
 pub const QM: &str = "qm guest exec {id} --";
-/// The ssh preset: `lxc-102`, `vm-1001` ... are host aliases in `~/.ssh/config`.
-pub const SSH: &str = "ssh -o BatchMode=yes -o ConnectTimeout=5 {kind}-{id}";
+/// The ssh preset: `host`, `lxc-102`, `vm-1001` ... are host aliases in `~/.ssh/config`.
+pub const SSH: &str = "ssh -o BatchMode=yes -o ConnectTimeout=5 {name}";
 
 /// How the words after the prefix reach the guest's program.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -85,15 +85,20 @@ impl Template {
         })
     }
 
-    /// The words with `{id}` and `{kind}` substituted (`{kind}`: host, lxc, vm; `{id}`: the
-    /// guest id, or `host` for the host).
+    /// The words with `{id}`, `{kind}` and `{name}` substituted (`{kind}`: host, lxc, vm;
+    /// `{id}`: the guest id, or `host` for the host; `{name}`: `lxc-102`, `vm-1001` or `host`).
     pub fn prefix(&self, kind: Kind, id: Option<u32>) -> Vec<String> {
-        let id = id
-            .map(|i| i.to_string())
-            .unwrap_or_else(|| "host".to_string());
+        let (id, name) = match id {
+            Some(i) => (i.to_string(), format!("{}-{i}", kind.as_str())),
+            None => ("host".to_string(), "host".to_string()),
+        };
         self.words
             .iter()
-            .map(|w| w.replace("{id}", &id).replace("{kind}", kind.as_str()))
+            .map(|w| {
+                w.replace("{id}", &id)
+                    .replace("{kind}", kind.as_str())
+                    .replace("{name}", &name)
+            })
             .collect()
     }
 
@@ -268,6 +273,9 @@ mod tests {
         let t = Template::parse("ssh").unwrap();
         assert_eq!(t.style(), Style::Ssh);
         assert_eq!(t.prefix(Kind::Vm, Some(1001)).last().unwrap(), "vm-1001");
+        assert_eq!(t.prefix(Kind::Host, None).last().unwrap(), "host");
+        let t = Template::parse("x {kind}:{id} {name}").unwrap();
+        assert_eq!(t.prefix(Kind::Lxc, Some(9)), ["x", "lxc:9", "lxc-9"]);
         assert_eq!(Template::parse("qm").unwrap().style(), Style::QmGuestExec);
         assert_eq!(
             Template::parse("/usr/sbin/qm guest exec {id} --")

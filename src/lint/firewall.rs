@@ -1,0 +1,827 @@
+//! Firewall rules: each documented hop (PLATFORM_FACTS §2) against the destination's IN rules
+//! and the source's OUT rules, one-sided pairs, unenforced container rule sets, stack-only
+//! rules, duplicates and subsets.
+
+use super::{finding, label, node_subjects, vantage_of_ip, with_subjects};
+use crate::config::{AddrSpec, Direction, Provenance, Val};
+use crate::finding::{Finding, Severity};
+use crate::model::{FwFile, FwRule, FwScope, Intended, RuleOrigin};
+use crate::plan::VantageRef;
+use std::collections::BTreeSet;
+use std::net::IpAddr;
+
+/// One documented hop that crosses a firewall.
+pub(crate) struct FwHop {
+    /// The hop id of PLATFORM_FACTS §2 (`A4`, `D2`, ...).
+    pub id: &'static str,
+    pub what: String,
+    /// None for the synthetic "any LAN client".
+    pub src: Option<VantageRef>,
+    pub src_ip: IpAddr,
+    pub src_label: String,
+    pub dst: VantageRef,
+    pub dst_ip: IpAddr,
+    pub dst_label: String,
+    pub port: u16,
+    pub proto: &'static str,
+    /// A certificate client dialling the CA (reported as PD-CERT-001).
+    pub ca: bool,
+    pub prov: Vec<Provenance>,
+}
+
+fn hop(
+    m: &Intended,
+    id: &'static str,
+    what: impl Into<String>,
+    src: VantageRef,
+    dst: VantageRef,
+    port: &Val<u16>,
+    proto: &'static str,
+) -> Option<FwHop> {
+    let s = m.node(src)?;
+    let d = m.node(dst)?;
+    let (src_ip, dst_ip) = (s.ip_addr()?, d.ip_addr()?);
+    if src_ip == dst_ip {
+        return None;
+    }
+    let mut prov = vec![port.prov.clone()];
+    prov.extend(d.ip.as_ref().map(|i| i.prov.clone()));
+    prov.extend(s.ip.as_ref().map(|i| i.prov.clone()));
+    Some(FwHop {
+        id,
+        what: what.into(),
+        src: Some(src),
+        src_ip,
+        src_label: label(s),
+        dst,
+        dst_ip,
+        dst_label: label(d),
+        port: port.value,
+        proto,
+        ca: false,
+        prov,
+    })
+}
+
+/// An address in the gateway's subnet that no node has: "any LAN client".
+fn lan_client(m: &Intended, near: IpAddr) -> Option<IpAddr> {
+    // The most specific subnet around the gateway, at most a /24 (or /120) wide.
+    let net = m
+        .subnets
+        .iter()
+        .filter(|n| n.contains(&near))
+        .max_by_key(|n| n.prefix_len())?;
+    let min = net.max_prefix_len().saturating_sub(8);
+    let net = if net.prefix_len() < min {
+        ipnet::IpNet::new(near, min).ok()?.trunc()
+    } else {
+        *net
+    };
+    let hosts: Vec<IpAddr> = net.hosts().collect();
+    hosts
+        .into_iter()
+        .rev()
+        .find(|ip| m.node_by_ip(*ip).is_none())
+}
+
+/// Every documented hop the model can place (§2 A3-A5, B1, B2, B4, C1, C2, D1-D3, F).
+pub(crate) fn hops(m: &Intended) -> Vec<FwHop> {
+    let mut out = Vec::new();
+    let host = VantageRef::Host;
+    if let Some(gw) = &m.gateway {
+        let g = VantageRef::Lxc(gw.lxc);
+        out.extend(hop(
+            m,
+            "B1",
+            "host → NGINX gateway (Portainer API through the gateway)",
+            host,
+            g,
+            &gw.listen,
+            "tcp",
+        ));
+        if let Some(p) = &m.portainer {
+            out.extend(hop(
+                m,
+                "B4",
+                "Portainer VM → NGINX gateway",
+                VantageRef::Vm(p.vm),
+                g,
+                &gw.listen,
+                "tcp",
+            ));
+        }
+        if let (Some(client), Some(d)) = (lan_client(m, gw.ip.value), m.node(g)) {
+            out.push(FwHop {
+                id: "A3",
+                what: "a LAN client → NGINX gateway".into(),
+                src: None,
+                src_ip: client,
+                src_label: format!("any LAN client (e.g. {client})"),
+                dst: g,
+                dst_ip: gw.ip.value,
+                dst_label: label(d),
+                port: gw.listen.value,
+                proto: "tcp",
+                ca: false,
+                prov: vec![gw.listen.prov.clone(), gw.ip.prov.clone()],
+            });
+        }
+        if let Some(r) = &m.router {
+            out.extend(hop(
+                m,
+                "A4",
+                "NGINX gateway → Traefik (proxy_pass)",
+                g,
+                VantageRef::Lxc(r.lxc),
+                &r.port,
+                "tcp",
+            ));
+        }
+    }
+    if let Some(r) = &m.router {
+        for route in m.routes.routes.iter().filter(|r| !r.is_api) {
+            let (Some(b), Some(guest)) = (route.backend, route.guest) else {
+                continue;
+            };
+            let port = Val::new(
+                b.port(),
+                route.provenance.get(1).cloned().unwrap_or_default(),
+            );
+            if let Some(mut h) = hop(
+                m,
+                "A5",
+                format!("Traefik → {} backend ({})", route.name, route.url),
+                VantageRef::Lxc(r.lxc),
+                guest,
+                &port,
+                "tcp",
+            ) {
+                h.dst_ip = b.ip();
+                out.push(h);
+            }
+        }
+    }
+    if let Some(p) = &m.portainer {
+        out.extend(hop(
+            m,
+            "B2",
+            "host → Portainer API directly (initial admin)",
+            host,
+            VantageRef::Vm(p.vm),
+            &p.port,
+            "tcp",
+        ));
+        for a in &m.agents {
+            out.extend(hop(
+                m,
+                "C1",
+                "Portainer server → agent",
+                VantageRef::Vm(p.vm),
+                VantageRef::Vm(a.vm),
+                &a.port,
+                "tcp",
+            ));
+        }
+    }
+    for a in &m.agents {
+        out.extend(hop(
+            m,
+            "C2",
+            "host → agent /ping (health check)",
+            host,
+            VantageRef::Vm(a.vm),
+            &a.port,
+            "tcp",
+        ));
+    }
+    if let Some(ca) = &m.ca {
+        let c = VantageRef::Lxc(ca.lxc);
+        let mut clients: Vec<(&'static str, &'static str, VantageRef)> = Vec::new();
+        if let Some(r) = &m.router {
+            clients.push(("D1", "Traefik LXC bootstrap", VantageRef::Lxc(r.lxc)));
+        }
+        clients.push(("D2", "host renewal manager", host));
+        let mut vms: Vec<u32> = m.portainer.iter().map(|p| p.vm).collect();
+        vms.extend(m.agents.iter().map(|a| a.vm));
+        for vm in vms {
+            clients.push(("D3", "VM docker TLS feature", VantageRef::Vm(vm)));
+        }
+        for (id, who, v) in clients {
+            if let Some(mut h) = hop(
+                m,
+                id,
+                format!("{who} → step-ca (step ca certificate)"),
+                v,
+                c,
+                &ca.port,
+                "tcp",
+            ) {
+                h.ca = true;
+                out.push(h);
+            }
+        }
+    }
+    // F: guests that use the host's dnsmasq.
+    let dns_ip = m.dns.server.value.ip();
+    let dns_port = Val::new(m.dns.server.value.port(), m.ports.dns.prov.clone());
+    if m.dns.enabled {
+        for g in m.guests.iter().filter(|g| !g.is_template) {
+            if g.nameservers.iter().any(|n| n.value == dns_ip) {
+                out.extend(hop(
+                    m,
+                    "F",
+                    "guest → host dnsmasq",
+                    g.vantage,
+                    host,
+                    &dns_port,
+                    "udp",
+                ));
+            }
+        }
+    }
+    out
+}
+
+fn hop_subjects(h: &FwHop) -> Vec<String> {
+    let mut v = Vec::new();
+    if let Some(s) = h.src {
+        v.push(s.to_string());
+    }
+    v.push(h.src_ip.to_string());
+    v.push(h.dst.to_string());
+    v.push(h.dst_ip.to_string());
+    v.push(format!("{}:{}", h.dst_ip, h.port));
+    v
+}
+
+fn file_label(f: &FwFile) -> String {
+    match f.scope {
+        FwScope::Cluster => "cluster.fw".to_string(),
+        FwScope::Vm(id) => format!("{id}.fw"),
+        FwScope::Lxc(id) => format!("the lxc:{id} rule set"),
+    }
+}
+
+fn rule_text(r: &FwRule) -> String {
+    let mut s = format!(
+        "{} {}",
+        r.direction.as_upper(),
+        r.action.to_ascii_uppercase()
+    );
+    if let Some(p) = &r.proto {
+        s.push_str(&format!(" -p {p}"));
+    }
+    if let Some(x) = &r.source_text {
+        s.push_str(&format!(" -source {x}"));
+    }
+    if let Some(x) = &r.dest_text {
+        s.push_str(&format!(" -dest {x}"));
+    }
+    if let Some(x) = &r.dport_text {
+        s.push_str(&format!(" -dport {x}"));
+    }
+    s
+}
+
+fn enforced_copy(f: &FwFile) -> FwFile {
+    let mut c = f.clone();
+    c.enforced = true;
+    c
+}
+
+/// PD-FW-001 / PD-FW-002: the destination's IN rules for each documented hop.
+pub(crate) fn hop_in_rules(m: &Intended) -> Vec<Finding> {
+    in_rule_findings(m, false)
+}
+
+/// The destination's IN rules for the documented hops to the CA (`ca`) or all others.
+pub(crate) fn in_rule_findings(m: &Intended, ca: bool) -> Vec<Finding> {
+    let mut out = Vec::new();
+    for h in hops(m).into_iter().filter(|h| h.ca == ca) {
+        let Some(file) = m.firewall.for_vantage(h.dst) else {
+            continue;
+        };
+        let d =
+            enforced_copy(file).decide(Direction::In, h.src_ip, Some(h.dst_ip), h.proto, h.port);
+        if d.accepted {
+            continue;
+        }
+        let code = if h.ca {
+            "PD-CERT-001"
+        } else if file.enforced {
+            "PD-FW-001"
+        } else {
+            "PD-FW-002"
+        };
+        let title = if h.ca {
+            format!(
+                "{} cannot reach the CA's :{} ({} has no IN rule for it)",
+                h.src_label, h.port, h.dst
+            )
+        } else {
+            format!(
+                "{} ({}): {} has no IN rule for {} :{}",
+                h.what,
+                h.id,
+                h.dst,
+                if h.src.is_none() {
+                    "LAN clients".to_string()
+                } else {
+                    h.src_ip.to_string()
+                },
+                h.port
+            )
+        };
+        let policy = &file.options.policy_in;
+        let mut f = finding(code, title)
+            .expected(format!(
+                "an IN ACCEPT rule on {} for {} from {} to :{} ({})",
+                h.dst_label, h.proto, h.src_label, h.port, h.what
+            ))
+            .actual(format!(
+                "no IN rule of {} matches; policy_in {} decides{}",
+                file_label(file),
+                policy.value,
+                if file.enforced {
+                    " (the rule set is enforced: the hop is dropped)".to_string()
+                } else {
+                    " once enforced (today the rule set is not enforced: PD-FW-005)".to_string()
+                }
+            ))
+            .hint(if h.ca {
+                format!(
+                    "Add `{{\"type\":\"in\",\"action\":\"ACCEPT\",\"proto\":\"tcp\",\"source\":\"{}\",\"port\":\"{}\"}}` to {}'s firewall.rules; without it certificate requests time out as soon as the CA's firewall is enforced.",
+                    h.src_ip, h.port, h.dst
+                )
+            } else {
+                format!(
+                    "Add `{{\"type\":\"in\",\"action\":\"ACCEPT\",\"proto\":\"{}\",\"source\":\"{}\",\"port\":\"{}\"}}` to {}'s firewall rules.",
+                    h.proto,
+                    if h.src.is_none() {
+                        m.subnets.first().map(|n| n.to_string()).unwrap_or_else(|| h.src_ip.to_string())
+                    } else {
+                        h.src_ip.to_string()
+                    },
+                    h.port,
+                    h.dst
+                )
+            })
+            .provenance(h.prov.clone())
+            .provenance([policy.prov.clone()]);
+        f.hop = h.id.to_string();
+        if code == "PD-CERT-001" && file.enforced {
+            f.severity = Severity::Error;
+        }
+        out.push(with_subjects(f, hop_subjects(&h)));
+    }
+    out
+}
+
+/// PD-FW-003: the source's OUT rules where its policy_out is not ACCEPT.
+pub(crate) fn hop_out_rules(m: &Intended) -> Vec<Finding> {
+    let mut out = Vec::new();
+    for h in hops(m) {
+        let Some(src) = h.src else { continue };
+        let Some(file) = m.firewall.for_vantage(src) else {
+            continue;
+        };
+        if !file.enforced || file.options.policy_out.value.eq_ignore_ascii_case("ACCEPT") {
+            continue;
+        }
+        let d = file.decide(Direction::Out, h.dst_ip, Some(h.src_ip), h.proto, h.port);
+        if d.accepted {
+            continue;
+        }
+        let mut f = finding(
+            "PD-FW-003",
+            format!(
+                "{} ({}): {} policy_out {} drops it",
+                h.what, h.id, src, file.options.policy_out.value
+            ),
+        )
+        .expected(format!(
+            "an OUT ACCEPT rule on {} for {} to {}:{}",
+            h.src_label, h.proto, h.dst_ip, h.port
+        ))
+        .actual(format!(
+            "no OUT rule of {} matches; policy_out {}",
+            file_label(file),
+            file.options.policy_out.value
+        ))
+        .hint(format!(
+            "Add an OUT ACCEPT rule for {} {}:{} on {}, or set policy_out ACCEPT.",
+            h.proto, h.dst_ip, h.port, src
+        ))
+        .provenance(h.prov.clone())
+        .provenance([file.options.policy_out.prov.clone()]);
+        f.hop = h.id.to_string();
+        out.push(with_subjects(f, hop_subjects(&h)));
+    }
+    out
+}
+
+/// PD-FW-006: hops accepted only by a rule from a stack manifest (never written by sync, F20).
+pub(crate) fn stack_only_rules(m: &Intended) -> Vec<Finding> {
+    let mut out = Vec::new();
+    for h in hops(m) {
+        let Some(file) = m.firewall.for_vantage(h.dst) else {
+            continue;
+        };
+        if !matches!(file.scope, FwScope::Vm(_)) {
+            continue;
+        }
+        let d =
+            enforced_copy(file).decide(Direction::In, h.src_ip, Some(h.dst_ip), h.proto, h.port);
+        let Some(i) = d.rule.filter(|_| d.accepted) else {
+            continue;
+        };
+        let r = &file.rules[i];
+        let RuleOrigin::Stack { name, .. } = &r.origin else {
+            continue;
+        };
+        let mut f = finding(
+            "PD-FW-006",
+            format!(
+                "{} ({}) is allowed only by stack `{name}`'s firewall_rules",
+                h.what, h.id
+            ),
+        )
+        .expected(format!(
+            "{} in /etc/pve/firewall/{}.fw after every `phoenix sync all`",
+            rule_text(r),
+            file.name
+        ))
+        .actual(format!(
+            "the rule comes from stack `{name}`; it reaches {}.fw only when the VM is created or converged (sync never rewrites it, cluster.fw never has it)",
+            file.name
+        ))
+        .hint(format!(
+            "Compare `phoenix-doctor show firewall --file {}.fw` with /etc/pve/firewall/{}.fw on the host; re-converge the VM if they differ.",
+            file.name, file.name
+        ))
+        .provenance([r.prov.clone()])
+        .provenance(h.prov.clone());
+        f.hop = h.id.to_string();
+        out.push(with_subjects(f, hop_subjects(&h)));
+    }
+    out
+}
+
+fn node_file(m: &Intended, ip: IpAddr) -> Option<(VantageRef, &FwFile)> {
+    let v = vantage_of_ip(m, ip)?;
+    Some((v, m.firewall.for_vantage(v)?))
+}
+
+fn guest_files(m: &Intended) -> impl Iterator<Item = &FwFile> {
+    m.firewall.vms.iter().chain(m.firewall.lxcs.iter())
+}
+
+/// PD-FW-004: an IN rule naming a source whose OUT rules miss it, or the reverse (F4).
+pub(crate) fn one_sided_rules(m: &Intended) -> Vec<Finding> {
+    let mut out = Vec::new();
+    for file in guest_files(m) {
+        let me = file.vantage();
+        let Some(my_ip) = m.node(me).and_then(|n| n.ip_addr()) else {
+            continue;
+        };
+        for r in file.rules.iter().filter(|r| r.accepts()) {
+            let (peer_spec, want_dir) = match r.direction {
+                Direction::In => (&r.source, Direction::Out),
+                Direction::Out => (&r.dest, Direction::In),
+            };
+            let Some(AddrSpec::Ip(peer)) = peer_spec else {
+                continue;
+            };
+            let Some(ports) = &r.dport else { continue };
+            let Some((pv, pfile)) = node_file(m, *peer) else {
+                continue;
+            };
+            if pv == me {
+                continue;
+            }
+            // Only rule sets that manage this direction at all.
+            if !pfile.rules.iter().any(|x| x.direction == want_dir) {
+                continue;
+            }
+            if want_dir == Direction::In
+                && pfile.options.policy_in.value.eq_ignore_ascii_case("ACCEPT")
+            {
+                continue;
+            }
+            let proto = r.proto.as_deref().unwrap_or("tcp");
+            let missing: Vec<u16> = ports
+                .ports()
+                .take(1024)
+                .filter(|&p| {
+                    !pfile
+                        .rules
+                        .iter()
+                        .any(|x| x.accepts() && x.matches(want_dir, my_ip, Some(*peer), proto, p))
+                })
+                .collect();
+            if missing.is_empty() {
+                continue;
+            }
+            let missing_s = missing
+                .iter()
+                .map(|p| p.to_string())
+                .collect::<Vec<_>>()
+                .join(",");
+            let (src_ip, dst_ip) = match r.direction {
+                Direction::In => (*peer, my_ip),
+                Direction::Out => (my_ip, *peer),
+            };
+            let f = finding(
+                "PD-FW-004",
+                format!("{me} {} has no counterpart on {pv}", rule_text(r)),
+            )
+            .expected(format!(
+                "{} {proto} {src_ip} → {dst_ip}:{missing_s} on {pv} ({})",
+                want_dir.as_upper(),
+                file_label(pfile)
+            ))
+            .actual(format!(
+                "{pv} has {} rules but none for {src_ip} → {dst_ip}:{missing_s}",
+                want_dir.as_upper()
+            ))
+            .hint(format!(
+                "Add the {} rule on {pv}, or delete the rule on {me} if the traffic is not wanted.",
+                want_dir.as_upper()
+            ))
+            .provenance([r.prov.clone()]);
+            out.push(with_subjects(
+                f,
+                [
+                    me.to_string(),
+                    pv.to_string(),
+                    src_ip.to_string(),
+                    dst_ip.to_string(),
+                ],
+            ));
+        }
+    }
+    out
+}
+
+/// PD-FW-005: LXC rule sets that Proxmox does not enforce (F7).
+pub(crate) fn unenforced_lxc_rules(m: &Intended) -> Vec<Finding> {
+    let mut out = Vec::new();
+    for f in m
+        .firewall
+        .lxcs
+        .iter()
+        .filter(|f| !f.enforced && !f.rules.is_empty())
+    {
+        let v = f.vantage();
+        let subjects = m
+            .node(v)
+            .map(node_subjects)
+            .unwrap_or_else(|| vec![v.to_string()]);
+        let who = m.node(v).map(label).unwrap_or_else(|| v.to_string());
+        out.push(with_subjects(
+            finding(
+                "PD-FW-005",
+                format!("{v}: {} firewall rules are not enforced", f.rules.len()),
+            )
+            .expected(format!(
+                "the rules of {who} filter its traffic ([OPTIONS] enable: 1)"
+            ))
+            .actual(f.enforced_why.clone())
+            .hint(format!(
+                "Check `pvesh get /nodes/$(hostname)/lxc/{}/firewall/options`; fix PD-FW-002 findings before enabling it.",
+                f.name
+            ))
+            .provenance(f.rules.first().map(|r| r.prov.clone())),
+            subjects,
+        ));
+    }
+    out
+}
+
+/// The normalised traffic of a rule.
+struct Norm {
+    dir: Direction,
+    action: String,
+    proto: Option<String>,
+    src: Option<AddrSpec>,
+    dst: Option<AddrSpec>,
+    ports: Option<BTreeSet<u16>>,
+}
+
+fn norm(r: &FwRule) -> Norm {
+    Norm {
+        dir: r.direction,
+        action: r.action.to_ascii_uppercase(),
+        proto: r.proto.as_ref().map(|p| p.to_ascii_lowercase()),
+        src: r.source,
+        dst: r.dest,
+        ports: r.dport.as_ref().map(|p| p.ports().collect()),
+    }
+}
+
+fn addr_covers(a: &Option<AddrSpec>, b: &Option<AddrSpec>) -> bool {
+    match (a, b) {
+        (None, _) => true,
+        (Some(_), None) => false,
+        (Some(AddrSpec::Ip(x)), Some(AddrSpec::Ip(y))) => x == y,
+        (Some(AddrSpec::Net(n)), Some(AddrSpec::Ip(y))) => n.contains(y),
+        (Some(AddrSpec::Net(n)), Some(AddrSpec::Net(k))) => {
+            n.contains(&k.network()) && k.prefix_len() >= n.prefix_len()
+        }
+        (Some(AddrSpec::Ip(x)), Some(AddrSpec::Net(k))) => {
+            k.prefix_len() == k.max_prefix_len() && k.network() == *x
+        }
+    }
+}
+
+/// Does `a` accept (or drop) everything `b` does?
+fn covers(a: &Norm, b: &Norm) -> bool {
+    a.dir == b.dir
+        && a.action == b.action
+        && (a.proto.is_none() || a.proto == b.proto)
+        && addr_covers(&a.src, &b.src)
+        && addr_covers(&a.dst, &b.dst)
+        && match (&a.ports, &b.ports) {
+            (None, _) => true,
+            (Some(_), None) => false,
+            (Some(x), Some(y)) => y.is_subset(x),
+        }
+}
+
+fn same(a: &Norm, b: &Norm) -> bool {
+    a.dir == b.dir
+        && a.action == b.action
+        && a.proto == b.proto
+        && a.src == b.src
+        && a.dst == b.dst
+        && a.ports == b.ports
+}
+
+/// PD-FW-007 / PD-FW-008: duplicate and covered rules within one rule set (F21).
+pub(crate) fn duplicate_rules(m: &Intended) -> Vec<Finding> {
+    let mut out = Vec::new();
+    let cluster = m.firewall.cluster.iter();
+    for file in cluster.chain(guest_files(m)) {
+        // cluster.fw copies every guest's rules; judge only its own (global) rules there.
+        let rules: Vec<&FwRule> = file
+            .rules
+            .iter()
+            .filter(|r| file.scope != FwScope::Cluster || r.origin == RuleOrigin::Global)
+            .collect();
+        let norms: Vec<Norm> = rules.iter().map(|r| norm(r)).collect();
+        let v = file.vantage();
+        // Rules already reported as a copy of an earlier one.
+        let mut copies: BTreeSet<usize> = BTreeSet::new();
+        for j in 1..rules.len() {
+            if copies.contains(&j) {
+                continue;
+            }
+            let found = (0..j).find_map(|i| {
+                if same(&norms[i], &norms[j]) {
+                    Some((i, true))
+                } else if covers(&norms[i], &norms[j]) || covers(&norms[j], &norms[i]) {
+                    Some((i, false))
+                } else {
+                    None
+                }
+            });
+            let Some((i, dup)) = found else { continue };
+            let (a, b) = (rules[i], rules[j]);
+            let origin = |r: &FwRule| match &r.origin {
+                RuleOrigin::Stack { name, .. } => format!("stack `{name}`"),
+                RuleOrigin::Global => "global_firewall_rules".to_string(),
+                RuleOrigin::Lxc { id } => format!("lxc:{id} firewall.rules"),
+                RuleOrigin::Vm { id } => format!("vm:{id} firewall.rules"),
+            };
+            let mut extra: Vec<&FwRule> = Vec::new();
+            if dup {
+                for k in j + 1..rules.len() {
+                    if same(&norms[i], &norms[k]) {
+                        copies.insert(k);
+                        extra.push(rules[k]);
+                    }
+                }
+            }
+            let f = if dup {
+                finding(
+                    "PD-FW-007",
+                    format!(
+                        "{}: rule {} appears {} times",
+                        file_label(file),
+                        rule_text(b),
+                        2 + extra.len()
+                    ),
+                )
+                .expected(format!("each rule once in {}", file_label(file)))
+                .actual(format!(
+                    "`{}` ({}) repeats `{}` ({}){}",
+                    rule_text(b),
+                    origin(b),
+                    rule_text(a),
+                    origin(a),
+                    if extra.is_empty() {
+                        String::new()
+                    } else {
+                        format!(", and {} more copies follow", extra.len())
+                    }
+                ))
+                .hint("Delete the later copies from the config they come from.")
+                .provenance(extra.iter().map(|r| r.prov.clone()))
+            } else {
+                let (wide, narrow) = if covers(&norms[i], &norms[j]) {
+                    (a, b)
+                } else {
+                    (b, a)
+                };
+                finding(
+                    "PD-FW-008",
+                    format!(
+                        "{}: rule {} is covered by {}",
+                        file_label(file),
+                        rule_text(narrow),
+                        rule_text(wide)
+                    ),
+                )
+                .expected(format!("no redundant rules in {}", file_label(file)))
+                .actual(format!(
+                    "`{}` ({}) allows a subset of `{}` ({})",
+                    rule_text(narrow),
+                    origin(narrow),
+                    rule_text(wide),
+                    origin(wide)
+                ))
+                .hint("Delete the narrower rule.")
+            };
+            let mut subjects = vec![v.to_string()];
+            if let Some(ip) = m.node(v).and_then(|n| n.ip_addr()) {
+                subjects.push(ip.to_string());
+            }
+            for r in [a, b] {
+                for s in [&r.source, &r.dest].into_iter().flatten() {
+                    if let AddrSpec::Ip(ip) = s {
+                        subjects.push(ip.to_string());
+                    }
+                }
+            }
+            out.push(with_subjects(
+                f.provenance([b.prov.clone(), a.prov.clone()]),
+                subjects,
+            ));
+        }
+    }
+    out
+}
+
+/// PD-FW-009: guest IN rules that the setup copies into cluster.fw, where they open the host (F8).
+pub(crate) fn guest_rules_in_cluster(m: &Intended) -> Vec<Finding> {
+    let Some(cluster) = &m.firewall.cluster else {
+        return Vec::new();
+    };
+    let copied: Vec<&FwRule> = cluster
+        .rules
+        .iter()
+        .filter(|r| {
+            r.origin != RuleOrigin::Global
+                && r.direction == Direction::In
+                && r.accepts()
+                && r.dest.is_none()
+        })
+        .collect();
+    if copied.is_empty() || !cluster.enforced {
+        return Vec::new();
+    }
+    let mut ports: BTreeSet<String> = BTreeSet::new();
+    let mut guests: BTreeSet<String> = BTreeSet::new();
+    for r in &copied {
+        ports.insert(format!(
+            "{}/{}",
+            r.dport_text.as_deref().unwrap_or("all"),
+            r.proto.as_deref().unwrap_or("any")
+        ));
+        match &r.origin {
+            RuleOrigin::Lxc { id } => guests.insert(format!("lxc:{id}")),
+            RuleOrigin::Vm { id } => guests.insert(format!("vm:{id}")),
+            _ => false,
+        };
+    }
+    let ports = ports.into_iter().collect::<Vec<_>>().join(", ");
+    let list = guests.iter().cloned().collect::<Vec<_>>().join(", ");
+    let mut subjects = vec!["host".to_string()];
+    subjects.extend(m.host.ip_addr().map(|i| i.to_string()));
+    vec![with_subjects(
+        finding(
+            "PD-FW-009",
+            format!(
+                "cluster.fw carries {} IN rules copied from guests; they open the host's own ports",
+                copied.len()
+            ),
+        )
+        .expected("cluster.fw holds the host's own rules; each guest's rules live in its own rule set")
+        .actual(format!(
+            "the firewall setup appends every guest's rules to cluster.fw, so IN rules of {list} with no -dest accept {ports} to the host itself"
+        ))
+        .hint("Read cluster.fw as the host's rule set only; give each guest IN rule a `dest` of the guest's address so its copy does not open the host.")
+        .provenance(copied.iter().take(3).map(|r| r.prov.clone())),
+        subjects,
+    )]
+}

@@ -1,0 +1,229 @@
+//! Scenario fixtures (`fixtures/scenarios/*`: observations recorded from the built-in lab with
+//! one of the platform's faults, plus the expected diagnosis) replayed with no network: the
+//! diagnosis, every output format, the exit codes and the JSON contract.
+
+use phoenix_doctor::diagnose::{self, Report};
+use phoenix_doctor::engine::SavedRuns;
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn scenarios() -> Vec<PathBuf> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/scenarios");
+    let mut out: Vec<PathBuf> = std::fs::read_dir(&root)
+        .unwrap()
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.join("run.json").exists())
+        .collect();
+    out.sort();
+    assert!(
+        out.len() >= 16,
+        "expected the healthy scenario and 15 faults, found {}",
+        out.len()
+    );
+    out
+}
+
+fn replay_lib(dir: &Path) -> Report {
+    let saved: SavedRuns =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("run.json")).unwrap()).unwrap();
+    let s = &saved.runs[0];
+    diagnose::diagnose(&s.plan, &s.run, &s.static_findings)
+}
+
+fn bin(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_phoenix-doctor"))
+        .args(args)
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).to_string(),
+        String::from_utf8_lossy(&out.stderr).to_string(),
+    )
+}
+
+fn run_file(name: &str) -> String {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fixtures/scenarios")
+        .join(name)
+        .join("run.json")
+        .to_string_lossy()
+        .to_string()
+}
+
+#[test]
+fn every_scenario_replays_to_its_expected_diagnosis() {
+    for dir in scenarios() {
+        let name = dir.file_name().unwrap().to_string_lossy().to_string();
+        let expected: Value =
+            serde_json::from_str(&std::fs::read_to_string(dir.join("expected.json")).unwrap())
+                .unwrap();
+        let r = replay_lib(&dir);
+        assert_eq!(r.verdict.as_str(), expected["verdict"], "{name}");
+        match &r.first_divergence {
+            None => assert!(expected["first_divergence"].is_null(), "{name}"),
+            Some(fd) => {
+                let e = &expected["first_divergence"];
+                assert_eq!(
+                    (
+                        fd.hop.as_str(),
+                        fd.from.as_str(),
+                        fd.layer.as_str(),
+                        fd.code.as_str()
+                    ),
+                    (
+                        e["hop"].as_str().unwrap(),
+                        e["from"].as_str().unwrap(),
+                        e["layer"].as_str().unwrap(),
+                        e["code"].as_str().unwrap()
+                    ),
+                    "{name}"
+                );
+            }
+        }
+        let mut live: Vec<(String, String)> = r
+            .findings
+            .iter()
+            .filter(|f| {
+                f.origin == "live" && f.severity == phoenix_doctor::finding::Severity::Error
+            })
+            .map(|f| (f.hop.clone(), f.code.clone()))
+            .collect();
+        live.sort();
+        live.dedup();
+        let want: Vec<(String, String)> = expected["live_errors"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| {
+                (
+                    p[0].as_str().unwrap().to_string(),
+                    p[1].as_str().unwrap().to_string(),
+                )
+            })
+            .collect();
+        assert_eq!(live, want, "{name}: exactly the expected root causes");
+    }
+}
+
+#[test]
+fn every_replayed_report_matches_the_documented_json_schema() {
+    let schema: Value = serde_json::from_str(
+        &std::fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/schema/trace-report.v1.json"),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    let validator = jsonschema::validator_for(&schema).expect("the schema compiles");
+    for dir in scenarios() {
+        let run = dir.join("run.json");
+        let (code, out, err) = bin(&[
+            "trace",
+            "qdrant",
+            "--replay",
+            run.to_str().unwrap(),
+            "--format",
+            "json",
+        ]);
+        assert!(code == 0 || code == 1, "{err}");
+        let v: Value = serde_json::from_str(&out).unwrap();
+        let errors: Vec<String> = validator
+            .iter_errors(&v)
+            .map(|e| format!("{e} at {}", e.instance_path()))
+            .collect();
+        assert!(errors.is_empty(), "{}: {errors:#?}", dir.display());
+    }
+}
+
+#[test]
+fn exit_codes() {
+    let (code, _, _) = bin(&[
+        "trace",
+        "qdrant",
+        "--replay",
+        &run_file("healthy"),
+        "--format",
+        "json",
+    ]);
+    assert_eq!(code, 0, "healthy");
+    let (code, _, _) = bin(&[
+        "trace",
+        "qdrant",
+        "--replay",
+        &run_file("no-route"),
+        "--format",
+        "json",
+    ]);
+    assert_eq!(code, 1, "diverged");
+    let (code, _, err) = bin(&["trace", "qdrant", "--replay", "/nonexistent/run.json"]);
+    assert_eq!(code, 2, "missing saved run: {err}");
+    assert!(err.contains("/nonexistent/run.json"));
+    let (code, _, err) = bin(&["trace", "no-such-target", "--replay", &run_file("healthy")]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("no saved run for `no-such-target`"), "{err}");
+    let (code, _, _) = bin(&["trace"]);
+    assert_eq!(code, 2, "usage error");
+    let (code, _, err) = bin(&[
+        "trace",
+        "qdrant",
+        "--config-dir",
+        "/nonexistent-phoenix-etc",
+    ]);
+    assert_eq!(code, 2, "missing config dir: {err}");
+    // Every target outside the scope: nothing is sent, nothing can be judged.
+    let lab =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/configs/variants/loopback-lab/etc");
+    let (code, out, err) = bin(&[
+        "trace",
+        "qdrant",
+        "--config-dir",
+        lab.to_str().unwrap(),
+        "--scope",
+        "192.0.2.0/24",
+        "--vantage",
+        "host",
+        "--format",
+        "json",
+    ]);
+    assert_eq!(code, 3, "{out}\n{err}");
+    let v: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["verdict"], "cannot-judge");
+    assert!(v["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|s| s["verdict"] == "cannot-judge" || s["verdict"] == "blocked"));
+}
+
+fn snapshot_formats(scenario: &str) {
+    for format in ["table", "json", "junit", "mermaid", "prometheus"] {
+        let (_, out, err) = bin(&[
+            "trace",
+            "qdrant",
+            "--replay",
+            &run_file(scenario),
+            "--format",
+            format,
+        ]);
+        assert!(!out.is_empty(), "{scenario} {format}: {err}");
+        insta::assert_snapshot!(format!("{scenario}_{format}"), out);
+    }
+}
+
+#[test]
+fn every_format_for_the_healthy_scenario() {
+    snapshot_formats("healthy");
+}
+
+#[test]
+fn every_format_for_the_seed_scenario() {
+    snapshot_formats("hosts-override");
+}
+
+#[test]
+fn every_format_for_a_fault_seen_through_proxies() {
+    snapshot_formats("backend-tls");
+}

@@ -1,0 +1,313 @@
+//! The fault matrix: for the healthy lab and for every named fault, `trace` (the real binary,
+//! against the built-in lab on loopback) names the expected first divergence: hop, layer and
+//! finding code. Faults seen through proxies must give exactly one root-cause finding with the
+//! symptoms attached.
+
+use phoenix_doctor::lab::{Fault, Lab, LabHandle, LabSpec};
+use serde_json::Value;
+use std::process::Command;
+
+/// fault, trace target, first divergence (hop, layer, code), seen through proxies as symptoms.
+const MATRIX: &[(&str, &str, &str, &str, &str, bool)] = &[
+    (
+        "hosts-override",
+        "qdrant",
+        "router-dns",
+        "dns",
+        "PD-DNS-003",
+        false,
+    ),
+    (
+        "agent-dns-gateway",
+        "qdrant",
+        "host-dns",
+        "dns",
+        "PD-DNS-002",
+        false,
+    ),
+    (
+        "agent-dns-gateway",
+        "agent",
+        "portainer-dns",
+        "dns",
+        "PD-DNS-002",
+        false,
+    ),
+    ("nxdomain", "qdrant", "host-dns", "dns", "PD-DNS-001", false),
+    ("dns-down", "qdrant", "host-dns", "dns", "PD-DNS-004", false),
+    (
+        "qdrant-down",
+        "qdrant",
+        "router-qdrant",
+        "tcp",
+        "PD-TCP-001",
+        true,
+    ),
+    (
+        "expired-leaf",
+        "qdrant",
+        "host-gateway",
+        "tls",
+        "PD-TLS-001",
+        false,
+    ),
+    (
+        "wrong-san",
+        "qdrant",
+        "host-gateway",
+        "tls",
+        "PD-TLS-002",
+        false,
+    ),
+    (
+        "untrusted-ca",
+        "qdrant",
+        "host-gateway",
+        "tls",
+        "PD-TLS-003",
+        false,
+    ),
+    (
+        "intermediate-missing",
+        "qdrant",
+        "host-gateway",
+        "tls",
+        "PD-TLS-004",
+        false,
+    ),
+    (
+        "mtls-not-enforced",
+        "portainer",
+        "router-portainer",
+        "mtls",
+        "PD-MTLS-001",
+        false,
+    ),
+    (
+        "client-cert-rejected",
+        "portainer",
+        "router-portainer",
+        "mtls",
+        "PD-MTLS-002",
+        true,
+    ),
+    (
+        "no-route",
+        "qdrant",
+        "gateway-router",
+        "http",
+        "PD-HTTP-001",
+        true,
+    ),
+    (
+        "backend-tls",
+        "qdrant",
+        "router-portainer",
+        "tls",
+        "PD-TLS-005",
+        true,
+    ),
+    (
+        "backend-tls",
+        "portainer",
+        "router-portainer",
+        "tls",
+        "PD-TLS-005",
+        true,
+    ),
+    ("ca-down", "qdrant", "host-ca", "tcp", "PD-TCP-001", false),
+    ("ca-down", "step-ca", "host-ca", "tcp", "PD-TCP-001", false),
+    (
+        "slow-backend",
+        "qdrant",
+        "router-qdrant",
+        "http",
+        "PD-HTTP-004",
+        true,
+    ),
+];
+
+fn start(net: u8, faults: &[Fault]) -> (tokio::runtime::Runtime, LabHandle, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let spec = LabSpec {
+        dir: Some(dir.path().to_path_buf()),
+        faults: faults.to_vec(),
+        net,
+    };
+    let h = rt.block_on(Lab::start(&spec)).expect("lab starts");
+    (rt, h, dir)
+}
+
+fn trace(h: &LabHandle, target: &str, extra: &[&str]) -> (i32, Value, String) {
+    let scope = h.scope().allowed[0].to_string();
+    let out = Command::new(env!("CARGO_BIN_EXE_phoenix-doctor"))
+        .args([
+            "trace",
+            target,
+            "--format",
+            "json",
+            "--timeout",
+            "700ms",
+            "--scope",
+            &scope,
+        ])
+        .arg("--config-dir")
+        .arg(h.config_dir())
+        .arg("--stacks-dir")
+        .arg(h.stacks_dir())
+        .args(extra)
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("runs phoenix-doctor");
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+    let v: Value = serde_json::from_str(&stdout)
+        .unwrap_or_else(|e| panic!("not JSON ({e}):\n{stdout}\nstderr:\n{stderr}"));
+    (out.status.code().unwrap_or(-1), v, stderr)
+}
+
+fn live_errors(v: &Value) -> Vec<&Value> {
+    v["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["severity"] == "error" && f["origin"] == "live")
+        .collect()
+}
+
+#[test]
+fn healthy_lab_traces_healthy_for_every_target() {
+    let (_rt, h, _d) = start(40, &[]);
+    for target in ["qdrant", "portainer", "agent", "step-ca"] {
+        let (code, v, stderr) = trace(&h, target, &[]);
+        assert_eq!(v["verdict"], "healthy", "{target}: {v:#}\n{stderr}");
+        assert_eq!(code, 0, "{target}");
+        assert!(v["first_divergence"].is_null());
+        assert!(live_errors(&v).is_empty(), "{target}: no error findings");
+    }
+    h.shutdown();
+}
+
+#[test]
+fn every_fault_names_its_first_divergence() {
+    let mut failures = Vec::new();
+    // Each fault gets its own lab on its own 127.<net>.0.0/24.
+    let mut faults: Vec<&str> = MATRIX.iter().map(|m| m.0).collect();
+    faults.dedup();
+    for (i, fault) in faults.iter().enumerate() {
+        let (_rt, h, _d) = start(41 + i as u8, &[Fault::parse(fault).unwrap()]);
+        for (_, target, hop, layer, code, symptoms) in MATRIX.iter().filter(|m| m.0 == *fault) {
+            let (exit, v, stderr) = trace(&h, target, &[]);
+            let fd = &v["first_divergence"];
+            let got = (
+                fd["hop"].as_str().unwrap_or("-").to_string(),
+                fd["layer"].as_str().unwrap_or("-").to_string(),
+                fd["code"].as_str().unwrap_or("-").to_string(),
+            );
+            let want = (hop.to_string(), layer.to_string(), code.to_string());
+            if got != want || exit != 1 || v["verdict"] != "diverged" {
+                failures.push(format!(
+                    "{fault} / trace {target}: want {want:?}, got {got:?} exit {exit}\n{}\n{stderr}",
+                    serde_json::to_string_pretty(&v["findings"]).unwrap()
+                ));
+                continue;
+            }
+            if *symptoms {
+                let errs = live_errors(&v);
+                let at_hop: Vec<_> = errs.iter().filter(|f| f["hop"] == *hop).collect();
+                let has_symptom = at_hop.iter().any(|f| {
+                    f["evidence"]
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .any(|e| e.as_str().unwrap_or("").starts_with("symptom at "))
+                });
+                let others: Vec<_> = errs.iter().filter(|f| f["hop"] != *hop).collect();
+                if at_hop.len() != 1 || !has_symptom || !others.is_empty() {
+                    failures.push(format!(
+                        "{fault} / trace {target}: expected one root cause at {hop} with symptoms attached:\n{}",
+                        serde_json::to_string_pretty(&v["findings"]).unwrap()
+                    ));
+                }
+            }
+        }
+        h.shutdown();
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+}
+
+#[test]
+fn saved_runs_replay_to_the_same_report_without_the_lab() {
+    let (_rt, h, dir) = start(60, &[Fault::BackendTls]);
+    let file = dir.path().join("run.json");
+    let (_, live, _) = trace(&h, "qdrant", &["--save-run", file.to_str().unwrap()]);
+    h.shutdown();
+    let out = Command::new(env!("CARGO_BIN_EXE_phoenix-doctor"))
+        .args(["trace", "qdrant", "--format", "json", "--replay"])
+        .arg(&file)
+        .args(["--config-dir", "/nonexistent"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let replayed: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(replayed["first_divergence"], live["first_divergence"]);
+    assert_eq!(replayed["findings"], live["findings"]);
+    assert_eq!(replayed["steps"], live["steps"]);
+}
+
+#[test]
+fn wait_retries_until_the_platform_comes_up() {
+    // Write the lab's config dir, stop the lab, start `trace --wait`, then bring the lab back:
+    // the trace must turn healthy on a later attempt and say how many it took.
+    let (rt, h, dir) = start(61, &[]);
+    let config = h.config_dir().to_path_buf();
+    let stacks = h.stacks_dir().to_path_buf();
+    let scope = h.scope().allowed[0].to_string();
+    rt.block_on(h.stop());
+    let child = Command::new(env!("CARGO_BIN_EXE_phoenix-doctor"))
+        .args([
+            "trace",
+            "agent",
+            "--format",
+            "json",
+            "--timeout",
+            "300ms",
+            "--wait",
+            "20s",
+            "--interval",
+            "300ms",
+        ])
+        .args(["--scope", &scope])
+        .arg("--config-dir")
+        .arg(&config)
+        .arg("--stacks-dir")
+        .arg(&stacks)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(1200));
+    let spec = LabSpec {
+        dir: Some(dir.path().to_path_buf()),
+        faults: vec![],
+        net: 61,
+    };
+    let h2 = rt.block_on(Lab::start(&spec)).expect("lab restarts");
+    let out = child.wait_with_output().unwrap();
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{v:#}\n{stderr}");
+    assert_eq!(v["verdict"], "healthy");
+    let attempts = v["attempts"].as_u64().unwrap();
+    assert!(attempts > 1, "took {attempts} attempt(s)");
+    assert!(
+        stderr.contains(&format!("healthy after {attempts} attempts")),
+        "{stderr}"
+    );
+    h2.shutdown();
+}
