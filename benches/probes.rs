@@ -92,7 +92,7 @@ async fn measure(name: &str, ctx: &ProbeCtx, spec: ProbeSpec) {
         let t = Instant::now();
         let o = probe::run(ctx, &s).await;
         v.push(t.elapsed().as_secs_f64() * 1e3);
-        assert_eq!(o.outcome, Outcome::Ok);
+        assert_eq!(o.outcome, Outcome::Ok, "{name}: {o:?}");
     }
     report(name, v);
 }
@@ -150,9 +150,10 @@ fn main() {
         dns_responder("127.0.55.1:5355").await;
         tls_http_server("127.0.55.2:8443", plain).await;
         tls_http_server("127.0.55.3:8443", mutual).await;
-        let _tcp = tokio::net::TcpListener::bind("127.0.55.4:7000")
+        let tcp = tokio::net::TcpListener::bind("127.0.55.4:7000")
             .await
             .unwrap();
+        tokio::spawn(async move { while tcp.accept().await.is_ok() {} });
 
         let ctx = ProbeCtx {
             timeout: Duration::from_secs(2),

@@ -922,6 +922,26 @@ async fn hostile(addr: &str, behaviour: &'static str) -> tokio::task::JoinHandle
                     drop(s);
                 }
                 "close" => drop(s),
+                // Traefik's answers carry no Server header
+                "traefik-500" | "traefik-404" => {
+                    let mut b = [0u8; 1024];
+                    let _ = s.read(&mut b).await;
+                    let body = if behaviour == "traefik-500" {
+                        "Internal Server Error"
+                    } else {
+                        "404 page not found\n"
+                    };
+                    let status = if behaviour == "traefik-500" {
+                        "500 Internal Server Error"
+                    } else {
+                        "404 Not Found"
+                    };
+                    let r = format!(
+                        "HTTP/1.1 {status}\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: {}\r\n\r\n{body}",
+                        body.len()
+                    );
+                    let _ = s.write_all(r.as_bytes()).await;
+                }
                 _ => unreachable!(),
             }
         }
@@ -1540,4 +1560,47 @@ fn probe_subcommand_output_and_exit_codes() {
     assert_eq!(rc, 0, "{out}");
     let o: Observation = serde_json::from_str(&out).unwrap();
     assert_eq!(http_ev(&o).connect, "127.0.47.4:8443");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn traefik_shaped_answers_have_meanings() {
+    let a = hostile("127.0.44.5:8080", "traefik-500").await;
+    let b = hostile("127.0.44.6:8080", "traefik-404").await;
+    let c = ctx(1000);
+    let o = run(
+        &c,
+        http_spec(
+            "http://qdrant.internal.example.test:8080/",
+            "127.0.44.5:8080",
+            &[],
+            None,
+        ),
+    )
+    .await;
+    assert_eq!(
+        (o.outcome, reason(&o)),
+        (Outcome::Failed, "status-mismatch"),
+        "{o:?}"
+    );
+    assert_eq!(http_ev(&o).status, Some(500));
+    assert_eq!(http_ev(&o).server, None);
+    assert_eq!(http_ev(&o).proxy_meaning.as_deref(), Some("backend-tls"));
+    assert!(o.message.contains("backend-tls"), "{}", o.message);
+    let o = run(
+        &c,
+        http_spec(
+            "http://qdrant.internal.example.test:8080/",
+            "127.0.44.6:8080",
+            &[],
+            None,
+        ),
+    )
+    .await;
+    assert_eq!(
+        http_ev(&o).proxy_meaning.as_deref(),
+        Some("no-router"),
+        "{o:?}"
+    );
+    a.abort();
+    b.abort();
 }

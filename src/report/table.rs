@@ -92,15 +92,37 @@ pub(super) fn render(r: &Report, style: Style, w: &mut dyn Write) -> io::Result<
             .filter(|s| s.hop == h.id)
             .map(|s| format!("{} {}", s.layer, mark(s.verdict)))
             .collect();
+        let substituted = r
+            .steps
+            .iter()
+            .any(|s| s.hop == h.id && s.vantage.substituted);
         b.push_record([
             h.id.clone(),
-            h.from.clone(),
+            if substituted {
+                format!("{} (ran from here)", h.from)
+            } else {
+                h.from.clone()
+            },
             h.to.clone(),
             paint(h.verdict.as_str(), verdict_color(h.verdict), style),
             steps.join("  "),
         ]);
     }
     writeln!(w, "{}", b.build().with(TStyle::sharp()))?;
+    let substituted = r.steps.iter().filter(|s| s.vantage.substituted).count();
+    if substituted > 0 {
+        writeln!(
+            w,
+            "{}",
+            paint(
+                &format!(
+                    "{substituted} step(s) ran from this machine instead of their vantage: what only that guest sees (its /etc/hosts, a firewall keyed on its address) cannot show here."
+                ),
+                YELLOW,
+                style
+            )
+        )?;
+    }
 
     let failing: Vec<_> = r
         .steps

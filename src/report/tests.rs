@@ -52,6 +52,29 @@ fn render_str(r: &Report, format: Format) -> String {
     String::from_utf8(out).unwrap()
 }
 
+/// A healthy trace whose guest steps ran from this machine says so, hop by hop.
+#[test]
+fn table_marks_substituted_hops() {
+    let plain = render_str(&healthy(), Format::Table);
+    assert!(!plain.contains("ran from"), "{plain}");
+    let mut r = healthy();
+    let hop = r.steps[0].hop.clone();
+    let from = r.steps[0].from.clone();
+    for s in r.steps.iter_mut().filter(|s| s.hop == hop) {
+        s.vantage.substituted = true;
+    }
+    let n = r.steps.iter().filter(|s| s.hop == hop).count();
+    let t = render_str(&r, Format::Table);
+    assert!(t.contains(&format!("{from} (ran from here)")), "{t}");
+    assert_eq!(t.matches("(ran from here)").count(), 1, "{t}");
+    assert!(
+        t.contains(&format!(
+            "{n} step(s) ran from this machine instead of their vantage"
+        )),
+        "{t}"
+    );
+}
+
 #[test]
 fn table_formats() {
     insta::assert_snapshot!("table_healthy", render_str(&healthy(), Format::Table));

@@ -475,6 +475,11 @@ async fn substitute_with_files(
         r.path().display().to_string(),
     );
     for o in &mut obs {
+        // The probe names the files it read in its message too: name the guest's, not the copies.
+        o.message = o
+            .message
+            .replace(&hp, &format!("{v}:/etc/hosts"))
+            .replace(&rp, &format!("{v}:/etc/resolv.conf"));
         if let Evidence::Dns(d) = &mut o.evidence {
             for e in &mut d.hosts_entries {
                 if e.file == hp {
