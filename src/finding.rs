@@ -116,3 +116,36 @@ impl Finding {
         self
     }
 }
+
+/// One finding code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CodeInfo {
+    pub code: &'static str,
+    pub layer: Option<Layer>,
+    pub severity: Severity,
+    pub title: &'static str,
+    /// What it means, and which platform failure it usually is.
+    pub meaning: &'static str,
+    /// How to confirm it by hand.
+    pub confirm: &'static str,
+    /// How to fix it.
+    pub fix: &'static str,
+}
+
+/// `code!(CODE, layer, Severity, title, meaning, confirm, fix)`: one catalogue entry (used by
+/// `diagnose::catalog` and `lint::catalog`).
+macro_rules! code {
+    ($code:literal, $layer:expr, $sev:ident, $title:literal, $meaning:literal, $confirm:literal, $fix:literal) => {
+        $crate::finding::CodeInfo {
+            code: $code,
+            layer: $layer,
+            severity: $crate::finding::Severity::$sev,
+            title: $title,
+            meaning: $meaning,
+            confirm: $confirm,
+            fix: $fix,
+        }
+    };
+}
+
+pub(crate) use code;

@@ -839,7 +839,7 @@ fn lint_exit_codes() {
 #[test]
 fn docs_findings_md_is_current() {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/findings.md");
-    let want = lint::findings_markdown();
+    let want = phoenix_doctor::diagnose::catalog::findings_markdown();
     for c in diagnose::catalog::LIVE.iter().chain(lint::catalog()) {
         assert!(want.contains(&format!("### {}", c.code)), "{}", c.code);
     }

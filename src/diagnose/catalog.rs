@@ -1,41 +1,10 @@
 //! The catalogue of live finding codes: what each means, how to confirm it by hand, how to fix it.
 //! `explain CODE` and `docs/findings.md` are generated from it.
 
-use crate::finding::Severity;
 use crate::observe::Layer;
 
-/// One finding code.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct CodeInfo {
-    pub code: &'static str,
-    pub layer: Option<Layer>,
-    pub severity: Severity,
-    pub title: &'static str,
-    /// What it means, and which platform failure it usually is.
-    pub meaning: &'static str,
-    /// How to confirm it by hand.
-    pub confirm: &'static str,
-    /// How to fix it.
-    pub fix: &'static str,
-}
-
-/// `code!(CODE, layer, Severity, title, meaning, confirm, fix)`: one catalogue entry (also used
-/// by `lint::catalog`).
-macro_rules! code {
-    ($code:literal, $layer:expr, $sev:ident, $title:literal, $meaning:literal, $confirm:literal, $fix:literal) => {
-        CodeInfo {
-            code: $code,
-            layer: $layer,
-            severity: Severity::$sev,
-            title: $title,
-            meaning: $meaning,
-            confirm: $confirm,
-            fix: $fix,
-        }
-    };
-}
-
-pub(crate) use code;
+use crate::finding::code;
+pub use crate::finding::CodeInfo;
 
 /// Every live code, in documentation order.
 pub const LIVE: &[CodeInfo] = &[
@@ -148,4 +117,66 @@ pub const LIVE: &[CodeInfo] = &[
 /// Look up a live code.
 pub fn lookup(code: &str) -> Option<&'static CodeInfo> {
     LIVE.iter().find(|c| c.code.eq_ignore_ascii_case(code))
+}
+
+fn cell(s: &str) -> String {
+    s.replace('|', "\\|").replace('\n', " ")
+}
+
+fn section(out: &mut String, codes: &[CodeInfo]) {
+    out.push_str("| code | layer | severity | title |\n|---|---|---|---|\n");
+    for c in codes {
+        out.push_str(&format!(
+            "| [{0}](#{1}) | {2} | {3} | {4} |\n",
+            c.code,
+            c.code.to_ascii_lowercase(),
+            c.layer.map(|l| l.as_str()).unwrap_or("-"),
+            c.severity,
+            cell(c.title)
+        ));
+    }
+    for c in codes {
+        out.push_str(&format!(
+            "\n### {}\n\n**{}** ({}",
+            c.code, c.title, c.severity
+        ));
+        if let Some(l) = c.layer {
+            out.push_str(&format!(", layer {}", l.as_str()));
+        }
+        out.push_str(")\n\n");
+        out.push_str(&format!("- What it means: {}\n", c.meaning));
+        out.push_str(&format!(
+            "- Confirm by hand: `{}`\n",
+            c.confirm.replace('`', "'")
+        ));
+        out.push_str(&format!("- Fix: {}\n", c.fix));
+    }
+}
+
+/// `docs/findings.md`: every live code, then every static code.
+pub fn findings_markdown() -> String {
+    let mut out = String::new();
+    out.push_str("# Finding codes\n\n");
+    out.push_str(
+        "Generated from the code catalogue (`diagnose::catalog::LIVE` and `lint::catalog()`); \
+         `phoenix-doctor explain CODE` prints the same text. Regenerate with \
+         `UPDATE_DOCS=1 cargo test --test lint docs_findings_md_is_current`.\n\n",
+    );
+    out.push_str(
+        "Codes are stable: a code keeps its meaning once published. Every finding carries \
+         `expected`, `actual`, the config `provenance` (file, JSON pointer, line) and a `hint`.\n\n",
+    );
+    out.push_str("## Live findings (trace, check)\n\n");
+    out.push_str("Seen by a probe from the vantage where the hop's traffic starts.\n\n");
+    section(&mut out, LIVE);
+    out.push_str("\n## Static findings (lint)\n\n");
+    out.push_str(
+        "Derived from the configs alone by `phoenix-doctor lint` (origin `static`); each names \
+         the addresses, names and guests it concerns (`subjects`), and `trace` lists it beside \
+         the live hops it bears on. Families: `PD-FW` firewall, `PD-DNSCFG` DNS records and \
+         resolvers, `PD-ROUTE` Traefik and the gateway, `PD-CERT` the certificate manifest, \
+         `PD-LINT` general. `lint` exits 1 when any finding has severity `error`.\n\n",
+    );
+    section(&mut out, crate::lint::catalog());
+    out
 }

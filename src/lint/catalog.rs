@@ -1,7 +1,6 @@
 //! The catalogue of static (lint) finding codes, and the markdown of `docs/findings.md`.
 
-use crate::diagnose::catalog::{code, CodeInfo, LIVE};
-use crate::finding::Severity;
+use crate::finding::{code, CodeInfo};
 use crate::observe::Layer;
 
 /// Every static code, in documentation order. The severity is the usual one; a finding may
@@ -145,66 +144,4 @@ pub fn catalog() -> &'static [CodeInfo] {
 /// Look up a static code.
 pub fn lookup(code: &str) -> Option<&'static CodeInfo> {
     STATIC.iter().find(|c| c.code.eq_ignore_ascii_case(code))
-}
-
-fn cell(s: &str) -> String {
-    s.replace('|', "\\|").replace('\n', " ")
-}
-
-fn section(out: &mut String, codes: &[CodeInfo]) {
-    out.push_str("| code | layer | severity | title |\n|---|---|---|---|\n");
-    for c in codes {
-        out.push_str(&format!(
-            "| [{0}](#{1}) | {2} | {3} | {4} |\n",
-            c.code,
-            c.code.to_ascii_lowercase(),
-            c.layer.map(|l| l.as_str()).unwrap_or("-"),
-            c.severity,
-            cell(c.title)
-        ));
-    }
-    for c in codes {
-        out.push_str(&format!(
-            "\n### {}\n\n**{}** ({}",
-            c.code, c.title, c.severity
-        ));
-        if let Some(l) = c.layer {
-            out.push_str(&format!(", layer {}", l.as_str()));
-        }
-        out.push_str(")\n\n");
-        out.push_str(&format!("- What it means: {}\n", c.meaning));
-        out.push_str(&format!(
-            "- Confirm by hand: `{}`\n",
-            c.confirm.replace('`', "'")
-        ));
-        out.push_str(&format!("- Fix: {}\n", c.fix));
-    }
-}
-
-/// `docs/findings.md`: every live code, then every static code.
-pub fn findings_markdown() -> String {
-    let mut out = String::new();
-    out.push_str("# Finding codes\n\n");
-    out.push_str(
-        "Generated from the code catalogue (`diagnose::catalog::LIVE` and `lint::catalog()`); \
-         `phoenix-doctor explain CODE` prints the same text. Regenerate with \
-         `UPDATE_DOCS=1 cargo test --test lint docs_findings_md_is_current`.\n\n",
-    );
-    out.push_str(
-        "Codes are stable: a code keeps its meaning once published. Every finding carries \
-         `expected`, `actual`, the config `provenance` (file, JSON pointer, line) and a `hint`.\n\n",
-    );
-    out.push_str("## Live findings (trace, check)\n\n");
-    out.push_str("Seen by a probe from the vantage where the hop's traffic starts.\n\n");
-    section(&mut out, LIVE);
-    out.push_str("\n## Static findings (lint)\n\n");
-    out.push_str(
-        "Derived from the configs alone by `phoenix-doctor lint` (origin `static`); each names \
-         the addresses, names and guests it concerns (`subjects`), and `trace` lists it beside \
-         the live hops it bears on. Families: `PD-FW` firewall, `PD-DNSCFG` DNS records and \
-         resolvers, `PD-ROUTE` Traefik and the gateway, `PD-CERT` the certificate manifest, \
-         `PD-LINT` general. `lint` exits 1 when any finding has severity `error`.\n\n",
-    );
-    section(&mut out, STATIC);
-    out
 }

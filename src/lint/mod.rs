@@ -15,7 +15,7 @@ mod dns;
 mod firewall;
 mod routes;
 
-pub use catalog::{catalog, findings_markdown, lookup, STATIC};
+pub use catalog::{catalog, lookup, STATIC};
 
 /// Every rule, in report order.
 const RULES: &[fn(&Intended) -> Vec<Finding>] = &[
