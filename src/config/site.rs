@@ -107,7 +107,7 @@ pub fn read(file: &str, text: &str) -> Result<SiteFile, Error> {
         site.paths.insert(k.clone(), val("paths", k, v));
     }
     for (k, v) in &raw.vantage {
-        if k != "host" && k.parse::<crate::plan::VantageRef>().is_err() {
+        if k != "host" && k.parse::<crate::observe::VantageRef>().is_err() {
             return Err(Error::input(format!(
                 "{file}: [vantage.\"{k}\"]: expected `host`, `lxc:<id>` or `vm:<id>`"
             )));

@@ -4,7 +4,7 @@
 //! by default) and per-LXC rule sets (never enabled by the platform, so not enforced).
 
 use crate::config::{AddrSpec, Direction, PortSet, Provenance, RawConfig, RawRule, Val};
-use crate::plan::VantageRef;
+use crate::observe::VantageRef;
 use serde::Serialize;
 use std::net::IpAddr;
 

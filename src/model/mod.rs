@@ -7,7 +7,7 @@
 
 use crate::config::{GuestKind, IpSpec, Provenance, RawConfig, RawGuest, SiteVantage, Val};
 use crate::error::Error;
-use crate::plan::VantageRef;
+use crate::observe::VantageRef;
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};

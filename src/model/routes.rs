@@ -3,7 +3,7 @@
 //! https with the `internal-ca` serversTransport, LXC → http).
 
 use crate::config::{GuestKind, Provenance, RawConfig, Val};
-use crate::plan::VantageRef;
+use crate::observe::VantageRef;
 use serde::Serialize;
 use std::net::SocketAddr;
 

@@ -5,7 +5,7 @@ use super::dns::label_host;
 use super::routes::LabelRouter;
 use crate::config::{Provenance, RawConfig, Val};
 use crate::error::Error;
-use crate::plan::VantageRef;
+use crate::observe::VantageRef;
 use serde::Serialize;
 
 /// A `certificate-manifest.json` entry, as the renewal manager treats it.

@@ -302,3 +302,53 @@ pub struct HttpEvidence {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tls: Option<TlsEvidence>,
 }
+
+/// Where a step's traffic starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(into = "String", try_from = "String")]
+pub enum VantageRef {
+    /// The Proxmox host (or wherever the tool runs when no guest vantage applies).
+    Host,
+    Lxc(u32),
+    Vm(u32),
+}
+
+impl std::fmt::Display for VantageRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            VantageRef::Host => f.write_str("host"),
+            VantageRef::Lxc(id) => write!(f, "lxc:{id}"),
+            VantageRef::Vm(id) => write!(f, "vm:{id}"),
+        }
+    }
+}
+
+impl From<VantageRef> for String {
+    fn from(v: VantageRef) -> String {
+        v.to_string()
+    }
+}
+
+impl TryFrom<String> for VantageRef {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        s.parse()
+    }
+}
+
+impl std::str::FromStr for VantageRef {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        if s == "host" {
+            return Ok(VantageRef::Host);
+        }
+        let bad = || format!("expected `host`, `lxc:<id>` or `vm:<id>`, found `{s}`");
+        let (kind, id) = s.split_once(':').ok_or_else(bad)?;
+        let id: u32 = id.parse().map_err(|_| bad())?;
+        match kind {
+            "lxc" => Ok(VantageRef::Lxc(id)),
+            "vm" => Ok(VantageRef::Vm(id)),
+            _ => Err(bad()),
+        }
+    }
+}
