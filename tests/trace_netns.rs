@@ -8,6 +8,8 @@
 //! on drop. Nothing here sends a packet from the root namespace: the tool runs inside the
 //! host node's namespace, which has no route out of the lab.
 
+mod common;
+use common::sh;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -28,36 +30,10 @@ const NODES: [(&str, &str); 6] = [HOST, CA, GATEWAY, ROUTER, PORTAINER, AGENT];
 const STALE_PORTAINER: &str = "198.18.0.101";
 
 fn require_root() {
-    let uid =
-        String::from_utf8(Command::new("id").arg("-u").output().expect("id -u").stdout).unwrap();
-    assert_eq!(
-        uid.trim(),
-        "0",
-        "tests/trace_netns.rs needs root (ip netns add, nft, /etc/netns, nginx on :443); run it as root like CI does"
-    );
-    for bin in ["ip", "dnsmasq", "nginx", "nft", "ss", "openssl"] {
-        let ok = Command::new("sh")
-            .args(["-c", "command -v \"$1\"", "sh", bin])
-            .stdout(Stdio::null())
-            .status()
-            .map(|s| s.success())
-            .unwrap_or(false);
-        assert!(
-            ok,
-            "`{bin}` is missing: install iproute2 dnsmasq-base nginx nftables openssl"
-        );
-    }
-}
-
-fn sh(argv: &[&str]) {
-    let out = Command::new(argv[0])
-        .args(&argv[1..])
-        .output()
-        .unwrap_or_else(|e| panic!("{argv:?}: {e}"));
-    assert!(
-        out.status.success(),
-        "{argv:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
+    common::require_root(
+        "tests/trace_netns.rs",
+        "ip netns add, nft, /etc/netns, nginx on :443",
+        &["ip", "dnsmasq", "nginx", "nft", "ss", "openssl"],
     );
 }
 
@@ -144,42 +120,21 @@ impl Lab {
     /// A switch namespace holding a bridge; one namespace per node with a veth onto it.
     fn network(&mut self, faults: Faults) {
         let sw = self.ns("sw");
-        sh(&["ip", "netns", "add", &sw]);
         self.namespaces.push(sw.clone());
-        sh(&["ip", "-n", &sw, "link", "set", "lo", "up"]);
-        sh(&["ip", "-n", &sw, "link", "add", "br0", "type", "bridge"]);
-        sh(&["ip", "-n", &sw, "link", "set", "br0", "up"]);
+        common::add_switch(&sw);
         for (node, ip) in NODES {
             let ns = self.ns(node);
-            sh(&["ip", "netns", "add", &ns]);
             self.namespaces.push(ns.clone());
-            sh(&["ip", "-n", &ns, "link", "set", "lo", "up"]);
-            let v = format!("v{node}");
-            sh(&[
-                "ip", "-n", &sw, "link", "add", &v, "type", "veth", "peer", "name", "eth0",
-                "netns", &ns,
-            ]);
-            sh(&["ip", "-n", &sw, "link", "set", &v, "master", "br0", "up"]);
-            sh(&[
-                "ip",
-                "-n",
-                &ns,
-                "addr",
-                "add",
-                &format!("{ip}/24"),
-                "dev",
-                "eth0",
-            ]);
-            sh(&["ip", "-n", &ns, "link", "set", "eth0", "up"]);
-            // `ip netns exec` bind-mounts these over /etc/hosts and /etc/resolv.conf.
-            let etc = PathBuf::from("/etc/netns").join(&ns);
             let mut hosts = "127.0.0.1 localhost\n".to_string();
             if faults.router_hosts_override && node == ROUTER.0 {
                 hosts.push_str(&format!("{STALE_PORTAINER} portainer.{DOMAIN}\n"));
             }
-            write(&etc.join("hosts"), &hosts);
-            write(
-                &etc.join("resolv.conf"),
+            common::add_node(
+                &sw,
+                &ns,
+                node,
+                ip,
+                &hosts,
                 &format!("search {DOMAIN}\nnameserver {}\n", HOST.1),
             );
         }

@@ -5,6 +5,8 @@
 //! Nothing here probes 198.18.0.0/24 from the root namespace: those steps run through agents
 //! inside the namespaces; steps that run from here target 127.0.0.0/8 only.
 
+mod common;
+use common::sh;
 use phoenix_doctor::observe::{Evidence, Observation, Outcome};
 use phoenix_doctor::plan::{ProbeSpec, Step, VantageRef};
 use phoenix_doctor::probe::{ProbeCtx, SystemFiles};
@@ -25,36 +27,10 @@ const VM_B_IP: &str = "198.18.0.42";
 const OVERRIDE_IP: &str = "198.18.0.66";
 
 fn require_root() {
-    let uid =
-        String::from_utf8(Command::new("id").arg("-u").output().expect("id -u").stdout).unwrap();
-    assert_eq!(
-        uid.trim(),
-        "0",
-        "tests/vantage_netns.rs needs root (ip netns add, nft, /etc/netns); run it as root like CI does"
-    );
-    for bin in ["ip", "dnsmasq", "socat", "nft", "ss"] {
-        let ok = Command::new("sh")
-            .args(["-c", "command -v \"$1\"", "sh", bin])
-            .stdout(Stdio::null())
-            .status()
-            .map(|s| s.success())
-            .unwrap_or(false);
-        assert!(
-            ok,
-            "`{bin}` is missing: install iproute2 dnsmasq-base socat nftables"
-        );
-    }
-}
-
-fn sh(argv: &[&str]) {
-    let out = Command::new(argv[0])
-        .args(&argv[1..])
-        .output()
-        .expect(argv[0]);
-    assert!(
-        out.status.success(),
-        "{argv:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
+    common::require_root(
+        "tests/vantage_netns.rs",
+        "ip netns add, nft, /etc/netns",
+        &["ip", "dnsmasq", "socat", "nft", "ss"],
     );
 }
 
@@ -77,11 +53,8 @@ impl Lab {
             dir: tempfile::tempdir().unwrap(),
         };
         let sw = format!("{prefix}-sw");
-        sh(&["ip", "netns", "add", &sw]);
         lab.namespaces.push(sw.clone());
-        sh(&["ip", "-n", &sw, "link", "set", "lo", "up"]);
-        sh(&["ip", "-n", &sw, "link", "add", "br0", "type", "bridge"]);
-        sh(&["ip", "-n", &sw, "link", "set", "br0", "up"]);
+        common::add_switch(&sw);
         for (node, ip) in [
             ("host", HOST_IP),
             ("102", LXC_IP),
@@ -89,34 +62,19 @@ impl Lab {
             ("1002", VM_B_IP),
         ] {
             let ns = lab.ns(node);
-            sh(&["ip", "netns", "add", &ns]);
             lab.namespaces.push(ns.clone());
-            sh(&["ip", "-n", &ns, "link", "set", "lo", "up"]);
-            let v = format!("v{node}");
-            sh(&[
-                "ip", "-n", &sw, "link", "add", &v, "type", "veth", "peer", "name", "eth0",
-                "netns", &ns,
-            ]);
-            sh(&["ip", "-n", &sw, "link", "set", &v, "master", "br0", "up"]);
-            sh(&[
-                "ip",
-                "-n",
-                &ns,
-                "addr",
-                "add",
-                &format!("{ip}/24"),
-                "dev",
-                "eth0",
-            ]);
-            sh(&["ip", "-n", &ns, "link", "set", "eth0", "up"]);
-            let etc = PathBuf::from("/etc/netns").join(&ns);
-            std::fs::create_dir_all(&etc).unwrap();
             let mut hosts = "127.0.0.1 localhost\n".to_string();
             if node == "102" {
                 hosts.push_str(&format!("{OVERRIDE_IP} {NAME}\n"));
             }
-            std::fs::write(etc.join("hosts"), hosts).unwrap();
-            std::fs::write(etc.join("resolv.conf"), format!("nameserver {HOST_IP}\n")).unwrap();
+            common::add_node(
+                &sw,
+                &ns,
+                node,
+                ip,
+                &hosts,
+                &format!("nameserver {HOST_IP}\n"),
+            );
         }
         // dnsmasq on the host node answers the platform's intended address.
         let dns = lab.spawn_in(

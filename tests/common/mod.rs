@@ -1,0 +1,84 @@
+//! Helpers shared by the namespace tests: root and tool checks, commands that must succeed, and
+//! the switch-plus-node network (a bridge in its own namespace, one namespace per node).
+
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+
+/// Fail loudly unless running as root with every tool in `bins` on PATH.
+pub fn require_root(test_file: &str, why: &str, bins: &[&str]) {
+    let uid =
+        String::from_utf8(Command::new("id").arg("-u").output().expect("id -u").stdout).unwrap();
+    assert_eq!(
+        uid.trim(),
+        "0",
+        "{test_file} needs root ({why}); run it as root like CI does"
+    );
+    for bin in bins {
+        let ok = Command::new("sh")
+            .args(["-c", "command -v \"$1\"", "sh", bin])
+            .stdout(Stdio::null())
+            .status()
+            .map(|s| s.success())
+            .unwrap_or(false);
+        assert!(ok, "`{bin}` is missing: .ci/run installs the test peers");
+    }
+}
+
+/// Run a command that must succeed.
+pub fn sh(argv: &[&str]) {
+    let out = Command::new(argv[0])
+        .args(&argv[1..])
+        .output()
+        .unwrap_or_else(|e| panic!("{argv:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{argv:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Create the switch namespace `sw` with a bridge `br0`.
+pub fn add_switch(sw: &str) {
+    sh(&["ip", "netns", "add", sw]);
+    sh(&["ip", "-n", sw, "link", "set", "lo", "up"]);
+    sh(&["ip", "-n", sw, "link", "add", "br0", "type", "bridge"]);
+    sh(&["ip", "-n", sw, "link", "set", "br0", "up"]);
+}
+
+/// Create node namespace `ns` with `ip/24` on `eth0`, plugged into the switch's bridge through
+/// veth `v<node>`, and `/etc/netns/<ns>/{hosts,resolv.conf}` (bind-mounted by `ip netns exec`).
+/// Returns the `/etc/netns/<ns>` dir.
+pub fn add_node(
+    sw: &str,
+    ns: &str,
+    node: &str,
+    ip: &str,
+    hosts: &str,
+    resolv_conf: &str,
+) -> PathBuf {
+    sh(&["ip", "netns", "add", ns]);
+    sh(&["ip", "-n", ns, "link", "set", "lo", "up"]);
+    let v = format!("v{node}");
+    sh(&[
+        "ip", "-n", sw, "link", "add", &v, "type", "veth", "peer", "name", "eth0", "netns", ns,
+    ]);
+    sh(&["ip", "-n", sw, "link", "set", &v, "master", "br0", "up"]);
+    sh(&[
+        "ip",
+        "-n",
+        ns,
+        "addr",
+        "add",
+        &format!("{ip}/24"),
+        "dev",
+        "eth0",
+    ]);
+    sh(&["ip", "-n", ns, "link", "set", "eth0", "up"]);
+    let etc = PathBuf::from("/etc/netns").join(ns);
+    std::fs::create_dir_all(&etc).unwrap();
+    std::fs::write(etc.join("hosts"), hosts).unwrap();
+    std::fs::write(etc.join("resolv.conf"), resolv_conf).unwrap();
+    etc
+}
