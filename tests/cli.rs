@@ -124,3 +124,22 @@ fn usage_errors_exit_2() {
         "lists the known faults: {err}"
     );
 }
+
+#[test]
+fn a_reader_that_stops_early_is_not_a_crash() {
+    // `phoenix-doctor demo | head -1`: stdout and stderr close before the report is written.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_phoenix-doctor"))
+        .args(["demo", "--healthy"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    drop(child.stderr.take());
+    let status = child.wait().unwrap();
+    assert_eq!(
+        status.code(),
+        Some(0),
+        "a closed pipe must not panic (exit 101)"
+    );
+}

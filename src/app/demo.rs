@@ -9,6 +9,14 @@ use crate::lab::{Fault, Lab, LabSpec};
 
 /// The seeds' own failure: LXC 102's /etc/hosts pins portainer.internal.thinkheads.ai to the
 /// old Portainer address, invisible from the host.
+/// Like `eprintln!`, but a closed stderr (`demo 2>&1 | head`) is not an error.
+macro_rules! note {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), $($arg)*);
+    }};
+}
+
 const DEFAULT_FAULT: Fault = Fault::HostsOverride;
 
 pub fn demo(g: &GlobalArgs, a: &DemoArgs) -> Result<u8> {
@@ -40,7 +48,7 @@ pub fn demo(g: &GlobalArgs, a: &DemoArgs) -> Result<u8> {
     let rt = super::runtime()?;
     let lab = rt.block_on(Lab::start(&spec))?;
     let names: Vec<&str> = faults.iter().map(|f| f.name()).collect();
-    eprintln!(
+    note!(
         "phoenix-doctor demo: simulated Phoenix platform on {} started in {} ms; fault: {}",
         lab.addrs().net(),
         lab.startup_time().as_millis(),
@@ -50,7 +58,7 @@ pub fn demo(g: &GlobalArgs, a: &DemoArgs) -> Result<u8> {
             names.join(", ")
         }
     );
-    eprintln!("tracing {} ...\n", a.target);
+    note!("tracing {} ...\n", a.target);
 
     let lab_g = GlobalArgs {
         config_dir: lab.config_dir().to_path_buf(),
@@ -77,16 +85,14 @@ pub fn demo(g: &GlobalArgs, a: &DemoArgs) -> Result<u8> {
     drop(rt);
     let code = code?;
     let fault_flags: String = names.iter().map(|n| format!(" --fault {n}")).collect();
-    eprintln!();
-    eprintln!("Explore further:");
-    eprintln!("  phoenix-doctor demo --list-faults            # the platform's real failures the lab can inject");
-    eprintln!("  phoenix-doctor demo --fault backend-tls      # another one (or --healthy)");
-    eprintln!("  phoenix-doctor demo --format mermaid         # the hops as a sequence diagram (also json, junit, prometheus)");
-    eprintln!("  phoenix-doctor explain PD-DNS-003            # what a finding means and how to confirm it by hand");
-    eprintln!(
-        "  phoenix-doctor lab --dir /tmp/phx-lab{fault_flags}   # keep the lab running, then:"
-    );
-    eprintln!("  phoenix-doctor plan qdrant --config-dir /tmp/phx-lab/etc");
-    eprintln!("  phoenix-doctor trace qdrant --config-dir /tmp/phx-lab/etc");
+    note!();
+    note!("Explore further:");
+    note!("  phoenix-doctor demo --list-faults            # the platform's real failures the lab can inject");
+    note!("  phoenix-doctor demo --fault backend-tls      # another one (or --healthy)");
+    note!("  phoenix-doctor demo --format mermaid         # the hops as a sequence diagram (also json, junit, prometheus)");
+    note!("  phoenix-doctor explain PD-DNS-003            # what a finding means and how to confirm it by hand");
+    note!("  phoenix-doctor lab --dir /tmp/phx-lab{fault_flags}   # keep the lab running, then:");
+    note!("  phoenix-doctor plan qdrant --config-dir /tmp/phx-lab/etc");
+    note!("  phoenix-doctor trace qdrant --config-dir /tmp/phx-lab/etc");
     Ok(code)
 }

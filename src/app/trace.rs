@@ -39,9 +39,13 @@ pub(crate) fn emit(g: &GlobalArgs, reports: &[Report]) -> Result<u8> {
     };
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
-    report::render_many(reports, g.format, style, &mut out)
-        .and_then(|_| out.flush())
-        .map_err(|e| Error::tool(format!("writing the report: {e}")))?;
+    match report::render_many(reports, g.format, style, &mut out).and_then(|_| out.flush()) {
+        // A reader that stopped early (`| head`) is not the tool's failure.
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+            return Err(Error::tool(format!("writing the report: {e}")))
+        }
+        _ => {}
+    }
     Ok(report::overall(reports).exit_code())
 }
 
