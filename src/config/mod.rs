@@ -311,7 +311,7 @@ impl Loader {
 pub fn load(config_dir: &Path, stacks_dir: Option<&Path>) -> Result<RawConfig, Error> {
     if !config_dir.is_dir() {
         return Err(Error::input(format!(
-            "config dir {} does not exist or is not a directory (set it with --config-dir or PHOENIX_DOCTOR_CONFIG_DIR)",
+            "config dir {} does not exist or is not a directory (set it with --config-dir or PHOENIX_DOCTOR_CONFIG_DIR; `phoenix-doctor demo` runs against a simulated platform)",
             config_dir.display()
         )));
     }
