@@ -5,7 +5,7 @@
 use super::{Addrs, Ports};
 use crate::error::{Error, Result};
 use serde_json::{json, Value};
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 /// The platform's domain.
@@ -300,50 +300,6 @@ providers:
 
 // ---- derivations (the platform's generators, applied to the lab config) ----
 
-fn ip_of(v: &Value) -> Option<Ipv4Addr> {
-    let s = v.as_str()?;
-    s.split('/').next()?.parse().ok()
-}
-
-fn lxcs(cfg: &LabConfig) -> Vec<(&String, &Value)> {
-    cfg.lxc["lxc_configs"]
-        .as_object()
-        .map(|m| m.iter().collect())
-        .unwrap_or_default()
-}
-
-fn vms(cfg: &LabConfig) -> Vec<&Value> {
-    cfg.vm["vms"]
-        .as_array()
-        .map(|a| a.iter().collect())
-        .unwrap_or_default()
-}
-
-/// Hostnames from `traefik.http.routers.*.rule=Host(`...`)` labels of every stack service.
-fn stack_hosts(stack: &Value) -> Vec<(String, Vec<String>)> {
-    let mut out = Vec::new();
-    if let Some(services) = stack["environments"]["production"]["services"].as_object() {
-        for svc in services.values() {
-            let labels: Vec<String> = svc["traefik_labels"]
-                .as_array()
-                .map(|a| {
-                    a.iter()
-                        .filter_map(|l| l.as_str().map(str::to_string))
-                        .collect()
-                })
-                .unwrap_or_default();
-            for l in &labels {
-                if l.starts_with("traefik.http.routers.") && l.contains(".rule=Host(`") {
-                    if let Some(host) = l.split("Host(`").nth(1).and_then(|r| r.split('`').next()) {
-                        out.push((host.to_string(), labels.clone()));
-                    }
-                }
-            }
-        }
-    }
-    out
-}
-
 /// How the router reaches a backend.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Backend {
@@ -364,143 +320,9 @@ pub struct Route {
     pub provider: &'static str,
 }
 
-/// The router's routes: the file provider's (generate_traefik_config.sh: VMs first over
-/// https, then LXCs over http, then the dashboard), then the docker provider's stack labels on
-/// the web entrypoint.
-pub fn routes(cfg: &LabConfig) -> Vec<Route> {
-    let mut out = Vec::new();
-    for v in vms(cfg) {
-        if let (Some(name), Some(port), Some(ip)) = (
-            v["traefik_service"]["name"].as_str(),
-            v["traefik_service"]["port"].as_u64(),
-            ip_of(&v["network_config"]["ip"]),
-        ) {
-            out.push(Route {
-                name: format!("{name}-router"),
-                host: format!("{name}.{DOMAIN}"),
-                backend: Backend::Https(SocketAddr::from((ip, port as u16))),
-                provider: "file",
-            });
-        }
-    }
-    for (_, l) in lxcs(cfg) {
-        if let (Some(name), Some(port), Some(ip)) = (
-            l["traefik_service"]["name"].as_str(),
-            l["traefik_service"]["port"].as_u64(),
-            ip_of(&l["network_config"]["ip"]),
-        ) {
-            out.push(Route {
-                name: format!("{name}-router"),
-                host: format!("{name}.{DOMAIN}"),
-                backend: Backend::Http(SocketAddr::from((ip, port as u16))),
-                provider: "file",
-            });
-        }
-    }
-    out.push(Route {
-        name: "traefik-dashboard-router".into(),
-        host: format!("traefik.{DOMAIN}"),
-        backend: Backend::Api,
-        provider: "file",
-    });
-    for v in vms(cfg) {
-        let Some(ip) = ip_of(&v["network_config"]["ip"]) else {
-            continue;
-        };
-        let stacks: Vec<&str> = v["docker_stacks"]
-            .as_array()
-            .map(|a| a.iter().filter_map(Value::as_str).collect())
-            .unwrap_or_default();
-        for (name, stack) in &cfg.stacks {
-            if !stacks.contains(&name.as_str()) {
-                continue;
-            }
-            for (host, labels) in stack_hosts(stack) {
-                let label = |suffix: &str| {
-                    labels
-                        .iter()
-                        .find(|l| l.starts_with("traefik.") && l.contains(suffix))
-                        .and_then(|l| l.split_once('=').map(|(_, v)| v.to_string()))
-                };
-                if label("enable") != Some("true".into()) {
-                    continue;
-                }
-                let on_web = label(".entrypoints")
-                    .map(|e| e.split(',').any(|x| x.trim() == "web"))
-                    .unwrap_or(true);
-                let port = label(".loadbalancer.server.port").and_then(|p| p.parse::<u16>().ok());
-                if let (true, Some(port)) = (on_web, port) {
-                    out.push(Route {
-                        name: format!("{}@docker", host.split('.').next().unwrap_or("")),
-                        host,
-                        backend: Backend::Http(SocketAddr::from((ip, port))),
-                        provider: "docker",
-                    });
-                }
-            }
-        }
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// The reference platform config exactly as it is (every guest, every stack, 10.0.0.x).
-    fn reference() -> LabConfig {
-        LabConfig {
-            hypervisor: parse(REF_HYP, "hypervisor").unwrap(),
-            lxc: parse(REF_LXC, "lxc").unwrap(),
-            vm: parse(REF_VM, "vm").unwrap(),
-            manifest: json!([]),
-            stacks: vec![
-                (
-                    "portainer_service".into(),
-                    parse(REF_PORTAINER_STACK, "portainer").unwrap(),
-                ),
-                (
-                    "qdrant_service".into(),
-                    parse(REF_QDRANT_STACK, "qdrant").unwrap(),
-                ),
-                (
-                    "thinkheads_ai_app".into(),
-                    parse(
-                        include_str!(
-                            "../../fixtures/configs/reference/stacks/thinkheads_ai_app/phoenix.json"
-                        ),
-                        "app",
-                    )
-                    .unwrap(),
-                ),
-            ],
-        }
-    }
-
-    #[test]
-    fn file_routes_reproduce_the_platform_dynamic_conf() {
-        let golden = include_str!("../../fixtures/golden/dynamic_conf.yml");
-        let mut want: Vec<String> = golden
-            .lines()
-            .filter_map(|l| l.trim().strip_prefix("- url: "))
-            .map(|u| u.trim_matches('"').to_string())
-            .collect();
-        let mut got: Vec<String> = routes(&reference())
-            .iter()
-            .filter_map(|r| match &r.backend {
-                Backend::Http(a) => Some(format!("http://{a}")),
-                Backend::Https(a) => Some(format!("https://{a}")),
-                Backend::Api => None,
-            })
-            .collect();
-        // Traefik's dashboard is api@internal, not a URL, in both.
-        want.retain(|u| !u.contains("127.0.0.1:8080"));
-        want.sort();
-        got.sort();
-        assert_eq!(got, want);
-        // The reference stack labels are on `websecure`: no docker route on `web`.
-        assert!(routes(&reference()).iter().all(|r| r.provider == "file"));
-    }
 
     #[test]
     fn relocation_moves_every_platform_address() {

@@ -496,7 +496,8 @@ impl Lab {
         // 5. What the running components do (intended state, then the faults).
         // The DNS answers are what the platform's generator derives from the written config
         // (the same model code the trace uses), so a healthy lab agrees with the plan.
-        let mut records = model_records(&written.config_dir, &written.stacks_dir)?;
+        let intended = crate::model::load(&written.config_dir, Some(&written.stacks_dir))?;
+        let mut records = model_records(&intended);
         if has(Fault::Nxdomain) {
             records.retain(|(h, _)| *h != d("qdrant"));
         }
@@ -507,7 +508,7 @@ impl Lab {
                 }
             }
         }
-        let mut routes = config::routes(&cfg);
+        let mut routes = model_routes(&intended);
         if has(Fault::NoRoute) {
             routes.retain(|r| r.host != d("qdrant"));
         }
@@ -612,17 +613,66 @@ fn instance_id(root_der: &[u8]) -> String {
     )
 }
 
-/// The A records the platform's dnsmasq generator derives from a config dir (with the CA's
+/// The A records the platform's dnsmasq generator derives from the lab's config (with the CA's
 /// real address where the generator hard-codes 10.0.0.10, so nothing in the lab points off
 /// loopback).
-fn model_records(config_dir: &Path, stacks_dir: &Path) -> Result<Vec<(String, Ipv4Addr)>> {
-    let m = crate::model::load(config_dir, Some(stacks_dir))?;
-    Ok(m.dns
+fn model_records(m: &crate::model::Intended) -> Vec<(String, Ipv4Addr)> {
+    m.dns
         .records
         .iter()
         .filter_map(|r| match r.guest_ip.or(r.ip) {
             Some(std::net::IpAddr::V4(ip)) => Some((r.hostname.clone(), ip)),
             _ => None,
         })
-        .collect())
+        .collect()
+}
+
+/// The router's routes, as the model derives them: the file provider's (what
+/// generate_traefik_config.sh writes: VMs over https, LXCs over http, the dashboard), then the
+/// docker provider's stack labels on the web entrypoint (the lab's Traefik reads both).
+fn model_routes(m: &crate::model::Intended) -> Vec<config::Route> {
+    use config::{Backend, Route};
+    let mut out = Vec::new();
+    for r in &m.routes.routes {
+        let backend = match (r.is_api, r.backend, r.scheme.as_str()) {
+            (true, _, _) => Backend::Api,
+            (false, Some(a), "https") => Backend::Https(a),
+            (false, Some(a), _) => Backend::Http(a),
+            (false, None, _) => continue,
+        };
+        out.push(Route {
+            name: r.router.clone(),
+            host: r.host.clone(),
+            backend,
+            provider: "file",
+        });
+    }
+    for stack in &m.stacks {
+        for d in stack.deployments.iter().filter(|d| d.applied) {
+            let Some(ip) = m.vm(d.vm).and_then(|n| n.ip_addr()) else {
+                continue;
+            };
+            for svc in &stack.services {
+                let enabled = svc.enabled.as_ref().is_some_and(|e| e.value);
+                let Some(port) = svc.lb_port.as_ref().map(|p| p.value) else {
+                    continue;
+                };
+                for r in svc.routers.iter().filter(|_| enabled) {
+                    let on_web = r.entrypoints.is_empty()
+                        || r.entrypoints
+                            .iter()
+                            .any(|e| e.value.split(',').any(|x| x.trim() == "web"));
+                    if let (true, Some(host)) = (on_web, &r.host) {
+                        out.push(Route {
+                            name: format!("{}@docker", r.name),
+                            host: host.clone(),
+                            backend: Backend::Http(SocketAddr::new(ip, port)),
+                            provider: "docker",
+                        });
+                    }
+                }
+            }
+        }
+    }
+    out
 }
