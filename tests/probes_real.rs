@@ -921,7 +921,14 @@ async fn hostile(addr: &str, behaviour: &'static str) -> tokio::task::JoinHandle
                     let _ = s.set_zero_linger();
                     drop(s);
                 }
-                "close" => drop(s),
+                "close" => {
+                    // Read the ClientHello, then send FIN and keep the socket: closing with
+                    // unread data would make the kernel send RST instead (a different case).
+                    let mut b = [0u8; 4096];
+                    let _ = s.read(&mut b).await;
+                    let _ = s.shutdown().await;
+                    held.push(s);
+                }
                 // Traefik's answers carry no Server header
                 "traefik-500" | "traefik-404" => {
                     let mut b = [0u8; 1024];
