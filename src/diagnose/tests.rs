@@ -170,37 +170,45 @@ fn healthy_when_every_step_is_ok() {
     assert!(r.hops.iter().all(|h| h.verdict == Verdict::Ok));
 }
 
-#[test]
-fn backend_tls_failure_seen_as_gateway_502_is_one_root_cause_at_the_router_hop() {
+/// The deploy path with Portainer serving a self-signed certificate: the router's TLS check
+/// fails, and the gateway (502) and router (500) answers are its symptoms.
+pub(crate) fn backend_tls_path() -> (P, [String; 7]) {
     let (mut p, ids) = deploy_path();
-    let [a, b, c, d, e, f, g] = ids;
+    let [a, b, c, d, e, f, g] = ids.clone();
     p.ok(&a);
     p.obs.push(obs(
         &b,
         Outcome::Failed,
-        Some("status-mismatch"),
+        Some("502 Bad Gateway from nginx"),
         http_ev(502, "Bad Gateway", Some("bad-gateway")),
     ));
     p.ok(&c);
     p.obs.push(obs(
         &d,
         Outcome::Failed,
-        Some("status-mismatch"),
+        Some("500 from the router"),
         http_ev(500, "Internal Server Error", Some("backend-tls")),
     ));
     p.ok(&e);
-    let mut t = TlsEvidence {
+    let t = TlsEvidence {
         verify_error: Some("self-signed".into()),
+        verify_detail: "issuer = subject = CN=portainer".into(),
         ..Default::default()
     };
-    t.protocol = "TLSv1.3".into();
     p.obs.push(obs(
         &f,
         Outcome::Failed,
-        Some("self-signed"),
+        Some("self-signed certificate"),
         Evidence::Tls(t),
     ));
     p.obs.push(Observation::blocked(&g, &f));
+    (p, ids)
+}
+
+#[test]
+fn backend_tls_failure_seen_as_gateway_502_is_one_root_cause_at_the_router_hop() {
+    let (p, ids) = backend_tls_path();
+    let [_, b, _, _, _, _, g] = ids;
     let r = p.run();
     assert_eq!(r.verdict, Overall::Diverged);
     let errors: Vec<&Finding> = r

@@ -1,9 +1,8 @@
 //! Snapshot tests of every format for a healthy and a broken report.
 
 use super::*;
-use crate::diagnose::tests::{deploy_path, http_ev, obs};
+use crate::diagnose::tests::{backend_tls_path, deploy_path};
 use crate::diagnose::Report;
-use crate::observe::{Evidence, Observation, Outcome, TlsEvidence};
 
 fn healthy() -> Report {
     let (mut p, ids) = deploy_path();
@@ -14,36 +13,7 @@ fn healthy() -> Report {
 }
 
 fn broken() -> Report {
-    let (mut p, ids) = deploy_path();
-    let [a, b, c, d, e, f, g] = ids;
-    p.ok(&a);
-    p.obs.push(obs(
-        &b,
-        Outcome::Failed,
-        Some("502 Bad Gateway from nginx"),
-        http_ev(502, "Bad Gateway", Some("bad-gateway")),
-    ));
-    p.ok(&c);
-    p.obs.push(obs(
-        &d,
-        Outcome::Failed,
-        Some("500 from the router"),
-        http_ev(500, "Internal Server Error", Some("backend-tls")),
-    ));
-    p.ok(&e);
-    let t = TlsEvidence {
-        verify_error: Some("self-signed".into()),
-        verify_detail: "issuer = subject = CN=portainer".into(),
-        ..Default::default()
-    };
-    p.obs.push(obs(
-        &f,
-        Outcome::Failed,
-        Some("self-signed certificate"),
-        Evidence::Tls(t),
-    ));
-    p.obs.push(Observation::blocked(&g, &f));
-    p.run()
+    backend_tls_path().0.run()
 }
 
 fn render_str(r: &Report, format: Format) -> String {
