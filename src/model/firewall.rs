@@ -300,20 +300,14 @@ pub(crate) fn derive(raw: &RawConfig, notes: &mut Vec<String>) -> Firewall {
                 )),
             }
         }
-        let defaults = |d: &str| {
-            Val::new(
-                d.to_string(),
-                Provenance::platform("pve-firewall", PVE_DEFAULTS),
-            )
-        };
         let enabled = fw.enabled.as_ref().map(|e| e.value).unwrap_or(false);
         vms.push(FwFile {
             name: id.to_string(),
             scope: FwScope::Vm(id),
             options: FwOptions {
                 enable: true,
-                policy_in: defaults("DROP"),
-                policy_out: defaults("ACCEPT"),
+                policy_in: pve_default("DROP"),
+                policy_out: pve_default("ACCEPT"),
                 policies_written: false,
             },
             rules,
@@ -331,19 +325,13 @@ pub(crate) fn derive(raw: &RawConfig, notes: &mut Vec<String>) -> Firewall {
     for g in &raw.lxcs {
         let Some(fw) = &g.firewall else { continue };
         let id = g.id.value;
-        let defaults = |d: &str| {
-            Val::new(
-                d.to_string(),
-                Provenance::platform("pve-firewall", PVE_DEFAULTS),
-            )
-        };
         lxcs.push(FwFile {
             name: id.to_string(),
             scope: FwScope::Lxc(id),
             options: FwOptions {
                 enable: false,
-                policy_in: defaults("DROP"),
-                policy_out: defaults("ACCEPT"),
+                policy_in: pve_default("DROP"),
+                policy_out: pve_default("ACCEPT"),
                 policies_written: false,
             },
             rules: fw.rules.iter().map(|r| FwRule::from_raw(r, RuleOrigin::Lxc { id })).collect(),
@@ -493,4 +481,12 @@ impl crate::model::Intended {
             inbound,
         }
     }
+}
+
+/// A policy Proxmox applies when the file does not write one.
+fn pve_default(policy: &str) -> Val<String> {
+    Val::new(
+        policy.to_string(),
+        Provenance::platform("pve-firewall", PVE_DEFAULTS),
+    )
 }
