@@ -187,29 +187,7 @@ impl Drop for Lab {
             let _ = c.kill();
             let _ = c.wait();
         }
-        for ns in self.namespaces.iter().rev() {
-            if let Ok(out) = Command::new("ip").args(["netns", "pids", ns]).output() {
-                for pid in String::from_utf8_lossy(&out.stdout).split_whitespace() {
-                    let _ = Command::new("kill").arg(pid).status();
-                }
-            }
-            // Retry: a namespace whose last process is still exiting can refuse once.
-            for attempt in 0..5 {
-                let ok = Command::new("ip")
-                    .args(["netns", "del", ns])
-                    .stderr(Stdio::null())
-                    .status()
-                    .is_ok_and(|s| s.success());
-                if ok || !PathBuf::from("/run/netns").join(ns).exists() {
-                    break;
-                }
-                if attempt == 4 {
-                    eprintln!("could not delete network namespace {ns}");
-                }
-                std::thread::sleep(Duration::from_millis(50));
-            }
-            let _ = std::fs::remove_dir_all(PathBuf::from("/etc/netns").join(ns));
-        }
+        common::remove_namespaces(&self.namespaces);
     }
 }
 

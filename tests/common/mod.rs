@@ -5,6 +5,7 @@
 
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
+use std::time::Duration;
 
 /// Fail loudly unless running as root with every tool in `bins` on PATH.
 pub fn require_root(test_file: &str, why: &str, bins: &[&str]) {
@@ -81,4 +82,32 @@ pub fn add_node(
     std::fs::write(etc.join("hosts"), hosts).unwrap();
     std::fs::write(etc.join("resolv.conf"), resolv_conf).unwrap();
     etc
+}
+
+/// Kill what still runs in each namespace and delete it (last created first), with its
+/// `/etc/netns/<ns>` files.
+pub fn remove_namespaces(namespaces: &[String]) {
+    for ns in namespaces.iter().rev() {
+        if let Ok(out) = Command::new("ip").args(["netns", "pids", ns]).output() {
+            for pid in String::from_utf8_lossy(&out.stdout).split_whitespace() {
+                let _ = Command::new("kill").args(["-9", pid]).status();
+            }
+        }
+        // Retry: a namespace whose last process is still exiting can refuse once.
+        for attempt in 0..5 {
+            let ok = Command::new("ip")
+                .args(["netns", "del", ns])
+                .stderr(Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success());
+            if ok || !PathBuf::from("/run/netns").join(ns).exists() {
+                break;
+            }
+            if attempt == 4 {
+                eprintln!("could not delete network namespace {ns}");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = std::fs::remove_dir_all(PathBuf::from("/etc/netns").join(ns));
+    }
 }
