@@ -12,6 +12,7 @@ pub mod diagnose;
 pub mod engine;
 pub mod error;
 pub mod finding;
+pub mod fsutil;
 pub mod lab;
 pub mod lint;
 pub mod model;
