@@ -79,9 +79,9 @@ pub enum Command {
     Plan(PlanArgs),
     /// Static findings from the configs alone (no network).
     ///
-    /// Example: phoenix-doctor lint --format json
+    /// Example: phoenix-doctor lint --severity warning --format json
     #[command(after_help = EXIT_CODES)]
-    Lint,
+    Lint(LintArgs),
     /// Print what the configs derive, in the platform's own file formats, to diff against the
     /// deployed files.
     ///
@@ -105,10 +105,10 @@ pub enum Command {
     ///
     /// Example: phoenix-doctor completions bash > /etc/bash_completion.d/phoenix-doctor
     Completions(CompletionsArgs),
-    /// Print the man page (roff).
+    /// Print the man page (roff), or write one page per subcommand into a new directory.
     ///
-    /// Example: phoenix-doctor man > phoenix-doctor.1
-    Man,
+    /// Example: phoenix-doctor man --dir /tmp/phoenix-doctor-man
+    Man(ManArgs),
 }
 
 /// How a live run is carried out (trace, check, demo).
@@ -202,6 +202,34 @@ pub enum ShowWhat {
 pub struct ExplainArgs {
     /// A finding code such as PD-DNS-002 (omit to list every code).
     pub code: Option<String>,
+}
+
+/// Which static findings `lint` reports.
+#[derive(Debug, Args, Clone, Default)]
+pub struct LintArgs {
+    /// Report only findings of this severity or worse (info < warning < error).
+    #[arg(long, value_enum, value_name = "LEVEL")]
+    pub severity: Option<SeverityArg>,
+    /// Report only these codes (repeatable; a prefix such as PD-FW matches a family).
+    #[arg(long = "code", value_name = "CODE")]
+    pub codes: Vec<String>,
+}
+
+/// A finding severity on the command line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SeverityArg {
+    Info,
+    Warning,
+    Error,
+}
+
+/// Where `man` writes.
+#[derive(Debug, Args, Clone, Default)]
+pub struct ManArgs {
+    /// Write phoenix-doctor.1 and one page per subcommand (phoenix-doctor-trace.1, ...) into
+    /// this directory, which must be new or empty. Without it, one page goes to stdout.
+    #[arg(long, value_name = "DIR")]
+    pub dir: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

@@ -429,7 +429,7 @@ fn secrets_never_appear_in_any_output() {
     ];
     for t in plan::targets(&m, &defs) {
         let p = plan::build(&m, &defs, &t).unwrap();
-        outputs.push(plan::render::table(&p));
+        outputs.push(plan::render::table(&p, 100));
         outputs.push(plan::render::json(&p));
     }
     for args in [

@@ -29,7 +29,7 @@ fn step<'a>(p: &'a Plan, id: &str) -> &'a Step {
 
 #[test]
 fn qdrant_plan_table_snapshot() {
-    insta::assert_snapshot!("plan_qdrant_table", plan::render::table(&qdrant()));
+    insta::assert_snapshot!("plan_qdrant_table", plan::render::table(&qdrant(), 120));
 }
 
 #[test]

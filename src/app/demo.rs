@@ -21,7 +21,7 @@ const DEFAULT_FAULT: Fault = Fault::HostsOverride;
 
 pub fn demo(g: &GlobalArgs, a: &DemoArgs) -> Result<u8> {
     if a.list_faults {
-        list_faults(g, &mut std::io::stdout())?;
+        list_faults(g, &mut super::stdout())?;
         return Ok(0);
     }
     if a.healthy && !a.faults.is_empty() {

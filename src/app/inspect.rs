@@ -4,7 +4,6 @@ use crate::cli::{Format, GlobalArgs, PlanArgs, ShowArgs, ShowWhat};
 use crate::error::{Error, Result};
 use crate::model::{self, render, Intended};
 use crate::plan;
-use std::io::Write;
 
 /// Read the config dir named by the global options and derive the intended state.
 pub fn load_model(g: &GlobalArgs) -> Result<Intended> {
@@ -12,10 +11,7 @@ pub fn load_model(g: &GlobalArgs) -> Result<Intended> {
 }
 
 fn out(text: &str) -> Result<u8> {
-    let mut o = std::io::stdout().lock();
-    o.write_all(text.as_bytes())
-        .and_then(|_| o.flush())
-        .map_err(|e| Error::tool(format!("writing to stdout: {e}")))?;
+    super::print(text)?;
     Ok(0)
 }
 
@@ -29,7 +25,7 @@ pub fn build_plan(g: &GlobalArgs, target: &str) -> Result<crate::plan::Plan> {
 /// Render a plan in the requested format (table or json).
 pub fn plan_text(p: &crate::plan::Plan, format: Format) -> Result<String> {
     match format {
-        Format::Table => Ok(plan::render::table(p)),
+        Format::Table => Ok(plan::render::table(p, crate::report::output_width())),
         Format::Json => Ok(plan::render::json(p)),
         other => Err(Error::input(format!(
             "plan: --format {} is not available; use table or json",
@@ -43,8 +39,8 @@ pub fn plan(g: &GlobalArgs, a: &PlanArgs) -> Result<u8> {
     out(&plan_text(&p, g.format)?)
 }
 
-pub fn lint(g: &GlobalArgs) -> Result<u8> {
-    super::lint_cmd::lint(g)
+pub fn lint(g: &GlobalArgs, a: &crate::cli::LintArgs) -> Result<u8> {
+    super::lint_cmd::lint(g, a)
 }
 
 /// Render what the model derives, in the platform's own formats.

@@ -115,7 +115,7 @@ async fn wait_for_stop() {
 
 pub fn lab(g: &GlobalArgs, a: &LabArgs) -> Result<u8> {
     if a.list_faults {
-        list_faults(g, &mut std::io::stdout())?;
+        list_faults(g, &mut super::stdout())?;
         return Ok(0);
     }
     let spec = LabSpec {
@@ -126,7 +126,7 @@ pub fn lab(g: &GlobalArgs, a: &LabArgs) -> Result<u8> {
     let rt = super::runtime()?;
     rt.block_on(async {
         let handle = Lab::start(&spec).await?;
-        describe(&handle, &mut std::io::stdout())
+        describe(&handle, &mut super::stdout())
             .map_err(|e| Error::tool(format!("writing to stdout: {e}")))?;
         wait_for_stop().await;
         handle.shutdown();

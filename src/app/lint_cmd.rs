@@ -1,90 +1,177 @@
-//! `lint`: static findings from the configs alone, as a table grouped by severity or as JSON.
+//! `lint`: static findings from the configs alone, filtered by severity and code, as a table
+//! (one row per code and cause, fitted to the terminal), as JSON, or as JUnit XML.
 
-use crate::cli::{Format, GlobalArgs};
+use crate::cli::{Format, GlobalArgs, LintArgs, SeverityArg};
+use crate::diagnose::{Overall, Report, StepResult, Verdict, REPORT_SCHEMA_VERSION};
 use crate::error::{exit, Error, Result};
 use crate::finding::{Finding, Severity};
 use crate::lint;
 use crate::model::Intended;
-use std::io::Write;
+use crate::observe::Layer;
+use crate::report;
 use tabled::builder::Builder;
-use tabled::settings::Style;
 
 /// The JSON document `lint --format json` prints.
 #[derive(serde::Serialize)]
 struct LintJson<'a> {
     schema_version: u32,
-    findings: &'a [Finding],
+    findings: &'a [&'a Finding],
 }
 
-/// Break `s` into lines of at most `width` characters at spaces.
-fn wrap(s: &str, width: usize) -> String {
-    let mut out = String::new();
-    let mut line = 0usize;
-    let words = s.split(' ').flat_map(|w| {
-        let chars: Vec<char> = w.chars().collect();
-        chars
-            .chunks(width.max(1))
-            .map(|c| c.iter().collect::<String>())
-            .collect::<Vec<_>>()
-    });
-    for word in words {
-        let n = word.chars().count();
-        if line > 0 && line + 1 + n > width {
-            out.push('\n');
-            line = 0;
-        } else if line > 0 {
-            out.push(' ');
-            line += 1;
+/// Findings that share a code and a cause: the same defect seen on several subjects.
+pub struct Group<'a> {
+    pub code: &'a str,
+    pub cases: Vec<&'a Finding>,
+}
+
+impl Group<'_> {
+    /// The subject each case is about (its first subject), without repeats.
+    pub fn subjects(&self) -> Vec<&str> {
+        let mut out: Vec<&str> = Vec::new();
+        for f in &self.cases {
+            if let Some(s) = f.subjects.first() {
+                if !out.contains(&s.as_str()) {
+                    out.push(s);
+                }
+            }
         }
-        out.push_str(&word);
-        line += n;
+        out
+    }
+}
+
+/// What a finding's `actual` says once its subjects and numbers are taken out: two findings
+/// of one code with the same cause differ only in whom they are about.
+fn cause(f: &Finding) -> String {
+    let mut s = f.actual.clone();
+    let mut subjects: Vec<&String> = f.subjects.iter().collect();
+    subjects.sort_by_key(|x| std::cmp::Reverse(x.len()));
+    for subj in subjects.into_iter().filter(|x| !x.is_empty()) {
+        s = s.replace(subj.as_str(), "\u{1}");
+    }
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        if c.is_ascii_digit() {
+            if !out.ends_with('#') {
+                out.push('#');
+            }
+        } else {
+            out.push(c);
+        }
     }
     out
 }
 
-/// The table: one block per severity (errors first), then a summary line.
-pub fn render_table(findings: &[Finding]) -> String {
+/// Group findings by code and cause, in the order each group first appears.
+pub fn group<'a>(findings: &[&'a Finding]) -> Vec<Group<'a>> {
+    let mut keys: Vec<(String, String)> = Vec::new();
+    let mut groups: Vec<Group<'a>> = Vec::new();
+    for f in findings {
+        let key = (f.code.clone(), cause(f));
+        match keys.iter().position(|k| *k == key) {
+            Some(i) => groups[i].cases.push(f),
+            None => {
+                keys.push(key);
+                groups.push(Group {
+                    code: &f.code,
+                    cases: vec![f],
+                });
+            }
+        }
+    }
+    groups
+}
+
+/// The findings `--severity` and `--code` select.
+pub fn select<'a>(findings: &'a [Finding], a: &LintArgs) -> Vec<&'a Finding> {
+    let floor = match a.severity {
+        None | Some(SeverityArg::Info) => Severity::Info,
+        Some(SeverityArg::Warning) => Severity::Warning,
+        Some(SeverityArg::Error) => Severity::Error,
+    };
+    findings
+        .iter()
+        .filter(|f| f.severity >= floor)
+        .filter(|f| {
+            a.codes.is_empty()
+                || a.codes.iter().any(|c| {
+                    let c = c.trim().to_ascii_uppercase();
+                    f.code == c || f.code.starts_with(&format!("{}-", c.trim_end_matches('-')))
+                })
+        })
+        .collect()
+}
+
+/// The config line of a finding (a config file before a platform script), and how many
+/// other cases share the row.
+fn config_cell(f: &Finding, more: usize) -> String {
+    let Some(p) = f
+        .provenance
+        .iter()
+        .find(|p| !p.file.starts_with("platform:"))
+        .or(f.provenance.first())
+    else {
+        return String::new();
+    };
+    let mut cell = report::provenance_cell(p);
+    if more > 0 {
+        cell.push_str(&format!("\n(+{more} more)"));
+    }
+    cell
+}
+
+/// The table: one block per severity (errors first), one row per code and cause, fitted to
+/// `width` display columns (the code and the config line are kept whole), then a summary.
+pub fn render_table(findings: &[&Finding], width: usize) -> String {
     let mut out = String::new();
     for sev in [Severity::Error, Severity::Warning, Severity::Info] {
-        let group: Vec<&Finding> = findings.iter().filter(|f| f.severity == sev).collect();
-        if group.is_empty() {
+        let of_sev: Vec<&Finding> = findings
+            .iter()
+            .copied()
+            .filter(|f| f.severity == sev)
+            .collect();
+        if of_sev.is_empty() {
             continue;
         }
+        let groups = group(&of_sev);
         out.push_str(&format!(
-            "{} ({})\n",
+            "{} ({} findings, {} rows)\n",
             sev.to_string().to_uppercase(),
-            group.len()
+            of_sev.len(),
+            groups.len()
         ));
         let mut b = Builder::default();
-        b.push_record(["code", "finding", "expected", "actual", "config"]);
-        for f in group {
-            let config = f
-                .provenance
-                .iter()
-                .find(|p| !p.file.starts_with("platform:"))
-                .or(f.provenance.first())
-                .map(|p| {
-                    let file = match p.line {
-                        Some(l) => format!("{}:{l}", p.file),
-                        None => p.file.clone(),
-                    };
-                    format!("{}\n{}", wrap(&file, 60), wrap(&p.pointer, 60))
-                })
-                .unwrap_or_default();
+        b.push_record(["code", "finding", "config"]);
+        for g in &groups {
+            let first = g.cases[0];
+            let text = if g.cases.len() == 1 {
+                format!(
+                    "{}\nexpected: {}\nactual: {}",
+                    first.title, first.expected, first.actual
+                )
+            } else {
+                let title = lint::lookup(g.code)
+                    .map(|c| c.title.to_string())
+                    .unwrap_or_else(|| first.title.clone());
+                format!(
+                    "{title} ({} cases)\non: {}\ne.g. {}\nactual: {}",
+                    g.cases.len(),
+                    g.subjects().join(", "),
+                    first.title,
+                    first.actual
+                )
+            };
             b.push_record([
-                f.code.clone(),
-                wrap(&f.title, 40),
-                wrap(&f.expected, 40),
-                wrap(&f.actual, 48),
-                config,
+                g.code.to_string(),
+                text,
+                config_cell(first, g.cases.len() - 1),
             ]);
         }
-        out.push_str(&b.build().with(Style::sharp()).to_string());
+        out.push_str(&report::fit_table(b, width, &[0, 2]));
         out.push_str("\n\n");
     }
     let count = |s: Severity| findings.iter().filter(|f| f.severity == s).count();
     out.push_str(&format!(
-        "{} findings: {} errors, {} warnings, {} info (phoenix-doctor explain CODE describes each code)\n",
+        "{} findings: {} errors, {} warnings, {} info\n`phoenix-doctor explain CODE` describes each code\n",
         findings.len(),
         count(Severity::Error),
         count(Severity::Warning),
@@ -94,7 +181,7 @@ pub fn render_table(findings: &[Finding]) -> String {
 }
 
 /// The JSON document.
-pub fn render_json(findings: &[Finding]) -> Result<String> {
+pub fn render_json(findings: &[&Finding]) -> Result<String> {
     let mut s = serde_json::to_string_pretty(&LintJson {
         schema_version: 1,
         findings,
@@ -104,15 +191,72 @@ pub fn render_json(findings: &[Finding]) -> Result<String> {
     Ok(s)
 }
 
-/// Render the findings for `m` in `format`; returns the text and the exit code.
-pub fn lint_text(m: &Intended, format: Format) -> Result<(String, u8)> {
-    let findings = lint::run(m);
+/// The findings as a report `check`'s renderers understand: target `lint`, one step per
+/// finding (an error fails, a warning warns, info passes), so `--format junit` is check's.
+pub fn as_report(findings: &[&Finding]) -> Report {
+    let steps: Vec<StepResult> = findings
+        .iter()
+        .map(|f| StepResult {
+            id: f.code.clone(),
+            hop: f.code.split('-').nth(1).unwrap_or("lint").to_lowercase(),
+            from: "config".to_string(),
+            to: f.subjects.first().cloned().unwrap_or_default(),
+            layer: f.layer.unwrap_or(Layer::Tcp),
+            verdict: match f.severity {
+                Severity::Error => Verdict::Diverged,
+                Severity::Warning => Verdict::Warn,
+                Severity::Info => Verdict::Ok,
+            },
+            expected: f.expected.clone(),
+            actual: format!("{}: {}", f.title, f.actual),
+            evidence: f.evidence.clone(),
+            provenance: f.provenance.clone(),
+            duration_ms: 0.0,
+            code: Some(f.code.clone()),
+            symptom_of: None,
+            vantage: Default::default(),
+        })
+        .collect();
+    Report {
+        schema_version: REPORT_SCHEMA_VERSION,
+        target: "lint".to_string(),
+        verdict: if findings.iter().any(|f| f.severity == Severity::Error) {
+            Overall::Diverged
+        } else {
+            Overall::Healthy
+        },
+        first_divergence: None,
+        hops: Vec::new(),
+        steps,
+        findings: Vec::new(),
+        started_at: String::new(),
+        duration_ms: 0.0,
+        attempts: 1,
+    }
+}
+
+/// Render the findings for `m` in `format`, fitted to `width`; returns the text and the exit
+/// code (1 when an error-severity finding is selected).
+pub fn lint_text(m: &Intended, a: &LintArgs, format: Format, width: usize) -> Result<(String, u8)> {
+    let all = lint::run(m);
+    let findings = select(&all, a);
     let text = match format {
-        Format::Table => render_table(&findings),
+        Format::Table => render_table(&findings, width),
         Format::Json => render_json(&findings)?,
+        Format::Junit => {
+            let mut buf = Vec::new();
+            report::render(
+                &as_report(&findings),
+                Format::Junit,
+                report::Style::default(),
+                &mut buf,
+            )
+            .map_err(|e| Error::tool(format!("rendering JUnit: {e}")))?;
+            String::from_utf8_lossy(&buf).into_owned()
+        }
         other => {
             return Err(Error::input(format!(
-                "lint prints `table` or `json`, not `{}`",
+                "lint prints `table`, `json` or `junit`, not `{}`",
                 format!("{other:?}").to_lowercase()
             )))
         }
@@ -125,12 +269,85 @@ pub fn lint_text(m: &Intended, format: Format) -> Result<(String, u8)> {
     Ok((text, code))
 }
 
-pub fn lint(g: &GlobalArgs) -> Result<u8> {
+pub fn lint(g: &GlobalArgs, a: &LintArgs) -> Result<u8> {
     let m = super::inspect::load_model(g)?;
-    let (text, code) = lint_text(&m, g.format)?;
-    let mut o = std::io::stdout().lock();
-    o.write_all(text.as_bytes())
-        .and_then(|_| o.flush())
-        .map_err(|e| Error::tool(format!("writing to stdout: {e}")))?;
+    let (text, code) = lint_text(&m, a, g.format, report::output_width())?;
+    super::print(&text)?;
     Ok(code)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn f(code: &str, sev: Severity, subject: &str, actual: &str) -> Finding {
+        let mut f = Finding::new(code, sev, format!("{subject}: title"));
+        f.actual = actual.to_string();
+        f.subjects = vec![subject.to_string()];
+        f
+    }
+
+    #[test]
+    fn findings_group_by_code_and_cause() {
+        let a = f(
+            "PD-FW-005",
+            Severity::Warning,
+            "lxc:900",
+            "lxc:900 has 2 rules",
+        );
+        let b = f(
+            "PD-FW-005",
+            Severity::Warning,
+            "lxc:101",
+            "lxc:101 has 7 rules",
+        );
+        let c = f(
+            "PD-FW-005",
+            Severity::Warning,
+            "lxc:102",
+            "inherited from lxc:900",
+        );
+        let d = f(
+            "PD-FW-007",
+            Severity::Warning,
+            "lxc:102",
+            "lxc:102 has 7 rules",
+        );
+        let all = [&a, &b, &c, &d];
+        let g = group(&all);
+        assert_eq!(g.len(), 3);
+        assert_eq!(g[0].code, "PD-FW-005");
+        assert_eq!(g[0].subjects(), vec!["lxc:900", "lxc:101"]);
+        assert_eq!(g[1].cases.len(), 1);
+        assert_eq!(g[2].code, "PD-FW-007");
+    }
+
+    #[test]
+    fn severity_and_code_filters_select() {
+        let all = vec![
+            f("PD-FW-005", Severity::Warning, "a", ""),
+            f("PD-FW-001", Severity::Error, "b", ""),
+            f("PD-DNSCFG-006", Severity::Info, "c", ""),
+        ];
+        let codes = |a: &LintArgs| -> Vec<String> {
+            select(&all, a).iter().map(|f| f.code.clone()).collect()
+        };
+        let sev = |s| LintArgs {
+            severity: Some(s),
+            codes: vec![],
+        };
+        assert_eq!(codes(&LintArgs::default()).len(), 3);
+        assert_eq!(
+            codes(&sev(SeverityArg::Warning)),
+            vec!["PD-FW-005", "PD-FW-001"]
+        );
+        assert_eq!(codes(&sev(SeverityArg::Error)), vec!["PD-FW-001"]);
+        let code = |c: &str| LintArgs {
+            severity: None,
+            codes: vec![c.to_string()],
+        };
+        assert_eq!(codes(&code("pd-fw-005")), vec!["PD-FW-005"]);
+        assert_eq!(codes(&code("PD-FW")), vec!["PD-FW-005", "PD-FW-001"]);
+        assert!(codes(&code("PD-F")).is_empty());
+    }
 }

@@ -2,6 +2,8 @@
 
 use crate::cli::{Cli, Command};
 use crate::error::{Error, Result};
+use std::io::Write;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 mod agent;
@@ -10,11 +12,74 @@ pub mod inspect;
 mod lab;
 pub mod lint_cmd;
 mod live;
+pub mod man;
 mod probe;
 mod trace;
 
-/// Run the parsed command line; returns the process exit code.
+/// Set once a write to stdout found the reader gone (`| head -1`).
+static READER_CLOSED: AtomicBool = AtomicBool::new(false);
+
+/// Standard output that treats a reader who stopped early as the end of the output, not as a
+/// failure: once a write meets a closed pipe, every later write is dropped quietly and the
+/// command ends with exit 0 (see [`run`]). Every command writes its output through this.
+pub struct Stdout(std::io::StdoutLock<'static>);
+
+/// The process's standard output, safe against a closed pipe.
+pub fn stdout() -> Stdout {
+    Stdout(std::io::stdout().lock())
+}
+
+/// True once a reader closed standard output early.
+pub fn reader_closed() -> bool {
+    READER_CLOSED.load(Ordering::Relaxed)
+}
+
+fn closed_is_done(r: std::io::Result<usize>, len: usize) -> std::io::Result<usize> {
+    match r {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {
+            READER_CLOSED.store(true, Ordering::Relaxed);
+            Ok(len)
+        }
+        r => r,
+    }
+}
+
+impl Write for Stdout {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if reader_closed() {
+            return Ok(buf.len());
+        }
+        let r = self.0.write(buf);
+        closed_is_done(r, buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        if reader_closed() {
+            return Ok(());
+        }
+        closed_is_done(self.0.flush().map(|_| 0), 0).map(|_| ())
+    }
+}
+
+/// Write `text` to standard output (a closed pipe ends the output quietly).
+pub fn print(text: &str) -> Result<()> {
+    let mut o = stdout();
+    o.write_all(text.as_bytes())
+        .and_then(|_| o.flush())
+        .map_err(|e| Error::tool(format!("writing to stdout: {e}")))
+}
+
+/// Run the parsed command line; returns the process exit code. A reader that closed standard
+/// output early (`| head -1`) ends every command quietly with exit 0: what was wanted was read.
 pub fn run(cli: Cli) -> Result<u8> {
+    let r = dispatch(cli);
+    if reader_closed() {
+        return Ok(0);
+    }
+    r
+}
+
+fn dispatch(cli: Cli) -> Result<u8> {
     let g = &cli.global;
     match cli.command {
         Command::Demo(a) => demo::demo(g, &a),
@@ -22,23 +87,19 @@ pub fn run(cli: Cli) -> Result<u8> {
         Command::Trace(a) => trace::trace(g, &a),
         Command::Check(a) => trace::check(g, &a),
         Command::Plan(a) => inspect::plan(g, &a),
-        Command::Lint => inspect::lint(g),
+        Command::Lint(a) => inspect::lint(g, &a),
         Command::Show(a) => inspect::show(g, &a),
         Command::Probe(p) => probe::probe(g, &p),
         Command::Explain(a) => trace::explain(g, &a),
         Command::Agent => agent::agent(g),
         Command::Completions(a) => {
             let mut cmd = <Cli as clap::CommandFactory>::command();
-            clap_complete::generate(a.shell, &mut cmd, "phoenix-doctor", &mut std::io::stdout());
+            let mut buf = Vec::new();
+            clap_complete::generate(a.shell, &mut cmd, "phoenix-doctor", &mut buf);
+            print(&String::from_utf8_lossy(&buf))?;
             Ok(0)
         }
-        Command::Man => {
-            let cmd = <Cli as clap::CommandFactory>::command();
-            clap_mangen::Man::new(cmd)
-                .render(&mut std::io::stdout())
-                .map_err(|e| Error::tool(format!("writing the man page: {e}")))?;
-            Ok(0)
-        }
+        Command::Man(a) => man::man(&a),
     }
 }
 

@@ -209,7 +209,7 @@ pub fn probe(g: &GlobalArgs, p: &ProbeCommand) -> Result<u8> {
             rt.block_on(probe::run(&ctx, &step))
         }
     };
-    let mut out = std::io::stdout().lock();
+    let mut out = super::stdout();
     let written = match g.format {
         Format::Json => serde_json::to_writer_pretty(&mut out, &obs)
             .map_err(|e| Error::tool(format!("writing JSON: {e}")))

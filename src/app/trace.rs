@@ -37,15 +37,10 @@ pub(crate) fn emit(g: &GlobalArgs, reports: &[Report]) -> Result<u8> {
     let style = Style {
         color: report::stdout_color(g.no_color),
     };
-    let stdout = std::io::stdout();
-    let mut out = stdout.lock();
-    match report::render_many(reports, g.format, style, &mut out).and_then(|_| out.flush()) {
-        // A reader that stopped early (`| head`) is not the tool's failure.
-        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
-            return Err(Error::tool(format!("writing the report: {e}")))
-        }
-        _ => {}
-    }
+    let mut out = super::stdout();
+    report::render_many(reports, g.format, style, &mut out)
+        .and_then(|_| out.flush())
+        .map_err(|e| Error::tool(format!("writing the report: {e}")))?;
     Ok(report::overall(reports).exit_code())
 }
 
@@ -149,8 +144,8 @@ pub(crate) fn replay(file: &std::path::Path, targets: &[String]) -> Result<Vec<R
 }
 
 pub fn explain(_g: &GlobalArgs, a: &ExplainArgs) -> Result<u8> {
-    let mut out = std::io::stdout().lock();
-    let w = |out: &mut std::io::StdoutLock, s: String| -> Result<()> {
+    let mut out = super::stdout();
+    let w = |out: &mut super::Stdout, s: String| -> Result<()> {
         writeln!(out, "{s}").map_err(|e| Error::tool(format!("writing: {e}")))
     };
     let all = super::live::catalogue();

@@ -1,8 +1,8 @@
-//! `plan` output: the resolved steps as a table or as JSON.
+//! `plan` output: the resolved steps as a table (fitted to the terminal) or as JSON.
 
 use super::{Plan, ProbeSpec};
+use crate::report::{fit_table, provenance_cell};
 use tabled::builder::Builder;
-use tabled::settings::Style;
 
 fn target(p: &ProbeSpec) -> String {
     match p {
@@ -15,8 +15,9 @@ fn target(p: &ProbeSpec) -> String {
     }
 }
 
-/// The plan as a table: one row per step, grouped by hop.
-pub fn table(plan: &Plan) -> String {
+/// The plan as a table in at most `width` columns: one row per step, grouped by hop. The step
+/// (id, vantage, layer) and its config lines stay whole; what it checks wraps.
+pub fn table(plan: &Plan, width: usize) -> String {
     let mut out = format!(
         "plan {}: {} hops, {} steps\n",
         plan.target,
@@ -26,35 +27,23 @@ pub fn table(plan: &Plan) -> String {
     for h in &plan.hops {
         out.push_str(&format!("\n{} ({})\n", h.title, h.id));
         let mut b = Builder::default();
-        b.push_record([
-            "step",
-            "from",
-            "layer",
-            "target",
-            "expect",
-            "provenance",
-            "depends on",
-        ]);
+        b.push_record(["step", "checks", "config"]);
         for s in plan.steps.iter().filter(|s| s.hop == h.id) {
-            let prov: Vec<String> = s.provenance.iter().map(|p| p.to_string()).collect();
-            let mut deps = s.depends_on.join(", ");
+            let prov: Vec<String> = s.provenance.iter().map(provenance_cell).collect();
+            let mut checks = format!("target: {}\nexpect: {}", target(&s.probe), s.expect);
+            if !s.depends_on.is_empty() {
+                checks.push_str(&format!("\ndepends on: {}", s.depends_on.join(", ")));
+            }
             if !s.through.is_empty() {
-                if !deps.is_empty() {
-                    deps.push('\n');
-                }
-                deps.push_str(&format!("through {}", s.through.join(" → ")));
+                checks.push_str(&format!("\nthrough: {}", s.through.join(" → ")));
             }
             b.push_record([
-                s.id.clone(),
-                s.from.to_string(),
-                s.layer.to_string(),
-                target(&s.probe),
-                s.expect.clone(),
+                format!("{}\nfrom {} ({})", s.id, s.from, s.layer),
+                checks,
                 prov.join("\n"),
-                deps,
             ]);
         }
-        out.push_str(&b.build().with(Style::sharp()).to_string());
+        out.push_str(&fit_table(b, width, &[0, 2]));
         out.push('\n');
     }
     out

@@ -7,6 +7,8 @@ mod mermaid;
 mod prometheus;
 mod table;
 
+pub use table::{fit_table, output_width, provenance_cell};
+
 use crate::cli::Format;
 use crate::diagnose::{Overall, Report, REPORT_SCHEMA_VERSION};
 use serde::Serialize;

@@ -235,3 +235,174 @@ pub(super) fn summary(reports: &[Report], style: Style, w: &mut dyn Write) -> io
         )
     )
 }
+
+/// The width tables are fitted to: `COLUMNS` when it is set to a number, else the terminal's
+/// width when stdout is one, else 100 (a pipe or a file).
+pub fn output_width() -> usize {
+    if let Some(n) = std::env::var("COLUMNS")
+        .ok()
+        .and_then(|c| c.trim().parse::<usize>().ok())
+        .filter(|n| *n >= 40)
+    {
+        return n;
+    }
+    use std::io::IsTerminal;
+    if io::stdout().is_terminal() {
+        if let Some((terminal_size::Width(w), _)) = terminal_size::terminal_size() {
+            return (w as usize).max(40);
+        }
+    }
+    100
+}
+
+/// Render a table (sharp borders) in at most `width` display columns. The columns in `keep`
+/// (a code, a subject, a config line) keep their widest line whole while the others can give
+/// way; the others share what is left, the widest giving first, wrapped at word boundaries (a
+/// word longer than its column is cut). Only when even that cannot fit are kept columns wrapped.
+pub fn fit_table(b: Builder, width: usize, keep: &[usize]) -> String {
+    use unicode_width::UnicodeWidthStr;
+    const MIN: usize = 10;
+    let records: Vec<Vec<String>> = b.clone().into();
+    let n = records.iter().map(Vec::len).max().unwrap_or(0);
+    let natural: Vec<usize> = (0..n)
+        .map(|c| {
+            records
+                .iter()
+                .filter_map(|r| r.get(c))
+                .flat_map(|cell| cell.lines())
+                .map(UnicodeWidthStr::width)
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    // Each column costs its text, one space of padding each side and a border.
+    let available = width.saturating_sub(3 * n + 1);
+    let mut target = natural.clone();
+    if natural.iter().sum::<usize>() > available {
+        let flex: Vec<usize> = (0..n).filter(|c| !keep.contains(c)).collect();
+        let kept: usize = (0..n)
+            .filter(|c| keep.contains(c))
+            .map(|c| natural[c])
+            .sum();
+        let (mut share_cols, mut budget) = if kept + MIN * flex.len() <= available {
+            (flex, available - kept)
+        } else {
+            ((0..n).collect(), available)
+        };
+        // Water-filling: narrow columns keep their width, the rest split the remainder evenly.
+        share_cols.sort_by_key(|&c| natural[c]);
+        let mut left = share_cols.len();
+        for c in share_cols {
+            let share = (budget / left.max(1)).max(MIN.min(natural[c]).max(1));
+            target[c] = natural[c].min(share);
+            budget = budget.saturating_sub(target[c]);
+            left -= 1;
+        }
+    }
+    let mut out = Builder::default();
+    for row in records {
+        out.push_record(row.iter().enumerate().map(|(c, cell)| {
+            if target[c] < natural[c] {
+                wrap_text(cell, target[c])
+            } else {
+                cell.clone()
+            }
+        }));
+    }
+    out.build().with(TStyle::sharp()).to_string()
+}
+
+/// A config line for a table cell: `file:line` whole on the first line, then the JSON pointer
+/// (or what a platform script hard-codes) broken at `/` or spaces into lines no wider than it.
+pub fn provenance_cell(p: &crate::config::Provenance) -> String {
+    let head = match p.line {
+        Some(l) => format!("{}:{l}", p.file),
+        None => p.file.clone(),
+    };
+    let width = head.chars().count().max(36);
+    let mut lines = vec![head];
+    let mut cur = String::new();
+    for seg in p.pointer.split_inclusive(['/', ' ']) {
+        if !cur.is_empty() && cur.chars().count() + seg.chars().count() > width {
+            lines.push(cur.trim_end().to_string());
+            cur.clear();
+        }
+        cur.push_str(seg);
+    }
+    if !cur.trim().is_empty() {
+        lines.push(cur.trim_end().to_string());
+    }
+    lines.join("\n")
+}
+
+/// Wrap each line of `text` at spaces into lines of at most `width` display columns; a word
+/// wider than that is cut.
+fn wrap_text(text: &str, width: usize) -> String {
+    use unicode_width::UnicodeWidthChar;
+    use unicode_width::UnicodeWidthStr;
+    let width = width.max(1);
+    let mut out: Vec<String> = Vec::new();
+    for line in text.lines() {
+        let mut cur = String::new();
+        for word in line.split(' ').filter(|w| !w.is_empty()) {
+            let (cw, ww) = (cur.width(), word.width());
+            if !cur.is_empty() && cw + 1 + ww <= width {
+                cur.push(' ');
+                cur.push_str(word);
+                continue;
+            }
+            if !cur.is_empty() {
+                out.push(std::mem::take(&mut cur));
+            }
+            for ch in word.chars() {
+                if cur.width() + ch.width().unwrap_or(0) > width {
+                    out.push(std::mem::take(&mut cur));
+                }
+                cur.push(ch);
+            }
+        }
+        out.push(cur);
+    }
+    out.join("\n")
+}
+
+#[cfg(test)]
+mod width_tests {
+    use super::*;
+    use unicode_width::UnicodeWidthStr;
+
+    fn table() -> Builder {
+        let mut b = Builder::default();
+        b.push_record(["code", "finding", "config"]);
+        b.push_record([
+            "PD-FW-005",
+            "container firewall rules are not enforced because lxc-manager never sets the container's [OPTIONS] enable, whose Proxmox default is 0",
+            "etc/phoenix_lxc_configs.json:265",
+        ]);
+        b
+    }
+
+    #[test]
+    fn fitted_tables_stay_inside_the_width_and_keep_kept_columns_whole() {
+        let out = fit_table(table(), 80, &[0, 2]);
+        for line in out.lines() {
+            assert!(line.width() <= 80, "{} > 80: {line}", line.width());
+        }
+        assert!(out.contains("PD-FW-005"));
+        assert!(out.contains("etc/phoenix_lxc_configs.json:265"));
+        assert!(out.lines().count() > 5, "the long cell wraps:\n{out}");
+    }
+
+    #[test]
+    fn wrapping_keeps_words_and_cuts_only_overlong_ones() {
+        assert_eq!(wrap_text("aa bb cc", 5), "aa bb\ncc");
+        assert_eq!(wrap_text("abcdefgh x", 3), "abc\ndef\ngh\nx");
+        assert_eq!(wrap_text("one\ntwo three", 9), "one\ntwo three");
+    }
+
+    #[test]
+    fn a_table_that_fits_is_unchanged() {
+        let out = fit_table(table(), 400, &[0, 2]);
+        assert_eq!(out, table().build().with(TStyle::sharp()).to_string());
+    }
+}
