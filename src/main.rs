@@ -2,6 +2,7 @@
 
 use clap::Parser;
 use phoenix_doctor::{app, cli::Cli, error::exit};
+use std::io::Write;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
@@ -16,7 +17,8 @@ fn main() -> ExitCode {
     match app::run(cli) {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
-            eprintln!("phoenix-doctor: {e}");
+            // A closed stderr must not turn a clean error into a panic.
+            let _ = writeln!(std::io::stderr(), "phoenix-doctor: {e}");
             ExitCode::from(e.exit_code())
         }
     }

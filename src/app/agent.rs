@@ -10,7 +10,7 @@ pub fn agent(_g: &GlobalArgs) -> Result<u8> {
         .read_to_end(&mut input)
         .map_err(|e| Error::tool(format!("agent: reading the job from stdin: {e}")))?;
     let out = super::runtime()?.block_on(crate::vantage::job::serve(&input))?;
-    let mut stdout = std::io::stdout().lock();
+    let mut stdout = super::stdout();
     stdout
         .write_all(&out)
         .and_then(|()| stdout.flush())

@@ -273,7 +273,11 @@ fn write_tls(w: &mut dyn Write, t: &TlsEvidence) -> std::io::Result<()> {
         row(
             w,
             "remaining",
-            format!("{} days ({:.0}% of its life)", s / 86400, f * 100.0),
+            format!(
+                "{} ({:.0}% of its life)",
+                crate::observe::remaining_life(s),
+                f * 100.0
+            ),
         )?;
     }
     let v = match &t.verify_error {

@@ -853,9 +853,8 @@ fn tls_lines(t: &crate::observe::TlsEvidence, out: &mut Vec<String>) {
     }
     if let (Some(secs), Some(frac)) = (t.remaining_secs, t.remaining_fraction) {
         out.push(format!(
-            "leaf lifetime left: {}h{:02}m ({:.0}%)",
-            secs / 3600,
-            (secs.abs() % 3600) / 60,
+            "leaf lifetime left: {} ({:.0}%)",
+            crate::observe::remaining_life(secs),
             frac * 100.0
         ));
     }

@@ -259,6 +259,22 @@ pub struct TlsEvidence {
     pub remaining_fraction: Option<f64>,
 }
 
+/// A certificate's remaining life for people: days from two days on, hours and minutes below
+/// (a 24-hour certificate has "23h59m", not "0 days"); `expired ... ago` once negative.
+pub fn remaining_life(secs: i64) -> String {
+    let n = secs.unsigned_abs();
+    let span = if n >= 2 * 86_400 {
+        format!("{} days", n / 86_400)
+    } else {
+        format!("{}h{:02}m", n / 3_600, (n % 3_600) / 60)
+    };
+    if secs < 0 {
+        format!("expired {span} ago")
+    } else {
+        span
+    }
+}
+
 /// Client-certificate behaviour of a server.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct MtlsEvidence {
@@ -350,5 +366,20 @@ impl std::str::FromStr for VantageRef {
             "vm" => Ok(VantageRef::Vm(id)),
             _ => Err(bad()),
         }
+    }
+}
+
+#[cfg(test)]
+mod remaining_life_tests {
+    use super::remaining_life;
+
+    #[test]
+    fn under_two_days_is_hours_and_minutes() {
+        assert_eq!(remaining_life(24 * 3600 - 60), "23h59m");
+        assert_eq!(remaining_life(2 * 86_400 - 1), "47h59m");
+        assert_eq!(remaining_life(2 * 86_400), "2 days");
+        assert_eq!(remaining_life(90 * 86_400 + 5), "90 days");
+        assert_eq!(remaining_life(125), "0h02m");
+        assert_eq!(remaining_life(-3 * 3600), "expired 3h00m ago");
     }
 }
