@@ -737,6 +737,7 @@ fn cli(config_dir: &Path, args: &[&str]) -> (i32, String, String) {
         .arg("--no-color")
         .args(args)
         .env_remove("PHOENIX_DOCTOR_CONFIG_DIR")
+        .env_remove("COLUMNS")
         .output()
         .unwrap();
     (
@@ -815,7 +816,10 @@ fn lint_exit_codes() {
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("phoenix_vm_configs.json:2"), "{err}");
     // A format lint does not print: exit 2.
-    let (code, _, err) = cli(&reference_dir().join("etc"), &["lint", "--format", "junit"]);
+    let (code, _, err) = cli(
+        &reference_dir().join("etc"),
+        &["lint", "--format", "mermaid"],
+    );
     assert_eq!(code, 2, "{err}");
     // Warnings only: exit 0.
     std::fs::write(etc.join("phoenix_vm_configs.json"), r#"{"vms": []}"#).unwrap();

@@ -388,3 +388,174 @@ fn man_names_only_pages_that_exist() {
     assert!(err.contains("not empty"), "{err}");
     assert_eq!(std::fs::read_dir(&dir).unwrap().count(), pages.len());
 }
+
+// ---------------------------------------------------------------- configs from the platform's history
+
+fn variant_etc(name: &str) -> String {
+    root()
+        .join("fixtures/configs/variants")
+        .join(name)
+        .join("etc")
+        .display()
+        .to_string()
+}
+
+fn lint_json(etc: &str) -> Vec<serde_json::Value> {
+    let (code, out, err) = run(&["lint", "--config-dir", etc, "--format", "json"], &[]);
+    assert!(code == 0 || code == 1, "lint {etc}: exit {code}: {err}");
+    let doc: serde_json::Value = serde_json::from_str(&out).unwrap();
+    doc["findings"].as_array().unwrap().clone()
+}
+
+/// The one finding of `code` in a variant, with its severity and config file checked.
+fn one_finding(etc: &str, code: &str, severity: &str, file: &str) -> serde_json::Value {
+    let f = lint_json(etc);
+    let hits: Vec<&serde_json::Value> = f.iter().filter(|f| f["code"] == code).collect();
+    assert_eq!(hits.len(), 1, "{code}: {f:#?}");
+    assert_eq!(hits[0]["severity"], severity);
+    assert_eq!(hits[0]["provenance"][0]["file"], file);
+    hits[0].clone()
+}
+
+#[test]
+fn every_variant_is_read_by_lint_plan_and_show() {
+    let dir = root().join("fixtures/configs/variants");
+    let mut names: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    for n in ["no-domain-name", "no-vm-file", "compose-variable-port"] {
+        assert!(names.contains(&n.to_string()), "{n} fixture");
+    }
+    for n in &names {
+        let etc = variant_etc(n);
+        lint_json(&etc);
+        for what in ["dns", "routes", "firewall"] {
+            let (code, out, err) = run(&["show", what, "--config-dir", &etc], &[]);
+            assert_eq!(code, 0, "{n}: show {what}: {err}");
+            if what == "dns" {
+                assert!(out.contains("address=/"), "{n}: {out}");
+            }
+        }
+        // Every target the config has plans; a refusal is one line naming why.
+        let (code, out, err) = run(&["plan", "--config-dir", &etc, "no-such-target"], &[]);
+        assert_eq!(code, 2, "{n}: {out}");
+        assert_eq!(err.trim().lines().count(), 1, "{n}: {err}");
+        let known = err.split("Known targets: ").nth(1).unwrap_or("").trim();
+        for t in known.split(", ").filter(|t| !t.is_empty()) {
+            let (code, _, err) = run(&["plan", t, "--config-dir", &etc], &[]);
+            assert!(code == 0 || code == 2, "{n}: plan {t}: {code} {err}");
+            assert!(!err.contains("panicked"), "{n}: plan {t}: {err}");
+            if code == 2 {
+                assert_eq!(err.trim().lines().count(), 1, "{n}: plan {t}: {err}");
+            }
+        }
+    }
+}
+
+#[test]
+fn a_config_without_domain_name_uses_the_hard_coded_domain_and_says_so() {
+    let etc = variant_etc("no-domain-name");
+    let cfg = one_finding(
+        &etc,
+        "PD-CFG-001",
+        "info",
+        "etc/phoenix_hypervisor_config.json",
+    );
+    assert!(cfg["title"]
+        .as_str()
+        .unwrap()
+        .contains("internal.thinkheads.ai"));
+    let (_, dns, _) = run(&["show", "dns", "--config-dir", &etc], &[]);
+    assert!(
+        dns.contains("address=/qdrant.internal.thinkheads.ai/10.0.0.153"),
+        "{dns}"
+    );
+    assert!(
+        dns.contains("address=/ca.internal.thinkheads.ai/10.0.0.10"),
+        "{dns}"
+    );
+    // The reference config has the key: no such finding there.
+    assert!(!lint_json(&reference())
+        .iter()
+        .any(|f| f["code"] == "PD-CFG-001"));
+}
+
+#[test]
+fn a_config_without_a_vm_file_has_no_vms_and_says_so() {
+    let etc = variant_etc("no-vm-file");
+    one_finding(&etc, "PD-CFG-002", "info", "etc/phoenix_vm_configs.json");
+    let (code, fw, _) = run(&["show", "firewall", "--config-dir", &etc], &[]);
+    assert_eq!(code, 0);
+    assert!(!fw.contains("1001.fw") && !fw.contains("1002.fw"), "{fw}");
+    let (_, dns, _) = run(&["show", "dns", "--config-dir", &etc], &[]);
+    assert!(!dns.contains("10.0.0.111"), "no VM addresses: {dns}");
+}
+
+#[test]
+fn a_compose_variable_port_is_unknown_warned_about_and_not_planned() {
+    let etc = variant_etc("compose-variable-port");
+    let cfg = one_finding(
+        &etc,
+        "PD-CFG-003",
+        "warning",
+        "stacks/thinkheads_ai_app/phoenix.json",
+    );
+    let text = cfg.to_string();
+    assert!(
+        text.contains("loadbalancer.server.port=${API_PORT}"),
+        "{text}"
+    );
+    assert!(text.contains("API_PORT"), "{text}");
+    assert_eq!(cfg["provenance"][0]["line"], 11);
+    for target in ["api", "api.internal.thinkheads.ai"] {
+        let (code, _, err) = run(&["plan", target, "--config-dir", &etc], &[]);
+        assert_eq!(code, 2, "{err}");
+        assert!(
+            err.contains("not planned") && err.contains("API_PORT"),
+            "{err}"
+        );
+        assert!(
+            err.contains("stacks/thinkheads_ai_app/phoenix.json:11"),
+            "{err}"
+        );
+    }
+    // Not among the targets `check --all` would trace.
+    let (_, _, err) = run(&["plan", "no-such-target", "--config-dir", &etc], &[]);
+    assert!(!err.contains(" api,") && !err.ends_with(" api"), "{err}");
+    // The rest of the config still plans.
+    let (code, _, err) = run(&["plan", "qdrant", "--config-dir", &etc], &[]);
+    assert_eq!(code, 0, "{err}");
+}
+
+#[test]
+fn a_compose_variable_set_in_the_production_environment_gives_the_port() {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = root().join("fixtures/configs/variants/compose-variable-port");
+    let copy = |from: &Path, to: &Path| {
+        let out = Command::new("cp")
+            .arg("-r")
+            .arg(from)
+            .arg(to)
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+    };
+    copy(&src.join("etc"), &tmp.path().join("etc"));
+    copy(&src.join("stacks"), &tmp.path().join("stacks"));
+    let manifest = tmp.path().join("stacks/thinkheads_ai_app/phoenix.json");
+    let text = std::fs::read_to_string(&manifest).unwrap().replace(
+        "\"production\": {",
+        "\"production\": {\n            \"variables\": [{\"name\": \"API_PORT\", \"value\": \"8000\"}],",
+    );
+    std::fs::write(&manifest, text).unwrap();
+    let etc = tmp.path().join("etc").display().to_string();
+    assert!(!lint_json(&etc).iter().any(|f| f["code"] == "PD-CFG-003"));
+    let (code, out, err) = run(
+        &["plan", "api", "--config-dir", &etc, "--format", "json"],
+        &[],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("10.0.0.102:8000"), "{out}");
+}

@@ -95,7 +95,24 @@ pub struct RawConfig {
     pub site: SiteFile,
     /// Things worth knowing that are not errors (an optional file was absent, ...).
     pub notes: Vec<String>,
+    /// Older shapes of the config read as the platform's scripts of that time read them (a
+    /// default for an absent key, no VMs for an absent VM file); `lint` reports each.
+    pub assumptions: Vec<Assumption>,
 }
+
+/// A reading of an older config shape that the platform's scripts made too, reported as an
+/// info finding with `code` so the operator knows what was assumed and where.
+#[derive(Debug, Clone, Serialize)]
+pub struct Assumption {
+    pub code: &'static str,
+    pub title: String,
+    /// What the tool used instead, and why.
+    pub detail: String,
+    pub prov: Provenance,
+}
+
+/// The domain the platform's scripts used before `domain_name` existed (they hard-coded it).
+pub const DEFAULT_DOMAIN: &str = "internal.thinkheads.ai";
 
 /// `phoenix_hypervisor_config.json`, the network-relevant parts.
 #[derive(Debug, Clone, Serialize)]
@@ -229,6 +246,8 @@ pub struct RawStack {
 pub struct RawStackEnv {
     pub services: Vec<RawStackService>,
     pub firewall_rules: Vec<RawRule>,
+    /// `variables: [{name, value}]` (history): what docker compose substitutes for `${name}`.
+    pub variables: Vec<(String, Val<String>)>,
     pub prov: Provenance,
 }
 
@@ -328,14 +347,28 @@ pub fn load(config_dir: &Path, stacks_dir: Option<&Path>) -> Result<RawConfig, E
     let lxc_path = config_dir.join(LXC_FILE);
     let lxc_text = loader.read(&lxc_path, Some(why))?.unwrap_or_default();
     let vm_path = config_dir.join(VM_FILE);
-    let vm_text = loader.read(&vm_path, Some(why))?.unwrap_or_default();
+    let vm_text = loader.read(&vm_path, None)?;
 
+    let mut assumptions = Vec::new();
     let hyp_doc = loader.parse(&hyp_path, &hyp_text)?;
-    let hypervisor = read_hypervisor(&hyp_doc)?;
+    let hypervisor = read_hypervisor(&hyp_doc, &mut assumptions)?;
     let lxc_doc = loader.parse(&lxc_path, &lxc_text)?;
     let lxcs = read_lxcs(&lxc_doc)?;
-    let vm_doc = loader.parse(&vm_path, &vm_text)?;
-    let vms = read_vms(&vm_doc)?;
+    let vms = match vm_text {
+        Some(t) => read_vms(&loader.parse(&vm_path, &t)?)?,
+        None => {
+            let file = display_name(&base, &vm_path);
+            assumptions.push(Assumption {
+                code: "PD-CFG-002",
+                title: format!("{file} is absent: the platform has no VMs"),
+                detail: format!(
+                    "no {VM_FILE} in the config dir, as before the platform had VMs; vm-manager.sh has nothing to create, so the model has no VMs, no Portainer and no stacks deployed"
+                ),
+                prov: Provenance::new(file, "/", None),
+            });
+            Vec::new()
+        }
+    };
 
     let cert_path = config_dir.join(CERT_FILE);
     let certs = match loader.read(&cert_path, None)? {
@@ -395,21 +428,34 @@ pub fn load(config_dir: &Path, stacks_dir: Option<&Path>) -> Result<RawConfig, E
         traefik,
         site,
         notes,
+        assumptions,
     })
 }
 
-fn read_hypervisor(doc: &Doc) -> Result<RawHypervisor, Error> {
+fn read_hypervisor(doc: &Doc, assumptions: &mut Vec<Assumption>) -> Result<RawHypervisor, Error> {
     let root = doc.at();
     root.obj()?;
-    let domain = root
-        .field("domain_name", "the internal DNS domain")?
-        .string()?;
-    if domain.value.trim().is_empty() || domain.value.contains(char::is_whitespace) {
-        return Err(root
-            .get("domain_name")
-            .unwrap()
-            .expected("a DNS domain name"));
-    }
+    let domain = match root.get("domain_name") {
+        Some(d) => {
+            let domain = d.string()?;
+            if domain.value.trim().is_empty() || domain.value.contains(char::is_whitespace) {
+                return Err(d.expected("a DNS domain name"));
+            }
+            domain
+        }
+        None => {
+            let prov = Provenance::new(doc.file.clone(), "/domain_name", None);
+            assumptions.push(Assumption {
+                code: "PD-CFG-001",
+                title: format!("{} has no domain_name: using {DEFAULT_DOMAIN}", doc.file),
+                detail: format!(
+                    "the key is absent, as before the platform made the domain configurable; the scripts of that time hard-coded {DEFAULT_DOMAIN}, so the model uses it"
+                ),
+                prov: prov.clone(),
+            });
+            Val::new(DEFAULT_DOMAIN.to_string(), prov)
+        }
+    };
     let network = root.field("network", "the host network settings")?;
     network.obj()?;
     let ifaces = network.field("interfaces", "the host bridge interface")?;
@@ -785,9 +831,17 @@ fn read_stacks(
                 for r in env.opt_items("firewall_rules")? {
                     firewall_rules.push(read_rule(&r)?);
                 }
+                let mut variables = Vec::new();
+                for v in env.opt_items("variables")? {
+                    v.obj()?;
+                    if let (Some(n), Some(val)) = (v.opt_string("name")?, v.get("value")) {
+                        variables.push((n.value, val.string_or_number()?));
+                    }
+                }
                 production = Some(RawStackEnv {
                     services,
                     firewall_rules,
+                    variables,
                     prov: env.prov(),
                 });
             }

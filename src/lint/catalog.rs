@@ -134,6 +134,18 @@ pub const STATIC: &[CodeInfo] = &[
         "A VM's docker_stacks names a stack with no stacks/<name>/phoenix.json: sync cannot deploy it and its labels and firewall rules do not exist.",
         "ls /usr/local/phoenix_hypervisor/stacks/",
         "Fix the stack name in docker_stacks, or add the manifest."),
+    code!("PD-CFG-001", Some(Layer::Dns), Info, "no domain_name: the domain the scripts hard-coded is used",
+        "phoenix_hypervisor_config.json has no `domain_name`, as in the platform's versions before the domain became configurable. The scripts of that time hard-coded internal.thinkheads.ai, so the model uses it for every name, record and certificate it derives.",
+        "jq .domain_name /usr/local/phoenix_hypervisor/etc/phoenix_hypervisor_config.json",
+        "Nothing to do if the platform is that version; otherwise add `\"domain_name\": \"internal.thinkheads.ai\"` (or the domain in use)."),
+    code!("PD-CFG-002", None, Info, "no phoenix_vm_configs.json: the platform has no VMs",
+        "The config dir has no phoenix_vm_configs.json, as in the platform's versions before it had VMs. vm-manager has nothing to create, so the model has no VMs, no Portainer server or agents, and no stack is deployed.",
+        "ls /usr/local/phoenix_hypervisor/etc/phoenix_vm_configs.json",
+        "Nothing to do if the platform has no VMs; otherwise point --config-dir at the dir that holds the VM file."),
+    code!("PD-CFG-003", Some(Layer::Http), Warning, "stack port label is a compose variable no config sets",
+        "A stack's `traefik.http.services.<s>.loadbalancer.server.port` label is `${VARIABLE}`, which docker compose fills in from the deployment's environment; the production environment of the manifest does not set it, so the port is unknown (compose substitutes an empty string when it is unset). Nothing that needs that port is planned or traced.",
+        "jq '.environments.production' stacks/<name>/phoenix.json; docker compose config (on the VM) shows the value compose uses",
+        "Write the port number into the label, or set the variable in the production environment's `variables`."),
 ];
 
 /// Every static code.

@@ -47,6 +47,8 @@ const RULES: &[fn(&Intended) -> Vec<Finding>] = &[
     stray_addresses,
     foreign_names,
     stack_deployments,
+    config_history,
+    port_variables,
 ];
 
 /// Every static finding for the intended state, in rule order (duplicates removed).
@@ -369,6 +371,64 @@ pub(crate) fn stack_deployments(m: &Intended) -> Vec<Finding> {
                     node_subjects(g),
                 ));
             }
+        }
+    }
+    out
+}
+
+/// Older config shapes read as the platform's scripts of that time read them: one info finding
+/// for each default used and each absent optional file.
+pub(crate) fn config_history(m: &Intended) -> Vec<Finding> {
+    m.assumptions
+        .iter()
+        .map(|a| {
+            finding(a.code, a.title.clone())
+                .expected(format!(
+                    "{} as the platform's current scripts read it",
+                    a.prov.file
+                ))
+                .actual(a.detail.clone())
+                .hint("Nothing to do for a platform of that version.")
+                .provenance([a.prov.clone()])
+        })
+        .collect()
+}
+
+/// Stack port labels whose value is a compose variable that no config file sets.
+pub(crate) fn port_variables(m: &Intended) -> Vec<Finding> {
+    let mut out = Vec::new();
+    for st in &m.stacks {
+        for svc in &st.services {
+            let Some(pv) = &svc.lb_port_variable else {
+                continue;
+            };
+            let vms: Vec<String> = st
+                .deployments
+                .iter()
+                .map(|d| format!("vm:{}", d.vm))
+                .collect();
+            out.push(with_subjects(
+                finding(
+                    "PD-CFG-003",
+                    format!(
+                        "stack `{}` service `{}`: port is ${{{}}}, which no config sets",
+                        st.name, svc.name, pv.variable
+                    ),
+                )
+                .expected(format!(
+                    "a port number in `{}`, or {} set in the production environment's variables",
+                    pv.label.value, pv.variable
+                ))
+                .actual(format!(
+                    "`{}` leaves the port to docker compose's environment; {} sets no {}: the port is unknown and nothing that needs it is planned",
+                    pv.label.value, st.file, pv.variable
+                ))
+                .hint("Write the port number into the label, or set the variable under environments.production.variables.")
+                .provenance([pv.label.prov.clone()]),
+                std::iter::once(format!("stack:{}", st.name))
+                    .chain(svc.hosts().map(String::from))
+                    .chain(vms),
+            ));
         }
     }
     out

@@ -192,6 +192,8 @@ pub struct Intended {
     /// The platform's subnet(s) (`network.default_subnet`, the host's CIDR).
     pub subnets: Vec<ipnet::IpNet>,
     pub notes: Vec<String>,
+    /// Older config shapes read as the platform's scripts read them (see `config::Assumption`).
+    pub assumptions: Vec<crate::config::Assumption>,
     /// `.network.interfaces.dns_nameservers`: what the host setup writes to
     /// `/etc/network/interfaces.d/50-vmbr0.cfg` as `dns-nameservers` (after `127.0.0.1`).
     pub host_interface_nameservers: Vec<Val<IpAddr>>,
@@ -820,6 +822,7 @@ fn build(raw: &RawConfig) -> Result<Intended, Error> {
         vantages: raw.site.vantages.clone(),
         subnets,
         notes,
+        assumptions: raw.assumptions.clone(),
         host_interface_nameservers: parse_ns(&raw.hypervisor.dns_nameservers),
     })
 }

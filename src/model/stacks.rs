@@ -92,7 +92,34 @@ pub struct StackService {
     pub lb_port: Option<Val<u16>>,
     /// `traefik.http.services.<s>.loadbalancer.server.scheme`.
     pub lb_scheme: Option<Val<String>>,
+    /// The port label when its value is a compose variable (`...port=${API_PORT}`) that no config
+    /// file sets: the port is unknown and nothing that needs it is planned.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lb_port_variable: Option<PortVariable>,
     pub prov: Provenance,
+}
+
+/// A port label whose value is left to `docker compose`'s environment.
+#[derive(Debug, Clone, Serialize)]
+pub struct PortVariable {
+    /// The whole label, with its provenance.
+    pub label: Val<String>,
+    /// The variable's name (`API_PORT`).
+    pub variable: String,
+}
+
+/// The variable a label value names: `${API_PORT}`, `${API_PORT:-8000}`, `$API_PORT`.
+fn compose_variable(value: &str) -> Option<String> {
+    let v = value.trim().strip_prefix('$')?;
+    let name = match v.strip_prefix('{') {
+        Some(inner) => inner.strip_suffix('}')?,
+        None => v,
+    };
+    let name: String = name
+        .chars()
+        .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+        .collect();
+    (!name.is_empty()).then_some(name)
 }
 
 impl StackService {
@@ -131,6 +158,7 @@ fn label_error(l: &Val<String>, msg: &str) -> Error {
 fn parse_service(
     name: &str,
     labels: &[Val<String>],
+    vars: &[(String, Val<String>)],
     prov: &Provenance,
 ) -> Result<StackService, Error> {
     let mut s = StackService {
@@ -139,6 +167,7 @@ fn parse_service(
         routers: Vec::new(),
         lb_port: None,
         lb_scheme: None,
+        lb_port_variable: None,
         prov: prov.clone(),
     };
     for l in labels {
@@ -185,10 +214,23 @@ fn parse_service(
             }
         } else if let Some(rest) = key.strip_prefix("traefik.http.services.") {
             if rest.ends_with(".loadbalancer.server.port") {
+                if let Some(variable) = compose_variable(value) {
+                    if let Some((_, v)) = vars.iter().find(|(n, _)| *n == variable) {
+                        if let Ok(p) = v.value.trim().parse::<u16>() {
+                            s.lb_port = Some(Val::new(p, v.prov.clone()));
+                            continue;
+                        }
+                    }
+                    s.lb_port_variable = Some(PortVariable {
+                        label: l.clone(),
+                        variable,
+                    });
+                    continue;
+                }
                 let p: u16 = value.trim().parse().map_err(|_| {
                     label_error(
                         l,
-                        "expected a port number after `loadbalancer.server.port=`",
+                        "expected a port number or a compose ${VARIABLE} after `loadbalancer.server.port=` (Traefik refuses the label)",
                     )
                 })?;
                 s.lb_port = Some(Val::new(p, l.prov.clone()));
@@ -207,7 +249,12 @@ pub(crate) fn stacks(raw: &RawConfig, notes: &mut Vec<String>) -> Result<Vec<Sta
         let mut firewall_rules = Vec::new();
         if let Some(env) = &st.production {
             for svc in &env.services {
-                services.push(parse_service(&svc.name, &svc.traefik_labels, &svc.prov)?);
+                services.push(parse_service(
+                    &svc.name,
+                    &svc.traefik_labels,
+                    &env.variables,
+                    &svc.prov,
+                )?);
             }
             for r in &env.firewall_rules {
                 firewall_rules.push(super::FwRule::from_raw(

@@ -268,8 +268,14 @@ fn stack_target(m: &Intended, name: &str) -> Result<Target, String> {
         .services
         .iter()
         .find(|x| x.lb_port.is_some())
-        .ok_or_else(|| {
-            format!("stack `{name}` has no traefik.http.services.*.loadbalancer.server.port label")
+        .ok_or_else(|| match s.services.iter().find_map(|x| x.lb_port_variable.as_ref()) {
+            Some(pv) => format!(
+                "stack `{name}`: not planned, its port is unknown: `{}` ({}) leaves it to the compose variable {}, which no config sets (lint: PD-CFG-003)",
+                pv.label.value, pv.label.prov, pv.variable
+            ),
+            None => format!(
+                "stack `{name}` has no traefik.http.services.*.loadbalancer.server.port label"
+            ),
         })?;
     let port = svc.lb_port.as_ref().unwrap();
     let mut prov = vec![ip.prov.clone(), port.prov.clone()];
@@ -360,6 +366,17 @@ pub fn targets(m: &Intended, defs: &[TraceDef]) -> Vec<String> {
 }
 
 fn unknown_target(m: &Intended, defs: &[TraceDef], target: &str) -> Error {
+    // A stack (or one of its hostnames) that is known but cannot be planned says why.
+    let names = |s: &crate::model::Stack| {
+        s.hosts()
+            .iter()
+            .any(|h| *h == target || h.split('.').next() == Some(target))
+    };
+    if let Some(s) = m.stacks.iter().find(|s| s.name == target || names(s)) {
+        if let Err(why) = stack_target(m, &s.name) {
+            return Error::input(why);
+        }
+    }
     let known = targets(m, defs);
     let mut all: Vec<String> = known.clone();
     for d in defs.iter().filter(|d| !d.generic) {
