@@ -559,3 +559,57 @@ fn a_compose_variable_set_in_the_production_environment_gives_the_port() {
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("10.0.0.102:8000"), "{out}");
 }
+
+// ---------------------------------------------------------------- the newcomer's command
+
+#[test]
+fn the_test_script_without_root_runs_what_it_can_and_names_the_rest() {
+    let fake = tempfile::tempdir().unwrap();
+    let script = |name: &str, body: &str| {
+        let p = fake.path().join(name);
+        std::fs::write(&p, format!("#!/bin/sh\n{body}\n")).unwrap();
+        let out = Command::new("chmod").arg("+x").arg(&p).output().unwrap();
+        assert!(out.status.success());
+    };
+    // Not root, and a cargo that reports how it was called and fails like a failing suite.
+    script("id", "echo 1000");
+    script("cargo", "echo \"cargo $*\"; exit 101");
+    let path = format!(
+        "{}:{}",
+        fake.path().display(),
+        std::env::var("PATH").unwrap()
+    );
+    let out = Command::new(root().join("test"))
+        .env("PATH", path)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(101),
+        "cargo's exit code passes through"
+    );
+    let lines: Vec<&str> = stdout.lines().collect();
+    let call = lines.iter().find(|l| l.starts_with("cargo test")).unwrap();
+    assert!(
+        call.contains("--lib") && call.contains("--test operator"),
+        "{call}"
+    );
+    assert!(
+        !call.contains("trace_netns") && !call.contains("vantage_netns"),
+        "{call}"
+    );
+    assert!(
+        call.contains("--skip tcp_states_under_nftables_in_a_private_netns"),
+        "{call}"
+    );
+    let last = lines.last().unwrap();
+    assert!(last.starts_with("./test: not run without root: "), "{last}");
+    for named in [
+        "tests/trace_netns.rs",
+        "tests/vantage_netns.rs",
+        "need root",
+    ] {
+        assert!(last.contains(named), "{named} in {last}");
+    }
+}
