@@ -119,37 +119,37 @@ fn push_rule(g: &mut Value, r: Value) {
 fn reference_reports_the_platform_defects() {
     let fs = reference_findings();
     let expected = [
-        ("PD-FW-002", "10.0.0.153:443"), // F5 LAN clients, F9 Traefik → nginx
-        ("PD-FW-004", "vm:1002"),        // F4 1002.in from .12:9001, 102 has no out
-        ("PD-FW-004", "lxc:102"),        // F4 102.in from .10, 103 has no out to .12
-        ("PD-FW-005", "lxc:101"),        // F7
+        ("PD-FW-002", "10.0.0.153:443"), // LAN clients, Traefik → nginx
+        ("PD-FW-004", "vm:1002"),        // 1002.in from .12:9001, 102 has no out
+        ("PD-FW-004", "lxc:102"),        // 102.in from .10, 103 has no out to .12
+        ("PD-FW-005", "lxc:101"),
         ("PD-FW-005", "lxc:103"),
-        ("PD-FW-006", "vm:1001"), // F20 Traefik → 1001:9443 only from the stack
-        ("PD-FW-007", "vm:1002"), // F21 .13:9001 twice, qdrant twice
-        ("PD-FW-007", "lxc:101"), // F21 101 out .12:80 twice
-        ("PD-FW-007", "lxc:103"), // F21 103 out .153:80 three times
-        ("PD-FW-008", "lxc:102"), // F21 102 in .10 80 ⊂ 80,443
-        ("PD-DNSCFG-002", "ollama.internal.thinkheads.ai"), // F13
+        ("PD-FW-006", "vm:1001"), // Traefik → 1001:9443 only from the stack
+        ("PD-FW-007", "vm:1002"), // .13:9001 twice, qdrant twice
+        ("PD-FW-007", "lxc:101"), // 101 out .12:80 twice
+        ("PD-FW-007", "lxc:103"), // 103 out .153:80 three times
+        ("PD-FW-008", "lxc:102"), // 102 in .10 80 ⊂ 80,443
+        ("PD-DNSCFG-002", "ollama.internal.thinkheads.ai"),
         ("PD-DNSCFG-002", "granite-embedding.internal.thinkheads.ai"),
         ("PD-DNSCFG-002", "granite-3b.internal.thinkheads.ai"),
         ("PD-DNSCFG-002", "llamacpp.internal.thinkheads.ai"),
         ("PD-DNSCFG-004", "portainer.internal.thinkheads.ai"), // shadows VM name record
-        ("PD-DNSCFG-005", "10.0.0.153"),                       // F24
-        ("PD-DNSCFG-006", "lxc:801"),                          // F22
-        ("PD-ROUTE-001", "10.0.0.10:9000"),                    // F9 ca
-        ("PD-ROUTE-001", "10.0.0.153:443"),                    // F9 nginx
-        ("PD-ROUTE-002", "qdrant.internal.thinkheads.ai"),     // F12
-        ("PD-ROUTE-003", "qdrant.internal.thinkheads.ai"),     // F12 websecure
+        ("PD-DNSCFG-005", "10.0.0.153"),
+        ("PD-DNSCFG-006", "lxc:801"),
+        ("PD-ROUTE-001", "10.0.0.10:9000"), // ca
+        ("PD-ROUTE-001", "10.0.0.153:443"), // nginx
+        ("PD-ROUTE-002", "qdrant.internal.thinkheads.ai"),
+        ("PD-ROUTE-003", "qdrant.internal.thinkheads.ai"), // websecure
         ("PD-ROUTE-003", "portainer.internal.thinkheads.ai"),
-        ("PD-ROUTE-004", "qdrant.internal.thinkheads.ai"), // F12 404
-        ("PD-CERT-001", "host"),                           // F6
+        ("PD-ROUTE-004", "qdrant.internal.thinkheads.ai"), // 404
+        ("PD-CERT-001", "host"),
         ("PD-CERT-001", "vm:1001"),
         ("PD-CERT-001", "vm:1002"),
-        ("PD-CERT-002", "qdrant.internal.thinkheads.ai"), // F11
+        ("PD-CERT-002", "qdrant.internal.thinkheads.ai"),
         ("PD-CERT-002", "traefik.internal.thinkheads.ai"),
-        ("PD-CERT-004", "10.0.0.111"),                       // F15
-        ("PD-CERT-005", "10.0.0.102:9001"),                  // A5b agent self-signed
-        ("PD-CERT-006", "portainer.internal.thinkheads.ai"), // F18
+        ("PD-CERT-004", "10.0.0.111"),
+        ("PD-CERT-005", "10.0.0.102:9001"), // agent self-signed
+        ("PD-CERT-006", "portainer.internal.thinkheads.ai"),
         ("PD-CERT-006", "traefik.internal.thinkheads.ai"),
     ];
     for (code, subject) in expected {
@@ -260,7 +260,9 @@ fn fw_001_enforced_vm_drops_a_documented_hop() {
     let f = get(&fs, "PD-FW-001", "10.0.0.111:9443");
     assert_eq!(f.severity, Severity::Error);
     assert!(
-        f.evidence.iter().any(|e| e.starts_with("platform hop A5:")),
+        f.evidence
+            .iter()
+            .any(|e| e.starts_with("documented hop router-backend (docs/platform.md):")),
         "{:?}",
         f.evidence
     );
@@ -420,7 +422,7 @@ fn dnscfg_002_route_name_bypasses_gateway() {
 
 #[test]
 fn dnscfg_003_agent_name_sent_to_gateway() {
-    // F1: a record from an earlier rule (a stack label → gateway) wins over the agent's own.
+    // a record from an earlier rule (a stack label → gateway) wins over the agent's own.
     let fs = Cfg::reference()
         .edit("stacks/qdrant_service/phoenix.json", |v| {
             v["environments"]["production"]["services"]["qdrant"]["traefik_labels"]
@@ -582,7 +584,7 @@ fn route_005_duplicate_service_name() {
 
 #[test]
 fn route_006_gateway_upstream_not_an_entrypoint() {
-    // F10: the old template had websecure :8443 and no web :80.
+    // the old template had websecure :8443 and no web :80.
     let fs = Cfg::reference()
         .text("etc/traefik/traefik.yml.template", |t| {
             t.replace(
@@ -718,7 +720,7 @@ fn cert_006_entry_without_sans() {
 
 #[test]
 fn lint_001_address_of_no_guest() {
-    // F3: a rule kept the old Portainer address.
+    // a rule kept the old Portainer address.
     let fs = Cfg::reference()
         .vm(1002, |g| push_rule(g, rule_in("10.0.0.101", "9001")))
         .lint();

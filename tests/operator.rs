@@ -613,3 +613,107 @@ fn the_test_script_without_root_runs_what_it_can_and_names_the_rest() {
         assert!(last.contains(named), "{named} in {last}");
     }
 }
+
+// ---------------------------------------------------------------- citations users can follow
+
+/// Names of documents users do not have (design notes of the tool's authors, their section and
+/// item numbers), found in `text`: `(line, what)`.
+fn foreign_citations(text: &str) -> Vec<(usize, String)> {
+    let docs = [
+        concat!("PLATFORM", "_FACTS"),
+        concat!("ANCH", "ORS"),
+        concat!("STYLE", "_STUDY"),
+        concat!("TEST", "LAB.md"),
+        "\u{a7}",
+    ];
+    let mut out = Vec::new();
+    for (n, line) in text.lines().enumerate() {
+        for d in docs {
+            if line.contains(d) {
+                out.push((n + 1, d.to_string()));
+            }
+        }
+        // Item numbers as whole words: `F` and one or two digits, or `A`, one digit and an
+        // optional letter; `-A` and a digit (a grep option) is not one.
+        let chars: Vec<char> = line.chars().collect();
+        let mut i = 0;
+        while i < chars.len() {
+            if !chars[i].is_alphanumeric() {
+                i += 1;
+                continue;
+            }
+            let start = i;
+            while i < chars.len() && (chars[i].is_alphanumeric() || chars[i] == '_') {
+                i += 1;
+            }
+            let word: String = chars[start..i].iter().collect();
+            let prev = if start > 0 { chars[start - 1] } else { ' ' };
+            let digits = |s: &str, max: usize| {
+                !s.is_empty() && s.len() <= max && s.chars().all(|c| c.is_ascii_digit())
+            };
+            let item = match word.chars().next() {
+                Some('F') => digits(&word[1..], 2),
+                Some('A') if prev != '-' => {
+                    let rest = word[1..].trim_end_matches(|c: char| c.is_ascii_lowercase());
+                    digits(rest, 1) && word.len() - 1 - rest.len() <= 1
+                }
+                _ => false,
+            };
+            if item {
+                out.push((n + 1, word));
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn the_citation_scanner_finds_item_numbers_and_nothing_else() {
+    assert_eq!(
+        foreign_citations(concat!("see F", "27 and A", "5b")).len(),
+        2
+    );
+    assert_eq!(
+        foreign_citations(concat!("PLATFORM", "_FACTS \u{a7}2")).len(),
+        2
+    );
+    assert!(foreign_citations("grep -A3 PVEFW; F100; AF1; A10; lxc:101 (A)").is_empty());
+}
+
+#[test]
+fn no_message_doc_or_source_file_cites_documents_users_do_not_have() {
+    let mut files = vec![root().join("README.md")];
+    let mut dirs = vec![
+        root().join("src"),
+        root().join("probes"),
+        root().join("docs"),
+        root().join("tests"),
+        root().join("benches"),
+    ];
+    while let Some(d) = dirs.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                dirs.push(p);
+            } else if p.extension().is_some_and(|x| {
+                ["rs", "md", "toml", "sh", "snap", "json"].contains(&x.to_str().unwrap_or(""))
+            }) {
+                files.push(p);
+            }
+        }
+    }
+    let mut bad = Vec::new();
+    for f in &files {
+        let text = std::fs::read_to_string(f).unwrap();
+        for (line, what) in foreign_citations(&text) {
+            bad.push(format!("{}:{line}: {what}", f.display()));
+        }
+    }
+    // What the tool prints about every code.
+    let (_, explain, _) = run(&["explain"], &[]);
+    for (line, what) in foreign_citations(&explain) {
+        bad.push(format!("explain:{line}: {what}"));
+    }
+    assert!(bad.is_empty(), "{}", bad.join("\n"));
+    assert!(files.len() > 50, "walked {} files", files.len());
+}

@@ -5,12 +5,12 @@ use super::{finding, label, with_subjects};
 use crate::finding::Finding;
 use crate::model::{Cert, DnsRule, Intended, Route};
 
-/// PD-CERT-001: certificate clients with no IN rule on the CA's :9000 (F6).
+/// PD-CERT-001: certificate clients with no IN rule on the CA's :9000.
 pub(crate) fn ca_reachability(m: &Intended) -> Vec<Finding> {
     super::firewall::in_rule_findings(m, true)
 }
 
-/// PD-CERT-002: names DNS sends to the gateway that its certificate does not carry (F11).
+/// PD-CERT-002: names DNS sends to the gateway that its certificate does not carry.
 pub(crate) fn gateway_sans(m: &Intended) -> Vec<Finding> {
     let Some(gw) = &m.gateway else {
         return Vec::new();
@@ -160,7 +160,7 @@ fn backend_cert<'a>(m: &'a Intended, r: &Route) -> Option<&'a Cert> {
         })
 }
 
-/// PD-CERT-004: an HTTPS backend whose manifest certificate lacks the IP Traefik verifies (F15).
+/// PD-CERT-004: an HTTPS backend whose manifest certificate lacks the IP Traefik verifies.
 pub(crate) fn backend_ip_san(m: &Intended) -> Vec<Finding> {
     let mut out = Vec::new();
     for r in m.routes.routes.iter().filter(|r| r.scheme == "https") {
@@ -234,7 +234,7 @@ pub(crate) fn backend_without_cert(m: &Intended) -> Vec<Finding> {
     out
 }
 
-/// PD-CERT-006: manifest entries without `sans` renew on every run (F18).
+/// PD-CERT-006: manifest entries without `sans` renew on every run.
 pub(crate) fn entries_without_sans(m: &Intended) -> Vec<Finding> {
     m.certs
         .iter()

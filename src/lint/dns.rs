@@ -6,7 +6,7 @@ use crate::finding::Finding;
 use crate::model::{DnsRule, Intended};
 use std::net::IpAddr;
 
-/// PD-DNSCFG-001: no LXC named `Nginx-Phoenix`, so no records at all (F27).
+/// PD-DNSCFG-001: no LXC named `Nginx-Phoenix`, so no records at all.
 pub(crate) fn no_gateway(m: &Intended) -> Vec<Finding> {
     if !m.dns.enabled || m.dns.gateway_ip.is_some() {
         return Vec::new();
@@ -104,7 +104,7 @@ pub(crate) fn expected_guest(m: &Intended) -> Vec<Finding> {
     out
 }
 
-/// PD-DNSCFG-002: a name with a Traefik route that resolves to its backend, not the gateway (F13).
+/// PD-DNSCFG-002: a name with a Traefik route that resolves to its backend, not the gateway.
 pub(crate) fn bypass_gateway(m: &Intended) -> Vec<Finding> {
     let Some(gw) = &m.gateway else {
         return Vec::new();
@@ -205,7 +205,7 @@ pub(crate) fn shadowed_records(m: &Intended) -> Vec<Finding> {
     out
 }
 
-/// PD-DNSCFG-005: a nameserver that is a platform node running no DNS server (F24).
+/// PD-DNSCFG-005: a nameserver that is a platform node running no DNS server.
 pub(crate) fn nameserver_not_dns(m: &Intended) -> Vec<Finding> {
     let mut lists: Vec<(String, &Vec<crate::config::Val<IpAddr>>, String)> = vec![(
         "host".to_string(),
@@ -263,7 +263,7 @@ pub(crate) fn nameserver_not_dns(m: &Intended) -> Vec<Finding> {
     out
 }
 
-/// PD-DNSCFG-006: a guest whose resolvers do not include the platform's dnsmasq (F22).
+/// PD-DNSCFG-006: a guest whose resolvers do not include the platform's dnsmasq.
 pub(crate) fn guest_without_internal_dns(m: &Intended) -> Vec<Finding> {
     if !m.dns.enabled {
         return Vec::new();

@@ -1,4 +1,4 @@
-//! Firewall rules: each documented hop (PLATFORM_FACTS §2) against the destination's IN rules
+//! Firewall rules: each documented hop (docs/platform.md, Hops) against the destination's IN rules
 //! and the source's OUT rules, one-sided pairs, unenforced container rule sets, stack-only
 //! rules, duplicates and subsets.
 
@@ -12,7 +12,7 @@ use std::net::IpAddr;
 
 /// One documented hop that crosses a firewall.
 pub(crate) struct FwHop {
-    /// The hop id of PLATFORM_FACTS §2 (`A4`, `D2`, ...).
+    /// The hop's id in docs/platform.md (`gateway-router`, `host-ca`, ...).
     pub id: &'static str,
     pub what: String,
     /// None for the synthetic "any LAN client".
@@ -84,7 +84,7 @@ fn lan_client(m: &Intended, near: IpAddr) -> Option<IpAddr> {
         .find(|ip| m.node_by_ip(*ip).is_none())
 }
 
-/// Every documented hop the model can place (§2 A3-A5, B1, B2, B4, C1, C2, D1-D3, F).
+/// Every documented hop the model can place (docs/platform.md, Hops).
 pub(crate) fn hops(m: &Intended) -> Vec<FwHop> {
     let mut out = Vec::new();
     let host = VantageRef::Host;
@@ -92,7 +92,7 @@ pub(crate) fn hops(m: &Intended) -> Vec<FwHop> {
         let g = VantageRef::Lxc(gw.lxc);
         out.extend(hop(
             m,
-            "B1",
+            "host-gateway",
             "host → NGINX gateway (Portainer API through the gateway)",
             host,
             g,
@@ -102,7 +102,7 @@ pub(crate) fn hops(m: &Intended) -> Vec<FwHop> {
         if let Some(p) = &m.portainer {
             out.extend(hop(
                 m,
-                "B4",
+                "portainer-gateway",
                 "Portainer VM → NGINX gateway",
                 VantageRef::Vm(p.vm),
                 g,
@@ -112,7 +112,7 @@ pub(crate) fn hops(m: &Intended) -> Vec<FwHop> {
         }
         if let (Some(client), Some(d)) = (lan_client(m, gw.ip.value), m.node(g)) {
             out.push(FwHop {
-                id: "A3",
+                id: "lan-gateway",
                 what: "a LAN client → NGINX gateway".into(),
                 src: None,
                 src_ip: client,
@@ -129,7 +129,7 @@ pub(crate) fn hops(m: &Intended) -> Vec<FwHop> {
         if let Some(r) = &m.router {
             out.extend(hop(
                 m,
-                "A4",
+                "gateway-router",
                 "NGINX gateway → Traefik (proxy_pass)",
                 g,
                 VantageRef::Lxc(r.lxc),
@@ -149,7 +149,7 @@ pub(crate) fn hops(m: &Intended) -> Vec<FwHop> {
             );
             if let Some(mut h) = hop(
                 m,
-                "A5",
+                "router-backend",
                 format!("Traefik → {} backend ({})", route.name, route.url),
                 VantageRef::Lxc(r.lxc),
                 guest,
@@ -164,7 +164,7 @@ pub(crate) fn hops(m: &Intended) -> Vec<FwHop> {
     if let Some(p) = &m.portainer {
         out.extend(hop(
             m,
-            "B2",
+            "host-portainer",
             "host → Portainer API directly (initial admin)",
             host,
             VantageRef::Vm(p.vm),
@@ -174,7 +174,7 @@ pub(crate) fn hops(m: &Intended) -> Vec<FwHop> {
         for a in &m.agents {
             out.extend(hop(
                 m,
-                "C1",
+                "portainer-agent",
                 "Portainer server → agent",
                 VantageRef::Vm(p.vm),
                 VantageRef::Vm(a.vm),
@@ -186,7 +186,7 @@ pub(crate) fn hops(m: &Intended) -> Vec<FwHop> {
     for a in &m.agents {
         out.extend(hop(
             m,
-            "C2",
+            "host-agent",
             "host → agent /ping (health check)",
             host,
             VantageRef::Vm(a.vm),
@@ -198,13 +198,13 @@ pub(crate) fn hops(m: &Intended) -> Vec<FwHop> {
         let c = VantageRef::Lxc(ca.lxc);
         let mut clients: Vec<(&'static str, &'static str, VantageRef)> = Vec::new();
         if let Some(r) = &m.router {
-            clients.push(("D1", "Traefik LXC bootstrap", VantageRef::Lxc(r.lxc)));
+            clients.push(("router-ca", "Traefik LXC bootstrap", VantageRef::Lxc(r.lxc)));
         }
-        clients.push(("D2", "host renewal manager", host));
+        clients.push(("host-ca", "host renewal manager", host));
         let mut vms: Vec<u32> = m.portainer.iter().map(|p| p.vm).collect();
         vms.extend(m.agents.iter().map(|a| a.vm));
         for vm in vms {
-            clients.push(("D3", "VM docker TLS feature", VantageRef::Vm(vm)));
+            clients.push(("vm-ca", "VM docker TLS feature", VantageRef::Vm(vm)));
         }
         for (id, who, v) in clients {
             if let Some(mut h) = hop(
@@ -369,7 +369,7 @@ pub(crate) fn in_rule_findings(m: &Intended, ca: bool) -> Vec<Finding> {
             .provenance(h.prov.clone())
             .provenance([policy.prov.clone()]);
         f.evidence.push(format!(
-            "platform hop {}: {} → {}",
+            "documented hop {} (docs/platform.md): {} → {}",
             h.id, h.src_label, h.dst_label
         ));
         if code == "PD-CERT-001" && file.enforced {
@@ -418,7 +418,7 @@ pub(crate) fn hop_out_rules(m: &Intended) -> Vec<Finding> {
         .provenance(h.prov.clone())
         .provenance([file.options.policy_out.prov.clone()]);
         f.evidence.push(format!(
-            "platform hop {}: {} → {}",
+            "documented hop {} (docs/platform.md): {} → {}",
             h.id, h.src_label, h.dst_label
         ));
         out.push(with_subjects(f, hop_subjects(&h)));
@@ -426,7 +426,7 @@ pub(crate) fn hop_out_rules(m: &Intended) -> Vec<Finding> {
     out
 }
 
-/// PD-FW-006: hops accepted only by a rule from a stack manifest (never written by sync, F20).
+/// PD-FW-006: hops accepted only by a rule from a stack manifest (never written by sync).
 pub(crate) fn stack_only_rules(m: &Intended) -> Vec<Finding> {
     let mut out = Vec::new();
     for h in hops(m) {
@@ -468,7 +468,7 @@ pub(crate) fn stack_only_rules(m: &Intended) -> Vec<Finding> {
         .provenance([r.prov.clone()])
         .provenance(h.prov.clone());
         f.evidence.push(format!(
-            "platform hop {}: {} → {}",
+            "documented hop {} (docs/platform.md): {} → {}",
             h.id, h.src_label, h.dst_label
         ));
         out.push(with_subjects(f, hop_subjects(&h)));
@@ -485,7 +485,7 @@ fn guest_files(m: &Intended) -> impl Iterator<Item = &FwFile> {
     m.firewall.vms.iter().chain(m.firewall.lxcs.iter())
 }
 
-/// PD-FW-004: an IN rule naming a source whose OUT rules miss it, or the reverse (F4).
+/// PD-FW-004: an IN rule naming a source whose OUT rules miss it, or the reverse.
 pub(crate) fn one_sided_rules(m: &Intended) -> Vec<Finding> {
     let mut out = Vec::new();
     for file in guest_files(m) {
@@ -572,7 +572,7 @@ pub(crate) fn one_sided_rules(m: &Intended) -> Vec<Finding> {
     out
 }
 
-/// PD-FW-005: LXC rule sets that Proxmox does not enforce (F7).
+/// PD-FW-005: LXC rule sets that Proxmox does not enforce.
 pub(crate) fn unenforced_lxc_rules(m: &Intended) -> Vec<Finding> {
     let mut out = Vec::new();
     for f in m
@@ -666,7 +666,7 @@ fn same(a: &Norm, b: &Norm) -> bool {
         && a.ports == b.ports
 }
 
-/// PD-FW-007 / PD-FW-008: duplicate and covered rules within one rule set (F21).
+/// PD-FW-007 / PD-FW-008: duplicate and covered rules within one rule set.
 pub(crate) fn duplicate_rules(m: &Intended) -> Vec<Finding> {
     let mut out = Vec::new();
     let cluster = m.firewall.cluster.iter();
@@ -781,7 +781,7 @@ pub(crate) fn duplicate_rules(m: &Intended) -> Vec<Finding> {
     out
 }
 
-/// PD-FW-009: guest IN rules that the setup copies into cluster.fw, where they open the host (F8).
+/// PD-FW-009: guest IN rules that the setup copies into cluster.fw, where they open the host.
 pub(crate) fn guest_rules_in_cluster(m: &Intended) -> Vec<Finding> {
     let Some(cluster) = &m.firewall.cluster else {
         return Vec::new();

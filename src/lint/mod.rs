@@ -131,7 +131,7 @@ fn is_subnet_router(m: &Intended, ip: IpAddr) -> bool {
     m.subnets.iter().any(|n| n.hosts().next() == Some(ip))
 }
 
-/// F3: addresses inside the subnet that belong to no node.
+/// addresses inside the subnet that belong to no node.
 pub(crate) fn stray_addresses(m: &Intended) -> Vec<Finding> {
     let mut uses: Vec<(IpAddr, String, Provenance)> = Vec::new();
     for f in m.firewall.files() {
@@ -228,7 +228,7 @@ pub(crate) fn stray_addresses(m: &Intended) -> Vec<Finding> {
     out
 }
 
-/// F38: hostnames in the configs outside the platform's domain.
+/// hostnames in the configs outside the platform's domain.
 pub(crate) fn foreign_names(m: &Intended) -> Vec<Finding> {
     let domain = m.domain.value.to_ascii_lowercase();
     let inside = |h: &str| {
@@ -317,7 +317,7 @@ pub(crate) fn foreign_names(m: &Intended) -> Vec<Finding> {
     out
 }
 
-/// F35 and missing manifests: stacks a VM deploys whose labels and rules never apply.
+/// Stacks deployed in an environment the generators do not read, and missing manifests: stacks a VM deploys whose labels and rules never apply.
 pub(crate) fn stack_deployments(m: &Intended) -> Vec<Finding> {
     let mut out = Vec::new();
     for g in m.guests.iter() {

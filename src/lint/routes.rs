@@ -4,7 +4,7 @@ use super::{finding, label, with_subjects};
 use crate::finding::Finding;
 use crate::model::{DnsRule, Intended};
 
-/// PD-ROUTE-001: an http:// route to a port that speaks TLS (F9).
+/// PD-ROUTE-001: an http:// route to a port that speaks TLS.
 pub(crate) fn plain_http_to_tls(m: &Intended) -> Vec<Finding> {
     let mut out = Vec::new();
     for r in m
@@ -70,7 +70,7 @@ fn deployment_subjects(m: &Intended, s: &crate::model::Stack) -> Vec<String> {
     v
 }
 
-/// PD-ROUTE-002: stacks whose Traefik labels no provider reads (F12).
+/// PD-ROUTE-002: stacks whose Traefik labels no provider reads.
 pub(crate) fn labels_without_provider(m: &Intended) -> Vec<Finding> {
     let Some(router) = &m.router else {
         return Vec::new();
@@ -280,7 +280,7 @@ pub(crate) fn duplicate_service_names(m: &Intended) -> Vec<Finding> {
     out
 }
 
-/// PD-ROUTE-006 / PD-ROUTE-007: the NGINX upstream against Traefik's entrypoints (F10).
+/// PD-ROUTE-006 / PD-ROUTE-007: the NGINX upstream against Traefik's entrypoints.
 pub(crate) fn gateway_upstream(m: &Intended) -> Vec<Finding> {
     let (Some(gw), Some(router)) = (&m.gateway, &m.router) else {
         return Vec::new();
