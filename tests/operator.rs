@@ -717,3 +717,73 @@ fn no_message_doc_or_source_file_cites_documents_users_do_not_have() {
     assert!(bad.is_empty(), "{}", bad.join("\n"));
     assert!(files.len() > 50, "walked {} files", files.len());
 }
+
+// ---------------------------------------------------------------- a short-lived certificate
+
+/// `openssl s_server` with a certificate that lives one day: `probe tls` says how many hours
+/// are left, not "0 days".
+#[test]
+fn probe_tls_on_a_24_hour_certificate_prints_hours() {
+    let dir = tempfile::tempdir().unwrap();
+    let (crt, key) = (dir.path().join("leaf.crt"), dir.path().join("leaf.key"));
+    let ca = dir.path().join("ca.crt");
+    // A root valid for a week, and a server leaf it signs for one day.
+    let script = r#"set -e
+cd "$1"
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 7 -subj "/CN=Short Test Root" -keyout ca.key -out ca.crt
+openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj /CN=short.test -keyout leaf.key -out leaf.csr
+printf 'subjectAltName=DNS:short.test\nbasicConstraints=CA:FALSE\nkeyUsage=digitalSignature\nextendedKeyUsage=serverAuth\n' > leaf.ext
+openssl x509 -req -in leaf.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 1 -extfile leaf.ext -out leaf.crt
+"#;
+    let out = Command::new("bash")
+        .args(["-c", script, "mkcerts"])
+        .arg(dir.path())
+        .output()
+        .expect("bash and openssl are installed");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let addr = "127.0.41.7:18443";
+    let mut server = Command::new("openssl")
+        .args(["s_server", "-accept", addr, "-www", "-quiet"])
+        .arg("-cert")
+        .arg(&crt)
+        .arg("-key")
+        .arg(&key)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut up = false;
+    for _ in 0..50 {
+        if std::net::TcpStream::connect(addr).is_ok() {
+            up = true;
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let ca_s = ca.display().to_string();
+    let result = up.then(|| {
+        run(
+            &["probe", "tls", addr, "--sni", "short.test", "--ca", &ca_s],
+            &[],
+        )
+    });
+    let _ = server.kill();
+    let _ = server.wait();
+    let (code, text, err) = result.expect("openssl s_server listens");
+    assert_eq!(code, 0, "{text}{err}");
+    let line = text
+        .lines()
+        .find(|l| l.contains("remaining"))
+        .unwrap_or_else(|| panic!("no remaining line: {text}"));
+    assert!(
+        line.contains("23h5") || line.contains("24h00m"),
+        "hours and minutes for a one-day leaf: {line}"
+    );
+    assert!(!line.contains("days"), "{line}");
+    assert!(line.contains("% of its life"), "{line}");
+}
