@@ -125,8 +125,29 @@ pub fn lint_text(m: &Intended, format: Format) -> Result<(String, u8)> {
     Ok((text, code))
 }
 
+/// `lint --format github`: one workflow-command annotation per finding, on its config line.
+fn lint_github(g: &GlobalArgs, m: &Intended) -> Result<u8> {
+    let mut findings = lint::run(m);
+    crate::report::github::workspace_paths(findings.iter_mut(), &g.config_dir);
+    let mut out = Vec::new();
+    crate::report::github::render_findings(&findings, &mut out)
+        .map_err(|e| Error::tool(format!("rendering annotations: {e}")))?;
+    let mut o = std::io::stdout().lock();
+    o.write_all(&out)
+        .and_then(|_| o.flush())
+        .map_err(|e| Error::tool(format!("writing to stdout: {e}")))?;
+    Ok(if findings.iter().any(|f| f.severity == Severity::Error) {
+        exit::DIVERGED
+    } else {
+        exit::HEALTHY
+    })
+}
+
 pub fn lint(g: &GlobalArgs) -> Result<u8> {
     let m = super::inspect::load_model(g)?;
+    if g.format == Format::Github {
+        return lint_github(g, &m);
+    }
     let (text, code) = lint_text(&m, g.format)?;
     let mut o = std::io::stdout().lock();
     o.write_all(text.as_bytes())

@@ -1,14 +1,17 @@
 //! Renderers for trace reports: table (for people), JSON (versioned contract), JUnit XML,
-//! Mermaid sequence diagram, Prometheus text format. They write to `&mut dyn Write` and
-//! never decide verdicts.
+//! Mermaid sequence diagram, Prometheus text format, GitHub workflow commands, a Nagios status
+//! line. They write to `&mut dyn Write` and never decide verdicts.
 
+pub mod github;
 mod junit;
 mod mermaid;
+pub mod nagios;
 mod prometheus;
 mod table;
 
 use crate::cli::Format;
 use crate::diagnose::{Overall, Report, REPORT_SCHEMA_VERSION};
+use crate::engine::Run;
 use serde::Serialize;
 use std::io::{self, Write};
 
@@ -58,6 +61,18 @@ pub fn render_many(
     style: Style,
     w: &mut dyn Write,
 ) -> io::Result<()> {
+    render_runs(reports, &[], format, style, w)
+}
+
+/// Render reports with the runs they were diagnosed from (`runs[i]` is `reports[i]`'s run, or
+/// absent): Prometheus reads certificate expiry and phase timings from the observations.
+pub fn render_runs(
+    reports: &[Report],
+    runs: &[Run],
+    format: Format,
+    style: Style,
+    w: &mut dyn Write,
+) -> io::Result<()> {
     match format {
         Format::Table => {
             for (i, r) in reports.iter().enumerate() {
@@ -85,13 +100,10 @@ pub fn render_many(
             writeln!(w)
         }
         Format::Junit => junit::render(reports, w),
-        Format::Mermaid => {
-            for r in reports {
-                mermaid::render(r, w)?;
-            }
-            Ok(())
-        }
-        Format::Prometheus => prometheus::render(reports, w),
+        Format::Mermaid => mermaid::render_many(reports, w),
+        Format::Prometheus => prometheus::render(reports, runs, w),
+        Format::Github => github::render_reports(reports, w),
+        Format::Nagios => nagios::render(reports, w),
     }
 }
 
