@@ -355,6 +355,39 @@ fn prometheus_passes_promtool_and_keeps_every_label_bounded() {
     assert_eq!(ones, 1, "exactly one first divergence");
 }
 
+/// Certificate expiry read from the served chains: every certificate of the healthy lab is valid
+/// at the run's time; the expired-leaf fault serves one that expired before it.
+#[test]
+fn prometheus_certificate_expiry_is_read_from_the_served_chain() {
+    let expiry = |name: &str| -> (f64, Vec<f64>) {
+        let (_, out, _) = bin(&[
+            "trace",
+            "qdrant",
+            "--replay",
+            &scenario(name),
+            "--format",
+            "prometheus",
+        ]);
+        let s = samples(&out);
+        let now = s
+            .iter()
+            .find(|x| x.0 == "phoenix_doctor_last_run_timestamp_seconds")
+            .unwrap()
+            .2;
+        let certs = s
+            .iter()
+            .filter(|x| x.0 == "phoenix_doctor_cert_expiry_timestamp_seconds")
+            .map(|x| x.2)
+            .collect();
+        (now, certs)
+    };
+    let (now, certs) = expiry("healthy");
+    assert!(!certs.is_empty());
+    assert!(certs.iter().all(|t| *t > now), "{now} {certs:?}");
+    let (now, certs) = expiry("expired-leaf");
+    assert!(certs.iter().any(|t| *t < now), "{now} {certs:?}");
+}
+
 #[test]
 fn prometheus_label_guard_rejects_a_state_label() {
     // The guard above is not vacuous: the old `verdict` label on step_ok fails it.
