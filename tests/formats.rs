@@ -248,8 +248,11 @@ fn expected_labels() -> BTreeMap<&'static str, Vec<&'static str>> {
     ])
 }
 
-/// (name, labels, value) of each sample line.
-fn samples(text: &str) -> Vec<(String, Vec<(String, String)>, f64)> {
+/// One sample line: metric name, labels in order, value.
+type Sample = (String, Vec<(String, String)>, f64);
+
+/// The samples of an exposition.
+fn samples(text: &str) -> Vec<Sample> {
     let mut out = Vec::new();
     for line in text
         .lines()
