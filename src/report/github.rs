@@ -37,9 +37,11 @@ pub fn workspace_paths<'a>(findings: impl IntoIterator<Item = &'a mut Finding>, 
     }
 }
 
-/// Escape a command's message as GitHub's toolkit does (`%`, CR, LF).
+/// Escape a command's message as GitHub's toolkit does (`%`, CR, LF); other control characters
+/// (untrusted text from guests and configs) are shown, never passed to a terminal.
 pub fn escape_data(s: &str) -> String {
-    s.replace('%', "%25")
+    crate::fsutil::escape_terminal(s)
+        .replace('%', "%25")
         .replace('\r', "%0D")
         .replace('\n', "%0A")
 }
@@ -143,7 +145,8 @@ mod tests {
 
     #[test]
     fn escapes_follow_the_toolkit() {
-        assert_eq!(escape_data("50% a\r\nb"), "50%25 a%0D%0Ab");
+        assert_eq!(escape_data("50% a\nb"), "50%25 a%0Ab");
+        assert_eq!(escape_data("a\x1b[31m"), "a\\x1b[31m");
         assert_eq!(escape_property("a:b,c%\n"), "a%3Ab%2Cc%25%0A");
     }
 

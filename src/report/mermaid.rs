@@ -13,8 +13,9 @@ fn ident(s: &str) -> String {
 }
 
 fn text(s: &str) -> String {
-    // Mermaid message text ends at a newline and treats `;` and `#` specially.
-    s.replace(['\n', ';'], " ").replace('#', "nr ")
+    // Mermaid message text ends at a newline and treats `;` and `#` specially; control characters
+    // from untrusted text are shown, never passed on.
+    crate::fsutil::escape_terminal(&s.replace(['\n', ';'], " ")).replace('#', "nr ")
 }
 
 /// One target: the bare diagram (paste it into mermaid.live or a `.mmd` file). Several: Markdown,

@@ -52,15 +52,9 @@ pub fn state(reports: &[Report]) -> State {
     }
 }
 
-/// Plugin output ends the text at `|` and the line at a newline.
+/// Plugin output ends the text at `|` and the line at a newline; control characters are shown.
 fn clean(s: &str) -> String {
-    s.chars()
-        .map(|c| match c {
-            '|' => '/',
-            c if c.is_control() => ' ',
-            c => c,
-        })
-        .collect()
+    crate::fsutil::escape_terminal_line(s).replace('|', "/")
 }
 
 /// A perfdata label: quoted, without `'` or `=`.
@@ -146,11 +140,11 @@ mod tests {
 
     #[test]
     fn text_never_breaks_the_line_or_the_perfdata() {
-        assert_eq!(clean("a|b\nc"), "a/b c");
+        assert_eq!(clean("a|b\nc\x1b"), "a/b\\nc\\x1b");
         assert_eq!(perf_label("x='y"), "'x__y'");
         assert_eq!(
             unknown_line("bad\nconfig | x"),
-            "PHOENIX-DOCTOR UNKNOWN - bad config / x\n"
+            "PHOENIX-DOCTOR UNKNOWN - bad\\nconfig / x\n"
         );
     }
 }
