@@ -391,6 +391,49 @@ fn prometheus_certificate_expiry_is_read_from_the_served_chain() {
     assert!(certs.iter().any(|t| *t < now), "{now} {certs:?}");
 }
 
+/// A change of state changes values, not series: every scenario (healthy and each fault) exposes
+/// the same series of the verdict, step and findings gauges.
+#[test]
+fn prometheus_series_do_not_change_with_the_state() {
+    let stable = [
+        "phoenix_doctor_trace_healthy",
+        "phoenix_doctor_trace_verdict",
+        "phoenix_doctor_trace_duration_seconds",
+        "phoenix_doctor_step_ok",
+        "phoenix_doctor_step_first_divergence",
+        "phoenix_doctor_step_duration_seconds",
+        "phoenix_doctor_findings",
+    ];
+    let series = |name: &str| -> BTreeSet<String> {
+        let (_, out, _) = bin(&[
+            "trace",
+            "qdrant",
+            "--replay",
+            &scenario(name),
+            "--format",
+            "prometheus",
+        ]);
+        samples(&out)
+            .into_iter()
+            .filter(|s| stable.contains(&s.0.as_str()))
+            .map(|(n, l, _)| format!("{n}{l:?}"))
+            .collect()
+    };
+    let healthy = series("healthy");
+    assert!(healthy.len() > 50);
+    let mut dirs: Vec<String> = std::fs::read_dir(root().join("fixtures/scenarios"))
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.path().join("run.json").exists())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    dirs.sort();
+    assert!(dirs.len() >= 16);
+    for d in dirs {
+        assert_eq!(series(&d), healthy, "{d}");
+    }
+}
+
 #[test]
 fn prometheus_label_guard_rejects_a_state_label() {
     // The guard above is not vacuous: the old `verdict` label on step_ok fails it.
