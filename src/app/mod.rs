@@ -53,10 +53,13 @@ pub fn run(cli: Cli) -> Result<u8> {
     let format = cli.global.format;
     if !supported.contains(&format) {
         let names: Vec<&str> = supported.iter().map(|f| f.name()).collect();
+        let list = match names.split_last() {
+            Some((last, rest)) if !rest.is_empty() => format!("{} or {last}", rest.join(", ")),
+            _ => names.join(""),
+        };
         return Err(Error::input(format!(
-            "{name}: --format {} is not available; use {}",
-            format.name(),
-            names.join(" or ")
+            "{name}: --format {} is not available; use {list}",
+            format.name()
         )));
     }
     let result = dispatch(cli);
