@@ -43,14 +43,39 @@ pub struct GlobalArgs {
     pub no_color: bool,
 }
 
+/// Output formats; `docs/cli.md` lists which command prints which.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
 pub enum Format {
+    /// For people.
     #[default]
     Table,
+    /// The versioned contract of `docs/output-json.md`.
     Json,
+    /// JUnit XML for CI test reports.
     Junit,
+    /// Mermaid sequence diagrams (Markdown with one fenced block per target for several targets).
     Mermaid,
+    /// Prometheus text format for node_exporter's textfile collector.
     Prometheus,
+    /// GitHub Actions workflow commands (`::error file=...,line=...::...`).
+    Github,
+    /// One monitoring-plugins status line with perfdata, and its exit codes (0/1/2/3).
+    Nagios,
+}
+
+impl Format {
+    /// The name as given to `--format`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Format::Table => "table",
+            Format::Json => "json",
+            Format::Junit => "junit",
+            Format::Mermaid => "mermaid",
+            Format::Prometheus => "prometheus",
+            Format::Github => "github",
+            Format::Nagios => "nagios",
+        }
+    }
 }
 
 #[derive(Debug, Subcommand)]

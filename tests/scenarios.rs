@@ -199,7 +199,15 @@ fn exit_codes() {
 }
 
 fn snapshot_formats(scenario: &str) {
-    for format in ["table", "json", "junit", "mermaid", "prometheus"] {
+    for format in [
+        "table",
+        "json",
+        "junit",
+        "mermaid",
+        "prometheus",
+        "github",
+        "nagios",
+    ] {
         let (_, out, err) = bin(&[
             "trace",
             "qdrant",

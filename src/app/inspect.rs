@@ -26,7 +26,7 @@ pub fn build_plan(g: &GlobalArgs, target: &str) -> Result<crate::plan::Plan> {
 pub fn plan_text(p: &crate::plan::Plan, format: Format) -> Result<String> {
     match format {
         Format::Table => Ok(plan::render::table(p, crate::report::output_width())),
-        Format::Json => Ok(plan::render::json(p)),
+        Format::Json => super::versioned_json(p),
         other => Err(Error::input(format!(
             "plan: --format {} is not available; use table or json",
             format!("{other:?}").to_ascii_lowercase()
@@ -60,13 +60,11 @@ pub fn show_json(m: &Intended, a: &ShowArgs) -> Result<String> {
     if a.file.is_some() && a.what != ShowWhat::Firewall {
         return Err(Error::input("--file applies to `show firewall` only"));
     }
-    let enc =
-        |r: serde_json::Result<String>| r.map_err(|e| Error::tool(format!("encoding JSON: {e}")));
-    let mut s = match a.what {
-        ShowWhat::Dns => enc(serde_json::to_string_pretty(&m.dns))?,
-        ShowWhat::Routes => enc(serde_json::to_string_pretty(&m.routes))?,
+    match a.what {
+        ShowWhat::Dns => super::versioned_json(&m.dns),
+        ShowWhat::Routes => super::versioned_json(&m.routes),
         ShowWhat::Firewall => match a.file.as_deref() {
-            None => enc(serde_json::to_string_pretty(&m.firewall))?,
+            None => super::versioned_json(&m.firewall),
             Some(f) => {
                 render::firewall(m, Some(f))?;
                 let want = f.trim_end_matches(".fw");
@@ -75,12 +73,13 @@ pub fn show_json(m: &Intended, a: &ShowArgs) -> Result<String> {
                     .files()
                     .chain(m.firewall.lxcs.iter())
                     .find(|x| x.name == want);
-                enc(serde_json::to_string_pretty(&file))?
+                match file {
+                    Some(f) => super::versioned_json(f),
+                    None => Err(Error::input(format!("show firewall: no file `{f}`"))),
+                }
             }
         },
-    };
-    s.push('\n');
-    Ok(s)
+    }
 }
 
 pub fn show(g: &GlobalArgs, a: &ShowArgs) -> Result<u8> {

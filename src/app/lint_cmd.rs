@@ -269,8 +269,27 @@ pub fn lint_text(m: &Intended, a: &LintArgs, format: Format, width: usize) -> Re
     Ok((text, code))
 }
 
+/// `lint --format github`: one workflow-command annotation per selected finding, on its config line.
+fn lint_github(g: &GlobalArgs, m: &Intended, a: &LintArgs) -> Result<u8> {
+    let all = lint::run(m);
+    let mut findings: Vec<Finding> = select(&all, a).into_iter().cloned().collect();
+    crate::report::github::workspace_paths(findings.iter_mut(), &g.config_dir);
+    let mut out = Vec::new();
+    crate::report::github::render_findings(&findings, &mut out)
+        .map_err(|e| Error::tool(format!("rendering annotations: {e}")))?;
+    super::print(&String::from_utf8_lossy(&out))?;
+    Ok(if findings.iter().any(|f| f.severity == Severity::Error) {
+        exit::DIVERGED
+    } else {
+        exit::HEALTHY
+    })
+}
+
 pub fn lint(g: &GlobalArgs, a: &LintArgs) -> Result<u8> {
     let m = super::inspect::load_model(g)?;
+    if g.format == Format::Github {
+        return lint_github(g, &m, a);
+    }
     let (text, code) = lint_text(&m, a, g.format, report::output_width())?;
     super::print(&text)?;
     Ok(code)

@@ -1,7 +1,7 @@
 //! Subcommand handlers: glue between the CLI types and the library modules.
 
-use crate::cli::{Cli, Command};
-use crate::error::{Error, Result};
+use crate::cli::{Cli, Command, Format};
+use crate::error::{exit, Error, Result};
 use std::io::Write;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -69,14 +69,69 @@ pub fn print(text: &str) -> Result<()> {
         .map_err(|e| Error::tool(format!("writing to stdout: {e}")))
 }
 
-/// Run the parsed command line; returns the process exit code. A reader that closed standard
-/// output early (`| head -1`) ends every command quietly with exit 0: what was wanted was read.
+/// The formats of a trace report (trace, check, demo).
+const REPORT_FORMATS: &[Format] = &[
+    Format::Table,
+    Format::Json,
+    Format::Junit,
+    Format::Mermaid,
+    Format::Prometheus,
+    Format::Github,
+    Format::Nagios,
+];
+
+/// The name of a command and the `--format` values it prints (`docs/cli.md` has the same table).
+pub fn formats(c: &Command) -> (&'static str, &'static [Format]) {
+    use Format::*;
+    match c {
+        Command::Demo(_) => ("demo", REPORT_FORMATS),
+        Command::Trace(_) => ("trace", REPORT_FORMATS),
+        Command::Check(_) => ("check", REPORT_FORMATS),
+        Command::Lab(_) => ("lab", &[Table, Json]),
+        Command::Plan(_) => ("plan", &[Table, Json]),
+        Command::Lint(_) => ("lint", &[Table, Json, Junit, Github]),
+        Command::Show(_) => ("show", &[Table, Json]),
+        Command::Probe(_) => ("probe", &[Table, Json]),
+        Command::Explain(_) => ("explain", &[Table]),
+        Command::Agent => ("agent", &[Table, Json]),
+        Command::Completions(_) => ("completions", &[Table]),
+        Command::Man(_) => ("man", &[Table]),
+    }
+}
+
+/// Run the parsed command line; returns the process exit code.
+///
+/// A `--format` the command does not print is a usage error (exit 2). With `--format nagios`,
+/// the tool's own failures (bad input, could not judge) are UNKNOWN: a status line on stdout and
+/// exit 3, as the monitoring-plugins convention wants. A reader that closed standard output early
+/// (`| head -1`) ends every command quietly with exit 0: what was wanted was read.
 pub fn run(cli: Cli) -> Result<u8> {
-    let r = dispatch(cli);
+    let (name, supported) = formats(&cli.command);
+    let format = cli.global.format;
+    if !supported.contains(&format) {
+        let names: Vec<&str> = supported.iter().map(|f| f.name()).collect();
+        let list = match names.split_last() {
+            Some((last, rest)) if !rest.is_empty() => format!("{} or {last}", rest.join(", ")),
+            _ => names.join(""),
+        };
+        return Err(Error::input(format!(
+            "{name}: --format {} is not available; use {list}",
+            format.name()
+        )));
+    }
+    let result = dispatch(cli);
     if reader_closed() {
         return Ok(0);
     }
-    r
+    match result {
+        Err(e) if format == Format::Nagios => {
+            eprintln!("phoenix-doctor: {e}");
+            let line = crate::report::nagios::unknown_line(&e.to_string());
+            let _ = print(&line);
+            Ok(exit::CANNOT_JUDGE)
+        }
+        other => other,
+    }
 }
 
 fn dispatch(cli: Cli) -> Result<u8> {
@@ -101,6 +156,29 @@ fn dispatch(cli: Cli) -> Result<u8> {
         }
         Command::Man(a) => man::man(&a),
     }
+}
+
+/// The JSON documents of `plan`, `show` and `probe`: the object itself with `schema_version`
+/// first (`docs/output-json.md`).
+#[derive(serde::Serialize)]
+struct Versioned<'a, T: serde::Serialize> {
+    schema_version: u32,
+    #[serde(flatten)]
+    body: &'a T,
+}
+
+/// Current `schema_version` of the plan, show and probe JSON documents.
+pub const JSON_SCHEMA_VERSION: u32 = 1;
+
+/// Pretty JSON of `body` (an object) with `schema_version`, ending in a newline.
+pub(crate) fn versioned_json<T: serde::Serialize>(body: &T) -> Result<String> {
+    let mut s = serde_json::to_string_pretty(&Versioned {
+        schema_version: JSON_SCHEMA_VERSION,
+        body,
+    })
+    .map_err(|e| Error::tool(format!("encoding JSON: {e}")))?;
+    s.push('\n');
+    Ok(s)
 }
 
 /// Parse `2s`, `500ms`, `1m`, `1.5s` (a bare number is seconds).

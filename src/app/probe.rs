@@ -211,9 +211,10 @@ pub fn probe(g: &GlobalArgs, p: &ProbeCommand) -> Result<u8> {
     };
     let mut out = super::stdout();
     let written = match g.format {
-        Format::Json => serde_json::to_writer_pretty(&mut out, &obs)
-            .map_err(|e| Error::tool(format!("writing JSON: {e}")))
-            .and_then(|_| writeln!(out).map_err(|e| Error::tool(e.to_string()))),
+        Format::Json => super::versioned_json(&obs).and_then(|s| {
+            out.write_all(s.as_bytes())
+                .map_err(|e| Error::tool(format!("writing JSON: {e}")))
+        }),
         _ => write_text(&mut out, &obs).map_err(|e| Error::tool(format!("writing output: {e}"))),
     };
     written?;

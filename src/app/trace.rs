@@ -1,24 +1,35 @@
 //! `trace`, `check`, `explain`: plan → execute → diagnose → render.
 
 use super::parse_duration;
-use crate::cli::{CheckArgs, ExplainArgs, GlobalArgs, RunArgs, TraceArgs};
+use crate::cli::{CheckArgs, ExplainArgs, Format, GlobalArgs, RunArgs, TraceArgs};
 use crate::diagnose::{self, catalog, Overall, Report};
-use crate::engine::{SavedRun, SavedRuns, RUN_SCHEMA_VERSION};
+use crate::engine::{Run, SavedRun, SavedRuns, RUN_SCHEMA_VERSION};
 use crate::error::{Error, Result};
 use crate::report::{self, Style};
 use std::io::Write;
 use std::time::{Duration, Instant};
 
+/// Diagnosed reports and the runs they come from (same order).
+pub(crate) struct Traced {
+    pub reports: Vec<Report>,
+    pub runs: Vec<Run>,
+}
+
 pub fn trace(g: &GlobalArgs, a: &TraceArgs) -> Result<u8> {
-    let reports = run_targets(g, std::slice::from_ref(&a.target), &a.run)?;
-    emit(g, &reports)
+    let traced = run_targets(g, std::slice::from_ref(&a.target), &a.run)?;
+    emit(g, &traced)
 }
 
 pub fn check(g: &GlobalArgs, a: &CheckArgs) -> Result<u8> {
+    if a.all && !a.targets.is_empty() {
+        return Err(Error::input("check: give targets or --all, not both"));
+    }
+    // A saved run holds its targets: with no targets (or --all) replay every one, no configs read.
+    if let (Some(file), true) = (&a.run.replay, a.all || a.targets.is_empty()) {
+        let traced = replay(file, &[])?;
+        return emit(g, &traced);
+    }
     let targets = if a.all {
-        if !a.targets.is_empty() {
-            return Err(Error::input("check: give targets or --all, not both"));
-        }
         super::live::all_targets(g)?
     } else {
         a.targets.clone()
@@ -28,28 +39,38 @@ pub fn check(g: &GlobalArgs, a: &CheckArgs) -> Result<u8> {
             "check: name at least one target, or use --all",
         ));
     }
-    let reports = run_targets(g, &targets, &a.run)?;
-    emit(g, &reports)
+    let traced = run_targets(g, &targets, &a.run)?;
+    emit(g, &traced)
 }
 
-/// Render reports to stdout and return the exit code of their overall verdict.
-pub(crate) fn emit(g: &GlobalArgs, reports: &[Report]) -> Result<u8> {
+/// Render reports to stdout and return the exit code of their overall verdict (with
+/// `--format nagios`, the monitoring-plugins code of its state).
+pub(crate) fn emit(g: &GlobalArgs, traced: &Traced) -> Result<u8> {
+    let mut rewritten;
+    let mut reports = &traced.reports;
+    if g.format == Format::Github {
+        rewritten = traced.reports.clone();
+        report::github::workspace_paths(
+            rewritten.iter_mut().flat_map(|r| r.findings.iter_mut()),
+            &g.config_dir,
+        );
+        reports = &rewritten;
+    }
     let style = Style {
         color: report::stdout_color(g.no_color),
     };
     let mut out = super::stdout();
-    report::render_many(reports, g.format, style, &mut out)
+    report::render_runs(reports, &traced.runs, g.format, style, &mut out)
         .and_then(|_| out.flush())
         .map_err(|e| Error::tool(format!("writing the report: {e}")))?;
+    if g.format == Format::Nagios {
+        return Ok(report::nagios::state(reports).exit_code());
+    }
     Ok(report::overall(reports).exit_code())
 }
 
 /// Trace each target (live, or from a saved run), honouring --wait and --save-run.
-pub(crate) fn run_targets(
-    g: &GlobalArgs,
-    targets: &[String],
-    run: &RunArgs,
-) -> Result<Vec<Report>> {
+pub(crate) fn run_targets(g: &GlobalArgs, targets: &[String], run: &RunArgs) -> Result<Traced> {
     if let Some(file) = &run.replay {
         return replay(file, targets);
     }
@@ -74,6 +95,7 @@ pub(crate) fn run_targets(
             Some(w) => started.elapsed() + interval >= w,
         };
         if healthy || out_of_time {
+            let runs = saved.iter().map(|s| s.run.clone()).collect();
             if let Some(file) = &run.save_run {
                 save(file, saved)?;
             }
@@ -89,7 +111,7 @@ pub(crate) fn run_targets(
                     started.elapsed().as_secs_f64()
                 );
             }
-            return Ok(reports);
+            return Ok(Traced { reports, runs });
         }
         std::thread::sleep(interval.min(Duration::from_secs(3600)));
     }
@@ -105,8 +127,9 @@ fn save(file: &std::path::Path, runs: Vec<SavedRun>) -> Result<()> {
     std::fs::write(file, text).map_err(|e| Error::tool(format!("writing {}: {e}", file.display())))
 }
 
-/// Re-diagnose saved observations, with no network and no configs.
-pub(crate) fn replay(file: &std::path::Path, targets: &[String]) -> Result<Vec<Report>> {
+/// Re-diagnose saved observations, with no network and no configs: the named targets, or every
+/// saved target when none is named.
+pub(crate) fn replay(file: &std::path::Path, targets: &[String]) -> Result<Traced> {
     let text = std::fs::read_to_string(file).map_err(|e| {
         Error::input(format!(
             "{}: cannot read the saved run: {e}",
@@ -128,7 +151,20 @@ pub(crate) fn replay(file: &std::path::Path, targets: &[String]) -> Result<Vec<R
             doc.schema_version
         )));
     }
-    let mut reports = Vec::new();
+    if doc.runs.is_empty() {
+        return Err(Error::input(format!(
+            "{}: the saved run holds no target",
+            file.display()
+        )));
+    }
+    let mut traced = Traced {
+        reports: Vec::new(),
+        runs: Vec::new(),
+    };
+    let mut chosen: Vec<&SavedRun> = Vec::new();
+    if targets.is_empty() {
+        chosen.extend(doc.runs.iter());
+    }
     for t in targets {
         let Some(s) = doc.runs.iter().find(|s| &s.plan.target == t) else {
             let known: Vec<&str> = doc.runs.iter().map(|s| s.plan.target.as_str()).collect();
@@ -138,9 +174,15 @@ pub(crate) fn replay(file: &std::path::Path, targets: &[String]) -> Result<Vec<R
                 known.join(", ")
             )));
         };
-        reports.push(diagnose::diagnose(&s.plan, &s.run, &s.static_findings));
+        chosen.push(s);
     }
-    Ok(reports)
+    for s in chosen {
+        traced
+            .reports
+            .push(diagnose::diagnose(&s.plan, &s.run, &s.static_findings));
+        traced.runs.push(s.run.clone());
+    }
+    Ok(traced)
 }
 
 pub fn explain(_g: &GlobalArgs, a: &ExplainArgs) -> Result<u8> {

@@ -1,5 +1,7 @@
-//! A Mermaid sequence diagram of the documented hops, like those in the platform's own analyses:
-//! each hop marked ok or broken, the first divergence highlighted.
+//! Mermaid sequence diagrams of the documented hops, like those in the platform's own analyses:
+//! each hop marked ok or broken, the first divergence highlighted. One target gives one diagram;
+//! several give a Markdown document with one fenced `mermaid` block per target (a Mermaid
+//! document holds one diagram).
 
 use crate::diagnose::{Report, Verdict};
 use std::io::{self, Write};
@@ -11,8 +13,34 @@ fn ident(s: &str) -> String {
 }
 
 fn text(s: &str) -> String {
-    // Mermaid message text ends at a newline and treats `;` and `#` specially.
-    s.replace(['\n', ';'], " ").replace('#', "nr ")
+    // Mermaid message text ends at a newline and treats `;` and `#` specially; control characters
+    // from untrusted text are shown, never passed on.
+    crate::fsutil::escape_terminal(&s.replace(['\n', ';'], " ")).replace('#', "nr ")
+}
+
+/// One target: the bare diagram (paste it into mermaid.live or a `.mmd` file). Several: Markdown,
+/// a heading and a fenced block per target, which GitHub and GitLab render as diagrams.
+pub(super) fn render_many(reports: &[Report], w: &mut dyn Write) -> io::Result<()> {
+    if let [r] = reports {
+        return render(r, w);
+    }
+    writeln!(
+        w,
+        "# phoenix-doctor check: {}",
+        super::overall(reports).as_str()
+    )?;
+    for r in reports {
+        writeln!(
+            w,
+            "\n## trace {}: {}\n",
+            text(&r.target),
+            r.verdict.as_str()
+        )?;
+        writeln!(w, "```mermaid")?;
+        render(r, w)?;
+        writeln!(w, "```")?;
+    }
+    Ok(())
 }
 
 pub(super) fn render(r: &Report, w: &mut dyn Write) -> io::Result<()> {

@@ -1,9 +1,11 @@
 //! Renderers for trace reports: table (for people), JSON (versioned contract), JUnit XML,
-//! Mermaid sequence diagram, Prometheus text format. They write to `&mut dyn Write` and
-//! never decide verdicts.
+//! Mermaid sequence diagram, Prometheus text format, GitHub workflow commands, a Nagios status
+//! line. They write to `&mut dyn Write` and never decide verdicts.
 
+pub mod github;
 mod junit;
 mod mermaid;
+pub mod nagios;
 mod prometheus;
 mod table;
 
@@ -11,6 +13,7 @@ pub use table::{fit_table, output_width, provenance_cell};
 
 use crate::cli::Format;
 use crate::diagnose::{Overall, Report, REPORT_SCHEMA_VERSION};
+use crate::engine::Run;
 use serde::Serialize;
 use std::io::{self, Write};
 
@@ -60,6 +63,18 @@ pub fn render_many(
     style: Style,
     w: &mut dyn Write,
 ) -> io::Result<()> {
+    render_runs(reports, &[], format, style, w)
+}
+
+/// Render reports with the runs they were diagnosed from (`runs[i]` is `reports[i]`'s run, or
+/// absent): Prometheus reads certificate expiry and phase timings from the observations.
+pub fn render_runs(
+    reports: &[Report],
+    runs: &[Run],
+    format: Format,
+    style: Style,
+    w: &mut dyn Write,
+) -> io::Result<()> {
     match format {
         Format::Table => {
             for (i, r) in reports.iter().enumerate() {
@@ -87,13 +102,10 @@ pub fn render_many(
             writeln!(w)
         }
         Format::Junit => junit::render(reports, w),
-        Format::Mermaid => {
-            for r in reports {
-                mermaid::render(r, w)?;
-            }
-            Ok(())
-        }
-        Format::Prometheus => prometheus::render(reports, w),
+        Format::Mermaid => mermaid::render_many(reports, w),
+        Format::Prometheus => prometheus::render(reports, runs, w),
+        Format::Github => github::render_reports(reports, w),
+        Format::Nagios => nagios::render(reports, w),
     }
 }
 

@@ -2,7 +2,7 @@
 
 use super::*;
 use crate::diagnose::tests::{backend_tls_path, deploy_path};
-use crate::diagnose::Report;
+use crate::diagnose::{Overall, Report, Verdict};
 
 fn healthy() -> Report {
     let (mut p, ids) = deploy_path();
@@ -102,8 +102,15 @@ fn mermaid_format() {
 #[test]
 fn prometheus_format() {
     let s = render_str(&broken(), Format::Prometheus);
-    assert!(s.contains("phoenix_doctor_trace_healthy{target=\"qdrant\",verdict=\"diverged\"} 0"));
-    assert!(s.contains("phoenix_doctor_first_divergence_info{target=\"qdrant\",hop=\"router-portainer\",from=\"lxc:102\",layer=\"tls\",code=\"PD-TLS-005\"} 1"));
+    assert!(s.contains("phoenix_doctor_trace_healthy{target=\"qdrant\"} 0"));
+    assert!(s.contains("phoenix_doctor_trace_verdict{target=\"qdrant\",verdict=\"diverged\"} 1"));
+    assert!(s.contains("phoenix_doctor_trace_verdict{target=\"qdrant\",verdict=\"healthy\"} 0"));
+    assert!(s.contains(
+        "phoenix_doctor_step_first_divergence{target=\"qdrant\",step=\"router-portainer.tls\"} 1"
+    ));
+    assert!(s.contains("phoenix_doctor_step_ok{target=\"qdrant\",step=\"router-portainer.tls\",hop=\"router-portainer\",from=\"lxc:102\",layer=\"tls\"} 0"));
+    // Without the run's observations there are no phase timings and no certificate expiry.
+    assert!(!s.contains("phoenix_doctor_probe_duration_seconds"));
     insta::assert_snapshot!("prometheus_broken", s);
     insta::assert_snapshot!(
         "prometheus_healthy",
@@ -124,4 +131,81 @@ fn check_json_wraps_reports() {
     let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
     assert_eq!(v["verdict"], "diverged");
     assert_eq!(v["reports"].as_array().unwrap().len(), 2);
+}
+
+/// Monitoring-plugins states, from the definition: diverged CRITICAL, cannot-judge UNKNOWN,
+/// healthy with a step judged `warn` WARNING, else OK; diverged wins over the others.
+#[test]
+fn nagios_states() {
+    use super::nagios::{state, State};
+    assert_eq!(state(&[healthy()]), State::Ok);
+    assert_eq!(state(&[broken()]), State::Critical);
+    let mut warned = healthy();
+    warned.steps[0].verdict = Verdict::Warn;
+    assert_eq!(state(std::slice::from_ref(&warned)), State::Warning);
+    let mut unknown = healthy();
+    unknown.verdict = Overall::CannotJudge;
+    assert_eq!(state(&[unknown.clone(), warned.clone()]), State::Unknown);
+    assert_eq!(state(&[unknown, broken(), warned.clone()]), State::Critical);
+    let codes: Vec<u8> = [State::Ok, State::Warning, State::Critical, State::Unknown]
+        .iter()
+        .map(|s| s.exit_code())
+        .collect();
+    assert_eq!(codes, [0, 1, 2, 3]);
+    let line = render_str(&warned, Format::Nagios);
+    assert!(
+        line.starts_with("PHOENIX-DOCTOR WARNING - qdrant: healthy with 1 warning step(s) | "),
+        "{line}"
+    );
+    let line = render_str(&broken(), Format::Nagios);
+    assert!(
+        line.starts_with(
+            "PHOENIX-DOCTOR CRITICAL - qdrant: PD-TLS-005 at router-portainer tls from lxc:102 | "
+        ),
+        "{line}"
+    );
+}
+
+/// Several targets: one Markdown document, one fenced block per target.
+#[test]
+fn mermaid_several_targets_are_fenced_blocks() {
+    let mut other = healthy();
+    other.target = "portainer".into();
+    let mut out = Vec::new();
+    render_many(
+        &[broken(), other],
+        Format::Mermaid,
+        Style::default(),
+        &mut out,
+    )
+    .unwrap();
+    let s = String::from_utf8(out).unwrap();
+    assert!(s.starts_with("# phoenix-doctor check: diverged\n"), "{s}");
+    assert_eq!(s.matches("```mermaid\nsequenceDiagram\n").count(), 2, "{s}");
+    assert_eq!(s.matches("\n```\n").count(), 2, "{s}");
+    assert!(s.contains("## trace qdrant: diverged"));
+    assert!(s.contains("## trace portainer: healthy"));
+}
+
+/// A static finding shown beside several traces is annotated once; live ones name their trace.
+#[test]
+fn github_annotates_each_static_finding_once() {
+    let mut a = broken();
+    let f = crate::finding::Finding::new("PD-FW-005", crate::finding::Severity::Warning, "x")
+        .static_origin();
+    a.findings.push(f.clone());
+    let mut b = healthy();
+    b.target = "portainer".into();
+    b.findings.push(f);
+    let mut out = Vec::new();
+    render_many(&[a, b], Format::Github, Style::default(), &mut out).unwrap();
+    let s = String::from_utf8(out).unwrap();
+    assert_eq!(s.matches("title=PD-FW-005::").count(), 1, "{s}");
+    assert!(s.contains("title=PD-TLS-005 trace qdrant::"), "{s}");
+    assert!(
+        s.ends_with(
+            "::notice title=phoenix-doctor::diverged (qdrant: diverged, portainer: healthy)\n"
+        ),
+        "{s}"
+    );
 }
