@@ -700,4 +700,164 @@ mod tests {
         assert!(batches.iter().all(|b| b.len() <= 3), "{batches:?}");
         assert_eq!(batches.iter().map(|b| b.len()).sum::<usize>(), 10);
     }
+
+    /// A runner that wants one call per LXC and records each call.
+    #[derive(Default)]
+    struct OneCall {
+        calls: Mutex<Vec<(String, Vec<String>, BTreeMap<String, Outcome>)>>,
+    }
+
+    impl Runner for OneCall {
+        fn run<'a>(
+            &'a self,
+            steps: &'a [Step],
+            _ctx: &'a ProbeCtx,
+        ) -> BoxFuture<'a, Vec<Observation>> {
+            self.record(steps, BTreeMap::new())
+        }
+
+        fn one_call(&self, v: VantageRef) -> bool {
+            matches!(v, VantageRef::Lxc(_))
+        }
+
+        fn run_job<'a>(
+            &'a self,
+            steps: &'a [Step],
+            job: &'a crate::vantage::JobSpec,
+            _ctx: &'a ProbeCtx,
+        ) -> BoxFuture<'a, Vec<Observation>> {
+            self.record(steps, job.prior.clone())
+        }
+    }
+
+    impl OneCall {
+        fn record<'a>(
+            &'a self,
+            steps: &'a [Step],
+            prior: BTreeMap<String, Outcome>,
+        ) -> BoxFuture<'a, Vec<Observation>> {
+            Box::pin(async move {
+                self.calls.lock().unwrap().push((
+                    steps[0].from.to_string(),
+                    steps.iter().map(|s| s.id.clone()).collect(),
+                    prior,
+                ));
+                steps
+                    .iter()
+                    .map(|s| {
+                        let mut o = Observation::tool_error(&s.id, "x", "fake");
+                        o.outcome = if s.id.contains("bad") {
+                            Outcome::Failed
+                        } else {
+                            Outcome::Ok
+                        };
+                        o
+                    })
+                    .collect()
+            })
+        }
+    }
+
+    #[tokio::test]
+    async fn a_guest_gets_all_its_steps_in_one_call_after_its_prerequisites_elsewhere() {
+        let runner = Arc::new(OneCall::default());
+        let (l1, l2) = (VantageRef::Lxc(101), VantageRef::Lxc(102));
+        let p = plan(vec![
+            st("h1", VantageRef::Host, "127.0.0.1", &[]),
+            st("h2-bad", VantageRef::Host, "127.0.0.2", &["h1"]),
+            st("a1", l1, "127.0.0.3", &["h1"]),
+            st("a2", l1, "127.0.0.4", &["a1"]),
+            st("a3", l1, "127.0.0.5", &["a2", "h2-bad"]),
+            st("b1", l2, "127.0.0.6", &[]),
+            st("b2", l2, "127.0.0.7", &["b1"]),
+        ]);
+        let s = Settings {
+            scope: Scope {
+                allowed: vec!["127.0.0.0/24".parse().unwrap()],
+            },
+            runner: runner.clone(),
+            ..Settings::default()
+        };
+        let run = execute(&p, &s).await;
+        assert_eq!(run.observations.len(), 7);
+        let calls = runner.calls.lock().unwrap().clone();
+        let at = |v: &str| -> Vec<_> { calls.iter().filter(|c| c.0 == v).cloned().collect() };
+        // One call per guest, holding every one of its steps.
+        let l1_calls = at("lxc:101");
+        assert_eq!(l1_calls.len(), 1, "{calls:?}");
+        assert_eq!(l1_calls[0].1, ["a1", "a2", "a3"]);
+        // ... sent once its prerequisites at the host were done, with their outcomes.
+        let prior = &l1_calls[0].2;
+        assert_eq!(prior.get("h1"), Some(&Outcome::Ok));
+        assert_eq!(prior.get("h2-bad"), Some(&Outcome::Failed));
+        assert_eq!(prior.len(), 2, "{prior:?}");
+        let l2_calls = at("lxc:102");
+        assert_eq!(l2_calls.len(), 1, "{calls:?}");
+        assert_eq!(l2_calls[0].1, ["b1", "b2"]);
+        assert!(l2_calls[0].2.is_empty());
+        // The host's steps still go level by level.
+        assert_eq!(at("host").len(), 2, "{calls:?}");
+    }
+
+    #[tokio::test]
+    async fn guests_waiting_on_each_other_fall_back_to_calls_per_ready_batch() {
+        let runner = Arc::new(OneCall::default());
+        let (l1, l2) = (VantageRef::Lxc(101), VantageRef::Lxc(102));
+        let p = plan(vec![
+            st("a1", l1, "127.0.0.1", &[]),
+            st("b1", l2, "127.0.0.2", &["a1"]),
+            st("a2", l1, "127.0.0.3", &["b1"]),
+        ]);
+        let s = Settings {
+            scope: Scope {
+                allowed: vec!["127.0.0.0/24".parse().unwrap()],
+            },
+            runner: runner.clone(),
+            ..Settings::default()
+        };
+        let run = execute(&p, &s).await;
+        let outcomes: Vec<Outcome> = run.observations.iter().map(|o| o.outcome).collect();
+        assert_eq!(outcomes, [Outcome::Ok; 3], "{run:?}");
+        let calls = runner.calls.lock().unwrap().clone();
+        let order: Vec<Vec<String>> = calls.iter().map(|c| c.1.clone()).collect();
+        assert_eq!(order, [vec!["a1"], vec!["b1"], vec!["a2"]], "{calls:?}");
+        assert_eq!(calls[2].2.get("b1"), Some(&Outcome::Ok));
+    }
+
+    #[test]
+    fn mapped_addresses_are_checked_as_ipv4_and_wide_platform_subnets_are_no_scope() {
+        let any6 = Scope {
+            allowed: vec!["::/0".parse().unwrap()],
+        };
+        assert!(!any6.allows("::ffff:8.8.8.8".parse().unwrap()));
+        assert!(any6.allows("2001:db8::1".parse().unwrap()));
+        let lo = Scope {
+            allowed: vec!["127.0.0.0/8".parse().unwrap()],
+        };
+        assert!(lo.allows("::ffff:127.0.0.9".parse().unwrap()));
+        let mapped = Scope {
+            allowed: vec!["::ffff:10.0.0.0/120".parse().unwrap()],
+        };
+        assert!(mapped.allows("10.0.0.7".parse().unwrap()));
+        assert!(!mapped.allows("10.0.1.7".parse().unwrap()));
+
+        let (s, notes) = Scope::platform(&[
+            "0.0.0.0/0".parse().unwrap(),
+            "10.0.0.0/24".parse().unwrap(),
+            "10.0.0.0/15".parse().unwrap(),
+            "10.0.0.0/16".parse().unwrap(),
+        ]);
+        assert_eq!(
+            s.allowed,
+            vec![
+                "10.0.0.0/24".parse::<IpNet>().unwrap(),
+                "10.0.0.0/16".parse().unwrap(),
+                "127.0.0.0/8".parse().unwrap()
+            ]
+        );
+        assert!(!s.allows("8.8.8.8".parse().unwrap()));
+        assert_eq!(notes.len(), 2, "{notes:?}");
+        assert!(notes[0].contains("0.0.0.0/0") && notes[0].contains("/16"));
+        assert!(notes[1].contains("10.0.0.0/15"));
+    }
 }

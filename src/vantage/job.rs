@@ -380,4 +380,70 @@ mod tests {
             .unwrap_err()
             .contains("version 7"));
     }
+
+    #[tokio::test]
+    async fn the_agent_resolves_dependencies_and_refuses_steps_outside_the_scope() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.174:0")
+            .await
+            .unwrap();
+        let open = listener.local_addr().unwrap();
+        let mut steps = vec![
+            tcp_step("closed", "127.0.0.174:9".parse().unwrap()),
+            tcp_step("after-closed", open),
+            tcp_step("after-prior-failed", open),
+            tcp_step("after-prior-ok", open),
+            tcp_step("outside", "8.8.8.8:53".parse().unwrap()),
+            tcp_step("mapped", "[::ffff:8.8.8.8]:53".parse().unwrap()),
+        ];
+        steps[1].depends_on = vec!["closed".into()];
+        steps[2].depends_on = vec!["elsewhere-failed".into()];
+        steps[3].depends_on = vec!["elsewhere-ok".into()];
+        let job = Job {
+            version: AGENT_PROTOCOL_VERSION,
+            timeout_ms: 800,
+            budget_ms: 5000,
+            body_limit: 1024,
+            scope: vec!["127.0.0.0/8".parse().unwrap(), "::/0".parse().unwrap()],
+            prior: [
+                ("elsewhere-failed".to_string(), Outcome::TimedOut),
+                ("elsewhere-ok".to_string(), Outcome::Ok),
+            ]
+            .into_iter()
+            .collect(),
+            steps: steps.clone(),
+        };
+        let out = serve(&serde_json::to_vec(&job).unwrap()).await.unwrap();
+        let obs = parse_result(&out, &steps).unwrap();
+        let got: Vec<(&str, Outcome)> = obs.iter().map(|o| (o.step.as_str(), o.outcome)).collect();
+        assert_eq!(
+            got,
+            [
+                ("closed", Outcome::Failed),
+                ("after-closed", Outcome::Blocked),
+                ("after-prior-failed", Outcome::Blocked),
+                ("after-prior-ok", Outcome::Ok),
+                ("outside", Outcome::OutOfScope),
+                ("mapped", Outcome::OutOfScope),
+            ]
+        );
+        assert!(obs[2].message.contains("elsewhere-failed"), "{:?}", obs[2]);
+        assert!(obs[4].message.contains("8.8.8.8"), "{:?}", obs[4]);
+    }
+
+    #[test]
+    fn the_answer_limit_grows_with_steps_and_http_bodies() {
+        let one = vec![tcp_step("a", "127.0.0.1:1".parse().unwrap())];
+        assert_eq!(answer_limit(&[], 1024), 64 << 10);
+        assert_eq!(answer_limit(&one, 1024), (64 << 10) + (16 << 10));
+        let mut http = one[0].clone();
+        http.probe = ProbeSpec::Http {
+            url: "http://x/".into(),
+            connect: "127.0.0.1:80".parse().unwrap(),
+            trust: None,
+            identity: None,
+            expect_status: vec![],
+            expect_body: None,
+        };
+        assert_eq!(answer_limit(&[http], 1000), (80 << 10) + 6000);
+    }
 }
