@@ -701,10 +701,13 @@ mod tests {
         assert_eq!(batches.iter().map(|b| b.len()).sum::<usize>(), 10);
     }
 
+    /// One recorded call: the vantage, the step ids, the prior outcomes.
+    type Call = (String, Vec<String>, BTreeMap<String, Outcome>);
+
     /// A runner that wants one call per LXC and records each call.
     #[derive(Default)]
     struct OneCall {
-        calls: Mutex<Vec<(String, Vec<String>, BTreeMap<String, Outcome>)>>,
+        calls: Mutex<Vec<Call>>,
     }
 
     impl Runner for OneCall {
