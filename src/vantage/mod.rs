@@ -9,6 +9,7 @@ pub mod transport;
 pub use job::{Job, JobResult, AGENT_PROTOCOL_VERSION};
 pub use site::site_vantages;
 pub use template::{Kind, Template};
+use transport::brief;
 pub use transport::{Limits, Transport};
 
 use crate::cli::RunArgs;
@@ -353,7 +354,7 @@ impl Vantages {
                 format!(
                     "{command}: exit {}: {}",
                     code_str(out.code),
-                    out.stderr.trim()
+                    brief(&out.stderr)
                 )
             }
             Ok(out) => {
@@ -362,7 +363,7 @@ impl Vantages {
                     &format!(
                         "{command}: exit {}: {}",
                         code_str(out.code),
-                        out.stderr.trim()
+                        brief(&out.stderr)
                     ),
                 )
             }
@@ -372,7 +373,10 @@ impl Vantages {
         // dependencies (the engine's own logic, with this machine as the runner).
         match read_guest_files(t, limits).await {
             Ok(files) => {
-                eprintln!("phoenix-doctor: no agent ran at {name} ({why_no_agent}); its steps run from here with its /etc/hosts and resolv.conf (substituted)");
+                eprintln!(
+                    "phoenix-doctor: no agent ran at {name} ({}); its steps run from here with its /etc/hosts and resolv.conf (substituted)",
+                    crate::fsutil::escape_terminal_line(&why_no_agent)
+                );
                 let mut obs = substitute_with_files(steps, ctx, &files, v, Some(spec)).await;
                 annotate(&mut obs, &format!("run from here: no agent at {name}"));
                 stamp(
@@ -515,7 +519,7 @@ pub async fn read_guest_files(
                 "{}: exit {}: {}",
                 command("/etc/hosts"),
                 code_str(o.code),
-                o.stderr.trim()
+                brief(&o.stderr)
             ))
         }
         Ok(o) => String::from_utf8_lossy(&o.stdout).into_owned(),
@@ -620,7 +624,7 @@ async fn push(
             return Err(format!(
                 "{cmd}: exit {}: {}",
                 code_str(out.code),
-                out.stderr.trim()
+                brief(&out.stderr)
             ));
         }
         return Ok(cmd);
@@ -647,7 +651,7 @@ async fn push(
                     "{}: exit {}: {}",
                     template::display_argv(&t.argv(cmd, true, limits.remaining())),
                     code_str(out.code),
-                    out.stderr.trim()
+                    brief(&out.stderr)
                 ))
             }
         };
@@ -705,7 +709,7 @@ async fn verify_size(
         Err(format!(
             "{}: the copy in the guest has {} bytes, expected {want} (stdin through this transport is not binary-safe; push with another transport, e.g. --via vm=ssh)",
             template::display_argv(&t.argv(&cmd, false, limits.remaining())),
-            got.map(|g| g.to_string()).unwrap_or_else(|| format!("unknown ({})", out.stderr.trim()))
+            got.map(|g| g.to_string()).unwrap_or_else(|| format!("unknown ({})", brief(&out.stderr)))
         ))
     }
 }

@@ -136,7 +136,7 @@ impl Transport {
         if !raw.success() {
             return Err(TransportError {
                 command,
-                message: format!("exit {}: {}", code_str(raw.code), raw.stderr.trim()),
+                message: format!("exit {}: {}", code_str(raw.code), brief(&raw.stderr)),
             });
         }
         parse_qm_output(&raw.stdout).map_err(|message| TransportError { command, message })
@@ -151,6 +151,16 @@ fn quote_always(w: &str) -> String {
         q
     } else {
         format!("'{q}'")
+    }
+}
+
+/// A transport's stderr for a message: trimmed, and at most 2,000 characters.
+pub fn brief(stderr: &str) -> String {
+    const MAX: usize = 2000;
+    let t = stderr.trim();
+    match t.char_indices().nth(MAX) {
+        Some((at, _)) => format!("{} [... {} more bytes]", &t[..at], t.len() - at),
+        None => t.to_string(),
     }
 }
 
@@ -445,6 +455,19 @@ mod tests {
             .await
             .unwrap_err();
         assert!(e.message.contains("no answer"), "{e}");
+    }
+
+    #[test]
+    fn stderr_in_messages_is_brief() {
+        assert_eq!(brief("  no such guest\n"), "no such guest");
+        let long = "é".repeat(2500);
+        let b = brief(&long);
+        assert!(b.starts_with(&"é".repeat(2000)));
+        assert!(
+            b.ends_with("[... 1000 more bytes]"),
+            "{}",
+            &b[b.len() - 40..]
+        );
     }
 
     #[tokio::test]
