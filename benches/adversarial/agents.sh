@@ -5,7 +5,8 @@
 #   transports: `trace qdrant` against the built-in lab with hostile stand-in transports and agents
 #               (yes, /dev/zero, sleep forever, grandchildren holding the pipe, garbage, truncated or
 #               huge JSON, wrong ids and versions, ESC in stderr, exit codes, signals, qm JSON ...).
-# Everything runs in a private network namespace (`unshare -rn`): nothing can leave the machine.
+# Everything runs in private network and PID namespaces (`unshare -rn --pid --fork --mount-proc`):
+# nothing can leave the machine, and whatever a hostile transport leaves behind dies with the suite.
 # Each case is classified:
 #   clear   the expected, clean outcome (a refusal with exit 2 and one line, `cannot-judge` exit 3
 #           for every step of a hostile guest, out-of-scope for a step outside the scope ...);
@@ -18,7 +19,7 @@
 set -uo pipefail
 bin=$(realpath "${1:-target/debug/phoenix-doctor}")
 [ -x "$bin" ] || { echo "build first: cargo build" >&2; exit 2; }
-exec unshare -rn bash -s "$bin" <<'INNER'
+exec unshare -rn --pid --fork --mount-proc bash -s "$bin" <<'INNER'
 set -uo pipefail
 bin=$1
 ip link set lo up
@@ -39,7 +40,7 @@ text = re.sub(r'(?ms)^\[vantage(\.[^\]]*)?\]\n.*?(?=^\[|\Z)', '', text)
 open(p, 'w').write(text)
 PY
 
-clear=0; wrong=0; hangs=0; crashes=0
+clear=0; wrong=0; hangs=0; crashes=0; leaked=0
 verdict() { # name kind detail
   case $2 in
     clear) clear=$((clear + 1)) ;;
@@ -159,9 +160,14 @@ trace() { # name lxc-template vm-template [agent-path] [extra check cmd]
   if [ -n "$a" ]; then verdict "transport $name" "$a" "exit $rc: $(head -c 300 "$work/err")"; return; fi
   if has_esc "$work/out" "$work/err"; then verdict "transport $name" wrong "raw ESC on the terminal"; return; fi
   if [ $((SECONDS - started)) -gt 9 ]; then verdict "transport $name" wrong "took $((SECONDS - started)) s with --budget 5s"; return; fi
+  # transport processes left behind by this case (the PID namespace holds only the suite's own)
   local leftovers
   leftovers=$(pgrep -f "sleep 1000[0-9]" | wc -l)
-  if [ "$leftovers" -gt 0 ]; then verdict "transport $name" wrong "$leftovers transport processes survived"; return; fi
+  if [ "$leftovers" -gt "$leaked" ]; then
+    verdict "transport $name" wrong "$((leftovers - leaked)) transport processes survived"
+    leaked=$leftovers
+    return
+  fi
   # every guest step cannot-judge (or blocked behind one), verdict cannot-judge, exit 3
   if [ $rc -eq 3 ] && jq -e '.verdict == "cannot-judge" and ([.steps[] | select(.from != "host") | select(.verdict != "cannot-judge" and .verdict != "blocked")] | length == 0)' "$work/out" >/dev/null 2>&1; then
     verdict "transport $name" clear
