@@ -326,7 +326,10 @@ impl Vantages {
                 );
             }
         }
-        let agent_budget = limits.remaining().saturating_sub(margin);
+        let agent_budget = limits
+            .remaining()
+            .saturating_sub(margin)
+            .max(Duration::from_millis(1));
         let job = Job::new(steps, ctx, spec, agent_budget);
         let input = match serde_json::to_vec(&job) {
             Ok(i) => i,
