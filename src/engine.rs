@@ -15,16 +15,67 @@ use std::time::{Duration, Instant};
 use tokio::task::JoinSet;
 
 /// The networks the engine may send packets to. An empty scope allows nothing: callers always
-/// set it (the CLI defaults to the platform's subnets plus 127.0.0.0/8).
+/// set it (the CLI defaults to the platform's subnets plus 127.0.0.0/8). IPv4-mapped IPv6
+/// addresses (`::ffff:8.8.8.8`) are checked as the IPv4 address they reach.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Scope {
     pub allowed: Vec<IpNet>,
 }
 
+/// A platform subnet shorter than this (IPv4) is not taken as a scope.
+pub const MIN_SCOPE_PREFIX_V4: u8 = 16;
+/// A platform subnet shorter than this (IPv6) is not taken as a scope.
+pub const MIN_SCOPE_PREFIX_V6: u8 = 48;
+
+/// `::ffff:a.b.c.d` is `a.b.c.d`.
+fn canonical_ip(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(ip),
+        v4 => v4,
+    }
+}
+
+/// `::ffff:a.b.c.d/104` is `a.b.c.d/8`; other networks stay as they are.
+fn canonical_net(n: &IpNet) -> IpNet {
+    match n {
+        IpNet::V6(v6) if v6.prefix_len() >= 96 => match v6.addr().to_ipv4_mapped() {
+            Some(a) => ipnet::Ipv4Net::new(a, v6.prefix_len() - 96)
+                .map(IpNet::V4)
+                .unwrap_or(*n),
+            None => *n,
+        },
+        other => *other,
+    }
+}
+
 impl Scope {
     /// True when `ip` lies inside one of the allowed networks.
     pub fn allows(&self, ip: IpAddr) -> bool {
-        self.allowed.iter().any(|n| n.contains(&ip))
+        let ip = canonical_ip(ip);
+        self.allowed.iter().any(|n| canonical_net(n).contains(&ip))
+    }
+
+    /// The default scope: the platform's subnets (those at least /16 for IPv4, /48 for IPv6)
+    /// plus 127.0.0.0/8. Returns the scope and one note per subnet left out: a subnet as wide
+    /// as `0.0.0.0/0` in a config is a mistake, not permission to probe everything.
+    pub fn platform(subnets: &[IpNet]) -> (Scope, Vec<String>) {
+        let mut allowed = Vec::new();
+        let mut notes = Vec::new();
+        for n in subnets {
+            let min = match n {
+                IpNet::V4(_) => MIN_SCOPE_PREFIX_V4,
+                IpNet::V6(_) => MIN_SCOPE_PREFIX_V6,
+            };
+            if n.prefix_len() < min {
+                notes.push(format!(
+                    "the platform subnet {n} (from `network.default_subnet` or the host's address in etc/phoenix_hypervisor_config.json) is shorter than /{min}: it is not used as a scope; pass --scope to probe outside 127.0.0.0/8"
+                ));
+            } else {
+                allowed.push(*n);
+            }
+        }
+        allowed.push("127.0.0.0/8".parse().expect("literal CIDR"));
+        (Scope { allowed }, notes)
     }
 
     /// The allowed networks as text (`127.0.0.0/8, 10.0.0.0/24`, or `nothing`).
@@ -60,6 +111,9 @@ pub struct Settings {
     pub systems: BTreeMap<VantageRef, SystemFiles>,
     /// Bodies are read up to this many bytes.
     pub body_limit: usize,
+    /// Outcomes of prerequisites that ran elsewhere (an agent's job: the steps of other
+    /// vantages its steps depend on). Empty for a whole plan.
+    pub prior: BTreeMap<String, Outcome>,
 }
 
 impl std::fmt::Debug for Settings {
@@ -72,6 +126,7 @@ impl std::fmt::Debug for Settings {
             .field("progress", &self.progress.is_some())
             .field("systems", &self.systems)
             .field("body_limit", &self.body_limit)
+            .field("prior", &self.prior)
             .finish_non_exhaustive()
     }
 }
@@ -87,6 +142,7 @@ impl Default for Settings {
             progress: None,
             systems: BTreeMap::new(),
             body_limit: 64 * 1024,
+            prior: BTreeMap::new(),
         }
     }
 }
@@ -178,119 +234,230 @@ enum State {
     Done,
 }
 
+/// Where a step stands with its prerequisites.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Prereqs {
+    /// One is still pending or running.
+    Waiting,
+    /// This one failed (or is unknown): the step is blocked.
+    Failed(String),
+    /// All done and ok.
+    Met,
+}
+
+/// The dependency state of a plan's steps. The same logic decides for a whole plan here and
+/// for a job inside an agent (where prerequisites at other vantages arrive as `prior`).
+struct Deps<'a> {
+    steps: &'a [Step],
+    index: HashMap<&'a str, usize>,
+    prior: &'a BTreeMap<String, Outcome>,
+    state: Vec<State>,
+    results: Vec<Option<Observation>>,
+}
+
+impl<'a> Deps<'a> {
+    fn new(steps: &'a [Step], prior: &'a BTreeMap<String, Outcome>) -> Deps<'a> {
+        Deps {
+            steps,
+            index: steps
+                .iter()
+                .enumerate()
+                .map(|(i, s)| (s.id.as_str(), i))
+                .collect(),
+            prior,
+            state: vec![State::Pending; steps.len()],
+            results: vec![None; steps.len()],
+        }
+    }
+
+    /// The outcome of prerequisite `d`, once known (`Err`: it is neither in the plan nor prior).
+    fn outcome(&self, d: &str) -> std::result::Result<Option<Outcome>, ()> {
+        match self.index.get(d) {
+            Some(&j) => Ok(match self.state[j] {
+                State::Done => Some(
+                    self.results[j]
+                        .as_ref()
+                        .map_or(Outcome::ToolError, |o| o.outcome),
+                ),
+                _ => None,
+            }),
+            None => self.prior.get(d).map(|o| Some(*o)).ok_or(()),
+        }
+    }
+
+    /// Step `i`'s prerequisites, except those for which `skip` holds (they run with it).
+    fn prereqs(&self, i: usize, skip: impl Fn(usize) -> bool) -> Prereqs {
+        let mut waiting = false;
+        let mut failed_by: Option<String> = None;
+        for d in &self.steps[i].depends_on {
+            if self.index.get(d.as_str()).is_some_and(|&j| skip(j)) {
+                continue;
+            }
+            match self.outcome(d) {
+                Err(()) => {
+                    failed_by.get_or_insert_with(|| format!("{d} (not in the plan)"));
+                }
+                Ok(None) => waiting = true,
+                Ok(Some(Outcome::Ok)) => {}
+                Ok(Some(_)) => {
+                    failed_by.get_or_insert_with(|| d.clone());
+                }
+            }
+        }
+        match (waiting, failed_by) {
+            (true, _) => Prereqs::Waiting,
+            (false, Some(by)) => Prereqs::Failed(by),
+            (false, None) => Prereqs::Met,
+        }
+    }
+
+    /// The outcomes of step `i`'s finished prerequisites (what a job needs to know).
+    fn known(&self, idxs: &[usize]) -> BTreeMap<String, Outcome> {
+        idxs.iter()
+            .flat_map(|&i| &self.steps[i].depends_on)
+            .filter_map(|d| match self.outcome(d) {
+                Ok(Some(o)) if !idxs.iter().any(|&i| self.steps[i].id == *d) => {
+                    Some((d.clone(), o))
+                }
+                _ => None,
+            })
+            .collect()
+    }
+}
+
 /// Execute `plan`: every step yields exactly one observation, in plan order.
+///
+/// Steps at a vantage the runner wants in one call ([`Runner::one_call`], an agent in a guest)
+/// go there together, with their dependencies, once every prerequisite they have at other
+/// vantages is done; the agent resolves the dependencies among them with this same engine.
+/// When vantages wait on each other (A's step needs B's, B's needs A's), those vantages fall
+/// back to one call per batch of ready steps.
 pub async fn execute(plan: &Plan, settings: &Settings) -> Run {
     let started_at = now_rfc3339();
     let t0 = Instant::now();
     let deadline = tokio::time::Instant::now() + settings.budget;
     let steps = &plan.steps;
     let n = steps.len();
-    let index: HashMap<&str, usize> = steps
-        .iter()
-        .enumerate()
-        .map(|(i, s)| (s.id.as_str(), i))
-        .collect();
-    let mut state = vec![State::Pending; n];
-    let mut results: Vec<Option<Observation>> = vec![None; n];
+    let mut deps = Deps::new(steps, &settings.prior);
     let mut running = 0usize;
     let mut tasks: JoinSet<(Vec<usize>, Vec<Observation>)> = JoinSet::new();
     let mut task_steps: HashMap<tokio::task::Id, Vec<usize>> = HashMap::new();
     let cap = settings.concurrency.max(1);
+    let grouped: Vec<bool> = steps
+        .iter()
+        .map(|s| settings.runner.one_call(s.from))
+        .collect();
+    // Vantages whose steps go in batches of ready steps after all (see above).
+    let mut ungrouped: std::collections::BTreeSet<VantageRef> = Default::default();
 
-    let finish = |i: usize,
-                  o: Observation,
-                  results: &mut Vec<Option<Observation>>,
-                  state: &mut Vec<State>| {
+    let finish = |i: usize, o: Observation, deps: &mut Deps| {
         if let Some(p) = &settings.progress {
             p(&o);
         }
-        results[i] = Some(o);
-        state[i] = State::Done;
+        deps.results[i] = Some(o);
+        deps.state[i] = State::Done;
     };
 
     loop {
+        let in_group = |i: usize| grouped[i] && !ungrouped.contains(&steps[i].from);
         // Settle every pending step whose prerequisites are done: blocked, out of scope, or ready.
         let mut ready: Vec<usize> = Vec::new();
         let mut changed = true;
         while changed {
             changed = false;
             ready.clear();
-            for i in 0..n {
-                if state[i] != State::Pending {
+            for (i, step) in steps.iter().enumerate() {
+                if deps.state[i] != State::Pending || in_group(i) {
                     continue;
                 }
-                let step = &steps[i];
-                let mut all_done = true;
-                let mut failed_by: Option<String> = None;
-                for d in &step.depends_on {
-                    match index.get(d.as_str()) {
-                        None => failed_by = Some(format!("{d} (not in the plan)")),
-                        Some(&j) => match state[j] {
-                            State::Done => {
-                                let ok = results[j]
-                                    .as_ref()
-                                    .is_some_and(|o| o.outcome == Outcome::Ok);
-                                if !ok && failed_by.is_none() {
-                                    failed_by = Some(d.clone());
-                                }
-                            }
-                            _ => all_done = false,
-                        },
+                match deps.prereqs(i, |_| false) {
+                    Prereqs::Waiting => {}
+                    Prereqs::Failed(by) => {
+                        let mut o = Observation::blocked(&step.id, &by);
+                        o.vantage = note(step);
+                        finish(i, o, &mut deps);
+                        changed = true;
                     }
-                }
-                if !all_done {
-                    continue;
-                }
-                if let Some(by) = failed_by {
-                    let mut o = Observation::blocked(&step.id, &by);
-                    o.vantage = note(step);
-                    finish(i, o, &mut results, &mut state);
-                    changed = true;
-                } else if !settings.scope.allows(step.probe.target_addr().ip()) {
-                    finish(
-                        i,
-                        out_of_scope(step, &settings.scope),
-                        &mut results,
-                        &mut state,
-                    );
-                    changed = true;
-                } else {
-                    ready.push(i);
+                    Prereqs::Met if !settings.scope.allows(step.probe.target_addr().ip()) => {
+                        finish(i, out_of_scope(step, &settings.scope), &mut deps);
+                        changed = true;
+                    }
+                    Prereqs::Met => ready.push(i),
                 }
             }
         }
-        // Start ready steps, batched per vantage, within the concurrency bound.
+        // Batches to start: whole vantages that go in one call, then ready steps per vantage,
+        // within the concurrency bound.
+        let mut batches: Vec<(VantageRef, Vec<usize>, bool)> = Vec::new();
+        let mut groups: BTreeMap<VantageRef, Vec<usize>> = BTreeMap::new();
+        for i in (0..n).filter(|&i| deps.state[i] == State::Pending && in_group(i)) {
+            groups.entry(steps[i].from).or_default().push(i);
+        }
+        for (v, idxs) in groups {
+            let members = |j: usize| steps[j].from == v && deps.state[j] == State::Pending;
+            let waits = idxs
+                .iter()
+                .any(|&i| deps.prereqs(i, members) == Prereqs::Waiting);
+            if !waits && (running == 0 || running + idxs.len() <= cap) {
+                running += idxs.len();
+                batches.push((v, idxs, true));
+            }
+        }
         let mut by_vantage: BTreeMap<VantageRef, Vec<usize>> = BTreeMap::new();
         for i in ready {
             if running >= cap {
                 break;
             }
             by_vantage.entry(steps[i].from).or_default().push(i);
-            state[i] = State::Running;
             running += 1;
         }
-        for (v, idxs) in by_vantage {
+        batches.extend(by_vantage.into_iter().map(|(v, idxs)| (v, idxs, false)));
+        for (v, idxs, _) in &batches {
+            for &i in idxs {
+                deps.state[i] = State::Running;
+            }
             let batch: Vec<Step> = idxs.iter().map(|&i| steps[i].clone()).collect();
             let ctx = ProbeCtx {
                 timeout: settings.timeout,
                 body_limit: settings.body_limit,
-                system: settings.systems.get(&v).cloned().unwrap_or_default(),
+                system: settings.systems.get(v).cloned().unwrap_or_default(),
             };
             let runner = settings.runner.clone();
             let idxs2 = idxs.clone();
-            let h = tasks.spawn(async move {
-                let obs = runner.run(&batch, &ctx).await;
-                (idxs2, obs)
-            });
-            task_steps.insert(h.id(), idxs);
+            let h = if grouped[idxs[0]] {
+                let job = crate::vantage::JobSpec {
+                    prior: deps.known(idxs),
+                    scope: settings.scope.clone(),
+                    deadline,
+                };
+                tasks.spawn(async move {
+                    let obs = runner.run_job(&batch, &job, &ctx).await;
+                    (idxs2, obs)
+                })
+            } else {
+                tasks.spawn(async move {
+                    let obs = runner.run(&batch, &ctx).await;
+                    (idxs2, obs)
+                })
+            };
+            task_steps.insert(h.id(), idxs.clone());
         }
         if running == 0 {
+            let stuck: Vec<VantageRef> = (0..n)
+                .filter(|&i| deps.state[i] == State::Pending && in_group(i))
+                .map(|i| steps[i].from)
+                .collect();
+            if !stuck.is_empty() {
+                // Vantages waiting on each other: run them batch by batch instead.
+                ungrouped.extend(stuck);
+                continue;
+            }
             // Nothing runs and nothing could start: done, or a dependency cycle.
-            for i in 0..n {
-                if state[i] == State::Pending {
-                    let mut o = Observation::blocked(&steps[i].id, "a cyclic prerequisite");
-                    o.vantage = note(&steps[i]);
-                    finish(i, o, &mut results, &mut state);
+            for (i, step) in steps.iter().enumerate() {
+                if deps.state[i] == State::Pending {
+                    let mut o = Observation::blocked(&step.id, "a cyclic prerequisite");
+                    o.vantage = note(step);
+                    finish(i, o, &mut deps);
                 }
             }
             break;
@@ -316,14 +483,14 @@ pub async fn execute(plan: &Plan, settings: &Settings) -> Run {
                     if o.vantage.name.is_empty() {
                         o.vantage = note(step);
                     }
-                    finish(i, o, &mut results, &mut state);
+                    finish(i, o, &mut deps);
                 }
             }
             _ = tokio::time::sleep_until(deadline) => {
                 tasks.abort_all();
-                for i in 0..n {
-                    if state[i] != State::Done {
-                        finish(i, budget_exhausted(&steps[i], settings.budget), &mut results, &mut state);
+                for (i, step) in steps.iter().enumerate() {
+                    if deps.state[i] != State::Done {
+                        finish(i, budget_exhausted(step, settings.budget), &mut deps);
                     }
                 }
                 break;
@@ -335,7 +502,8 @@ pub async fn execute(plan: &Plan, settings: &Settings) -> Run {
         target: plan.target.clone(),
         started_at,
         duration_ms: (t0.elapsed().as_secs_f64() * 1e6).round() / 1e3,
-        observations: results
+        observations: deps
+            .results
             .into_iter()
             .zip(steps)
             .map(|(o, s)| {
@@ -531,5 +699,168 @@ mod tests {
         let batches = fake.batches.lock().unwrap().clone();
         assert!(batches.iter().all(|b| b.len() <= 3), "{batches:?}");
         assert_eq!(batches.iter().map(|b| b.len()).sum::<usize>(), 10);
+    }
+
+    /// One recorded call: the vantage, the step ids, the prior outcomes.
+    type Call = (String, Vec<String>, BTreeMap<String, Outcome>);
+
+    /// A runner that wants one call per LXC and records each call.
+    #[derive(Default)]
+    struct OneCall {
+        calls: Mutex<Vec<Call>>,
+    }
+
+    impl Runner for OneCall {
+        fn run<'a>(
+            &'a self,
+            steps: &'a [Step],
+            _ctx: &'a ProbeCtx,
+        ) -> BoxFuture<'a, Vec<Observation>> {
+            self.record(steps, BTreeMap::new())
+        }
+
+        fn one_call(&self, v: VantageRef) -> bool {
+            matches!(v, VantageRef::Lxc(_))
+        }
+
+        fn run_job<'a>(
+            &'a self,
+            steps: &'a [Step],
+            job: &'a crate::vantage::JobSpec,
+            _ctx: &'a ProbeCtx,
+        ) -> BoxFuture<'a, Vec<Observation>> {
+            self.record(steps, job.prior.clone())
+        }
+    }
+
+    impl OneCall {
+        fn record<'a>(
+            &'a self,
+            steps: &'a [Step],
+            prior: BTreeMap<String, Outcome>,
+        ) -> BoxFuture<'a, Vec<Observation>> {
+            Box::pin(async move {
+                self.calls.lock().unwrap().push((
+                    steps[0].from.to_string(),
+                    steps.iter().map(|s| s.id.clone()).collect(),
+                    prior,
+                ));
+                steps
+                    .iter()
+                    .map(|s| {
+                        let mut o = Observation::tool_error(&s.id, "x", "fake");
+                        o.outcome = if s.id.contains("bad") {
+                            Outcome::Failed
+                        } else {
+                            Outcome::Ok
+                        };
+                        o
+                    })
+                    .collect()
+            })
+        }
+    }
+
+    #[tokio::test]
+    async fn a_guest_gets_all_its_steps_in_one_call_after_its_prerequisites_elsewhere() {
+        let runner = Arc::new(OneCall::default());
+        let (l1, l2) = (VantageRef::Lxc(101), VantageRef::Lxc(102));
+        let p = plan(vec![
+            st("h1", VantageRef::Host, "127.0.0.1", &[]),
+            st("h2-bad", VantageRef::Host, "127.0.0.2", &["h1"]),
+            st("a1", l1, "127.0.0.3", &["h1"]),
+            st("a2", l1, "127.0.0.4", &["a1"]),
+            st("a3", l1, "127.0.0.5", &["a2", "h2-bad"]),
+            st("b1", l2, "127.0.0.6", &[]),
+            st("b2", l2, "127.0.0.7", &["b1"]),
+        ]);
+        let s = Settings {
+            scope: Scope {
+                allowed: vec!["127.0.0.0/24".parse().unwrap()],
+            },
+            runner: runner.clone(),
+            ..Settings::default()
+        };
+        let run = execute(&p, &s).await;
+        assert_eq!(run.observations.len(), 7);
+        let calls = runner.calls.lock().unwrap().clone();
+        let at = |v: &str| -> Vec<_> { calls.iter().filter(|c| c.0 == v).cloned().collect() };
+        // One call per guest, holding every one of its steps.
+        let l1_calls = at("lxc:101");
+        assert_eq!(l1_calls.len(), 1, "{calls:?}");
+        assert_eq!(l1_calls[0].1, ["a1", "a2", "a3"]);
+        // ... sent once its prerequisites at the host were done, with their outcomes.
+        let prior = &l1_calls[0].2;
+        assert_eq!(prior.get("h1"), Some(&Outcome::Ok));
+        assert_eq!(prior.get("h2-bad"), Some(&Outcome::Failed));
+        assert_eq!(prior.len(), 2, "{prior:?}");
+        let l2_calls = at("lxc:102");
+        assert_eq!(l2_calls.len(), 1, "{calls:?}");
+        assert_eq!(l2_calls[0].1, ["b1", "b2"]);
+        assert!(l2_calls[0].2.is_empty());
+        // The host's steps still go level by level.
+        assert_eq!(at("host").len(), 2, "{calls:?}");
+    }
+
+    #[tokio::test]
+    async fn guests_waiting_on_each_other_fall_back_to_calls_per_ready_batch() {
+        let runner = Arc::new(OneCall::default());
+        let (l1, l2) = (VantageRef::Lxc(101), VantageRef::Lxc(102));
+        let p = plan(vec![
+            st("a1", l1, "127.0.0.1", &[]),
+            st("b1", l2, "127.0.0.2", &["a1"]),
+            st("a2", l1, "127.0.0.3", &["b1"]),
+        ]);
+        let s = Settings {
+            scope: Scope {
+                allowed: vec!["127.0.0.0/24".parse().unwrap()],
+            },
+            runner: runner.clone(),
+            ..Settings::default()
+        };
+        let run = execute(&p, &s).await;
+        let outcomes: Vec<Outcome> = run.observations.iter().map(|o| o.outcome).collect();
+        assert_eq!(outcomes, [Outcome::Ok; 3], "{run:?}");
+        let calls = runner.calls.lock().unwrap().clone();
+        let order: Vec<Vec<String>> = calls.iter().map(|c| c.1.clone()).collect();
+        assert_eq!(order, [vec!["a1"], vec!["b1"], vec!["a2"]], "{calls:?}");
+        assert_eq!(calls[2].2.get("b1"), Some(&Outcome::Ok));
+    }
+
+    #[test]
+    fn mapped_addresses_are_checked_as_ipv4_and_wide_platform_subnets_are_no_scope() {
+        let any6 = Scope {
+            allowed: vec!["::/0".parse().unwrap()],
+        };
+        assert!(!any6.allows("::ffff:8.8.8.8".parse().unwrap()));
+        assert!(any6.allows("2001:db8::1".parse().unwrap()));
+        let lo = Scope {
+            allowed: vec!["127.0.0.0/8".parse().unwrap()],
+        };
+        assert!(lo.allows("::ffff:127.0.0.9".parse().unwrap()));
+        let mapped = Scope {
+            allowed: vec!["::ffff:10.0.0.0/120".parse().unwrap()],
+        };
+        assert!(mapped.allows("10.0.0.7".parse().unwrap()));
+        assert!(!mapped.allows("10.0.1.7".parse().unwrap()));
+
+        let (s, notes) = Scope::platform(&[
+            "0.0.0.0/0".parse().unwrap(),
+            "10.0.0.0/24".parse().unwrap(),
+            "10.0.0.0/15".parse().unwrap(),
+            "10.0.0.0/16".parse().unwrap(),
+        ]);
+        assert_eq!(
+            s.allowed,
+            vec![
+                "10.0.0.0/24".parse::<IpNet>().unwrap(),
+                "10.0.0.0/16".parse().unwrap(),
+                "127.0.0.0/8".parse().unwrap()
+            ]
+        );
+        assert!(!s.allows("8.8.8.8".parse().unwrap()));
+        assert_eq!(notes.len(), 2, "{notes:?}");
+        assert!(notes[0].contains("0.0.0.0/0") && notes[0].contains("/16"));
+        assert!(notes[1].contains("10.0.0.0/15"));
     }
 }

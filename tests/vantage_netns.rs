@@ -620,6 +620,14 @@ fn the_agent_subcommand_speaks_json_on_stdin_and_stdout() {
             ProbeSpec::Tcp { addr: target },
         )],
         &ctx(),
+        &phoenix_doctor::vantage::JobSpec {
+            prior: Default::default(),
+            scope: phoenix_doctor::engine::Scope {
+                allowed: vec!["127.0.0.0/8".parse().unwrap()],
+            },
+            deadline: tokio::time::Instant::now() + Duration::from_secs(5),
+        },
+        Duration::from_secs(5),
     );
     let out = run(&serde_json::to_string(&job).unwrap());
     assert!(
@@ -628,7 +636,7 @@ fn the_agent_subcommand_speaks_json_on_stdin_and_stdout() {
         String::from_utf8_lossy(&out.stderr)
     );
     let res: phoenix_doctor::vantage::JobResult = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(res.version, 1);
+    assert_eq!(res.version, phoenix_doctor::vantage::AGENT_PROTOCOL_VERSION);
     assert_eq!(res.observations.len(), 1);
     assert_eq!(res.observations[0].step, "t.tcp");
     let out = run("not json");

@@ -35,8 +35,11 @@ pub(crate) fn all_targets(g: &GlobalArgs) -> Result<Vec<String>> {
 pub(crate) fn scope(run: &RunArgs, m: &Intended) -> Result<Scope> {
     let mut allowed = Vec::new();
     if run.scope.is_empty() {
-        allowed.extend(m.subnets.iter().cloned());
-        allowed.push("127.0.0.0/8".parse().expect("literal CIDR"));
+        let (scope, notes) = Scope::platform(&m.subnets);
+        for n in notes {
+            eprintln!("phoenix-doctor: note: {n}");
+        }
+        return Ok(scope);
     } else {
         for s in &run.scope {
             let net = s

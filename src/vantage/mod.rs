@@ -9,11 +9,13 @@ pub mod transport;
 pub use job::{Job, JobResult, AGENT_PROTOCOL_VERSION};
 pub use site::site_vantages;
 pub use template::{Kind, Template};
-pub use transport::Transport;
+use transport::brief;
+pub use transport::{Limits, Transport};
 
 use crate::cli::RunArgs;
+use crate::engine::Scope;
 use crate::error::{Error, Result};
-use crate::observe::{Evidence, Observation, VantageNote};
+use crate::observe::{Evidence, Observation, Outcome, VantageNote};
 use crate::plan::{ProbeSpec, Step, VantageRef};
 use crate::probe::{ProbeCtx, SystemFiles};
 use std::collections::{BTreeMap, HashSet};
@@ -26,11 +28,42 @@ use std::time::Duration;
 /// A boxed future, so runners can be trait objects.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
-/// Runs steps from their vantage. The engine calls it once per batch of ready steps that share
-/// a vantage (`steps[i].from` is the same for every step in a call); it returns one observation
-/// per step, in order.
+/// Runs steps from their vantage. The engine calls [`Runner::run`] once per batch of ready
+/// steps that share a vantage (`steps[i].from` is the same for every step in a call), and
+/// [`Runner::run_job`] once per vantage that [`Runner::one_call`] names; both return one
+/// observation per step, in order.
 pub trait Runner: Send + Sync {
     fn run<'a>(&'a self, steps: &'a [Step], ctx: &'a ProbeCtx) -> BoxFuture<'a, Vec<Observation>>;
+
+    /// True when all of `v`'s steps should go in one call (an agent in a guest): the engine
+    /// then calls [`Runner::run_job`] with them and their dependencies.
+    fn one_call(&self, _v: VantageRef) -> bool {
+        false
+    }
+
+    /// Run a vantage's steps in one call. They may depend on each other (the callee resolves
+    /// that, with the engine's own dependency logic) and on steps elsewhere, whose outcomes are
+    /// in `job.prior`. Called only for vantages [`Runner::one_call`] names.
+    fn run_job<'a>(
+        &'a self,
+        steps: &'a [Step],
+        job: &'a JobSpec,
+        ctx: &'a ProbeCtx,
+    ) -> BoxFuture<'a, Vec<Observation>> {
+        let _ = job;
+        self.run(steps, ctx)
+    }
+}
+
+/// What a one-call job needs besides its steps.
+#[derive(Debug, Clone)]
+pub struct JobSpec {
+    /// Outcomes of the steps' prerequisites at other vantages.
+    pub prior: BTreeMap<String, Outcome>,
+    /// The networks the steps may reach; the agent refuses the rest.
+    pub scope: Scope,
+    /// The run's deadline: nothing of the call may outlive it.
+    pub deadline: tokio::time::Instant,
 }
 
 /// Runs every step from this machine.
@@ -207,9 +240,14 @@ impl Vantages {
                 match (t, wants_files) {
                     (Some(t), true) => {
                         let via = format!("local; system files via {}", t.via());
-                        match read_guest_files(&t, ctx.timeout).await {
+                        match read_guest_files(
+                            &t,
+                            Limits::within(ctx.timeout + Duration::from_secs(10), 0),
+                        )
+                        .await
+                        {
                             Ok(files) => {
-                                let obs = substitute_with_files(steps, ctx, &files, v).await;
+                                let obs = substitute_with_files(steps, ctx, &files, v, None).await;
                                 stamp(obs, note(&via, true))
                             }
                             Err(e) => {
@@ -225,7 +263,23 @@ impl Vantages {
                     _ => stamp(job::run_concurrently(steps, ctx).await, note("local", true)),
                 }
             }
-            Mode::Agent(t) => self.run_agent(&t, steps, ctx, v).await,
+            Mode::Agent(t) => {
+                // Called directly (not through the engine's one-call path): the caller chose
+                // these steps, so the scope is exactly their targets.
+                let job = JobSpec {
+                    prior: BTreeMap::new(),
+                    scope: Scope {
+                        allowed: steps
+                            .iter()
+                            .map(|s| ipnet::IpNet::from(s.probe.target_addr().ip()))
+                            .collect(),
+                    },
+                    deadline: tokio::time::Instant::now()
+                        + ctx.timeout * 6
+                        + Duration::from_secs(10),
+                };
+                self.run_agent(&t, steps, ctx, v, &job).await
+            }
         }
     }
 
@@ -235,6 +289,7 @@ impl Vantages {
         steps: &[Step],
         ctx: &ProbeCtx,
         v: VantageRef,
+        spec: &JobSpec,
     ) -> Vec<Observation> {
         let name = v.to_string();
         let via = t.via();
@@ -252,23 +307,37 @@ impl Vantages {
                 },
             )
         };
+        // The transport is killed a little before the run's deadline, and the agent is told to
+        // finish a little before that, so a hung guest is the transport's failure, never a
+        // step cut by the budget.
+        let remaining = spec
+            .deadline
+            .saturating_duration_since(tokio::time::Instant::now());
+        let margin = (remaining / 10).min(Duration::from_millis(500));
+        let limits = Limits {
+            deadline: spec.deadline - margin,
+            max_output: job::answer_limit(steps, ctx.body_limit),
+        };
         if self.opts.push {
-            if let Err(e) = self.push_once(t, v, ctx.timeout).await {
+            if let Err(e) = self.push_once(t, v, limits).await {
                 return tool_errors(
                     "push",
                     &format!("pushing the agent into {name} failed: {e}"),
                 );
             }
         }
-        let job = Job::new(steps, ctx);
+        let agent_budget = limits
+            .remaining()
+            .saturating_sub(margin)
+            .max(Duration::from_millis(1));
+        let job = Job::new(steps, ctx, spec, agent_budget);
         let input = match serde_json::to_vec(&job) {
             Ok(i) => i,
             Err(e) => return tool_errors("transport", &format!("encoding the job: {e}")),
         };
         let cmd = vec![self.opts.agent_path.clone(), "agent".to_string()];
-        let budget = ctx.timeout * 6 + Duration::from_secs(10);
-        let command = template::display_argv(&t.argv(&cmd, true, budget));
-        let why_no_agent = match t.run(&cmd, Some(&input), budget).await {
+        let command = template::display_argv(&t.argv(&cmd, true, limits.remaining()));
+        let why_no_agent = match t.run(&cmd, Some(&input), limits).await {
             Err(e) if self.agent_missing(None, &e.message) => e.to_string(),
             Err(e) => return tool_errors("transport", &e.to_string()),
             Ok(out) if out.success() => match job::parse_result(&out.stdout, steps) {
@@ -282,13 +351,13 @@ impl Vantages {
                         },
                     )
                 }
-                Err(e) => format!("{command}: {e}"),
+                Err(e) => return tool_errors("transport", &format!("{command}: {e}")),
             },
             Ok(out) if self.agent_missing(out.code, &out.stderr) => {
                 format!(
                     "{command}: exit {}: {}",
                     code_str(out.code),
-                    out.stderr.trim()
+                    brief(&out.stderr)
                 )
             }
             Ok(out) => {
@@ -297,17 +366,21 @@ impl Vantages {
                     &format!(
                         "{command}: exit {}: {}",
                         code_str(out.code),
-                        out.stderr.trim()
+                        brief(&out.stderr)
                     ),
                 )
             }
         };
         // No agent could run in the vantage: read its system files through the transport and
-        // run the network layers from here, marked as substituted.
-        match read_guest_files(t, ctx.timeout).await {
+        // run the network layers from here, marked as substituted, with the job's scope and
+        // dependencies (the engine's own logic, with this machine as the runner).
+        match read_guest_files(t, limits).await {
             Ok(files) => {
-                eprintln!("phoenix-doctor: no agent ran at {name} ({why_no_agent}); its steps run from here with its /etc/hosts and resolv.conf (substituted)");
-                let mut obs = substitute_with_files(steps, ctx, &files, v).await;
+                eprintln!(
+                    "phoenix-doctor: no agent ran at {name} ({}); its steps run from here with its /etc/hosts and resolv.conf (substituted)",
+                    crate::fsutil::escape_terminal_line(&why_no_agent)
+                );
+                let mut obs = substitute_with_files(steps, ctx, &files, v, Some(spec)).await;
                 annotate(&mut obs, &format!("run from here: no agent at {name}"));
                 stamp(
                     obs,
@@ -353,7 +426,7 @@ impl Vantages {
         &self,
         t: &Transport,
         v: VantageRef,
-        timeout: Duration,
+        limits: Limits,
     ) -> std::result::Result<(), String> {
         let mut pushed = self.pushed.lock().await;
         if pushed.contains(&v) {
@@ -363,7 +436,13 @@ impl Vantages {
             Some(p) => p.clone(),
             None => std::env::current_exe().map_err(|e| format!("finding this executable: {e}"))?,
         };
-        let how = push(t, &exe, &self.opts.agent_path, timeout).await?;
+        let how = push(
+            t,
+            &exe,
+            &self.opts.agent_path,
+            limits.with_output(64 * 1024),
+        )
+        .await?;
         eprintln!(
             "phoenix-doctor: pushed {} to {v} as {} ({how})",
             exe.display(),
@@ -377,6 +456,27 @@ impl Vantages {
 impl Runner for Vantages {
     fn run<'a>(&'a self, steps: &'a [Step], ctx: &'a ProbeCtx) -> BoxFuture<'a, Vec<Observation>> {
         Box::pin(self.run_batch(steps, ctx))
+    }
+
+    fn one_call(&self, v: VantageRef) -> bool {
+        matches!(self.mode(v), Mode::Agent(_))
+    }
+
+    fn run_job<'a>(
+        &'a self,
+        steps: &'a [Step],
+        job: &'a JobSpec,
+        ctx: &'a ProbeCtx,
+    ) -> BoxFuture<'a, Vec<Observation>> {
+        Box::pin(async move {
+            let Some(v) = steps.first().map(|s| s.from) else {
+                return Vec::new();
+            };
+            match self.mode(v) {
+                Mode::Agent(t) => self.run_agent(&t, steps, ctx, v, job).await,
+                _ => self.run_batch(steps, ctx).await,
+            }
+        })
     }
 }
 
@@ -406,27 +506,28 @@ pub struct GuestFiles {
 }
 
 /// `<prefix> cat /etc/hosts` and `<prefix> cat /etc/resolv.conf` (a missing resolv.conf reads
-/// as empty; a failing `cat /etc/hosts` is an error).
+/// as empty; a failing `cat /etc/hosts` is an error). Each answer is bounded like a system file
+/// read here.
 pub async fn read_guest_files(
     t: &Transport,
-    timeout: Duration,
+    limits: Limits,
 ) -> std::result::Result<GuestFiles, String> {
-    let budget = timeout + Duration::from_secs(10);
+    let limits = limits.with_output(crate::fsutil::FileKind::SystemFile.limit() as usize);
     let cat = |f: &str| vec!["cat".to_string(), f.to_string()];
-    let command = |f: &str| template::display_argv(&t.argv(&cat(f), false, budget));
-    let hosts = match t.run(&cat("/etc/hosts"), None, budget).await {
+    let command = |f: &str| template::display_argv(&t.argv(&cat(f), false, limits.remaining()));
+    let hosts = match t.run(&cat("/etc/hosts"), None, limits).await {
         Err(e) => return Err(e.to_string()),
         Ok(o) if !o.success() => {
             return Err(format!(
                 "{}: exit {}: {}",
                 command("/etc/hosts"),
                 code_str(o.code),
-                o.stderr.trim()
+                brief(&o.stderr)
             ))
         }
         Ok(o) => String::from_utf8_lossy(&o.stdout).into_owned(),
     };
-    let resolv_conf = match t.run(&cat("/etc/resolv.conf"), None, budget).await {
+    let resolv_conf = match t.run(&cat("/etc/resolv.conf"), None, limits).await {
         Ok(o) if o.success() => String::from_utf8_lossy(&o.stdout).into_owned(),
         _ => String::new(),
     };
@@ -439,6 +540,7 @@ async fn substitute_with_files(
     ctx: &ProbeCtx,
     files: &GuestFiles,
     v: VantageRef,
+    spec: Option<&JobSpec>,
 ) -> Vec<Observation> {
     let written = (|| -> std::io::Result<_> {
         let mut h = tempfile::NamedTempFile::new()?;
@@ -469,7 +571,10 @@ async fn substitute_with_files(
         },
         ..ctx.clone()
     };
-    let mut obs = job::run_concurrently(steps, &ctx).await;
+    let mut obs = match spec {
+        Some(spec) => job::run_with_deps(steps, &ctx, spec).await,
+        None => job::run_concurrently(steps, &ctx).await,
+    };
     let (hp, rp) = (
         h.path().display().to_string(),
         r.path().display().to_string(),
@@ -501,9 +606,8 @@ async fn push(
     t: &Transport,
     exe: &Path,
     dest: &str,
-    timeout: Duration,
+    limits: Limits,
 ) -> std::result::Result<String, String> {
-    let budget = timeout + Duration::from_secs(60);
     if t.template.is_pct() {
         let id = t.id.map(|i| i.to_string()).unwrap_or_default();
         let argv: Vec<String> = vec![
@@ -515,7 +619,7 @@ async fn push(
             "--perms".into(),
             "0755".into(),
         ];
-        let out = transport::exec(&argv, None, budget)
+        let out = transport::exec(&argv, None, limits)
             .await
             .map_err(|e| e.to_string())?;
         let cmd = template::display_argv(&argv);
@@ -523,7 +627,7 @@ async fn push(
             return Err(format!(
                 "{cmd}: exit {}: {}",
                 code_str(out.code),
-                out.stderr.trim()
+                brief(&out.stderr)
             ));
         }
         return Ok(cmd);
@@ -548,9 +652,9 @@ async fn push(
             } else {
                 Err(format!(
                     "{}: exit {}: {}",
-                    template::display_argv(&t.argv(cmd, true, budget)),
+                    template::display_argv(&t.argv(cmd, true, limits.remaining())),
                     code_str(out.code),
-                    out.stderr.trim()
+                    brief(&out.stderr)
                 ))
             }
         };
@@ -563,20 +667,24 @@ async fn push(
             } else {
                 "cat >> \"$1\""
             });
-            check(&cmd, t.run(&cmd, Some(chunk), budget).await)?;
+            check(&cmd, t.run(&cmd, Some(chunk), limits).await)?;
         }
         let cmd = vec!["chmod".into(), "0755".into(), dest.to_string()];
-        check(&cmd, t.run(&cmd, None, budget).await)?;
-        verify_size(t, dest, bin.len(), budget).await?;
+        check(&cmd, t.run(&cmd, None, limits).await)?;
+        verify_size(t, dest, bin.len(), limits).await?;
         return Ok(format!(
             "{} sh -c 'cat >> \"$1\"' in 512 KiB chunks",
             t.via()
         ));
     }
     let cmd = sh("cat > \"$1\" && chmod 0755 \"$1\"");
-    check(&cmd, t.run(&cmd, Some(&bin), budget).await)?;
-    verify_size(t, dest, bin.len(), budget).await?;
-    Ok(template::display_argv(&t.argv(&cmd, true, budget)))
+    check(&cmd, t.run(&cmd, Some(&bin), limits).await)?;
+    verify_size(t, dest, bin.len(), limits).await?;
+    Ok(template::display_argv(&t.argv(
+        &cmd,
+        true,
+        limits.remaining(),
+    )))
 }
 
 /// After a copy through stdin, the file in the guest must have every byte.
@@ -584,7 +692,7 @@ async fn verify_size(
     t: &Transport,
     dest: &str,
     want: usize,
-    budget: Duration,
+    limits: Limits,
 ) -> std::result::Result<(), String> {
     let cmd: Vec<String> = vec![
         "sh".into(),
@@ -593,7 +701,7 @@ async fn verify_size(
         "sh".into(),
         dest.to_string(),
     ];
-    let out = t.run(&cmd, None, budget).await.map_err(|e| e.to_string())?;
+    let out = t.run(&cmd, None, limits).await.map_err(|e| e.to_string())?;
     let got = String::from_utf8_lossy(&out.stdout)
         .trim()
         .parse::<usize>()
@@ -603,8 +711,8 @@ async fn verify_size(
     } else {
         Err(format!(
             "{}: the copy in the guest has {} bytes, expected {want} (stdin through this transport is not binary-safe; push with another transport, e.g. --via vm=ssh)",
-            template::display_argv(&t.argv(&cmd, false, budget)),
-            got.map(|g| g.to_string()).unwrap_or_else(|| format!("unknown ({})", out.stderr.trim()))
+            template::display_argv(&t.argv(&cmd, false, limits.remaining())),
+            got.map(|g| g.to_string()).unwrap_or_else(|| format!("unknown ({})", brief(&out.stderr)))
         ))
     }
 }

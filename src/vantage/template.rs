@@ -42,6 +42,12 @@ pub const QM: &str = "qm guest exec {id} --";
 /// The ssh preset: `host`, `lxc-102`, `vm-1001` ... are host aliases in `~/.ssh/config`.
 pub const SSH: &str = "ssh -o BatchMode=yes -o ConnectTimeout=5 {name}";
 
+/// Programs that pass the words after them to a shell on the far side: a template naming one of
+/// them anywhere is treated as a remote shell.
+pub const REMOTE_SHELLS: &[&str] = &[
+    "ssh", "autossh", "rsh", "slogin", "dbclient", "plink", "sshpass", "vzctl",
+];
+
 /// How the words after the prefix reach the guest's program.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Style {
@@ -102,17 +108,27 @@ impl Template {
             .collect()
     }
 
-    /// How the prefix passes a command on.
+    /// How the prefix passes a command on. A remote shell (`ssh` and its kin) anywhere in the
+    /// prefix makes it [`Style::Ssh`], whatever wraps it (`timeout 20 ssh ...`, `env ssh ...`,
+    /// `sudo -u u ssh ...`): the remote side joins the words into a shell command line, so every
+    /// word after the prefix is quoted. `qm guest exec` is recognised after wrappers too.
     pub fn style(&self) -> Style {
-        let prog = self.words[0].rsplit('/').next().unwrap_or("");
-        match prog {
-            "qm" if self.words.get(1).map(String::as_str) == Some("guest")
-                && self.words.get(2).map(String::as_str) == Some("exec") =>
-            {
-                Style::QmGuestExec
-            }
-            "ssh" => Style::Ssh,
-            _ => Style::Exec,
+        let base = |w: &String| w.rsplit('/').next().unwrap_or("").to_string();
+        if self
+            .words
+            .iter()
+            .any(|w| REMOTE_SHELLS.contains(&base(w).as_str()))
+        {
+            return Style::Ssh;
+        }
+        let qm = self
+            .words
+            .windows(3)
+            .any(|w| base(&w[0]) == "qm" && w[1] == "guest" && w[2] == "exec");
+        if qm {
+            Style::QmGuestExec
+        } else {
+            Style::Exec
         }
     }
 
@@ -285,6 +301,36 @@ mod tests {
         );
         assert_eq!(Template::parse("pct").unwrap().style(), Style::Exec);
         assert!(Template::parse("pct").unwrap().is_pct());
+    }
+
+    #[test]
+    fn a_remote_shell_is_found_behind_wrappers() {
+        for t in [
+            "ssh lxc-{id}",
+            "timeout 20 ssh lxc-{id}",
+            "env ssh lxc-{id}",
+            "env FOO=1 /usr/bin/ssh -o BatchMode=yes lxc-{id}",
+            "nice -n 5 ssh lxc-{id}",
+            "sudo -u admin ssh lxc-{id}",
+            "stdbuf -o0 ssh lxc-{id}",
+            "ionice -c3 timeout 5 ssh {name}",
+            "sshpass -f pw ssh root@{name}",
+        ] {
+            assert_eq!(Template::parse(t).unwrap().style(), Style::Ssh, "{t}");
+        }
+        for t in [
+            "pct exec {id} --",
+            "ip netns exec ssh-{id}",
+            "lxc-attach -n {id} --",
+        ] {
+            assert_eq!(Template::parse(t).unwrap().style(), Style::Exec, "{t}");
+        }
+        assert_eq!(
+            Template::parse("timeout 30 qm guest exec {id} --")
+                .unwrap()
+                .style(),
+            Style::QmGuestExec
+        );
     }
 
     #[test]

@@ -1,12 +1,15 @@
 //! Running one command inside a vantage through its transport prefix: argument vectors only,
-//! stdin piped, a deadline, and `qm guest exec`'s JSON wrapper taken apart.
+//! stdin piped, a deadline inside the run's budget, every pipe from the guest bounded, the
+//! transport in its own process group (killed whole on timeout or overflow), and
+//! `qm guest exec`'s JSON wrapper taken apart.
 
 use super::template::{display_argv, shell_quote, Kind, Style, Template};
 use serde::Deserialize;
 use std::process::Stdio;
 use std::time::Duration;
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::process::Command;
+use tokio::time::Instant;
 
 /// What the command inside the vantage did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -23,7 +26,8 @@ impl Output {
     }
 }
 
-/// The transport itself failed (it could not start, timed out, or its wrapper said no).
+/// The transport itself failed (it could not start, timed out, answered too much, or its
+/// wrapper said no).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TransportError {
     /// The command line, for people.
@@ -34,6 +38,35 @@ pub struct TransportError {
 impl std::fmt::Display for TransportError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{}: {}", self.command, self.message)
+    }
+}
+
+/// How long a transport call may take and how much it may print.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// The call is killed (with its whole process group) at this instant.
+    pub deadline: Instant,
+    /// Each of stdout and stderr may carry at most this many bytes.
+    pub max_output: usize,
+}
+
+impl Limits {
+    /// A deadline `timeout` from now.
+    pub fn within(timeout: Duration, max_output: usize) -> Limits {
+        Limits {
+            deadline: Instant::now() + timeout,
+            max_output,
+        }
+    }
+
+    /// Time left until the deadline.
+    pub fn remaining(&self) -> Duration {
+        self.deadline.saturating_duration_since(Instant::now())
+    }
+
+    /// The same deadline with another output bound.
+    pub fn with_output(self, max_output: usize) -> Limits {
+        Limits { max_output, ..self }
     }
 }
 
@@ -56,12 +89,13 @@ impl Transport {
         display_argv(&self.prefix())
     }
 
-    /// The full argument vector to run `cmd` in the vantage.
+    /// The full argument vector to run `cmd` in the vantage (`timeout`: what `qm guest exec`
+    /// is told to wait).
     pub fn argv(&self, cmd: &[String], with_stdin: bool, timeout: Duration) -> Vec<String> {
         let mut argv = self.prefix();
         match self.template.style() {
             Style::Exec => argv.extend(cmd.iter().cloned()),
-            Style::Ssh => argv.extend(cmd.iter().map(|w| shell_quote(w))),
+            Style::Ssh => argv.extend(cmd.iter().map(|w| quote_always(w))),
             Style::QmGuestExec => {
                 // Options go before the `--` that ends qm's own arguments.
                 let mut opts = vec![
@@ -86,15 +120,15 @@ impl Transport {
         argv
     }
 
-    /// Run `cmd` in the vantage, feeding `stdin`, within `timeout`.
+    /// Run `cmd` in the vantage, feeding `stdin`, within `limits`.
     pub async fn run(
         &self,
         cmd: &[String],
         stdin: Option<&[u8]>,
-        timeout: Duration,
+        limits: Limits,
     ) -> Result<Output, TransportError> {
-        let argv = self.argv(cmd, stdin.is_some(), timeout);
-        let raw = exec(&argv, stdin, timeout + Duration::from_secs(5)).await?;
+        let argv = self.argv(cmd, stdin.is_some(), limits.remaining());
+        let raw = exec(&argv, stdin, limits).await?;
         if self.template.style() != Style::QmGuestExec {
             return Ok(raw);
         }
@@ -102,10 +136,31 @@ impl Transport {
         if !raw.success() {
             return Err(TransportError {
                 command,
-                message: format!("exit {}: {}", code_str(raw.code), raw.stderr.trim()),
+                message: format!("exit {}: {}", code_str(raw.code), brief(&raw.stderr)),
             });
         }
         parse_qm_output(&raw.stdout).map_err(|message| TransportError { command, message })
+    }
+}
+
+/// Quote a word for the remote shell, even a plain one (`'agent'`): a word that reaches a shell
+/// is never read as anything but itself.
+fn quote_always(w: &str) -> String {
+    let q = shell_quote(w);
+    if q.starts_with('\'') {
+        q
+    } else {
+        format!("'{q}'")
+    }
+}
+
+/// A transport's stderr for a message: trimmed, and at most 2,000 characters.
+pub fn brief(stderr: &str) -> String {
+    const MAX: usize = 2000;
+    let t = stderr.trim();
+    match t.char_indices().nth(MAX) {
+        Some((at, _)) => format!("{} [... {} more bytes]", &t[..at], t.len() - at),
+        None => t.to_string(),
     }
 }
 
@@ -114,18 +169,58 @@ fn code_str(c: Option<i32>) -> String {
         .unwrap_or_else(|| "by signal".into())
 }
 
-/// Run an argument vector (never a shell) with a deadline; the child is killed on timeout.
+/// Kills the transport's whole process group (the transport and whatever it started) when
+/// dropped: on success, on timeout, on overflow, and when the run's budget aborts the task.
+struct Group(Option<rustix::process::Pid>);
+
+impl Drop for Group {
+    fn drop(&mut self) {
+        if let Some(pid) = self.0 {
+            // ESRCH (the group is gone already) is the normal case after a clean exit.
+            let _ = rustix::process::kill_process_group(pid, rustix::process::Signal::KILL);
+        }
+    }
+}
+
+/// Why a pipe stopped being read.
+enum Pipe {
+    Io(std::io::Error),
+    Over,
+}
+
+/// Read a pipe to its end, refusing more than `limit` bytes.
+async fn read_capped<R: AsyncRead + Unpin>(pipe: Option<R>, limit: usize) -> Result<Vec<u8>, Pipe> {
+    let mut buf = Vec::new();
+    if let Some(p) = pipe {
+        p.take(limit as u64 + 1)
+            .read_to_end(&mut buf)
+            .await
+            .map_err(Pipe::Io)?;
+    }
+    if buf.len() > limit {
+        return Err(Pipe::Over);
+    }
+    Ok(buf)
+}
+
+/// Run an argument vector (never a shell) in its own process group, within `limits`: past the
+/// deadline, or when stdout or stderr carries more than `limits.max_output` bytes, the whole
+/// group is killed and the call is an error.
 pub async fn exec(
     argv: &[String],
     stdin: Option<&[u8]>,
-    timeout: Duration,
+    limits: Limits,
 ) -> Result<Output, TransportError> {
+    let started = Instant::now();
     let command = display_argv(argv);
     let err = |message: String| TransportError {
         command: command.clone(),
         message,
     };
-    let mut cmd = Command::new(&argv[0]);
+    let Some(prog) = argv.first() else {
+        return Err(err("empty command".into()));
+    };
+    let mut cmd = Command::new(prog);
     cmd.args(&argv[1..])
         .stdin(if stdin.is_some() {
             Stdio::piped()
@@ -134,10 +229,16 @@ pub async fn exec(
         })
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
+        .process_group(0)
         .kill_on_drop(true);
     let mut child = cmd
         .spawn()
-        .map_err(|e| err(format!("cannot start `{}`: {e}", argv[0])))?;
+        .map_err(|e| err(format!("cannot start `{prog}`: {e}")))?;
+    let _group = Group(
+        child
+            .id()
+            .and_then(|id| rustix::process::Pid::from_raw(id as i32)),
+    );
     let feed = {
         let input = stdin.map(<[u8]>::to_vec);
         let pipe = child.stdin.take();
@@ -147,22 +248,30 @@ pub async fn exec(
                 let _ = pipe.write_all(&input).await;
                 let _ = pipe.shutdown().await;
             }
+            Ok::<(), Pipe>(())
         }
     };
+    let (out, errp) = (child.stdout.take(), child.stderr.take());
+    let limit = limits.max_output;
     let run = async {
-        let ((), out) = tokio::join!(feed, child.wait_with_output());
-        out
+        let ((), out, errp) =
+            tokio::try_join!(feed, read_capped(out, limit), read_capped(errp, limit))?;
+        let status = child.wait().await.map_err(Pipe::Io)?;
+        Ok::<_, Pipe>((status, out, errp))
     };
-    match tokio::time::timeout(timeout, run).await {
+    match tokio::time::timeout_at(limits.deadline, run).await {
         Err(_) => Err(err(format!(
-            "no answer within {:.1}s (killed)",
-            timeout.as_secs_f64()
+            "no answer within {:.1}s, the run's deadline (killed with its process group)",
+            started.elapsed().as_secs_f64()
         ))),
-        Ok(Err(e)) => Err(err(format!("waiting for it: {e}"))),
-        Ok(Ok(o)) => Ok(Output {
-            code: o.status.code(),
-            stdout: o.stdout,
-            stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+        Ok(Err(Pipe::Over)) => Err(err(format!(
+            "the guest's answer exceeded {limit} bytes (killed with its process group)"
+        ))),
+        Ok(Err(Pipe::Io(e))) => Err(err(format!("reading its output: {e}"))),
+        Ok(Ok((status, out, errp))) => Ok(Output {
+            code: status.code(),
+            stdout: out,
+            stderr: String::from_utf8_lossy(&errp).into_owned(),
         }),
     }
 }
@@ -225,6 +334,10 @@ pub fn parse_qm_output(stdout: &[u8]) -> Result<Output, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn lim(ms: u64) -> Limits {
+        Limits::within(Duration::from_millis(ms), 64 * 1024)
+    }
 
     #[test]
     fn qm_json_is_taken_apart() {
@@ -319,7 +432,7 @@ mod tests {
             true,
             Duration::from_secs(5),
         );
-        assert_eq!(argv[argv.len() - 3..], ["lxc-102", "'/opt/p d'", "agent"]);
+        assert_eq!(argv[argv.len() - 3..], ["lxc-102", "'/opt/p d'", "'agent'"]);
     }
 
     #[tokio::test]
@@ -327,26 +440,77 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let marker = dir.path().join("pwned");
         let word = format!("x; touch {}", marker.display());
-        let o = exec(&["echo".into(), word.clone()], None, Duration::from_secs(5))
+        let o = exec(&["echo".into(), word.clone()], None, lim(5000))
             .await
             .unwrap();
         assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), word);
         assert!(!marker.exists());
-        let o = exec(&["cat".into()], Some(b"in"), Duration::from_secs(5))
-            .await
-            .unwrap();
+        let o = exec(&["cat".into()], Some(b"in"), lim(5000)).await.unwrap();
         assert_eq!(o.stdout, b"in");
-        let e = exec(&["/nonexistent/prog".into()], None, Duration::from_secs(5))
+        let e = exec(&["/nonexistent/prog".into()], None, lim(5000))
             .await
             .unwrap_err();
         assert!(e.message.contains("cannot start"));
+        let e = exec(&["sleep".into(), "5".into()], None, lim(200))
+            .await
+            .unwrap_err();
+        assert!(e.message.contains("no answer"), "{e}");
+    }
+
+    #[test]
+    fn stderr_in_messages_is_brief() {
+        assert_eq!(brief("  no such guest\n"), "no such guest");
+        let long = "é".repeat(2500);
+        let b = brief(&long);
+        assert!(b.starts_with(&"é".repeat(2000)));
+        assert!(
+            b.ends_with("[... 1000 more bytes]"),
+            "{}",
+            &b[b.len() - 40..]
+        );
+    }
+
+    #[tokio::test]
+    async fn an_endless_answer_is_cut_at_the_limit() {
+        let started = std::time::Instant::now();
         let e = exec(
-            &["sleep".into(), "5".into()],
+            &["yes".into()],
             None,
-            Duration::from_millis(200),
+            Limits::within(Duration::from_secs(20), 4096),
         )
         .await
         .unwrap_err();
-        assert!(e.message.contains("no answer"), "{e}");
+        assert!(e.message.contains("exceeded 4096 bytes"), "{e}");
+        assert!(started.elapsed() < Duration::from_secs(5));
+        // stderr is bounded too
+        let argv: Vec<String> = ["sh", "-c", "yes >&2"].map(String::from).to_vec();
+        let e = exec(&argv, None, Limits::within(Duration::from_secs(20), 4096))
+            .await
+            .unwrap_err();
+        assert!(e.message.contains("exceeded 4096 bytes"), "{e}");
+    }
+
+    #[tokio::test]
+    async fn a_timeout_kills_the_grandchildren_too() {
+        let dir = tempfile::tempdir().unwrap();
+        let pidfile = dir.path().join("pid");
+        let script = format!("sleep 1000 & echo $! > {}; wait", pidfile.display());
+        let argv: Vec<String> = vec!["sh".into(), "-c".into(), script];
+        let e = exec(&argv, None, lim(500)).await.unwrap_err();
+        assert!(e.message.contains("no answer within"), "{e}");
+        let pid = std::fs::read_to_string(&pidfile).unwrap();
+        let proc = format!("/proc/{}", pid.trim());
+        let deadline = std::time::Instant::now() + Duration::from_secs(2);
+        while std::path::Path::new(&proc).exists()
+            && !std::fs::read_to_string(format!("{proc}/stat"))
+                .unwrap_or_default()
+                .contains(") Z")
+        {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the transport's grandchild {pid} survived the timeout"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 }
