@@ -182,7 +182,11 @@ enum State {
 pub async fn execute(plan: &Plan, settings: &Settings) -> Run {
     let started_at = now_rfc3339();
     let t0 = Instant::now();
-    let deadline = tokio::time::Instant::now() + settings.budget;
+    // A budget too large to add (only from a library caller: the CLI caps it) means no budget.
+    let now = tokio::time::Instant::now();
+    let deadline = now
+        .checked_add(settings.budget)
+        .unwrap_or_else(|| now + Duration::from_secs(100 * 365 * 86_400));
     let steps = &plan.steps;
     let n = steps.len();
     let index: HashMap<&str, usize> = steps

@@ -180,7 +180,7 @@ pub fn probe(g: &GlobalArgs, p: &ProbeCommand) -> Result<u8> {
             SystemFiles::default(),
         ),
     };
-    let timeout = super::parse_duration(&common.timeout)?;
+    let timeout = common.timeout;
     let scope = parse_scope(&common.scope)?;
     let layer = spec.layer();
     let step = Step {

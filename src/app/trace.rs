@@ -1,13 +1,12 @@
 //! `trace`, `check`, `explain`: plan → execute → diagnose → render.
 
-use super::parse_duration;
 use crate::cli::{CheckArgs, ExplainArgs, GlobalArgs, RunArgs, TraceArgs};
 use crate::diagnose::{self, catalog, Overall, Report};
 use crate::engine::{SavedRun, SavedRuns, RUN_SCHEMA_VERSION};
 use crate::error::{Error, Result};
 use crate::report::{self, Style};
 use std::io::Write;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 pub fn trace(g: &GlobalArgs, a: &TraceArgs) -> Result<u8> {
     let reports = run_targets(g, std::slice::from_ref(&a.target), &a.run)?;
@@ -58,8 +57,8 @@ pub(crate) fn run_targets(
     if let Some(file) = &run.replay {
         return replay(file, targets);
     }
-    let wait = run.wait.as_deref().map(parse_duration).transpose()?;
-    let interval = parse_duration(&run.interval)?;
+    let wait = run.wait;
+    let interval = run.interval;
     let started = Instant::now();
     let mut attempts = 0u32;
     loop {
@@ -96,7 +95,7 @@ pub(crate) fn run_targets(
             }
             return Ok(reports);
         }
-        std::thread::sleep(interval.min(Duration::from_secs(3600)));
+        std::thread::sleep(interval);
     }
 }
 
