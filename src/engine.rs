@@ -154,9 +154,9 @@ fn budget_exhausted(step: &Step, budget: Duration) -> Observation {
         step: step.id.clone(),
         outcome: Outcome::TimedOut,
         phase: None,
-        reason: Some("budget".into()),
+        reason: Some(crate::probe::REASON_BUDGET.into()),
         message: format!(
-            "not finished within the run's budget of {} ms",
+            "cannot judge: not finished within the run's budget (--budget {} ms)",
             budget.as_millis()
         ),
         evidence: Default::default(),
@@ -317,6 +317,7 @@ pub async fn execute(plan: &Plan, settings: &Settings) -> Run {
                         Observation::tool_error(&step.id, "vantage", "the vantage returned no observation for this step")
                     });
                     o.step = step.id.clone();
+                    crate::probe::apply_floor(&mut o, step.layer, settings.timeout);
                     if o.vantage.name.is_empty() {
                         o.vantage = note(step);
                     }

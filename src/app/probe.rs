@@ -206,7 +206,9 @@ pub fn probe(g: &GlobalArgs, p: &ProbeCommand) -> Result<u8> {
         }
         _ => {
             let rt = super::runtime()?;
-            rt.block_on(probe::run(&ctx, &step))
+            let mut o = rt.block_on(probe::run(&ctx, &step));
+            probe::apply_floor(&mut o, layer, timeout);
+            o
         }
     };
     let mut out = std::io::stdout().lock();
@@ -224,6 +226,7 @@ pub fn probe(g: &GlobalArgs, p: &ProbeCommand) -> Result<u8> {
 pub fn exit_code(o: &Observation) -> u8 {
     match o.outcome {
         Outcome::Ok => exit::HEALTHY,
+        Outcome::TimedOut if probe::is_tool_limit(o.reason.as_deref()) => exit::CANNOT_JUDGE,
         Outcome::Failed | Outcome::TimedOut | Outcome::Blocked => exit::DIVERGED,
         Outcome::OutOfScope => exit::USAGE,
         Outcome::ToolError => exit::CANNOT_JUDGE,
