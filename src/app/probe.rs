@@ -120,6 +120,7 @@ fn http_connect(url: &str, resolve: &Option<String>) -> Result<SocketAddr> {
 pub fn probe(g: &GlobalArgs, p: &ProbeCommand) -> Result<u8> {
     let (spec, common, system): (ProbeSpec, &ProbeCommon, SystemFiles) = match p {
         ProbeCommand::Dns(a) => {
+            probe::dns::check_name(&a.name).map_err(Error::input)?;
             let mut expect = Vec::new();
             for e in &a.expect {
                 expect.push(e.parse::<IpAddr>().map_err(|_| {

@@ -193,7 +193,8 @@ pub(crate) fn observation(outcome: Outcome, evidence: Evidence, timings: Timings
     }
 }
 
-/// Set phase, reason and message in one go.
+/// Set phase, reason and message in one go. The tool's own resource exhaustion is always a
+/// `tool-error`, whatever outcome the caller had in mind.
 pub(crate) fn fail(
     mut o: Observation,
     outcome: Outcome,
@@ -201,7 +202,11 @@ pub(crate) fn fail(
     reason: &str,
     message: impl Into<String>,
 ) -> Observation {
-    o.outcome = outcome;
+    o.outcome = if reason == classify::REASON_RESOURCES {
+        Outcome::ToolError
+    } else {
+        outcome
+    };
     o.phase = Some(phase.to_string());
     o.reason = Some(reason.to_string());
     o.message = message.into();
