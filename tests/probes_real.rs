@@ -1810,3 +1810,180 @@ async fn an_invalid_name_is_the_inputs_fault_and_nothing_is_sent() {
     assert!(err.contains("invalid domain name"), "{err}");
     srv.abort();
 }
+
+// ---------------------------------------------------------------------------------------------
+// HTTP peers that stall or trickle: one deadline bounds the whole exchange
+
+const SLOW_HTTP_PY: &str = r#"
+import socket, ssl, sys, threading, time
+addr, port, mode, pki = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
+tls = None
+if mode == "slow-tls":
+    tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    tls.load_cert_chain(pki + "/portainer.chain.pem", pki + "/portainer.key")
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind((addr, port))
+s.listen(16)
+def handle(c):
+    try:
+        if tls:
+            time.sleep(0.8)            # most of the timeout in the handshake
+            c = tls.wrap_socket(c, server_side=True)
+        c.recv(4096)
+        if tls:
+            time.sleep(0.8)            # most of it again before the head
+        c.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\nContent-Type: text/plain\r\n\r\n")
+        if mode == "stall":
+            time.sleep(30)
+        for _ in range(100):           # one byte per second
+            c.sendall(b"x")
+            time.sleep(1)
+    except Exception:
+        pass
+while True:
+    c, _ = s.accept()
+    threading.Thread(target=handle, args=(c,), daemon=True).start()
+"#;
+
+fn slow_http(addr: &str, mode: &str) -> Peer {
+    need("python3");
+    let a = sa(addr);
+    let child = Command::new("python3")
+        .args([
+            "-c",
+            SLOW_HTTP_PY,
+            &a.ip().to_string(),
+            &a.port().to_string(),
+            mode,
+        ])
+        .arg(pki())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut peer = Peer {
+        name: format!("python3 slow http ({mode})"),
+        child,
+        _dir: None,
+    };
+    wait_tcp(&[a], &mut peer);
+    peer
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_or_trickling_body_is_never_ok() {
+    let _trickle = slow_http("127.0.61.1:8080", "trickle");
+    let _stall = slow_http("127.0.61.2:8080", "stall");
+    for (addr, what) in [("127.0.61.1:8080", "trickle"), ("127.0.61.2:8080", "stall")] {
+        let t = Instant::now();
+        let url = format!("http://{addr}/healthz");
+        let o = run(&ctx(1000), http_spec(&url, addr, &[], None)).await;
+        let took = t.elapsed();
+        assert_eq!(
+            (o.outcome, o.phase.as_deref(), reason(&o)),
+            (Outcome::TimedOut, Some("body"), "timeout"),
+            "{what}: {o:?}"
+        );
+        assert_eq!(http_ev(&o).status, Some(200), "{what}: the head came");
+        assert!(
+            o.message.contains("did not end within 1000 ms"),
+            "{}",
+            o.message
+        );
+        assert!(took < Duration::from_millis(1500), "{what}: {took:?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_phases_of_one_https_step_never_add_up_past_its_timeout() {
+    // 0.8 s in the handshake, 0.8 s before the head, then a trickle: each phase alone is
+    // under the 1 s timeout, together they are not
+    let _peer = slow_http("127.0.61.3:8443", "slow-tls");
+    let url = "https://portainer.internal.example.test:8443/";
+    let t = Instant::now();
+    let o = run(&ctx(1000), http_spec(url, "127.0.61.3:8443", &[], None)).await;
+    let took = t.elapsed();
+    assert_eq!(o.outcome, Outcome::TimedOut, "{o:?}");
+    assert_eq!(o.phase.as_deref(), Some("first-byte"), "{o:?}");
+    assert!(took < Duration::from_millis(1500), "{took:?}");
+    let tm = &o.timings;
+    let phases = tm.connect_ms.unwrap_or(0.0) + tm.tls_ms.unwrap_or(0.0);
+    assert!(phases < 1000.0 && tm.total_ms < 1500.0, "{tm:?}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// the tool's own resource exhaustion (EMFILE) is a tool failure, never the network's
+
+#[test]
+fn running_out_of_file_descriptors_is_cannot_judge_never_a_divergence() {
+    need("prlimit");
+    let tcp = std::net::TcpListener::bind("127.0.62.1:7000").unwrap();
+    let _accept = std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for c in tcp.incoming().take(64).flatten() {
+            held.push(c);
+        }
+    });
+    let udp = UdpSocket::bind("127.0.62.2:5360").unwrap();
+    let _answer = std::thread::spawn(move || {
+        let mut b = [0u8; 512];
+        while let Ok((n, from)) = udp.recv_from(&mut b) {
+            let _ = udp.send_to(
+                &dns_response(&b[..n], &[("ok.example.test.", a("127.0.0.9"))]),
+                from,
+            );
+        }
+    });
+    let probes: [&[&str]; 2] = [
+        &["probe", "tcp", "127.0.62.1:7000"],
+        &[
+            "probe",
+            "dns",
+            "ok.example.test",
+            "--server",
+            "127.0.62.2:5360",
+            "--hosts-file",
+            "/dev/null",
+            "--resolv-conf",
+            "/dev/null",
+        ],
+    ];
+    for args in probes {
+        let mut exhausted = 0;
+        let mut healthy = 0;
+        for n in 4..=16 {
+            let out = Command::new("prlimit")
+                .arg(format!("--nofile={n}:{n}"))
+                .arg(env!("CARGO_BIN_EXE_phoenix-doctor"))
+                .args(args)
+                .args(["--format", "json"])
+                .output()
+                .unwrap();
+            let code = out.status.code().unwrap_or(-1);
+            let stdout = String::from_utf8_lossy(&out.stdout);
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            if code == 127 && stderr.contains("error while loading shared libraries") {
+                continue; // too few for the dynamic loader: the tool never started
+            }
+            assert!(
+                code == 0 || code == 3,
+                "{args:?} with {n} descriptors: exit {code}\n{stdout}\n{stderr}"
+            );
+            if code == 0 {
+                healthy += 1;
+            } else if stdout.contains("\"out-of-resources\"") {
+                assert!(stdout.contains("\"tool-error\""), "{stdout}");
+                exhausted += 1;
+            } else {
+                assert!(stderr.contains("Too many open files"), "{stderr}");
+                assert_eq!(stderr.lines().count(), 1, "{stderr}");
+            }
+        }
+        assert!(
+            exhausted >= 1,
+            "{args:?}: no run got as far as the probe's socket"
+        );
+        assert!(healthy >= 1, "{args:?}: no run had enough descriptors");
+    }
+}

@@ -43,6 +43,15 @@ pub fn run(cli: Cli) -> Result<u8> {
 
 /// A tokio runtime for the async commands.
 pub fn runtime() -> Result<tokio::runtime::Runtime> {
+    // tokio panics when it cannot create its signal pipe (EMFILE): check for the few descriptors
+    // it needs first, so running out of them is a clear tool failure (exit 3), not a crash.
+    let spare: std::io::Result<Vec<_>> = (0..3)
+        .map(|_| std::os::unix::net::UnixStream::pair())
+        .collect();
+    if let Err(e) = spare {
+        return Err(Error::tool(format!("starting the async runtime: {e}")));
+    }
+    drop(spare);
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
