@@ -1798,6 +1798,17 @@ async fn an_invalid_name_is_the_inputs_fault_and_nothing_is_sent() {
         assert!(o.message.contains("invalid domain name"), "{}", o.message);
     }
     assert_eq!(seen.load(std::sync::atomic::Ordering::SeqCst), 0);
+    // the same for a TLS server name
+    let o = run(
+        &ctx(600),
+        tls_spec("127.0.60.6:5360", "bad..name", Trust::None),
+    )
+    .await;
+    assert_eq!(
+        (o.outcome, reason(&o)),
+        (Outcome::ToolError, "invalid-name"),
+        "{o:?}"
+    );
     // by hand it is a usage error
     let (code, _, err) = cli(&[
         "probe",

@@ -3,7 +3,7 @@
 //! hosts-file lines for the name, its resolv.conf, and the effective answer (hosts, then DNS).
 
 use super::classify;
-use super::{fail, ms, observation, Deadline, ProbeCtx};
+use super::{fail, ms, observation, Deadline, ProbeCtx, REASON_INVALID_NAME};
 use crate::observe::{
     DnsEvidence, Evidence, HostsEntry, Observation, Outcome, ResolvConf, Timings,
 };
@@ -274,9 +274,6 @@ async fn tcp_query(server: SocketAddr, q: &[u8], deadline: Deadline) -> Result<V
         }),
     }
 }
-
-/// The reason of a query name that is not a domain name (the input's fault, not the server's).
-pub const REASON_INVALID_NAME: &str = "invalid-name";
 
 /// Query `server` for the A records of `name` (UDP, then TCP when the answer is truncated), all
 /// within `timeout`.

@@ -52,6 +52,10 @@ impl Default for ProbeCtx {
     }
 }
 
+/// The reason of a name (DNS query name, TLS server name) that is not a valid name: the input's
+/// fault, nothing was sent (outcome `tool-error`).
+pub const REASON_INVALID_NAME: &str = "invalid-name";
+
 /// The reason of a step that the run's `--budget` ended before it finished.
 pub const REASON_BUDGET: &str = "budget";
 /// The reason of a step that timed out under a `--timeout` below its layer's floor.
@@ -193,8 +197,8 @@ pub(crate) fn observation(outcome: Outcome, evidence: Evidence, timings: Timings
     }
 }
 
-/// Set phase, reason and message in one go. The tool's own resource exhaustion is always a
-/// `tool-error`, whatever outcome the caller had in mind.
+/// Set phase, reason and message in one go. The tool's own resource exhaustion and an invalid
+/// name are always a `tool-error`, whatever outcome the caller had in mind.
 pub(crate) fn fail(
     mut o: Observation,
     outcome: Outcome,
@@ -202,7 +206,7 @@ pub(crate) fn fail(
     reason: &str,
     message: impl Into<String>,
 ) -> Observation {
-    o.outcome = if reason == classify::REASON_RESOURCES {
+    o.outcome = if reason == classify::REASON_RESOURCES || reason == REASON_INVALID_NAME {
         Outcome::ToolError
     } else {
         outcome

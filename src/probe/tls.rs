@@ -226,7 +226,7 @@ pub(crate) async fn handshake(
             hs.result = Err(HandshakeFail {
                 phase: "handshake",
                 class: Class {
-                    reason: "bad-name",
+                    reason: super::REASON_INVALID_NAME,
                     detail: e,
                 },
                 timed_out: false,
