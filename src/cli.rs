@@ -1,7 +1,56 @@
-//! The command line: clap derive types only, no logic.
+//! The command line: clap derive types, and the value parsers that check every duration option
+//! once, at the boundary (the library only ever sees `std::time::Duration`s).
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
+use std::time::Duration;
+
+/// The longest `--timeout` accepted (per step; beyond it a hung peer stalls a run for hours).
+pub const MAX_TIMEOUT: Duration = Duration::from_secs(3600);
+/// The longest `--budget`, `--wait` accepted.
+pub const MAX_RUN: Duration = Duration::from_secs(24 * 3600);
+/// The longest `--interval` accepted.
+pub const MAX_INTERVAL: Duration = Duration::from_secs(3600);
+
+/// Parse a duration with a unit (`500ms`, `2s`, `1m`, `1h 30m`), more than zero and at most `max`
+/// (a whole number of hours). clap prints the option and the value before the message.
+pub fn parse_duration_in(s: &str, max: Duration) -> Result<Duration, String> {
+    let t = s.trim();
+    let too_long = || format!("too long: at most {}h", max.as_secs() / 3600);
+    if t.is_empty() {
+        return Err("empty: expected a duration such as 500ms, 2s or 1m".into());
+    }
+    if t.chars().all(|c| c.is_ascii_digit() || c == '.') {
+        return Err(format!("no unit: add a unit, e.g. {t}s or {t}ms"));
+    }
+    let d = match humantime::parse_duration(t) {
+        Ok(d) => d,
+        Err(humantime::DurationError::NumberOverflow) => return Err(too_long()),
+        Err(_) => return Err("not a duration: expected e.g. 500ms, 2s, 1m".into()),
+    };
+    if d.is_zero() {
+        return Err("zero: give a duration above zero, e.g. 2s".into());
+    }
+    if d > max {
+        return Err(too_long());
+    }
+    Ok(d)
+}
+
+/// `--timeout`: above zero, at most [`MAX_TIMEOUT`].
+pub fn parse_timeout(s: &str) -> Result<Duration, String> {
+    parse_duration_in(s, MAX_TIMEOUT)
+}
+
+/// `--budget`, `--wait`: above zero, at most [`MAX_RUN`].
+pub fn parse_run_duration(s: &str) -> Result<Duration, String> {
+    parse_duration_in(s, MAX_RUN)
+}
+
+/// `--interval`: above zero, at most [`MAX_INTERVAL`].
+pub fn parse_interval(s: &str) -> Result<Duration, String> {
+    parse_duration_in(s, MAX_INTERVAL)
+}
 
 const EXIT_CODES: &str =
     "Exit codes: 0 healthy, 1 divergence found, 2 usage or config error, 3 could not judge.";
@@ -143,12 +192,13 @@ pub struct RunArgs {
     /// [default: the platform's subnets from the config, plus 127.0.0.0/8]
     #[arg(long = "scope", value_name = "CIDR")]
     pub scope: Vec<String>,
-    /// Timeout per layer (e.g. 2s, 500ms).
-    #[arg(long, default_value = "2s", value_name = "DURATION")]
-    pub timeout: String,
-    /// Overall budget for one attempt.
-    #[arg(long, default_value = "30s", value_name = "DURATION")]
-    pub budget: String,
+    /// Time limit of each step, all its phases together (e.g. 2s, 500ms; at most 1h). Below the
+    /// layer's floor (docs/cli.md) a step that times out cannot be judged.
+    #[arg(long, default_value = "2s", value_name = "DURATION", value_parser = parse_timeout)]
+    pub timeout: Duration,
+    /// Overall budget for one attempt (at most 24h); steps it cuts cannot be judged.
+    #[arg(long, default_value = "30s", value_name = "DURATION", value_parser = parse_run_duration)]
+    pub budget: Duration,
     /// Steps run at once.
     #[arg(long, default_value_t = 64)]
     pub concurrency: usize,
@@ -171,12 +221,12 @@ pub struct RunArgs {
     /// Re-diagnose observations saved with `--save-run`, with no network.
     #[arg(long, value_name = "FILE")]
     pub replay: Option<PathBuf>,
-    /// Retry until healthy or this long has passed (post-deploy checks).
-    #[arg(long, value_name = "DURATION")]
-    pub wait: Option<String>,
-    /// Pause between attempts with --wait.
-    #[arg(long, default_value = "2s", value_name = "DURATION")]
-    pub interval: String,
+    /// Retry until healthy or this long has passed (post-deploy checks; at most 24h).
+    #[arg(long, value_name = "DURATION", value_parser = parse_run_duration)]
+    pub wait: Option<Duration>,
+    /// Pause between attempts with --wait (at most 1h).
+    #[arg(long, default_value = "2s", value_name = "DURATION", value_parser = parse_interval)]
+    pub interval: Duration,
 }
 
 #[derive(Debug, Args)]
@@ -319,9 +369,9 @@ pub enum ProbeCommand {
 
 #[derive(Debug, Args, Clone)]
 pub struct ProbeCommon {
-    /// Timeout per phase.
-    #[arg(long, default_value = "2s", value_name = "DURATION")]
-    pub timeout: String,
+    /// Time limit of the whole probe, all its phases together (at most 1h).
+    #[arg(long, default_value = "2s", value_name = "DURATION", value_parser = parse_timeout)]
+    pub timeout: Duration,
     /// Allowed target networks (CIDR, repeatable) [default: any].
     #[arg(long = "scope", value_name = "CIDR")]
     pub scope: Vec<String>,
@@ -404,4 +454,31 @@ pub struct ProbeHttpArgs {
     pub expect_body: Option<String>,
     #[command(flatten)]
     pub common: ProbeCommon,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_need_a_unit_and_a_sane_size() {
+        let t = |s| parse_timeout(s);
+        assert_eq!(t("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(t("2s"), Ok(Duration::from_secs(2)));
+        assert_eq!(t("1m"), Ok(Duration::from_secs(60)));
+        assert_eq!(t("1h"), Ok(Duration::from_secs(3600)));
+        assert!(t("2").unwrap_err().contains("add a unit, e.g. 2s"));
+        assert!(t("0s").unwrap_err().contains("zero"));
+        assert!(t("0ms").unwrap_err().contains("zero"));
+        assert!(t("61m").unwrap_err().contains("too long"));
+        assert!(t("100000000000000000000s")
+            .unwrap_err()
+            .contains("too long"));
+        assert!(t("10000000000000000000s").unwrap_err().contains("too long"));
+        assert!(t("soon").unwrap_err().contains("not a duration"));
+        assert!(t("").is_err());
+        assert_eq!(parse_run_duration("24h"), Ok(MAX_RUN));
+        assert!(parse_run_duration("25h").is_err());
+        assert!(parse_interval("2h").is_err());
+    }
 }

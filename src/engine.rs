@@ -210,9 +210,9 @@ fn budget_exhausted(step: &Step, budget: Duration) -> Observation {
         step: step.id.clone(),
         outcome: Outcome::TimedOut,
         phase: None,
-        reason: Some("budget".into()),
+        reason: Some(crate::probe::REASON_BUDGET.into()),
         message: format!(
-            "not finished within the run's budget of {} ms",
+            "cannot judge: not finished within the run's budget (--budget {} ms)",
             budget.as_millis()
         ),
         evidence: Default::default(),
@@ -335,7 +335,11 @@ impl<'a> Deps<'a> {
 pub async fn execute(plan: &Plan, settings: &Settings) -> Run {
     let started_at = now_rfc3339();
     let t0 = Instant::now();
-    let deadline = tokio::time::Instant::now() + settings.budget;
+    // A budget too large to add (only from a library caller: the CLI caps it) means no budget.
+    let now = tokio::time::Instant::now();
+    let deadline = now
+        .checked_add(settings.budget)
+        .unwrap_or_else(|| now + Duration::from_secs(100 * 365 * 86_400));
     let steps = &plan.steps;
     let n = steps.len();
     let mut deps = Deps::new(steps, &settings.prior);
@@ -480,6 +484,7 @@ pub async fn execute(plan: &Plan, settings: &Settings) -> Run {
                         Observation::tool_error(&step.id, "vantage", "the vantage returned no observation for this step")
                     });
                     o.step = step.id.clone();
+                    crate::probe::apply_floor(&mut o, step.layer, settings.timeout);
                     if o.vantage.name.is_empty() {
                         o.vantage = note(step);
                     }

@@ -10,7 +10,14 @@ fn main() -> ExitCode {
         Ok(c) => c,
         Err(e) => {
             let code = if e.use_stderr() { exit::USAGE } else { 0 };
-            let _ = e.print();
+            if e.kind() == clap::error::ErrorKind::ValueValidation {
+                // One clear line: which option, which value, what is expected.
+                let text = e.render().to_string();
+                let line = text.lines().next().unwrap_or_default();
+                eprintln!("phoenix-doctor: {}", line.trim_start_matches("error: "));
+            } else {
+                let _ = e.print();
+            }
             return ExitCode::from(code);
         }
     };

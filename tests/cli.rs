@@ -143,3 +143,103 @@ fn a_reader_that_stops_early_is_not_a_crash() {
         "a closed pipe must not panic (exit 101)"
     );
 }
+
+// Duration options: extreme and malformed values are a usage error (exit 2) in one clear line
+// naming the option, never a panic (exit 101) and never a run with a silently chosen unit.
+
+/// (command line before the option, the option). Probes aim at a loopback port nothing listens
+/// on, so a value that slipped through would run (exit 1), not fail for another reason.
+fn options() -> Vec<(Vec<&'static str>, &'static str)> {
+    let mut v = Vec::new();
+    for cmd in [vec!["trace", "qdrant"], vec!["check", "qdrant"]] {
+        for opt in ["--timeout", "--budget", "--wait", "--interval"] {
+            v.push((cmd.clone(), opt));
+        }
+    }
+    for probe in [
+        vec![
+            "probe",
+            "dns",
+            "a.test",
+            "--server",
+            "127.0.0.1:1",
+            "--hosts-file",
+            "/dev/null",
+            "--resolv-conf",
+            "/dev/null",
+        ],
+        vec!["probe", "tcp", "127.0.0.1:1"],
+        vec!["probe", "tls", "127.0.0.1:1", "--sni", "a.test"],
+        vec!["probe", "mtls", "127.0.0.1:1", "--sni", "a.test"],
+        vec!["probe", "http", "http://127.0.0.1:1/"],
+    ] {
+        v.push((probe, "--timeout"));
+    }
+    v
+}
+
+/// Each bad value and a word its message must contain.
+const BAD: &[(&str, &str)] = &[
+    ("100000000000000000000s", "too long"),
+    ("10000000000000000000s", "too long"),
+    ("18446744073709551616ms", "too long"),
+    ("99999999h", "too long"),
+    ("25h", "too long"),
+    ("2", "add a unit, e.g. 2s"),
+    ("0", "add a unit"),
+    ("0s", "zero"),
+    ("0ms", "zero"),
+    ("soon", "not a duration"),
+    ("-1s", "not a duration"),
+    ("2x", "not a duration"),
+];
+
+#[test]
+fn every_duration_option_rejects_extremes_in_one_line() {
+    let mut failures = Vec::new();
+    for (cmd, opt) in options() {
+        for (value, word) in BAD {
+            let mut args = cmd.clone();
+            let arg = format!("{opt}={value}");
+            args.push(&arg);
+            let (code, stdout, stderr) = bin(&args);
+            let lines: Vec<&str> = stderr.lines().collect();
+            let ok = code == 2
+                && stdout.is_empty()
+                && lines.len() == 1
+                && lines[0].contains(opt)
+                && lines[0].contains(word);
+            if !ok {
+                failures.push(format!("{args:?}: exit {code}, stderr {stderr:?}"));
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+#[test]
+fn the_accepted_range_is_the_documented_one() {
+    // the largest accepted values pass the command line (the probe then runs: refused, exit 1)
+    let (code, _, err) = bin(&["probe", "tcp", "127.0.0.1:1", "--timeout", "1h"]);
+    assert_eq!(code, 1, "{err}");
+    let (code, _, err) = bin(&["probe", "tcp", "127.0.0.1:1", "--timeout", "1m 30s"]);
+    assert_eq!(code, 1, "{err}");
+    let (code, _, err) = bin(&["probe", "tcp", "127.0.0.1:1", "--timeout", "61m"]);
+    assert_eq!(code, 2, "{err}");
+    for (opt, max, over) in [
+        ("--budget", "24h", "1441m"),
+        ("--wait", "24h", "24h 1s"),
+        ("--interval", "1h", "3601s"),
+    ] {
+        // an accepted value gets past the command line to the missing saved run (exit 2 there)
+        let (code, _, err) = bin(&["trace", "qdrant", opt, max, "--replay", "/nonexistent/run"]);
+        assert_eq!(code, 2, "{err}");
+        assert!(err.contains("/nonexistent/run"), "{opt} {max}: {err}");
+        let (code, _, err) = bin(&["trace", "qdrant", opt, over, "--replay", "/nonexistent/run"]);
+        assert_eq!(code, 2, "{err}");
+        assert!(
+            err.contains("too long") && err.contains(max),
+            "{opt} {over}: {err}"
+        );
+    }
+}

@@ -1393,8 +1393,9 @@ async fn engine_runs_real_steps_concurrently_with_dependencies() {
         hops: vec![],
         steps,
     };
+    // the floor for tls steps (docs/cli.md): a silent handshake at it is the peer's failure
     let settings = Settings {
-        timeout: Duration::from_millis(300),
+        timeout: Duration::from_millis(500),
         scope: Scope {
             allowed: vec!["127.0.45.0/24".parse().unwrap()],
         },
@@ -1425,7 +1426,7 @@ async fn engine_runs_real_steps_concurrently_with_dependencies() {
         );
     }
     assert_eq!(run.observations[0].vantage.name, "host");
-    // 20 handshakes of 300 ms each would take 6 s one after another
+    // 20 handshakes of 500 ms each would take 10 s one after another
     assert!(
         run.duration_ms < 3000.0,
         "not concurrent: {} ms",
@@ -1610,4 +1611,390 @@ async fn traefik_shaped_answers_have_meanings() {
     );
     a.abort();
     b.abort();
+}
+
+// ---------------------------------------------------------------------------------------------
+// hostile nameservers: what is not an answer to the question is never counted as one
+
+/// A UDP nameserver on `addr` that answers every datagram with `answer(query bytes)`.
+async fn hostile_dns(
+    addr: &str,
+    answer: fn(&[u8]) -> Vec<u8>,
+) -> (
+    tokio::task::JoinHandle<()>,
+    std::sync::Arc<std::sync::atomic::AtomicUsize>,
+) {
+    let sock = tokio::net::UdpSocket::bind(addr).await.unwrap();
+    let seen = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let count = seen.clone();
+    let h = tokio::spawn(async move {
+        let mut b = vec![0u8; 512];
+        while let Ok((n, from)) = sock.recv_from(&mut b).await {
+            count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let _ = sock.send_to(&answer(&b[..n]), from).await;
+        }
+    });
+    (h, seen)
+}
+
+/// A response to `query` carrying `records` (owner, data) in its answer section.
+fn dns_response(query: &[u8], records: &[(&str, hickory_proto::rr::RData)]) -> Vec<u8> {
+    use hickory_proto::op::Message;
+    use hickory_proto::rr::{Name, Record};
+    let q = Message::from_vec(query).unwrap();
+    let mut r = Message::response(q.metadata.id, q.metadata.op_code);
+    r.add_queries(q.queries.clone());
+    for (owner, data) in records {
+        r.add_answer(Record::from_rdata(
+            Name::from_ascii(owner).unwrap(),
+            60,
+            data.clone(),
+        ));
+    }
+    r.to_vec().unwrap()
+}
+
+fn a(s: &str) -> hickory_proto::rr::RData {
+    hickory_proto::rr::RData::A(hickory_proto::rr::rdata::A(s.parse().unwrap()))
+}
+
+#[tokio::test]
+async fn an_echoed_query_is_not_an_answer() {
+    // QR=0: the server sends our own query back
+    let (srv, seen) = hostile_dns("127.0.60.1:5360", |q| q.to_vec()).await;
+    let o = run(
+        &ctx(600),
+        dns_spec("echo.example.test", "127.0.60.1:5360", &[]),
+    )
+    .await;
+    assert_eq!(
+        (o.outcome, reason(&o)),
+        (Outcome::TimedOut, "timeout"),
+        "{o:?}"
+    );
+    assert!(o.message.contains("QR=0"), "{}", o.message);
+    assert!(dns_ev(&o).rcode.is_empty(), "no rcode was received");
+    assert!(seen.load(std::sync::atomic::Ordering::SeqCst) >= 1);
+    srv.abort();
+}
+
+#[tokio::test]
+async fn an_answer_to_another_question_is_not_an_answer() {
+    let (srv, _) = hostile_dns("127.0.60.2:5360", |q| {
+        use hickory_proto::op::{Message, Query};
+        use hickory_proto::rr::{Name, RecordType};
+        let mut m = Message::from_vec(&dns_response(q, &[("other.example.test.", a("127.0.0.9"))]))
+            .unwrap();
+        m.queries = vec![Query::query(
+            Name::from_ascii("other.example.test.").unwrap(),
+            RecordType::A,
+        )];
+        m.to_vec().unwrap()
+    })
+    .await;
+    let o = run(
+        &ctx(600),
+        dns_spec("mine.example.test", "127.0.60.2:5360", &["127.0.0.9"]),
+    )
+    .await;
+    assert_eq!(o.outcome, Outcome::TimedOut, "{o:?}");
+    assert!(o.message.contains("another question"), "{}", o.message);
+    srv.abort();
+}
+
+#[tokio::test]
+async fn a_records_for_another_owner_are_not_counted() {
+    // the expected address, but for another owner name: not an answer for the question
+    let (srv, _) = hostile_dns("127.0.60.3:5360", |q| {
+        dns_response(q, &[("evil.example.test.", a("127.0.0.9"))])
+    })
+    .await;
+    let o = run(
+        &ctx(600),
+        dns_spec("qdrant.example.test", "127.0.60.3:5360", &["127.0.0.9"]),
+    )
+    .await;
+    assert_eq!(
+        (o.outcome, reason(&o)),
+        (Outcome::Failed, "nodata"),
+        "{o:?}"
+    );
+    assert!(dns_ev(&o).answers.is_empty());
+    assert!(o.message.contains("evil.example.test"), "{}", o.message);
+    srv.abort();
+
+    // a CNAME chain from the question is followed; a stray owner beside it is still ignored
+    let (srv, _) = hostile_dns("127.0.60.4:5360", |q| {
+        use hickory_proto::rr::{rdata::CNAME, Name, RData};
+        let alias = Name::from_ascii("alias.example.test.").unwrap();
+        let last = Name::from_ascii("last.example.test.").unwrap();
+        dns_response(
+            q,
+            &[
+                ("www.example.test.", RData::CNAME(CNAME(alias))),
+                ("alias.example.test.", RData::CNAME(CNAME(last))),
+                ("last.example.test.", a("127.0.0.10")),
+                ("evil.example.test.", a("127.0.0.11")),
+            ],
+        )
+    })
+    .await;
+    let o = run(
+        &ctx(600),
+        dns_spec("WWW.example.test", "127.0.60.4:5360", &["127.0.0.10"]),
+    )
+    .await;
+    assert_eq!(o.outcome, Outcome::Ok, "{o:?}");
+    assert_eq!(dns_ev(&o).answers, vec![ip("127.0.0.10")]);
+    assert!(o.message.contains("ignored 1 record"), "{}", o.message);
+    srv.abort();
+}
+
+#[tokio::test]
+async fn a_udp_answer_over_4096_bytes_is_decoded() {
+    // 400 A records: about 6,400 bytes in one datagram (no truncation bit)
+    let (srv, _) = hostile_dns("127.0.60.5:5360", |q| {
+        let records: Vec<(&str, hickory_proto::rr::RData)> = (0..400u32)
+            .map(|i| {
+                (
+                    "big.example.test.",
+                    a(&format!("198.18.{}.{}", i / 250, i % 250 + 1)),
+                )
+            })
+            .collect();
+        let bytes = dns_response(q, &records);
+        assert!(bytes.len() > 6000, "{}", bytes.len());
+        bytes
+    })
+    .await;
+    let o = run(
+        &ctx(800),
+        dns_spec("big.example.test", "127.0.60.5:5360", &[]),
+    )
+    .await;
+    assert_eq!(o.outcome, Outcome::Ok, "{o:?}");
+    assert_eq!(dns_ev(&o).answers.len(), 400);
+    assert_eq!(dns_ev(&o).protocol, "udp");
+    srv.abort();
+}
+
+#[tokio::test]
+async fn an_invalid_name_is_the_inputs_fault_and_nothing_is_sent() {
+    let (srv, seen) = hostile_dns("127.0.60.6:5360", |q| dns_response(q, &[])).await;
+    let long_label = format!("{}.example.test", "x".repeat(64));
+    for bad in [
+        "a..example.test",
+        long_label.as_str(),
+        "sp ace.example.test",
+        ".",
+        "",
+    ] {
+        let o = run(&ctx(600), dns_spec(bad, "127.0.60.6:5360", &[])).await;
+        assert_eq!(
+            (o.outcome, reason(&o)),
+            (Outcome::ToolError, "invalid-name"),
+            "{bad:?}: {o:?}"
+        );
+        assert!(o.message.contains("invalid domain name"), "{}", o.message);
+    }
+    assert_eq!(seen.load(std::sync::atomic::Ordering::SeqCst), 0);
+    // the same for a TLS server name
+    let o = run(
+        &ctx(600),
+        tls_spec("127.0.60.6:5360", "bad..name", Trust::None),
+    )
+    .await;
+    assert_eq!(
+        (o.outcome, reason(&o)),
+        (Outcome::ToolError, "invalid-name"),
+        "{o:?}"
+    );
+    // by hand it is a usage error
+    let (code, _, err) = cli(&[
+        "probe",
+        "dns",
+        "a..example.test",
+        "--server",
+        "127.0.60.6:5360",
+    ]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("invalid domain name"), "{err}");
+    srv.abort();
+}
+
+// ---------------------------------------------------------------------------------------------
+// HTTP peers that stall or trickle: one deadline bounds the whole exchange
+
+const SLOW_HTTP_PY: &str = r#"
+import socket, ssl, sys, threading, time
+addr, port, mode, pki = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
+tls = None
+if mode == "slow-tls":
+    tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    tls.load_cert_chain(pki + "/portainer.chain.pem", pki + "/portainer.key")
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind((addr, port))
+s.listen(16)
+def handle(c):
+    try:
+        if tls:
+            time.sleep(0.8)            # most of the timeout in the handshake
+            c = tls.wrap_socket(c, server_side=True)
+        c.recv(4096)
+        if tls:
+            time.sleep(0.8)            # most of it again before the head
+        c.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\nContent-Type: text/plain\r\n\r\n")
+        if mode == "stall":
+            time.sleep(30)
+        for _ in range(100):           # one byte per second
+            c.sendall(b"x")
+            time.sleep(1)
+    except Exception:
+        pass
+while True:
+    c, _ = s.accept()
+    threading.Thread(target=handle, args=(c,), daemon=True).start()
+"#;
+
+fn slow_http(addr: &str, mode: &str) -> Peer {
+    need("python3");
+    let a = sa(addr);
+    let child = Command::new("python3")
+        .args([
+            "-c",
+            SLOW_HTTP_PY,
+            &a.ip().to_string(),
+            &a.port().to_string(),
+            mode,
+        ])
+        .arg(pki())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut peer = Peer {
+        name: format!("python3 slow http ({mode})"),
+        child,
+        _dir: None,
+    };
+    wait_tcp(&[a], &mut peer);
+    peer
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_or_trickling_body_is_never_ok() {
+    let _trickle = slow_http("127.0.61.1:8080", "trickle");
+    let _stall = slow_http("127.0.61.2:8080", "stall");
+    for (addr, what) in [("127.0.61.1:8080", "trickle"), ("127.0.61.2:8080", "stall")] {
+        let t = Instant::now();
+        let url = format!("http://{addr}/healthz");
+        let o = run(&ctx(1000), http_spec(&url, addr, &[], None)).await;
+        let took = t.elapsed();
+        assert_eq!(
+            (o.outcome, o.phase.as_deref(), reason(&o)),
+            (Outcome::TimedOut, Some("body"), "timeout"),
+            "{what}: {o:?}"
+        );
+        assert_eq!(http_ev(&o).status, Some(200), "{what}: the head came");
+        assert!(
+            o.message.contains("did not end within 1000 ms"),
+            "{}",
+            o.message
+        );
+        assert!(took < Duration::from_millis(1500), "{what}: {took:?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_phases_of_one_https_step_never_add_up_past_its_timeout() {
+    // 0.8 s in the handshake, 0.8 s before the head, then a trickle: each phase alone is
+    // under the 1 s timeout, together they are not
+    let _peer = slow_http("127.0.61.3:8443", "slow-tls");
+    let url = "https://portainer.internal.example.test:8443/";
+    let t = Instant::now();
+    let o = run(&ctx(1000), http_spec(url, "127.0.61.3:8443", &[], None)).await;
+    let took = t.elapsed();
+    assert_eq!(o.outcome, Outcome::TimedOut, "{o:?}");
+    assert_eq!(o.phase.as_deref(), Some("first-byte"), "{o:?}");
+    assert!(took < Duration::from_millis(1500), "{took:?}");
+    let tm = &o.timings;
+    let phases = tm.connect_ms.unwrap_or(0.0) + tm.tls_ms.unwrap_or(0.0);
+    assert!(phases < 1000.0 && tm.total_ms < 1500.0, "{tm:?}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// the tool's own resource exhaustion (EMFILE) is a tool failure, never the network's
+
+#[test]
+fn running_out_of_file_descriptors_is_cannot_judge_never_a_divergence() {
+    need("prlimit");
+    let tcp = std::net::TcpListener::bind("127.0.62.1:7000").unwrap();
+    let _accept = std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for c in tcp.incoming().take(64).flatten() {
+            held.push(c);
+        }
+    });
+    let udp = UdpSocket::bind("127.0.62.2:5360").unwrap();
+    let _answer = std::thread::spawn(move || {
+        let mut b = [0u8; 512];
+        while let Ok((n, from)) = udp.recv_from(&mut b) {
+            let _ = udp.send_to(
+                &dns_response(&b[..n], &[("ok.example.test.", a("127.0.0.9"))]),
+                from,
+            );
+        }
+    });
+    let probes: [&[&str]; 2] = [
+        &["probe", "tcp", "127.0.62.1:7000"],
+        &[
+            "probe",
+            "dns",
+            "ok.example.test",
+            "--server",
+            "127.0.62.2:5360",
+            "--hosts-file",
+            "/dev/null",
+            "--resolv-conf",
+            "/dev/null",
+        ],
+    ];
+    for args in probes {
+        let mut exhausted = 0;
+        let mut healthy = 0;
+        for n in 4..=16 {
+            let out = Command::new("prlimit")
+                .arg(format!("--nofile={n}:{n}"))
+                .arg(env!("CARGO_BIN_EXE_phoenix-doctor"))
+                .args(args)
+                .args(["--format", "json"])
+                .output()
+                .unwrap();
+            let code = out.status.code().unwrap_or(-1);
+            let stdout = String::from_utf8_lossy(&out.stdout);
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            if code == 127 && stderr.contains("error while loading shared libraries") {
+                continue; // too few for the dynamic loader: the tool never started
+            }
+            assert!(
+                code == 0 || code == 3,
+                "{args:?} with {n} descriptors: exit {code}\n{stdout}\n{stderr}"
+            );
+            if code == 0 {
+                healthy += 1;
+            } else if stdout.contains("\"out-of-resources\"") {
+                assert!(stdout.contains("\"tool-error\""), "{stdout}");
+                exhausted += 1;
+            } else {
+                assert!(stderr.contains("Too many open files"), "{stderr}");
+                assert_eq!(stderr.lines().count(), 1, "{stderr}");
+            }
+        }
+        assert!(
+            exhausted >= 1,
+            "{args:?}: no run got as far as the probe's socket"
+        );
+        assert!(healthy >= 1, "{args:?}: no run had enough descriptors");
+    }
 }

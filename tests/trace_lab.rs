@@ -3,6 +3,8 @@
 //! finding code. Faults seen through proxies must give exactly one root-cause finding with the
 //! symptoms attached.
 
+mod common;
+
 use phoenix_doctor::lab::{Fault, Lab, LabHandle, LabSpec};
 use serde_json::Value;
 use std::process::Command;
@@ -128,47 +130,13 @@ const MATRIX: &[(&str, &str, &str, &str, &str, bool)] = &[
 ];
 
 fn start(net: u8, faults: &[Fault]) -> (tokio::runtime::Runtime, LabHandle, tempfile::TempDir) {
-    let dir = tempfile::tempdir().unwrap();
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    let spec = LabSpec {
-        dir: Some(dir.path().to_path_buf()),
-        faults: faults.to_vec(),
-        net,
-    };
-    let h = rt.block_on(Lab::start(&spec)).expect("lab starts");
-    (rt, h, dir)
+    common::start_lab(net, faults)
 }
 
 fn trace(h: &LabHandle, target: &str, extra: &[&str]) -> (i32, Value, String) {
-    let scope = h.scope().allowed[0].to_string();
-    let out = Command::new(env!("CARGO_BIN_EXE_phoenix-doctor"))
-        .args([
-            "trace",
-            target,
-            "--format",
-            "json",
-            "--timeout",
-            "700ms",
-            "--scope",
-            &scope,
-        ])
-        .arg("--config-dir")
-        .arg(h.config_dir())
-        .arg("--stacks-dir")
-        .arg(h.stacks_dir())
-        .args(extra)
-        .env("NO_COLOR", "1")
-        .output()
-        .expect("runs phoenix-doctor");
-    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
-    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
-    let v: Value = serde_json::from_str(&stdout)
-        .unwrap_or_else(|e| panic!("not JSON ({e}):\n{stdout}\nstderr:\n{stderr}"));
-    (out.status.code().unwrap_or(-1), v, stderr)
+    let mut args = vec!["--timeout", "700ms"];
+    args.extend_from_slice(extra);
+    common::lab_trace(h, target, &args)
 }
 
 fn live_errors(v: &Value) -> Vec<&Value> {

@@ -67,8 +67,8 @@ pub fn demo(g: &GlobalArgs, a: &DemoArgs) -> Result<u8> {
     };
     let run = RunArgs {
         scope: lab.scope().allowed.iter().map(|n| n.to_string()).collect(),
-        timeout: "1s".into(),
-        budget: "20s".into(),
+        timeout: std::time::Duration::from_secs(1),
+        budget: std::time::Duration::from_secs(20),
         concurrency: 64,
         vantage: None,
         via: Vec::new(),
@@ -77,7 +77,7 @@ pub fn demo(g: &GlobalArgs, a: &DemoArgs) -> Result<u8> {
         save_run: None,
         replay: None,
         wait: None,
-        interval: "2s".into(),
+        interval: std::time::Duration::from_secs(2),
     };
     let reports = run_targets(&lab_g, std::slice::from_ref(&a.target), &run);
     let code = reports.and_then(|r| emit(&lab_g, &r));

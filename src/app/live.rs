@@ -1,6 +1,5 @@
 //! Building and executing live plans from the configs (shared by trace, check and demo).
 
-use super::parse_duration;
 use crate::cli::{GlobalArgs, RunArgs};
 use crate::diagnose::catalog::CodeInfo;
 use crate::engine::{self, SavedRun, Scope, Settings};
@@ -66,8 +65,8 @@ pub(crate) fn execute(g: &GlobalArgs, targets: &[String], run: &RunArgs) -> Resu
     let static_findings: Vec<Finding> = static_findings(&ctx.model);
     let settings = Settings {
         concurrency: run.concurrency.max(1),
-        timeout: parse_duration(&run.timeout)?,
-        budget: parse_duration(&run.budget)?,
+        timeout: run.timeout,
+        budget: run.budget,
         scope: scope(run, &ctx.model)?,
         runner: Arc::new(Vantages::from_run_args(run, &g.config_dir)?),
         ..Settings::default()

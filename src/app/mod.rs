@@ -4,7 +4,6 @@ use crate::cli::{Cli, Command, Format};
 use crate::error::{exit, Error, Result};
 use std::io::Write;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
 
 mod agent;
 mod demo;
@@ -181,52 +180,20 @@ pub(crate) fn versioned_json<T: serde::Serialize>(body: &T) -> Result<String> {
     Ok(s)
 }
 
-/// Parse `2s`, `500ms`, `1m`, `1.5s` (a bare number is seconds).
-pub fn parse_duration(s: &str) -> Result<Duration> {
-    let s = s.trim();
-    let bad = || {
-        Error::input(format!(
-            "invalid duration `{s}`: expected e.g. 500ms, 2s, 1m"
-        ))
-    };
-    let (num, unit) = match s.find(|c: char| !(c.is_ascii_digit() || c == '.')) {
-        Some(i) => s.split_at(i),
-        None => (s, "s"),
-    };
-    let n: f64 = num.parse().map_err(|_| bad())?;
-    let secs = match unit {
-        "ms" => n / 1000.0,
-        "s" => n,
-        "m" => n * 60.0,
-        "h" => n * 3600.0,
-        _ => return Err(bad()),
-    };
-    if !secs.is_finite() || secs < 0.0 {
-        return Err(bad());
-    }
-    Ok(Duration::from_secs_f64(secs))
-}
-
 /// A tokio runtime for the async commands.
 pub fn runtime() -> Result<tokio::runtime::Runtime> {
+    // tokio panics when it cannot create its signal pipe (EMFILE): check for the few descriptors
+    // it needs first, so running out of them is a clear tool failure (exit 3), not a crash.
+    let spare: std::io::Result<Vec<_>> = (0..3)
+        .map(|_| std::os::unix::net::UnixStream::pair())
+        .collect();
+    if let Err(e) = spare {
+        return Err(Error::tool(format!("starting the async runtime: {e}")));
+    }
+    drop(spare);
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .map_err(|e| Error::tool(format!("starting the async runtime: {e}")))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn durations_parse() {
-        assert_eq!(parse_duration("500ms").unwrap(), Duration::from_millis(500));
-        assert_eq!(parse_duration("2s").unwrap(), Duration::from_secs(2));
-        assert_eq!(parse_duration("3").unwrap(), Duration::from_secs(3));
-        assert_eq!(parse_duration("1m").unwrap(), Duration::from_secs(60));
-        assert!(parse_duration("fast").is_err());
-        assert!(parse_duration("2x").is_err());
-    }
 }

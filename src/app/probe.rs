@@ -120,6 +120,7 @@ fn http_connect(url: &str, resolve: &Option<String>) -> Result<SocketAddr> {
 pub fn probe(g: &GlobalArgs, p: &ProbeCommand) -> Result<u8> {
     let (spec, common, system): (ProbeSpec, &ProbeCommon, SystemFiles) = match p {
         ProbeCommand::Dns(a) => {
+            probe::dns::check_name(&a.name).map_err(Error::input)?;
             let mut expect = Vec::new();
             for e in &a.expect {
                 expect.push(e.parse::<IpAddr>().map_err(|_| {
@@ -180,7 +181,7 @@ pub fn probe(g: &GlobalArgs, p: &ProbeCommand) -> Result<u8> {
             SystemFiles::default(),
         ),
     };
-    let timeout = super::parse_duration(&common.timeout)?;
+    let timeout = common.timeout;
     let scope = parse_scope(&common.scope)?;
     let layer = spec.layer();
     let step = Step {
@@ -206,7 +207,9 @@ pub fn probe(g: &GlobalArgs, p: &ProbeCommand) -> Result<u8> {
         }
         _ => {
             let rt = super::runtime()?;
-            rt.block_on(probe::run(&ctx, &step))
+            let mut o = rt.block_on(probe::run(&ctx, &step));
+            probe::apply_floor(&mut o, layer, timeout);
+            o
         }
     };
     let mut out = super::stdout();
@@ -225,6 +228,7 @@ pub fn probe(g: &GlobalArgs, p: &ProbeCommand) -> Result<u8> {
 pub fn exit_code(o: &Observation) -> u8 {
     match o.outcome {
         Outcome::Ok => exit::HEALTHY,
+        Outcome::TimedOut if probe::is_tool_limit(o.reason.as_deref()) => exit::CANNOT_JUDGE,
         Outcome::Failed | Outcome::TimedOut | Outcome::Blocked => exit::DIVERGED,
         Outcome::OutOfScope => exit::USAGE,
         Outcome::ToolError => exit::CANNOT_JUDGE,

@@ -1,13 +1,12 @@
 //! `trace`, `check`, `explain`: plan → execute → diagnose → render.
 
-use super::parse_duration;
 use crate::cli::{CheckArgs, ExplainArgs, Format, GlobalArgs, RunArgs, TraceArgs};
 use crate::diagnose::{self, catalog, Overall, Report};
 use crate::engine::{Run, SavedRun, SavedRuns, RUN_SCHEMA_VERSION};
 use crate::error::{Error, Result};
 use crate::report::{self, Style};
 use std::io::Write;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 /// Diagnosed reports and the runs they come from (same order).
 pub(crate) struct Traced {
@@ -74,8 +73,8 @@ pub(crate) fn run_targets(g: &GlobalArgs, targets: &[String], run: &RunArgs) -> 
     if let Some(file) = &run.replay {
         return replay(file, targets);
     }
-    let wait = run.wait.as_deref().map(parse_duration).transpose()?;
-    let interval = parse_duration(&run.interval)?;
+    let wait = run.wait;
+    let interval = run.interval;
     let started = Instant::now();
     let mut attempts = 0u32;
     loop {
@@ -113,7 +112,7 @@ pub(crate) fn run_targets(g: &GlobalArgs, targets: &[String], run: &RunArgs) -> 
             }
             return Ok(Traced { reports, runs });
         }
-        std::thread::sleep(interval.min(Duration::from_secs(3600)));
+        std::thread::sleep(interval);
     }
 }
 

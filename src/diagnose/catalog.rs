@@ -112,6 +112,10 @@ pub const LIVE: &[CodeInfo] = &[
         "The tool or the transport to the vantage failed (pct exec/qm guest exec error, agent missing, file unreadable); nothing is known about the target.",
         "Run the printed command by hand.",
         "Install the agent (--push), start the guest agent, or run from the host with --vantage host."),
+    code!("PD-RUN-004", None, Warning, "cut by the tool's own time limit",
+        "The step did not finish within the run's --budget, or timed out under a --timeout below its layer's floor (docs/cli.md): the tool stopped waiting, so nothing is known about the target.",
+        "Rerun with the default --timeout 2s and --budget 30s (or larger), or phoenix-doctor probe <layer> ... --timeout 2s for the one step.",
+        "Give the run a larger --budget, or a --timeout at or above the floor for the step's layer."),
 ];
 
 /// Look up a live code.

@@ -517,6 +517,10 @@ fn judge(step: &Step, o: &Observation) -> Judged {
         Outcome::Blocked => mk(Verdict::Blocked, None, false),
         Outcome::OutOfScope => mk(Verdict::CannotJudge, Some("PD-RUN-001"), false),
         Outcome::ToolError => mk(Verdict::CannotJudge, Some("PD-RUN-002"), false),
+        // The run's budget or a timeout below the layer's floor: the tool's limit, not the target's.
+        Outcome::TimedOut if crate::probe::is_tool_limit(o.reason.as_deref()) => {
+            mk(Verdict::CannotJudge, Some("PD-RUN-004"), false)
+        }
         Outcome::Failed | Outcome::TimedOut => {
             let timed_out = o.outcome == Outcome::TimedOut;
             let reason = o.reason.as_deref().unwrap_or("");

@@ -13,8 +13,34 @@ pub struct Class {
     pub detail: String,
 }
 
-/// A TCP connect error: `refused`, `unreachable`, `net-unreachable`, or `connect-error`.
+/// The reason of a failure of the tool's own resources (open files, buffers, memory): the tool's
+/// failure, never the network's (the probe's outcome becomes `tool-error`).
+pub const REASON_RESOURCES: &str = "out-of-resources";
+
+/// EMFILE, ENFILE, ENOBUFS, ENOMEM: this process or host ran out of something, nothing was
+/// learnt about the peer.
+pub fn is_resource_exhaustion(e: &io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM)
+    )
+}
+
+fn resources(e: &io::Error) -> Class {
+    Class {
+        reason: REASON_RESOURCES,
+        detail: format!(
+            "the tool ran out of resources ({e}); lower --concurrency or raise the open-file limit (ulimit -n)"
+        ),
+    }
+}
+
+/// A TCP connect error: `refused`, `unreachable`, `net-unreachable`, `out-of-resources`, or
+/// `connect-error`.
 pub fn connect_error(e: &io::Error) -> Class {
+    if is_resource_exhaustion(e) {
+        return resources(e);
+    }
     let reason = match e.raw_os_error() {
         Some(111) => "refused",     // ECONNREFUSED: RST or ICMP port-unreachable
         Some(113) => "unreachable", // EHOSTUNREACH: ICMP host-unreachable / admin-prohibited
@@ -160,8 +186,11 @@ pub fn dns_rcode(rcode: &str) -> String {
 }
 
 /// A DNS transport error (UDP send/recv, TCP connect): `port-unreachable`, `unreachable`,
-/// `net-unreachable`, `dns-io-error`.
+/// `net-unreachable`, `out-of-resources`, `dns-io-error`.
 pub fn dns_io(e: &io::Error) -> Class {
+    if is_resource_exhaustion(e) {
+        return resources(e);
+    }
     let reason = match e.raw_os_error() {
         Some(111) => "port-unreachable",
         Some(113) => "unreachable",
@@ -212,5 +241,17 @@ mod tests {
         assert_eq!(tcp_state("net-unreachable"), "unreachable");
         assert_eq!(dns_rcode("NXDOMAIN"), "nxdomain");
         assert_eq!(dns_io(&e).reason, "port-unreachable");
+    }
+
+    #[test]
+    fn the_tools_own_exhaustion_is_never_a_network_failure() {
+        for errno in [libc::EMFILE, libc::ENFILE, libc::ENOBUFS, libc::ENOMEM] {
+            let e = io::Error::from_raw_os_error(errno);
+            assert_eq!(connect_error(&e).reason, REASON_RESOURCES, "{e}");
+            assert_eq!(dns_io(&e).reason, REASON_RESOURCES, "{e}");
+            assert!(connect_error(&e).detail.contains("ulimit -n"));
+        }
+        let e = io::Error::from_raw_os_error(libc::ECONNRESET);
+        assert_ne!(dns_io(&e).reason, REASON_RESOURCES);
     }
 }

@@ -3,11 +3,11 @@
 //! hosts-file lines for the name, its resolv.conf, and the effective answer (hosts, then DNS).
 
 use super::classify;
-use super::{fail, ms, observation, ProbeCtx};
+use super::{fail, ms, observation, Deadline, ProbeCtx, REASON_INVALID_NAME};
 use crate::observe::{
     DnsEvidence, Evidence, HostsEntry, Observation, Outcome, ResolvConf, Timings,
 };
-use hickory_proto::op::{Message, Query};
+use hickory_proto::op::{Message, MessageType, Query};
 use hickory_proto::rr::{Name, RData, RecordType};
 use std::collections::BTreeSet;
 use std::net::{IpAddr, SocketAddr};
@@ -28,7 +28,13 @@ pub struct DnsAnswer {
     pub ttl: Option<u32>,
     /// CNAME targets seen on the way.
     pub cnames: Vec<String>,
+    /// Address records for owner names that are neither the question nor on its CNAME chain:
+    /// not counted (what a resolver would do).
+    pub ignored: Vec<String>,
 }
+
+/// The largest DNS message over UDP (an answer over 4096 bytes is still an answer).
+const UDP_MAX: usize = 65_535;
 
 /// A failure to get any answer.
 #[derive(Debug, Clone, PartialEq)]
@@ -38,13 +44,41 @@ pub struct DnsFail {
     pub timed_out: bool,
 }
 
-fn build_query(name: &str) -> Result<(u16, Vec<u8>), String> {
-    let fqdn = if name.ends_with('.') {
-        name.to_string()
-    } else {
-        format!("{name}.")
+/// Check that `name` is a domain name a query can carry: labels of letters, digits, `-` and `_`,
+/// each 1 to 63 bytes, 253 bytes at most in all.
+pub fn check_name(name: &str) -> Result<Name, String> {
+    let bare = name.strip_suffix('.').unwrap_or(name);
+    let bad = |why: &str| {
+        Err(format!(
+            "invalid domain name `{}`: {why}",
+            name.escape_debug()
+        ))
     };
-    let n = Name::from_ascii(&fqdn).map_err(|e| format!("invalid name `{name}`: {e}"))?;
+    if bare.is_empty() {
+        return bad("empty");
+    }
+    if bare.len() > 253 {
+        return bad("longer than 253 bytes");
+    }
+    for label in bare.split('.') {
+        if label.is_empty() {
+            return bad("an empty label (two dots in a row, or a leading dot)");
+        }
+        if label.len() > 63 {
+            return bad("a label longer than 63 bytes");
+        }
+        if !label
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        {
+            return bad("a label with a character other than letters, digits, `-` and `_`");
+        }
+    }
+    Name::from_ascii(format!("{bare}.")).or_else(|e| bad(&e.to_string()))
+}
+
+fn build_query(n: &Name) -> Result<(u16, Vec<u8>), String> {
+    let n = n.clone();
     let mut m = Message::query();
     m.metadata.recursion_desired = true;
     m.add_query(Query::query(n, RecordType::A));
@@ -53,29 +87,63 @@ fn build_query(name: &str) -> Result<(u16, Vec<u8>), String> {
     Ok((id, bytes))
 }
 
-fn parse_answer(bytes: &[u8], protocol: &str) -> Result<(DnsAnswer, bool), String> {
+/// Why a datagram is not the answer to our query, if it is not.
+fn not_our_answer(m: &Message, qname: &Name) -> Option<&'static str> {
+    if m.metadata.message_type != MessageType::Response {
+        return Some("the query itself came back (QR=0)");
+    }
+    let same = m.queries.len() == 1
+        && m.queries[0].query_type() == RecordType::A
+        && norm(&m.queries[0].name().to_string()) == norm(&qname.to_string());
+    if !same {
+        return Some("an answer to another question");
+    }
+    None
+}
+
+fn parse_answer(bytes: &[u8], protocol: &str, qname: &Name) -> Result<(DnsAnswer, bool), String> {
     let m = Message::from_vec(bytes).map_err(|e| format!("undecodable answer: {e}"))?;
+    if let Some(why) = not_our_answer(&m, qname) {
+        return Err(format!("not an answer to the query: {why}"));
+    }
     let rcode = m.metadata.response_code.to_string().to_uppercase();
     let rcode = match rcode.as_str() {
         "NO ERROR" | "NOERROR" => "NOERROR".to_string(),
         _ => rcode_name(u16::from(m.metadata.response_code)),
     };
+    // The owner names that answer the question: the name itself and its CNAME chain.
+    let mut chain: BTreeSet<String> = BTreeSet::from([norm(&qname.to_string())]);
+    let mut cnames = Vec::new();
+    loop {
+        let before = chain.len();
+        for r in &m.answers {
+            if let RData::CNAME(c) = &r.data {
+                if chain.contains(&norm(&r.name.to_string()))
+                    && chain.insert(norm(&c.0.to_string()))
+                {
+                    cnames.push(c.0.to_string());
+                }
+            }
+        }
+        if chain.len() == before {
+            break;
+        }
+    }
     let mut answers = Vec::new();
     let mut ttl: Option<u32> = None;
-    let mut cnames = Vec::new();
+    let mut ignored = Vec::new();
     for r in &m.answers {
-        match &r.data {
-            RData::A(a) => {
-                answers.push(IpAddr::V4(a.0));
-                ttl = Some(ttl.map_or(r.ttl, |t| t.min(r.ttl)));
-            }
-            RData::AAAA(a) => {
-                answers.push(IpAddr::V6(a.0));
-                ttl = Some(ttl.map_or(r.ttl, |t| t.min(r.ttl)));
-            }
-            RData::CNAME(c) => cnames.push(c.0.to_string()),
-            _ => {}
+        let ip = match &r.data {
+            RData::A(a) => IpAddr::V4(a.0),
+            RData::AAAA(a) => IpAddr::V6(a.0),
+            _ => continue,
+        };
+        if !chain.contains(&norm(&r.name.to_string())) {
+            ignored.push(format!("{} {ip}", r.name));
+            continue;
         }
+        answers.push(ip);
+        ttl = Some(ttl.map_or(r.ttl, |t| t.min(r.ttl)));
     }
     Ok((
         DnsAnswer {
@@ -84,6 +152,7 @@ fn parse_answer(bytes: &[u8], protocol: &str) -> Result<(DnsAnswer, bool), Strin
             answers,
             ttl,
             cnames,
+            ignored,
         },
         m.metadata.truncation,
     ))
@@ -107,66 +176,81 @@ fn rcode_name(code: u16) -> String {
     .to_string()
 }
 
+/// A socket error: the tool's own resource exhaustion stays the tool's, not the network's.
+fn io_fail(e: &std::io::Error, prefix: &str) -> DnsFail {
+    let c = classify::dns_io(e);
+    DnsFail {
+        reason: c.reason.into(),
+        detail: format!("{prefix}{}", c.detail),
+        timed_out: false,
+    }
+}
+
 async fn udp_query(
     server: SocketAddr,
     q: &[u8],
     id: u16,
-    timeout: Duration,
+    qname: &Name,
+    deadline: Deadline,
 ) -> Result<Vec<u8>, DnsFail> {
     let bind: SocketAddr = if server.is_ipv4() {
         "0.0.0.0:0".parse().expect("literal")
     } else {
         "[::]:0".parse().expect("literal")
     };
-    let io = |e: std::io::Error| {
-        let c = classify::dns_io(&e);
-        DnsFail {
-            reason: c.reason.into(),
-            detail: c.detail,
-            timed_out: false,
-        }
-    };
+    let io = |e: std::io::Error| io_fail(&e, "");
     let sock = UdpSocket::bind(bind).await.map_err(io)?;
     // connect() so an ICMP port-unreachable comes back as ECONNREFUSED on recv.
     sock.connect(server).await.map_err(io)?;
-    let per_try = timeout / UDP_ATTEMPTS;
-    for _ in 0..UDP_ATTEMPTS {
+    let per_try = deadline.total / UDP_ATTEMPTS;
+    let mut not_answers: Vec<&'static str> = Vec::new();
+    let mut buf = vec![0u8; UDP_MAX];
+    for attempt in 1..=UDP_ATTEMPTS {
         sock.send(q).await.map_err(io)?;
-        let deadline = tokio::time::Instant::now() + per_try;
+        let try_end = if attempt == UDP_ATTEMPTS {
+            deadline.at
+        } else {
+            (tokio::time::Instant::now() + per_try).min(deadline.at)
+        };
         loop {
-            let mut buf = vec![0u8; 4096];
-            match tokio::time::timeout_at(deadline, sock.recv(&mut buf)).await {
+            match tokio::time::timeout_at(try_end, sock.recv(&mut buf)).await {
                 Err(_) => break,
                 Ok(Err(e)) => return Err(io(e)),
                 Ok(Ok(n)) => {
-                    if n >= 2 && u16::from_be_bytes([buf[0], buf[1]]) == id {
-                        buf.truncate(n);
-                        return Ok(buf);
+                    if n < 2 || u16::from_be_bytes([buf[0], buf[1]]) != id {
+                        continue; // a stray datagram: keep waiting for ours
                     }
-                    // a stray datagram: keep waiting for ours
+                    // an echoed query or an answer to another question is no answer
+                    if let Ok(m) = Message::from_vec(&buf[..n]) {
+                        if let Some(why) = not_our_answer(&m, qname) {
+                            not_answers.push(why);
+                            continue;
+                        }
+                    }
+                    return Ok(buf[..n].to_vec());
                 }
             }
         }
     }
+    let seen = match not_answers.first() {
+        Some(why) => format!(
+            "; it sent {} datagram(s) that were not answers ({why})",
+            not_answers.len()
+        ),
+        None => String::new(),
+    };
     Err(DnsFail {
         reason: "timeout".into(),
         detail: format!(
-            "no answer from {server} over UDP after {UDP_ATTEMPTS} attempts in {} ms",
-            timeout.as_millis()
+            "no answer from {server} over UDP after {UDP_ATTEMPTS} attempts in {} ms{seen}",
+            deadline.ms()
         ),
         timed_out: true,
     })
 }
 
-async fn tcp_query(server: SocketAddr, q: &[u8], timeout: Duration) -> Result<Vec<u8>, DnsFail> {
-    let io = |e: std::io::Error| {
-        let c = classify::dns_io(&e);
-        DnsFail {
-            reason: c.reason.into(),
-            detail: format!("over TCP: {}", c.detail),
-            timed_out: false,
-        }
-    };
+async fn tcp_query(server: SocketAddr, q: &[u8], deadline: Deadline) -> Result<Vec<u8>, DnsFail> {
+    let io = |e: std::io::Error| io_fail(&e, "over TCP: ");
     let fut = async {
         let mut s = TcpStream::connect(server).await.map_err(io)?;
         let mut framed = (q.len() as u16).to_be_bytes().to_vec();
@@ -178,42 +262,54 @@ async fn tcp_query(server: SocketAddr, q: &[u8], timeout: Duration) -> Result<Ve
         s.read_exact(&mut buf).await.map_err(io)?;
         Ok(buf)
     };
-    match tokio::time::timeout(timeout, fut).await {
+    match tokio::time::timeout_at(deadline.at, fut).await {
         Ok(r) => r,
         Err(_) => Err(DnsFail {
             reason: "timeout".into(),
             detail: format!(
-                "no answer from {server} over TCP in {} ms",
-                timeout.as_millis()
+                "no answer from {server} over TCP within {} ms (after a truncated UDP answer)",
+                deadline.ms()
             ),
             timed_out: true,
         }),
     }
 }
 
-/// Query `server` for the A records of `name` (UDP, then TCP when the answer is truncated).
+/// Query `server` for the A records of `name` (UDP, then TCP when the answer is truncated), all
+/// within `timeout`.
 pub async fn query(
     name: &str,
     server: SocketAddr,
     timeout: Duration,
 ) -> Result<DnsAnswer, DnsFail> {
-    let (id, q) = build_query(name).map_err(|e| DnsFail {
-        reason: "bad-name".into(),
+    let deadline = Deadline::after(timeout);
+    let qname = check_name(name).map_err(|e| DnsFail {
+        reason: REASON_INVALID_NAME.into(),
         detail: e,
         timed_out: false,
     })?;
-    let bytes = udp_query(server, &q, id, timeout).await?;
+    let (id, q) = build_query(&qname).map_err(|e| DnsFail {
+        reason: REASON_INVALID_NAME.into(),
+        detail: e,
+        timed_out: false,
+    })?;
+    let bytes = udp_query(server, &q, id, &qname, deadline).await?;
     let bad = |detail: String| DnsFail {
         reason: "bad-response".into(),
         detail,
         timed_out: false,
     };
-    let (ans, truncated) = parse_answer(&bytes, "udp").map_err(bad)?;
+    let (ans, truncated) = parse_answer(&bytes, "udp", &qname).map_err(bad)?;
     if !truncated {
         return Ok(ans);
     }
-    let bytes = tcp_query(server, &q, timeout).await?;
-    let (ans, _) = parse_answer(&bytes, "tcp").map_err(bad)?;
+    let bytes = tcp_query(server, &q, deadline).await?;
+    if bytes.len() < 2 || bytes[..2] != q[..2] {
+        return Err(bad(
+            "over TCP: an answer with another id than the query".into()
+        ));
+    }
+    let (ans, _) = parse_answer(&bytes, "tcp", &qname).map_err(bad)?;
     Ok(ans)
 }
 
@@ -310,6 +406,15 @@ pub async fn probe(
         }
     }
     let result = query(name, server, ctx.timeout).await;
+    if let Ok(a) = &result {
+        if !a.ignored.is_empty() {
+            notes.push(format!(
+                "ignored {} record(s) for names off the question's CNAME chain: {}",
+                a.ignored.len(),
+                a.ignored.join(", ")
+            ));
+        }
+    }
     let total = ms(t);
     let timings = Timings {
         resolve_ms: Some(total),
@@ -324,6 +429,11 @@ pub async fn probe(
     };
     let ans = match result {
         Ok(a) => a,
+        Err(f) if f.reason == REASON_INVALID_NAME => {
+            // the input's fault: nothing was sent, nothing is known about the nameserver
+            let o = observation(Outcome::ToolError, Evidence::Dns(ev), timings);
+            return fail(o, Outcome::ToolError, "query", &f.reason, f.detail);
+        }
         Err(f) => {
             if !hosts_ips.is_empty() {
                 ev.effective = hosts_ips.clone();
@@ -436,11 +546,13 @@ mod tests {
 
     #[test]
     fn query_encodes_and_answers_decode() {
-        let (id, q) = build_query("a.example.test").unwrap();
+        let qname = check_name("a.example.test").unwrap();
+        let (id, q) = build_query(&qname).unwrap();
         let mut m = Message::from_vec(&q).unwrap();
         assert_eq!(m.metadata.id, id);
         m.metadata.response_code = hickory_proto::op::ResponseCode::NXDomain;
-        let (a, trunc) = parse_answer(&m.to_vec().unwrap(), "udp").unwrap();
+        m.metadata.message_type = MessageType::Response;
+        let (a, trunc) = parse_answer(&m.to_vec().unwrap(), "udp", &qname).unwrap();
         assert_eq!(a.rcode, "NXDOMAIN");
         assert!(!trunc);
     }

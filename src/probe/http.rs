@@ -3,7 +3,7 @@
 //! answers (Traefik and NGINX error shapes).
 
 use super::tls::{self, apply_trust, fill_chain, load_identity};
-use super::{fail, ms, observation, tcp, ProbeCtx};
+use super::{fail, ms, observation, tcp, Deadline, ProbeCtx};
 use crate::observe::{Evidence, HttpEvidence, Observation, Outcome, Timings, TlsEvidence};
 use crate::plan::{Identity, Trust};
 use bytes::Bytes;
@@ -12,7 +12,7 @@ use hyper::body::Incoming;
 use hyper::Response;
 use hyper_util::rt::TokioIo;
 use std::net::SocketAddr;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 use tokio::io::{AsyncRead, AsyncWrite};
 
 /// One HTTP step's inputs.
@@ -53,24 +53,36 @@ struct Exchange {
 }
 
 enum ExchangeFail {
+    /// No response head by the deadline.
     Timeout(&'static str),
     Error(&'static str, String),
+    /// The head came, the body did not end by the deadline (stalled or trickling) or broke off.
+    Body {
+        status: u16,
+        server: Option<String>,
+        first_byte_ms: f64,
+        got: usize,
+        timed_out: bool,
+        detail: String,
+    },
 }
 
+/// Request, response head and body, all by `deadline` (the same one as connect and TLS).
 async fn exchange<S>(
     io: S,
     host_header: &str,
     path: &str,
     body_limit: usize,
-    timeout: Duration,
+    deadline: Deadline,
 ) -> Result<Exchange, ExchangeFail>
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let hs = hyper::client::conn::http1::handshake::<_, Empty<Bytes>>(TokioIo::new(io));
-    let (mut sender, conn) = hs
-        .await
-        .map_err(|e| ExchangeFail::Error("request", e.to_string()))?;
+    let (mut sender, conn) = match tokio::time::timeout_at(deadline.at, hs).await {
+        Err(_) => return Err(ExchangeFail::Timeout("request")),
+        Ok(r) => r.map_err(|e| ExchangeFail::Error("request", e.to_string()))?,
+    };
     let driver = tokio::spawn(async move {
         let _ = conn.await;
     });
@@ -84,7 +96,7 @@ where
         .map_err(|e| ExchangeFail::Error("request", e.to_string()))?;
     let t = Instant::now();
     let resp: Response<Incoming> =
-        match tokio::time::timeout(timeout, sender.send_request(req)).await {
+        match tokio::time::timeout_at(deadline.at, sender.send_request(req)).await {
             Err(_) => {
                 driver.abort();
                 return Err(ExchangeFail::Timeout("first-byte"));
@@ -104,6 +116,7 @@ where
         .map(str::to_string);
     let mut body = resp.into_body();
     let mut buf: Vec<u8> = Vec::new();
+    // Read until the body ends or `body_limit` bytes are in: the verdict is taken on that prefix.
     let read = async {
         while buf.len() < body_limit {
             match body.frame().await {
@@ -112,13 +125,36 @@ where
                         buf.extend_from_slice(&d);
                     }
                 }
-                _ => break,
+                Some(Err(e)) => return Err(e.to_string()),
+                None => break,
             }
         }
+        Ok(())
     };
-    let _ = tokio::time::timeout(timeout, read).await;
-    buf.truncate(body_limit);
+    let read = tokio::time::timeout_at(deadline.at, read).await;
     driver.abort();
+    let body_fail = |timed_out: bool, detail: String| ExchangeFail::Body {
+        status,
+        server: server.clone(),
+        first_byte_ms,
+        got: buf.len(),
+        timed_out,
+        detail,
+    };
+    match read {
+        Err(_) => {
+            return Err(body_fail(
+                true,
+                format!(
+                    "the body did not end within {} ms (stalled or trickling)",
+                    deadline.ms()
+                ),
+            ))
+        }
+        Ok(Err(e)) => return Err(body_fail(false, format!("the body broke off: {e}"))),
+        Ok(Ok(())) => {}
+    }
+    buf.truncate(body_limit);
     Ok(Exchange {
         status,
         server,
@@ -168,6 +204,7 @@ pub async fn probe(ctx: &ProbeCtx, r: &HttpRequest<'_>) -> Observation {
         .unwrap_or_else(|| "/".into());
     let mut timings = Timings::default();
     let addr = r.connect;
+    let deadline = Deadline::after(ctx.timeout);
     let result = if https {
         let key = match r.identity.map(load_identity).transpose() {
             Ok(k) => k,
@@ -175,7 +212,7 @@ pub async fn probe(ctx: &ProbeCtx, r: &HttpRequest<'_>) -> Observation {
                 return Observation::tool_error("", "request", format!("client identity: {e}"))
             }
         };
-        let hs = tls::handshake(addr, &host, key, &[b"http/1.1"], ctx.timeout).await;
+        let hs = tls::handshake(addr, &host, key, &[b"http/1.1"], deadline).await;
         timings.connect_ms = hs.connect_ms;
         timings.tls_ms = hs.tls_ms;
         let mut tev = TlsEvidence {
@@ -226,12 +263,12 @@ pub async fn probe(ctx: &ProbeCtx, r: &HttpRequest<'_>) -> Observation {
             );
         }
         ev.tls = Some(tev);
-        exchange(stream, &host_header, &path, ctx.body_limit, ctx.timeout).await
+        exchange(stream, &host_header, &path, ctx.body_limit, deadline).await
     } else {
-        let (s, tc) = tcp::connect(addr, ctx.timeout).await;
+        let (s, tc) = tcp::connect(addr, deadline).await;
         timings.connect_ms = Some(tc);
         match s {
-            Ok(s) => exchange(s, &host_header, &path, ctx.body_limit, ctx.timeout).await,
+            Ok(s) => exchange(s, &host_header, &path, ctx.body_limit, deadline).await,
             Err(f) => {
                 timings.total_ms = ms(t);
                 let o = observation(f.outcome(), Evidence::Http(ev), timings);
@@ -251,6 +288,30 @@ pub async fn probe(ctx: &ProbeCtx, r: &HttpRequest<'_>) -> Observation {
                 ctx.timeout.as_millis()
             );
             return fail(o, Outcome::TimedOut, phase, "timeout", msg);
+        }
+        Err(ExchangeFail::Body {
+            status,
+            server,
+            first_byte_ms,
+            got,
+            timed_out,
+            detail,
+        }) => {
+            timings.first_byte_ms = Some(first_byte_ms);
+            ev.status = Some(status);
+            ev.server = server;
+            let outcome = if timed_out {
+                Outcome::TimedOut
+            } else {
+                Outcome::Failed
+            };
+            let reason = if timed_out { "timeout" } else { "http-error" };
+            let o = observation(outcome, Evidence::Http(ev), timings);
+            let msg = format!(
+                "{}: status {status}, but {detail} ({got} bytes read)",
+                r.url
+            );
+            return fail(o, outcome, "body", reason, msg);
         }
         Err(ExchangeFail::Error(phase, e)) => {
             let o = observation(Outcome::Failed, Evidence::Http(ev), timings);

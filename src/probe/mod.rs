@@ -1,7 +1,7 @@
 //! One probe per kind (dns, tcp, tls, mtls, http); each returns an observation, never a
 //! network `Err`. [`classify`] is the only place that matches io, rustls and DNS errors.
 
-use crate::observe::{Evidence, Observation, Outcome, Timings, VantageNote};
+use crate::observe::{Evidence, Layer, Observation, Outcome, Timings, VantageNote};
 use crate::plan::{ProbeSpec, Step};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -50,6 +50,56 @@ impl Default for ProbeCtx {
             system: SystemFiles::default(),
         }
     }
+}
+
+/// The reason of a name (DNS query name, TLS server name) that is not a valid name: the input's
+/// fault, nothing was sent (outcome `tool-error`).
+pub const REASON_INVALID_NAME: &str = "invalid-name";
+
+/// The reason of a step that the run's `--budget` ended before it finished.
+pub const REASON_BUDGET: &str = "budget";
+/// The reason of a step that timed out under a `--timeout` below its layer's floor.
+pub const REASON_TIMEOUT_BELOW_FLOOR: &str = "timeout-below-floor";
+
+/// True for the reasons that name the tool's own limits (budget, timeout below the floor): such
+/// a step says nothing about the platform and cannot be judged.
+pub fn is_tool_limit(reason: Option<&str>) -> bool {
+    matches!(reason, Some(REASON_BUDGET | REASON_TIMEOUT_BELOW_FLOOR))
+}
+
+/// The shortest `--timeout` at which silence at `layer` is evidence about the platform
+/// (documented in docs/cli.md, "Durations and floors"). Every hop of the platform crosses one
+/// Proxmox bridge, where a healthy nameserver, listener or TLS server answers in milliseconds;
+/// below these floors a busy host or guest, not the platform, can explain a missing answer.
+pub fn timeout_floor(layer: Layer) -> Duration {
+    match layer {
+        // two UDP attempts share the timeout: 250 ms each
+        Layer::Dns => Duration::from_millis(500),
+        Layer::Tcp => Duration::from_millis(500),
+        // connect plus two round trips and a signature
+        Layer::Tls | Layer::Mtls => Duration::from_millis(500),
+        // connect, TLS, request and the response through the platform's proxies
+        Layer::Http => Duration::from_millis(500),
+    }
+}
+
+/// A step that timed out under a `--timeout` below its layer's floor is the tool's limit, not a
+/// platform failure: give it [`REASON_TIMEOUT_BELOW_FLOOR`] and say why (the probe's own reason
+/// stays in the message).
+pub fn apply_floor(o: &mut Observation, layer: Layer, timeout: Duration) {
+    let floor = timeout_floor(layer);
+    if o.outcome != Outcome::TimedOut || timeout >= floor || is_tool_limit(o.reason.as_deref()) {
+        return;
+    }
+    let was = o.reason.take().unwrap_or_default();
+    o.message = format!(
+        "{} [{was}]; cannot judge: --timeout {} ms is below the {} ms floor for {layer} steps \
+         (docs/cli.md), so no answer in that time proves nothing",
+        o.message,
+        timeout.as_millis(),
+        floor.as_millis()
+    );
+    o.reason = Some(REASON_TIMEOUT_BELOW_FLOOR.into());
 }
 
 /// Run one step's probe from here.
@@ -103,6 +153,31 @@ pub async fn run(ctx: &ProbeCtx, step: &Step) -> Observation {
     obs
 }
 
+/// One step's time limit: every phase of the step (connect, TLS, request, headers, body, DNS
+/// retries) ends by the same instant, so the phases never add up to more than `--timeout`.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Deadline {
+    pub at: tokio::time::Instant,
+    /// The whole limit, for messages.
+    pub total: Duration,
+}
+
+impl Deadline {
+    /// The deadline `total` from now (far in the future when `total` cannot be added).
+    pub fn after(total: Duration) -> Deadline {
+        let now = tokio::time::Instant::now();
+        let at = now
+            .checked_add(total)
+            .unwrap_or_else(|| now + Duration::from_secs(100 * 365 * 86_400));
+        Deadline { at, total }
+    }
+
+    /// Milliseconds of the whole limit.
+    pub fn ms(&self) -> u128 {
+        self.total.as_millis()
+    }
+}
+
 /// Milliseconds since `t`.
 pub(crate) fn ms(t: Instant) -> f64 {
     (t.elapsed().as_secs_f64() * 1e6).round() / 1e3
@@ -122,7 +197,8 @@ pub(crate) fn observation(outcome: Outcome, evidence: Evidence, timings: Timings
     }
 }
 
-/// Set phase, reason and message in one go.
+/// Set phase, reason and message in one go. The tool's own resource exhaustion and an invalid
+/// name are always a `tool-error`, whatever outcome the caller had in mind.
 pub(crate) fn fail(
     mut o: Observation,
     outcome: Outcome,
@@ -130,9 +206,54 @@ pub(crate) fn fail(
     reason: &str,
     message: impl Into<String>,
 ) -> Observation {
-    o.outcome = outcome;
+    o.outcome = if reason == classify::REASON_RESOURCES || reason == REASON_INVALID_NAME {
+        Outcome::ToolError
+    } else {
+        outcome
+    };
     o.phase = Some(phase.to_string());
     o.reason = Some(reason.to_string());
     o.message = message.into();
     o
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn timed_out(reason: &str) -> Observation {
+        fail(
+            observation(Outcome::TimedOut, Evidence::None, Timings::default()),
+            Outcome::TimedOut,
+            "connect",
+            reason,
+            "127.0.0.1:9: no answer",
+        )
+    }
+
+    #[test]
+    fn a_timeout_below_the_floor_is_the_tools_limit() {
+        let mut o = timed_out("filtered");
+        apply_floor(&mut o, Layer::Tcp, Duration::from_millis(499));
+        assert_eq!(o.reason.as_deref(), Some(REASON_TIMEOUT_BELOW_FLOOR));
+        assert!(o.message.contains("[filtered]") && o.message.contains("--timeout 499 ms"));
+        assert!(is_tool_limit(o.reason.as_deref()));
+        // at the floor, the silence is the platform's
+        let mut o = timed_out("filtered");
+        apply_floor(&mut o, Layer::Tcp, Duration::from_millis(500));
+        assert_eq!(o.reason.as_deref(), Some("filtered"));
+        // an answer that came (refused) is evidence whatever the timeout
+        let mut o = timed_out("refused");
+        o.outcome = Outcome::Failed;
+        apply_floor(&mut o, Layer::Tcp, Duration::from_millis(10));
+        assert_eq!(o.reason.as_deref(), Some("refused"));
+        // the budget's own reason is kept
+        let mut o = timed_out(REASON_BUDGET);
+        apply_floor(&mut o, Layer::Http, Duration::from_millis(10));
+        assert_eq!(o.reason.as_deref(), Some(REASON_BUDGET));
+        assert!(!is_tool_limit(Some("timeout")));
+        for l in [Layer::Dns, Layer::Tcp, Layer::Tls, Layer::Mtls, Layer::Http] {
+            assert_eq!(timeout_floor(l), Duration::from_millis(500), "{l}");
+        }
+    }
 }

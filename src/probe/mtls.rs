@@ -3,7 +3,7 @@
 //! first read, or NGINX's HTTP 400 after a completed handshake), and is the given one accepted?
 
 use super::tls::{self, apply_trust, fill_chain, load_identity, session_words};
-use super::{classify, fail, ms, observation, ProbeCtx};
+use super::{classify, fail, ms, observation, Deadline, ProbeCtx};
 use crate::observe::{Evidence, MtlsEvidence, Observation, Outcome, Timings, TlsEvidence};
 use crate::plan::{Identity, Trust};
 use std::net::SocketAddr;
@@ -81,7 +81,14 @@ pub async fn probe(
 ) -> Observation {
     let t = Instant::now();
     let host = sni.to_string();
-    let hs = tls::handshake(addr, sni, None, &[b"http/1.1"], ctx.timeout).await;
+    let hs = tls::handshake(
+        addr,
+        sni,
+        None,
+        &[b"http/1.1"],
+        Deadline::after(ctx.timeout),
+    )
+    .await;
     let mut ev = MtlsEvidence {
         tls: TlsEvidence {
             addr: addr.to_string(),
@@ -141,7 +148,14 @@ pub async fn probe(
                 return o;
             }
         };
-        let hs2 = tls::handshake(addr, sni, Some(key), &[b"http/1.1"], ctx.timeout).await;
+        let hs2 = tls::handshake(
+            addr,
+            sni,
+            Some(key),
+            &[b"http/1.1"],
+            Deadline::after(ctx.timeout),
+        )
+        .await;
         if hs2.client_auth.is_some() {
             ev.requested = true;
             if ev.ca_hints.is_empty() {

@@ -1,10 +1,10 @@
 //! The TCP probe: open, refused, filtered (silent drop) or unreachable, with the connect time.
 
 use super::classify::{self, Class};
-use super::{fail, ms, observation, ProbeCtx};
+use super::{fail, ms, observation, Deadline, ProbeCtx};
 use crate::observe::{Evidence, Observation, Outcome, TcpEvidence, Timings};
 use std::net::SocketAddr;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 use tokio::net::TcpStream;
 
 /// Why a connect did not give a stream.
@@ -25,13 +25,14 @@ impl ConnectFail {
     }
 }
 
-/// Connect with a timeout; returns the stream or the classified failure, and the time taken.
+/// Connect by the step's deadline; returns the stream or the classified failure, and the time
+/// taken.
 pub(crate) async fn connect(
     addr: SocketAddr,
-    timeout: Duration,
+    deadline: Deadline,
 ) -> (Result<TcpStream, ConnectFail>, f64) {
     let t = Instant::now();
-    let r = match tokio::time::timeout(timeout, TcpStream::connect(addr)).await {
+    let r = match tokio::time::timeout_at(deadline.at, TcpStream::connect(addr)).await {
         Ok(Ok(s)) => {
             let _ = s.set_nodelay(true);
             Ok(s)
@@ -44,7 +45,7 @@ pub(crate) async fn connect(
         Err(_) => Err(ConnectFail {
             class: Class {
                 reason: "filtered",
-                detail: format!("no answer within {} ms", timeout.as_millis()),
+                detail: format!("no answer within {} ms", deadline.ms()),
             },
             timed_out: true,
         }),
@@ -68,7 +69,7 @@ pub(crate) fn connect_message(addr: SocketAddr, f: &ConnectFail) -> String {
 
 /// Run the TCP probe.
 pub async fn probe(ctx: &ProbeCtx, addr: SocketAddr) -> Observation {
-    let (r, t) = connect(addr, ctx.timeout).await;
+    let (r, t) = connect(addr, Deadline::after(ctx.timeout)).await;
     let timings = Timings {
         connect_ms: Some(t),
         total_ms: t,

@@ -4,7 +4,7 @@
 
 use super::classify::{self, Class};
 use super::tcp;
-use super::{fail, ms, observation, ProbeCtx};
+use super::{fail, ms, observation, Deadline, ProbeCtx};
 use crate::observe::{CertSummary, Evidence, Observation, Outcome, Timings, TlsEvidence};
 use crate::plan::{Identity, Trust};
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
@@ -17,7 +17,7 @@ use sha2::{Digest, Sha256};
 use std::net::{IpAddr, SocketAddr};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 use tokio::net::TcpStream;
 use tokio_rustls::client::TlsStream;
 use tokio_rustls::TlsConnector;
@@ -193,13 +193,14 @@ pub fn read_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, String> {
         .map_err(|e| format!("{}: not PEM certificates: {e}", path.display()))
 }
 
-/// Connect and run a TLS handshake that records everything and never rejects the chain.
+/// Connect and run a TLS handshake that records everything and never rejects the chain; connect
+/// and handshake together end by `deadline`.
 pub(crate) async fn handshake(
     addr: SocketAddr,
     sni: &str,
     identity: Option<Arc<CertifiedKey>>,
     alpn: &[&[u8]],
-    timeout: Duration,
+    deadline: Deadline,
 ) -> Handshake {
     let mut hs = Handshake {
         connect_ms: None,
@@ -225,7 +226,7 @@ pub(crate) async fn handshake(
             hs.result = Err(HandshakeFail {
                 phase: "handshake",
                 class: Class {
-                    reason: "bad-name",
+                    reason: super::REASON_INVALID_NAME,
                     detail: e,
                 },
                 timed_out: false,
@@ -234,7 +235,7 @@ pub(crate) async fn handshake(
             return hs;
         }
     };
-    let (tcp, t) = tcp::connect(addr, timeout).await;
+    let (tcp, t) = tcp::connect(addr, deadline).await;
     hs.connect_ms = Some(t);
     let tcp = match tcp {
         Ok(s) => s,
@@ -287,7 +288,7 @@ pub(crate) async fn handshake(
     cfg.resumption = rustls::client::Resumption::disabled();
     let connector = TlsConnector::from(Arc::new(cfg));
     let t = Instant::now();
-    let r = tokio::time::timeout(timeout, connector.connect(name, tcp)).await;
+    let r = tokio::time::timeout_at(deadline.at, connector.connect(name, tcp)).await;
     hs.tls_ms = Some(ms(t));
     hs.chain = recorder
         .chain
@@ -321,7 +322,7 @@ pub(crate) async fn handshake(
                 reason: "handshake-timeout",
                 detail: format!(
                     "no complete handshake within {} ms (the peer accepted TCP but did not finish TLS)",
-                    timeout.as_millis()
+                    deadline.ms()
                 ),
             },
             timed_out: true,
@@ -724,7 +725,14 @@ pub(crate) fn session_words(ev: &TlsEvidence) -> String {
 /// Run the TLS probe.
 pub async fn probe(ctx: &ProbeCtx, addr: SocketAddr, sni: &str, trust: &Trust) -> Observation {
     let t = Instant::now();
-    let hs = handshake(addr, sni, None, &[b"h2", b"http/1.1"], ctx.timeout).await;
+    let hs = handshake(
+        addr,
+        sni,
+        None,
+        &[b"h2", b"http/1.1"],
+        Deadline::after(ctx.timeout),
+    )
+    .await;
     let mut ev = TlsEvidence {
         addr: addr.to_string(),
         sni: sni.to_string(),

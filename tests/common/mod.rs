@@ -1,5 +1,6 @@
-//! Helpers shared by the namespace tests: root and tool checks, commands that must succeed, and
-//! the switch-plus-node network (a bridge in its own namespace, one namespace per node).
+//! Helpers shared by the integration tests: the built-in lab on its own loopback /24, root and
+//! tool checks, commands that must succeed, and the switch-plus-node network (a bridge in its own
+//! namespace, one namespace per node).
 
 #![allow(dead_code)]
 
@@ -110,4 +111,55 @@ pub fn remove_namespaces(namespaces: &[String]) {
         }
         let _ = std::fs::remove_dir_all(PathBuf::from("/etc/netns").join(ns));
     }
+}
+
+/// Start the built-in lab with `faults` on 127.`net`.0.0/24, its files in a temp dir.
+pub fn start_lab(
+    net: u8,
+    faults: &[phoenix_doctor::lab::Fault],
+) -> (
+    tokio::runtime::Runtime,
+    phoenix_doctor::lab::LabHandle,
+    tempfile::TempDir,
+) {
+    let dir = tempfile::tempdir().unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let spec = phoenix_doctor::lab::LabSpec {
+        dir: Some(dir.path().to_path_buf()),
+        faults: faults.to_vec(),
+        net,
+    };
+    let h = rt
+        .block_on(phoenix_doctor::lab::Lab::start(&spec))
+        .expect("lab starts");
+    (rt, h, dir)
+}
+
+/// `trace TARGET --format json` against a running lab, in its scope, with `extra` options:
+/// the exit code, the report, and stderr.
+pub fn lab_trace(
+    h: &phoenix_doctor::lab::LabHandle,
+    target: &str,
+    extra: &[&str],
+) -> (i32, serde_json::Value, String) {
+    let scope = h.scope().allowed[0].to_string();
+    let out = Command::new(env!("CARGO_BIN_EXE_phoenix-doctor"))
+        .args(["trace", target, "--format", "json", "--scope", &scope])
+        .arg("--config-dir")
+        .arg(h.config_dir())
+        .arg("--stacks-dir")
+        .arg(h.stacks_dir())
+        .args(extra)
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("runs phoenix-doctor");
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+    let v: serde_json::Value = serde_json::from_str(&stdout)
+        .unwrap_or_else(|e| panic!("not JSON ({e}):\n{stdout}\nstderr:\n{stderr}"));
+    (out.status.code().unwrap_or(-1), v, stderr)
 }
