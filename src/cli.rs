@@ -81,7 +81,7 @@ pub enum Command {
     ///
     /// Example: phoenix-doctor lint --format json
     #[command(after_help = EXIT_CODES)]
-    Lint,
+    Lint(LintArgs),
     /// Print what the configs derive, in the platform's own file formats, to diff against the
     /// deployed files.
     ///
@@ -101,6 +101,11 @@ pub enum Command {
     ///
     /// Example: phoenix-doctor agent < job.json
     Agent,
+    /// Record the current findings as accepted (a baseline file for `--baseline`).
+    ///
+    /// Example: phoenix-doctor baseline write known.toml --all
+    #[command(subcommand)]
+    Baseline(BaselineCommand),
     /// Print shell completions.
     ///
     /// Example: phoenix-doctor completions bash > /etc/bash_completion.d/phoenix-doctor
@@ -158,6 +163,9 @@ pub struct RunArgs {
 pub struct TraceArgs {
     /// What to trace: a trace name (`qdrant`, `portainer`, `agent`, `step-ca`) or a routed service.
     pub target: String,
+    /// Accept the findings listed in FILE (TOML, see docs/baseline.md): shown, but not counted.
+    #[arg(long, value_name = "FILE")]
+    pub baseline: Option<PathBuf>,
     #[command(flatten)]
     pub run: RunArgs,
 }
@@ -169,6 +177,41 @@ pub struct CheckArgs {
     /// Every stack and Traefik-routed service.
     #[arg(long)]
     pub all: bool,
+    /// Accept the findings listed in FILE (TOML, see docs/baseline.md): shown, but not counted.
+    #[arg(long, value_name = "FILE")]
+    pub baseline: Option<PathBuf>,
+    #[command(flatten)]
+    pub run: RunArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct LintArgs {
+    /// Accept the findings listed in FILE (TOML, see docs/baseline.md): shown, but not counted.
+    #[arg(long, value_name = "FILE")]
+    pub baseline: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BaselineCommand {
+    /// Trace the targets (or --all), lint the configs, and write every error found as an
+    /// accepted entry to FILE (refuses an existing FILE without --force).
+    ///
+    /// Example: phoenix-doctor baseline write known.toml --all
+    Write(BaselineWriteArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct BaselineWriteArgs {
+    /// The baseline file to write.
+    pub file: PathBuf,
+    /// Targets to trace.
+    pub targets: Vec<String>,
+    /// Every stack and Traefik-routed service.
+    #[arg(long)]
+    pub all: bool,
+    /// Replace FILE if it exists.
+    #[arg(long)]
+    pub force: bool,
     #[command(flatten)]
     pub run: RunArgs,
 }

@@ -43,8 +43,8 @@ pub fn plan(g: &GlobalArgs, a: &PlanArgs) -> Result<u8> {
     out(&plan_text(&p, g.format)?)
 }
 
-pub fn lint(g: &GlobalArgs) -> Result<u8> {
-    super::lint_cmd::lint(g)
+pub fn lint(g: &GlobalArgs, a: &crate::cli::LintArgs) -> Result<u8> {
+    super::lint_cmd::lint(g, a)
 }
 
 /// Render what the model derives, in the platform's own formats.

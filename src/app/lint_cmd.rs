@@ -1,6 +1,6 @@
 //! `lint`: static findings from the configs alone, as a table grouped by severity or as JSON.
 
-use crate::cli::{Format, GlobalArgs};
+use crate::cli::{Format, GlobalArgs, LintArgs};
 use crate::error::{exit, Error, Result};
 use crate::finding::{Finding, Severity};
 use crate::lint;
@@ -14,6 +14,9 @@ use tabled::settings::Style;
 struct LintJson<'a> {
     schema_version: u32,
     findings: &'a [Finding],
+    /// With `--baseline`: what it accepted, expired and left stale.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    baseline: Option<&'a crate::baseline::Summary>,
 }
 
 /// Break `s` into lines of at most `width` characters at spaces.
@@ -42,8 +45,9 @@ fn wrap(s: &str, width: usize) -> String {
     out
 }
 
-/// The table: one block per severity (errors first), then a summary line.
-pub fn render_table(findings: &[Finding]) -> String {
+/// The table: one block per severity (errors first), then a summary line (and, with a
+/// baseline, what it accepted and which of its entries are stale).
+pub fn render_table(findings: &[Finding], baseline: Option<&crate::baseline::Summary>) -> String {
     let mut out = String::new();
     for sev in [Severity::Error, Severity::Warning, Severity::Info] {
         let group: Vec<&Finding> = findings.iter().filter(|f| f.severity == sev).collect();
@@ -71,8 +75,19 @@ pub fn render_table(findings: &[Finding]) -> String {
                     format!("{}\n{}", wrap(&file, 60), wrap(&p.pointer, 60))
                 })
                 .unwrap_or_default();
+            let code = match &f.accepted {
+                Some(a) => format!(
+                    "{}\naccepted{}",
+                    f.code,
+                    a.expires
+                        .as_ref()
+                        .map(|e| format!(" until {e}"))
+                        .unwrap_or_default()
+                ),
+                None => f.code.clone(),
+            };
             b.push_record([
-                f.code.clone(),
+                code,
                 wrap(&f.title, 40),
                 wrap(&f.expected, 40),
                 wrap(&f.actual, 48),
@@ -90,26 +105,40 @@ pub fn render_table(findings: &[Finding]) -> String {
         count(Severity::Warning),
         count(Severity::Info)
     ));
+    if let Some(b) = baseline {
+        out.push_str(&crate::baseline::summary_lines(b));
+    }
     out
 }
 
 /// The JSON document.
-pub fn render_json(findings: &[Finding]) -> Result<String> {
+pub fn render_json(
+    findings: &[Finding],
+    baseline: Option<&crate::baseline::Summary>,
+) -> Result<String> {
     let mut s = serde_json::to_string_pretty(&LintJson {
         schema_version: 1,
         findings,
+        baseline,
     })
     .map_err(|e| Error::tool(format!("encoding JSON: {e}")))?;
     s.push('\n');
     Ok(s)
 }
 
-/// Render the findings for `m` in `format`; returns the text and the exit code.
-pub fn lint_text(m: &Intended, format: Format) -> Result<(String, u8)> {
-    let findings = lint::run(m);
+/// Render the findings for `m` in `format`, with the findings `baseline` lists accepted;
+/// returns the text and the exit code (accepted findings do not count).
+pub fn lint_text(
+    m: &Intended,
+    format: Format,
+    baseline: Option<&crate::baseline::Baseline>,
+) -> Result<(String, u8)> {
+    let mut findings = lint::run(m);
+    let summary = baseline
+        .map(|b| crate::baseline::apply_findings(&mut findings, b, crate::baseline::Day::today()));
     let text = match format {
-        Format::Table => render_table(&findings),
-        Format::Json => render_json(&findings)?,
+        Format::Table => render_table(&findings, summary.as_ref()),
+        Format::Json => render_json(&findings, summary.as_ref())?,
         other => {
             return Err(Error::input(format!(
                 "lint prints `table` or `json`, not `{}`",
@@ -117,7 +146,7 @@ pub fn lint_text(m: &Intended, format: Format) -> Result<(String, u8)> {
             )))
         }
     };
-    let code = if findings.iter().any(|f| f.severity == Severity::Error) {
+    let code = if findings.iter().any(crate::baseline::counts) {
         exit::DIVERGED
     } else {
         exit::HEALTHY
@@ -125,9 +154,14 @@ pub fn lint_text(m: &Intended, format: Format) -> Result<(String, u8)> {
     Ok((text, code))
 }
 
-pub fn lint(g: &GlobalArgs) -> Result<u8> {
+pub fn lint(g: &GlobalArgs, a: &LintArgs) -> Result<u8> {
+    let baseline = a
+        .baseline
+        .as_deref()
+        .map(super::load_baseline)
+        .transpose()?;
     let m = super::inspect::load_model(g)?;
-    let (text, code) = lint_text(&m, g.format)?;
+    let (text, code) = lint_text(&m, g.format, baseline.as_ref())?;
     let mut o = std::io::stdout().lock();
     o.write_all(text.as_bytes())
         .and_then(|_| o.flush())

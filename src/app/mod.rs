@@ -22,7 +22,8 @@ pub fn run(cli: Cli) -> Result<u8> {
         Command::Trace(a) => trace::trace(g, &a),
         Command::Check(a) => trace::check(g, &a),
         Command::Plan(a) => inspect::plan(g, &a),
-        Command::Lint => inspect::lint(g),
+        Command::Lint(a) => inspect::lint(g, &a),
+        Command::Baseline(crate::cli::BaselineCommand::Write(a)) => trace::baseline_write(g, &a),
         Command::Show(a) => inspect::show(g, &a),
         Command::Probe(p) => probe::probe(g, &p),
         Command::Explain(a) => trace::explain(g, &a),
@@ -66,6 +67,13 @@ pub fn parse_duration(s: &str) -> Result<Duration> {
         return Err(bad());
     }
     Ok(Duration::from_secs_f64(secs))
+}
+
+/// Read a `--baseline` file; its entries may name any code the tool reports.
+pub(crate) fn load_baseline(path: &std::path::Path) -> Result<crate::baseline::Baseline> {
+    let codes = trace::all_codes();
+    let names: Vec<&str> = codes.iter().map(|c| c.code).collect();
+    crate::baseline::Baseline::load(path, &names)
 }
 
 /// A tokio runtime for the async commands.

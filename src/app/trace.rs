@@ -1,7 +1,7 @@
 //! `trace`, `check`, `explain`: plan → execute → diagnose → render.
 
 use super::parse_duration;
-use crate::cli::{CheckArgs, ExplainArgs, GlobalArgs, RunArgs, TraceArgs};
+use crate::cli::{BaselineWriteArgs, CheckArgs, ExplainArgs, GlobalArgs, RunArgs, TraceArgs};
 use crate::diagnose::{self, catalog, Overall, Report};
 use crate::engine::{SavedRun, SavedRuns, RUN_SCHEMA_VERSION};
 use crate::error::{Error, Result};
@@ -10,26 +10,112 @@ use std::io::Write;
 use std::time::{Duration, Instant};
 
 pub fn trace(g: &GlobalArgs, a: &TraceArgs) -> Result<u8> {
-    let reports = run_targets(g, std::slice::from_ref(&a.target), &a.run)?;
-    emit(g, &reports)
+    let baseline = a
+        .baseline
+        .as_deref()
+        .map(super::load_baseline)
+        .transpose()?;
+    let mut reports = run_targets(g, std::slice::from_ref(&a.target), &a.run)?;
+    let summary = accept(&mut reports, baseline.as_ref());
+    emit(g, &reports)?;
+    finish(g, &reports, summary.as_ref())
+}
+
+/// Apply `--baseline` to diagnosed reports.
+fn accept(
+    reports: &mut [Report],
+    baseline: Option<&crate::baseline::Baseline>,
+) -> Option<crate::baseline::Summary> {
+    baseline.map(|b| crate::baseline::apply_reports(reports, b, crate::baseline::Day::today()))
+}
+
+/// After the report: the baseline's lines under a table, and the exit code.
+fn finish(
+    g: &GlobalArgs,
+    reports: &[Report],
+    summary: Option<&crate::baseline::Summary>,
+) -> Result<u8> {
+    if let (Some(s), crate::cli::Format::Table) = (summary, g.format) {
+        let mut out = std::io::stdout().lock();
+        let text = format!("\n{}", crate::baseline::summary_lines(s));
+        match out.write_all(text.as_bytes()).and_then(|_| out.flush()) {
+            Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+                return Err(Error::tool(format!("writing the report: {e}")))
+            }
+            _ => {}
+        }
+    }
+    Ok(report::overall(reports).exit_code())
 }
 
 pub fn check(g: &GlobalArgs, a: &CheckArgs) -> Result<u8> {
-    let targets = if a.all {
-        if !a.targets.is_empty() {
-            return Err(Error::input("check: give targets or --all, not both"));
+    let baseline = a
+        .baseline
+        .as_deref()
+        .map(super::load_baseline)
+        .transpose()?;
+    let targets = targets_of(g, "check", &a.targets, a.all)?;
+    let mut reports = run_targets(g, &targets, &a.run)?;
+    let summary = accept(&mut reports, baseline.as_ref());
+    emit(g, &reports)?;
+    finish(g, &reports, summary.as_ref())
+}
+
+/// The targets named, or every target with `--all`.
+fn targets_of(g: &GlobalArgs, cmd: &str, named: &[String], all: bool) -> Result<Vec<String>> {
+    let targets = if all {
+        if !named.is_empty() {
+            return Err(Error::input(format!(
+                "{cmd}: give targets or --all, not both"
+            )));
         }
         super::live::all_targets(g)?
     } else {
-        a.targets.clone()
+        named.to_vec()
     };
     if targets.is_empty() {
-        return Err(Error::input(
-            "check: name at least one target, or use --all",
-        ));
+        return Err(Error::input(format!(
+            "{cmd}: name at least one target, or use --all"
+        )));
     }
+    Ok(targets)
+}
+
+/// `baseline write FILE`: trace the targets, lint the configs, and write every error found as
+/// an accepted entry (sorted, stable; an existing FILE only with `--force`).
+pub fn baseline_write(g: &GlobalArgs, a: &BaselineWriteArgs) -> Result<u8> {
+    use crate::fsutil::{write_atomic, Existing};
+    if !a.force && std::fs::symlink_metadata(&a.file).is_ok() {
+        return Err(Error::input(format!(
+            "{} already exists; use --force to replace it",
+            a.file.display()
+        )));
+    }
+    let targets = targets_of(g, "baseline write", &a.targets, a.all)?;
     let reports = run_targets(g, &targets, &a.run)?;
-    emit(g, &reports)
+    let mut found: Vec<(crate::finding::Finding, String)> = Vec::new();
+    for r in &reports {
+        found.extend(r.findings.iter().map(|f| (f.clone(), r.target.clone())));
+    }
+    if a.run.replay.is_none() {
+        let m = super::inspect::load_model(g)?;
+        found.extend(crate::lint::run(&m).into_iter().map(|f| (f, String::new())));
+    }
+    let text = crate::baseline::render(&found);
+    let existing = if a.force {
+        Existing::Replace
+    } else {
+        Existing::Refuse
+    };
+    write_atomic(&a.file, text.as_bytes(), existing, 0o644)
+        .map_err(|e| Error::input(format!("baseline write: {}: {e}", a.file.display())))?;
+    let entries = text.matches("[[accept]]").count();
+    eprintln!(
+        "phoenix-doctor: wrote {entries} accepted finding{} to {} (review each reason)",
+        if entries == 1 { "" } else { "s" },
+        a.file.display()
+    );
+    Ok(crate::error::exit::HEALTHY)
 }
 
 /// Render reports to stdout and return the exit code of their overall verdict.
