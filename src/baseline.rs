@@ -63,8 +63,8 @@ pub struct Entry {
     /// The hop of a live finding; absent for a static (config) finding.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub hop: Option<String>,
-    /// What the finding is about: the traced target for a live finding, the subjects (or the
-    /// config location) for a static one. Absent: any.
+    /// What the finding is about: the traced target for a live finding, the config location
+    /// (`file#pointer`) for a static one. Absent: any.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub subject: Option<String>,
     /// Why the finding is accepted.
@@ -146,19 +146,25 @@ pub fn key(f: &Finding, target: &str) -> Key {
     }
 }
 
-/// A static finding is about its subjects (addresses, names, guests); without them, about the
-/// config location it came from.
+/// A static finding is about the config location it came from (`file#pointer`, which does not
+/// move with addresses); without one, about its subjects.
 fn static_subject(f: &Finding) -> String {
-    if !f.subjects.is_empty() {
-        return f.subjects.join(" ");
+    match f.provenance.first() {
+        Some(p) => format!("{}#{}", p.file, p.pointer),
+        None => f.subjects.join(" "),
     }
-    f.provenance
-        .first()
-        .map(|p| format!("{}#{}", p.file, p.pointer))
-        .unwrap_or_default()
 }
 
 const KNOWN_KEYS: &[&str] = &["code", "hop", "subject", "reason", "expires"];
+
+/// A parser message on one line.
+fn one_line(s: &str) -> String {
+    s.split('\n')
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join(": ")
+}
 
 /// 1-based line of byte offset `at` in `text`.
 fn line_of(text: &str, at: usize) -> usize {
@@ -181,7 +187,7 @@ impl Baseline {
             let line = e.span().map(|s| line_of(text, s.start)).unwrap_or(1);
             Error::input(format!(
                 "{file}:{line}: not a baseline file: {}; expected `[[accept]]` tables (docs/baseline.md)",
-                e.message().trim()
+                one_line(e.message())
             ))
         })?;
         // Re-read with spans to report lines of the entries.
@@ -189,7 +195,7 @@ impl Baseline {
             let line = e.span().map(|s| line_of(text, s.start)).unwrap_or(1);
             Error::input(format!(
                 "{file}:{line}: {}; expected `[[accept]]` tables with code, hop, subject, reason, expires (docs/baseline.md)",
-                e.message().trim()
+                one_line(e.message())
             ))
         })?;
         if let Some(k) = doc.get_ref().keys().find(|k| *k != "accept") {
@@ -324,6 +330,8 @@ struct Tally<'a> {
     used: Vec<bool>,
     expired: Vec<bool>,
     accepted: usize,
+    /// Static findings repeat in every trace they bear on: counted once.
+    counted_static: std::collections::BTreeSet<Key>,
 }
 
 impl<'a> Tally<'a> {
@@ -334,6 +342,7 @@ impl<'a> Tally<'a> {
             used: vec![false; baseline.entries.len()],
             expired: vec![false; baseline.entries.len()],
             accepted: 0,
+            counted_static: Default::default(),
         }
     }
 
@@ -354,10 +363,13 @@ impl<'a> Tally<'a> {
             self.used[i] = true;
             self.expired[i] = true;
         }
+        let first_time = f.origin != "static" || self.counted_static.insert(k.clone());
         f.accepted = hit.map(|e| {
             let i = self.index(e);
             self.used[i] = true;
-            self.accepted += 1;
+            if first_time {
+                self.accepted += 1;
+            }
             Accepted {
                 reason: e.reason.clone(),
                 expires: e.expires.map(|d| d.to_string()),
@@ -493,9 +505,13 @@ pub fn summary_lines(s: &Summary) -> String {
     out
 }
 
-/// Findings of `r` accepted by a baseline (live and static).
+/// Live findings of `r` accepted by a baseline: the divergences the verdict no longer counts
+/// (`healthy (N accepted)`).
 pub fn accepted_count(r: &Report) -> usize {
-    r.findings.iter().filter(|f| f.accepted.is_some()).count()
+    r.findings
+        .iter()
+        .filter(|f| f.origin != "static" && f.accepted.is_some())
+        .count()
 }
 
 /// The acceptance that covers step `s` of `r`, for renderers that show steps (JUnit): the

@@ -274,6 +274,14 @@ pub struct LabArgs {
     /// Where to write the lab's config dir and PKI [default: a temp dir].
     #[arg(long)]
     pub dir: Option<PathBuf>,
+    /// Serve the platform this config dir describes (e.g. the platform's reference
+    /// configuration, with its own defects) instead of the built-in one; its stacks are read
+    /// from ../stacks beside it.
+    #[arg(long, value_name = "DIR")]
+    pub serve_config: Option<PathBuf>,
+    /// Second octet of the lab's loopback block (127.<NET>.0.0/24), so labs can run side by side.
+    #[arg(long, default_value_t = 0, value_name = "NET")]
+    pub net: u8,
     /// Inject a named fault (repeatable; see --list-faults).
     #[arg(long = "fault", value_name = "NAME")]
     pub faults: Vec<String>,

@@ -164,7 +164,7 @@ impl std::fmt::Display for EntryRef {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BaselineSummary {
     pub file: String,
-    /// Findings accepted (counted once per finding shown).
+    /// Findings accepted (a static finding shown in several traces counts once).
     pub accepted: usize,
     /// Entries that matched a finding but whose expiry date has passed: the finding counts.
     #[serde(default)]

@@ -121,11 +121,19 @@ pub fn lab(g: &GlobalArgs, a: &LabArgs) -> Result<u8> {
     let spec = LabSpec {
         dir: a.dir.clone(),
         faults: parse_faults(&a.faults)?,
-        net: 0,
+        net: a.net,
     };
+    let reference = a
+        .serve_config
+        .as_deref()
+        .map(|d| lab::Reference::load(d, None))
+        .transpose()?;
     let rt = super::runtime()?;
     rt.block_on(async {
-        let handle = Lab::start(&spec).await?;
+        let handle = match &reference {
+            Some(r) => Lab::start_reference(&spec, r).await?,
+            None => Lab::start(&spec).await?,
+        };
         describe(&handle, &mut std::io::stdout())
             .map_err(|e| Error::tool(format!("writing to stdout: {e}")))?;
         wait_for_stop().await;

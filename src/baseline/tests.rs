@@ -333,23 +333,33 @@ fn stale_entries_are_the_unmatched_ones_this_run_could_see() {
 }
 
 #[test]
-fn static_findings_match_by_their_subjects() {
+fn static_findings_match_by_their_config_location() {
+    let manifest =
+        |ptr: &str| crate::config::Provenance::new("etc/certificate-manifest.json", ptr, Some(14));
     let mut f = Finding::new("PD-CERT-006", Severity::Error, "no sans").static_origin();
-    f.subjects = vec!["portainer.internal.thinkheads.ai".into()];
+    f.subjects = vec!["10.0.0.111".into()];
+    f.provenance = vec![manifest("/1")];
     let k = key(&f, "qdrant");
     assert_eq!(k.hop, "");
-    assert_eq!(k.subject, "portainer.internal.thinkheads.ai");
-    let b = parse("[[accept]]\ncode = \"PD-CERT-006\"\nsubject = \"portainer.internal.thinkheads.ai\"\nreason = \"x\"\n").unwrap();
+    assert_eq!(k.subject, "etc/certificate-manifest.json#/1");
+    let b = parse("[[accept]]\ncode = \"PD-CERT-006\"\nsubject = \"etc/certificate-manifest.json#/1\"\nreason = \"x\"\n").unwrap();
     let mut fs = vec![f.clone()];
     let s = apply_findings(&mut fs, &b, day("2026-12-03"));
     assert!(fs[0].accepted.is_some());
     assert!(!counts(&fs[0]));
     assert_eq!(s.accepted, 1);
     let mut other = f;
-    other.subjects = vec!["traefik.internal.thinkheads.ai".into()];
+    other.provenance = vec![manifest("/2")];
     let mut fs = vec![other];
     apply_findings(&mut fs, &b, day("2026-12-03"));
     assert!(counts(&fs[0]));
+    // Without a config location, the subjects.
+    let mut bare = Finding::new("PD-CERT-006", Severity::Error, "x").static_origin();
+    bare.subjects = vec!["lxc:102".into(), "traefik.internal.thinkheads.ai".into()];
+    assert_eq!(
+        key(&bare, "").subject,
+        "lxc:102 traefik.internal.thinkheads.ai"
+    );
 }
 
 #[test]
@@ -383,7 +393,12 @@ fn symptoms_and_later_failures_follow_their_hop() {
 fn written_files_are_sorted_stable_and_parse_back() {
     let mut stat =
         Finding::new("PD-CERT-006", Severity::Error, "portainer has no `sans`").static_origin();
-    stat.subjects = vec!["portainer.internal.thinkheads.ai".into()];
+    stat.subjects = vec!["127.9.0.111".into()];
+    stat.provenance = vec![crate::config::Provenance::new(
+        "etc/certificate-manifest.json",
+        "/1",
+        Some(14),
+    )];
     let warn = Finding::new("PD-TLS-002", Severity::Warning, "a warning");
     let found = vec![
         (live("PD-TCP-001", "router-ollama"), "ollama".to_string()),
