@@ -58,6 +58,25 @@ fn run(lab: &RefLab, args: &[&str]) -> (i32, String) {
     (out.status.code().unwrap_or(-1), format!("{stdout}{stderr}"))
 }
 
+/// `check --all --format junit`, with or without a baseline.
+fn junit(lab: &RefLab, baseline: Option<&Path>) -> (i32, String) {
+    let mut args = vec!["check", "--all", "--format", "junit"];
+    if let Some(b) = baseline {
+        args.extend(["--baseline", b.to_str().unwrap()]);
+    }
+    run(lab, &args)
+}
+
+/// The report of `target` in a `check` JSON document.
+fn report<'a>(v: &'a Value, target: &str) -> &'a Value {
+    v["reports"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["target"] == target)
+        .unwrap_or_else(|| panic!("no report for {target}"))
+}
+
 fn check_json(lab: &RefLab, extra: &[&str]) -> (i32, Value) {
     let mut args = vec!["check", "--all", "--format", "json"];
     args.extend_from_slice(extra);
@@ -141,12 +160,7 @@ fn reference_lab_is_red_without_a_baseline_and_green_with_the_known_one() {
     let errors = live_errors(&v);
     assert_eq!(errors.len(), known_defects().len());
     assert!(errors.iter().all(|e| e.3), "all accepted: {errors:?}");
-    let nginx = v["reports"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|r| r["target"] == "nginx")
-        .unwrap();
+    let nginx = report(&v, "nginx");
     assert_eq!(nginx["verdict"], "healthy");
     assert!(nginx["first_divergence"].is_null());
     let f = nginx["findings"]
@@ -174,17 +188,7 @@ fn reference_lab_is_red_without_a_baseline_and_green_with_the_known_one() {
     assert!(out.contains("trace qdrant: HEALTHY (2 accepted)"), "{out}");
 
     // JUnit: accepted failures are passed test cases with a note; nothing fails.
-    let (code, xml) = run(
-        &lab,
-        &[
-            "check",
-            "--all",
-            "--format",
-            "junit",
-            "--baseline",
-            file.to_str().unwrap(),
-        ],
-    );
+    let (code, xml) = junit(&lab, Some(&file));
     assert_eq!(code, 0);
     assert!(xml.contains(r#"failures="0""#), "{xml}");
     assert!(!xml.contains("<failure"), "{xml}");
@@ -203,7 +207,7 @@ fn reference_lab_is_red_without_a_baseline_and_green_with_the_known_one() {
     assert!(xml.contains(r#"<property name="baseline.file""#));
 
     // Without the baseline the same step is a failure.
-    let (_, xml) = run(&lab, &["check", "--all", "--format", "junit"]);
+    let (_, xml) = junit(&lab, None);
     let case = xml
         .split("<testcase ")
         .find(|c| c.starts_with(r#"classname="nginx.router-nginx""#) && c.contains("(http from"))
@@ -323,27 +327,12 @@ fn one_new_fault_on_the_reference_lab_is_not_accepted() {
         vec![(s("qdrant"), s("PD-TCP-001"), s("router-qdrant"), false)],
         "only the new fault counts"
     );
-    let qdrant = v["reports"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|r| r["target"] == "qdrant")
-        .unwrap();
+    let qdrant = report(&v, "qdrant");
     assert_eq!(qdrant["verdict"], "diverged");
     assert_eq!(qdrant["first_divergence"]["hop"], "router-qdrant");
     assert_eq!(qdrant["first_divergence"]["code"], "PD-TCP-001");
 
-    let (code, xml) = run(
-        &lab,
-        &[
-            "check",
-            "--all",
-            "--format",
-            "junit",
-            "--baseline",
-            file.to_str().unwrap(),
-        ],
-    );
+    let (code, xml) = junit(&lab, Some(&file));
     assert_eq!(code, 1);
     let failures: Vec<&str> = xml
         .split("<testcase ")

@@ -423,7 +423,7 @@ fn written_files_are_sorted_stable_and_parse_back() {
             (
                 "PD-CERT-006",
                 None,
-                Some("portainer.internal.thinkheads.ai")
+                Some("etc/certificate-manifest.json#/1")
             ),
             ("PD-HTTP-002", Some("router-nginx"), Some("nginx")),
             ("PD-TCP-001", Some("router-ollama"), Some("ollama")),
