@@ -177,6 +177,17 @@ fn reference_lab_is_red_without_a_baseline_and_green_with_the_known_one() {
     assert_eq!(v["baseline"]["file"], file.to_str().unwrap());
     assert_eq!(v["baseline"]["stale"], serde_json::json!([]));
     assert!(v["baseline"]["accepted"].as_u64().unwrap() >= known_defects().len() as u64);
+    // Each report, with its `accepted` findings and `baseline` summary, is a documented trace report.
+    let schema: Value = serde_json::from_str(
+        &std::fs::read_to_string(fixture("docs/schema/trace-report.v1.json")).unwrap(),
+    )
+    .unwrap();
+    let validator = jsonschema::validator_for(&schema).expect("the schema compiles");
+    for r in v["reports"].as_array().unwrap() {
+        let errors: Vec<String> = validator.iter_errors(r).map(|e| e.to_string()).collect();
+        assert!(errors.is_empty(), "{}: {errors:?}", r["target"]);
+        assert_eq!(r["baseline"], v["baseline"]);
+    }
 
     // The table says healthy with the count of accepted divergences.
     let (code, out) = run(
