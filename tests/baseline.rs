@@ -189,6 +189,21 @@ fn reference_lab_is_red_without_a_baseline_and_green_with_the_known_one() {
         assert_eq!(r["baseline"], v["baseline"]);
     }
 
+    // --wait stops at the first attempt when only accepted findings remain.
+    let (code, v) = check_json(
+        &lab,
+        &["--baseline", file.to_str().unwrap(), "--wait", "20s"],
+    );
+    assert_eq!(code, 0, "{v:#}");
+    assert!(
+        v["reports"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|r| r["attempts"] == 1),
+        "{v:#}"
+    );
+
     // The table says healthy with the count of accepted divergences.
     let (code, out) = run(
         &lab,

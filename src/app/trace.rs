@@ -15,26 +15,19 @@ pub fn trace(g: &GlobalArgs, a: &TraceArgs) -> Result<u8> {
         .as_deref()
         .map(super::load_baseline)
         .transpose()?;
-    let mut reports = run_targets(g, std::slice::from_ref(&a.target), &a.run)?;
-    let summary = accept(&mut reports, baseline.as_ref());
+    let reports = run_targets_with(
+        g,
+        std::slice::from_ref(&a.target),
+        &a.run,
+        baseline.as_ref(),
+    )?;
     emit(g, &reports)?;
-    finish(g, &reports, summary.as_ref())
-}
-
-/// Apply `--baseline` to diagnosed reports.
-fn accept(
-    reports: &mut [Report],
-    baseline: Option<&crate::baseline::Baseline>,
-) -> Option<crate::baseline::Summary> {
-    baseline.map(|b| crate::baseline::apply_reports(reports, b, crate::baseline::Day::today()))
+    finish(g, &reports)
 }
 
 /// After the report: the baseline's lines under a table, and the exit code.
-fn finish(
-    g: &GlobalArgs,
-    reports: &[Report],
-    summary: Option<&crate::baseline::Summary>,
-) -> Result<u8> {
+fn finish(g: &GlobalArgs, reports: &[Report]) -> Result<u8> {
+    let summary = reports.first().and_then(|r| r.baseline.as_ref());
     if let (Some(s), crate::cli::Format::Table) = (summary, g.format) {
         let mut out = std::io::stdout().lock();
         let text = format!("\n{}", crate::baseline::summary_lines(s));
@@ -55,10 +48,9 @@ pub fn check(g: &GlobalArgs, a: &CheckArgs) -> Result<u8> {
         .map(super::load_baseline)
         .transpose()?;
     let targets = targets_of(g, "check", &a.targets, a.all)?;
-    let mut reports = run_targets(g, &targets, &a.run)?;
-    let summary = accept(&mut reports, baseline.as_ref());
+    let reports = run_targets_with(g, &targets, &a.run, baseline.as_ref())?;
     emit(g, &reports)?;
-    finish(g, &reports, summary.as_ref())
+    finish(g, &reports)
 }
 
 /// The targets named, or every target with `--all`.
@@ -141,8 +133,26 @@ pub(crate) fn run_targets(
     targets: &[String],
     run: &RunArgs,
 ) -> Result<Vec<Report>> {
+    run_targets_with(g, targets, run, None)
+}
+
+/// [`run_targets`] with a baseline applied to every attempt (so `--wait` stops once only
+/// accepted findings remain).
+fn run_targets_with(
+    g: &GlobalArgs,
+    targets: &[String],
+    run: &RunArgs,
+    baseline: Option<&crate::baseline::Baseline>,
+) -> Result<Vec<Report>> {
+    let accept = |reports: &mut Vec<Report>| {
+        if let Some(b) = baseline {
+            crate::baseline::apply_reports(reports, b, crate::baseline::Day::today());
+        }
+    };
     if let Some(file) = &run.replay {
-        return replay(file, targets);
+        let mut reports = replay(file, targets)?;
+        accept(&mut reports);
+        return Ok(reports);
     }
     let wait = run.wait.as_deref().map(parse_duration).transpose()?;
     let interval = parse_duration(&run.interval)?;
@@ -151,7 +161,7 @@ pub(crate) fn run_targets(
     loop {
         attempts += 1;
         let saved = super::live::execute(g, targets, run)?;
-        let reports: Vec<Report> = saved
+        let mut reports: Vec<Report> = saved
             .iter()
             .map(|s| {
                 let mut r = diagnose::diagnose(&s.plan, &s.run, &s.static_findings);
@@ -159,6 +169,7 @@ pub(crate) fn run_targets(
                 r
             })
             .collect();
+        accept(&mut reports);
         let healthy = report::overall(&reports) == Overall::Healthy;
         let out_of_time = match wait {
             None => true,
