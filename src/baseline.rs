@@ -485,21 +485,24 @@ fn divergence_of(r: &Report, f: &Finding) -> Option<Divergence> {
 /// The lines a table shows under a run with a baseline: what it accepted, the entries that
 /// expired (their findings count again) and the stale ones (nothing matched: remove them).
 pub fn summary_lines(s: &Summary) -> String {
+    use crate::fsutil::escape_terminal_line as esc;
     let mut out = format!(
         "baseline {}: {} finding{} accepted\n",
-        s.file,
+        esc(&s.file),
         s.accepted,
         if s.accepted == 1 { "" } else { "s" }
     );
     for e in &s.expired {
         out.push_str(&format!(
-            "  expired baseline entry ({e}, expired {}): its finding counts again\n",
+            "  expired baseline entry ({}, expired {}): its finding counts again\n",
+            esc(&e.to_string()),
             e.expires.as_deref().unwrap_or("?")
         ));
     }
     for e in &s.stale {
         out.push_str(&format!(
-            "  info: stale baseline entry ({e}): nothing matches it any more; remove it\n"
+            "  info: stale baseline entry ({}): nothing matches it any more; remove it\n",
+            esc(&e.to_string())
         ));
     }
     out
@@ -539,14 +542,23 @@ pub fn step_acceptance<'a>(r: &'a Report, s: &crate::diagnose::StepResult) -> Op
     errors[0].accepted.as_ref()
 }
 
-/// Render a baseline file from findings: one `[[accept]]` per distinct (code, hop, subject),
-/// sorted, with the finding's title as a reason to review. Only errors are recorded (warnings
-/// and info never change a verdict).
+/// The catalogue title of a code (live or static), for the reason `write` proposes.
+fn code_title(code: &str) -> &'static str {
+    crate::diagnose::catalog::lookup(code)
+        .or_else(|| crate::lint::lookup(code))
+        .map(|c| c.title)
+        .unwrap_or("finding")
+}
+
+/// Render a baseline file from `(finding, traced target)` pairs: one `[[accept]]` per distinct
+/// (code, hop, subject), sorted, with the code's catalogue title as a reason to review (no
+/// addresses, no timings: the same findings always give the same bytes). Only errors are
+/// recorded (warnings and info never change a verdict).
 pub fn render(findings: &[(Finding, String)]) -> String {
     let mut keyed: Vec<(Key, String)> = findings
         .iter()
         .filter(|(f, _)| f.severity == Severity::Error)
-        .map(|(f, target)| (key(f, target), f.title.clone()))
+        .map(|(f, target)| (key(f, target), format!("known: {}", code_title(&f.code))))
         .collect();
     keyed.sort();
     keyed.dedup_by(|a, b| a.0 == b.0);
@@ -565,7 +577,7 @@ pub fn render(findings: &[(Finding, String)]) -> String {
         if !k.subject.is_empty() {
             out.push_str(&format!("subject = {}\n", q(&k.subject)));
         }
-        out.push_str(&format!("reason = {}\n", q(&format!("known: {title}"))));
+        out.push_str(&format!("reason = {}\n", q(&title)));
     }
     out
 }

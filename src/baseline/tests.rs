@@ -434,4 +434,8 @@ fn written_files_are_sorted_stable_and_parse_back() {
         !text.contains("127.9.0.153"),
         "no addresses that are not the subject"
     );
+    assert_eq!(
+        b.entries[1].reason, "known: unexpected HTTP status",
+        "the code's catalogue title, not the finding's words"
+    );
 }
