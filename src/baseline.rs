@@ -293,14 +293,20 @@ impl Baseline {
         })
     }
 
-    /// The first entry that accepts `key` today, and the expired entries that would have.
-    fn lookup(&self, key: &Key, today: Day) -> (Option<&Entry>, Vec<&Entry>) {
+    /// The index of the first entry that accepts `key` today, and those of the expired entries
+    /// that would have.
+    fn lookup(&self, key: &Key, today: Day) -> (Option<usize>, Vec<usize>) {
         let mut expired = Vec::new();
-        for e in self.entries.iter().filter(|e| e.matches(key)) {
+        for (i, e) in self
+            .entries
+            .iter()
+            .enumerate()
+            .filter(|(_, e)| e.matches(key))
+        {
             if e.expired(today) {
-                expired.push(e);
+                expired.push(i);
             } else {
-                return (Some(e), expired);
+                return (Some(i), expired);
             }
         }
         (None, expired)
@@ -346,26 +352,17 @@ impl<'a> Tally<'a> {
         }
     }
 
-    fn index(&self, e: &Entry) -> usize {
-        self.baseline
-            .entries
-            .iter()
-            .position(|x| std::ptr::eq(x, e))
-            .unwrap_or(0)
-    }
-
     /// Mark `f` accepted when an entry matches it.
     fn apply(&mut self, f: &mut Finding, target: &str) {
         let k = key(f, target);
         let (hit, expired) = self.baseline.lookup(&k, self.today);
-        for e in expired {
-            let i = self.index(e);
+        for i in expired {
             self.used[i] = true;
             self.expired[i] = true;
         }
         let first_time = f.origin != "static" || self.counted_static.insert(k.clone());
-        f.accepted = hit.map(|e| {
-            let i = self.index(e);
+        f.accepted = hit.map(|i| {
+            let e = &self.baseline.entries[i];
             self.used[i] = true;
             if first_time {
                 self.accepted += 1;
