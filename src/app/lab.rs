@@ -136,6 +136,12 @@ pub fn lab(g: &GlobalArgs, a: &LabArgs) -> Result<u8> {
         };
         describe(&handle, &mut std::io::stdout())
             .map_err(|e| Error::tool(format!("writing to stdout: {e}")))?;
+        if let Some(r) = &reference {
+            println!(
+                "platform: built from {} (its own defects included; every other service it declares answers on its address)",
+                r.config_dir.display()
+            );
+        }
         wait_for_stop().await;
         handle.shutdown();
         Ok(0)

@@ -112,13 +112,13 @@ impl Reference {
         hyp["network"]["interfaces"]["dns_nameservers"] = json!([addrs.host.to_string()]);
         hyp["network"]["fallback_dns"] = json!(addrs.host.to_string());
         hyp["dns_server"]["upstream_servers"] = json!([]);
-        if hyp["portainer_api"].is_object() {
-            hyp["portainer_api"]["admin_password"] = json!("lab-placeholder-password");
-        }
         let mut lxc = self.lxc.clone();
         relocate(&mut lxc, addrs);
         let mut vm = self.vm.clone();
         relocate(&mut vm, addrs);
+        for v in [&mut hyp, &mut lxc, &mut vm] {
+            scrub(v);
+        }
         let mut manifest = self.manifest.clone();
         relocate(&mut manifest, addrs);
         if let Some(entries) = manifest.as_array_mut() {
@@ -141,6 +141,7 @@ impl Reference {
             .map(|(n, v)| {
                 let mut v = v.clone();
                 relocate(&mut v, addrs);
+                scrub(&mut v);
                 (n.clone(), v)
             })
             .collect();
@@ -151,6 +152,29 @@ impl Reference {
             manifest,
             stacks,
         }
+    }
+}
+
+/// Replace secrets (string values of keys naming a password, secret, token or key, but not a
+/// file or path holding one) with a placeholder, so the lab never copies them.
+fn scrub(v: &mut Value) {
+    match v {
+        Value::Object(o) => {
+            for (k, x) in o.iter_mut() {
+                let k = k.to_ascii_lowercase();
+                let secret = ["password", "secret", "token", "api_key", "apikey"]
+                    .iter()
+                    .any(|s| k.contains(s))
+                    && !(k.ends_with("_file") || k.ends_with("_path"));
+                if secret && x.is_string() {
+                    *x = json!("lab-placeholder-secret");
+                } else {
+                    scrub(x);
+                }
+            }
+        }
+        Value::Array(a) => a.iter_mut().for_each(scrub),
+        _ => {}
     }
 }
 
@@ -204,4 +228,75 @@ pub async fn serve_backends(addrs: &[SocketAddr]) -> Result<Vec<JoinHandle<()>>>
         tasks.push(tokio::spawn(servers::serve(l, None, plain_service())));
     }
     Ok(tasks)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn reference() -> Reference {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/configs/reference/etc");
+        Reference::load(&dir, None).expect("the reference config reads")
+    }
+
+    #[test]
+    fn the_gateway_certificate_carries_the_manifests_sans() {
+        assert_eq!(
+            reference().gateway_names(),
+            vec![
+                "nginx.internal.thinkheads.ai".to_string(),
+                "portainer.internal.thinkheads.ai".to_string()
+            ]
+        );
+    }
+
+    #[test]
+    fn every_guest_moves_to_loopback_and_no_secret_is_copied() {
+        let r = reference();
+        let pki = PkiPaths {
+            root_ca: "/lab/root.crt".into(),
+            ca_bundle: "/lab/ca.crt".into(),
+            gateway_cert: "/lab/gw.crt".into(),
+            gateway_key: "/lab/gw.key".into(),
+            portainer_cert: "/lab/p.crt".into(),
+            portainer_key: "/lab/p.key".into(),
+            router_client_cert: "/lab/c.crt".into(),
+            router_client_key: "/lab/c.key".into(),
+        };
+        let cfg = r.build(&Addrs::new(9), &pki);
+        let all = serde_json::to_string(&json!([
+            cfg.hypervisor,
+            cfg.lxc,
+            cfg.vm,
+            cfg.manifest,
+            cfg.stacks.iter().map(|(_, v)| v).collect::<Vec<_>>()
+        ]))
+        .unwrap();
+        assert!(!all.contains("10.0.0."), "every platform address moved");
+        assert!(
+            !all.contains("NewKick"),
+            "the Portainer admin password is not copied"
+        );
+        assert!(all.contains("lab-placeholder-secret"));
+        assert!(
+            all.contains("phoenix_hf_token.conf"),
+            "paths to secrets stay"
+        );
+        // All guests of the reference are served, not only the built-in lab's.
+        let lxcs = cfg.lxc["lxc_configs"].as_object().unwrap();
+        assert!(lxcs.len() > 3, "{:?}", lxcs.keys().collect::<Vec<_>>());
+        assert_eq!(
+            cfg.lxc["lxc_configs"]["917"]["network_config"]["ip"]
+                .as_str()
+                .map(|s| s.starts_with("127.9.0.")),
+            Some(true)
+        );
+        let names: Vec<&str> = cfg.stacks.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(
+            names,
+            ["portainer_service", "qdrant_service", "thinkheads_ai_app"]
+        );
+        // The manifest's gateway entry points at the lab's certificate.
+        assert_eq!(cfg.manifest[0]["cert_path"], json!("/lab/gw.crt"));
+    }
 }
