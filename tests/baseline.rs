@@ -189,6 +189,24 @@ fn reference_lab_is_red_without_a_baseline_and_green_with_the_known_one() {
         assert_eq!(r["baseline"], v["baseline"]);
     }
 
+    // `trace` one target: the entries for other targets are not stale (they were not looked at).
+    let (code, out) = run(
+        &lab,
+        &[
+            "trace",
+            "nginx",
+            "--format",
+            "json",
+            "--baseline",
+            file.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(code, 0, "{out}");
+    let t: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(t["verdict"], "healthy");
+    assert_eq!(t["baseline"]["stale"], serde_json::json!([]));
+    assert_eq!(t["baseline"]["file"], file.to_str().unwrap());
+
     // --wait stops at the first attempt when only accepted findings remain.
     let (code, v) = check_json(
         &lab,
