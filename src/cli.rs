@@ -175,6 +175,11 @@ pub enum Command {
     ///
     /// Example: phoenix-doctor agent < job.json
     Agent,
+    /// Record the current findings as accepted (a baseline file for `--baseline`).
+    ///
+    /// Example: phoenix-doctor baseline write known.toml --all
+    #[command(subcommand)]
+    Baseline(BaselineCommand),
     /// Print shell completions.
     ///
     /// Example: phoenix-doctor completions bash > /etc/bash_completion.d/phoenix-doctor
@@ -233,6 +238,9 @@ pub struct RunArgs {
 pub struct TraceArgs {
     /// What to trace: a trace name (`qdrant`, `portainer`, `agent`, `step-ca`) or a routed service.
     pub target: String,
+    /// Accept the findings listed in FILE (TOML, see docs/baseline.md): shown, but not counted.
+    #[arg(long, value_name = "FILE")]
+    pub baseline: Option<PathBuf>,
     #[command(flatten)]
     pub run: RunArgs,
 }
@@ -244,6 +252,33 @@ pub struct CheckArgs {
     /// Every stack and Traefik-routed service.
     #[arg(long)]
     pub all: bool,
+    /// Accept the findings listed in FILE (TOML, see docs/baseline.md): shown, but not counted.
+    #[arg(long, value_name = "FILE")]
+    pub baseline: Option<PathBuf>,
+    #[command(flatten)]
+    pub run: RunArgs,
+}
+#[derive(Debug, Subcommand)]
+pub enum BaselineCommand {
+    /// Trace the targets (or --all), lint the configs, and write every error found as an
+    /// accepted entry to FILE (refuses an existing FILE without --force).
+    ///
+    /// Example: phoenix-doctor baseline write known.toml --all
+    Write(BaselineWriteArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct BaselineWriteArgs {
+    /// The baseline file to write.
+    pub file: PathBuf,
+    /// Targets to trace.
+    pub targets: Vec<String>,
+    /// Every stack and Traefik-routed service.
+    #[arg(long)]
+    pub all: bool,
+    /// Replace FILE if it exists.
+    #[arg(long)]
+    pub force: bool,
     #[command(flatten)]
     pub run: RunArgs,
 }
@@ -288,6 +323,9 @@ pub struct LintArgs {
     /// Report only these codes (repeatable; a prefix such as PD-FW matches a family).
     #[arg(long = "code", value_name = "CODE")]
     pub codes: Vec<String>,
+    /// Accept the findings listed in FILE (TOML, see docs/baseline.md): shown, but not counted.
+    #[arg(long, value_name = "FILE")]
+    pub baseline: Option<PathBuf>,
 }
 
 /// A finding severity on the command line.
@@ -334,6 +372,14 @@ pub struct LabArgs {
     /// Where to write the lab's config dir and PKI [default: a temp dir].
     #[arg(long)]
     pub dir: Option<PathBuf>,
+    /// Serve the platform this config dir describes (e.g. the platform's reference
+    /// configuration, with its own defects) instead of the built-in one; its stacks are read
+    /// from ../stacks beside it.
+    #[arg(long, value_name = "DIR")]
+    pub serve_config: Option<PathBuf>,
+    /// Second octet of the lab's loopback block (127.<NET>.0.0/24), so labs can run side by side.
+    #[arg(long, default_value_t = 0, value_name = "NET")]
+    pub net: u8,
     /// Inject a named fault (repeatable; see --list-faults).
     #[arg(long = "fault", value_name = "NAME")]
     pub faults: Vec<String>,

@@ -54,6 +54,10 @@ pub struct Finding {
     /// `lxc:103`); used to show static findings beside the live hops they bear on.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub subjects: Vec<String>,
+    /// Set when a baseline entry accepts this finding (`--baseline`, docs/baseline.md): it is
+    /// shown but no longer counts toward the verdict.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub accepted: Option<Accepted>,
 }
 
 fn live() -> String {
@@ -77,6 +81,7 @@ impl Finding {
             hint: String::new(),
             origin: live(),
             subjects: Vec::new(),
+            accepted: None,
         }
     }
 
@@ -115,6 +120,58 @@ impl Finding {
         self.subjects.push(s.into());
         self
     }
+}
+
+// ---- baselines (plain types; the format and the matching live in `baseline`) ----
+
+/// What a finding carries when a baseline entry accepts it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Accepted {
+    pub reason: String,
+    /// `YYYY-MM-DD`, the last day of the acceptance.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires: Option<String>,
+}
+
+/// One entry as the summary reports it (stale or expired).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EntryRef {
+    pub code: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hop: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subject: Option<String>,
+    /// Line of the entry in the baseline file.
+    pub line: usize,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires: Option<String>,
+}
+
+impl std::fmt::Display for EntryRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "line {}: {}", self.line, self.code)?;
+        if let Some(h) = &self.hop {
+            write!(f, " hop {h}")?;
+        }
+        if let Some(s) = &self.subject {
+            write!(f, " subject {s}")?;
+        }
+        Ok(())
+    }
+}
+
+/// The run-wide result of applying a baseline (the `baseline` object of the JSON output).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BaselineSummary {
+    pub file: String,
+    /// Findings accepted (a static finding shown in several traces counts once).
+    pub accepted: usize,
+    /// Entries that matched a finding but whose expiry date has passed: the finding counts.
+    #[serde(default)]
+    pub expired: Vec<EntryRef>,
+    /// Entries that matched nothing this run could have seen: the defect is gone.
+    #[serde(default)]
+    pub stale: Vec<EntryRef>,
 }
 
 /// One finding code.

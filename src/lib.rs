@@ -6,6 +6,7 @@
 //! `lint` reads the model alone; `lab` simulates the platform on loopback and nothing above imports it.
 
 pub mod app;
+pub mod baseline;
 pub mod cli;
 pub mod config;
 pub mod diagnose;

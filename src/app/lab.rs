@@ -121,13 +121,27 @@ pub fn lab(g: &GlobalArgs, a: &LabArgs) -> Result<u8> {
     let spec = LabSpec {
         dir: a.dir.clone(),
         faults: parse_faults(&a.faults)?,
-        net: 0,
+        net: a.net,
     };
+    let reference = a
+        .serve_config
+        .as_deref()
+        .map(|d| lab::Reference::load(d, None))
+        .transpose()?;
     let rt = super::runtime()?;
     rt.block_on(async {
-        let handle = Lab::start(&spec).await?;
+        let handle = match &reference {
+            Some(r) => Lab::start_reference(&spec, r).await?,
+            None => Lab::start(&spec).await?,
+        };
         describe(&handle, &mut super::stdout())
             .map_err(|e| Error::tool(format!("writing to stdout: {e}")))?;
+        if let Some(r) = &reference {
+            println!(
+                "platform: built from {} (its own defects included; every other service it declares answers on its address)",
+                r.config_dir.display()
+            );
+        }
         wait_for_stop().await;
         handle.shutdown();
         Ok(0)

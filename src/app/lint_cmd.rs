@@ -6,7 +6,6 @@ use crate::diagnose::{Overall, Report, StepResult, Verdict, REPORT_SCHEMA_VERSIO
 use crate::error::{exit, Error, Result};
 use crate::finding::{Finding, Severity};
 use crate::lint;
-use crate::model::Intended;
 use crate::observe::Layer;
 use crate::report;
 use tabled::builder::Builder;
@@ -16,6 +15,9 @@ use tabled::builder::Builder;
 struct LintJson<'a> {
     schema_version: u32,
     findings: &'a [&'a Finding],
+    /// With `--baseline`: what it accepted, expired and left stale.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    baseline: Option<&'a crate::baseline::Summary>,
 }
 
 /// Findings that share a code and a cause: the same defect seen on several subjects.
@@ -120,8 +122,13 @@ fn config_cell(f: &Finding, more: usize) -> String {
 }
 
 /// The table: one block per severity (errors first), one row per code and cause, fitted to
-/// `width` display columns (the code and the config line are kept whole), then a summary.
-pub fn render_table(findings: &[&Finding], width: usize) -> String {
+/// `width` display columns (the code and the config line are kept whole), then a summary (and,
+/// with a baseline, what it accepted and which of its entries are stale).
+pub fn render_table(
+    findings: &[&Finding],
+    width: usize,
+    baseline: Option<&crate::baseline::Summary>,
+) -> String {
     let mut out = String::new();
     for sev in [Severity::Error, Severity::Warning, Severity::Info] {
         let of_sev: Vec<&Finding> = findings
@@ -160,8 +167,19 @@ pub fn render_table(findings: &[&Finding], width: usize) -> String {
                     first.actual
                 )
             };
+            let code = match &first.accepted {
+                Some(a) => format!(
+                    "{}\naccepted{}",
+                    g.code,
+                    a.expires
+                        .as_ref()
+                        .map(|e| format!(" until {e}"))
+                        .unwrap_or_default()
+                ),
+                None => g.code.to_string(),
+            };
             b.push_record([
-                g.code.to_string(),
+                code,
                 text,
                 config_cell(first, g.cases.len() - 1),
             ]);
@@ -177,14 +195,21 @@ pub fn render_table(findings: &[&Finding], width: usize) -> String {
         count(Severity::Warning),
         count(Severity::Info)
     ));
+    if let Some(b) = baseline {
+        out.push_str(&crate::baseline::summary_lines(b));
+    }
     out
 }
 
 /// The JSON document.
-pub fn render_json(findings: &[&Finding]) -> Result<String> {
+pub fn render_json(
+    findings: &[&Finding],
+    baseline: Option<&crate::baseline::Summary>,
+) -> Result<String> {
     let mut s = serde_json::to_string_pretty(&LintJson {
         schema_version: 1,
         findings,
+        baseline,
     })
     .map_err(|e| Error::tool(format!("encoding JSON: {e}")))?;
     s.push('\n');
@@ -232,21 +257,25 @@ pub fn as_report(findings: &[&Finding]) -> Report {
         started_at: String::new(),
         duration_ms: 0.0,
         attempts: 1,
+        baseline: None,
     }
 }
 
-/// Render the findings for `m` in `format`, fitted to `width`; returns the text and the exit
-/// code (1 when an error-severity finding is selected).
-pub fn lint_text(m: &Intended, a: &LintArgs, format: Format, width: usize) -> Result<(String, u8)> {
-    let all = lint::run(m);
-    let findings = select(&all, a);
-    let text = match format {
-        Format::Table => render_table(&findings, width),
-        Format::Json => render_json(&findings)?,
+/// Render the selected findings in `format` (table fitted to `width`), with what `baseline`
+/// accepted; returns the text and the exit code (1 when a selected error is not accepted).
+fn lint_text(
+    g: &GlobalArgs,
+    findings: &[&Finding],
+    baseline: Option<&crate::baseline::Summary>,
+    width: usize,
+) -> Result<(String, u8)> {
+    let text = match g.format {
+        Format::Table => render_table(findings, width, baseline),
+        Format::Json => render_json(findings, baseline)?,
         Format::Junit => {
             let mut buf = Vec::new();
             report::render(
-                &as_report(&findings),
+                &as_report(findings),
                 Format::Junit,
                 report::Style::default(),
                 &mut buf,
@@ -254,14 +283,23 @@ pub fn lint_text(m: &Intended, a: &LintArgs, format: Format, width: usize) -> Re
             .map_err(|e| Error::tool(format!("rendering JUnit: {e}")))?;
             String::from_utf8_lossy(&buf).into_owned()
         }
+        Format::Github => {
+            // One workflow-command annotation per finding, on its config line.
+            let mut owned: Vec<Finding> = findings.iter().map(|f| (*f).clone()).collect();
+            report::github::workspace_paths(owned.iter_mut(), &g.config_dir);
+            let mut buf = Vec::new();
+            report::github::render_findings(&owned, &mut buf)
+                .map_err(|e| Error::tool(format!("rendering annotations: {e}")))?;
+            String::from_utf8_lossy(&buf).into_owned()
+        }
         other => {
             return Err(Error::input(format!(
-                "lint prints `table`, `json` or `junit`, not `{}`",
-                format!("{other:?}").to_lowercase()
+                "lint prints `table`, `json`, `junit` or `github`, not `{}`",
+                other.name()
             )))
         }
     };
-    let code = if findings.iter().any(|f| f.severity == Severity::Error) {
+    let code = if findings.iter().any(|f| crate::baseline::counts(f)) {
         exit::DIVERGED
     } else {
         exit::HEALTHY
@@ -269,28 +307,19 @@ pub fn lint_text(m: &Intended, a: &LintArgs, format: Format, width: usize) -> Re
     Ok((text, code))
 }
 
-/// `lint --format github`: one workflow-command annotation per selected finding, on its config line.
-fn lint_github(g: &GlobalArgs, m: &Intended, a: &LintArgs) -> Result<u8> {
-    let all = lint::run(m);
-    let mut findings: Vec<Finding> = select(&all, a).into_iter().cloned().collect();
-    crate::report::github::workspace_paths(findings.iter_mut(), &g.config_dir);
-    let mut out = Vec::new();
-    crate::report::github::render_findings(&findings, &mut out)
-        .map_err(|e| Error::tool(format!("rendering annotations: {e}")))?;
-    super::print(&String::from_utf8_lossy(&out))?;
-    Ok(if findings.iter().any(|f| f.severity == Severity::Error) {
-        exit::DIVERGED
-    } else {
-        exit::HEALTHY
-    })
-}
-
 pub fn lint(g: &GlobalArgs, a: &LintArgs) -> Result<u8> {
+    let baseline = a
+        .baseline
+        .as_deref()
+        .map(super::load_baseline)
+        .transpose()?;
     let m = super::inspect::load_model(g)?;
-    if g.format == Format::Github {
-        return lint_github(g, &m, a);
-    }
-    let (text, code) = lint_text(&m, a, g.format, report::output_width())?;
+    let mut all = lint::run(&m);
+    let summary = baseline
+        .as_ref()
+        .map(|b| crate::baseline::apply_findings(&mut all, b, crate::baseline::Day::today()));
+    let findings = select(&all, a);
+    let (text, code) = lint_text(g, &findings, summary.as_ref(), report::output_width())?;
     super::print(&text)?;
     Ok(code)
 }

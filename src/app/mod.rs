@@ -95,6 +95,7 @@ pub fn formats(c: &Command) -> (&'static str, &'static [Format]) {
         Command::Agent => ("agent", &[Table, Json]),
         Command::Completions(_) => ("completions", &[Table]),
         Command::Man(_) => ("man", &[Table]),
+        Command::Baseline(_) => ("baseline write", &[Table]),
     }
 }
 
@@ -142,6 +143,7 @@ fn dispatch(cli: Cli) -> Result<u8> {
         Command::Check(a) => trace::check(g, &a),
         Command::Plan(a) => inspect::plan(g, &a),
         Command::Lint(a) => inspect::lint(g, &a),
+        Command::Baseline(crate::cli::BaselineCommand::Write(a)) => trace::baseline_write(g, &a),
         Command::Show(a) => inspect::show(g, &a),
         Command::Probe(p) => probe::probe(g, &p),
         Command::Explain(a) => trace::explain(g, &a),
@@ -178,6 +180,13 @@ pub(crate) fn versioned_json<T: serde::Serialize>(body: &T) -> Result<String> {
     .map_err(|e| Error::tool(format!("encoding JSON: {e}")))?;
     s.push('\n');
     Ok(s)
+}
+
+/// Read a `--baseline` file; its entries may name any code the tool reports.
+pub(crate) fn load_baseline(path: &std::path::Path) -> Result<crate::baseline::Baseline> {
+    let codes = trace::all_codes();
+    let names: Vec<&str> = codes.iter().map(|c| c.code).collect();
+    crate::baseline::Baseline::load(path, &names)
 }
 
 /// A tokio runtime for the async commands.

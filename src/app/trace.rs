@@ -1,6 +1,6 @@
 //! `trace`, `check`, `explain`: plan → execute → diagnose → render.
 
-use crate::cli::{CheckArgs, ExplainArgs, Format, GlobalArgs, RunArgs, TraceArgs};
+use crate::cli::{BaselineWriteArgs, CheckArgs, ExplainArgs, Format, GlobalArgs, RunArgs, TraceArgs};
 use crate::diagnose::{self, catalog, Overall, Report};
 use crate::engine::{Run, SavedRun, SavedRuns, RUN_SCHEMA_VERSION};
 use crate::error::{Error, Result};
@@ -14,32 +14,105 @@ pub(crate) struct Traced {
     pub runs: Vec<Run>,
 }
 
+/// The `--baseline` file, when one was given.
+fn baseline_of(file: Option<&std::path::Path>) -> Result<Option<crate::baseline::Baseline>> {
+    file.map(super::load_baseline).transpose()
+}
+
 pub fn trace(g: &GlobalArgs, a: &TraceArgs) -> Result<u8> {
-    let traced = run_targets(g, std::slice::from_ref(&a.target), &a.run)?;
-    emit(g, &traced)
+    let baseline = baseline_of(a.baseline.as_deref())?;
+    let traced = run_targets_with(
+        g,
+        std::slice::from_ref(&a.target),
+        &a.run,
+        baseline.as_ref(),
+    )?;
+    let code = emit(g, &traced)?;
+    finish(g, &traced.reports, code)
+}
+
+/// After the report: the baseline's lines under a table; returns `code`.
+fn finish(g: &GlobalArgs, reports: &[Report], code: u8) -> Result<u8> {
+    let summary = reports.first().and_then(|r| r.baseline.as_ref());
+    if let (Some(s), Format::Table) = (summary, g.format) {
+        super::print(&format!("\n{}", crate::baseline::summary_lines(s)))?;
+    }
+    Ok(code)
 }
 
 pub fn check(g: &GlobalArgs, a: &CheckArgs) -> Result<u8> {
-    if a.all && !a.targets.is_empty() {
-        return Err(Error::input("check: give targets or --all, not both"));
+    let baseline = baseline_of(a.baseline.as_deref())?;
+    let targets = targets_of(g, "check", &a.run, &a.targets, a.all)?;
+    let traced = run_targets_with(g, &targets, &a.run, baseline.as_ref())?;
+    let code = emit(g, &traced)?;
+    finish(g, &traced.reports, code)
+}
+
+/// The targets named, or every target with `--all`; none (every saved target) when a saved run
+/// is replayed with no target named, so no config is read.
+fn targets_of(
+    g: &GlobalArgs,
+    cmd: &str,
+    run: &RunArgs,
+    named: &[String],
+    all: bool,
+) -> Result<Vec<String>> {
+    if run.replay.is_some() && named.is_empty() {
+        return Ok(Vec::new());
     }
-    // A saved run holds its targets: with no targets (or --all) replay every one, no configs read.
-    if let (Some(file), true) = (&a.run.replay, a.all || a.targets.is_empty()) {
-        let traced = replay(file, &[])?;
-        return emit(g, &traced);
-    }
-    let targets = if a.all {
+    let targets = if all {
+        if !named.is_empty() {
+            return Err(Error::input(format!(
+                "{cmd}: give targets or --all, not both"
+            )));
+        }
         super::live::all_targets(g)?
     } else {
-        a.targets.clone()
+        named.to_vec()
     };
     if targets.is_empty() {
-        return Err(Error::input(
-            "check: name at least one target, or use --all",
-        ));
+        return Err(Error::input(format!(
+            "{cmd}: name at least one target, or use --all"
+        )));
     }
+    Ok(targets)
+}
+
+/// `baseline write FILE`: trace the targets, lint the configs, and write every error found as
+/// an accepted entry (sorted, stable; an existing FILE only with `--force`).
+pub fn baseline_write(g: &GlobalArgs, a: &BaselineWriteArgs) -> Result<u8> {
+    use crate::fsutil::{write_atomic, Existing};
+    if !a.force && std::fs::symlink_metadata(&a.file).is_ok() {
+        return Err(Error::input(format!(
+            "{} already exists; use --force to replace it",
+            a.file.display()
+        )));
+    }
+    let targets = targets_of(g, "baseline write", &a.run, &a.targets, a.all)?;
     let traced = run_targets(g, &targets, &a.run)?;
-    emit(g, &traced)
+    let mut found: Vec<(crate::finding::Finding, String)> = Vec::new();
+    for r in &traced.reports {
+        found.extend(r.findings.iter().map(|f| (f.clone(), r.target.clone())));
+    }
+    if a.run.replay.is_none() {
+        let m = super::inspect::load_model(g)?;
+        found.extend(crate::lint::run(&m).into_iter().map(|f| (f, String::new())));
+    }
+    let text = crate::baseline::render(&found);
+    let existing = if a.force {
+        Existing::Replace
+    } else {
+        Existing::Refuse
+    };
+    write_atomic(&a.file, text.as_bytes(), existing, 0o644)
+        .map_err(|e| Error::input(format!("baseline write: {}: {e}", a.file.display())))?;
+    let entries = text.matches("[[accept]]").count();
+    eprintln!(
+        "phoenix-doctor: wrote {entries} accepted finding{} to {} (review each reason)",
+        if entries == 1 { "" } else { "s" },
+        a.file.display()
+    );
+    Ok(crate::error::exit::HEALTHY)
 }
 
 /// Render reports to stdout and return the exit code of their overall verdict (with
@@ -70,8 +143,26 @@ pub(crate) fn emit(g: &GlobalArgs, traced: &Traced) -> Result<u8> {
 
 /// Trace each target (live, or from a saved run), honouring --wait and --save-run.
 pub(crate) fn run_targets(g: &GlobalArgs, targets: &[String], run: &RunArgs) -> Result<Traced> {
+    run_targets_with(g, targets, run, None)
+}
+
+/// [`run_targets`] with a baseline applied to every attempt (so `--wait` stops once only
+/// accepted findings remain).
+fn run_targets_with(
+    g: &GlobalArgs,
+    targets: &[String],
+    run: &RunArgs,
+    baseline: Option<&crate::baseline::Baseline>,
+) -> Result<Traced> {
+    let accept = |reports: &mut Vec<Report>| {
+        if let Some(b) = baseline {
+            crate::baseline::apply_reports(reports, b, crate::baseline::Day::today());
+        }
+    };
     if let Some(file) = &run.replay {
-        return replay(file, targets);
+        let mut traced = replay(file, targets)?;
+        accept(&mut traced.reports);
+        return Ok(traced);
     }
     let wait = run.wait;
     let interval = run.interval;
@@ -80,7 +171,7 @@ pub(crate) fn run_targets(g: &GlobalArgs, targets: &[String], run: &RunArgs) -> 
     loop {
         attempts += 1;
         let saved = super::live::execute(g, targets, run)?;
-        let reports: Vec<Report> = saved
+        let mut reports: Vec<Report> = saved
             .iter()
             .map(|s| {
                 let mut r = diagnose::diagnose(&s.plan, &s.run, &s.static_findings);
@@ -88,6 +179,7 @@ pub(crate) fn run_targets(g: &GlobalArgs, targets: &[String], run: &RunArgs) -> 
                 r
             })
             .collect();
+        accept(&mut reports);
         let healthy = report::overall(&reports) == Overall::Healthy;
         let out_of_time = match wait {
             None => true,

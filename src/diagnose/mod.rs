@@ -152,6 +152,9 @@ pub struct Report {
     /// Attempts made (more than one with `--wait`).
     #[serde(default = "one")]
     pub attempts: u32,
+    /// Set by `--baseline` (after diagnosis): what the baseline accepted, expired and left stale.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub baseline: Option<crate::finding::BaselineSummary>,
 }
 
 fn one() -> u32 {
@@ -364,6 +367,7 @@ pub fn diagnose(plan: &Plan, run: &Run, static_findings: &[Finding]) -> Report {
         started_at: run.started_at.clone(),
         duration_ms: run.duration_ms,
         attempts: 1,
+        baseline: None,
     }
 }
 

@@ -51,7 +51,7 @@ fn parse(text: &str, what: &str) -> Result<Value> {
 }
 
 /// Move every `10.0.0.x` address of a reference value onto the lab's loopback block.
-fn relocate(v: &mut Value, addrs: &Addrs) {
+pub(super) fn relocate(v: &mut Value, addrs: &Addrs) {
     match v {
         Value::String(s) => {
             if s == "10.0.0.0/24" {

@@ -9,10 +9,12 @@ mod config;
 mod dns;
 mod faults;
 mod pki;
+mod reference;
 mod servers;
 
 pub use config::{Backend, Route, DOMAIN, VANTAGES};
 pub use faults::{faults, Expected, Fault, FaultInfo};
+pub use reference::Reference;
 pub use servers::{GATEWAY_UPSTREAM_TIMEOUT, ROUTER_BACKEND_TIMEOUT, SLOW_BACKEND_DELAY};
 
 use crate::engine::Scope;
@@ -301,6 +303,16 @@ fn write_file(path: &Path, contents: &str) -> Result<()> {
 impl Lab {
     /// Start the lab: bind every component, generate the PKI, write the config dir.
     pub async fn start(spec: &LabSpec) -> Result<LabHandle> {
+        Lab::start_with(spec, None).await
+    }
+
+    /// Start the lab serving the platform `reference` describes (see [`Reference`]) instead of
+    /// the built-in one; `spec.faults` are injected on top of the config's own defects.
+    pub async fn start_reference(spec: &LabSpec, reference: &Reference) -> Result<LabHandle> {
+        Lab::start_with(spec, Some(reference)).await
+    }
+
+    async fn start_with(spec: &LabSpec, reference: Option<&Reference>) -> Result<LabHandle> {
         let t0 = Instant::now();
         let faults: HashSet<Fault> = spec.faults.iter().copied().collect();
         let has = |f: Fault| faults.contains(&f);
@@ -375,7 +387,15 @@ impl Lab {
         let ca_root = pki::root(pki::ROOT_CN)?;
         let ca_int = pki::intermediate(&ca_root, pki::INTERMEDIATE_CN)?;
         let gw_names_full = [d("nginx"), d("portainer"), d("qdrant")];
-        let gw_names: Vec<&str> = if has(Fault::WrongSan) {
+        let ref_names = reference.map(Reference::gateway_names);
+        let gw_names: Vec<&str> = if let Some(names) = &ref_names {
+            let qdrant = d("qdrant");
+            names
+                .iter()
+                .filter(|n| !(has(Fault::WrongSan) && **n == qdrant))
+                .map(String::as_str)
+                .collect()
+        } else if has(Fault::WrongSan) {
             gw_names_full[..2].iter().map(String::as_str).collect()
         } else {
             gw_names_full.iter().map(String::as_str).collect()
@@ -483,7 +503,10 @@ impl Lab {
             router_client_cert: files.router_client_cert.clone(),
             router_client_key: files.router_client_key.clone(),
         };
-        let cfg = config::build(&addrs, &pki_paths)?;
+        let cfg = match reference {
+            Some(r) => r.build(&addrs, &pki_paths),
+            None => config::build(&addrs, &pki_paths)?,
+        };
         let written = config::write_dir(
             &root,
             &cfg,
@@ -572,6 +595,21 @@ impl Lab {
                 Some(ca_tls),
                 servers::step_ca(),
             )));
+        }
+
+        if reference.is_some() {
+            // Every other service the config's traces expect to answer.
+            let own = [
+                SocketAddr::from((addrs.host, ports.dns)),
+                SocketAddr::from((addrs.gateway, ports.gateway)),
+                SocketAddr::from((addrs.router, ports.router)),
+                SocketAddr::from((addrs.portainer, ports.portainer)),
+                SocketAddr::from((addrs.agent, ports.agent)),
+                SocketAddr::from((addrs.agent, ports.qdrant)),
+                SocketAddr::from((addrs.ca, ports.ca)),
+            ];
+            let backends = reference::declared_backends(&intended, &own)?;
+            tasks.extend(reference::serve_backends(&backends).await?);
         }
 
         let mut fault_list: Vec<Fault> = Vec::new();

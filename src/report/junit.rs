@@ -1,6 +1,9 @@
 //! JUnit XML: one test suite per trace, one test case per step; failures carry expected/actual.
+//! A failure a baseline accepted is a passed test case whose `<system-out>` says so (with the
+//! reason and the expiry); the baseline's summary is a suite property.
 
-use crate::diagnose::{Report, Verdict};
+use crate::baseline::step_acceptance;
+use crate::diagnose::{Report, StepResult, Verdict};
 use std::io::{self, Write};
 
 fn esc(s: &str) -> String {
@@ -19,11 +22,17 @@ fn esc(s: &str) -> String {
     out
 }
 
+/// A failing step that a baseline did not accept.
+fn failing(r: &Report, s: &StepResult) -> bool {
+    s.verdict.is_failure() && step_acceptance(r, s).is_none()
+}
+
 pub(super) fn render(reports: &[Report], w: &mut dyn Write) -> io::Result<()> {
     let count =
         |r: &Report, f: fn(Verdict) -> bool| r.steps.iter().filter(|s| f(s.verdict)).count();
+    let fails = |r: &Report| r.steps.iter().filter(|s| failing(r, s)).count();
     let tests: usize = reports.iter().map(|r| r.steps.len()).sum();
-    let failures: usize = reports.iter().map(|r| count(r, Verdict::is_failure)).sum();
+    let failures: usize = reports.iter().map(fails).sum();
     let errors: usize = reports
         .iter()
         .map(|r| count(r, |v| v == Verdict::CannotJudge))
@@ -39,12 +48,36 @@ pub(super) fn render(reports: &[Report], w: &mut dyn Write) -> io::Result<()> {
             r#"  <testsuite name="trace {}" tests="{}" failures="{}" errors="{}" skipped="{}" time="{:.3}" timestamp="{}">"#,
             esc(&r.target),
             r.steps.len(),
-            count(r, Verdict::is_failure),
+            fails(r),
             count(r, |v| v == Verdict::CannotJudge),
             count(r, |v| v == Verdict::Blocked),
             r.duration_ms / 1000.0,
             esc(&r.started_at)
         )?;
+        if let Some(b) = &r.baseline {
+            writeln!(w, "    <properties>")?;
+            let prop = |w: &mut dyn Write, name: &str, value: &str| {
+                writeln!(
+                    w,
+                    r#"      <property name="{}" value="{}"/>"#,
+                    esc(name),
+                    esc(value)
+                )
+            };
+            prop(w, "baseline.file", &b.file)?;
+            prop(
+                w,
+                "baseline.accepted",
+                &crate::baseline::accepted_count(r).to_string(),
+            )?;
+            for e in &b.expired {
+                prop(w, "baseline.expired", &e.to_string())?;
+            }
+            for e in &b.stale {
+                prop(w, "baseline.stale", &e.to_string())?;
+            }
+            writeln!(w, "    </properties>")?;
+        }
         for s in &r.steps {
             write!(
                 w,
@@ -67,6 +100,32 @@ pub(super) fn render(reports: &[Report], w: &mut dyn Write) -> io::Result<()> {
                     .collect::<String>()
             );
             let code = s.code.clone().unwrap_or_default();
+            if let (true, Some(a)) = (s.verdict.is_failure(), step_acceptance(r, s)) {
+                writeln!(w, ">")?;
+                writeln!(
+                    w,
+                    r#"      <properties><property name="accepted" value="{}"/>{}</properties>"#,
+                    esc(&a.reason),
+                    a.expires
+                        .as_ref()
+                        .map(|e| format!(r#"<property name="expires" value="{}"/>"#, esc(e)))
+                        .unwrap_or_default()
+                )?;
+                writeln!(
+                    w,
+                    "      <system-out>{} accepted by the baseline{}: {}\n{}</system-out>",
+                    esc(&code),
+                    esc(&a
+                        .expires
+                        .as_ref()
+                        .map(|e| format!(" until {e}"))
+                        .unwrap_or_default()),
+                    esc(&a.reason),
+                    esc(&body)
+                )?;
+                writeln!(w, "    </testcase>")?;
+                continue;
+            }
             match s.verdict {
                 Verdict::Ok => writeln!(w, "/>")?,
                 Verdict::Warn => {

@@ -43,6 +43,9 @@ struct CheckDoc<'a> {
     schema_version: u32,
     verdict: Overall,
     reports: &'a [Report],
+    /// With `--baseline`: the run-wide summary (the same object each report carries).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    baseline: Option<&'a crate::finding::BaselineSummary>,
 }
 
 /// The overall verdict of several reports: diverged wins over cannot-judge over healthy.
@@ -96,6 +99,7 @@ pub fn render_runs(
                     schema_version: REPORT_SCHEMA_VERSION,
                     verdict: overall(reports),
                     reports,
+                    baseline: reports.first().and_then(|r| r.baseline.as_ref()),
                 };
                 serde_json::to_writer_pretty(&mut *w, &doc)?;
             }

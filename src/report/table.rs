@@ -39,7 +39,12 @@ fn overall_color(v: Overall) -> &'static str {
 }
 
 pub(super) fn render(r: &Report, style: Style, w: &mut dyn Write) -> io::Result<()> {
-    let head = format!("trace {}: {}", r.target, r.verdict.as_str().to_uppercase());
+    let head = format!(
+        "trace {}: {}{}",
+        r.target,
+        r.verdict.as_str().to_uppercase(),
+        accepted_note(r)
+    );
     writeln!(
         w,
         "{}  ({} steps, {:.0} ms{})",
@@ -167,6 +172,9 @@ pub(super) fn render(r: &Report, style: Style, w: &mut dyn Write) -> io::Result<
         writeln!(w, "\nOther findings:")?;
         for f in live {
             writeln!(w, "  {} {}: {}", f.code, sev(f), f.title)?;
+            if let Some(a) = &f.accepted {
+                writeln!(w, "      {}", accepted_line(a))?;
+            }
             if !f.expected.is_empty() || !f.actual.is_empty() {
                 writeln!(w, "      expected {} / actual {}", f.expected, f.actual)?;
             }
@@ -195,6 +203,25 @@ pub(super) fn render(r: &Report, style: Style, w: &mut dyn Write) -> io::Result<
     Ok(())
 }
 
+/// ` (N accepted)` when a baseline accepted findings of this trace.
+fn accepted_note(r: &Report) -> String {
+    match crate::baseline::accepted_count(r) {
+        0 => String::new(),
+        n => format!(" ({n} accepted)"),
+    }
+}
+
+fn accepted_line(a: &crate::finding::Accepted) -> String {
+    format!(
+        "accepted (baseline{}): {}",
+        a.expires
+            .as_ref()
+            .map(|e| format!(", until {e}"))
+            .unwrap_or_default(),
+        a.reason
+    )
+}
+
 fn mark(v: Verdict) -> &'static str {
     match v {
         Verdict::Ok => "ok",
@@ -217,7 +244,11 @@ pub(super) fn summary(reports: &[Report], style: Style, w: &mut dyn Write) -> io
             .unwrap_or_else(|| "-".into());
         b.push_record([
             r.target.clone(),
-            paint(r.verdict.as_str(), overall_color(r.verdict), style),
+            paint(
+                &format!("{}{}", r.verdict.as_str(), accepted_note(r)),
+                overall_color(r.verdict),
+                style,
+            ),
             fd,
             r.steps.len().to_string(),
             format!("{:.0}", r.duration_ms),
