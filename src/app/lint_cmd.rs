@@ -382,7 +382,7 @@ mod tests {
         };
         let sev = |s| LintArgs {
             severity: Some(s),
-            codes: vec![],
+            ..LintArgs::default()
         };
         assert_eq!(codes(&LintArgs::default()).len(), 3);
         assert_eq!(
@@ -391,8 +391,8 @@ mod tests {
         );
         assert_eq!(codes(&sev(SeverityArg::Error)), vec!["PD-FW-001"]);
         let code = |c: &str| LintArgs {
-            severity: None,
             codes: vec![c.to_string()],
+            ..LintArgs::default()
         };
         assert_eq!(codes(&code("pd-fw-005")), vec!["PD-FW-005"]);
         assert_eq!(codes(&code("PD-FW")), vec!["PD-FW-005", "PD-FW-001"]);
