@@ -311,3 +311,54 @@ fn wait_retries_until_the_platform_comes_up() {
     );
     h2.shutdown();
 }
+
+/// The hosts-file override lives only in the router guest (lxc:102). With `--vantage host` no
+/// step runs there: the router's steps cannot be judged ok, so the trace is never healthy; the
+/// table's headline counts the checks it could not make and names the way to make them.
+#[test]
+fn a_guest_only_fault_with_no_agent_in_the_guest_never_exits_0() {
+    let (_rt, h, _d) = start(62, &[Fault::HostsOverride]);
+    let (code, v, stderr) = trace(&h, "qdrant", &["--vantage", "host"]);
+    assert_eq!(code, 3, "{v:#}\n{stderr}");
+    assert_eq!(v["verdict"], "cannot-judge");
+    let step = v["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["id"] == "router-dns.dns.portainer")
+        .unwrap();
+    assert_eq!(step["verdict"], "cannot-judge", "{step:#}");
+    assert_eq!(step["code"], "PD-RUN-003", "{step:#}");
+    assert_eq!(step["vantage"]["substituted"], true);
+    // Every step whose traffic starts in a guest is unjudged; the host's own are judged.
+    let guest_steps: Vec<&Value> = v["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["from"] != "host")
+        .collect();
+    assert!(!guest_steps.is_empty());
+    for s in &guest_steps {
+        assert_eq!(s["verdict"], "cannot-judge", "{s:#}");
+    }
+    let out = Command::new(env!("CARGO_BIN_EXE_phoenix-doctor"))
+        .args(["trace", "qdrant", "--vantage", "host", "--timeout", "700ms"])
+        .args(["--scope", &h.scope().allowed[0].to_string()])
+        .arg("--config-dir")
+        .arg(h.config_dir())
+        .arg("--stacks-dir")
+        .arg(h.stacks_dir())
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(3));
+    let table = String::from_utf8_lossy(&out.stdout);
+    let head: Vec<&str> = table.lines().take(2).collect();
+    assert!(head[0].contains("CANNOT-JUDGE"), "{table}");
+    assert!(
+        head[1].starts_with(&format!("{} check(s) could not be made", guest_steps.len())),
+        "{table}"
+    );
+    assert!(head[1].contains("--push"), "{table}");
+    h.shutdown();
+}

@@ -112,6 +112,10 @@ pub const LIVE: &[CodeInfo] = &[
         "The tool or the transport to the vantage failed (pct exec/qm guest exec error, agent missing, file unreadable); nothing is known about the target.",
         "Run the printed command by hand.",
         "Install the agent (--push), start the guest agent, or run from the host with --vantage host."),
+    code!("PD-RUN-003", None, Warning, "guest-only check made from another vantage",
+        "The step's traffic starts in a guest, but it ran from this machine (`--vantage host`, or no agent could run in the guest). What only the guest sees (its /etc/hosts and resolv.conf, a firewall rule keyed on its source address) was not observed, so a success here says nothing about the guest: the step cannot be judged ok.",
+        "phoenix-doctor trace <target> --format json | jq '.steps[] | select(.vantage.substituted)'",
+        "Run the step in the guest: copy the agent in (--push --agent-path /usr/local/bin/phoenix-doctor), name where it is installed (--agent-path PATH), or say how to enter the guest (--via lxc='pct exec {id} --', --via vm='qm guest exec {id} --'); drop --vantage host."),
 ];
 
 /// Look up a live code.

@@ -15,12 +15,15 @@ use crate::config::Provenance;
 use crate::engine::Run;
 use crate::finding::{Finding, Severity};
 use crate::observe::{Evidence, Layer, Observation, Outcome};
-use crate::plan::{Plan, ProbeSpec, Step};
+use crate::plan::{Plan, ProbeSpec, Step, VantageRef};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeSet, HashMap};
 
 /// Version of the report JSON contract (`docs/output-json.md`).
 pub const REPORT_SCHEMA_VERSION: u32 = 1;
+
+/// The code of a guest-only step that ran from this machine and so cannot be judged ok.
+pub const SUBSTITUTED: &str = "PD-RUN-003";
 
 /// Remaining-lifetime fraction under which a healthy certificate is a warning.
 pub const EXPIRY_WARN_FRACTION: f64 = 0.4;
@@ -227,7 +230,8 @@ pub fn diagnose(plan: &Plan, run: &Run, static_findings: &[Finding]) -> Report {
                 ),
             ));
         } else if let Some(code) = j.code {
-            if j.verdict.is_failure() || j.verdict == Verdict::Warn {
+            let unjudged = j.verdict == Verdict::CannotJudge && code == SUBSTITUTED;
+            if j.verdict.is_failure() || j.verdict == Verdict::Warn || unjudged {
                 let key = group_key(step, code);
                 if let Some(&i) = grouped.get(&key) {
                     let f: &mut Finding = &mut findings[i];
@@ -245,7 +249,10 @@ pub fn diagnose(plan: &Plan, run: &Run, static_findings: &[Finding]) -> Report {
                             f.provenance.push(p.clone());
                         }
                     }
-                } else if first_failure_of_hop(step, &judged) || j.verdict == Verdict::Warn {
+                } else if first_failure_of_hop(step, &judged)
+                    || j.verdict == Verdict::Warn
+                    || unjudged
+                {
                     grouped.insert(key, findings.len());
                     findings.push(finding_for(step, j, code));
                 }
@@ -372,6 +379,10 @@ pub fn diagnose(plan: &Plan, run: &Run, static_findings: &[Finding]) -> Report {
 /// one vantage is one TLS defect; a hosts-file override belongs to its vantage; other failures
 /// belong to their hop.
 fn group_key(step: &Step, code: &str) -> String {
+    if code == SUBSTITUTED {
+        // One vantage that could not be entered is one limit of the run, whatever the hop.
+        return format!("substituted@{}", step.from);
+    }
     match &step.probe {
         ProbeSpec::Dns { server, .. } if code != "PD-DNS-003" => format!("dns@{server}/{code}"),
         // One server presenting one bad certificate, whatever the name asked for.
@@ -462,15 +473,16 @@ fn finding_for(step: &Step, j: &Judged, code: &'static str) -> Finding {
         info.map(|i| i.severity).unwrap_or(Severity::Error)
     };
     let title = info.map(|i| i.title).unwrap_or("divergence");
-    let mut f = Finding::new(
-        code,
-        severity,
-        format!("{title} ({} → {}, from {})", step.hop, step.to, step.from),
-    )
-    .expected(step.expect.clone())
-    .actual(j.actual.clone())
-    .provenance(step.provenance.iter().cloned())
-    .hint(info.map(|i| i.fix).unwrap_or_default());
+    let title = if code == SUBSTITUTED {
+        format!("{title}: {}'s steps ran from this machine", step.from)
+    } else {
+        format!("{title} ({} → {}, from {})", step.hop, step.to, step.from)
+    };
+    let mut f = Finding::new(code, severity, title)
+        .expected(step.expect.clone())
+        .actual(j.actual.clone())
+        .provenance(step.provenance.iter().cloned())
+        .hint(info.map(|i| i.fix).unwrap_or_default());
     f.hop = step.hop.clone();
     f.layer = Some(step.layer);
     f.evidence = j.evidence.clone();
@@ -506,6 +518,23 @@ fn judge(step: &Step, o: &Observation) -> Judged {
         proxy_answer,
     };
     match o.outcome {
+        // A success seen from another vantage than the guest the traffic starts in says nothing
+        // about what only that guest sees: no verdict without the evidence for it.
+        Outcome::Ok if o.vantage.substituted && step.from != VantageRef::Host => Judged {
+            verdict: Verdict::CannotJudge,
+            code: Some(SUBSTITUTED),
+            actual: format!(
+                "not judged: ran from this machine instead of {}, which does not see {} (here: {actual})",
+                step.from,
+                if step.layer == Layer::Dns {
+                    "the guest's own hosts file, resolv.conf and path to the nameserver"
+                } else {
+                    "a firewall rule keyed on the guest's source address"
+                }
+            ),
+            evidence,
+            proxy_answer: false,
+        },
         Outcome::Ok => {
             if let Some(frac) = tls_of(&o.evidence).and_then(|t| t.remaining_fraction) {
                 if frac < EXPIRY_WARN_FRACTION {

@@ -107,6 +107,14 @@ pub(crate) fn http_ev(status: u16, body: &str, meaning: Option<&str>) -> Evidenc
     })
 }
 
+pub(crate) fn refused() -> Evidence {
+    Evidence::Tcp(TcpEvidence {
+        addr: "x".into(),
+        state: "refused".into(),
+        os_error: None,
+    })
+}
+
 fn tcp() -> ProbeSpec {
     ProbeSpec::Tcp {
         addr: addr("127.0.0.1:1"),
@@ -440,16 +448,8 @@ fn hosts_file_override_is_its_own_code_and_names_the_file_line() {
 fn two_independent_breaks_are_both_findings_and_the_earlier_is_first() {
     let (mut p, ids) = deploy_path();
     let [a, b, c, d, e, f, g] = ids;
-    p.obs.push(obs(
-        &a,
-        Outcome::Failed,
-        Some("refused"),
-        Evidence::Tcp(TcpEvidence {
-            addr: "x".into(),
-            state: "refused".into(),
-            os_error: None,
-        }),
-    ));
+    p.obs
+        .push(obs(&a, Outcome::Failed, Some("refused"), refused()));
     p.obs.push(Observation::blocked(&b, &a));
     p.ok(&c);
     p.ok(&d);
@@ -536,4 +536,95 @@ fn static_findings_are_shown_only_when_they_bear_on_the_plan() {
     assert_eq!(r.findings.len(), 1);
     assert_eq!(r.findings[0].title, "x");
     assert_eq!(r.verdict, Overall::Healthy);
+}
+
+/// A guest's steps that ran from this machine (no agent there, or `--vantage host`).
+fn substituted(mut o: Observation, guest: &str) -> Observation {
+    o.vantage = VantageNote {
+        name: guest.into(),
+        substituted: true,
+        via: "local".into(),
+    };
+    o
+}
+
+#[test]
+fn a_guest_step_that_ran_from_here_cannot_be_judged_ok() {
+    let (mut p, ids) = deploy_path();
+    // host-gateway-portainer runs from the host itself; the gateway (lxc:101) and router
+    // (lxc:102) hops could not be entered and ran from here, all fine.
+    for id in &ids[..2] {
+        p.ok(id);
+    }
+    for (id, guest) in ids[2..]
+        .iter()
+        .zip(["lxc:101", "lxc:101", "lxc:102", "lxc:102", "lxc:102"])
+    {
+        p.obs.push(substituted(
+            obs(id, Outcome::Ok, None, Evidence::None),
+            guest,
+        ));
+    }
+    let r = p.run();
+    assert_eq!(r.verdict, Overall::CannotJudge);
+    assert_eq!(r.verdict.exit_code(), 3);
+    assert!(r.first_divergence.is_none());
+    for s in &r.steps {
+        let want = if s.from == "host" {
+            Verdict::Ok
+        } else {
+            Verdict::CannotJudge
+        };
+        assert_eq!(s.verdict, want, "{}", s.id);
+    }
+    let s = r.steps.iter().find(|s| s.id == ids[4]).unwrap();
+    assert_eq!(s.code.as_deref(), Some("PD-RUN-003"));
+    assert!(s.actual.contains("instead of lxc:102"), "{}", s.actual);
+    // One warning per guest that could not be entered, with the way to make it judgeable.
+    assert_eq!(r.findings.len(), 2, "{:#?}", r.findings);
+    assert!(r.findings.iter().all(|f| f.code == "PD-RUN-003"
+        && f.severity == Severity::Warning
+        && f.hint.contains("--push")
+        && f.hint.contains("--via")));
+    let hop = r.hops.iter().find(|h| h.id == "router-portainer").unwrap();
+    assert_eq!(hop.verdict, Verdict::CannotJudge);
+}
+
+#[test]
+fn a_divergence_elsewhere_still_wins_over_what_could_not_be_judged() {
+    let (mut p, ids) = deploy_path();
+    p.obs
+        .push(obs(&ids[0], Outcome::Failed, Some("refused"), refused()));
+    p.obs.push(Observation::blocked(&ids[1], &ids[0]));
+    for id in &ids[2..] {
+        p.obs.push(substituted(
+            obs(id, Outcome::Ok, None, Evidence::None),
+            "lxc:102",
+        ));
+    }
+    let r = p.run();
+    assert_eq!(r.verdict, Overall::Diverged);
+    assert_eq!(r.first_divergence.unwrap().code, "PD-TCP-001");
+}
+
+#[test]
+fn a_failure_seen_from_here_for_a_guest_is_still_a_failure() {
+    let (mut p, ids) = deploy_path();
+    for id in &ids[..4] {
+        p.ok(id);
+    }
+    p.obs.push(substituted(
+        obs(&ids[4], Outcome::Failed, Some("refused"), refused()),
+        "lxc:102",
+    ));
+    p.obs.push(Observation::blocked(&ids[5], &ids[4]));
+    p.obs.push(Observation::blocked(&ids[6], &ids[5]));
+    let r = p.run();
+    assert_eq!(r.verdict, Overall::Diverged);
+    let s = r.steps.iter().find(|s| s.id == ids[4]).unwrap();
+    assert_eq!(s.verdict, Verdict::Unreachable);
+    assert!(s
+        .evidence
+        .iter()
+        .any(|e| e.contains("ran from this machine instead of lxc:102")));
 }

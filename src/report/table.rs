@@ -52,6 +52,30 @@ pub(super) fn render(r: &Report, style: Style, w: &mut dyn Write) -> io::Result<
             String::new()
         }
     )?;
+    let unjudged: Vec<&str> = r
+        .steps
+        .iter()
+        .filter(|s| s.code.as_deref() == Some(crate::diagnose::SUBSTITUTED))
+        .map(|s| s.from.as_str())
+        .collect();
+    if !unjudged.is_empty() {
+        let mut guests = unjudged.clone();
+        guests.sort();
+        guests.dedup();
+        writeln!(
+            w,
+            "{}",
+            paint(
+                &format!(
+                    "{} check(s) could not be made: they start in {} but ran from this machine; --push --agent-path PATH or --via KIND=TEMPLATE runs them there.",
+                    unjudged.len(),
+                    guests.join(", ")
+                ),
+                YELLOW,
+                style
+            )
+        )?;
+    }
     if let Some(fd) = &r.first_divergence {
         if let Some(f) = r
             .findings
