@@ -362,3 +362,64 @@ fn a_guest_only_fault_with_no_agent_in_the_guest_never_exits_0() {
     assert!(head[1].contains("--push"), "{table}");
     h.shutdown();
 }
+
+/// Two faults at once, one on the target's own request (host → gateway → Traefik → qdrant) and
+/// one off it (the router's hosts file for another name, the Portainer deploy path, the CA), in
+/// both chain orders. Written by hand from the faults' definitions: the headline is the fault
+/// that breaks the client's request for qdrant; the other is listed after it; the verdict is
+/// diverged.
+#[allow(clippy::type_complexity)]
+const TWO_FAULTS: &[(&[&str], (&str, &str, &str), &[(&str, &str)])] = &[
+    // Off the path first in chain order (router-dns, host-dns come before router-qdrant).
+    (
+        &["qdrant-down", "hosts-override"],
+        ("router-qdrant", "tcp", "PD-TCP-001"),
+        &[("router-dns", "PD-DNS-003")],
+    ),
+    (
+        &["agent-dns-gateway", "qdrant-down"],
+        ("router-qdrant", "tcp", "PD-TCP-001"),
+        &[("host-dns", "PD-DNS-002")],
+    ),
+    // On the path first in chain order (the deploy path and the CA come after it).
+    (
+        &["expired-leaf", "ca-down"],
+        ("host-gateway", "tls", "PD-TLS-001"),
+        &[("host-ca", "PD-TCP-001")],
+    ),
+    (
+        &["qdrant-down", "backend-tls"],
+        ("router-qdrant", "tcp", "PD-TCP-001"),
+        &[("router-portainer", "PD-TLS-005")],
+    ),
+];
+
+#[test]
+fn two_faults_the_headline_is_the_one_that_breaks_the_target() {
+    let mut failures = Vec::new();
+    for (i, (faults, (hop, layer, code), others)) in TWO_FAULTS.iter().enumerate() {
+        let faults: Vec<Fault> = faults.iter().map(|f| Fault::parse(f).unwrap()).collect();
+        let (_rt, h, _d) = start(63 + i as u8, &faults);
+        let (exit, v, stderr) = trace(&h, "qdrant", &[]);
+        h.shutdown();
+        let fd = &v["first_divergence"];
+        let got = (
+            fd["hop"].as_str().unwrap_or("-"),
+            fd["layer"].as_str().unwrap_or("-"),
+            fd["code"].as_str().unwrap_or("-"),
+        );
+        let live: Vec<(&str, &str)> = live_errors(&v)
+            .iter()
+            .map(|f| (f["hop"].as_str().unwrap(), f["code"].as_str().unwrap()))
+            .collect();
+        let mut want: Vec<(&str, &str)> = vec![(*hop, *code)];
+        want.extend(others.iter().copied());
+        if got != (*hop, *layer, *code) || exit != 1 || v["verdict"] != "diverged" || live != want {
+            failures.push(format!(
+                "{faults:?}: want headline {:?} then {others:?}, got {got:?} then {live:?}, exit {exit}\n{stderr}",
+                (hop, layer, code)
+            ));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+}

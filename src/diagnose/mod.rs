@@ -7,7 +7,11 @@
 //!   or 404) is a symptom when one of the hops behind it is broken by its own layers; it is then
 //!   listed as evidence under that hop's finding, not as a finding of its own.
 //! - Steps that a failed prerequisite prevented are `blocked`, not failures.
-//! - The first divergence is the first broken hop in the documented chain order.
+//! - The first divergence is the root cause that breaks the target's own request: the first
+//!   finding on the target's path (hops marked `path = "target"` in the trace definition, the
+//!   hops their request passes `through`, and the DNS answers those hops' vantages use), in
+//!   chain order. Findings on the trace's other paths (deploy, CA) follow it and still make the
+//!   verdict `diverged`; the headline falls back to them only when the target's path is sound.
 
 pub mod catalog;
 
@@ -15,7 +19,7 @@ use crate::config::Provenance;
 use crate::engine::Run;
 use crate::finding::{Finding, Severity};
 use crate::observe::{Evidence, Layer, Observation, Outcome};
-use crate::plan::{Plan, ProbeSpec, Step, VantageRef};
+use crate::plan::{Plan, ProbeSpec, Step, VantageRef, TARGET_PATH};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeSet, HashMap};
 
@@ -110,6 +114,10 @@ pub struct StepResult {
     /// Where it ran from, and whether that was substituted.
     #[serde(default)]
     pub vantage: crate::observe::VantageNote,
+    /// The request path it serves (`target`, `deploy`, ...; see `docs/probes.md`), empty when
+    /// the trace marks none.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub path: String,
 }
 
 /// A hop, judged.
@@ -125,6 +133,9 @@ pub struct HopResult {
     /// `ok`, `diverged`/`unreachable` (broken by its own layers), `warn`, `cannot-judge`,
     /// or `blocked` when its only failures are symptoms of a hop behind it.
     pub verdict: Verdict,
+    /// The request path it serves (`target`, `deploy`, ...), empty when the trace marks none.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub path: String,
 }
 
 /// The root cause.
@@ -206,8 +217,13 @@ pub fn diagnose(plan: &Plan, run: &Run, static_findings: &[Finding]) -> Report {
         own_broken(h, &judged, &mut memo, &mut BTreeSet::new());
     }
 
+    let paths = step_paths(plan);
+    let marked = plan.hops.iter().any(|h| h.path == TARGET_PATH);
+    let on_target = |id: &str| !marked || paths.get(id).is_some_and(|p| p == TARGET_PATH);
     let mut steps = Vec::with_capacity(judged.len());
     let mut findings: Vec<Finding> = Vec::new();
+    // Per finding: whether one of its steps lies on the target's own path.
+    let mut targeted: Vec<bool> = Vec::new();
     // (hop, code) -> index in findings, to group e.g. several names failing the same way.
     let mut grouped: HashMap<String, usize> = HashMap::new();
     let mut symptoms: Vec<(String, String)> = Vec::new(); // (explaining hop, evidence line)
@@ -234,6 +250,7 @@ pub fn diagnose(plan: &Plan, run: &Run, static_findings: &[Finding]) -> Report {
             if j.verdict.is_failure() || j.verdict == Verdict::Warn || unjudged {
                 let key = group_key(step, code);
                 if let Some(&i) = grouped.get(&key) {
+                    targeted[i] |= on_target(&step.id);
                     let f: &mut Finding = &mut findings[i];
                     f.evidence.push(format!(
                         "also {} (from {}): {}",
@@ -255,6 +272,7 @@ pub fn diagnose(plan: &Plan, run: &Run, static_findings: &[Finding]) -> Report {
                 {
                     grouped.insert(key, findings.len());
                     findings.push(finding_for(step, j, code));
+                    targeted.push(on_target(&step.id));
                 }
             }
         }
@@ -277,6 +295,7 @@ pub fn diagnose(plan: &Plan, run: &Run, static_findings: &[Finding]) -> Report {
             },
             symptom_of,
             vantage: obs.map(|o| o.vantage.clone()).unwrap_or_default(),
+            path: paths.get(step.id.as_str()).cloned().unwrap_or_default(),
         });
     }
 
@@ -289,9 +308,11 @@ pub fn diagnose(plan: &Plan, run: &Run, static_findings: &[Finding]) -> Report {
         }
     }
 
-    // Order findings by the chain: hop order, then layer.
+    // Order findings: the target's own path first, then by the chain: hop order, then layer.
     let hop_rank = |h: &str| hop_ids.iter().position(|x| x == h).unwrap_or(usize::MAX);
-    findings.sort_by_key(|f| (hop_rank(&f.hop), f.layer, std::cmp::Reverse(f.severity)));
+    let mut ranked: Vec<(bool, Finding)> = targeted.into_iter().zip(findings).collect();
+    ranked.sort_by_key(|(t, f)| (!t, hop_rank(&f.hop), f.layer, std::cmp::Reverse(f.severity)));
+    let mut findings: Vec<Finding> = ranked.into_iter().map(|(_, f)| f).collect();
 
     let first_divergence = findings
         .iter()
@@ -337,6 +358,7 @@ pub fn diagnose(plan: &Plan, run: &Run, static_findings: &[Finding]) -> Report {
                 from_label: h.from_label.clone(),
                 title: h.title.clone(),
                 verdict,
+                path: h.path.clone(),
             }
         })
         .collect();
@@ -436,6 +458,62 @@ fn own_broken(
     broken
 }
 
+/// The host names a step uses: the DNS name it resolves, the SNI it sends, its URL's host.
+fn names_of(step: &Step) -> Option<String> {
+    let name = match &step.probe {
+        ProbeSpec::Dns { name, .. } => name.as_str(),
+        ProbeSpec::Tls { sni, .. } | ProbeSpec::Mtls { sni, .. } => sni.as_str(),
+        ProbeSpec::Http { url, .. } => url
+            .split("://")
+            .nth(1)
+            .and_then(|r| r.split(['/', ':']).next())?,
+        ProbeSpec::Tcp { .. } => return None,
+    };
+    Some(name.trim_end_matches('.').to_ascii_lowercase())
+}
+
+/// The request path of every step: its hop's `path`; for a DNS step on a hop that marks none,
+/// `target` when a step of the target's path from the same vantage uses the name it resolves
+/// (the answer that request depends on), else the path of a hop that uses the name, else none.
+fn step_paths(plan: &Plan) -> HashMap<&str, String> {
+    let hop_path: HashMap<&str, &str> = plan
+        .hops
+        .iter()
+        .map(|h| (h.id.as_str(), h.path.as_str()))
+        .collect();
+    let path_of = |s: &Step| hop_path.get(s.hop.as_str()).copied().unwrap_or("");
+    let users = |s: &Step, name: &str, same_vantage: bool| -> Vec<&str> {
+        plan.steps
+            .iter()
+            .filter(|u| u.layer != Layer::Dns && (!same_vantage || u.from == s.from))
+            .filter(|u| names_of(u).as_deref() == Some(name))
+            .map(|u| path_of(u))
+            .filter(|p| !p.is_empty())
+            .collect()
+    };
+    plan.steps
+        .iter()
+        .map(|s| {
+            let own = path_of(s);
+            let path = match (own.is_empty(), s.layer, names_of(s)) {
+                (true, Layer::Dns, Some(name)) => {
+                    if users(s, &name, true).contains(&TARGET_PATH) {
+                        TARGET_PATH.to_string()
+                    } else {
+                        users(s, &name, false)
+                            .into_iter()
+                            .find(|p| *p != TARGET_PATH)
+                            .unwrap_or("")
+                            .to_string()
+                    }
+                }
+                _ => own.to_string(),
+            };
+            (s.id.as_str(), path)
+        })
+        .collect()
+}
+
 fn plan_subjects(plan: &Plan) -> BTreeSet<String> {
     let mut out = BTreeSet::new();
     for s in &plan.steps {
@@ -443,24 +521,7 @@ fn plan_subjects(plan: &Plan) -> BTreeSet<String> {
         let addr = s.probe.target_addr();
         out.insert(addr.ip().to_string());
         out.insert(addr.to_string());
-        match &s.probe {
-            ProbeSpec::Dns { name, .. } => {
-                out.insert(name.clone());
-            }
-            ProbeSpec::Tls { sni, .. } | ProbeSpec::Mtls { sni, .. } => {
-                out.insert(sni.clone());
-            }
-            ProbeSpec::Http { url, .. } => {
-                if let Some(host) = url
-                    .split("://")
-                    .nth(1)
-                    .and_then(|r| r.split(['/', ':']).next())
-                {
-                    out.insert(host.to_string());
-                }
-            }
-            ProbeSpec::Tcp { .. } => {}
-        }
+        out.extend(names_of(s));
     }
     out
 }

@@ -32,6 +32,7 @@ impl P {
             to: to.into(),
             from_label: String::new(),
             title: id.into(),
+            path: String::new(),
         });
     }
     fn step(&mut self, hop: &str, layer: Layer, probe: ProbeSpec, through: &[&str]) -> String {
@@ -352,6 +353,20 @@ fn dns_ev(answers: &[&str], rcode: &str) -> DnsEvidence {
     }
 }
 
+/// The router's /etc/hosts pins portainer to the old address .101; DNS answers .153.
+fn hosts_pinned_portainer() -> DnsEvidence {
+    let mut d = dns_ev(&["127.0.0.153"], "NOERROR");
+    d.hosts_entries.push(HostsEntry {
+        file: "/etc/hosts".into(),
+        line: 3,
+        ip: "127.0.0.101".parse().unwrap(),
+        names: vec!["portainer.internal.thinkheads.ai".into()],
+    });
+    d.effective = vec!["127.0.0.101".parse().unwrap()];
+    d.effective_source = "hosts".into();
+    d
+}
+
 #[test]
 fn a_name_sent_to_the_gateway_is_one_dns_finding_seen_from_each_vantage() {
     let mut p = P::new();
@@ -416,15 +431,7 @@ fn hosts_file_override_is_its_own_code_and_names_the_file_line() {
         },
         &[],
     );
-    let mut d = dns_ev(&["127.0.0.153"], "NOERROR");
-    d.hosts_entries.push(HostsEntry {
-        file: "/etc/hosts".into(),
-        line: 3,
-        ip: "127.0.0.101".parse().unwrap(),
-        names: vec!["portainer.internal.thinkheads.ai".into()],
-    });
-    d.effective = vec!["127.0.0.101".parse().unwrap()];
-    d.effective_source = "hosts".into();
+    let d = hosts_pinned_portainer();
     p.obs.push(obs(
         &a,
         Outcome::Failed,
@@ -627,4 +634,225 @@ fn a_failure_seen_from_here_for_a_guest_is_still_a_failure() {
         .evidence
         .iter()
         .any(|e| e.contains("ran from this machine instead of lxc:102")));
+}
+
+/// A qdrant-like trace: the target's request host → gateway → router → qdrant, the router's
+/// own DNS answers, and the CA; `ca_first` puts the CA hop before the request in chain order.
+fn two_paths(ca_first: bool) -> (P, Vec<String>) {
+    let mut p = P::new();
+    let mut hops = vec![
+        ("router-dns", VantageRef::Lxc(102), "dnsmasq", ""),
+        ("host-gateway", VantageRef::Host, "nginx", "target"),
+        ("gateway-router", VantageRef::Lxc(101), "traefik", "target"),
+        ("router-qdrant", VantageRef::Lxc(102), "qdrant", "target"),
+    ];
+    let ca = ("host-ca", VantageRef::Host, "step-ca", "ca");
+    if ca_first {
+        hops.insert(0, ca);
+    } else {
+        hops.push(ca);
+    }
+    for (id, from, to, path) in &hops {
+        p.hop(id, *from, to);
+        p.plan.hops.last_mut().unwrap().path = path.to_string();
+    }
+    let dns = |n: &str| ProbeSpec::Dns {
+        name: format!("{n}.internal.thinkheads.ai"),
+        server: addr("127.0.0.13:53"),
+        expect: vec![],
+        system: true,
+    };
+    let url = |u: &str| ProbeSpec::Http {
+        url: u.into(),
+        connect: addr("127.0.0.1:1"),
+        trust: None,
+        identity: None,
+        expect_status: vec![200],
+        expect_body: None,
+    };
+    let mut ids = Vec::new();
+    for (id, ..) in &hops {
+        match *id {
+            "router-dns" => {
+                for n in ["qdrant", "portainer"] {
+                    let sid = format!("router-dns.dns.{n}");
+                    p.step("router-dns", Layer::Dns, dns(n), &[]);
+                    p.plan.steps.last_mut().unwrap().id = sid.clone();
+                    ids.push(sid);
+                }
+            }
+            "host-gateway" => {
+                ids.push(p.step(id, Layer::Tcp, tcp(), &[]));
+                ids.push(p.step(
+                    id,
+                    Layer::Http,
+                    url("https://qdrant.internal.thinkheads.ai/healthz"),
+                    &["gateway-router", "router-qdrant"],
+                ));
+            }
+            "gateway-router" => {
+                ids.push(p.step(
+                    id,
+                    Layer::Http,
+                    url("http://qdrant.internal.thinkheads.ai/healthz"),
+                    &["router-qdrant"],
+                ));
+            }
+            "router-qdrant" => {
+                ids.push(p.step(id, Layer::Tcp, tcp(), &[]));
+                ids.push(p.step(id, Layer::Http, url("http://127.0.0.102:6333/healthz"), &[]));
+            }
+            _ => {
+                ids.push(p.step(id, Layer::Tcp, tcp(), &[]));
+            }
+        }
+    }
+    (p, ids)
+}
+
+/// Record `fault` observations for the listed steps and ok for every other.
+fn observe_all(p: &mut P, ids: &[String], faults: Vec<Observation>) {
+    for id in ids {
+        match faults.iter().find(|o| &o.step == id) {
+            Some(o) => p.obs.push(o.clone()),
+            None => p.ok(id),
+        }
+    }
+}
+
+fn qdrant_refused() -> Vec<Observation> {
+    vec![
+        obs(
+            "host-gateway.http",
+            Outcome::Failed,
+            Some("status-mismatch"),
+            http_ev(502, "Bad Gateway", Some("backend-refused")),
+        ),
+        obs(
+            "gateway-router.http",
+            Outcome::Failed,
+            Some("status-mismatch"),
+            http_ev(502, "Bad Gateway", Some("backend-refused")),
+        ),
+        obs(
+            "router-qdrant.tcp",
+            Outcome::Failed,
+            Some("refused"),
+            refused(),
+        ),
+        Observation::blocked("router-qdrant.http", "router-qdrant.tcp"),
+    ]
+}
+
+fn qdrant_and_ca_refused() -> Vec<Observation> {
+    let mut faults = qdrant_refused();
+    faults.push(obs(
+        "host-ca.tcp",
+        Outcome::Failed,
+        Some("refused"),
+        refused(),
+    ));
+    faults
+}
+
+fn headline(r: &Report) -> (String, String) {
+    let fd = r.first_divergence.as_ref().expect("a first divergence");
+    (fd.hop.clone(), fd.code.clone())
+}
+
+fn live_codes(r: &Report) -> Vec<(String, String)> {
+    r.findings
+        .iter()
+        .filter(|f| f.origin == "live")
+        .map(|f| (f.hop.clone(), f.code.clone()))
+        .collect()
+}
+
+#[test]
+fn the_headline_is_what_breaks_the_target_not_the_first_hop_in_chain_order() {
+    // qdrant refuses (on the target's path, late in the chain) and the router's hosts file pins
+    // portainer (another name, early in the chain): the refused qdrant is the headline.
+    let (mut p, ids) = two_paths(false);
+    let mut d = hosts_pinned_portainer();
+    d.qname = "portainer.internal.thinkheads.ai".into();
+    let mut faults = qdrant_refused();
+    faults.push(obs(
+        "router-dns.dns.portainer",
+        Outcome::Failed,
+        Some("hosts-override"),
+        Evidence::Dns(d),
+    ));
+    observe_all(&mut p, &ids, faults);
+    let r = p.run();
+    assert_eq!(r.verdict, Overall::Diverged);
+    assert_eq!(
+        headline(&r),
+        ("router-qdrant".to_string(), "PD-TCP-001".to_string())
+    );
+    assert_eq!(
+        live_codes(&r),
+        vec![
+            ("router-qdrant".to_string(), "PD-TCP-001".to_string()),
+            ("router-dns".to_string(), "PD-DNS-003".to_string()),
+        ]
+    );
+    let path = |id: &str| r.steps.iter().find(|s| s.id == id).unwrap().path.clone();
+    // The router resolves neither name for the target's request (it reaches qdrant by IP).
+    assert_eq!(path("router-dns.dns.portainer"), "");
+    assert_eq!(path("router-qdrant.tcp"), "target");
+}
+
+#[test]
+fn an_off_path_fault_alone_is_still_the_headline_and_diverged() {
+    let (mut p, ids) = two_paths(true);
+    observe_all(
+        &mut p,
+        &ids,
+        vec![obs(
+            "host-ca.tcp",
+            Outcome::Failed,
+            Some("refused"),
+            refused(),
+        )],
+    );
+    let r = p.run();
+    assert_eq!(r.verdict, Overall::Diverged);
+    assert_eq!(
+        headline(&r),
+        ("host-ca".to_string(), "PD-TCP-001".to_string())
+    );
+}
+
+#[test]
+fn the_target_path_wins_in_both_chain_orders() {
+    for ca_first in [true, false] {
+        let (mut p, ids) = two_paths(ca_first);
+        let faults = qdrant_and_ca_refused();
+        observe_all(&mut p, &ids, faults);
+        let r = p.run();
+        assert_eq!(r.verdict, Overall::Diverged, "ca_first {ca_first}");
+        assert_eq!(
+            live_codes(&r),
+            vec![
+                ("router-qdrant".to_string(), "PD-TCP-001".to_string()),
+                ("host-ca".to_string(), "PD-TCP-001".to_string()),
+            ],
+            "ca_first {ca_first}"
+        );
+    }
+}
+
+#[test]
+fn without_path_marks_the_chain_order_decides() {
+    let (mut p, ids) = two_paths(true);
+    for h in &mut p.plan.hops {
+        h.path.clear();
+    }
+    let faults = qdrant_and_ca_refused();
+    observe_all(&mut p, &ids, faults);
+    let r = p.run();
+    assert_eq!(
+        headline(&r),
+        ("host-ca".to_string(), "PD-TCP-001".to_string())
+    );
 }

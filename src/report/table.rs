@@ -187,10 +187,26 @@ pub(super) fn render(r: &Report, style: Style, w: &mut dyn Write) -> io::Result<
         Severity::Info => "info".to_string(),
     };
     let (live, config): (Vec<_>, Vec<_>) = others.into_iter().partition(|f| f.origin != "static");
+    // Findings off the target's own request say which path they are on.
+    let marked = r.hops.iter().any(|h| h.path == crate::plan::TARGET_PATH);
+    let path_note = |f: &crate::finding::Finding| -> String {
+        let path = r
+            .steps
+            .iter()
+            .find(|s| s.hop == f.hop && s.code.as_deref() == Some(f.code.as_str()))
+            .map(|s| s.path.as_str())
+            .unwrap_or("");
+        match path {
+            _ if !marked => String::new(),
+            crate::plan::TARGET_PATH => String::new(),
+            "" => " [off the target's path]".to_string(),
+            p => format!(" [{p} path]"),
+        }
+    };
     if !live.is_empty() {
         writeln!(w, "\nOther findings:")?;
         for f in live {
-            writeln!(w, "  {} {}: {}", f.code, sev(f), f.title)?;
+            writeln!(w, "  {} {}{}: {}", f.code, sev(f), path_note(f), f.title)?;
             if !f.expected.is_empty() || !f.actual.is_empty() {
                 writeln!(w, "      expected {} / actual {}", f.expected, f.actual)?;
             }
