@@ -423,3 +423,69 @@ fn two_faults_the_headline_is_the_one_that_breaks_the_target() {
     }
     assert!(failures.is_empty(), "{}", failures.join("\n\n"));
 }
+
+fn step<'a>(v: &'a Value, id: &str) -> &'a Value {
+    v["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["id"] == id)
+        .unwrap_or_else(|| panic!("no step {id}"))
+}
+
+/// A proxy's error answer is a backend failure; which one is named only from the tool's own
+/// probe of the hop behind it. qdrant refusing and Portainer's certificate failing Traefik's
+/// verification give different words at the gateway; with the hop behind not in the trace, the
+/// gateway's 502 says only "backend failure".
+#[test]
+fn proxy_answers_say_only_what_was_observed_behind_them() {
+    let (_rt, h, dir) = start(70, &[Fault::QdrantDown]);
+    let (_, v, _) = trace(&h, "qdrant", &[]);
+    for id in ["host-gateway.http", "gateway-router.http"] {
+        let a = step(&v, id)["actual"].as_str().unwrap();
+        assert!(
+            a.contains(
+                "status 502 (backend failure: connection refused, seen at router-qdrant.tcp)"
+            ),
+            "{id}: {a}"
+        );
+    }
+    // The same lab, traced with a definition that stops at the gateway.
+    let probes = dir.path().join("probes");
+    std::fs::create_dir(&probes).unwrap();
+    std::fs::write(
+        probes.join("qdrant.toml"),
+        r#"name = "qdrant"
+[vars]
+ca_bundle = "/mnt/pve/quickOS/lxc-persistent-data/103/ssl/phoenix_ca.crt"
+[[hop]]
+id = "host-gateway"
+from = "host"
+to = "gateway"
+path = "target"
+tcp = true
+http = { url = "https://qdrant.{domain}/healthz", status = [200], trust = "{ca_bundle}" }
+"#,
+    )
+    .unwrap();
+    let (exit, v, stderr) = trace(&h, "qdrant", &["--probes", probes.to_str().unwrap()]);
+    h.shutdown();
+    assert_eq!(exit, 1, "{v:#}\n{stderr}");
+    assert_eq!(v["first_divergence"]["code"], "PD-HTTP-005");
+    let a = step(&v, "host-gateway.http")["actual"].as_str().unwrap();
+    assert!(a.contains("status 502 (backend failure),"), "{a}");
+    assert!(!a.contains("refused"), "{a}");
+    let text = v["findings"].to_string();
+    assert!(!text.contains("refused"), "{text}");
+
+    let (_rt, h, _d) = start(71, &[Fault::BackendTls]);
+    let (_, v, _) = trace(&h, "qdrant", &[]);
+    h.shutdown();
+    let a = step(&v, "host-gateway-portainer.http")["actual"]
+        .as_str()
+        .unwrap();
+    assert!(
+        a.contains("(backend failure: TLS verification failed, seen at router-portainer.tls)"),
+        "{a}"
+    );
+}

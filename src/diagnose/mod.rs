@@ -182,6 +182,75 @@ struct Judged {
     proxy_answer: bool,
 }
 
+impl Judged {
+    /// Replace the probe's guess of what a proxy's answer means (`backend-refused` for every
+    /// 502) with `words`, in the step's actual line and in its HTTP evidence line.
+    fn say_proxy_meaning(&mut self, h: &crate::observe::HttpEvidence, words: &str) {
+        let status = h.status.unwrap_or_default();
+        self.actual = match h.proxy_meaning.as_deref() {
+            Some(raw) if self.actual.contains(&format!("({raw})")) => {
+                self.actual
+                    .replacen(&format!("({raw})"), &format!("({words})"), 1)
+            }
+            _ if self.actual.contains(&format!("status {status}")) => self.actual.replacen(
+                &format!("status {status}"),
+                &format!("status {status} ({words})"),
+                1,
+            ),
+            _ => format!("{} (status {status}: {words})", self.actual),
+        };
+        for line in &mut self.evidence {
+            if line.starts_with("http ") {
+                if let Some(raw) = &h.proxy_meaning {
+                    if let Some(cut) = line.rfind(&format!(" meaning {raw}")) {
+                        line.truncate(cut);
+                    }
+                }
+                line.push_str(&format!(" meaning {words}"));
+            }
+        }
+    }
+}
+
+/// The failure behind a proxy, when the tool probed the hop behind it itself: the first hop of
+/// `step.through` broken by its own layers, and its first own failing step (id and code).
+fn behind_cause(
+    step: &Step,
+    judged: &[(&Step, Judged, Option<&Observation>)],
+    memo: &mut HashMap<String, bool>,
+) -> Option<(String, &'static str)> {
+    let hop = step
+        .through
+        .iter()
+        .find(|h| own_broken(h, judged, memo, &mut BTreeSet::new()))?;
+    judged
+        .iter()
+        .filter(|(s, j, _)| &s.hop == hop && j.verdict.is_failure())
+        .filter(|(s, j, _)| {
+            !(j.proxy_answer
+                && s.through
+                    .iter()
+                    .any(|h| own_broken(h, judged, memo, &mut BTreeSet::new())))
+        })
+        .min_by_key(|(s, _, _)| s.layer)
+        .and_then(|(s, j, _)| Some((s.id.clone(), j.code?)))
+}
+
+/// What a backend failure was, in words, from the code of the step that saw it.
+fn cause_words(code: &str) -> &'static str {
+    match code {
+        "PD-TCP-001" => "connection refused",
+        "PD-TCP-002" => "connection filtered (no answer)",
+        "PD-TCP-003" => "host unreachable",
+        "PD-HTTP-004" => "timeout",
+        "PD-HTTP-001" => "no route for the Host",
+        c if c.starts_with("PD-TLS") => "TLS verification failed",
+        c if c.starts_with("PD-MTLS") => "client certificate not accepted",
+        c if c.starts_with("PD-DNS") => "name resolution",
+        _ => "the backend's own error",
+    }
+}
+
 /// Diagnose a run of `plan`. `static_findings` (from `lint`) that bear on the traced hops are
 /// listed beside the live findings; they do not change the verdict.
 pub fn diagnose(plan: &Plan, run: &Run, static_findings: &[Finding]) -> Report {
@@ -190,7 +259,7 @@ pub fn diagnose(plan: &Plan, run: &Run, static_findings: &[Finding]) -> Report {
         .iter()
         .map(|o| (o.step.as_str(), o))
         .collect();
-    let judged: Vec<(&Step, Judged, Option<&Observation>)> = plan
+    let mut judged: Vec<(&Step, Judged, Option<&Observation>)> = plan
         .steps
         .iter()
         .map(|s| match by_id.get(s.id.as_str()) {
@@ -215,6 +284,33 @@ pub fn diagnose(plan: &Plan, run: &Run, static_findings: &[Finding]) -> Report {
     let hop_ids: Vec<String> = plan.hops.iter().map(|h| h.id.clone()).collect();
     for h in &hop_ids {
         own_broken(h, &judged, &mut memo, &mut BTreeSet::new());
+    }
+
+    // A proxy's answer says only that a backend failed; which failure is named only from the
+    // tool's own probe of the hop behind it.
+    let words: Vec<Option<String>> = judged
+        .iter()
+        .map(|(step, j, obs)| {
+            let status = match obs.map(|o| &o.evidence) {
+                Some(Evidence::Http(h)) if j.proxy_answer && j.verdict.is_failure() => h.status?,
+                _ => return None,
+            };
+            if !matches!(status, 500 | 502 | 504) {
+                return None;
+            }
+            // A proxy behind that reports a backend failure too knows no more than this one.
+            let cause = behind_cause(step, &judged, &mut memo).filter(|c| c.1 != "PD-HTTP-005");
+            Some(match cause {
+                Some((id, code)) => format!("backend failure: {}, seen at {id}", cause_words(code)),
+                None if status == 504 => "backend failure: the proxy's own timeout".to_string(),
+                None => "backend failure".to_string(),
+            })
+        })
+        .collect();
+    for ((_, j, obs), w) in judged.iter_mut().zip(words) {
+        if let (Some(w), Some(Evidence::Http(h))) = (w, obs.map(|o| &o.evidence)) {
+            j.say_proxy_meaning(h, &w);
+        }
     }
 
     let paths = step_paths(plan);

@@ -856,3 +856,63 @@ fn without_path_marks_the_chain_order_decides() {
         ("host-ca".to_string(), "PD-TCP-001".to_string())
     );
 }
+
+fn step_actual<'a>(r: &'a Report, id: &str) -> &'a str {
+    &r.steps.iter().find(|s| s.id == id).unwrap().actual
+}
+
+#[test]
+fn a_502_names_the_backend_failure_only_as_observed_behind_the_proxy() {
+    // The hop behind was probed and refused: the 502 says so, and where it was seen.
+    let (mut p, ids) = two_paths(false);
+    observe_all(&mut p, &ids, qdrant_refused());
+    let r = p.run();
+    for id in ["host-gateway.http", "gateway-router.http"] {
+        assert!(
+            step_actual(&r, id)
+                .contains("backend failure: connection refused, seen at router-qdrant.tcp"),
+            "{id}: {}",
+            step_actual(&r, id)
+        );
+    }
+    // The same 502 with the hop behind it unprobed (the tool could not run there): only
+    // "backend failure", whatever the proxy's page or the probe's guess said.
+    let (mut p, ids) = two_paths(false);
+    let mut faults = qdrant_refused();
+    faults.retain(|o| !o.step.starts_with("router-qdrant"));
+    faults.push(Observation::tool_error(
+        "router-qdrant.tcp",
+        "transport",
+        "pct exec 102: no such container",
+    ));
+    faults.push(Observation::blocked(
+        "router-qdrant.http",
+        "router-qdrant.tcp",
+    ));
+    observe_all(&mut p, &ids, faults);
+    let r = p.run();
+    let a = step_actual(&r, "host-gateway.http");
+    assert!(a.ends_with("(status 502: backend failure)"), "{a}");
+    assert!(!a.contains("refused"), "{a}");
+    let f = r
+        .findings
+        .iter()
+        .find(|f| f.code == "PD-HTTP-005")
+        .expect("the proxy's answer is the finding");
+    assert!(!f.actual.contains("refused"), "{}", f.actual);
+    assert!(f
+        .evidence
+        .iter()
+        .any(|e| e.ends_with("meaning backend failure")));
+}
+
+#[test]
+fn a_proxy_error_behind_which_tls_failed_says_tls() {
+    let (p, _) = backend_tls_path();
+    let r = p.run();
+    let a = step_actual(&r, "host-gateway-portainer.http");
+    assert!(
+        a.contains("backend failure: TLS verification failed, seen at router-portainer.tls"),
+        "{a}"
+    );
+}
