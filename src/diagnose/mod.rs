@@ -17,7 +17,7 @@ pub mod catalog;
 
 use crate::config::Provenance;
 use crate::engine::Run;
-use crate::finding::{Finding, Severity};
+use crate::finding::{Finding, Reconciled, Reconciliation, Severity};
 use crate::observe::{Evidence, Layer, Observation, Outcome};
 use crate::plan::{Plan, ProbeSpec, Step, VantageRef, TARGET_PATH};
 use serde::{Deserialize, Serialize};
@@ -467,7 +467,7 @@ pub fn diagnose(plan: &Plan, run: &Run, static_findings: &[Finding]) -> Report {
         Overall::Healthy
     };
 
-    // Static findings that bear on what this plan touches.
+    // Static findings that bear on what this plan touches, held against the live evidence.
     let subjects = plan_subjects(plan);
     findings.extend(
         static_findings
@@ -475,7 +475,11 @@ pub fn diagnose(plan: &Plan, run: &Run, static_findings: &[Finding]) -> Report {
             .filter(|f| {
                 f.subjects.iter().any(|s| subjects.contains(s.as_str())) || hop_ids.contains(&f.hop)
             })
-            .cloned(),
+            .map(|f| {
+                let mut f = f.clone();
+                f.reconciliation = Some(reconcile(&f, plan, &steps));
+                f
+            }),
     );
 
     Report {
@@ -608,6 +612,87 @@ fn step_paths(plan: &Plan) -> HashMap<&str, String> {
             (s.id.as_str(), path)
         })
         .collect()
+}
+
+/// Whether the live step `s` looks at what the static finding `f` is about: the same layer, the
+/// same destination (`address:port` when the finding names one, else its address), the same
+/// name (for dns, tls, mtls and http, when the finding names one), and for TCP, where a
+/// firewall decides by source, the same source vantage.
+fn bears_on(f: &Finding, s: &Step) -> bool {
+    use std::net::{IpAddr, SocketAddr};
+    if f.layer.is_some_and(|l| l != s.layer) {
+        return false;
+    }
+    let addrs: Vec<SocketAddr> = f.subjects.iter().filter_map(|x| x.parse().ok()).collect();
+    let ips: Vec<IpAddr> = f.subjects.iter().filter_map(|x| x.parse().ok()).collect();
+    let vantages: Vec<VantageRef> = f.subjects.iter().filter_map(|x| x.parse().ok()).collect();
+    let names: Vec<String> = f
+        .subjects
+        .iter()
+        .filter(|x| {
+            x.parse::<SocketAddr>().is_err()
+                && x.parse::<IpAddr>().is_err()
+                && x.parse::<VantageRef>().is_err()
+        })
+        .map(|x| x.trim_end_matches('.').to_ascii_lowercase())
+        .collect();
+    let to = s.probe.target_addr();
+    let name = names_of(s);
+    let dest = if s.layer == Layer::Dns {
+        true // a DNS step's address is the nameserver, not the finding's subject
+    } else if !addrs.is_empty() {
+        addrs.contains(&to)
+    } else {
+        ips.is_empty() || ips.contains(&to.ip())
+    };
+    let named = match (&name, s.layer) {
+        (_, Layer::Tcp) => true,
+        (None, _) => names.is_empty(),
+        (Some(n), Layer::Dns) => names.contains(n),
+        (Some(n), _) => {
+            names.is_empty() || names.contains(n) || n.parse().is_ok_and(|ip| ips.contains(&ip))
+        }
+    };
+    let source = s.layer != Layer::Tcp || vantages.is_empty() || vantages.contains(&s.from);
+    dest && named && source
+}
+
+/// Hold a static finding against the live steps of the same run: `confirmed` when one that bears
+/// on it failed, `refuted` when those observed from their own vantage worked (a DNS answer that
+/// matches the records refutes nothing: the records are what static findings are about), else
+/// `not-observable`.
+fn reconcile(f: &Finding, plan: &Plan, results: &[StepResult]) -> Reconciliation {
+    let seen: Vec<(&Step, &StepResult)> = plan
+        .steps
+        .iter()
+        .zip(results)
+        .filter(|(s, _)| bears_on(f, s))
+        .collect();
+    let line = |s: &StepResult| format!("{} (from {}): {}", s.id, s.from, s.actual);
+    let failed: Vec<String> = seen
+        .iter()
+        .filter(|(_, r)| r.verdict.is_failure() && r.symptom_of.is_none())
+        .map(|(_, r)| line(r))
+        .collect();
+    if !failed.is_empty() {
+        return Reconciliation {
+            status: Reconciled::Confirmed,
+            evidence: failed,
+        };
+    }
+    let worked: Vec<String> = seen
+        .iter()
+        .filter(|(s, r)| s.layer != Layer::Dns && matches!(r.verdict, Verdict::Ok | Verdict::Warn))
+        .map(|(_, r)| format!("{} (from {}): ok, {}", r.id, r.from, r.expected))
+        .collect();
+    Reconciliation {
+        status: if worked.is_empty() {
+            Reconciled::NotObservable
+        } else {
+            Reconciled::Refuted
+        },
+        evidence: worked,
+    }
 }
 
 fn plan_subjects(plan: &Plan) -> BTreeSet<String> {

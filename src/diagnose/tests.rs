@@ -916,3 +916,139 @@ fn a_proxy_error_behind_which_tls_failed_says_tls() {
         "{a}"
     );
 }
+
+fn run_with_static(p: &P, statics: &[Finding]) -> Report {
+    let run = Run {
+        schema_version: 1,
+        target: "qdrant".into(),
+        started_at: String::new(),
+        duration_ms: 1.0,
+        observations: p.obs.clone(),
+    };
+    diagnose(&p.plan, &run, statics)
+}
+
+/// Static findings as lint writes them: a firewall rule missing for the router's own address
+/// (TCP, keyed on the source), the same rule for a guest this trace never runs from, a route
+/// that should send qdrant nowhere (HTTP, by name), and a DNS record defect for qdrant.
+fn statics() -> Vec<Finding> {
+    let f = |code: &str, layer: Layer, subjects: &[&str]| {
+        let mut f = Finding::new(code, Severity::Error, code).static_origin();
+        f.layer = Some(layer);
+        f.subjects = subjects.iter().map(|s| s.to_string()).collect();
+        f
+    };
+    vec![
+        f(
+            "PD-FW-002",
+            Layer::Tcp,
+            &["lxc:102", "127.0.0.1", "127.0.0.1:1"],
+        ),
+        f("PD-FW-001", Layer::Tcp, &["lxc:900", "127.0.0.1:1"]),
+        f(
+            "PD-ROUTE-004",
+            Layer::Http,
+            &["qdrant.internal.thinkheads.ai", "127.0.0.1", "lxc:102"],
+        ),
+        f(
+            "PD-DNSCFG-004",
+            Layer::Dns,
+            &["qdrant.internal.thinkheads.ai", "127.0.0.153"],
+        ),
+    ]
+}
+
+fn reconciled(r: &Report) -> Vec<(String, &'static str)> {
+    r.findings
+        .iter()
+        .filter(|f| f.origin == "static")
+        .map(|f| {
+            let st = f
+                .reconciliation
+                .as_ref()
+                .expect("static findings are reconciled");
+            (f.code.clone(), st.status.as_str())
+        })
+        .collect()
+}
+
+#[test]
+fn static_findings_are_confirmed_refuted_or_not_observable_by_the_same_run() {
+    // Healthy: the router reaches the address (refutes the firewall finding keyed on it), the
+    // client's request for qdrant works (refutes the route finding); nothing ran from lxc:900;
+    // a DNS answer that matches the records says nothing about the records.
+    let (mut p, ids) = two_paths(false);
+    observe_all(&mut p, &ids, vec![]);
+    let r = run_with_static(&p, &statics());
+    assert_eq!(r.verdict, Overall::Healthy);
+    assert_eq!(
+        reconciled(&r),
+        vec![
+            ("PD-FW-002".to_string(), "refuted"),
+            ("PD-FW-001".to_string(), "not-observable"),
+            ("PD-ROUTE-004".to_string(), "refuted"),
+            ("PD-DNSCFG-004".to_string(), "not-observable"),
+        ]
+    );
+    let fw = r.findings.iter().find(|f| f.code == "PD-FW-002").unwrap();
+    let ev = &fw.reconciliation.as_ref().unwrap().evidence;
+    assert!(
+        ev.iter()
+            .any(|e| e.starts_with("router-qdrant.tcp (from lxc:102): ok")),
+        "{ev:?}"
+    );
+    assert!(
+        !ev.iter().any(|e| e.starts_with("host-gateway.tcp")),
+        "the host's connection says nothing about the router's firewall: {ev:?}"
+    );
+
+    // qdrant refuses the router: the firewall finding on that path is confirmed by the
+    // failure; the route finding is not observable (the gateway's 502s are symptoms of the
+    // refusal, not evidence about the route).
+    let (mut p, ids) = two_paths(false);
+    observe_all(&mut p, &ids, qdrant_refused());
+    let r = run_with_static(&p, &statics());
+    assert_eq!(
+        reconciled(&r),
+        vec![
+            ("PD-FW-002".to_string(), "confirmed"),
+            ("PD-FW-001".to_string(), "not-observable"),
+            ("PD-ROUTE-004".to_string(), "not-observable"),
+            ("PD-DNSCFG-004".to_string(), "not-observable"),
+        ]
+    );
+}
+
+#[test]
+fn a_healthy_table_never_calls_refuted_static_findings_errors() {
+    let (mut p, ids) = two_paths(false);
+    observe_all(&mut p, &ids, vec![]);
+    let r = run_with_static(&p, &statics());
+    let mut out = Vec::new();
+    crate::report::render(
+        &r,
+        crate::cli::Format::Table,
+        crate::report::Style::default(),
+        &mut out,
+    )
+    .unwrap();
+    let table = String::from_utf8(out).unwrap();
+    let section = &table[table.find("Static findings").expect("a static section")..];
+    assert!(
+        section.starts_with(
+            "Static findings on these hops, from the config files alone (4 static findings: 2 refuted by this run, 2 not observable;"
+        ),
+        "{section}"
+    );
+    for line in section.lines().filter(|l| l.contains("refuted by ")) {
+        assert!(!line.contains("error"), "{line}");
+    }
+    assert!(
+        section.contains("PD-FW-002      static, refuted by router-qdrant.tcp"),
+        "{section}"
+    );
+    assert!(
+        section.contains("PD-FW-001      static error, not observable"),
+        "{section}"
+    );
+}

@@ -92,16 +92,25 @@ pub(super) fn render(reports: &[Report], w: &mut dyn Write) -> io::Result<()> {
             )?;
         }
     }
-    writeln!(w, "# HELP phoenix_doctor_findings Findings by severity.")?;
+    writeln!(
+        w,
+        "# HELP phoenix_doctor_findings Findings by origin (live: seen by this run; static: from the configs alone) and severity."
+    )?;
     writeln!(w, "# TYPE phoenix_doctor_findings gauge")?;
     for r in reports {
-        for sev in [Severity::Error, Severity::Warning, Severity::Info] {
-            let n = r.findings.iter().filter(|f| f.severity == sev).count();
-            writeln!(
-                w,
-                "phoenix_doctor_findings{{target=\"{}\",severity=\"{sev}\"}} {n}",
-                label(&r.target)
-            )?;
+        for origin in ["live", "static"] {
+            for sev in [Severity::Error, Severity::Warning, Severity::Info] {
+                let n = r
+                    .findings
+                    .iter()
+                    .filter(|f| f.severity == sev && f.origin == origin)
+                    .count();
+                writeln!(
+                    w,
+                    "phoenix_doctor_findings{{target=\"{}\",origin=\"{origin}\",severity=\"{sev}\"}} {n}",
+                    label(&r.target)
+                )?;
+            }
         }
     }
     Ok(())

@@ -2,7 +2,7 @@
 
 use super::{clip, Style};
 use crate::diagnose::{Overall, Report, Verdict};
-use crate::finding::Severity;
+use crate::finding::{Reconciled, Severity};
 use std::io::{self, Write};
 use tabled::builder::Builder;
 use tabled::settings::Style as TStyle;
@@ -219,17 +219,47 @@ pub(super) fn render(r: &Report, style: Style, w: &mut dyn Write) -> io::Result<
         }
     }
     if !config.is_empty() {
-        // Static findings are context, not the verdict: one line each, details in `lint`.
-        let count = |s: Severity| config.iter().filter(|f| f.severity == s).count();
+        // Static findings are context, not the verdict, and are held against this run's live
+        // evidence: a refuted one is never called an error here. One line each, details in `lint`.
+        let status = |f: &crate::finding::Finding| {
+            f.reconciliation
+                .as_ref()
+                .map(|r| r.status)
+                .unwrap_or(Reconciled::NotObservable)
+        };
+        let count = |s: Reconciled| config.iter().filter(|f| status(f) == s).count();
+        let mut parts = Vec::new();
+        for (s, words) in [
+            (Reconciled::Confirmed, "confirmed by this run"),
+            (Reconciled::Refuted, "refuted by this run"),
+            (Reconciled::NotObservable, "not observable"),
+        ] {
+            if count(s) > 0 {
+                parts.push(format!("{} {words}", count(s)));
+            }
+        }
         writeln!(
             w,
-            "\nConfig findings on these hops ({} errors, {} warnings, {} info; `phoenix-doctor lint` for details):",
-            count(Severity::Error),
-            count(Severity::Warning),
-            count(Severity::Info)
+            "\nStatic findings on these hops, from the config files alone ({} static findings: {}; `phoenix-doctor lint` for details):",
+            config.len(),
+            parts.join(", ")
         )?;
-        for f in config.iter().filter(|f| f.severity == Severity::Error) {
-            writeln!(w, "  {:<14} {}: {}", f.code, sev(f), clip(&f.title, 110))?;
+        for f in &config {
+            let by = f
+                .reconciliation
+                .as_ref()
+                .and_then(|r| r.evidence.first())
+                .and_then(|e| e.split(' ').next())
+                .unwrap_or("");
+            let label = match (status(f), f.severity) {
+                (Reconciled::Refuted, _) => format!("static, refuted by {by}"),
+                (Reconciled::Confirmed, _) => format!("static {}, confirmed by {by}", sev(f)),
+                (Reconciled::NotObservable, Severity::Error) => {
+                    format!("static {}, not observable", sev(f))
+                }
+                _ => continue,
+            };
+            writeln!(w, "  {:<14} {label}: {}", f.code, clip(&f.title, 110))?;
         }
     }
     Ok(())
