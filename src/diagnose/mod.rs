@@ -587,7 +587,7 @@ fn step_paths(plan: &Plan) -> HashMap<&str, String> {
             .iter()
             .filter(|u| u.layer != Layer::Dns && (!same_vantage || u.from == s.from))
             .filter(|u| names_of(u).as_deref() == Some(name))
-            .map(|u| path_of(u))
+            .map(&path_of)
             .filter(|p| !p.is_empty())
             .collect()
     };
