@@ -614,13 +614,32 @@ fn step_paths(plan: &Plan) -> HashMap<&str, String> {
         .collect()
 }
 
-/// Whether the live step `s` looks at what the static finding `f` is about: the same layer, the
-/// same destination (`address:port` when the finding names one, else its address), the same
-/// name (for dns, tls, mtls and http, when the finding names one), and for TCP, where a
-/// firewall decides by source, the same source vantage.
+/// The static codes that predict what a probe sees, and the layer that sees it: a documented
+/// hop dropped by a firewall or out of the CA's reach (tcp), a certificate without the name
+/// its client verifies (tls), a request through the gateway that Traefik cannot route (http).
+/// The others are about the configs themselves (duplicate or one-sided rules, records, labels,
+/// the manifest): no probe sees them, so the run never confirms or refutes them.
+pub const PREDICTIVE: &[(&str, Layer)] = &[
+    ("PD-FW-001", Layer::Tcp),
+    ("PD-FW-003", Layer::Tcp),
+    ("PD-CERT-001", Layer::Tcp),
+    ("PD-CERT-002", Layer::Tls),
+    ("PD-CERT-004", Layer::Tls),
+    ("PD-ROUTE-001", Layer::Http),
+    ("PD-ROUTE-004", Layer::Http),
+    ("PD-ROUTE-006", Layer::Http),
+];
+
+/// Whether the live step `s` checks what the static finding `f` predicts: for tcp, a connection
+/// from one of the finding's guests to its `address:port` (a firewall decides by source); for
+/// tls, a handshake with its address that verifies one of its names (or its IP); for http, a
+/// request through the proxies for one of its names.
 fn bears_on(f: &Finding, s: &Step) -> bool {
     use std::net::{IpAddr, SocketAddr};
-    if f.layer.is_some_and(|l| l != s.layer) {
+    let Some(&(_, layer)) = PREDICTIVE.iter().find(|(c, _)| *c == f.code) else {
+        return false;
+    };
+    if s.layer != layer {
         return false;
     }
     let addrs: Vec<SocketAddr> = f.subjects.iter().filter_map(|x| x.parse().ok()).collect();
@@ -629,38 +648,22 @@ fn bears_on(f: &Finding, s: &Step) -> bool {
     let names: Vec<String> = f
         .subjects
         .iter()
-        .filter(|x| {
-            x.parse::<SocketAddr>().is_err()
-                && x.parse::<IpAddr>().is_err()
-                && x.parse::<VantageRef>().is_err()
-        })
         .map(|x| x.trim_end_matches('.').to_ascii_lowercase())
         .collect();
     let to = s.probe.target_addr();
-    let name = names_of(s);
-    let dest = if s.layer == Layer::Dns {
-        true // a DNS step's address is the nameserver, not the finding's subject
-    } else if !addrs.is_empty() {
-        addrs.contains(&to)
-    } else {
-        ips.is_empty() || ips.contains(&to.ip())
-    };
-    let named = match (&name, s.layer) {
-        (_, Layer::Tcp) => true,
-        (None, _) => names.is_empty(),
-        (Some(n), Layer::Dns) => names.contains(n),
-        (Some(n), _) => {
-            names.is_empty() || names.contains(n) || n.parse().is_ok_and(|ip| ips.contains(&ip))
+    let named = names_of(s).is_some_and(|n| names.contains(&n));
+    match layer {
+        Layer::Tcp => addrs.contains(&to) && vantages.contains(&s.from),
+        Layer::Tls => {
+            (addrs.contains(&to) || (addrs.is_empty() && ips.contains(&to.ip()))) && named
         }
-    };
-    let source = s.layer != Layer::Tcp || vantages.is_empty() || vantages.contains(&s.from);
-    dest && named && source
+        _ => !s.through.is_empty() && named,
+    }
 }
 
 /// Hold a static finding against the live steps of the same run: `confirmed` when one that bears
-/// on it failed, `refuted` when those observed from their own vantage worked (a DNS answer that
-/// matches the records refutes nothing: the records are what static findings are about), else
-/// `not-observable`.
+/// on it failed by its own layers, `refuted` when those observed from their own vantage worked,
+/// else `not-observable`.
 fn reconcile(f: &Finding, plan: &Plan, results: &[StepResult]) -> Reconciliation {
     let seen: Vec<(&Step, &StepResult)> = plan
         .steps
@@ -682,7 +685,7 @@ fn reconcile(f: &Finding, plan: &Plan, results: &[StepResult]) -> Reconciliation
     }
     let worked: Vec<String> = seen
         .iter()
-        .filter(|(s, r)| s.layer != Layer::Dns && matches!(r.verdict, Verdict::Ok | Verdict::Warn))
+        .filter(|(_, r)| matches!(r.verdict, Verdict::Ok | Verdict::Warn))
         .map(|(_, r)| format!("{} (from {}): ok, {}", r.id, r.from, r.expected))
         .collect();
     Reconciliation {

@@ -928,9 +928,10 @@ fn run_with_static(p: &P, statics: &[Finding]) -> Report {
     diagnose(&p.plan, &run, statics)
 }
 
-/// Static findings as lint writes them: a firewall rule missing for the router's own address
-/// (TCP, keyed on the source), the same rule for a guest this trace never runs from, a route
-/// that should send qdrant nowhere (HTTP, by name), and a DNS record defect for qdrant.
+/// Static findings as lint writes them: a documented hop from the router dropped (TCP, keyed on
+/// the source), the same for a guest this trace never runs from, a duplicate rule (about the
+/// config itself: no probe sees it), a route that should send qdrant nowhere (HTTP, by name), and
+/// a DNS record defect for qdrant.
 fn statics() -> Vec<Finding> {
     let f = |code: &str, layer: Layer, subjects: &[&str]| {
         let mut f = Finding::new(code, Severity::Error, code).static_origin();
@@ -940,11 +941,12 @@ fn statics() -> Vec<Finding> {
     };
     vec![
         f(
-            "PD-FW-002",
+            "PD-FW-001",
             Layer::Tcp,
             &["lxc:102", "127.0.0.1", "127.0.0.1:1"],
         ),
-        f("PD-FW-001", Layer::Tcp, &["lxc:900", "127.0.0.1:1"]),
+        f("PD-FW-003", Layer::Tcp, &["lxc:900", "127.0.0.1:1"]),
+        f("PD-FW-007", Layer::Tcp, &["lxc:102", "127.0.0.1:1"]),
         f(
             "PD-ROUTE-004",
             Layer::Http,
@@ -984,13 +986,14 @@ fn static_findings_are_confirmed_refuted_or_not_observable_by_the_same_run() {
     assert_eq!(
         reconciled(&r),
         vec![
-            ("PD-FW-002".to_string(), "refuted"),
-            ("PD-FW-001".to_string(), "not-observable"),
+            ("PD-FW-001".to_string(), "refuted"),
+            ("PD-FW-003".to_string(), "not-observable"),
+            ("PD-FW-007".to_string(), "not-observable"),
             ("PD-ROUTE-004".to_string(), "refuted"),
             ("PD-DNSCFG-004".to_string(), "not-observable"),
         ]
     );
-    let fw = r.findings.iter().find(|f| f.code == "PD-FW-002").unwrap();
+    let fw = r.findings.iter().find(|f| f.code == "PD-FW-001").unwrap();
     let ev = &fw.reconciliation.as_ref().unwrap().evidence;
     assert!(
         ev.iter()
@@ -1011,8 +1014,9 @@ fn static_findings_are_confirmed_refuted_or_not_observable_by_the_same_run() {
     assert_eq!(
         reconciled(&r),
         vec![
-            ("PD-FW-002".to_string(), "confirmed"),
-            ("PD-FW-001".to_string(), "not-observable"),
+            ("PD-FW-001".to_string(), "confirmed"),
+            ("PD-FW-003".to_string(), "not-observable"),
+            ("PD-FW-007".to_string(), "not-observable"),
             ("PD-ROUTE-004".to_string(), "not-observable"),
             ("PD-DNSCFG-004".to_string(), "not-observable"),
         ]
@@ -1036,7 +1040,7 @@ fn a_healthy_table_never_calls_refuted_static_findings_errors() {
     let section = &table[table.find("Static findings").expect("a static section")..];
     assert!(
         section.starts_with(
-            "Static findings on these hops, from the config files alone (4 static findings: 2 refuted by this run, 2 not observable;"
+            "Static findings on these hops, from the config files alone (5 static findings: 2 refuted by this run, 3 not observable;"
         ),
         "{section}"
     );
@@ -1044,11 +1048,11 @@ fn a_healthy_table_never_calls_refuted_static_findings_errors() {
         assert!(!line.contains("error"), "{line}");
     }
     assert!(
-        section.contains("PD-FW-002      static, refuted by router-qdrant.tcp"),
+        section.contains("PD-FW-001      static, refuted by router-qdrant.tcp"),
         "{section}"
     );
     assert!(
-        section.contains("PD-FW-001      static error, not observable"),
+        section.contains("PD-FW-003      static error, not observable"),
         "{section}"
     );
 }
