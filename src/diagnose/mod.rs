@@ -769,7 +769,7 @@ fn judge(step: &Step, o: &Observation) -> Judged {
             verdict: Verdict::CannotJudge,
             code: Some(SUBSTITUTED),
             actual: format!(
-                "not judged: ran from this machine instead of {}, which does not see {} (here: {actual})",
+                "not judged: ran from this machine instead of {}, which does not see {} (here: {actual}); --push --agent-path PATH or --via KIND=TEMPLATE runs it there",
                 step.from,
                 if step.layer == Layer::Dns {
                     "the guest's own hosts file, resolv.conf and path to the nameserver"

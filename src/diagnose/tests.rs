@@ -587,6 +587,9 @@ fn a_guest_step_that_ran_from_here_cannot_be_judged_ok() {
     let s = r.steps.iter().find(|s| s.id == ids[4]).unwrap();
     assert_eq!(s.code.as_deref(), Some("PD-RUN-003"));
     assert!(s.actual.contains("instead of lxc:102"), "{}", s.actual);
+    assert!(s
+        .actual
+        .ends_with("--push --agent-path PATH or --via KIND=TEMPLATE runs it there"));
     // One warning per guest that could not be entered, with the way to make it judgeable.
     assert_eq!(r.findings.len(), 2, "{:#?}", r.findings);
     assert!(r.findings.iter().all(|f| f.code == "PD-RUN-003"
