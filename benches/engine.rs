@@ -38,6 +38,7 @@ fn plan(n: usize, addr: std::net::SocketAddr, dead: std::net::SocketAddr) -> Pla
             to: "listener".into(),
             from_label: String::new(),
             title: String::new(),
+            path: String::new(),
         })
         .collect();
     Plan {

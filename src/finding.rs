@@ -58,6 +58,40 @@ pub struct Finding {
     /// shown but no longer counts toward the verdict.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub accepted: Option<Accepted>,
+    /// On a static finding in a trace report: what the live evidence of the same run says.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reconciliation: Option<Reconciliation>,
+}
+
+/// A static finding held against the live evidence of the same run.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Reconciliation {
+    pub status: Reconciled,
+    /// The live steps that bear on it: `<step> (from <vantage>): <what it saw>`.
+    #[serde(default)]
+    pub evidence: Vec<String>,
+}
+
+/// What the live evidence says about a static finding.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Reconciled {
+    /// A live failure on the same subject agrees.
+    Confirmed,
+    /// The live probe of the same subject shows it working.
+    Refuted,
+    /// The run did not look at this subject.
+    NotObservable,
+}
+
+impl Reconciled {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Reconciled::Confirmed => "confirmed",
+            Reconciled::Refuted => "refuted",
+            Reconciled::NotObservable => "not-observable",
+        }
+    }
 }
 
 fn live() -> String {
@@ -82,6 +116,7 @@ impl Finding {
             origin: live(),
             subjects: Vec::new(),
             accepted: None,
+            reconciliation: None,
         }
     }
 

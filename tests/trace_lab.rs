@@ -279,3 +279,181 @@ fn wait_retries_until_the_platform_comes_up() {
     );
     h2.shutdown();
 }
+
+/// The hosts-file override lives only in the router guest (lxc:102). With `--vantage host` no
+/// step runs there: the router's steps cannot be judged ok, so the trace is never healthy; the
+/// table's headline counts the checks it could not make and names the way to make them.
+#[test]
+fn a_guest_only_fault_with_no_agent_in_the_guest_never_exits_0() {
+    let (_rt, h, _d) = start(62, &[Fault::HostsOverride]);
+    let (code, v, stderr) = trace(&h, "qdrant", &["--vantage", "host"]);
+    assert_eq!(code, 3, "{v:#}\n{stderr}");
+    assert_eq!(v["verdict"], "cannot-judge");
+    let step = v["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["id"] == "router-dns.dns.portainer")
+        .unwrap();
+    assert_eq!(step["verdict"], "cannot-judge", "{step:#}");
+    assert_eq!(step["code"], "PD-RUN-003", "{step:#}");
+    assert_eq!(step["vantage"]["substituted"], true);
+    // Every step whose traffic starts in a guest is unjudged; the host's own are judged.
+    let guest_steps: Vec<&Value> = v["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["from"] != "host")
+        .collect();
+    assert!(!guest_steps.is_empty());
+    for s in &guest_steps {
+        assert_eq!(s["verdict"], "cannot-judge", "{s:#}");
+    }
+    let out = Command::new(env!("CARGO_BIN_EXE_phoenix-doctor"))
+        .args(["trace", "qdrant", "--vantage", "host", "--timeout", "700ms"])
+        .args(["--scope", &h.scope().allowed[0].to_string()])
+        .arg("--config-dir")
+        .arg(h.config_dir())
+        .arg("--stacks-dir")
+        .arg(h.stacks_dir())
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(3));
+    let table = String::from_utf8_lossy(&out.stdout);
+    let head: Vec<&str> = table.lines().take(2).collect();
+    assert!(head[0].contains("CANNOT-JUDGE"), "{table}");
+    assert!(
+        head[1].starts_with(&format!("{} check(s) could not be made", guest_steps.len())),
+        "{table}"
+    );
+    assert!(head[1].contains("--push"), "{table}");
+    h.shutdown();
+}
+
+/// Two faults at once, one on the target's own request (host → gateway → Traefik → qdrant) and
+/// one off it (the router's hosts file for another name, the Portainer deploy path, the CA), in
+/// both chain orders. Written by hand from the faults' definitions: the headline is the fault
+/// that breaks the client's request for qdrant; the other is listed after it; the verdict is
+/// diverged.
+#[allow(clippy::type_complexity)]
+const TWO_FAULTS: &[(&[&str], (&str, &str, &str), &[(&str, &str)])] = &[
+    // Off the path first in chain order (router-dns, host-dns come before router-qdrant).
+    (
+        &["qdrant-down", "hosts-override"],
+        ("router-qdrant", "tcp", "PD-TCP-001"),
+        &[("router-dns", "PD-DNS-003")],
+    ),
+    (
+        &["agent-dns-gateway", "qdrant-down"],
+        ("router-qdrant", "tcp", "PD-TCP-001"),
+        &[("host-dns", "PD-DNS-002")],
+    ),
+    // On the path first in chain order (the deploy path and the CA come after it).
+    (
+        &["expired-leaf", "ca-down"],
+        ("host-gateway", "tls", "PD-TLS-001"),
+        &[("host-ca", "PD-TCP-001")],
+    ),
+    (
+        &["qdrant-down", "backend-tls"],
+        ("router-qdrant", "tcp", "PD-TCP-001"),
+        &[("router-portainer", "PD-TLS-005")],
+    ),
+];
+
+#[test]
+fn two_faults_the_headline_is_the_one_that_breaks_the_target() {
+    let mut failures = Vec::new();
+    for (i, (faults, (hop, layer, code), others)) in TWO_FAULTS.iter().enumerate() {
+        let faults: Vec<Fault> = faults.iter().map(|f| Fault::parse(f).unwrap()).collect();
+        let (_rt, h, _d) = start(63 + i as u8, &faults);
+        let (exit, v, stderr) = trace(&h, "qdrant", &[]);
+        h.shutdown();
+        let fd = &v["first_divergence"];
+        let got = (
+            fd["hop"].as_str().unwrap_or("-"),
+            fd["layer"].as_str().unwrap_or("-"),
+            fd["code"].as_str().unwrap_or("-"),
+        );
+        let live: Vec<(&str, &str)> = live_errors(&v)
+            .iter()
+            .map(|f| (f["hop"].as_str().unwrap(), f["code"].as_str().unwrap()))
+            .collect();
+        let mut want: Vec<(&str, &str)> = vec![(*hop, *code)];
+        want.extend(others.iter().copied());
+        if got != (*hop, *layer, *code) || exit != 1 || v["verdict"] != "diverged" || live != want {
+            failures.push(format!(
+                "{faults:?}: want headline {:?} then {others:?}, got {got:?} then {live:?}, exit {exit}\n{stderr}",
+                (hop, layer, code)
+            ));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+}
+
+fn step<'a>(v: &'a Value, id: &str) -> &'a Value {
+    v["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["id"] == id)
+        .unwrap_or_else(|| panic!("no step {id}"))
+}
+
+/// A proxy's error answer is a backend failure; which one is named only from the tool's own
+/// probe of the hop behind it. qdrant refusing and Portainer's certificate failing Traefik's
+/// verification give different words at the gateway; with the hop behind not in the trace, the
+/// gateway's 502 says only "backend failure".
+#[test]
+fn proxy_answers_say_only_what_was_observed_behind_them() {
+    let (_rt, h, dir) = start(70, &[Fault::QdrantDown]);
+    let (_, v, _) = trace(&h, "qdrant", &[]);
+    for id in ["host-gateway.http", "gateway-router.http"] {
+        let a = step(&v, id)["actual"].as_str().unwrap();
+        assert!(
+            a.contains(
+                "status 502 (backend failure: connection refused, seen at router-qdrant.tcp)"
+            ),
+            "{id}: {a}"
+        );
+    }
+    // The same lab, traced with a definition that stops at the gateway.
+    let probes = dir.path().join("probes");
+    std::fs::create_dir(&probes).unwrap();
+    std::fs::write(
+        probes.join("qdrant.toml"),
+        r#"name = "qdrant"
+[vars]
+ca_bundle = "/mnt/pve/quickOS/lxc-persistent-data/103/ssl/phoenix_ca.crt"
+[[hop]]
+id = "host-gateway"
+from = "host"
+to = "gateway"
+path = "target"
+tcp = true
+http = { url = "https://qdrant.{domain}/healthz", status = [200], trust = "{ca_bundle}" }
+"#,
+    )
+    .unwrap();
+    let (exit, v, stderr) = trace(&h, "qdrant", &["--probes", probes.to_str().unwrap()]);
+    h.shutdown();
+    assert_eq!(exit, 1, "{v:#}\n{stderr}");
+    assert_eq!(v["first_divergence"]["code"], "PD-HTTP-005");
+    let a = step(&v, "host-gateway.http")["actual"].as_str().unwrap();
+    assert!(a.contains("status 502 (backend failure),"), "{a}");
+    assert!(!a.contains("refused"), "{a}");
+    let text = v["findings"].to_string();
+    assert!(!text.contains("refused"), "{text}");
+
+    let (_rt, h, _d) = start(71, &[Fault::BackendTls]);
+    let (_, v, _) = trace(&h, "qdrant", &[]);
+    h.shutdown();
+    let a = step(&v, "host-gateway-portainer.http")["actual"]
+        .as_str()
+        .unwrap();
+    assert!(
+        a.contains("(backend failure: TLS verification failed, seen at router-portainer.tls)"),
+        "{a}"
+    );
+}

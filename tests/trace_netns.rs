@@ -648,11 +648,14 @@ fn a_firewall_that_drops_only_the_portainer_vm_is_attributed_to_its_hop() {
         not_ok(&report)
     );
 
-    // From the host only, the firewall is invisible: the Portainer VM's hop connects, and the
-    // report says where it really ran from.
-    let (report, _, _) = lab.trace("agent", &["--vantage", "host"]);
+    // From the host only, the firewall is invisible: the Portainer VM's hop connects, but that
+    // says nothing about the VM, so the step is not judged ok and the trace never exits 0.
+    let (report, code, _) = lab.trace("agent", &["--vantage", "host"]);
+    assert_eq!(code, 3, "{}", not_ok(&report));
+    assert_eq!(report["verdict"], "cannot-judge");
     let s = step(&report, "portainer-agent.tcp");
-    assert_eq!(s["verdict"], "ok", "{s:#}");
+    assert_eq!(s["verdict"], "cannot-judge", "{s:#}");
+    assert_eq!(s["code"], "PD-RUN-003", "{s:#}");
     assert_eq!(s["vantage"]["name"], "vm:1001");
     assert_eq!(s["vantage"]["substituted"], true, "{s:#}");
     assert!(
@@ -667,6 +670,13 @@ fn a_firewall_that_drops_only_the_portainer_vm_is_attributed_to_its_hop() {
     assert!(table.contains("vm:1001 (ran from here)"), "{table}");
     assert!(
         table.contains("4 step(s) ran from this machine instead of their vantage"),
+        "{table}"
+    );
+    assert!(
+        table
+            .lines()
+            .nth(1)
+            .is_some_and(|l| l.starts_with("4 check(s) could not be made: they start in vm:1001")),
         "{table}"
     );
 }

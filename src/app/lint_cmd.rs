@@ -240,6 +240,7 @@ pub fn as_report(findings: &[&Finding]) -> Report {
             code: Some(f.code.clone()),
             symptom_of: None,
             vantage: Default::default(),
+            path: String::new(),
         })
         .collect();
     Report {

@@ -134,6 +134,7 @@ fn step(id: &str, hop: &str, code: &str, verdict: Verdict, symptom_of: Option<&s
         code: Some(code.into()),
         symptom_of: symptom_of.map(str::to_string),
         vantage: Default::default(),
+        path: String::new(),
     }
 }
 
@@ -159,6 +160,7 @@ fn report(target: &str, findings: Vec<Finding>, steps: Vec<StepResult>) -> Repor
             from_label: String::new(),
             title: "t".into(),
             verdict: Verdict::Diverged,
+            path: String::new(),
         }],
         steps,
         findings,

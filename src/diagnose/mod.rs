@@ -7,20 +7,27 @@
 //!   or 404) is a symptom when one of the hops behind it is broken by its own layers; it is then
 //!   listed as evidence under that hop's finding, not as a finding of its own.
 //! - Steps that a failed prerequisite prevented are `blocked`, not failures.
-//! - The first divergence is the first broken hop in the documented chain order.
+//! - The first divergence is the root cause that breaks the target's own request: the first
+//!   finding on the target's path (hops marked `path = "target"` in the trace definition, the
+//!   hops their request passes `through`, and the DNS answers those hops' vantages use), in
+//!   chain order. Findings on the trace's other paths (deploy, CA) follow it and still make the
+//!   verdict `diverged`; the headline falls back to them only when the target's path is sound.
 
 pub mod catalog;
 
 use crate::config::Provenance;
 use crate::engine::Run;
-use crate::finding::{Finding, Severity};
+use crate::finding::{Finding, Reconciled, Reconciliation, Severity};
 use crate::observe::{Evidence, Layer, Observation, Outcome};
-use crate::plan::{Plan, ProbeSpec, Step};
+use crate::plan::{Plan, ProbeSpec, Step, VantageRef, TARGET_PATH};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeSet, HashMap};
 
 /// Version of the report JSON contract (`docs/output-json.md`).
 pub const REPORT_SCHEMA_VERSION: u32 = 1;
+
+/// The code of a guest-only step that ran from this machine and so cannot be judged ok.
+pub const SUBSTITUTED: &str = "PD-RUN-003";
 
 /// Remaining-lifetime fraction under which a healthy certificate is a warning.
 pub const EXPIRY_WARN_FRACTION: f64 = 0.4;
@@ -107,6 +114,10 @@ pub struct StepResult {
     /// Where it ran from, and whether that was substituted.
     #[serde(default)]
     pub vantage: crate::observe::VantageNote,
+    /// The request path it serves (`target`, `deploy`, ...; see `docs/probes.md`), empty when
+    /// the trace marks none.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub path: String,
 }
 
 /// A hop, judged.
@@ -122,6 +133,9 @@ pub struct HopResult {
     /// `ok`, `diverged`/`unreachable` (broken by its own layers), `warn`, `cannot-judge`,
     /// or `blocked` when its only failures are symptoms of a hop behind it.
     pub verdict: Verdict,
+    /// The request path it serves (`target`, `deploy`, ...), empty when the trace marks none.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub path: String,
 }
 
 /// The root cause.
@@ -171,6 +185,75 @@ struct Judged {
     proxy_answer: bool,
 }
 
+impl Judged {
+    /// Replace the probe's guess of what a proxy's answer means (`backend-refused` for every
+    /// 502) with `words`, in the step's actual line and in its HTTP evidence line.
+    fn say_proxy_meaning(&mut self, h: &crate::observe::HttpEvidence, words: &str) {
+        let status = h.status.unwrap_or_default();
+        self.actual = match h.proxy_meaning.as_deref() {
+            Some(raw) if self.actual.contains(&format!("({raw})")) => {
+                self.actual
+                    .replacen(&format!("({raw})"), &format!("({words})"), 1)
+            }
+            _ if self.actual.contains(&format!("status {status}")) => self.actual.replacen(
+                &format!("status {status}"),
+                &format!("status {status} ({words})"),
+                1,
+            ),
+            _ => format!("{} (status {status}: {words})", self.actual),
+        };
+        for line in &mut self.evidence {
+            if line.starts_with("http ") {
+                if let Some(raw) = &h.proxy_meaning {
+                    if let Some(cut) = line.rfind(&format!(" meaning {raw}")) {
+                        line.truncate(cut);
+                    }
+                }
+                line.push_str(&format!(" meaning {words}"));
+            }
+        }
+    }
+}
+
+/// The failure behind a proxy, when the tool probed the hop behind it itself: the first hop of
+/// `step.through` broken by its own layers, and its first own failing step (id and code).
+fn behind_cause(
+    step: &Step,
+    judged: &[(&Step, Judged, Option<&Observation>)],
+    memo: &mut HashMap<String, bool>,
+) -> Option<(String, &'static str)> {
+    let hop = step
+        .through
+        .iter()
+        .find(|h| own_broken(h, judged, memo, &mut BTreeSet::new()))?;
+    judged
+        .iter()
+        .filter(|(s, j, _)| &s.hop == hop && j.verdict.is_failure())
+        .filter(|(s, j, _)| {
+            !(j.proxy_answer
+                && s.through
+                    .iter()
+                    .any(|h| own_broken(h, judged, memo, &mut BTreeSet::new())))
+        })
+        .min_by_key(|(s, _, _)| s.layer)
+        .and_then(|(s, j, _)| Some((s.id.clone(), j.code?)))
+}
+
+/// What a backend failure was, in words, from the code of the step that saw it.
+fn cause_words(code: &str) -> &'static str {
+    match code {
+        "PD-TCP-001" => "connection refused",
+        "PD-TCP-002" => "connection filtered (no answer)",
+        "PD-TCP-003" => "host unreachable",
+        "PD-HTTP-004" => "timeout",
+        "PD-HTTP-001" => "no route for the Host",
+        c if c.starts_with("PD-TLS") => "TLS verification failed",
+        c if c.starts_with("PD-MTLS") => "client certificate not accepted",
+        c if c.starts_with("PD-DNS") => "name resolution",
+        _ => "the backend's own error",
+    }
+}
+
 /// Diagnose a run of `plan`. `static_findings` (from `lint`) that bear on the traced hops are
 /// listed beside the live findings; they do not change the verdict.
 pub fn diagnose(plan: &Plan, run: &Run, static_findings: &[Finding]) -> Report {
@@ -179,7 +262,7 @@ pub fn diagnose(plan: &Plan, run: &Run, static_findings: &[Finding]) -> Report {
         .iter()
         .map(|o| (o.step.as_str(), o))
         .collect();
-    let judged: Vec<(&Step, Judged, Option<&Observation>)> = plan
+    let mut judged: Vec<(&Step, Judged, Option<&Observation>)> = plan
         .steps
         .iter()
         .map(|s| match by_id.get(s.id.as_str()) {
@@ -206,8 +289,40 @@ pub fn diagnose(plan: &Plan, run: &Run, static_findings: &[Finding]) -> Report {
         own_broken(h, &judged, &mut memo, &mut BTreeSet::new());
     }
 
+    // A proxy's answer says only that a backend failed; which failure is named only from the
+    // tool's own probe of the hop behind it.
+    let words: Vec<Option<String>> = judged
+        .iter()
+        .map(|(step, j, obs)| {
+            let status = match obs.map(|o| &o.evidence) {
+                Some(Evidence::Http(h)) if j.proxy_answer && j.verdict.is_failure() => h.status?,
+                _ => return None,
+            };
+            if !matches!(status, 500 | 502 | 504) {
+                return None;
+            }
+            // A proxy behind that reports a backend failure too knows no more than this one.
+            let cause = behind_cause(step, &judged, &mut memo).filter(|c| c.1 != "PD-HTTP-005");
+            Some(match cause {
+                Some((id, code)) => format!("backend failure: {}, seen at {id}", cause_words(code)),
+                None if status == 504 => "backend failure: the proxy's own timeout".to_string(),
+                None => "backend failure".to_string(),
+            })
+        })
+        .collect();
+    for ((_, j, obs), w) in judged.iter_mut().zip(words) {
+        if let (Some(w), Some(Evidence::Http(h))) = (w, obs.map(|o| &o.evidence)) {
+            j.say_proxy_meaning(h, &w);
+        }
+    }
+
+    let paths = step_paths(plan);
+    let marked = plan.hops.iter().any(|h| h.path == TARGET_PATH);
+    let on_target = |id: &str| !marked || paths.get(id).is_some_and(|p| p == TARGET_PATH);
     let mut steps = Vec::with_capacity(judged.len());
     let mut findings: Vec<Finding> = Vec::new();
+    // Per finding: whether one of its steps lies on the target's own path.
+    let mut targeted: Vec<bool> = Vec::new();
     // (hop, code) -> index in findings, to group e.g. several names failing the same way.
     let mut grouped: HashMap<String, usize> = HashMap::new();
     let mut symptoms: Vec<(String, String)> = Vec::new(); // (explaining hop, evidence line)
@@ -230,9 +345,11 @@ pub fn diagnose(plan: &Plan, run: &Run, static_findings: &[Finding]) -> Report {
                 ),
             ));
         } else if let Some(code) = j.code {
-            if j.verdict.is_failure() || j.verdict == Verdict::Warn {
+            let unjudged = j.verdict == Verdict::CannotJudge && code == SUBSTITUTED;
+            if j.verdict.is_failure() || j.verdict == Verdict::Warn || unjudged {
                 let key = group_key(step, code);
                 if let Some(&i) = grouped.get(&key) {
+                    targeted[i] |= on_target(&step.id);
                     let f: &mut Finding = &mut findings[i];
                     f.evidence.push(format!(
                         "also {} (from {}): {}",
@@ -248,9 +365,13 @@ pub fn diagnose(plan: &Plan, run: &Run, static_findings: &[Finding]) -> Report {
                             f.provenance.push(p.clone());
                         }
                     }
-                } else if first_failure_of_hop(step, &judged) || j.verdict == Verdict::Warn {
+                } else if first_failure_of_hop(step, &judged)
+                    || j.verdict == Verdict::Warn
+                    || unjudged
+                {
                     grouped.insert(key, findings.len());
                     findings.push(finding_for(step, j, code));
+                    targeted.push(on_target(&step.id));
                 }
             }
         }
@@ -273,6 +394,7 @@ pub fn diagnose(plan: &Plan, run: &Run, static_findings: &[Finding]) -> Report {
             },
             symptom_of,
             vantage: obs.map(|o| o.vantage.clone()).unwrap_or_default(),
+            path: paths.get(step.id.as_str()).cloned().unwrap_or_default(),
         });
     }
 
@@ -285,9 +407,11 @@ pub fn diagnose(plan: &Plan, run: &Run, static_findings: &[Finding]) -> Report {
         }
     }
 
-    // Order findings by the chain: hop order, then layer.
+    // Order findings: the target's own path first, then by the chain: hop order, then layer.
     let hop_rank = |h: &str| hop_ids.iter().position(|x| x == h).unwrap_or(usize::MAX);
-    findings.sort_by_key(|f| (hop_rank(&f.hop), f.layer, std::cmp::Reverse(f.severity)));
+    let mut ranked: Vec<(bool, Finding)> = targeted.into_iter().zip(findings).collect();
+    ranked.sort_by_key(|(t, f)| (!t, hop_rank(&f.hop), f.layer, std::cmp::Reverse(f.severity)));
+    let mut findings: Vec<Finding> = ranked.into_iter().map(|(_, f)| f).collect();
 
     let first_divergence = findings
         .iter()
@@ -333,6 +457,7 @@ pub fn diagnose(plan: &Plan, run: &Run, static_findings: &[Finding]) -> Report {
                 from_label: h.from_label.clone(),
                 title: h.title.clone(),
                 verdict,
+                path: h.path.clone(),
             }
         })
         .collect();
@@ -345,7 +470,7 @@ pub fn diagnose(plan: &Plan, run: &Run, static_findings: &[Finding]) -> Report {
         Overall::Healthy
     };
 
-    // Static findings that bear on what this plan touches.
+    // Static findings that bear on what this plan touches, held against the live evidence.
     let subjects = plan_subjects(plan);
     findings.extend(
         static_findings
@@ -353,7 +478,11 @@ pub fn diagnose(plan: &Plan, run: &Run, static_findings: &[Finding]) -> Report {
             .filter(|f| {
                 f.subjects.iter().any(|s| subjects.contains(s.as_str())) || hop_ids.contains(&f.hop)
             })
-            .cloned(),
+            .map(|f| {
+                let mut f = f.clone();
+                f.reconciliation = Some(reconcile(&f, plan, &steps));
+                f
+            }),
     );
 
     Report {
@@ -376,6 +505,10 @@ pub fn diagnose(plan: &Plan, run: &Run, static_findings: &[Finding]) -> Report {
 /// one vantage is one TLS defect; a hosts-file override belongs to its vantage; other failures
 /// belong to their hop.
 fn group_key(step: &Step, code: &str) -> String {
+    if code == SUBSTITUTED {
+        // One vantage that could not be entered is one limit of the run, whatever the hop.
+        return format!("substituted@{}", step.from);
+    }
     match &step.probe {
         ProbeSpec::Dns { server, .. } if code != "PD-DNS-003" => format!("dns@{server}/{code}"),
         // One server presenting one bad certificate, whatever the name asked for.
@@ -429,6 +562,146 @@ fn own_broken(
     broken
 }
 
+/// The host names a step uses: the DNS name it resolves, the SNI it sends, its URL's host.
+fn names_of(step: &Step) -> Option<String> {
+    let name = match &step.probe {
+        ProbeSpec::Dns { name, .. } => name.as_str(),
+        ProbeSpec::Tls { sni, .. } | ProbeSpec::Mtls { sni, .. } => sni.as_str(),
+        ProbeSpec::Http { url, .. } => url
+            .split("://")
+            .nth(1)
+            .and_then(|r| r.split(['/', ':']).next())?,
+        ProbeSpec::Tcp { .. } => return None,
+    };
+    Some(name.trim_end_matches('.').to_ascii_lowercase())
+}
+
+/// The request path of every step: its hop's `path`; for a DNS step on a hop that marks none,
+/// `target` when a step of the target's path from the same vantage uses the name it resolves
+/// (the answer that request depends on), else the path of a hop that uses the name, else none.
+fn step_paths(plan: &Plan) -> HashMap<&str, String> {
+    let hop_path: HashMap<&str, &str> = plan
+        .hops
+        .iter()
+        .map(|h| (h.id.as_str(), h.path.as_str()))
+        .collect();
+    let path_of = |s: &Step| hop_path.get(s.hop.as_str()).copied().unwrap_or("");
+    let users = |s: &Step, name: &str, same_vantage: bool| -> Vec<&str> {
+        plan.steps
+            .iter()
+            .filter(|u| u.layer != Layer::Dns && (!same_vantage || u.from == s.from))
+            .filter(|u| names_of(u).as_deref() == Some(name))
+            .map(&path_of)
+            .filter(|p| !p.is_empty())
+            .collect()
+    };
+    plan.steps
+        .iter()
+        .map(|s| {
+            let own = path_of(s);
+            let path = match (own.is_empty(), s.layer, names_of(s)) {
+                (true, Layer::Dns, Some(name)) => {
+                    if users(s, &name, true).contains(&TARGET_PATH) {
+                        TARGET_PATH.to_string()
+                    } else {
+                        users(s, &name, false)
+                            .into_iter()
+                            .find(|p| *p != TARGET_PATH)
+                            .unwrap_or("")
+                            .to_string()
+                    }
+                }
+                _ => own.to_string(),
+            };
+            (s.id.as_str(), path)
+        })
+        .collect()
+}
+
+/// The static codes that predict what a probe sees, and the layer that sees it: a documented
+/// hop dropped by a firewall or out of the CA's reach (tcp), a certificate without the name
+/// its client verifies (tls), a request through the gateway that Traefik cannot route (http).
+/// The others are about the configs themselves (duplicate or one-sided rules, records, labels,
+/// the manifest): no probe sees them, so the run never confirms or refutes them.
+pub const PREDICTIVE: &[(&str, Layer)] = &[
+    ("PD-FW-001", Layer::Tcp),
+    ("PD-FW-003", Layer::Tcp),
+    ("PD-CERT-001", Layer::Tcp),
+    ("PD-CERT-002", Layer::Tls),
+    ("PD-CERT-004", Layer::Tls),
+    ("PD-ROUTE-001", Layer::Http),
+    ("PD-ROUTE-004", Layer::Http),
+    ("PD-ROUTE-006", Layer::Http),
+];
+
+/// Whether the live step `s` checks what the static finding `f` predicts: for tcp, a connection
+/// from one of the finding's guests to its `address:port` (a firewall decides by source); for
+/// tls, a handshake with its address that verifies one of its names (or its IP); for http, a
+/// request through the proxies for one of its names.
+fn bears_on(f: &Finding, s: &Step) -> bool {
+    use std::net::{IpAddr, SocketAddr};
+    let Some(&(_, layer)) = PREDICTIVE.iter().find(|(c, _)| *c == f.code) else {
+        return false;
+    };
+    if s.layer != layer {
+        return false;
+    }
+    let addrs: Vec<SocketAddr> = f.subjects.iter().filter_map(|x| x.parse().ok()).collect();
+    let ips: Vec<IpAddr> = f.subjects.iter().filter_map(|x| x.parse().ok()).collect();
+    let vantages: Vec<VantageRef> = f.subjects.iter().filter_map(|x| x.parse().ok()).collect();
+    let names: Vec<String> = f
+        .subjects
+        .iter()
+        .map(|x| x.trim_end_matches('.').to_ascii_lowercase())
+        .collect();
+    let to = s.probe.target_addr();
+    let named = names_of(s).is_some_and(|n| names.contains(&n));
+    match layer {
+        Layer::Tcp => addrs.contains(&to) && vantages.contains(&s.from),
+        Layer::Tls => {
+            (addrs.contains(&to) || (addrs.is_empty() && ips.contains(&to.ip()))) && named
+        }
+        _ => !s.through.is_empty() && named,
+    }
+}
+
+/// Hold a static finding against the live steps of the same run: `confirmed` when one that bears
+/// on it failed by its own layers, `refuted` when those observed from their own vantage worked,
+/// else `not-observable`.
+fn reconcile(f: &Finding, plan: &Plan, results: &[StepResult]) -> Reconciliation {
+    let seen: Vec<(&Step, &StepResult)> = plan
+        .steps
+        .iter()
+        .zip(results)
+        .filter(|(s, _)| bears_on(f, s))
+        .collect();
+    let line = |s: &StepResult| format!("{} (from {}): {}", s.id, s.from, s.actual);
+    let failed: Vec<String> = seen
+        .iter()
+        .filter(|(_, r)| r.verdict.is_failure() && r.symptom_of.is_none())
+        .map(|(_, r)| line(r))
+        .collect();
+    if !failed.is_empty() {
+        return Reconciliation {
+            status: Reconciled::Confirmed,
+            evidence: failed,
+        };
+    }
+    let worked: Vec<String> = seen
+        .iter()
+        .filter(|(_, r)| matches!(r.verdict, Verdict::Ok | Verdict::Warn))
+        .map(|(_, r)| format!("{} (from {}): ok, {}", r.id, r.from, r.expected))
+        .collect();
+    Reconciliation {
+        status: if worked.is_empty() {
+            Reconciled::NotObservable
+        } else {
+            Reconciled::Refuted
+        },
+        evidence: worked,
+    }
+}
+
 fn plan_subjects(plan: &Plan) -> BTreeSet<String> {
     let mut out = BTreeSet::new();
     for s in &plan.steps {
@@ -436,24 +709,7 @@ fn plan_subjects(plan: &Plan) -> BTreeSet<String> {
         let addr = s.probe.target_addr();
         out.insert(addr.ip().to_string());
         out.insert(addr.to_string());
-        match &s.probe {
-            ProbeSpec::Dns { name, .. } => {
-                out.insert(name.clone());
-            }
-            ProbeSpec::Tls { sni, .. } | ProbeSpec::Mtls { sni, .. } => {
-                out.insert(sni.clone());
-            }
-            ProbeSpec::Http { url, .. } => {
-                if let Some(host) = url
-                    .split("://")
-                    .nth(1)
-                    .and_then(|r| r.split(['/', ':']).next())
-                {
-                    out.insert(host.to_string());
-                }
-            }
-            ProbeSpec::Tcp { .. } => {}
-        }
+        out.extend(names_of(s));
     }
     out
 }
@@ -466,15 +722,16 @@ fn finding_for(step: &Step, j: &Judged, code: &'static str) -> Finding {
         info.map(|i| i.severity).unwrap_or(Severity::Error)
     };
     let title = info.map(|i| i.title).unwrap_or("divergence");
-    let mut f = Finding::new(
-        code,
-        severity,
-        format!("{title} ({} → {}, from {})", step.hop, step.to, step.from),
-    )
-    .expected(step.expect.clone())
-    .actual(j.actual.clone())
-    .provenance(step.provenance.iter().cloned())
-    .hint(info.map(|i| i.fix).unwrap_or_default());
+    let title = if code == SUBSTITUTED {
+        format!("{title}: {}'s steps ran from this machine", step.from)
+    } else {
+        format!("{title} ({} → {}, from {})", step.hop, step.to, step.from)
+    };
+    let mut f = Finding::new(code, severity, title)
+        .expected(step.expect.clone())
+        .actual(j.actual.clone())
+        .provenance(step.provenance.iter().cloned())
+        .hint(info.map(|i| i.fix).unwrap_or_default());
     f.hop = step.hop.clone();
     f.layer = Some(step.layer);
     f.evidence = j.evidence.clone();
@@ -510,6 +767,23 @@ fn judge(step: &Step, o: &Observation) -> Judged {
         proxy_answer,
     };
     match o.outcome {
+        // A success seen from another vantage than the guest the traffic starts in says nothing
+        // about what only that guest sees: no verdict without the evidence for it.
+        Outcome::Ok if o.vantage.substituted && step.from != VantageRef::Host => Judged {
+            verdict: Verdict::CannotJudge,
+            code: Some(SUBSTITUTED),
+            actual: format!(
+                "not judged: ran from this machine instead of {}, which does not see {} (here: {actual}); --push --agent-path PATH or --via KIND=TEMPLATE runs it there",
+                step.from,
+                if step.layer == Layer::Dns {
+                    "the guest's own hosts file, resolv.conf and path to the nameserver"
+                } else {
+                    "a firewall rule keyed on the guest's source address"
+                }
+            ),
+            evidence,
+            proxy_answer: false,
+        },
         Outcome::Ok => {
             if let Some(frac) = tls_of(&o.evidence).and_then(|t| t.remaining_fraction) {
                 if frac < EXPIRY_WARN_FRACTION {

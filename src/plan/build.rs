@@ -449,6 +449,7 @@ fn bare_stack_plan(m: &Intended, s: &crate::model::Stack) -> Plan {
             to: s.name.clone(),
             from_label: String::new(),
             title: format!("host → {} on vm:{}", s.name, d.vm),
+            path: String::new(),
         });
         for (port, p) in ports {
             let addr = SocketAddr::new(ip.value, port);
@@ -555,7 +556,32 @@ fn build_def(
         let hop_id = ctx.must(&h.id, &h.id, &base, &mut dummy)?;
         hop(&ctx, h, &hop_id, &base, service, &mut plan)?;
     }
+    inherit_paths(&mut plan);
     Ok(plan)
+}
+
+/// A hop without a `path` of its own serves the path of the request that passes through it.
+fn inherit_paths(plan: &mut Plan) {
+    let mut inherited: Vec<(String, String)> = Vec::new();
+    for s in &plan.steps {
+        let Some(h) = plan.hops.iter().find(|h| h.id == s.hop) else {
+            continue;
+        };
+        if !h.path.is_empty() {
+            for t in &s.through {
+                inherited.push((t.clone(), h.path.clone()));
+            }
+        }
+    }
+    for (id, path) in inherited {
+        if let Some(h) = plan
+            .hops
+            .iter_mut()
+            .find(|h| h.id == id && h.path.is_empty())
+        {
+            h.path = path;
+        }
+    }
 }
 
 fn fqdn_of(m: &Intended, name: &str) -> String {
@@ -882,6 +908,7 @@ fn hop(
         to: tgt.component.clone(),
         from_label,
         title,
+        path: h.path.clone().unwrap_or_default(),
     });
     plan.steps.extend(steps);
     Ok(())

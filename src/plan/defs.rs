@@ -76,6 +76,11 @@ pub struct HopDef {
     /// Hops behind this one that a proxied request passes through (nearest first).
     #[serde(default)]
     pub through: Vec<String>,
+    /// Which request path of the trace the hop serves: `target` for the target's own request
+    /// (the hops in its `through` inherit it), any other label (`deploy`, `ca`) for the
+    /// platform's other paths. See `docs/probes.md`.
+    #[serde(default)]
+    pub path: Option<String>,
     #[serde(default)]
     pub dns: Option<DnsDef>,
     #[serde(default)]
@@ -209,6 +214,14 @@ pub fn parse(file: &str, text: &str) -> Result<TraceDef, Error> {
                 h.id
             )));
         }
+        if let Some(p) = &h.path {
+            if p.is_empty() || !p.chars().all(|c| c.is_ascii_lowercase() || c == '-') {
+                return Err(Error::input(format!(
+                    "{file}: hop `{}`: path must be a label of lowercase letters and `-` (`target`, `deploy`, ...), found \"{p}\"",
+                    h.id
+                )));
+            }
+        }
         if let Some(d) = &h.dns {
             if d.server != "dnsmasq" && d.server != "own" {
                 return Err(Error::input(format!(
@@ -296,4 +309,23 @@ pub fn load_defs(probes_dir: Option<&Path>) -> Result<Vec<TraceDef>, Error> {
         }
     }
     Ok(defs)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const HOP: &str =
+        "name = \"t\"\n[[hop]]\nid = \"a\"\nfrom = \"host\"\nto = \"gateway\"\ntcp = true\n";
+
+    #[test]
+    fn a_path_label_is_read_and_checked() {
+        let d = parse("t.toml", &format!("{HOP}path = \"target\"\n")).unwrap();
+        assert_eq!(d.hops[0].path.as_deref(), Some("target"));
+        let e = parse("t.toml", &format!("{HOP}path = \"Deploy Path\"\n")).unwrap_err();
+        assert!(
+            e.to_string().contains("t.toml: hop `a`: path must be"),
+            "{e}"
+        );
+    }
 }

@@ -140,7 +140,14 @@ pub struct Hop {
     pub from_label: String,
     /// Words for people: `host → NGINX gateway :443`.
     pub title: String,
+    /// The request path the hop serves: [`TARGET_PATH`] for the target's own request, another
+    /// label (`deploy`, `ca`) for the platform's other paths, empty when the trace marks none.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub path: String,
 }
+
+/// The `path` of the hops that carry the target's own request.
+pub const TARGET_PATH: &str = "target";
 
 /// The resolved plan for one target.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

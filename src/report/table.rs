@@ -2,7 +2,7 @@
 
 use super::{clip, Style};
 use crate::diagnose::{Overall, Report, Verdict};
-use crate::finding::Severity;
+use crate::finding::{Reconciled, Severity};
 use std::io::{self, Write};
 use tabled::builder::Builder;
 use tabled::settings::Style as TStyle;
@@ -57,6 +57,30 @@ pub(super) fn render(r: &Report, style: Style, w: &mut dyn Write) -> io::Result<
             String::new()
         }
     )?;
+    let unjudged: Vec<&str> = r
+        .steps
+        .iter()
+        .filter(|s| s.code.as_deref() == Some(crate::diagnose::SUBSTITUTED))
+        .map(|s| s.from.as_str())
+        .collect();
+    if !unjudged.is_empty() {
+        let mut guests = unjudged.clone();
+        guests.sort();
+        guests.dedup();
+        writeln!(
+            w,
+            "{}",
+            paint(
+                &format!(
+                    "{} check(s) could not be made: they start in {} but ran from this machine; --push --agent-path PATH or --via KIND=TEMPLATE runs them there.",
+                    unjudged.len(),
+                    guests.join(", ")
+                ),
+                YELLOW,
+                style
+            )
+        )?;
+    }
     if let Some(fd) = &r.first_divergence {
         if let Some(f) = r
             .findings
@@ -168,10 +192,26 @@ pub(super) fn render(r: &Report, style: Style, w: &mut dyn Write) -> io::Result<
         Severity::Info => "info".to_string(),
     };
     let (live, config): (Vec<_>, Vec<_>) = others.into_iter().partition(|f| f.origin != "static");
+    // Findings off the target's own request say which path they are on.
+    let marked = r.hops.iter().any(|h| h.path == crate::plan::TARGET_PATH);
+    let path_note = |f: &crate::finding::Finding| -> String {
+        let path = r
+            .steps
+            .iter()
+            .find(|s| s.hop == f.hop && s.code.as_deref() == Some(f.code.as_str()))
+            .map(|s| s.path.as_str())
+            .unwrap_or("");
+        match path {
+            _ if !marked => String::new(),
+            crate::plan::TARGET_PATH => String::new(),
+            "" => " [off the target's path]".to_string(),
+            p => format!(" [{p} path]"),
+        }
+    };
     if !live.is_empty() {
         writeln!(w, "\nOther findings:")?;
         for f in live {
-            writeln!(w, "  {} {}: {}", f.code, sev(f), f.title)?;
+            writeln!(w, "  {} {}{}: {}", f.code, sev(f), path_note(f), f.title)?;
             if let Some(a) = &f.accepted {
                 writeln!(w, "      {}", accepted_line(a))?;
             }
@@ -187,17 +227,47 @@ pub(super) fn render(r: &Report, style: Style, w: &mut dyn Write) -> io::Result<
         }
     }
     if !config.is_empty() {
-        // Static findings are context, not the verdict: one line each, details in `lint`.
-        let count = |s: Severity| config.iter().filter(|f| f.severity == s).count();
+        // Static findings are context, not the verdict, and are held against this run's live
+        // evidence: a refuted one is never called an error here. One line each, details in `lint`.
+        let status = |f: &crate::finding::Finding| {
+            f.reconciliation
+                .as_ref()
+                .map(|r| r.status)
+                .unwrap_or(Reconciled::NotObservable)
+        };
+        let count = |s: Reconciled| config.iter().filter(|f| status(f) == s).count();
+        let mut parts = Vec::new();
+        for (s, words) in [
+            (Reconciled::Confirmed, "confirmed by this run"),
+            (Reconciled::Refuted, "refuted by this run"),
+            (Reconciled::NotObservable, "not observable"),
+        ] {
+            if count(s) > 0 {
+                parts.push(format!("{} {words}", count(s)));
+            }
+        }
         writeln!(
             w,
-            "\nConfig findings on these hops ({} errors, {} warnings, {} info; `phoenix-doctor lint` for details):",
-            count(Severity::Error),
-            count(Severity::Warning),
-            count(Severity::Info)
+            "\nStatic findings on these hops, from the config files alone ({} static findings: {}; `phoenix-doctor lint` for details):",
+            config.len(),
+            parts.join(", ")
         )?;
-        for f in config.iter().filter(|f| f.severity == Severity::Error) {
-            writeln!(w, "  {:<14} {}: {}", f.code, sev(f), clip(&f.title, 110))?;
+        for f in &config {
+            let by = f
+                .reconciliation
+                .as_ref()
+                .and_then(|r| r.evidence.first())
+                .and_then(|e| e.split(' ').next())
+                .unwrap_or("");
+            let label = match (status(f), f.severity) {
+                (Reconciled::Refuted, _) => format!("static, refuted by {by}"),
+                (Reconciled::Confirmed, _) => format!("static {}, confirmed by {by}", sev(f)),
+                (Reconciled::NotObservable, Severity::Error) => {
+                    format!("static {}, not observable", sev(f))
+                }
+                _ => continue,
+            };
+            writeln!(w, "  {:<14} {label}: {}", f.code, clip(&f.title, 110))?;
         }
     }
     Ok(())
