@@ -262,3 +262,243 @@ fn duplicate_keys_keep_the_last_value_as_jq_does() {
         "{out}"
     );
 }
+
+#[test]
+fn a_fifo_or_dev_zero_as_a_replay_file_or_trace_definition_is_a_clear_error() {
+    let t = tempfile::tempdir().unwrap();
+    let fifo = t.path().join("run.json");
+    mkfifo(&fifo);
+    let probes = t.path().join("probes");
+    std::fs::create_dir(&probes).unwrap();
+    mkfifo(&probes.join("qdrant.toml"));
+    let e = fixtures().join("configs/reference/etc");
+    let e = e.to_str().unwrap();
+    let cases: Vec<(Vec<&str>, &str, &str)> = vec![
+        (
+            vec!["trace", "qdrant", "--replay", fifo.to_str().unwrap()],
+            "run.json",
+            "a FIFO",
+        ),
+        (
+            vec!["trace", "qdrant", "--replay", "/dev/zero"],
+            "/dev/zero",
+            "a character device",
+        ),
+        (
+            vec![
+                "plan",
+                "qdrant",
+                "--config-dir",
+                e,
+                "--probes",
+                probes.to_str().unwrap(),
+            ],
+            "qdrant.toml",
+            "a FIFO",
+        ),
+    ];
+    for (args, file, why) in cases {
+        let (code, _, err) = run(&args);
+        assert_clear_error(&args, code, &err, file, why);
+    }
+}
+
+// ------------------------------------------------------------ the in-process lab
+
+fn lab(net: u8, faults: &[phoenix_doctor::lab::Fault]) -> (tokio::runtime::Runtime, Lab) {
+    let dir = tempfile::tempdir().unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let spec = phoenix_doctor::lab::LabSpec {
+        dir: Some(dir.path().to_path_buf()),
+        faults: faults.to_vec(),
+        net,
+    };
+    let h = rt.block_on(phoenix_doctor::lab::Lab::start(&spec)).unwrap();
+    (rt, Lab { h, _dir: dir })
+}
+
+struct Lab {
+    h: phoenix_doctor::lab::LabHandle,
+    _dir: tempfile::TempDir,
+}
+
+impl Lab {
+    fn root(&self) -> PathBuf {
+        self.h.config_dir().parent().unwrap().to_path_buf()
+    }
+
+    fn trace_args(&self, target: &str) -> Vec<String> {
+        vec![
+            "trace".into(),
+            target.into(),
+            "--format".into(),
+            "json".into(),
+            "--timeout".into(),
+            "700ms".into(),
+            "--scope".into(),
+            self.h.scope().allowed[0].to_string(),
+            "--config-dir".into(),
+            self.h.config_dir().display().to_string(),
+            "--stacks-dir".into(),
+            self.h.stacks_dir().display().to_string(),
+        ]
+    }
+}
+
+fn json(out: &str, err: &str) -> serde_json::Value {
+    serde_json::from_str(out).unwrap_or_else(|e| panic!("not JSON ({e}):\n{out}\nstderr: {err}"))
+}
+
+// ------------------------------------------------------------ item 3: a vantage's files
+
+/// The hosts-override fault lives in LXC 102's hosts file. When that file (or its resolv.conf)
+/// cannot be read, what a program on LXC 102 resolves is unknown: the trace must say
+/// cannot-judge (exit 3) at that vantage's DNS step, never healthy.
+#[test]
+fn an_unreadable_vantage_file_makes_its_dns_step_cannot_judge() {
+    use phoenix_doctor::lab::Fault;
+    let (_rt, lab) = lab(211, &[Fault::HostsOverride]);
+    let vdir = lab.root().join("vantages/lxc-102");
+    let mut cases = vec!["missing", "zero", "fifo", "resolv-fifo"];
+    if is_root() {
+        cases.push("mode000");
+        let st = Command::new("chmod")
+            .args(["-R", "a+rX"])
+            .arg(lab.root())
+            .status()
+            .unwrap();
+        assert!(st.success());
+    }
+    let hosts = vdir.join("hosts");
+    let resolv = vdir.join("resolv.conf");
+    let hosts_text = std::fs::read(&hosts).unwrap();
+    let resolv_text = std::fs::read(&resolv).unwrap();
+    for case in cases {
+        let _ = std::fs::remove_file(&hosts);
+        std::fs::write(&hosts, &hosts_text).unwrap();
+        let _ = std::fs::remove_file(&resolv);
+        std::fs::write(&resolv, &resolv_text).unwrap();
+        chmod(&hosts, 0o644);
+        let file = match case {
+            "missing" => {
+                std::fs::remove_file(&hosts).unwrap();
+                "hosts"
+            }
+            "zero" => {
+                std::fs::remove_file(&hosts).unwrap();
+                std::os::unix::fs::symlink("/dev/zero", &hosts).unwrap();
+                "hosts"
+            }
+            "fifo" => {
+                mkfifo(&hosts);
+                "hosts"
+            }
+            "resolv-fifo" => {
+                mkfifo(&resolv);
+                "resolv.conf"
+            }
+            _ => {
+                chmod(&hosts, 0o000);
+                "hosts"
+            }
+        };
+        let args = lab.trace_args("qdrant");
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let (code, out, err) = run_in(None, &args, case == "mode000");
+        let v = json(&out, &err);
+        assert_eq!(v["verdict"], "cannot-judge", "{case}: {v:#}");
+        assert_eq!(code, 3, "{case}");
+        // The DNS step at LXC 102 (the router's vantage) is the one that cannot be judged.
+        let steps: Vec<&serde_json::Value> = v["steps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|s| s["layer"] == "dns" && s["from"] == "lxc:102")
+            .collect();
+        assert!(!steps.is_empty(), "{case}: no DNS step at lxc:102: {v:#}");
+        for s in steps {
+            assert_eq!(s["verdict"], "cannot-judge", "{case}: {s:#}");
+            let text = s.to_string();
+            assert!(
+                text.contains(&format!("lxc-102/{file}")),
+                "{case}: the step does not name the file: {s:#}"
+            );
+        }
+    }
+    lab.h.shutdown();
+}
+
+// ------------------------------------------------------------ item 8: --save-run
+
+#[test]
+fn save_run_never_overwrites_or_follows_a_symlink_and_keeps_the_verdict() {
+    let (_rt, lab) = lab(212, &[]);
+    let t = tempfile::tempdir().unwrap();
+    let existing = t.path().join("existing.json");
+    std::fs::write(&existing, b"keep me").unwrap();
+    let outside = t.path().join("outside.txt");
+    std::fs::write(&outside, b"outside").unwrap();
+    let link = t.path().join("link.json");
+    std::os::unix::fs::symlink(&outside, &link).unwrap();
+    let missing_dir = t.path().join("no/such/dir/run.json");
+    let fresh = t.path().join("fresh.json");
+    let base = lab.trace_args("qdrant");
+    let with = |file: &Path, force: bool| {
+        let mut a = base.clone();
+        a.push("--save-run".into());
+        a.push(file.display().to_string());
+        if force {
+            a.push("--force".into());
+        }
+        let a: Vec<&str> = a.iter().map(String::as_str).collect();
+        run(&a)
+    };
+    // Refused: the report is printed anyway, one line says the run was not saved, and the
+    // exit code is the healthy trace's 0.
+    for (file, force) in [
+        (&existing, false),
+        (&link, false),
+        (&link, true),
+        (&missing_dir, false),
+    ] {
+        let (code, out, err) = with(file, force);
+        let v = json(&out, &err);
+        assert_eq!(v["verdict"], "healthy", "{file:?}: {v:#}");
+        assert_eq!(code, 0, "{file:?}: {err}");
+        assert!(
+            err.lines()
+                .any(|l| l.contains("NOT saved") && l.contains(&file.display().to_string())),
+            "{file:?}: {err}"
+        );
+    }
+    assert_eq!(std::fs::read(&existing).unwrap(), b"keep me");
+    assert_eq!(std::fs::read(&outside).unwrap(), b"outside");
+    assert!(std::fs::symlink_metadata(&link)
+        .unwrap()
+        .file_type()
+        .is_symlink());
+    // A new file, and --force on an existing regular file: saved, mode 0600, replayable.
+    for (file, force) in [(&fresh, false), (&existing, true)] {
+        let (code, _, err) = with(file, force);
+        assert_eq!(code, 0, "{err}");
+        assert!(!err.contains("NOT saved"), "{err}");
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(file).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        let (code, out, err) = run(&[
+            "trace",
+            "qdrant",
+            "--format",
+            "json",
+            "--replay",
+            file.to_str().unwrap(),
+        ]);
+        assert_eq!(code, 0, "{err}");
+        assert_eq!(json(&out, &err)["verdict"], "healthy");
+    }
+    lab.h.shutdown();
+}

@@ -1,7 +1,7 @@
 //! `demo`: start the built-in lab with one of the platform's real faults, trace it, print the
 //! report and how to explore further.
 
-use super::lab::{list_faults, parse_faults};
+use super::lab::{list_faults, parse_faults, StopSignals};
 use super::trace::{emit, run_targets};
 use crate::cli::{DemoArgs, GlobalArgs, RunArgs};
 use crate::error::{Error, Result};
@@ -46,6 +46,22 @@ pub fn demo(g: &GlobalArgs, a: &DemoArgs) -> Result<u8> {
         net: 0,
     };
     let rt = super::runtime()?;
+    // A signal at any point from here removes the lab's directory (with its private keys)
+    // before the process exits with 128 + the signal's number.
+    let mut stop = {
+        let _in_rt = rt.enter();
+        StopSignals::register()?
+    };
+    let doomed = dir.path().to_path_buf();
+    rt.spawn(async move {
+        let n = stop.recv().await;
+        let _ = std::fs::remove_dir_all(&doomed);
+        note!(
+            "phoenix-doctor demo: interrupted; removed {}",
+            doomed.display()
+        );
+        std::process::exit(128 + n);
+    });
     let lab = rt.block_on(Lab::start(&spec))?;
     let names: Vec<&str> = faults.iter().map(|f| f.name()).collect();
     note!(
@@ -75,6 +91,7 @@ pub fn demo(g: &GlobalArgs, a: &DemoArgs) -> Result<u8> {
         agent_path: "phoenix-doctor".into(),
         push: false,
         save_run: None,
+        force: false,
         replay: None,
         wait: None,
         interval: "2s".into(),

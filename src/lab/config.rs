@@ -145,13 +145,62 @@ pub fn build(addrs: &Addrs, pki: &PkiPaths) -> Result<LabConfig> {
     })
 }
 
-fn write(path: &Path, contents: &str) -> Result<()> {
+/// Make `dir` ready for a lab: create it (mode 0700) when it does not exist, accept it when it
+/// is an empty directory, and refuse anything else (a non-empty directory, a symlink, a file)
+/// with an input error: the lab never writes into a tree it did not create (docs/security.md).
+pub fn prepare_dir(dir: &Path) -> Result<PathBuf> {
+    use std::os::unix::fs::DirBuilderExt;
+    let refuse = |why: &str| {
+        Error::input(format!(
+            "lab --dir {}: {why}; the lab writes only into a new or empty directory (give a new path, or remove it first)",
+            dir.display()
+        ))
+    };
+    match std::fs::symlink_metadata(dir) {
+        Ok(m) if m.file_type().is_symlink() => return Err(refuse("is a symlink")),
+        Ok(m) if !m.is_dir() => return Err(refuse("exists and is not a directory")),
+        Ok(_) => {
+            let mut entries =
+                std::fs::read_dir(dir).map_err(|e| refuse(&format!("cannot be listed ({e})")))?;
+            if entries.next().is_some() {
+                return Err(refuse("is not empty"));
+            }
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(dir)
+                .map_err(|e| Error::tool(format!("lab: creating {}: {e}", dir.display())))?;
+        }
+        Err(e) => return Err(refuse(&format!("cannot be inspected ({e})"))),
+    }
+    std::fs::canonicalize(dir)
+        .map_err(|e| Error::tool(format!("lab: resolving {}: {e}", dir.display())))
+}
+
+/// Write a new file (never replacing one, never through a symlink) with `mode`, creating its
+/// missing parent directories with mode 0700. Private keys get 0600, everything else 0644.
+pub fn write_new(path: &Path, contents: &str, mode: u32) -> Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
     if let Some(parent) = path.parent() {
-        std::fs::create_dir_all(parent)
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(parent)
             .map_err(|e| Error::tool(format!("lab: creating {}: {e}", parent.display())))?;
     }
-    std::fs::write(path, contents)
-        .map_err(|e| Error::tool(format!("lab: writing {}: {e}", path.display())))
+    crate::fsutil::write_atomic(
+        path,
+        contents.as_bytes(),
+        crate::fsutil::Existing::Refuse,
+        mode,
+    )
+    .map_err(|e| Error::tool(format!("lab: writing {}: {e}", path.display())))
+}
+
+fn write(path: &Path, contents: &str) -> Result<()> {
+    write_new(path, contents, 0o644)
 }
 
 fn pretty(v: &Value) -> String {
