@@ -502,3 +502,183 @@ fn save_run_never_overwrites_or_follows_a_symlink_and_keeps_the_verdict() {
     }
     lab.h.shutdown();
 }
+
+// ------------------------------------------------------------ item 1: lab --dir
+
+/// A snapshot of a tree: every path with its kind, mode and contents (symlinks by target).
+fn tree(root: &Path) -> Vec<(PathBuf, String)> {
+    use std::os::unix::fs::PermissionsExt;
+    let mut out = Vec::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(p) = stack.pop() {
+        let m = std::fs::symlink_metadata(&p).unwrap();
+        let what = if m.file_type().is_symlink() {
+            format!("-> {}", std::fs::read_link(&p).unwrap().display())
+        } else if m.is_dir() {
+            for e in std::fs::read_dir(&p).unwrap() {
+                stack.push(e.unwrap().path());
+            }
+            format!("dir {:o}", m.permissions().mode())
+        } else {
+            format!(
+                "file {:o} {:?}",
+                m.permissions().mode(),
+                std::fs::read(&p).unwrap()
+            )
+        };
+        out.push((p, what));
+    }
+    out.sort();
+    out
+}
+
+/// `lab --dir` on a platform tree (with a symlink to a file outside it) changes nothing and
+/// exits 2; so do a symlinked dir and a file. An empty dir and a new path are accepted.
+#[test]
+fn lab_dir_refuses_anything_but_a_new_or_empty_directory() {
+    let t = reference_tree();
+    let outside = tempfile::tempdir().unwrap();
+    let victim = outside.path().join("victim.toml");
+    std::fs::write(&victim, b"production").unwrap();
+    std::os::unix::fs::symlink(&victim, t.path().join("etc/phoenix-doctor.toml")).unwrap();
+    std::os::unix::fs::symlink(&victim, t.path().join("pki")).unwrap();
+    let link_dir = outside.path().join("link-to-tree");
+    std::os::unix::fs::symlink(t.path(), &link_dir).unwrap();
+    let before = tree(t.path());
+    for dir in [
+        t.path().to_path_buf(),
+        t.path().join("etc"),
+        link_dir.clone(),
+        victim.clone(),
+    ] {
+        let args = ["lab", "--dir", dir.to_str().unwrap()];
+        let (code, out, err) = run(&args);
+        assert_eq!(code, 2, "{dir:?}: {out}{err}");
+        assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+        assert!(err.contains(dir.to_str().unwrap()), "{err}");
+    }
+    assert_eq!(tree(t.path()), before, "the tree changed");
+    assert_eq!(std::fs::read(&victim).unwrap(), b"production");
+}
+
+// ------------------------------------------------------------ item 7: signals and modes
+
+/// Every private key 0600, every directory 0700 (the lab's own tree).
+fn assert_private(root: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    let mut keys = 0;
+    for (p, _) in tree(root) {
+        let m = std::fs::symlink_metadata(&p).unwrap();
+        let mode = m.permissions().mode() & 0o777;
+        if m.is_dir() {
+            assert_eq!(mode, 0o700, "{p:?}");
+        } else if p.extension().is_some_and(|x| x == "key") {
+            assert_eq!(mode, 0o600, "{p:?}");
+            keys += 1;
+        }
+    }
+    assert!(keys >= 5, "only {keys} keys under {root:?}");
+}
+
+/// The one directory `prefix*` in `tmp`, once it holds the lab's keys.
+fn wait_for_lab_dir(tmp: &Path, prefix: &str, child: &mut std::process::Child) -> PathBuf {
+    let t0 = Instant::now();
+    loop {
+        let found = std::fs::read_dir(tmp)
+            .unwrap()
+            .filter_map(|e| e.ok())
+            .map(|e| e.path())
+            .find(|p| {
+                p.file_name()
+                    .is_some_and(|n| n.to_string_lossy().starts_with(prefix))
+            });
+        if let Some(d) = found {
+            if d.join("pki/agent.key").exists() && d.join("etc/phoenix-doctor.toml").exists() {
+                return d;
+            }
+        }
+        if let Some(st) = child.try_wait().unwrap() {
+            panic!("exited early: {st}");
+        }
+        assert!(t0.elapsed() < Duration::from_secs(30), "no {prefix}* dir");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+fn kill(pid: u32, sig: &str) {
+    let st = Command::new("kill")
+        .args([&format!("-{sig}"), &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(st.success());
+}
+
+fn wait_exit(child: &mut std::process::Child) -> std::process::ExitStatus {
+    let t0 = Instant::now();
+    loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            return st;
+        }
+        if t0.elapsed() > Duration::from_secs(30) {
+            let _ = child.kill();
+            panic!("did not exit after the signal");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Kills its child when dropped (a failed assertion never leaves a lab running).
+struct Reap(std::process::Child);
+
+impl Drop for Reap {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+const SIGNALS: &[(&str, i32)] = &[("INT", 2), ("TERM", 15), ("HUP", 1), ("QUIT", 3)];
+
+/// `lab` (temporary dir) and `demo`, each stopped by each signal: keys 0600 in 0700 dirs while
+/// they run, the directory gone afterwards. The demo is frozen (SIGSTOP) while it is inspected
+/// so the signal surely arrives mid-run; it then exits with 128 + the signal's number.
+/// Binds the lab's loopback ports: run under `flock /tmp/pd-net.lock`.
+#[test]
+fn lab_and_demo_clean_up_on_every_stop_signal() {
+    if !is_root() {
+        return; // the CLI lab binds 53/443 on 127.0.0.0/24
+    }
+    let exe = env!("CARGO_BIN_EXE_phoenix-doctor");
+    for (sig, n) in SIGNALS {
+        for cmd in ["lab", "demo"] {
+            let tmp = tempfile::tempdir().unwrap();
+            let mut reap = Reap(
+                Command::new(exe)
+                    .arg(cmd)
+                    .env("TMPDIR", tmp.path())
+                    .env("NO_COLOR", "1")
+                    .stdin(Stdio::null())
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null())
+                    .spawn()
+                    .unwrap(),
+            );
+            let child = &mut reap.0;
+            let prefix = format!("phoenix-doctor-{cmd}-");
+            let dir = wait_for_lab_dir(tmp.path(), &prefix, child);
+            if cmd == "demo" {
+                kill(child.id(), "STOP");
+            }
+            assert_private(&dir);
+            assert!(child.try_wait().unwrap().is_none(), "{cmd} ended too soon");
+            kill(child.id(), sig);
+            if cmd == "demo" {
+                kill(child.id(), "CONT");
+            }
+            let st = wait_exit(child);
+            assert!(!dir.exists(), "{cmd} SIG{sig}: {dir:?} left behind");
+            let want = if cmd == "demo" { 128 + n } else { 0 };
+            assert_eq!(st.code(), Some(want), "{cmd} SIG{sig}: {st}");
+        }
+    }
+}

@@ -38,6 +38,7 @@ pub fn demo(g: &GlobalArgs, a: &DemoArgs) -> Result<u8> {
     };
     let dir = tempfile::Builder::new()
         .prefix("phoenix-doctor-demo-")
+        .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o700))
         .tempdir()
         .map_err(|e| Error::tool(format!("creating a temp dir for the lab: {e}")))?;
     let spec = LabSpec {

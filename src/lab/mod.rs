@@ -311,6 +311,7 @@ impl Lab {
             None => {
                 let t = tempfile::Builder::new()
                     .prefix("phoenix-doctor-lab-")
+                    .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o700))
                     .tempdir()
                     .map_err(|e| Error::tool(format!("lab: creating a temp dir: {e}")))?;
                 (t.path().to_path_buf(), Some(t))
