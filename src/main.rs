@@ -16,7 +16,11 @@ fn main() -> ExitCode {
     match app::run(cli) {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
-            eprintln!("phoenix-doctor: {e}");
+            // Messages quote config strings and file names: never raw controls to a terminal.
+            eprintln!(
+                "phoenix-doctor: {}",
+                phoenix_doctor::fsutil::escape_terminal(&e.to_string())
+            );
             ExitCode::from(e.exit_code())
         }
     }

@@ -682,3 +682,112 @@ fn lab_and_demo_clean_up_on_every_stop_signal() {
         }
     }
 }
+
+// ------------------------------------------------------------ item 9: secrets and controls
+
+const HOSTILE: &str = "\\u001b]0;pwned\\u0007\\u001b[2J\\u0000\\u009b";
+
+fn assert_no_controls(what: &str, s: &str) {
+    assert!(
+        !s.chars().any(|c| c.is_control() && c != '\n' && c != '\t'),
+        "{what}: raw control characters in: {s:?}"
+    );
+}
+
+/// Config strings with terminal escapes (an LXC name, a bad address) reach the human formats
+/// and stderr only escaped; `--format json` stays valid JSON.
+#[test]
+fn config_strings_with_escapes_are_escaped_in_every_human_format() {
+    let t = reference_tree();
+    let lxc = t.path().join("etc/phoenix_lxc_configs.json");
+    let text = std::fs::read_to_string(&lxc).unwrap();
+    let evil = text.replacen(
+        "\"name\": \"Traefik-Internal\"",
+        &format!("\"name\": \"Traefik{HOSTILE}\""),
+        1,
+    );
+    assert_ne!(evil, text);
+    std::fs::write(&lxc, &evil).unwrap();
+    let e = etc(&t);
+    for cmd in [&["lint"][..], &["show", "dns"], &["plan", "qdrant"]] {
+        let mut args = cmd.to_vec();
+        args.extend(["--config-dir", &e]);
+        let (_, out, err) = run(&args);
+        assert_no_controls(&format!("{args:?} stdout"), &out);
+        assert_no_controls(&format!("{args:?} stderr"), &err);
+        if cmd[0] != "plan" {
+            assert!(out.contains("\\x1b]0;pwned\\x07"), "{args:?}: {out}");
+        }
+        args.extend(["--format", "json"]);
+        let (_, out, err) = run(&args);
+        let _ = json(&out, &err);
+    }
+    // A quoted value in an error message.
+    let bad = text.replacen(
+        "\"ip\": \"10.0.0.12/24\"",
+        &format!("\"ip\": \"10.0.0.12{HOSTILE}\""),
+        1,
+    );
+    assert_ne!(bad, text);
+    std::fs::write(&lxc, bad).unwrap();
+    let (code, _, err) = run(&["lint", "--config-dir", &e]);
+    assert_eq!(code, 2, "{err}");
+    assert_no_controls("error message", &err);
+    assert!(err.contains("\\x1b]0;pwned"), "{err}");
+}
+
+/// A saved run whose messages carry terminal escapes: replayed as a table, escaped.
+#[test]
+fn replayed_messages_with_escapes_are_escaped() {
+    let t = tempfile::tempdir().unwrap();
+    let text = std::fs::read_to_string(fixtures().join("scenarios/qdrant-down/run.json")).unwrap();
+    let evil = text.replace("\"message\": \"", &format!("\"message\": \"{HOSTILE}"));
+    assert_ne!(evil, text);
+    let f = t.path().join("run.json");
+    std::fs::write(&f, evil).unwrap();
+    let (code, out, err) = run(&["trace", "qdrant", "--replay", f.to_str().unwrap()]);
+    assert_eq!(code, 1, "{err}");
+    assert_no_controls("table", &out);
+    assert_no_controls("stderr", &err);
+    assert!(out.contains("\\x1b]0;pwned"), "{out}");
+    for format in ["json", "mermaid"] {
+        let (_, out, err) = run(&[
+            "trace",
+            "qdrant",
+            "--replay",
+            f.to_str().unwrap(),
+            "--format",
+            format,
+        ]);
+        if format == "json" {
+            let v = json(&out, &err);
+            assert!(v.to_string().contains("\\u001b]0;pwned"));
+        } else {
+            assert_no_controls(format, &out);
+        }
+    }
+}
+
+/// The site file's type errors never echo a value under a secret-like key.
+#[test]
+fn site_file_errors_redact_secret_values() {
+    let t = reference_tree();
+    let site = t.path().join("etc/phoenix-doctor.toml");
+    for text in [
+        "[ports]\ntoken = \"S3CRET-canary\"\n",
+        "[paths]\nadmin_password = 12345678\n",
+    ] {
+        std::fs::write(&site, text).unwrap();
+        for cmd in READERS {
+            let mut args = cmd.to_vec();
+            let e = etc(&t);
+            args.extend(["--config-dir", &e]);
+            let (code, out, err) = run(&args);
+            assert_clear_error(&args, code, &err, "phoenix-doctor.toml:2", "");
+            assert!(
+                !err.contains("S3CRET") && !err.contains("12345678") && !out.contains("S3CRET"),
+                "{err}"
+            );
+        }
+    }
+}

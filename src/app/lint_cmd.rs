@@ -5,7 +5,6 @@ use crate::error::{exit, Error, Result};
 use crate::finding::{Finding, Severity};
 use crate::lint;
 use crate::model::Intended;
-use std::io::Write;
 use tabled::builder::Builder;
 use tabled::settings::Style;
 
@@ -128,9 +127,6 @@ pub fn lint_text(m: &Intended, format: Format) -> Result<(String, u8)> {
 pub fn lint(g: &GlobalArgs) -> Result<u8> {
     let m = super::inspect::load_model(g)?;
     let (text, code) = lint_text(&m, g.format)?;
-    let mut o = std::io::stdout().lock();
-    o.write_all(text.as_bytes())
-        .and_then(|_| o.flush())
-        .map_err(|e| Error::tool(format!("writing to stdout: {e}")))?;
+    super::print_stdout(&text, g.format, false)?;
     Ok(code)
 }

@@ -1,6 +1,6 @@
 //! Subcommand handlers: glue between the CLI types and the library modules.
 
-use crate::cli::{Cli, Command};
+use crate::cli::{Cli, Command, Format};
 use crate::error::{Error, Result};
 use std::time::Duration;
 
@@ -39,6 +39,25 @@ pub fn run(cli: Cli) -> Result<u8> {
                 .map_err(|e| Error::tool(format!("writing the man page: {e}")))?;
             Ok(0)
         }
+    }
+}
+
+/// Write a command's output to stdout. The human formats (table, mermaid, and `show`'s platform
+/// files, which use the table format) are escaped for the terminal, keeping only the tool's own
+/// colour codes (docs/security.md); JSON, JUnit and Prometheus keep their own encodings. A
+/// reader that stopped early (`| head`) is not an error.
+pub(crate) fn print_stdout(text: &str, format: Format, colour: bool) -> Result<()> {
+    use std::io::Write;
+    let text = match format {
+        Format::Table | Format::Mermaid => crate::fsutil::escape_terminal_output(text, colour),
+        Format::Json | Format::Junit | Format::Prometheus => std::borrow::Cow::Borrowed(text),
+    };
+    let mut o = std::io::stdout().lock();
+    match o.write_all(text.as_bytes()).and_then(|_| o.flush()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+            Err(Error::tool(format!("writing to stdout: {e}")))
+        }
+        _ => Ok(()),
     }
 }
 

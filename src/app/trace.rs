@@ -38,15 +38,11 @@ pub(crate) fn emit(g: &GlobalArgs, reports: &[Report]) -> Result<u8> {
     let style = Style {
         color: report::stdout_color(g.no_color),
     };
-    let stdout = std::io::stdout();
-    let mut out = stdout.lock();
-    match report::render_many(reports, g.format, style, &mut out).and_then(|_| out.flush()) {
-        // A reader that stopped early (`| head`) is not the tool's failure.
-        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
-            return Err(Error::tool(format!("writing the report: {e}")))
-        }
-        _ => {}
-    }
+    let mut out = Vec::new();
+    report::render_many(reports, g.format, style, &mut out)
+        .map_err(|e| Error::tool(format!("rendering the report: {e}")))?;
+    // Guest answers, agent messages and replayed files reach the terminal only escaped.
+    super::print_stdout(&String::from_utf8_lossy(&out), g.format, style.color)?;
     Ok(report::overall(reports).exit_code())
 }
 
