@@ -245,20 +245,22 @@ fn an_unreadable_stacks_dir_is_an_error_not_an_empty_one() {
 
 // ------------------------------------------------------------ item 10: duplicate keys
 
-/// LXC 102's `network_config.ip` is given twice in the fixture (10.0.0.250/24, then
-/// 10.0.0.12/24). The platform reads it with jq, where the last wins.
+/// LXC 102 is given twice in the fixture: first a stale entry (`Stale-Traefik`, 10.0.0.250/24),
+/// then the real one (10.0.0.12/24). The platform reads the file with jq, where the last wins:
+/// one LXC 102, the real one, and no record for the stale name.
 #[test]
 fn duplicate_keys_keep_the_last_value_as_jq_does() {
     let d = fixtures().join("configs/variants/duplicate-keys/etc");
     let raw = phoenix_doctor::config::load(&d, None).unwrap();
-    let l102 = raw.lxcs.iter().find(|g| g.id.value == 102).unwrap();
-    let ip = l102.ip.as_ref().unwrap();
+    let l102: Vec<_> = raw.lxcs.iter().filter(|g| g.id.value == 102).collect();
+    assert_eq!(l102.len(), 1);
+    let ip = l102[0].ip.as_ref().unwrap();
     assert_eq!(ip.value.ip(), Some("10.0.0.12".parse().unwrap()));
-    assert_eq!(ip.prov.line, Some(791));
+    assert_eq!(ip.prov.line, Some(796));
     let (code, out, err) = run(&["show", "dns", "--config-dir", d.to_str().unwrap()]);
     assert_eq!(code, 0, "{err}");
     assert!(
-        out.contains("/10.0.0.12\n") && !out.contains("10.0.0.250"),
+        out.contains("/10.0.0.12\n") && !out.contains("10.0.0.250") && !out.contains("stale"),
         "{out}"
     );
 }
@@ -790,4 +792,47 @@ fn site_file_errors_redact_secret_values() {
             );
         }
     }
+}
+
+/// A dir the lab sealed can be reused (a restarted lab); one with a file the lab did not write,
+/// or with a symlink in place of one of its files, is refused and left as it is.
+#[test]
+fn a_lab_dir_is_reused_only_as_the_lab_left_it() {
+    use phoenix_doctor::lab::{Lab as L, LabSpec};
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let t = tempfile::tempdir().unwrap();
+    let dir = t.path().join("lab");
+    let spec = LabSpec {
+        dir: Some(dir.clone()),
+        faults: vec![],
+        net: 213,
+    };
+    let start = |spec: &LabSpec| rt.block_on(L::start(spec));
+    rt.block_on(start(&spec).unwrap().stop());
+    rt.block_on(start(&spec).expect("a sealed lab dir is reused").stop());
+    let outside = t.path().join("outside");
+    std::fs::write(&outside, b"keep").unwrap();
+    let site = dir.join("etc/phoenix-doctor.toml");
+    for case in ["added", "symlink"] {
+        if case == "added" {
+            std::fs::write(dir.join("etc/extra.json"), b"{}").unwrap();
+        } else {
+            std::fs::remove_file(dir.join("etc/extra.json")).unwrap();
+            std::fs::remove_file(&site).unwrap();
+            std::os::unix::fs::symlink(&outside, &site).unwrap();
+        }
+        let before = tree(&dir);
+        let e = match start(&spec) {
+            Ok(_) => panic!("{case}: reused"),
+            Err(e) => e,
+        };
+        assert_eq!(e.exit_code(), 2, "{case}: {e}");
+        assert!(e.to_string().contains("lab --dir"), "{e}");
+        assert_eq!(tree(&dir), before, "{case}: the dir changed");
+    }
+    assert_eq!(std::fs::read(&outside).unwrap(), b"keep");
 }

@@ -488,6 +488,8 @@ impl Lab {
             has(Fault::HostsOverride),
         )?;
 
+        config::seal_dir(&root)?;
+
         // 5. What the running components do (intended state, then the faults).
         // The DNS answers are what the platform's generator derives from the written config
         // (the same model code the trace uses), so a healthy lab agrees with the plan.
