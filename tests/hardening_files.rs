@@ -595,7 +595,8 @@ fn wait_for_lab_dir(tmp: &Path, prefix: &str, child: &mut std::process::Child) -
                     .is_some_and(|n| n.to_string_lossy().starts_with(prefix))
             });
         if let Some(d) = found {
-            if d.join("pki/agent.key").exists() && d.join("etc/phoenix-doctor.toml").exists() {
+            // The lab's list of its files is written last, once every file is in place.
+            if d.join(".phoenix-doctor-lab").exists() {
                 return d;
             }
         }
