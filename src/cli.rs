@@ -220,9 +220,13 @@ pub struct RunArgs {
     /// Copy this binary into each guest first (`pct push`, or the VM equivalent).
     #[arg(long)]
     pub push: bool,
-    /// Keep the observations in FILE for `--replay`.
+    /// Keep the observations in FILE for `--replay` (a new file, written atomically, mode
+    /// 0600; an existing FILE is kept unless `--force`; a symlink is never followed).
     #[arg(long, value_name = "FILE")]
     pub save_run: Option<PathBuf>,
+    /// Let `--save-run` replace an existing regular file.
+    #[arg(long, requires = "save_run")]
+    pub force: bool,
     /// Re-diagnose observations saved with `--save-run`, with no network.
     #[arg(long, value_name = "FILE")]
     pub replay: Option<PathBuf>,

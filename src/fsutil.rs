@@ -282,6 +282,33 @@ pub fn escape_terminal_line(s: &str) -> Cow<'_, str> {
     Cow::Owned(out)
 }
 
+/// The only escape sequences the tool itself writes: the table's colours (red, green, yellow,
+/// bold, reset). [`escape_terminal_output`] keeps exactly these when colour is on.
+const OWN_SGR: &[&str] = &["\x1b[31m", "\x1b[32m", "\x1b[33m", "\x1b[1m", "\x1b[0m"];
+
+/// [`escape_terminal`] for a whole rendered human-format output (a table, a plan, `show`'s
+/// files): every control character but newline and tab is escaped; with `keep_colour`, the
+/// tool's own colour codes survive (and nothing else: a guest's ESC sequence never does).
+pub fn escape_terminal_output(s: &str, keep_colour: bool) -> Cow<'_, str> {
+    if !s.chars().any(needs_escape) {
+        return Cow::Borrowed(s);
+    }
+    let mut out = String::with_capacity(s.len() + 16);
+    let mut rest = s;
+    while let Some(c) = rest.chars().next() {
+        if c == '\x1b' && keep_colour {
+            if let Some(sgr) = OWN_SGR.iter().find(|q| rest.starts_with(**q)) {
+                out.push_str(sgr);
+                rest = &rest[sgr.len()..];
+                continue;
+            }
+        }
+        out.push_str(&escape_terminal(c.encode_utf8(&mut [0; 4])));
+        rest = &rest[c.len_utf8()..];
+    }
+    Cow::Owned(out)
+}
+
 fn needs_escape(c: char) -> bool {
     match c {
         '\n' | '\t' => false,
@@ -370,5 +397,19 @@ mod tests {
         assert_eq!(escape_terminal("two\nlines"), "two\nlines");
         assert_eq!(escape_terminal_line("two\nlines\x1b"), "two\\nlines\\x1b");
         assert_eq!(escape_terminal("rtl\u{202e}"), "rtl\\u{202e}");
+    }
+
+    #[test]
+    fn whole_outputs_keep_only_the_tools_own_colours() {
+        let s = "\x1b[31mERR\x1b[0m \x1b]0;title\x07 \x1b[2J\x1b[31m";
+        assert_eq!(
+            escape_terminal_output(s, true),
+            "\x1b[31mERR\x1b[0m \\x1b]0;title\\x07 \\x1b[2J\x1b[31m"
+        );
+        assert_eq!(
+            escape_terminal_output(s, false),
+            "\\x1b[31mERR\\x1b[0m \\x1b]0;title\\x07 \\x1b[2J\\x1b[31m"
+        );
+        assert_eq!(escape_terminal_output("a\tb\nc", false), "a\tb\nc");
     }
 }

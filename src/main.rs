@@ -24,8 +24,13 @@ fn main() -> ExitCode {
     match app::run(cli) {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
-            // A closed stderr must not turn a clean error into a panic.
-            let _ = writeln!(std::io::stderr(), "phoenix-doctor: {e}");
+            // A closed stderr must not turn a clean error into a panic; messages quote config
+            // strings and file names: never raw controls to a terminal.
+            let _ = writeln!(
+                std::io::stderr(),
+                "phoenix-doctor: {}",
+                phoenix_doctor::fsutil::escape_terminal(&e.to_string())
+            );
             ExitCode::from(e.exit_code())
         }
     }

@@ -1,7 +1,7 @@
 //! `demo`: start the built-in lab with one of the platform's real faults, trace it, print the
 //! report and how to explore further.
 
-use super::lab::{list_faults, parse_faults};
+use super::lab::{list_faults, parse_faults, StopSignals};
 use super::trace::{emit, run_targets};
 use crate::cli::{DemoArgs, GlobalArgs, RunArgs};
 use crate::error::{Error, Result};
@@ -38,6 +38,7 @@ pub fn demo(g: &GlobalArgs, a: &DemoArgs) -> Result<u8> {
     };
     let dir = tempfile::Builder::new()
         .prefix("phoenix-doctor-demo-")
+        .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o700))
         .tempdir()
         .map_err(|e| Error::tool(format!("creating a temp dir for the lab: {e}")))?;
     let spec = LabSpec {
@@ -46,6 +47,22 @@ pub fn demo(g: &GlobalArgs, a: &DemoArgs) -> Result<u8> {
         net: 0,
     };
     let rt = super::runtime()?;
+    // A signal at any point from here removes the lab's directory (with its private keys)
+    // before the process exits with 128 + the signal's number.
+    let mut stop = {
+        let _in_rt = rt.enter();
+        StopSignals::register()?
+    };
+    let doomed = dir.path().to_path_buf();
+    rt.spawn(async move {
+        let n = stop.recv().await;
+        let _ = std::fs::remove_dir_all(&doomed);
+        note!(
+            "phoenix-doctor demo: interrupted; removed {}",
+            doomed.display()
+        );
+        std::process::exit(128 + n);
+    });
     let lab = rt.block_on(Lab::start(&spec))?;
     let names: Vec<&str> = faults.iter().map(|f| f.name()).collect();
     note!(
@@ -75,6 +92,7 @@ pub fn demo(g: &GlobalArgs, a: &DemoArgs) -> Result<u8> {
         agent_path: "phoenix-doctor".into(),
         push: false,
         save_run: None,
+        force: false,
         replay: None,
         wait: None,
         interval: std::time::Duration::from_secs(2),

@@ -10,8 +10,8 @@ pub fn load_model(g: &GlobalArgs) -> Result<Intended> {
     model::load(&g.config_dir, g.stacks_dir.as_deref())
 }
 
-fn out(text: &str) -> Result<u8> {
-    super::print(text)?;
+fn out(text: &str, format: Format) -> Result<u8> {
+    super::print_stdout(text, format, false)?;
     Ok(0)
 }
 
@@ -36,7 +36,7 @@ pub fn plan_text(p: &crate::plan::Plan, format: Format) -> Result<String> {
 
 pub fn plan(g: &GlobalArgs, a: &PlanArgs) -> Result<u8> {
     let p = build_plan(g, &a.target)?;
-    out(&plan_text(&p, g.format)?)
+    out(&plan_text(&p, g.format)?, g.format)
 }
 
 pub fn lint(g: &GlobalArgs, a: &crate::cli::LintArgs) -> Result<u8> {
@@ -85,8 +85,8 @@ pub fn show_json(m: &Intended, a: &ShowArgs) -> Result<String> {
 pub fn show(g: &GlobalArgs, a: &ShowArgs) -> Result<u8> {
     let m = load_model(g)?;
     match g.format {
-        Format::Table => out(&show_text(&m, a)?),
-        Format::Json => out(&show_json(&m, a)?),
+        Format::Table => out(&show_text(&m, a)?, Format::Table),
+        Format::Json => out(&show_json(&m, a)?, Format::Json),
         other => Err(Error::input(format!(
             "show: --format {} is not available; use table (the platform's file format) or json",
             format!("{other:?}").to_ascii_lowercase()

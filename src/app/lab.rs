@@ -4,6 +4,7 @@ use crate::cli::{Format, GlobalArgs, LabArgs};
 use crate::error::{Error, Result};
 use crate::lab::{self, Fault, Lab, LabHandle, LabSpec};
 use std::io::Write;
+use tokio::signal::unix::{signal, Signal, SignalKind};
 
 /// Parse `--fault` names (an unknown name is a usage error listing the known ones).
 pub fn parse_faults(names: &[String]) -> Result<Vec<Fault>> {
@@ -98,18 +99,38 @@ pub fn describe(h: &LabHandle, out: &mut dyn Write) -> std::io::Result<()> {
     out.flush()
 }
 
-async fn wait_for_stop() {
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
+/// The signals that stop a lab or a demo and clean up its temporary directory: SIGINT, SIGTERM,
+/// SIGHUP and SIGQUIT (every catchable one a terminal, a service manager or `kill` sends).
+pub(super) struct StopSignals {
+    int: Signal,
+    term: Signal,
+    hup: Signal,
+    quit: Signal,
+}
+
+impl StopSignals {
+    /// Register the handlers (inside a tokio runtime). From here on these signals no longer
+    /// kill the process: [`StopSignals::recv`] reports them.
+    pub(super) fn register() -> Result<Self> {
+        let reg = |k: SignalKind| {
+            signal(k).map_err(|e| Error::tool(format!("installing a signal handler: {e}")))
+        };
+        Ok(StopSignals {
+            int: reg(SignalKind::interrupt())?,
+            term: reg(SignalKind::terminate())?,
+            hup: reg(SignalKind::hangup())?,
+            quit: reg(SignalKind::quit())?,
+        })
+    }
+
+    /// Wait for one of the signals; returns its number.
+    pub(super) async fn recv(&mut self) -> i32 {
+        tokio::select! {
+            _ = self.int.recv() => libc::SIGINT,
+            _ = self.term.recv() => libc::SIGTERM,
+            _ = self.hup.recv() => libc::SIGHUP,
+            _ = self.quit.recv() => libc::SIGQUIT,
         }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term => {}
     }
 }
 
@@ -130,19 +151,30 @@ pub fn lab(g: &GlobalArgs, a: &LabArgs) -> Result<u8> {
         .transpose()?;
     let rt = super::runtime()?;
     rt.block_on(async {
-        let handle = match &reference {
-            Some(r) => Lab::start_reference(&spec, r).await?,
-            None => Lab::start(&spec).await?,
+        // Registered before the lab writes anything, so an early signal still cleans up.
+        let mut stop = StopSignals::register()?;
+        let started = tokio::select! {
+            h = async {
+                match &reference {
+                    Some(r) => Lab::start_reference(&spec, r).await,
+                    None => Lab::start(&spec).await,
+                }
+            } => Some(h?),
+            _ = stop.recv() => None,
+        };
+        let Some(handle) = started else {
+            return Ok(0);
         };
         describe(&handle, &mut super::stdout())
             .map_err(|e| Error::tool(format!("writing to stdout: {e}")))?;
         if let Some(r) = &reference {
-            println!(
-                "platform: built from {} (its own defects included; every other service it declares answers on its address)",
+            super::print(&format!(
+                "platform: built from {} (its own defects included; every other service it declares answers on its address)\n",
                 r.config_dir.display()
-            );
+            ))?;
         }
-        wait_for_stop().await;
+        stop.recv().await;
+        // Stops every component; a temporary directory (no --dir) is removed with the handle.
         handle.shutdown();
         Ok(0)
     })

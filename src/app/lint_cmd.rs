@@ -321,7 +321,7 @@ pub fn lint(g: &GlobalArgs, a: &LintArgs) -> Result<u8> {
         .map(|b| crate::baseline::apply_findings(&mut all, b, crate::baseline::Day::today()));
     let findings = select(&all, a);
     let (text, code) = lint_text(g, &findings, summary.as_ref(), report::output_width())?;
-    super::print(&text)?;
+    super::print_stdout(&text, g.format, false)?;
     Ok(code)
 }
 

@@ -189,6 +189,18 @@ pub(crate) fn load_baseline(path: &std::path::Path) -> Result<crate::baseline::B
     crate::baseline::Baseline::load(path, &names)
 }
 
+/// Write a command's output to stdout. The human formats (table, mermaid, and `show`'s platform
+/// files, which use the table format) are escaped for the terminal, keeping only the tool's own
+/// colour codes (docs/security.md); JSON, JUnit, Prometheus, GitHub and Nagios keep their own
+/// encodings. A reader that stopped early (`| head`) is not an error.
+pub(crate) fn print_stdout(text: &str, format: Format, colour: bool) -> Result<()> {
+    let text = match format {
+        Format::Table | Format::Mermaid => crate::fsutil::escape_terminal_output(text, colour),
+        _ => std::borrow::Cow::Borrowed(text),
+    };
+    print(&text)
+}
+
 /// A tokio runtime for the async commands.
 pub fn runtime() -> Result<tokio::runtime::Runtime> {
     // tokio panics when it cannot create its signal pipe (EMFILE): check for the few descriptors

@@ -218,7 +218,13 @@ pub fn probe(g: &GlobalArgs, p: &ProbeCommand) -> Result<u8> {
             out.write_all(s.as_bytes())
                 .map_err(|e| Error::tool(format!("writing JSON: {e}")))
         }),
-        _ => write_text(&mut out, &obs).map_err(|e| Error::tool(format!("writing output: {e}"))),
+        _ => {
+            // A peer's answer (banner, body, certificate names) reaches the terminal escaped.
+            let mut text = Vec::new();
+            write_text(&mut text, &obs).map_err(|e| Error::tool(format!("writing output: {e}")))?;
+            drop(out);
+            super::print_stdout(&String::from_utf8_lossy(&text), Format::Table, false)
+        }
     };
     written?;
     Ok(exit_code(&obs))

@@ -4,6 +4,7 @@ use crate::cli::{BaselineWriteArgs, CheckArgs, ExplainArgs, Format, GlobalArgs, 
 use crate::diagnose::{self, catalog, Overall, Report};
 use crate::engine::{Run, SavedRun, SavedRuns, RUN_SCHEMA_VERSION};
 use crate::error::{Error, Result};
+use crate::fsutil::{read_bounded_string, write_atomic, Existing, FileKind};
 use crate::report::{self, Style};
 use std::io::Write;
 use std::time::Instant;
@@ -131,10 +132,11 @@ pub(crate) fn emit(g: &GlobalArgs, traced: &Traced) -> Result<u8> {
     let style = Style {
         color: report::stdout_color(g.no_color),
     };
-    let mut out = super::stdout();
+    let mut out = Vec::new();
     report::render_runs(reports, &traced.runs, g.format, style, &mut out)
-        .and_then(|_| out.flush())
-        .map_err(|e| Error::tool(format!("writing the report: {e}")))?;
+        .map_err(|e| Error::tool(format!("rendering the report: {e}")))?;
+    // Guest answers, agent messages and replayed files reach the terminal only escaped.
+    super::print_stdout(&String::from_utf8_lossy(&out), g.format, style.color)?;
     if g.format == Format::Nagios {
         return Ok(report::nagios::state(reports).exit_code());
     }
@@ -188,7 +190,15 @@ fn run_targets_with(
         if healthy || out_of_time {
             let runs = saved.iter().map(|s| s.run.clone()).collect();
             if let Some(file) = &run.save_run {
-                save(file, saved)?;
+                // A run that cannot be saved still has a verdict: print it, say why saving
+                // failed, and keep the exit code of the trace.
+                if let Err(e) = save(file, saved, run.force) {
+                    let _ = writeln!(
+                        std::io::stderr(),
+                        "phoenix-doctor: the run was NOT saved: {}",
+                        crate::fsutil::escape_terminal_line(&e.to_string())
+                    );
+                }
             }
             if wait.is_some() {
                 eprintln!(
@@ -208,25 +218,33 @@ fn run_targets_with(
     }
 }
 
-fn save(file: &std::path::Path, runs: Vec<SavedRun>) -> Result<()> {
+fn save(file: &std::path::Path, runs: Vec<SavedRun>, force: bool) -> Result<()> {
     let doc = SavedRuns {
         schema_version: RUN_SCHEMA_VERSION,
         runs,
     };
     let text = serde_json::to_string_pretty(&doc)
         .map_err(|e| Error::tool(format!("encoding the run: {e}")))?;
-    std::fs::write(file, text).map_err(|e| Error::tool(format!("writing {}: {e}", file.display())))
+    let existing = if force {
+        Existing::Replace
+    } else {
+        Existing::Refuse
+    };
+    write_atomic(file, text.as_bytes(), existing, 0o600).map_err(|e| {
+        let hint = if e.kind() == std::io::ErrorKind::AlreadyExists && !force {
+            " (--force replaces an existing regular file)"
+        } else {
+            ""
+        };
+        Error::tool(format!("writing {}: {e}{hint}", file.display()))
+    })
 }
 
 /// Re-diagnose saved observations, with no network and no configs: the named targets, or every
 /// saved target when none is named.
 pub(crate) fn replay(file: &std::path::Path, targets: &[String]) -> Result<Traced> {
-    let text = std::fs::read_to_string(file).map_err(|e| {
-        Error::input(format!(
-            "{}: cannot read the saved run: {e}",
-            file.display()
-        ))
-    })?;
+    let text = read_bounded_string(file, FileKind::SavedRun)
+        .map_err(|e| Error::input(format!("cannot read the saved run {e}")))?;
     let doc: SavedRuns = serde_json::from_str(&text).map_err(|e| {
         Error::input(format!(
             "{}:{}:{}: not a saved run ({e}); expected the JSON written by --save-run",

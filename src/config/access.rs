@@ -42,8 +42,12 @@ pub fn escape(seg: &str) -> String {
 pub fn is_secret_key(key: &str) -> bool {
     let k = key.to_ascii_lowercase();
     k.contains("password")
+        || k.contains("passwd")
+        || k.contains("passphrase")
         || k.contains("secret")
         || k.contains("token")
+        || k.contains("credential")
+        || k.contains("private")
         || (k.contains("key")
             && !k.contains("path")
             && !k.contains("file")

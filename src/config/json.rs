@@ -39,7 +39,7 @@ impl Value {
 }
 
 impl Node {
-    /// The member `key` of an object (the last one if the key repeats, as jq does).
+    /// The member `key` of an object (a repeated key was already merged by [`parse`]).
     pub fn get(&self, key: &str) -> Option<&Node> {
         match &self.value {
             Value::Obj(m) => m.iter().rev().find(|(k, _)| k == key).map(|(_, v)| v),
@@ -186,6 +186,7 @@ impl Parser<'_> {
             self.depth -= 1;
             return Ok(Value::Obj(members));
         }
+        let mut index: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
         loop {
             self.ws();
             if self.peek() != Some(b'"') {
@@ -207,7 +208,15 @@ impl Parser<'_> {
             self.bump();
             self.ws();
             let v = self.value()?;
-            members.push((key, v));
+            // A repeated key keeps the first one's place in the member order and the last
+            // one's value and position, as jq (which the platform's scripts use) does.
+            match index.get(&key) {
+                Some(&i) => members[i].1 = v,
+                None => {
+                    index.insert(key.clone(), members.len());
+                    members.push((key, v));
+                }
+            }
             self.ws();
             match self.peek() {
                 Some(b',') => self.bump(),
@@ -416,6 +425,18 @@ mod tests {
         assert!(parse("{\"a\": 01}").is_err());
         assert!(parse("\"abc").is_err());
         assert!(parse("[1] x").is_err());
+    }
+
+    #[test]
+    fn repeated_keys_keep_the_first_place_and_the_last_value() {
+        // jq -c . <<< '{"a":1,"b":2,"a":3}' prints {"a":3,"b":2}
+        let n = parse("{\"a\": 1, \"b\": 2,\n \"a\": 3}").unwrap();
+        let Value::Obj(m) = &n.value else { panic!() };
+        assert_eq!(m.len(), 2);
+        assert_eq!(m[0].0, "a");
+        assert_eq!(m[0].1.value, Value::Num("3".into()));
+        assert_eq!((m[0].1.line, m[0].1.col), (2, 7));
+        assert_eq!(m[1].0, "b");
     }
 
     #[test]

@@ -17,6 +17,7 @@ pub mod traefik;
 pub mod values;
 
 use crate::error::Error;
+use crate::fsutil::{read_bounded_string, FileKind, ReadError};
 use access::{At, Doc};
 pub use site::{SiteFile, SitePorts, SiteVantage};
 pub use traefik::TraefikStatic;
@@ -294,9 +295,21 @@ struct Loader {
 
 impl Loader {
     fn read(&self, path: &Path, required: Option<&str>) -> Result<Option<String>, Error> {
-        match std::fs::read_to_string(path) {
+        self.read_kind(path, required, FileKind::PlatformConfig)
+    }
+
+    fn read_kind(
+        &self,
+        path: &Path,
+        required: Option<&str>,
+        kind: FileKind,
+    ) -> Result<Option<String>, Error> {
+        match read_bounded_string(path, kind) {
             Ok(s) => Ok(Some(s)),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => match required {
+            Err(e) if e.is_not_found() && std::fs::symlink_metadata(path).is_ok() => Err(
+                Error::input(format!("cannot read {e} (a dangling symlink)")),
+            ),
+            Err(e) if e.is_not_found() => match required {
                 Some(why) => Err(Error::input(format!(
                     "missing required file {}: looked for {} ({why})",
                     path.file_name()
@@ -306,11 +319,11 @@ impl Loader {
                 ))),
                 None => Ok(None),
             },
-            Err(e) if e.kind() == std::io::ErrorKind::InvalidData => Err(Error::input(format!(
+            Err(ReadError::NotUtf8 { .. }) => Err(Error::input(format!(
                 "{}: not valid UTF-8 text",
                 display_name(&self.base, path)
             ))),
-            Err(e) => Err(Error::input(format!("cannot read {}: {e}", path.display()))),
+            Err(e) => Err(Error::input(format!("cannot read {e}"))),
         }
     }
 
@@ -395,7 +408,7 @@ pub fn load(config_dir: &Path, stacks_dir: Option<&Path>) -> Result<RawConfig, E
     };
 
     let site_path = config_dir.join(SITE_FILE);
-    let mut site = match loader.read(&site_path, None)? {
+    let mut site = match loader.read_kind(&site_path, None, FileKind::SiteFile)? {
         Some(t) => site::read(&display_name(&base, &site_path), &t)?,
         None => SiteFile::default(),
     };
@@ -778,24 +791,45 @@ fn read_stacks(
 ) -> Result<Vec<RawStack>, Error> {
     let entries = match std::fs::read_dir(dir) {
         Ok(e) => e,
-        Err(_) => {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             notes.push(format!(
                 "stacks dir {} not found: no stacks in the model",
                 dir.display()
             ));
             return Ok(Vec::new());
         }
+        // The DNS generator's glob over an unreadable dir matches nothing, but a model without
+        // the stacks' records would be wrong: refuse rather than skip (docs/config.md).
+        Err(e) => {
+            return Err(Error::input(format!(
+                "cannot read the stacks dir {}: {e}",
+                dir.display()
+            )))
+        }
     };
+    // Every `<stack>/phoenix.json` the platform's glob matches (anything at that path, even a
+    // dangling symlink or a directory) is read; one that cannot be read is an input error naming
+    // it, never silently skipped (jq fails on it in the platform's generators too).
     let mut dirs: Vec<PathBuf> = entries
         .filter_map(|e| e.ok())
         .map(|e| e.path())
-        .filter(|p| p.join("phoenix.json").is_file())
+        .filter(
+            |p| match std::fs::symlink_metadata(p.join("phoenix.json")) {
+                Ok(_) => true,
+                Err(e) => !matches!(
+                    e.kind(),
+                    std::io::ErrorKind::NotFound | std::io::ErrorKind::NotADirectory
+                ),
+            },
+        )
         .collect();
     dirs.sort();
     let mut out = Vec::new();
     for d in dirs {
         let path = d.join("phoenix.json");
-        let text = loader.read(&path, None)?.unwrap_or_default();
+        let text = loader
+            .read(&path, Some("a stack manifest the platform's scripts read"))?
+            .unwrap_or_default();
         let doc = loader.parse(&path, &text)?;
         let root = doc.at();
         root.obj()?;

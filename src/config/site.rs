@@ -63,6 +63,48 @@ struct RawVantage {
     resolv_conf: Option<toml::Spanned<String>>,
 }
 
+/// True when the line holding `offset` assigns a key named like a secret (`token = ...`,
+/// `db.password = ...`, `{ api_key = ... }`), or lies in a table named like one.
+fn secret_line(text: &str, offset: usize) -> bool {
+    let offset = offset.min(text.len());
+    let start = text[..offset].rfind('\n').map_or(0, |i| i + 1);
+    let end = text[offset..].find('\n').map_or(text.len(), |i| offset + i);
+    let line = &text[start..end];
+    let words = line
+        .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == '-'))
+        .filter(|w| !w.is_empty());
+    let table = text[..start]
+        .lines()
+        .rev()
+        .find(|l| l.trim_start().starts_with('['))
+        .unwrap_or("");
+    words
+        .chain(table.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == '-')))
+        .any(super::access::is_secret_key)
+}
+
+/// A TOML message with every quoted value replaced by `<redacted>`.
+fn redact(msg: &str) -> String {
+    let mut out = String::with_capacity(msg.len());
+    let mut rest = msg;
+    while let Some(i) = rest.find(['"', '`', '\'']) {
+        let q = rest[i..].chars().next().unwrap_or('"');
+        out.push_str(&rest[..i]);
+        match rest[i + 1..].find(q) {
+            Some(j) => {
+                out.push_str("<redacted>");
+                rest = &rest[i + 1 + j + 1..];
+            }
+            None => {
+                out.push_str("<redacted>");
+                rest = "";
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
 fn line_of(text: &str, offset: usize) -> u32 {
     text[..offset.min(text.len())].matches('\n').count() as u32 + 1
 }
@@ -74,7 +116,11 @@ pub fn read(file: &str, text: &str) -> Result<SiteFile, Error> {
             .span()
             .map(|s| format!(":{}", line_of(text, s.start)))
             .unwrap_or_default();
-        Error::input(format!("{file}{loc}: {}", e.message()))
+        let msg = match e.span() {
+            Some(span) if secret_line(text, span.start) => redact(e.message()),
+            _ => e.message().to_string(),
+        };
+        Error::input(format!("{file}{loc}: {msg}"))
     })?;
     let val = |section: &str, key: &str, s: &toml::Spanned<String>| {
         Val::new(
@@ -146,6 +192,25 @@ mod tests {
             s.vantages["lxc:102"].hosts_file.as_ref().unwrap().value,
             "/h"
         );
+    }
+
+    #[test]
+    fn type_errors_never_echo_secret_values() {
+        for t in [
+            "[ports]\ntoken = \"S3CRET\"\n",
+            "[ports]\napi_key = \"S3CRET\"\n",
+            "[paths]\npassword = 4711\n",
+            "[ports]\nx = 1\n[vantage.\"lxc:1\"]\nhosts_file = { passphrase = \"S3CRET\" }\n",
+            "[ports.credentials]\nuser = \"S3CRET\"\n",
+            "[ports]\ndb_password = 'S3CRET'\n",
+        ] {
+            let e = read("s.toml", t).unwrap_err().to_string();
+            assert!(!e.contains("S3CRET") && !e.contains("4711"), "{t}: {e}");
+            assert!(e.starts_with("s.toml:"), "{e}");
+        }
+        // Other values are still quoted, to help.
+        let e = read("s.toml", "[ports]\ngateway = \"https\"\n").unwrap_err();
+        assert!(e.to_string().contains("https"), "{e}");
     }
 
     #[test]

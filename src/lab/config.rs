@@ -145,13 +145,130 @@ pub fn build(addrs: &Addrs, pki: &PkiPaths) -> Result<LabConfig> {
     })
 }
 
-fn write(path: &Path, contents: &str) -> Result<()> {
+/// The file in a lab dir that lists (one relative path a line) every file the lab wrote there.
+pub const MARKER: &str = ".phoenix-doctor-lab";
+
+/// Every entry below `root` (never following a symlink), relative, with its kind.
+fn walk(root: &Path) -> std::io::Result<Vec<(PathBuf, std::fs::FileType)>> {
+    let mut out = Vec::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d)? {
+            let e = e?;
+            let ft = e.file_type()?;
+            if ft.is_dir() {
+                stack.push(e.path());
+            }
+            let rel = e
+                .path()
+                .strip_prefix(root)
+                .unwrap_or(&e.path())
+                .to_path_buf();
+            out.push((rel, ft));
+        }
+    }
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    Ok(out)
+}
+
+/// Write the marker: the list of every regular file now below `root`.
+pub fn seal_dir(root: &Path) -> Result<()> {
+    let io = |e: std::io::Error| Error::tool(format!("lab: listing {}: {e}", root.display()));
+    let mut list = String::new();
+    for (rel, ft) in walk(root).map_err(io)? {
+        if ft.is_file() {
+            list.push_str(&rel.display().to_string());
+            list.push('\n');
+        }
+    }
+    write_new(&root.join(MARKER), &list, 0o600)
+}
+
+/// A non-empty `dir` is reused only when it is a lab dir the tool sealed: its marker is a
+/// regular file, and every entry is a directory or a regular file the marker lists (no symlink,
+/// nothing added). Those files are then replaced one by one, atomically, so a trace reading the
+/// dir meanwhile sees the old file or the new one.
+fn reuse_sealed(dir: &Path, refuse: &dyn Fn(&str) -> Error) -> Result<()> {
+    use crate::fsutil::{read_bounded_string, FileKind};
+    let marker = dir.join(MARKER);
+    if !std::fs::symlink_metadata(&marker).is_ok_and(|m| m.is_file()) {
+        return Err(refuse("is not empty"));
+    }
+    let listed = read_bounded_string(&marker, FileKind::SiteFile)
+        .map_err(|e| refuse(&format!("its lab marker cannot be read ({e})")))?;
+    let listed: std::collections::HashSet<&str> = listed.lines().collect();
+    let entries = walk(dir).map_err(|e| refuse(&format!("cannot be listed ({e})")))?;
+    for (rel, ft) in &entries {
+        let name = rel.display().to_string();
+        let ours =
+            ft.is_dir() || (ft.is_file() && (listed.contains(name.as_str()) || name == MARKER));
+        if !ours {
+            return Err(refuse(&format!(
+                "is a lab dir, but {name} is not a file the lab wrote there"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Make `dir` ready for a lab: create it (mode 0700) when it does not exist, accept an empty
+/// directory or a lab dir the tool sealed before (see [`seal_dir`]), and refuse anything else (a
+/// non-empty directory, a symlink, a file) with an input error: the lab never writes into a tree
+/// it did not create (docs/security.md).
+pub fn prepare_dir(dir: &Path) -> Result<PathBuf> {
+    use std::os::unix::fs::DirBuilderExt;
+    let refuse = |why: &str| {
+        Error::input(format!(
+            "lab --dir {}: {why}; the lab writes only into a new or empty directory (give a new path, or remove it first)",
+            dir.display()
+        ))
+    };
+    match std::fs::symlink_metadata(dir) {
+        Ok(m) if m.file_type().is_symlink() => return Err(refuse("is a symlink")),
+        Ok(m) if !m.is_dir() => return Err(refuse("exists and is not a directory")),
+        Ok(_) => {
+            let mut entries =
+                std::fs::read_dir(dir).map_err(|e| refuse(&format!("cannot be listed ({e})")))?;
+            if entries.next().is_some() {
+                reuse_sealed(dir, &refuse)?;
+            }
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(dir)
+                .map_err(|e| Error::tool(format!("lab: creating {}: {e}", dir.display())))?;
+        }
+        Err(e) => return Err(refuse(&format!("cannot be inspected ({e})"))),
+    }
+    std::fs::canonicalize(dir)
+        .map_err(|e| Error::tool(format!("lab: resolving {}: {e}", dir.display())))
+}
+
+/// Write a file atomically (never through a symlink) with `mode`, creating its missing parent
+/// directories with mode 0700. Private keys get 0600, everything else 0644. Only called below a
+/// dir [`prepare_dir`] accepted: new, empty, or a lab dir holding nothing but the lab's files.
+pub fn write_new(path: &Path, contents: &str, mode: u32) -> Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
     if let Some(parent) = path.parent() {
-        std::fs::create_dir_all(parent)
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(parent)
             .map_err(|e| Error::tool(format!("lab: creating {}: {e}", parent.display())))?;
     }
-    std::fs::write(path, contents)
-        .map_err(|e| Error::tool(format!("lab: writing {}: {e}", path.display())))
+    crate::fsutil::write_atomic(
+        path,
+        contents.as_bytes(),
+        crate::fsutil::Existing::Replace,
+        mode,
+    )
+    .map_err(|e| Error::tool(format!("lab: writing {}: {e}", path.display())))
+}
+
+fn write(path: &Path, contents: &str) -> Result<()> {
+    write_new(path, contents, 0o644)
 }
 
 fn pretty(v: &Value) -> String {

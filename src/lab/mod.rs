@@ -296,8 +296,7 @@ async fn bind_tcp(what: &str, addr: SocketAddr) -> Result<TcpListener> {
 }
 
 fn write_file(path: &Path, contents: &str) -> Result<()> {
-    std::fs::write(path, contents)
-        .map_err(|e| Error::tool(format!("lab: writing {}: {e}", path.display())))
+    config::write_new(path, contents, 0o644)
 }
 
 impl Lab {
@@ -318,7 +317,21 @@ impl Lab {
         let has = |f: Fault| faults.contains(&f);
         let addrs = Addrs::new(spec.net);
 
-        // 1. Listeners first: the ports decide what the site file says.
+        // 0. The dir first: a refused --dir is reported before anything is bound.
+        let (root, temp) = match &spec.dir {
+            Some(d) => (config::prepare_dir(d)?, None),
+            None => {
+                let t = tempfile::Builder::new()
+                    .prefix("phoenix-doctor-lab-")
+                    .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o700))
+                    .tempdir()
+                    .map_err(|e| Error::tool(format!("lab: creating a temp dir: {e}")))?;
+                (t.path().to_path_buf(), Some(t))
+            }
+        };
+        let root = std::fs::canonicalize(&root).unwrap_or(root);
+
+        // 1. Listeners: the ports decide what the site file says.
         let want_dns = !has(Fault::DnsDown);
         let mut ports = Ports::new(!effective_root());
         let front = match bind_front(&addrs, &ports, want_dns).await {
@@ -362,25 +375,7 @@ impl Lab {
             Some(bind_tcp("step-ca", SocketAddr::from((addrs.ca, ports.ca))).await?)
         };
 
-        // 2. The dir.
-        let (root, temp) = match &spec.dir {
-            Some(d) => {
-                std::fs::create_dir_all(d)
-                    .map_err(|e| Error::tool(format!("lab: creating {}: {e}", d.display())))?;
-                (d.clone(), None)
-            }
-            None => {
-                let t = tempfile::Builder::new()
-                    .prefix("phoenix-doctor-lab-")
-                    .tempdir()
-                    .map_err(|e| Error::tool(format!("lab: creating a temp dir: {e}")))?;
-                (t.path().to_path_buf(), Some(t))
-            }
-        };
-        let root = std::fs::canonicalize(&root).unwrap_or(root);
         let pki_dir = root.join("pki");
-        std::fs::create_dir_all(&pki_dir)
-            .map_err(|e| Error::tool(format!("lab: creating {}: {e}", pki_dir.display())))?;
 
         // 3. The PKI.
         let d = |s: &str| format!("{s}.{DOMAIN}");
@@ -489,7 +484,7 @@ impl Lab {
             (&agent_leaf, &files.agent_cert, &files.agent_key),
         ] {
             write_file(cert, &leaf.chain_pem)?;
-            write_file(key, &leaf.key_pem)?;
+            config::write_new(key, &leaf.key_pem, 0o600)?;
         }
 
         // 4. The config dir.
@@ -515,6 +510,8 @@ impl Lab {
             &pki_paths,
             has(Fault::HostsOverride),
         )?;
+
+        config::seal_dir(&root)?;
 
         // 5. What the running components do (intended state, then the faults).
         // The DNS answers are what the platform's generator derives from the written config

@@ -284,8 +284,9 @@ pub fn load_defs(probes_dir: Option<&Path>) -> Result<Vec<TraceDef>, Error> {
                 .collect();
             files.sort();
             for p in files {
-                let text = std::fs::read_to_string(&p)
-                    .map_err(|e| Error::input(format!("cannot read {}: {e}", p.display())))?;
+                let text =
+                    crate::fsutil::read_bounded_string(&p, crate::fsutil::FileKind::SiteFile)
+                        .map_err(|e| Error::input(format!("cannot read {e}")))?;
                 defs.push(parse(&p.display().to_string(), &text)?);
             }
             if defs.is_empty() {

@@ -394,15 +394,37 @@ pub async fn probe(
     };
     let mut notes = Vec::new();
     if system {
+        use crate::fsutil::{read_bounded_string, FileKind};
         let hf = &ctx.system.hosts_file;
-        match std::fs::read_to_string(hf) {
+        match read_bounded_string(hf, FileKind::SystemFile) {
             Ok(text) => ev.hosts_entries = hosts_entries(hf, &text, name),
-            Err(e) => notes.push(format!("hosts file {} not read: {e}", hf.display())),
+            Err(e) => notes.push(format!("hosts file {e}")),
         }
         let rf = &ctx.system.resolv_conf;
-        match std::fs::read_to_string(rf) {
+        match read_bounded_string(rf, FileKind::SystemFile) {
             Ok(text) => ev.resolv_conf = Some(parse_resolv_conf(rf, &text)),
-            Err(e) => notes.push(format!("resolv.conf {} not read: {e}", rf.display())),
+            Err(e) => notes.push(format!("resolv.conf {e}")),
+        }
+        // Without the vantage's own files, what a program there resolves is unknown: the
+        // step cannot be judged, whatever the nameserver says.
+        if !notes.is_empty() {
+            let total = ms(t);
+            let timings = Timings {
+                total_ms: total,
+                ..Timings::default()
+            };
+            let o = observation(Outcome::ToolError, Evidence::Dns(ev), timings);
+            let msg = format!(
+                "{name}: cannot judge this vantage's view, its files could not be read: {}",
+                notes.join("; ")
+            );
+            return fail(
+                o,
+                Outcome::ToolError,
+                "vantage-files",
+                "vantage-file-unreadable",
+                msg,
+            );
         }
     }
     let result = query(name, server, ctx.timeout).await;

@@ -174,7 +174,8 @@ pub(crate) fn load_identity(id: &Identity) -> Result<Arc<CertifiedKey>, String> 
     if certs.is_empty() {
         return Err(format!("{}: no certificate found", id.cert.display()));
     }
-    let data = std::fs::read(&id.key).map_err(|e| format!("{}: {e}", id.key.display()))?;
+    let data = crate::fsutil::read_bounded(&id.key, crate::fsutil::FileKind::Pem)
+        .map_err(|e| e.to_string())?;
     let key = rustls_pemfile::private_key(&mut data.as_slice())
         .map_err(|e| format!("{}: {e}", id.key.display()))?
         .ok_or_else(|| format!("{}: no private key found", id.key.display()))?;
@@ -187,7 +188,8 @@ pub(crate) fn load_identity(id: &Identity) -> Result<Arc<CertifiedKey>, String> 
 
 /// Read every PEM certificate in a file.
 pub fn read_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, String> {
-    let data = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let data = crate::fsutil::read_bounded(path, crate::fsutil::FileKind::Pem)
+        .map_err(|e| e.to_string())?;
     rustls_pemfile::certs(&mut data.as_slice())
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| format!("{}: not PEM certificates: {e}", path.display()))

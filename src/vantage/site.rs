@@ -3,6 +3,7 @@
 
 use crate::config::site::{self, SiteFile};
 use crate::error::{Error, Result};
+use crate::fsutil::{read_bounded_string, FileKind};
 use crate::plan::VantageRef;
 use crate::probe::SystemFiles;
 use std::collections::BTreeMap;
@@ -15,15 +16,10 @@ pub const SITE_FILE: &str = crate::config::SITE_FILE;
 /// absent). Relative paths are taken from the config dir; a missing key keeps the system default.
 pub fn site_vantages(config_dir: &Path) -> Result<BTreeMap<VantageRef, SystemFiles>> {
     let path = config_dir.join(SITE_FILE);
-    let text = match std::fs::read_to_string(&path) {
+    let text = match read_bounded_string(&path, FileKind::SiteFile) {
         Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(BTreeMap::new()),
-        Err(e) => {
-            return Err(Error::input(format!(
-                "{}: cannot read: {e}",
-                path.display()
-            )))
-        }
+        Err(e) if e.is_not_found() => return Ok(BTreeMap::new()),
+        Err(e) => return Err(Error::input(format!("cannot read {e}"))),
     };
     parse_site_vantages(&text, &path, config_dir)
 }
