@@ -224,8 +224,8 @@ pub struct RunArgs {
     /// 0600; an existing FILE is kept unless `--force`; a symlink is never followed).
     #[arg(long, value_name = "FILE")]
     pub save_run: Option<PathBuf>,
-    /// Let `--save-run` replace an existing regular file.
-    #[arg(long, requires = "save_run")]
+    /// Let `--save-run` (and `baseline write`) replace an existing regular file.
+    #[arg(long)]
     pub force: bool,
     /// Re-diagnose observations saved with `--save-run`, with no network.
     #[arg(long, value_name = "FILE")]
@@ -280,9 +280,7 @@ pub struct BaselineWriteArgs {
     /// Every stack and Traefik-routed service.
     #[arg(long)]
     pub all: bool,
-    /// Replace FILE if it exists.
-    #[arg(long)]
-    pub force: bool,
+    /// (`--force`, from the run options: replace FILE if it exists.)
     #[command(flatten)]
     pub run: RunArgs,
 }

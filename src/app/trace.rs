@@ -83,7 +83,7 @@ fn targets_of(
 /// an accepted entry (sorted, stable; an existing FILE only with `--force`).
 pub fn baseline_write(g: &GlobalArgs, a: &BaselineWriteArgs) -> Result<u8> {
     use crate::fsutil::{write_atomic, Existing};
-    if !a.force && std::fs::symlink_metadata(&a.file).is_ok() {
+    if !a.run.force && std::fs::symlink_metadata(&a.file).is_ok() {
         return Err(Error::input(format!(
             "{} already exists; use --force to replace it",
             a.file.display()
@@ -100,7 +100,7 @@ pub fn baseline_write(g: &GlobalArgs, a: &BaselineWriteArgs) -> Result<u8> {
         found.extend(crate::lint::run(&m).into_iter().map(|f| (f, String::new())));
     }
     let text = crate::baseline::render(&found);
-    let existing = if a.force {
+    let existing = if a.run.force {
         Existing::Replace
     } else {
         Existing::Refuse
