@@ -134,6 +134,10 @@ pub const STATIC: &[CodeInfo] = &[
         "A VM's docker_stacks names a stack with no stacks/<name>/phoenix.json: sync cannot deploy it and its labels and firewall rules do not exist.",
         "ls /usr/local/phoenix_hypervisor/stacks/",
         "Fix the stack name in docker_stacks, or add the manifest."),
+    code!("PD-LINT-005", None, Error, "clone chain loops back on itself",
+        "Following `clone_from_ctid` (or `clone_from_vmid`) from guest to guest comes back to a guest already passed. A clone needs its source to exist first, so no guest of the loop can be created from the configs, and what a clone inherits through its chain (its resolvers) stops where the loop closes.",
+        "jq '.lxc_configs | to_entries[] | {id: .key, from: .value.clone_from_ctid}' phoenix_lxc_configs.json; jq '.vms[] | {vmid, clone_from_vmid}' phoenix_vm_configs.json",
+        "Point one guest of the loop at a template that clones nothing (or drop its clone_from key)."),
 ];
 
 /// Every static code.
