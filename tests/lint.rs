@@ -989,7 +989,10 @@ fn lint_005_clone_loop_reported_once() {
     for s in ["lxc:900", "lxc:901", "lxc:912"] {
         assert!(f.subjects.iter().any(|x| x == s), "{s} in {:?}", f.subjects);
     }
-    assert!(!f.subjects.iter().any(|x| x == "lxc:911"), "911 only hangs off the loop");
+    assert!(
+        !f.subjects.iter().any(|x| x == "lxc:911"),
+        "911 only hangs off the loop"
+    );
 }
 
 #[test]

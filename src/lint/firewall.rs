@@ -769,6 +769,7 @@ pub(crate) fn duplicate_rules(m: &Intended) -> Vec<Finding> {
             .rules
             .iter()
             .filter(|r| file.scope != FwScope::Cluster || r.origin == RuleOrigin::Global)
+            .map(|r| &**r)
             .collect();
         let norms: Vec<Norm> = rules.iter().map(|r| norm(r)).collect();
         let related = Related::new(&norms);
@@ -893,6 +894,7 @@ pub(crate) fn guest_rules_in_cluster(m: &Intended) -> Vec<Finding> {
                 && r.accepts()
                 && r.dest.is_none()
         })
+        .map(|r| &**r)
         .collect();
     if copied.is_empty() || !cluster.enforced {
         return Vec::new();

@@ -8,7 +8,11 @@ use crate::observe::VantageRef;
 use serde::Serialize;
 use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
+
+fn serialize_rules<S: serde::Serializer>(rules: &[Arc<FwRule>], s: S) -> Result<S::Ok, S::Error> {
+    s.collect_seq(rules.iter().map(|r| &**r))
+}
 
 /// Which traffic a rule set filters.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -137,7 +141,9 @@ pub struct FwFile {
     pub name: String,
     pub scope: FwScope,
     pub options: FwOptions,
-    pub rules: Vec<FwRule>,
+    /// Shared with the guest's own rule set where cluster.fw copies a guest's rules.
+    #[serde(serialize_with = "serialize_rules")]
+    pub rules: Vec<Arc<FwRule>>,
     /// Whether Proxmox applies these rules at all.
     pub enforced: bool,
     /// Why (or why not), in words.
@@ -168,7 +174,7 @@ fn slot(dir: Direction) -> usize {
 }
 
 impl RuleIndex {
-    fn build(rules: &[FwRule]) -> RuleIndex {
+    fn build(rules: &[Arc<FwRule>]) -> RuleIndex {
         let mut ix = RuleIndex::default();
         for (i, r) in rules.iter().enumerate() {
             let d = slot(r.direction);
@@ -350,17 +356,30 @@ impl Firewall {
 const PVE_DEFAULTS: &str = "Proxmox default (PVE/Firewall.pm: policy_in DROP, policy_out ACCEPT)";
 
 pub(crate) fn derive(raw: &RawConfig, notes: &mut Vec<String>) -> Firewall {
+    // Each guest's own rules, once: its rule set and cluster.fw share them.
+    let own = |g: &crate::config::RawGuest, origin: RuleOrigin| -> Option<Vec<Arc<FwRule>>> {
+        let fw = g.firewall.as_ref()?;
+        Some(
+            fw.rules
+                .iter()
+                .map(|r| Arc::new(FwRule::from_raw(r, origin.clone())))
+                .collect(),
+        )
+    };
+    let lxc_rules: Vec<Option<Vec<Arc<FwRule>>>> = raw
+        .lxcs
+        .iter()
+        .map(|g| own(g, RuleOrigin::Lxc { id: g.id.value }))
+        .collect();
+    let vm_rules: Vec<Option<Vec<Arc<FwRule>>>> = raw
+        .vms
+        .iter()
+        .map(|g| own(g, RuleOrigin::Vm { id: g.id.value }))
+        .collect();
     let cluster = raw.hypervisor.firewall.as_ref().map(|f| {
-        let mut rules: Vec<FwRule> = f.rules.iter().map(|r| FwRule::from_raw(r, RuleOrigin::Global)).collect();
-        for g in &raw.lxcs {
-            if let Some(fw) = &g.firewall {
-                rules.extend(fw.rules.iter().map(|r| FwRule::from_raw(r, RuleOrigin::Lxc { id: g.id.value })));
-            }
-        }
-        for g in &raw.vms {
-            if let Some(fw) = &g.firewall {
-                rules.extend(fw.rules.iter().map(|r| FwRule::from_raw(r, RuleOrigin::Vm { id: g.id.value })));
-            }
+        let mut rules: Vec<Arc<FwRule>> = f.rules.iter().map(|r| Arc::new(FwRule::from_raw(r, RuleOrigin::Global))).collect();
+        for r in lxc_rules.iter().chain(vm_rules.iter()).flatten() {
+            rules.extend(r.iter().cloned());
         }
         let policy = |v: &Option<Val<String>>, def: &str| match v {
             Some(v) => (v.clone(), true),
@@ -394,26 +413,23 @@ pub(crate) fn derive(raw: &RawConfig, notes: &mut Vec<String>) -> Firewall {
         stacks.entry(st.name.as_str()).or_insert(st);
     }
     let mut vms = Vec::new();
-    for g in &raw.vms {
-        let Some(fw) = &g.firewall else { continue };
+    for (g, own) in raw.vms.iter().zip(vm_rules) {
+        let (Some(fw), Some(mut rules)) = (&g.firewall, own) else {
+            continue;
+        };
         let id = g.id.value;
-        let mut rules: Vec<FwRule> = fw
-            .rules
-            .iter()
-            .map(|r| FwRule::from_raw(r, RuleOrigin::Vm { id }))
-            .collect();
         for sref in &g.docker_stacks {
             match stacks.get(sref.name.value.as_str()) {
                 Some(s) => {
                     if let Some(env) = &s.production {
                         rules.extend(env.firewall_rules.iter().map(|r| {
-                            FwRule::from_raw(
+                            Arc::new(FwRule::from_raw(
                                 r,
                                 RuleOrigin::Stack {
                                     name: s.name.clone(),
                                     vm: id,
                                 },
-                            )
+                            ))
                         }));
                     }
                 }
@@ -448,8 +464,8 @@ pub(crate) fn derive(raw: &RawConfig, notes: &mut Vec<String>) -> Firewall {
     }
 
     let mut lxcs = Vec::new();
-    for g in &raw.lxcs {
-        let Some(fw) = &g.firewall else { continue };
+    for (g, own) in raw.lxcs.iter().zip(lxc_rules) {
+        let Some(rules) = own else { continue };
         let id = g.id.value;
         lxcs.push(FwFile {
             name: id.to_string(),
@@ -460,7 +476,7 @@ pub(crate) fn derive(raw: &RawConfig, notes: &mut Vec<String>) -> Firewall {
                 policy_out: pve_default("ACCEPT"),
                 policies_written: false,
             },
-            rules: fw.rules.iter().map(|r| FwRule::from_raw(r, RuleOrigin::Lxc { id })).collect(),
+            rules,
             enforced: false,
             enforced_why: "lxc-manager creates the rules through pvesh but never sets the container's [OPTIONS] enable, whose Proxmox default is 0: the rules are inert unless an operator enabled them (check `pvesh get /nodes/<node>/lxc/<id>/firewall/options`)".to_string(),
             written_by: "lxc-manager.sh apply_lxc_firewall_rules (LXC orchestration only; pvesh prepends, so the file order is reversed)".to_string(),
@@ -480,8 +496,8 @@ mod tests {
         port: Option<&str>,
         src: Option<&str>,
         dst: Option<&str>,
-    ) -> FwRule {
-        FwRule {
+    ) -> Arc<FwRule> {
+        Arc::new(FwRule {
             direction: dir,
             action: "ACCEPT".into(),
             proto: proto.map(Into::into),
@@ -495,7 +511,7 @@ mod tests {
             comment: None,
             origin: RuleOrigin::Global,
             prov: Provenance::default(),
-        }
+        })
     }
 
     #[test]
