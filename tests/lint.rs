@@ -978,6 +978,30 @@ fn lint_003_stack_deployed_outside_production() {
 }
 
 #[test]
+fn lint_005_clone_loop_reported_once() {
+    assert_eq!(count(&reference_findings(), "PD-LINT-005"), 0);
+    // 912 clones 901, 901 clones 900; making 900 clone 912 closes a loop of three, with the
+    // other containers of the file hanging off it.
+    let fs = Cfg::reference()
+        .lxc("900", |g| g["clone_from_ctid"] = json!("912"))
+        .lint();
+    assert_eq!(count(&fs, "PD-LINT-005"), 1, "{:#?}", titles(&fs));
+    let f = get(&fs, "PD-LINT-005", "lxc:900");
+    assert_eq!(
+        f.title,
+        "clone_from_ctid loops: lxc:900 → lxc:912 → lxc:901 → lxc:900"
+    );
+    assert_eq!(f.severity, Severity::Error);
+    for s in ["lxc:900", "lxc:901", "lxc:912"] {
+        assert!(f.subjects.iter().any(|x| x == s), "{s} in {:?}", f.subjects);
+    }
+    assert!(
+        !f.subjects.iter().any(|x| x == "lxc:911"),
+        "911 only hangs off the loop"
+    );
+}
+
+#[test]
 fn lint_004_stack_without_manifest() {
     let fs = Cfg::reference()
         .vm(1002, |g| {

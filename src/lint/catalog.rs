@@ -146,6 +146,10 @@ pub const STATIC: &[CodeInfo] = &[
         "A stack's `traefik.http.services.<s>.loadbalancer.server.port` label is `${VARIABLE}`, which docker compose fills in from the deployment's environment; the production environment of the manifest does not set it, so the port is unknown (compose substitutes an empty string when it is unset). Nothing that needs that port is planned or traced.",
         "jq '.environments.production' stacks/<name>/phoenix.json; docker compose config (on the VM) shows the value compose uses",
         "Write the port number into the label, or set the variable in the production environment's `variables`."),
+    code!("PD-LINT-005", None, Error, "clone chain loops back on itself",
+        "Following `clone_from_ctid` (or `clone_from_vmid`) from guest to guest comes back to a guest already passed. A clone needs its source to exist first, so no guest of the loop can be created from the configs, and what a clone inherits through its chain (its resolvers) stops where the loop closes.",
+        "jq '.lxc_configs | to_entries[] | {id: .key, from: .value.clone_from_ctid}' phoenix_lxc_configs.json; jq '.vms[] | {vmid, clone_from_vmid}' phoenix_vm_configs.json",
+        "Point one guest of the loop at a template that clones nothing (or drop its clone_from key)."),
 ];
 
 /// Every static code.

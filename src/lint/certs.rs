@@ -4,6 +4,7 @@
 use super::{finding, label, with_subjects};
 use crate::finding::Finding;
 use crate::model::{Cert, DnsRule, Intended, Route};
+use std::collections::HashMap;
 
 /// PD-CERT-001: certificate clients with no IN rule on the CA's :9000.
 pub(crate) fn ca_reachability(m: &Intended) -> Vec<Finding> {
@@ -136,38 +137,69 @@ pub(crate) fn gateway_cert_missing(m: &Intended) -> Vec<Finding> {
     .subject(cn)]
 }
 
-/// The manifest entry that issues an HTTPS backend's certificate: by CN = the route's host or
-/// the service's hostname, or by a cert path under the guest's id.
-fn backend_cert<'a>(m: &'a Intended, r: &Route) -> Option<&'a Cert> {
-    let guest = r.guest?;
-    let id = match guest {
-        crate::plan::VantageRef::Lxc(i) | crate::plan::VantageRef::Vm(i) => i,
-        crate::plan::VantageRef::Host => return None,
-    };
-    let mut names = vec![r.host.to_ascii_lowercase()];
-    if let Some(p) = m.portainer.as_ref().filter(|p| p.vm == id) {
-        names.push(p.hostname.value.to_ascii_lowercase());
+/// The manifest entries by what [`CertIndex::backend`] looks them up by (the first entry in
+/// manifest order for each key).
+struct CertIndex<'a> {
+    certs: &'a [Cert],
+    /// Lower-cased common name → index into `certs`.
+    by_cn: HashMap<String, usize>,
+    /// `<id>` of a `/<id>/` in the cert path → index into `certs`.
+    by_dir: HashMap<&'a str, usize>,
+}
+
+impl<'a> CertIndex<'a> {
+    fn new(m: &'a Intended) -> CertIndex<'a> {
+        let mut ix = CertIndex {
+            certs: &m.certs,
+            by_cn: HashMap::new(),
+            by_dir: HashMap::new(),
+        };
+        for (i, c) in m.certs.iter().enumerate() {
+            ix.by_cn
+                .entry(c.common_name.value.to_ascii_lowercase())
+                .or_insert(i);
+            if let Some(p) = &c.cert_path {
+                let parts: Vec<&str> = p.value.split('/').collect();
+                // Only segments with a `/` on both sides.
+                for seg in parts.iter().skip(1).take(parts.len().saturating_sub(2)) {
+                    ix.by_dir.entry(seg).or_insert(i);
+                }
+            }
+        }
+        ix
     }
-    m.certs
-        .iter()
-        .find(|c| names.contains(&c.common_name.value.to_ascii_lowercase()))
-        .or_else(|| {
-            m.certs.iter().find(|c| {
-                c.cert_path
-                    .as_ref()
-                    .is_some_and(|p| p.value.contains(&format!("/{id}/")))
-            })
-        })
+
+    /// The manifest entry that issues an HTTPS backend's certificate: by CN = the route's host
+    /// or the service's hostname, or by a cert path under the guest's id.
+    fn backend(&self, m: &Intended, r: &Route) -> Option<&'a Cert> {
+        let guest = r.guest?;
+        let id = match guest {
+            crate::plan::VantageRef::Lxc(i) | crate::plan::VantageRef::Vm(i) => i,
+            crate::plan::VantageRef::Host => return None,
+        };
+        let mut names = vec![r.host.to_ascii_lowercase()];
+        if let Some(p) = m.portainer.as_ref().filter(|p| p.vm == id) {
+            names.push(p.hostname.value.to_ascii_lowercase());
+        }
+        // The first entry in manifest order that has one of the names.
+        let i = names
+            .iter()
+            .filter_map(|n| self.by_cn.get(n).copied())
+            .min()
+            .or_else(|| self.by_dir.get(id.to_string().as_str()).copied())?;
+        Some(&self.certs[i])
+    }
 }
 
 /// PD-CERT-004: an HTTPS backend whose manifest certificate lacks the IP Traefik verifies.
 pub(crate) fn backend_ip_san(m: &Intended) -> Vec<Finding> {
+    let certs = CertIndex::new(m);
     let mut out = Vec::new();
     for r in m.routes.routes.iter().filter(|r| r.scheme == "https") {
         let (Some(b), Some(g)) = (r.backend, r.guest) else {
             continue;
         };
-        let Some(c) = backend_cert(m, r) else {
+        let Some(c) = certs.backend(m, r) else {
             continue;
         };
         let ip = b.ip().to_string();
@@ -205,12 +237,13 @@ pub(crate) fn backend_ip_san(m: &Intended) -> Vec<Finding> {
 
 /// PD-CERT-005: an HTTPS backend that no manifest entry issues a certificate for.
 pub(crate) fn backend_without_cert(m: &Intended) -> Vec<Finding> {
+    let certs = CertIndex::new(m);
     let mut out = Vec::new();
     for r in m.routes.routes.iter().filter(|r| r.scheme == "https") {
         let (Some(b), Some(g)) = (r.backend, r.guest) else {
             continue;
         };
-        if backend_cert(m, r).is_some() {
+        if certs.backend(m, r).is_some() {
             continue;
         }
         let who = m.node(g).map(label).unwrap_or_else(|| g.to_string());

@@ -7,7 +7,7 @@ use crate::config::{AddrSpec, Direction, Provenance, Val};
 use crate::finding::{Finding, Severity};
 use crate::model::{FwFile, FwRule, FwScope, Intended, RuleOrigin};
 use crate::plan::VantageRef;
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::net::IpAddr;
 
 /// One documented hop that crosses a firewall.
@@ -283,12 +283,6 @@ fn rule_text(r: &FwRule) -> String {
     s
 }
 
-fn enforced_copy(f: &FwFile) -> FwFile {
-    let mut c = f.clone();
-    c.enforced = true;
-    c
-}
-
 /// PD-FW-001 / PD-FW-002: the destination's IN rules for each documented hop.
 pub(crate) fn hop_in_rules(m: &Intended) -> Vec<Finding> {
     in_rule_findings(m, false)
@@ -301,8 +295,7 @@ pub(crate) fn in_rule_findings(m: &Intended, ca: bool) -> Vec<Finding> {
         let Some(file) = m.firewall.for_vantage(h.dst) else {
             continue;
         };
-        let d =
-            enforced_copy(file).decide(Direction::In, h.src_ip, Some(h.dst_ip), h.proto, h.port);
+        let d = file.decide_enforced(Direction::In, h.src_ip, Some(h.dst_ip), h.proto, h.port);
         if d.accepted {
             continue;
         }
@@ -436,8 +429,7 @@ pub(crate) fn stack_only_rules(m: &Intended) -> Vec<Finding> {
         if !matches!(file.scope, FwScope::Vm(_)) {
             continue;
         }
-        let d =
-            enforced_copy(file).decide(Direction::In, h.src_ip, Some(h.dst_ip), h.proto, h.port);
+        let d = file.decide_enforced(Direction::In, h.src_ip, Some(h.dst_ip), h.proto, h.port);
         let Some(i) = d.rule.filter(|_| d.accepted) else {
             continue;
         };
@@ -509,7 +501,7 @@ pub(crate) fn one_sided_rules(m: &Intended) -> Vec<Finding> {
                 continue;
             }
             // Only rule sets that manage this direction at all.
-            if !pfile.rules.iter().any(|x| x.direction == want_dir) {
+            if !pfile.has_direction(want_dir) {
                 continue;
             }
             if want_dir == Direction::In
@@ -522,10 +514,10 @@ pub(crate) fn one_sided_rules(m: &Intended) -> Vec<Finding> {
                 .ports()
                 .take(1024)
                 .filter(|&p| {
-                    !pfile
-                        .rules
-                        .iter()
-                        .any(|x| x.accepts() && x.matches(want_dir, my_ip, Some(*peer), proto, p))
+                    !pfile.candidates(want_dir, my_ip).any(|i| {
+                        let x = &pfile.rules[i];
+                        x.accepts() && x.matches(want_dir, my_ip, Some(*peer), proto, p)
+                    })
                 })
                 .collect();
             if missing.is_empty() {
@@ -666,6 +658,107 @@ fn same(a: &Norm, b: &Norm) -> bool {
         && a.ports == b.ports
 }
 
+/// An address spec as a hashable key: `(is a network, address, prefix)`.
+type AddrKey = Option<(bool, IpAddr, u8)>;
+
+fn addr_key(a: &Option<AddrSpec>) -> AddrKey {
+    a.map(|a| match a {
+        AddrSpec::Ip(ip) => (false, ip, 0),
+        AddrSpec::Net(n) => (true, n.addr(), n.prefix_len()),
+    })
+}
+
+/// Everything [`same`] compares, hashable.
+type NormKey<'a> = (
+    u8,
+    &'a str,
+    Option<&'a str>,
+    AddrKey,
+    AddrKey,
+    Option<&'a BTreeSet<u16>>,
+);
+
+fn norm_key(n: &Norm) -> NormKey<'_> {
+    (
+        match n.dir {
+            Direction::In => 0,
+            Direction::Out => 1,
+        },
+        &n.action,
+        n.proto.as_deref(),
+        addr_key(&n.src),
+        addr_key(&n.dst),
+        n.ports.as_ref(),
+    )
+}
+
+/// The rules of one rule set by what [`same`] and [`covers`] can relate. Two rules relate only
+/// with the same direction and action; a rule whose source (or destination) is one address
+/// relates only to rules with that address there, or none, or a network. So the rules that can
+/// relate to a rule are found among those sharing its address, or the few with a wider one.
+struct Related {
+    /// Per (direction, action): every rule, and the rules by source and by destination.
+    groups: HashMap<(u8, String), AddrLists>,
+}
+
+#[derive(Default)]
+struct AddrLists {
+    all: Vec<usize>,
+    src: HashMap<IpAddr, Vec<usize>>,
+    src_wide: Vec<usize>,
+    dst: HashMap<IpAddr, Vec<usize>>,
+    dst_wide: Vec<usize>,
+}
+
+impl Related {
+    fn new(norms: &[Norm]) -> Related {
+        let mut groups: HashMap<(u8, String), AddrLists> = HashMap::new();
+        for (i, n) in norms.iter().enumerate() {
+            let g = groups.entry((norm_key(n).0, n.action.clone())).or_default();
+            g.all.push(i);
+            match n.src {
+                Some(AddrSpec::Ip(ip)) => g.src.entry(ip).or_default().push(i),
+                _ => g.src_wide.push(i),
+            }
+            match n.dst {
+                Some(AddrSpec::Ip(ip)) => g.dst.entry(ip).or_default().push(i),
+                _ => g.dst_wide.push(i),
+            }
+        }
+        Related { groups }
+    }
+
+    /// In ascending order, a superset of the rules that can be [`same`] as `n` or cover it or
+    /// be covered by it.
+    fn candidates<'a>(&'a self, n: &Norm) -> Vec<usize> {
+        let Some(g) = self.groups.get(&(norm_key(n).0, n.action.clone())) else {
+            return Vec::new();
+        };
+        let narrow = |spec: &Option<AddrSpec>,
+                      by: &'a HashMap<IpAddr, Vec<usize>>,
+                      wide: &'a Vec<usize>| match spec {
+            Some(AddrSpec::Ip(ip)) => {
+                let exact = by.get(ip).map(Vec::as_slice).unwrap_or(&[]);
+                Some((wide.as_slice(), exact))
+            }
+            _ => None,
+        };
+        let by_src = narrow(&n.src, &g.src, &g.src_wide);
+        let by_dst = narrow(&n.dst, &g.dst, &g.dst_wide);
+        let len = |l: &Option<(&[usize], &[usize])>| l.map(|(a, b)| a.len() + b.len());
+        let pick = match (len(&by_src), len(&by_dst)) {
+            (Some(a), Some(b)) if b < a => by_dst,
+            (Some(_), _) => by_src,
+            (None, Some(_)) => by_dst,
+            (None, None) => return g.all.clone(),
+        };
+        let (a, b) = pick.unwrap_or_default();
+        let mut out: Vec<usize> = a.iter().chain(b.iter()).copied().collect();
+        out.sort_unstable();
+        out
+    }
+}
+
 /// PD-FW-007 / PD-FW-008: duplicate and covered rules within one rule set.
 pub(crate) fn duplicate_rules(m: &Intended) -> Vec<Finding> {
     let mut out = Vec::new();
@@ -676,8 +769,15 @@ pub(crate) fn duplicate_rules(m: &Intended) -> Vec<Finding> {
             .rules
             .iter()
             .filter(|r| file.scope != FwScope::Cluster || r.origin == RuleOrigin::Global)
+            .map(|r| &**r)
             .collect();
         let norms: Vec<Norm> = rules.iter().map(|r| norm(r)).collect();
+        let related = Related::new(&norms);
+        // Identical rules, in order.
+        let mut identical: HashMap<NormKey, Vec<usize>> = HashMap::new();
+        for (i, n) in norms.iter().enumerate() {
+            identical.entry(norm_key(n)).or_default().push(i);
+        }
         let v = file.vantage();
         // Rules already reported as a copy of an earlier one.
         let mut copies: BTreeSet<usize> = BTreeSet::new();
@@ -685,7 +785,8 @@ pub(crate) fn duplicate_rules(m: &Intended) -> Vec<Finding> {
             if copies.contains(&j) {
                 continue;
             }
-            let found = (0..j).find_map(|i| {
+            let candidates = related.candidates(&norms[j]);
+            let found = candidates.into_iter().take_while(|&i| i < j).find_map(|i| {
                 if same(&norms[i], &norms[j]) {
                     Some((i, true))
                 } else if covers(&norms[i], &norms[j]) || covers(&norms[j], &norms[i]) {
@@ -704,11 +805,9 @@ pub(crate) fn duplicate_rules(m: &Intended) -> Vec<Finding> {
             };
             let mut extra: Vec<&FwRule> = Vec::new();
             if dup {
-                for k in j + 1..rules.len() {
-                    if same(&norms[i], &norms[k]) {
-                        copies.insert(k);
-                        extra.push(rules[k]);
-                    }
+                for &k in identical[&norm_key(&norms[i])].iter().filter(|&&k| k > j) {
+                    copies.insert(k);
+                    extra.push(rules[k]);
                 }
             }
             let f = if dup {
@@ -795,6 +894,7 @@ pub(crate) fn guest_rules_in_cluster(m: &Intended) -> Vec<Finding> {
                 && r.accepts()
                 && r.dest.is_none()
         })
+        .map(|r| &**r)
         .collect();
     if copied.is_empty() || !cluster.enforced {
         return Vec::new();

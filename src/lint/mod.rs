@@ -49,6 +49,7 @@ const RULES: &[fn(&Intended) -> Vec<Finding>] = &[
     stack_deployments,
     config_history,
     port_variables,
+    clone_cycles,
 ];
 
 /// Every static finding for the intended state, in rule order (duplicates removed).
@@ -432,4 +433,39 @@ pub(crate) fn port_variables(m: &Intended) -> Vec<Finding> {
         }
     }
     out
+}
+
+/// PD-LINT-005: clone chains that loop back on themselves, each loop once.
+pub(crate) fn clone_cycles(m: &Intended) -> Vec<Finding> {
+    /// Members named in the title and the actual; a longer loop is counted, not listed.
+    const SHOWN: usize = 12;
+    m.clone_cycles
+        .iter()
+        .filter_map(|c| {
+            let first = c.members.first()?;
+            let key = match first {
+                VantageRef::Vm(_) => "clone_from_vmid",
+                _ => "clone_from_ctid",
+            };
+            let mut chain: Vec<String> = c.members.iter().take(SHOWN).map(|v| v.to_string()).collect();
+            if c.members.len() > SHOWN {
+                chain.push(format!("… ({} guests in all)", c.members.len()));
+            }
+            chain.push(first.to_string());
+            let chain = chain.join(" → ");
+            Some(with_subjects(
+                finding("PD-LINT-005", format!("{key} loops: {chain}"))
+                    .expected(format!(
+                        "every {key} chain ends at a guest that clones nothing"
+                    ))
+                    .actual(format!(
+                        "{chain}: none of these {} guests can be created first, and inheritance through the chain (resolvers) stops where it closes",
+                        c.members.len()
+                    ))
+                    .hint("Point one guest of the loop at a template that clones nothing.")
+                    .provenance(c.provenance.iter().take(2).cloned()),
+                c.members.iter().map(|v| v.to_string()),
+            ))
+        })
+        .collect()
 }

@@ -3,6 +3,7 @@
 use super::{finding, label, with_subjects};
 use crate::finding::Finding;
 use crate::model::{DnsRule, Intended};
+use std::collections::{HashMap, HashSet};
 
 /// PD-ROUTE-001: an http:// route to a port that speaks TLS.
 pub(crate) fn plain_http_to_tls(m: &Intended) -> Vec<Finding> {
@@ -191,19 +192,22 @@ pub(crate) fn gateway_names_without_router(m: &Intended) -> Vec<Finding> {
     let (Some(gw), Some(router)) = (&m.gateway, &m.router) else {
         return Vec::new();
     };
-    let label_routed = |host: &str| {
-        has_docker_provider(m)
-            && m.stacks.iter().any(|s| {
-                s.services.iter().flat_map(|x| x.routers.iter()).any(|r| {
-                    r.host
-                        .as_deref()
-                        .is_some_and(|h| h.eq_ignore_ascii_case(host))
-                        && r.entrypoints
-                            .iter()
-                            .all(|e| router.entrypoints.iter().any(|(n, _)| *n == e.value))
-                })
+    // Lower-cased hosts that a label router on known entrypoints serves (docker provider only).
+    let label_hosts: HashSet<String> = if has_docker_provider(m) {
+        m.stacks
+            .iter()
+            .flat_map(|s| s.services.iter().flat_map(|x| x.routers.iter()))
+            .filter(|r| {
+                r.entrypoints
+                    .iter()
+                    .all(|e| router.entrypoints.iter().any(|(n, _)| *n == e.value))
             })
+            .filter_map(|r| r.host.as_deref().map(str::to_ascii_lowercase))
+            .collect()
+    } else {
+        HashSet::new()
     };
+    let label_routed = |host: &str| label_hosts.contains(&host.to_ascii_lowercase());
     let mut out = Vec::new();
     for rec in &m.dns.records {
         if rec.ip != Some(gw.ip.value)
@@ -249,11 +253,12 @@ pub(crate) fn gateway_names_without_router(m: &Intended) -> Vec<Finding> {
 /// PD-ROUTE-005: two guests with the same traefik_service name.
 pub(crate) fn duplicate_service_names(m: &Intended) -> Vec<Finding> {
     let mut out = Vec::new();
-    let rs: Vec<&crate::model::Route> = m.routes.routes.iter().filter(|r| !r.is_api).collect();
-    for (j, b) in rs.iter().enumerate() {
-        let Some(a) = rs[..j].iter().find(|a| a.name == b.name) else {
+    let mut first: HashMap<&str, &crate::model::Route> = HashMap::new();
+    for b in m.routes.routes.iter().filter(|r| !r.is_api) {
+        let a = *first.entry(b.name.as_str()).or_insert(b);
+        if std::ptr::eq(a, b) {
             continue;
-        };
+        }
         let mut f = finding(
             "PD-ROUTE-005",
             format!("traefik_service name `{}` is declared twice", b.name),

@@ -5,6 +5,7 @@
 use super::Node;
 use crate::config::{IpSpec, Provenance, RawConfig, Val};
 use serde::Serialize;
+use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 
 /// The address the generator hard-codes for the `ca` traefik_service record.
@@ -96,27 +97,57 @@ pub struct Dns {
     pub candidates: Vec<DnsRecord>,
     /// The records written, sorted by hostname.
     pub records: Vec<DnsRecord>,
+    /// Lower-cased hostname → (first, last) index into `records`.
+    #[serde(skip)]
+    by_name: HashMap<String, (usize, usize)>,
 }
 
 impl Dns {
     /// The record for `hostname` (case-insensitive), if the generator writes one. dnsmasq's
     /// `address=/d/ip` also answers subdomains of `d`; see [`Dns::answer`].
     pub fn record(&self, hostname: &str) -> Option<&DnsRecord> {
-        self.records
-            .iter()
-            .find(|r| r.hostname.eq_ignore_ascii_case(hostname))
+        self.by_name
+            .get(&hostname.to_ascii_lowercase())
+            .map(|&(first, _)| &self.records[first])
     }
 
-    /// What dnsmasq answers for `name`: the record for the longest matching `address=` domain.
+    /// What dnsmasq answers for `name`: the record for the longest matching `address=` domain
+    /// (of records that differ only in case, the last).
     pub fn answer(&self, name: &str) -> Option<&DnsRecord> {
         let name = name.trim_end_matches('.').to_ascii_lowercase();
-        self.records
-            .iter()
-            .filter(|r| {
-                let h = r.hostname.to_ascii_lowercase();
-                name == h || name.ends_with(&format!(".{h}"))
-            })
-            .max_by_key(|r| r.hostname.len())
+        // `name` itself, then each parent domain, longest first.
+        let suffixes = std::iter::once(name.as_str())
+            .chain(name.match_indices('.').map(|(i, _)| &name[i + 1..]));
+        suffixes
+            .filter_map(|d| self.by_name.get(d))
+            .map(|&(_, last)| &self.records[last])
+            .next()
+    }
+
+    fn new(
+        enabled: bool,
+        server: Val<SocketAddr>,
+        upstreams: Vec<Val<String>>,
+        gateway_ip: Option<Val<String>>,
+        candidates: Vec<DnsRecord>,
+        records: Vec<DnsRecord>,
+    ) -> Dns {
+        let mut by_name: HashMap<String, (usize, usize)> = HashMap::with_capacity(records.len());
+        for (i, r) in records.iter().enumerate() {
+            by_name
+                .entry(r.hostname.to_ascii_lowercase())
+                .and_modify(|e| e.1 = i)
+                .or_insert((i, i));
+        }
+        Dns {
+            enabled,
+            server,
+            upstreams,
+            gateway_ip,
+            candidates,
+            records,
+            by_name,
+        }
     }
 }
 
@@ -171,14 +202,7 @@ pub(crate) fn derive(
         notes.push(format!(
             "no LXC is named \"{GATEWAY_LXC_NAME}\": the DNS generator writes only the header (no records)"
         ));
-        return Dns {
-            enabled,
-            server,
-            upstreams,
-            gateway_ip: None,
-            candidates: Vec::new(),
-            records: Vec::new(),
-        };
+        return Dns::new(enabled, server, upstreams, None, Vec::new(), Vec::new());
     };
     let fqdn = |n: &str| format!("{n}.{domain}");
     let mut c: Vec<DnsRecord> = Vec::new();
@@ -385,14 +409,7 @@ pub(crate) fn derive(
             _ => records.push(r.clone()),
         }
     }
-    Dns {
-        enabled,
-        server,
-        upstreams,
-        gateway_ip: Some(gw),
-        candidates: c,
-        records,
-    }
+    Dns::new(enabled, server, upstreams, Some(gw), c, records)
 }
 
 #[cfg(test)]

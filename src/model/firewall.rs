@@ -6,7 +6,13 @@
 use crate::config::{AddrSpec, Direction, PortSet, Provenance, RawConfig, RawRule, Val};
 use crate::observe::VantageRef;
 use serde::Serialize;
+use std::collections::HashMap;
 use std::net::IpAddr;
+use std::sync::{Arc, OnceLock};
+
+fn serialize_rules<S: serde::Serializer>(rules: &[Arc<FwRule>], s: S) -> Result<S::Ok, S::Error> {
+    s.collect_seq(rules.iter().map(|r| &**r))
+}
 
 /// Which traffic a rule set filters.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -135,13 +141,87 @@ pub struct FwFile {
     pub name: String,
     pub scope: FwScope,
     pub options: FwOptions,
-    pub rules: Vec<FwRule>,
+    /// Shared with the guest's own rule set where cluster.fw copies a guest's rules.
+    #[serde(serialize_with = "serialize_rules")]
+    pub rules: Vec<Arc<FwRule>>,
     /// Whether Proxmox applies these rules at all.
     pub enforced: bool,
     /// Why (or why not), in words.
     pub enforced_why: String,
     /// Which platform script writes the file, and when.
     pub written_by: String,
+    /// The rules by the address of their other end, built on first use.
+    #[serde(skip)]
+    pub(crate) index: OnceLock<RuleIndex>,
+}
+
+/// A rule set's rules by direction and by the address of the other end (the source of an IN
+/// rule, the destination of an OUT rule), so that judging a packet looks only at the rules that
+/// can match it.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct RuleIndex {
+    /// `[In, Out]`: rules whose other end is one address, by that address.
+    exact: [HashMap<IpAddr, Vec<usize>>; 2],
+    /// `[In, Out]`: every other rule (any address, a network, or an unparsed address).
+    rest: [Vec<usize>; 2],
+}
+
+fn slot(dir: Direction) -> usize {
+    match dir {
+        Direction::In => 0,
+        Direction::Out => 1,
+    }
+}
+
+impl RuleIndex {
+    fn build(rules: &[Arc<FwRule>]) -> RuleIndex {
+        let mut ix = RuleIndex::default();
+        for (i, r) in rules.iter().enumerate() {
+            let d = slot(r.direction);
+            let other = match r.direction {
+                Direction::In => &r.source,
+                Direction::Out => &r.dest,
+            };
+            match other {
+                Some(AddrSpec::Ip(ip)) => ix.exact[d].entry(*ip).or_default().push(i),
+                _ => ix.rest[d].push(i),
+            }
+        }
+        ix
+    }
+
+    /// In rule order: the rules of direction `dir` that can match a packet whose other end is
+    /// `peer`.
+    fn candidates(&self, dir: Direction, peer: IpAddr) -> impl Iterator<Item = usize> + '_ {
+        let d = slot(dir);
+        let exact = self.exact[d].get(&peer).map(Vec::as_slice).unwrap_or(&[]);
+        Merge {
+            a: &self.rest[d],
+            b: exact,
+        }
+    }
+}
+
+/// Two ascending index lists merged into one ascending sequence.
+struct Merge<'a> {
+    a: &'a [usize],
+    b: &'a [usize],
+}
+
+impl Iterator for Merge<'_> {
+    type Item = usize;
+    fn next(&mut self) -> Option<usize> {
+        let take_a = match (self.a.first(), self.b.first()) {
+            (Some(x), Some(y)) => x < y,
+            (Some(_), None) => true,
+            (None, Some(_)) => false,
+            (None, None) => return None,
+        };
+        let list = if take_a { &mut self.a } else { &mut self.b };
+        let (first, rest) = list.split_first()?;
+        *list = rest;
+        Some(*first)
+    }
 }
 
 /// How a packet is judged by a rule set.
@@ -171,14 +251,27 @@ impl FwFile {
                 enforced: false,
             };
         }
-        for (i, r) in self.rules.iter().enumerate() {
-            if r.matches(dir, peer, local, proto, port) {
-                return Decision {
-                    accepted: r.accepts(),
-                    rule: Some(i),
-                    enforced: true,
-                };
-            }
+        self.decide_enforced(dir, peer, local, proto, port)
+    }
+
+    /// Judge a packet as Proxmox would once the rule set is enforced, whether it is or not.
+    pub fn decide_enforced(
+        &self,
+        dir: Direction,
+        peer: IpAddr,
+        local: Option<IpAddr>,
+        proto: &str,
+        port: u16,
+    ) -> Decision {
+        if let Some(i) = self
+            .candidates(dir, peer)
+            .find(|&i| self.rules[i].matches(dir, peer, local, proto, port))
+        {
+            return Decision {
+                accepted: self.rules[i].accepts(),
+                rule: Some(i),
+                enforced: true,
+            };
         }
         let policy = match dir {
             Direction::In => &self.options.policy_in.value,
@@ -189,6 +282,22 @@ impl FwFile {
             rule: None,
             enforced: true,
         }
+    }
+
+    /// In rule order, the indices of the rules of direction `dir` that can match a packet
+    /// whose other end (the source for `In`, the destination for `Out`) is `peer`; the others
+    /// cannot match it.
+    pub fn candidates(&self, dir: Direction, peer: IpAddr) -> impl Iterator<Item = usize> + '_ {
+        self.index
+            .get_or_init(|| RuleIndex::build(&self.rules))
+            .candidates(dir, peer)
+    }
+
+    /// Does the rule set have any rule of direction `dir`?
+    pub fn has_direction(&self, dir: Direction) -> bool {
+        let ix = self.index.get_or_init(|| RuleIndex::build(&self.rules));
+        let d = slot(dir);
+        !ix.rest[d].is_empty() || !ix.exact[d].is_empty()
     }
 
     pub fn vantage(&self) -> VantageRef {
@@ -209,15 +318,32 @@ pub struct Firewall {
     pub vms: Vec<FwFile>,
     /// LXC rule sets, in LXC file order.
     pub lxcs: Vec<FwFile>,
+    /// Guest → index of its first rule set in `vms` or `lxcs`.
+    #[serde(skip)]
+    by_guest: HashMap<VantageRef, usize>,
 }
 
 impl Firewall {
+    fn new(cluster: Option<FwFile>, vms: Vec<FwFile>, lxcs: Vec<FwFile>) -> Firewall {
+        let mut by_guest = HashMap::with_capacity(vms.len() + lxcs.len());
+        for (i, f) in vms.iter().enumerate().chain(lxcs.iter().enumerate()) {
+            by_guest.entry(f.vantage()).or_insert(i);
+        }
+        Firewall {
+            cluster,
+            vms,
+            lxcs,
+            by_guest,
+        }
+    }
+
     /// The rule set that filters `v`'s own traffic (the cluster file for the host).
     pub fn for_vantage(&self, v: VantageRef) -> Option<&FwFile> {
+        let i = self.by_guest.get(&v);
         match v {
             VantageRef::Host => self.cluster.as_ref(),
-            VantageRef::Vm(id) => self.vms.iter().find(|f| f.scope == FwScope::Vm(id)),
-            VantageRef::Lxc(id) => self.lxcs.iter().find(|f| f.scope == FwScope::Lxc(id)),
+            VantageRef::Vm(_) => i.map(|&i| &self.vms[i]),
+            VantageRef::Lxc(_) => i.map(|&i| &self.lxcs[i]),
         }
     }
 
@@ -230,17 +356,30 @@ impl Firewall {
 const PVE_DEFAULTS: &str = "Proxmox default (PVE/Firewall.pm: policy_in DROP, policy_out ACCEPT)";
 
 pub(crate) fn derive(raw: &RawConfig, notes: &mut Vec<String>) -> Firewall {
+    // Each guest's own rules, once: its rule set and cluster.fw share them.
+    let own = |g: &crate::config::RawGuest, origin: RuleOrigin| -> Option<Vec<Arc<FwRule>>> {
+        let fw = g.firewall.as_ref()?;
+        Some(
+            fw.rules
+                .iter()
+                .map(|r| Arc::new(FwRule::from_raw(r, origin.clone())))
+                .collect(),
+        )
+    };
+    let lxc_rules: Vec<Option<Vec<Arc<FwRule>>>> = raw
+        .lxcs
+        .iter()
+        .map(|g| own(g, RuleOrigin::Lxc { id: g.id.value }))
+        .collect();
+    let vm_rules: Vec<Option<Vec<Arc<FwRule>>>> = raw
+        .vms
+        .iter()
+        .map(|g| own(g, RuleOrigin::Vm { id: g.id.value }))
+        .collect();
     let cluster = raw.hypervisor.firewall.as_ref().map(|f| {
-        let mut rules: Vec<FwRule> = f.rules.iter().map(|r| FwRule::from_raw(r, RuleOrigin::Global)).collect();
-        for g in &raw.lxcs {
-            if let Some(fw) = &g.firewall {
-                rules.extend(fw.rules.iter().map(|r| FwRule::from_raw(r, RuleOrigin::Lxc { id: g.id.value })));
-            }
-        }
-        for g in &raw.vms {
-            if let Some(fw) = &g.firewall {
-                rules.extend(fw.rules.iter().map(|r| FwRule::from_raw(r, RuleOrigin::Vm { id: g.id.value })));
-            }
+        let mut rules: Vec<Arc<FwRule>> = f.rules.iter().map(|r| Arc::new(FwRule::from_raw(r, RuleOrigin::Global))).collect();
+        for r in lxc_rules.iter().chain(vm_rules.iter()).flatten() {
+            rules.extend(r.iter().cloned());
         }
         let policy = |v: &Option<Val<String>>, def: &str| match v {
             Some(v) => (v.clone(), true),
@@ -265,30 +404,32 @@ pub(crate) fn derive(raw: &RawConfig, notes: &mut Vec<String>) -> Firewall {
                 "shared_volumes.firewall.enabled is false: the setup runs `pve-firewall stop`".to_string()
             },
             written_by: "hypervisor_feature_setup_firewall.sh (setup and every `sync all`)".to_string(),
+            index: OnceLock::new(),
         }
     });
 
+    let mut stacks: HashMap<&str, &crate::config::RawStack> = HashMap::new();
+    for st in &raw.stacks {
+        stacks.entry(st.name.as_str()).or_insert(st);
+    }
     let mut vms = Vec::new();
-    for g in &raw.vms {
-        let Some(fw) = &g.firewall else { continue };
+    for (g, own) in raw.vms.iter().zip(vm_rules) {
+        let (Some(fw), Some(mut rules)) = (&g.firewall, own) else {
+            continue;
+        };
         let id = g.id.value;
-        let mut rules: Vec<FwRule> = fw
-            .rules
-            .iter()
-            .map(|r| FwRule::from_raw(r, RuleOrigin::Vm { id }))
-            .collect();
         for sref in &g.docker_stacks {
-            match raw.stacks.iter().find(|s| s.name == sref.name.value) {
+            match stacks.get(sref.name.value.as_str()) {
                 Some(s) => {
                     if let Some(env) = &s.production {
                         rules.extend(env.firewall_rules.iter().map(|r| {
-                            FwRule::from_raw(
+                            Arc::new(FwRule::from_raw(
                                 r,
                                 RuleOrigin::Stack {
                                     name: s.name.clone(),
                                     vm: id,
                                 },
-                            )
+                            ))
                         }));
                     }
                 }
@@ -318,12 +459,13 @@ pub(crate) fn derive(raw: &RawConfig, notes: &mut Vec<String>) -> Firewall {
                 "firewall.enabled is not true: vm-manager runs `qm set --firewall 0` (not a valid option), so the state depends on the host; treated as not enforced".to_string()
             },
             written_by: "vm-manager.sh apply_vm_firewall_rules (VM create/converge only, never `sync all`)".to_string(),
+            index: OnceLock::new(),
         });
     }
 
     let mut lxcs = Vec::new();
-    for g in &raw.lxcs {
-        let Some(fw) = &g.firewall else { continue };
+    for (g, own) in raw.lxcs.iter().zip(lxc_rules) {
+        let Some(rules) = own else { continue };
         let id = g.id.value;
         lxcs.push(FwFile {
             name: id.to_string(),
@@ -334,13 +476,14 @@ pub(crate) fn derive(raw: &RawConfig, notes: &mut Vec<String>) -> Firewall {
                 policy_out: pve_default("ACCEPT"),
                 policies_written: false,
             },
-            rules: fw.rules.iter().map(|r| FwRule::from_raw(r, RuleOrigin::Lxc { id })).collect(),
+            rules,
             enforced: false,
             enforced_why: "lxc-manager creates the rules through pvesh but never sets the container's [OPTIONS] enable, whose Proxmox default is 0: the rules are inert unless an operator enabled them (check `pvesh get /nodes/<node>/lxc/<id>/firewall/options`)".to_string(),
             written_by: "lxc-manager.sh apply_lxc_firewall_rules (LXC orchestration only; pvesh prepends, so the file order is reversed)".to_string(),
+            index: OnceLock::new(),
         });
     }
-    Firewall { cluster, vms, lxcs }
+    Firewall::new(cluster, vms, lxcs)
 }
 
 #[cfg(test)]
@@ -353,8 +496,8 @@ mod tests {
         port: Option<&str>,
         src: Option<&str>,
         dst: Option<&str>,
-    ) -> FwRule {
-        FwRule {
+    ) -> Arc<FwRule> {
+        Arc::new(FwRule {
             direction: dir,
             action: "ACCEPT".into(),
             proto: proto.map(Into::into),
@@ -368,7 +511,7 @@ mod tests {
             comment: None,
             origin: RuleOrigin::Global,
             prov: Provenance::default(),
-        }
+        })
     }
 
     #[test]
@@ -396,6 +539,7 @@ mod tests {
             enforced: true,
             enforced_why: String::new(),
             written_by: String::new(),
+            index: OnceLock::new(),
         };
         let d = f.decide(
             Direction::In,

@@ -9,10 +9,11 @@ use crate::config::{GuestKind, IpSpec, Provenance, RawConfig, RawGuest, SiteVant
 use crate::error::Error;
 use crate::observe::VantageRef;
 use serde::Serialize;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 
+pub mod clones;
 pub mod dns;
 pub mod firewall;
 pub mod render;
@@ -197,6 +198,42 @@ pub struct Intended {
     /// `.network.interfaces.dns_nameservers`: what the host setup writes to
     /// `/etc/network/interfaces.d/50-vmbr0.cfg` as `dns-nameservers` (after `127.0.0.1`).
     pub host_interface_nameservers: Vec<Val<IpAddr>>,
+    /// Clone chains (`clone_from_ctid` / `clone_from_vmid`) that loop back on themselves, each
+    /// once.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub clone_cycles: Vec<clones::CloneCycle>,
+    /// Lookups by key, built once the state is derived.
+    #[serde(skip)]
+    index: Index,
+}
+
+/// What the model is looked up by: guests by vantage and by address, stacks by name. Each key
+/// maps to the first node or stack in model order, as a front-to-back scan would find it.
+#[derive(Debug, Clone, Default)]
+struct Index {
+    guests: HashMap<VantageRef, usize>,
+    /// `None` is the host.
+    by_ip: HashMap<IpAddr, Option<usize>>,
+    stacks: HashMap<String, usize>,
+}
+
+impl Index {
+    fn build(host: &Node, guests: &[Node], stacks: &[Stack]) -> Index {
+        let mut ix = Index::default();
+        if let Some(ip) = host.ip_addr() {
+            ix.by_ip.insert(ip, None);
+        }
+        for (i, g) in guests.iter().enumerate() {
+            ix.guests.entry(g.vantage).or_insert(i);
+            if let Some(ip) = g.ip_addr() {
+                ix.by_ip.entry(ip).or_insert(Some(i));
+            }
+        }
+        for (i, s) in stacks.iter().enumerate() {
+            ix.stacks.entry(s.name.clone()).or_insert(i);
+        }
+        ix
+    }
 }
 
 impl Intended {
@@ -208,7 +245,7 @@ impl Intended {
     pub fn node(&self, v: VantageRef) -> Option<&Node> {
         match v {
             VantageRef::Host => Some(&self.host),
-            _ => self.guests.iter().find(|n| n.vantage == v),
+            _ => self.index.guests.get(&v).map(|&i| &self.guests[i]),
         }
     }
 
@@ -227,9 +264,10 @@ impl Intended {
 
     /// The node that owns `ip` (host or guest).
     pub fn node_by_ip(&self, ip: IpAddr) -> Option<&Node> {
-        std::iter::once(&self.host)
-            .chain(self.guests.iter())
-            .find(|n| n.ip_addr() == Some(ip))
+        self.index.by_ip.get(&ip).map(|i| match i {
+            None => &self.host,
+            Some(i) => &self.guests[*i],
+        })
     }
 
     /// The fully qualified name `<label>.<domain>`.
@@ -239,7 +277,7 @@ impl Intended {
 
     /// A stack by name.
     pub fn stack(&self, name: &str) -> Option<&Stack> {
-        self.stacks.iter().find(|s| s.name == name)
+        self.index.stacks.get(name).map(|&i| &self.stacks[i])
     }
 }
 
@@ -276,43 +314,25 @@ fn parse_ns(list: &[Val<String>]) -> Vec<Val<IpAddr>> {
 
 /// A guest's nameservers: its own, else inherited through its clone chain (a `pct clone`
 /// keeps the source's resolver settings; the platform sets them only when the key exists).
+/// `ancestor` is the nearest guest up the chain that sets them ([`clones::walk`]).
 fn guest_nameservers(
-    raw: &RawConfig,
     g: &RawGuest,
+    ancestor: Option<&RawGuest>,
     host_ip: &Val<IpAddr>,
 ) -> (Vec<Val<IpAddr>>, String) {
     if !g.nameservers.is_empty() {
         return (parse_ns(&g.nameservers), "network_config".to_string());
     }
-    let list = match g.kind {
-        GuestKind::Lxc => &raw.lxcs,
-        GuestKind::Vm => &raw.vms,
-    };
-    let mut cur = g;
-    let mut seen = vec![g.id.value];
-    while let Some(parent) = cur.clone_from.as_ref() {
-        let Some(p) = list.iter().find(|x| x.id.value == parent.value) else {
-            break;
-        };
-        if seen.contains(&p.id.value) {
-            break;
-        }
-        seen.push(p.id.value);
-        if !p.nameservers.is_empty() {
-            return (
-                parse_ns(&p.nameservers),
-                format!(
-                    "inherited from {}:{} through {}",
-                    g.kind.as_str(),
-                    p.id.value,
-                    match g.kind {
-                        GuestKind::Lxc => "clone_from_ctid",
-                        GuestKind::Vm => "clone_from_vmid",
-                    }
-                ),
-            );
-        }
-        cur = p;
+    if let Some(p) = ancestor {
+        return (
+            parse_ns(&p.nameservers),
+            format!(
+                "inherited from {}:{} through {}",
+                g.kind.as_str(),
+                p.id.value,
+                clones::clone_key(g.kind)
+            ),
+        );
     }
     match g.kind {
         // vm-manager always runs `qm set --nameserver <host>`.
@@ -464,9 +484,16 @@ fn build(raw: &RawConfig) -> Result<Intended, Error> {
         scheme: "nfs".into(),
     });
 
+    let lxc_chains = clones::walk(&raw.lxcs, |g| !g.nameservers.is_empty());
+    let vm_chains = clones::walk(&raw.vms, |g| !g.nameservers.is_empty());
+    let ancestors = lxc_chains
+        .nearest
+        .iter()
+        .map(|a| a.map(|i| &raw.lxcs[i]))
+        .chain(vm_chains.nearest.iter().map(|a| a.map(|i| &raw.vms[i])));
     let mut guests = Vec::new();
-    for g in raw.lxcs.iter().chain(raw.vms.iter()) {
-        let (nameservers, nameservers_from) = guest_nameservers(raw, g, &host_ip);
+    for (g, ancestor) in raw.lxcs.iter().chain(raw.vms.iter()).zip(ancestors) {
+        let (nameservers, nameservers_from) = guest_nameservers(g, ancestor, &host_ip);
         let mut services = Vec::new();
         if let Some(ts) = &g.traefik_service {
             services.push(Service {
@@ -687,8 +714,12 @@ fn build(raw: &RawConfig) -> Result<Intended, Error> {
         .collect();
 
     // --- well-known services on the components
+    let mut slot: HashMap<VantageRef, usize> = HashMap::new();
+    for (i, g) in guests.iter().enumerate() {
+        slot.entry(g.vantage).or_insert(i);
+    }
     let add = |guests: &mut Vec<Node>, v: VantageRef, s: Service| {
-        if let Some(n) = guests.iter_mut().find(|n| n.vantage == v) {
+        if let Some(n) = slot.get(&v).map(|&i| &mut guests[i]) {
             if !n
                 .services
                 .iter()
@@ -801,6 +832,9 @@ fn build(raw: &RawConfig) -> Result<Intended, Error> {
         }
     }
 
+    let mut clone_cycles = clones::cycles(&raw.lxcs, &lxc_chains);
+    clone_cycles.extend(clones::cycles(&raw.vms, &vm_chains));
+    let index = Index::build(&host, &guests, &stacks);
     Ok(Intended {
         config_dir: raw.config_dir.clone(),
         domain,
@@ -824,6 +858,8 @@ fn build(raw: &RawConfig) -> Result<Intended, Error> {
         notes,
         assumptions: raw.assumptions.clone(),
         host_interface_nameservers: parse_ns(&raw.hypervisor.dns_nameservers),
+        clone_cycles,
+        index,
     })
 }
 

@@ -118,9 +118,9 @@ pub fn fw_file(f: &FwFile) -> String {
     }
     s.push_str("\n[RULES]\n");
     let lines: Vec<String> = match f.scope {
-        FwScope::Cluster => f.rules.iter().map(cluster_rule).collect(),
-        FwScope::Vm(_) => f.rules.iter().map(vm_rule).collect(),
-        FwScope::Lxc(_) => f.rules.iter().rev().map(lxc_rule).collect(),
+        FwScope::Cluster => f.rules.iter().map(|r| cluster_rule(r)).collect(),
+        FwScope::Vm(_) => f.rules.iter().map(|r| vm_rule(r)).collect(),
+        FwScope::Lxc(_) => f.rules.iter().rev().map(|r| lxc_rule(r)).collect(),
     };
     for l in lines {
         s.push_str(&l);

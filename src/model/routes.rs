@@ -5,6 +5,7 @@
 use crate::config::{GuestKind, Provenance, RawConfig, Val};
 use crate::observe::VantageRef;
 use serde::Serialize;
+use std::collections::HashMap;
 use std::net::SocketAddr;
 
 const SCRIPT: &str = "generate_traefik_config.sh";
@@ -46,19 +47,41 @@ pub struct Routes {
     /// `serversTransports.internal-ca`: `insecureSkipVerify: false`, these root CAs.
     pub internal_ca_roots: Vec<String>,
     pub insecure_skip_verify: bool,
+    /// Lower-cased host → index of the first route with it.
+    #[serde(skip)]
+    hosts: HashMap<String, usize>,
+    /// Name → index of the first route with it.
+    #[serde(skip)]
+    names: HashMap<String, usize>,
 }
 
 impl Routes {
     /// The route whose Host is `host` (case-insensitive; the first one, as Traefik keeps the
     /// first of duplicate YAML keys only if the YAML parser does; duplicates are a lint matter).
     pub fn by_host(&self, host: &str) -> Option<&Route> {
-        self.routes
-            .iter()
-            .find(|r| r.host.eq_ignore_ascii_case(host))
+        self.hosts
+            .get(&host.to_ascii_lowercase())
+            .map(|&i| &self.routes[i])
     }
 
     pub fn by_name(&self, name: &str) -> Option<&Route> {
-        self.routes.iter().find(|r| r.name == name)
+        self.names.get(name).map(|&i| &self.routes[i])
+    }
+
+    fn new(routes: Vec<Route>) -> Routes {
+        let mut hosts = HashMap::with_capacity(routes.len());
+        let mut names = HashMap::with_capacity(routes.len());
+        for (i, r) in routes.iter().enumerate() {
+            hosts.entry(r.host.to_ascii_lowercase()).or_insert(i);
+            names.entry(r.name.clone()).or_insert(i);
+        }
+        Routes {
+            routes,
+            internal_ca_roots: vec![INTERNAL_CA_ROOT.to_string()],
+            insecure_skip_verify: false,
+            hosts,
+            names,
+        }
     }
 }
 
@@ -131,11 +154,7 @@ pub(crate) fn derive(raw: &RawConfig, domain: &str, notes: &mut Vec<String>) -> 
             "traefik-dashboard (api@internal)",
         )],
     });
-    Routes {
-        routes,
-        internal_ca_roots: vec![INTERNAL_CA_ROOT.to_string()],
-        insecure_skip_verify: false,
-    }
+    Routes::new(routes)
 }
 
 /// Stack label routers (`traefik.http.routers.<r>.*`) and services, parsed.

@@ -7,6 +7,7 @@ use crate::config::{Provenance, RawConfig, Val};
 use crate::error::Error;
 use crate::observe::VantageRef;
 use serde::Serialize;
+use std::collections::HashMap;
 
 /// A `certificate-manifest.json` entry, as the renewal manager treats it.
 #[derive(Debug, Clone, Serialize)]
@@ -243,6 +244,17 @@ fn parse_service(
 }
 
 pub(crate) fn stacks(raw: &RawConfig, notes: &mut Vec<String>) -> Result<Vec<Stack>, Error> {
+    // Stack name → (VM, its docker_stacks entry), in VM order then entry order.
+    let mut deployed: HashMap<&str, Vec<(&crate::config::RawGuest, &crate::config::RawStackRef)>> =
+        HashMap::new();
+    for vm in &raw.vms {
+        for sref in &vm.docker_stacks {
+            deployed
+                .entry(sref.name.value.as_str())
+                .or_default()
+                .push((vm, sref));
+        }
+    }
     let mut out = Vec::new();
     for st in &raw.stacks {
         let mut services = Vec::new();
@@ -267,30 +279,28 @@ pub(crate) fn stacks(raw: &RawConfig, notes: &mut Vec<String>) -> Result<Vec<Sta
             }
         }
         let mut deployments = Vec::new();
-        for vm in &raw.vms {
-            for sref in vm.docker_stacks.iter().filter(|s| s.name.value == st.name) {
-                let environment = sref.environment.clone().unwrap_or_else(|| {
-                    Val::new(
-                        "production".to_string(),
-                        Provenance::platform(
-                            "portainer-manager.sh",
-                            "every stack is deployed as production",
-                        ),
-                    )
-                });
-                let applied = environment.value == "production" && st.production.is_some();
-                if !applied {
-                    notes.push(format!(
-                        "vm:{} deploys stack {} as `{}`, but only `production` labels and rules are read",
-                        vm.id.value, st.name, environment.value
-                    ));
-                }
-                deployments.push(StackDeployment {
-                    vm: vm.id.value,
-                    environment,
-                    applied,
-                });
+        for &(vm, sref) in deployed.get(st.name.as_str()).into_iter().flatten() {
+            let environment = sref.environment.clone().unwrap_or_else(|| {
+                Val::new(
+                    "production".to_string(),
+                    Provenance::platform(
+                        "portainer-manager.sh",
+                        "every stack is deployed as production",
+                    ),
+                )
+            });
+            let applied = environment.value == "production" && st.production.is_some();
+            if !applied {
+                notes.push(format!(
+                    "vm:{} deploys stack {} as `{}`, but only `production` labels and rules are read",
+                    vm.id.value, st.name, environment.value
+                ));
             }
+            deployments.push(StackDeployment {
+                vm: vm.id.value,
+                environment,
+                applied,
+            });
         }
         out.push(Stack {
             name: st.name.clone(),

@@ -6,7 +6,7 @@ use crate::config::Provenance;
 use crate::error::Error;
 use crate::model::Intended;
 use crate::observe::Layer;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 
@@ -296,11 +296,13 @@ fn stack_target(m: &Intended, name: &str) -> Result<Target, String> {
 /// once, keyed by `{service}`.
 fn services(m: &Intended) -> Vec<Service> {
     let mut out: Vec<Service> = Vec::new();
+    let mut taken: HashSet<String> = HashSet::new();
     for r in &m.routes.routes {
-        if r.is_api || out.iter().any(|s| s.name == r.name) {
+        if r.is_api || taken.contains(&r.name) {
             continue;
         }
         if let Some(t) = route_target(m, &r.name) {
+            taken.insert(r.name.clone());
             out.push(Service {
                 name: r.name.clone(),
                 host: r.host.clone(),
@@ -312,10 +314,11 @@ fn services(m: &Intended) -> Vec<Service> {
         for svc in &s.services {
             for h in svc.hosts() {
                 let name = h.split('.').next().unwrap_or(h).to_string();
-                if out.iter().any(|x| x.name == name) {
+                if taken.contains(&name) {
                     continue;
                 }
                 if let Ok(t) = stack_target(m, &s.name) {
+                    taken.insert(name.clone());
                     out.push(Service {
                         name,
                         host: h.to_string(),
@@ -344,21 +347,22 @@ pub fn targets(m: &Intended, defs: &[TraceDef]) -> Vec<String> {
         .filter(|d| !d.generic)
         .map(|d| d.name.clone())
         .collect();
-    let taken = |out: &Vec<String>, n: &str| {
-        out.iter().any(|x| x == n)
-            || defs
-                .iter()
-                .any(|d| !d.generic && d.aliases.iter().any(|a| a == n))
-    };
+    // Every name in `out`, and every alias of a named trace.
+    let mut taken: HashSet<String> = out.iter().cloned().collect();
+    taken.extend(
+        defs.iter()
+            .filter(|d| !d.generic)
+            .flat_map(|d| d.aliases.iter().cloned()),
+    );
     if defs.iter().any(|d| d.generic) {
         for s in services(m) {
-            if !taken(&out, &s.name) {
+            if taken.insert(s.name.clone()) {
                 out.push(s.name);
             }
         }
     }
     for s in bare_stacks(m) {
-        if !taken(&out, &s.name) {
+        if taken.insert(s.name.clone()) {
             out.push(s.name.clone());
         }
     }
