@@ -206,6 +206,33 @@ fn lint_and_plan_on_the_reference_config_fit_120_columns() {
     assert!(out.lines().any(|l| display_width(l) > 90));
 }
 
+/// A trace report fits the screen too: its tables and its long lines (the headline's actual,
+/// evidence with file paths) are fitted, and the finding code and the step stay whole.
+#[test]
+fn a_trace_report_fits_the_terminal() {
+    let replay = format!(
+        "{}/fixtures/scenarios/backend-tls/run.json",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    for cols in ["120", "80"] {
+        let (code, out, err) = run(
+            &["trace", "qdrant", "--replay", &replay],
+            &[("COLUMNS", cols)],
+        );
+        assert_eq!(code, 1, "{err}");
+        let limit: usize = cols.parse().unwrap();
+        for line in out.lines() {
+            assert!(
+                display_width(line) <= limit,
+                "{cols}: {} columns: {line}",
+                display_width(line)
+            );
+        }
+        assert!(out.contains("PD-TLS-005"), "{out}");
+        assert!(out.contains("router-portainer.tls"), "{out}");
+    }
+}
+
 #[test]
 fn lint_groups_the_unenforced_container_firewalls_into_one_row() {
     let etc = reference();

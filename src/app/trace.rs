@@ -1,6 +1,8 @@
 //! `trace`, `check`, `explain`: plan → execute → diagnose → render.
 
-use crate::cli::{BaselineWriteArgs, CheckArgs, ExplainArgs, Format, GlobalArgs, RunArgs, TraceArgs};
+use crate::cli::{
+    BaselineWriteArgs, CheckArgs, ExplainArgs, Format, GlobalArgs, RunArgs, TraceArgs,
+};
 use crate::diagnose::{self, catalog, Overall, Report};
 use crate::engine::{Run, SavedRun, SavedRuns, RUN_SCHEMA_VERSION};
 use crate::error::{Error, Result};
@@ -131,6 +133,7 @@ pub(crate) fn emit(g: &GlobalArgs, traced: &Traced) -> Result<u8> {
     }
     let style = Style {
         color: report::stdout_color(g.no_color),
+        width: Some(report::output_width()),
     };
     let mut out = Vec::new();
     report::render_runs(reports, &traced.runs, g.format, style, &mut out)

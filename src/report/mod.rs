@@ -22,6 +22,9 @@ use std::io::{self, Write};
 pub struct Style {
     /// ANSI colours (only on a TTY, never with NO_COLOR).
     pub color: bool,
+    /// Fit the table format to this many display columns (`output_width()`); `None` keeps
+    /// every table and line at its natural width.
+    pub width: Option<usize>,
 }
 
 /// Whether to colour output on stdout: a terminal, no `NO_COLOR`, no `--no-color`.

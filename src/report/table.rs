@@ -38,7 +38,72 @@ fn overall_color(v: Overall) -> &'static str {
     }
 }
 
+/// One trace report as text, fitted to `style.width` when set (tables through [`fit_table`], long
+/// lines wrapped under their label).
 pub(super) fn render(r: &Report, style: Style, w: &mut dyn Write) -> io::Result<()> {
+    match style.width {
+        None => render_natural(r, style, w),
+        Some(width) => {
+            let mut buf = Vec::new();
+            render_natural(r, style, &mut buf)?;
+            w.write_all(fit_lines(&String::from_utf8_lossy(&buf), width).as_bytes())
+        }
+    }
+}
+
+/// Wrap every line wider than `width` display columns at spaces, continuing under its text: a
+/// `  label:   value` line continues under the value, any other under its own indentation plus
+/// four. Table lines (box drawing) are left alone; their tables are fitted when built.
+fn fit_lines(text: &str, width: usize) -> String {
+    use unicode_width::UnicodeWidthStr;
+    let mut out = String::with_capacity(text.len());
+    for line in text.split_inclusive('\n') {
+        let body = line.strip_suffix('\n').unwrap_or(line);
+        let is_table = body
+            .trim_start()
+            .starts_with(['┌', '│', '├', '└', '╭', '║']);
+        if is_table || body.width() <= width {
+            out.push_str(line);
+            continue;
+        }
+        let lead = body.len() - body.trim_start().len();
+        // `  expected:   A 10.0.0.153 ...`: the value starts after the label's padding.
+        let indent = match body[lead..].find(":  ") {
+            Some(i) if i < 16 && !body[lead..lead + i].contains(' ') => {
+                let after = &body[lead + i + 1..];
+                lead + i + 1 + (after.len() - after.trim_start().len())
+            }
+            _ => lead + 4,
+        };
+        let indent = indent.min(width / 2);
+        let first = &body[..indent.min(body.len())];
+        let rest = &body[indent.min(body.len())..];
+        let wrapped = wrap_text(rest, width.saturating_sub(indent).max(20));
+        for (i, l) in wrapped.lines().enumerate() {
+            if i == 0 {
+                out.push_str(first);
+            } else {
+                out.push_str(&" ".repeat(indent));
+            }
+            out.push_str(l);
+            out.push('\n');
+        }
+        if !line.ends_with('\n') {
+            out.pop();
+        }
+    }
+    out
+}
+
+/// A finished table: fitted to `style.width` (keeping the columns in `keep` whole) or natural.
+fn table_text(b: Builder, style: Style, keep: &[usize]) -> String {
+    match style.width {
+        Some(width) => fit_table(b, width, keep),
+        None => b.build().with(TStyle::sharp()).to_string(),
+    }
+}
+
+fn render_natural(r: &Report, style: Style, w: &mut dyn Write) -> io::Result<()> {
     let head = format!(
         "trace {}: {}{}",
         r.target,
@@ -137,7 +202,7 @@ pub(super) fn render(r: &Report, style: Style, w: &mut dyn Write) -> io::Result<
             steps.join("  "),
         ]);
     }
-    writeln!(w, "{}", b.build().with(TStyle::sharp()))?;
+    writeln!(w, "{}", table_text(b, style, &[0]))?;
     let substituted = r.steps.iter().filter(|s| s.vantage.substituted).count();
     if substituted > 0 {
         writeln!(
@@ -174,7 +239,7 @@ pub(super) fn render(r: &Report, style: Style, w: &mut dyn Write) -> io::Result<
                 clip(&s.actual, 64),
             ]);
         }
-        writeln!(w, "{}", b.build().with(TStyle::sharp()))?;
+        writeln!(w, "{}", table_text(b, style, &[0]))?;
     }
 
     let others: Vec<_> = r
@@ -324,7 +389,7 @@ pub(super) fn summary(reports: &[Report], style: Style, w: &mut dyn Write) -> io
             format!("{:.0}", r.duration_ms),
         ]);
     }
-    writeln!(w, "{}", b.build().with(TStyle::sharp()))?;
+    writeln!(w, "{}", table_text(b, style, &[0]))?;
     let overall = super::overall(reports);
     writeln!(
         w,

@@ -60,7 +60,16 @@ fn table_formats() {
 #[test]
 fn colour_only_when_asked() {
     let mut out = Vec::new();
-    render(&broken(), Format::Table, Style { color: true }, &mut out).unwrap();
+    render(
+        &broken(),
+        Format::Table,
+        Style {
+            color: true,
+            ..Default::default()
+        },
+        &mut out,
+    )
+    .unwrap();
     assert!(String::from_utf8(out).unwrap().contains("\x1b[31m"));
 }
 
