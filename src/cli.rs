@@ -126,6 +126,11 @@ pub enum Command {
     ///
     /// Example: phoenix-doctor agent < job.json
     Agent,
+    /// Serve Prometheus: `/probe?target=NAME` traces a target and answers its metrics,
+    /// `/metrics` the exporter's own (see docs/prometheus.md).
+    ///
+    /// Example: phoenix-doctor serve --listen 127.0.0.1:9799
+    Serve(ServeArgs),
     /// Print shell completions.
     ///
     /// Example: phoenix-doctor completions bash > /etc/bash_completion.d/phoenix-doctor
@@ -194,6 +199,19 @@ pub struct CheckArgs {
     /// Every stack and Traefik-routed service.
     #[arg(long)]
     pub all: bool,
+    #[command(flatten)]
+    pub run: RunArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address to listen on (port 0: a free port, printed on stderr).
+    #[arg(long, default_value = "127.0.0.1:9799", value_name = "ADDR")]
+    pub listen: std::net::SocketAddr,
+    /// Traces running at once, over every target; further scrapes wait within their deadline.
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..=1024))]
+    pub max_concurrent: u32,
+    // The options of `trace`; --budget caps each scrape's deadline.
     #[command(flatten)]
     pub run: RunArgs,
 }

@@ -11,6 +11,7 @@ mod lab;
 pub mod lint_cmd;
 mod live;
 mod probe;
+mod serve;
 mod trace;
 
 /// The formats of a trace report (trace, check, demo).
@@ -38,6 +39,7 @@ pub fn formats(c: &Command) -> (&'static str, &'static [Format]) {
         Command::Probe(_) => ("probe", &[Table, Json]),
         Command::Explain(_) => ("explain", &[Table]),
         Command::Agent => ("agent", &[Table, Json]),
+        Command::Serve(_) => ("serve", &[Table]),
         Command::Completions(_) => ("completions", &[Table]),
         Command::Man => ("man", &[Table]),
     }
@@ -88,6 +90,7 @@ fn dispatch(cli: Cli) -> Result<u8> {
         Command::Probe(p) => probe::probe(g, &p),
         Command::Explain(a) => trace::explain(g, &a),
         Command::Agent => agent::agent(g),
+        Command::Serve(a) => serve::serve(g, &a),
         Command::Completions(a) => {
             let mut cmd = <Cli as clap::CommandFactory>::command();
             clap_complete::generate(a.shell, &mut cmd, "phoenix-doctor", &mut std::io::stdout());

@@ -6,7 +6,7 @@ pub mod github;
 mod junit;
 mod mermaid;
 pub mod nagios;
-mod prometheus;
+pub(crate) mod prometheus;
 mod table;
 
 use crate::cli::Format;
