@@ -568,3 +568,342 @@ pub fn serve(g: &GlobalArgs, a: &ServeArgs) -> Result<u8> {
         Ok(0)
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::AtomicU64;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    /// A stand-in tracer: targets a, b, c; each trace sleeps `delay_ms` and records how many run
+    /// at once (per target and overall) and the budget it was given.
+    #[derive(Default)]
+    struct Fake {
+        delay_ms: AtomicU64,
+        running: Mutex<HashMap<String, usize>>,
+        max_same_target: AtomicUsize,
+        now: AtomicUsize,
+        max_overall: AtomicUsize,
+        traces: AtomicUsize,
+        budgets: Mutex<Vec<Duration>>,
+    }
+
+    impl Tracer for Arc<Fake> {
+        fn targets(&self) -> BoxFuture<Result<Vec<String>>> {
+            Box::pin(async { Ok(vec!["a".into(), "b".into(), "c".into()]) })
+        }
+
+        fn trace(&self, target: String, budget: Duration) -> BoxFuture<Result<Traced>> {
+            let me = self.clone();
+            Box::pin(async move {
+                me.traces.fetch_add(1, Ordering::SeqCst);
+                lock(&me.budgets).push(budget);
+                let same = {
+                    let mut r = lock(&me.running);
+                    let n = r.entry(target.clone()).or_default();
+                    *n += 1;
+                    *n
+                };
+                me.max_same_target.fetch_max(same, Ordering::SeqCst);
+                let all = me.now.fetch_add(1, Ordering::SeqCst) + 1;
+                me.max_overall.fetch_max(all, Ordering::SeqCst);
+                let delay = me.delay_ms.load(Ordering::SeqCst);
+                tokio::time::sleep(Duration::from_millis(delay)).await;
+                me.now.fetch_sub(1, Ordering::SeqCst);
+                *lock(&me.running).get_mut(&target).unwrap() -= 1;
+                let mut r = fake_report(&target);
+                r.verdict = Overall::Healthy;
+                Ok(Traced {
+                    reports: vec![r],
+                    runs: Vec::new(),
+                })
+            })
+        }
+    }
+
+    fn fake_report(target: &str) -> Report {
+        Report {
+            schema_version: diagnose::REPORT_SCHEMA_VERSION,
+            target: target.into(),
+            verdict: Overall::Healthy,
+            first_divergence: None,
+            hops: Vec::new(),
+            steps: Vec::new(),
+            findings: Vec::new(),
+            started_at: engine::now_rfc3339(),
+            duration_ms: 1.0,
+            attempts: 1,
+        }
+    }
+
+    async fn start(fake: &Arc<Fake>, max: usize, budget: Duration) -> std::net::SocketAddr {
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap();
+        let state = Arc::new(State::new(Arc::new(fake.clone()), max, budget));
+        tokio::spawn(run(l, state, std::future::pending()));
+        addr
+    }
+
+    /// A raw HTTP/1.1 request; returns the status and the body (empty when the server closed).
+    async fn get(addr: std::net::SocketAddr, path: &[u8], headers: &str) -> (u16, String) {
+        let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let mut req = b"GET ".to_vec();
+        req.extend_from_slice(path);
+        req.extend_from_slice(
+            format!(" HTTP/1.1\r\nHost: t\r\nConnection: close\r\n{headers}\r\n").as_bytes(),
+        );
+        let _ = s.write_all(&req).await;
+        let mut out = Vec::new();
+        let _ = s.read_to_end(&mut out).await;
+        let text = String::from_utf8_lossy(&out).to_string();
+        let status = text
+            .split(' ')
+            .nth(1)
+            .and_then(|c| c.parse().ok())
+            .unwrap_or(0);
+        let body = text
+            .split_once("\r\n\r\n")
+            .map(|(_, b)| b.to_string())
+            .unwrap_or_default();
+        (status, body)
+    }
+
+    fn value(body: &str, series: &str) -> Option<f64> {
+        body.lines()
+            .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+    }
+
+    const TIMEOUT_5S: &str = "X-Prometheus-Scrape-Timeout-Seconds: 5\r\n";
+
+    #[test]
+    fn the_deadline_is_the_scrape_timeout_less_a_margin_capped_by_the_budget() {
+        let b = Duration::from_secs(30);
+        assert_eq!(scrape_deadline(Some("10"), b), Duration::from_millis(9500));
+        assert_eq!(scrape_deadline(Some("1"), b), Duration::from_millis(900));
+        assert_eq!(scrape_deadline(Some("2.5"), b), Duration::from_millis(2250));
+        assert_eq!(scrape_deadline(Some("120"), b), b);
+        for bad in [
+            None,
+            Some(""),
+            Some("soon"),
+            Some("-3"),
+            Some("0"),
+            Some("NaN"),
+        ] {
+            assert_eq!(scrape_deadline(bad, b), b, "{bad:?}");
+        }
+        assert_eq!(
+            trace_budget(Duration::from_millis(900)),
+            Duration::from_millis(810)
+        );
+        assert_eq!(
+            trace_budget(Duration::from_secs(10)),
+            Duration::from_millis(9750)
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_trace_gets_its_budget_from_the_scrape_timeout_header() {
+        let fake = Arc::new(Fake::default());
+        let addr = start(&fake, 2, Duration::from_secs(30)).await;
+        let (code, _) = get(
+            addr,
+            b"/probe?target=a",
+            "X-Prometheus-Scrape-Timeout-Seconds: 4\r\n",
+        )
+        .await;
+        assert_eq!(code, 200);
+        let (code, _) = get(addr, b"/probe?target=b", "").await;
+        assert_eq!(code, 200);
+        let budgets = lock(&fake.budgets).clone();
+        // 4 s less 0.4 s of margin, less at most 250 ms kept to render.
+        assert!(
+            budgets[0] <= Duration::from_millis(3350) && budgets[0] > Duration::from_secs(3),
+            "{budgets:?}"
+        );
+        // No header: --budget.
+        assert!(
+            budgets[1] <= Duration::from_millis(29750) && budgets[1] > Duration::from_secs(29),
+            "{budgets:?}"
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_trace_past_the_deadline_is_cannot_judge() {
+        let fake = Arc::new(Fake::default());
+        fake.delay_ms.store(10_000, Ordering::SeqCst);
+        let addr = start(&fake, 2, Duration::from_secs(30)).await;
+        let t0 = std::time::Instant::now();
+        let (code, body) = get(
+            addr,
+            b"/probe?target=a",
+            "X-Prometheus-Scrape-Timeout-Seconds: 1\r\n",
+        )
+        .await;
+        assert!(t0.elapsed() < Duration::from_secs(2), "{:?}", t0.elapsed());
+        assert_eq!(code, 200, "{body}");
+        let v = |s: &str| {
+            value(
+                &body,
+                &format!("phoenix_doctor_trace_verdict{{target=\"a\",verdict=\"{s}\"}}"),
+            )
+        };
+        assert_eq!(v("cannot-judge"), Some(1.0), "{body}");
+        assert_eq!(v("diverged"), Some(0.0), "{body}");
+        assert_eq!(v("healthy"), Some(0.0), "{body}");
+        let (_, m) = get(addr, b"/metrics", "").await;
+        assert_eq!(
+            value(
+                &m,
+                "phoenix_doctor_exporter_errors_total{kind=\"deadline\"}"
+            ),
+            Some(1.0),
+            "{m}"
+        );
+        assert_eq!(
+            value(
+                &m,
+                "phoenix_doctor_exporter_runs_total{target=\"a\",verdict=\"cannot-judge\"}"
+            ),
+            Some(1.0),
+            "{m}"
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn scrapes_of_one_target_never_overlap_and_share_the_running_trace() {
+        let fake = Arc::new(Fake::default());
+        fake.delay_ms.store(300, Ordering::SeqCst);
+        let addr = start(&fake, 4, Duration::from_secs(30)).await;
+        let scrapes: Vec<_> = (0..4)
+            .map(|_| tokio::spawn(get(addr, b"/probe?target=a", TIMEOUT_5S)))
+            .collect();
+        for s in scrapes {
+            let (code, body) = s.await.unwrap();
+            assert_eq!(code, 200);
+            assert_eq!(
+                value(&body, "phoenix_doctor_trace_healthy{target=\"a\"}"),
+                Some(1.0),
+                "{body}"
+            );
+        }
+        assert_eq!(fake.max_same_target.load(Ordering::SeqCst), 1);
+        // The scrapes that waited got the trace they waited for, not one more each.
+        assert_eq!(fake.traces.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_scrape_that_cannot_wait_gets_the_last_result_with_its_age() {
+        let fake = Arc::new(Fake::default());
+        let addr = start(&fake, 2, Duration::from_secs(30)).await;
+        let (_, first) = get(addr, b"/probe?target=a", TIMEOUT_5S).await;
+        assert_eq!(
+            value(&first, "phoenix_doctor_result_age_seconds{target=\"a\"}"),
+            Some(0.0)
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        fake.delay_ms.store(3000, Ordering::SeqCst);
+        let long = tokio::spawn(get(addr, b"/probe?target=a", TIMEOUT_5S));
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let (code, body) = get(
+            addr,
+            b"/probe?target=a",
+            "X-Prometheus-Scrape-Timeout-Seconds: 0.5\r\n",
+        )
+        .await;
+        assert_eq!(code, 200);
+        let age = value(&body, "phoenix_doctor_result_age_seconds{target=\"a\"}").unwrap();
+        assert!(age >= 0.3 && age < 2.0, "age {age}\n{body}");
+        assert_eq!(
+            value(&body, "phoenix_doctor_trace_healthy{target=\"a\"}"),
+            Some(1.0)
+        );
+        assert_eq!(fake.max_same_target.load(Ordering::SeqCst), 1);
+        let (_, m) = get(addr, b"/metrics", "").await;
+        assert_eq!(
+            value(
+                &m,
+                "phoenix_doctor_exporter_stale_answers_total{target=\"a\"}"
+            ),
+            Some(1.0),
+            "{m}"
+        );
+        assert_eq!(value(&m, "phoenix_doctor_exporter_in_flight"), Some(1.0));
+        long.await.unwrap();
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn no_more_traces_run_at_once_than_the_cap() {
+        let fake = Arc::new(Fake::default());
+        fake.delay_ms.store(300, Ordering::SeqCst);
+        let addr = start(&fake, 2, Duration::from_secs(30)).await;
+        let scrapes: Vec<_> = [
+            &b"/probe?target=a"[..],
+            b"/probe?target=b",
+            b"/probe?target=c",
+        ]
+        .into_iter()
+        .map(|p| tokio::spawn(get(addr, p, TIMEOUT_5S)))
+        .collect();
+        for s in scrapes {
+            let (code, body) = s.await.unwrap();
+            assert_eq!(code, 200, "{body}");
+            assert!(body.contains("phoenix_doctor_trace_healthy"), "{body}");
+        }
+        assert_eq!(fake.max_overall.load(Ordering::SeqCst), 2);
+        assert_eq!(fake.traces.load(Ordering::SeqCst), 3);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn unknown_targets_and_hostile_requests_get_an_error_never_a_trace() {
+        let fake = Arc::new(Fake::default());
+        let addr = start(&fake, 2, Duration::from_secs(30)).await;
+        let (code, body) = get(addr, b"/probe?target=qdrant", "").await;
+        assert_eq!(code, 400);
+        assert_eq!(body, "unknown target `qdrant`; known targets: a, b, c\n");
+        let (code, body) = get(addr, b"/probe", "").await;
+        assert_eq!(code, 400);
+        assert!(body.starts_with("missing ?target=NAME"), "{body}");
+        // Bad UTF-8, raw and percent-encoded, and a control character.
+        for path in [
+            &b"/probe?target=a\xff"[..],
+            b"/probe?target=%ff%fe",
+            b"/probe?target=%1b[2J",
+        ] {
+            let (code, body) = get(addr, path, "").await;
+            assert!(code == 400 || code == 0, "{code} {body}");
+            assert!(!body.contains('\x1b'), "{body:?}");
+        }
+        // A long target is echoed cut short.
+        let long = format!("/probe?target={}", "x".repeat(5000));
+        let (code, body) = get(addr, long.as_bytes(), "").await;
+        assert_eq!(code, 400);
+        assert!(body.len() < 200, "{}", body.len());
+        // A request head over the limit is refused by the server.
+        let huge = format!("/probe?target={}", "x".repeat(64 * 1024));
+        let (code, _) = get(addr, huge.as_bytes(), "").await;
+        assert_ne!(code, 200);
+        let (code, _) = get(addr, b"/nope", "").await;
+        assert_eq!(code, 404);
+        // Many idle connections at once, then the server still answers.
+        let mut idle = Vec::new();
+        for _ in 0..300 {
+            idle.push(tokio::net::TcpStream::connect(addr).await.unwrap());
+        }
+        drop(idle);
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let (code, _) = get(addr, b"/probe?target=a", "").await;
+        assert_eq!(code, 200);
+        assert_eq!(fake.traces.load(Ordering::SeqCst), 1);
+        let (_, m) = get(addr, b"/metrics", "").await;
+        assert!(
+            value(
+                &m,
+                "phoenix_doctor_exporter_errors_total{kind=\"unknown_target\"}"
+            )
+            .unwrap()
+                >= 3.0,
+            "{m}"
+        );
+    }
+}
