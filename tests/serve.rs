@@ -326,3 +326,72 @@ fn alerting_rules_pass_promtool() {
         );
     }
 }
+
+#[test]
+fn the_systemd_unit_passes_systemd_analyze() {
+    let unit = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/prometheus/phoenix-doctor.service"),
+    )
+    .unwrap();
+    // Verified with this build in place of the installed binary.
+    let dir = tempfile::tempdir().unwrap();
+    let copy = dir.path().join("phoenix-doctor.service");
+    std::fs::write(
+        &copy,
+        unit.replace(
+            "/usr/local/bin/phoenix-doctor",
+            env!("CARGO_BIN_EXE_phoenix-doctor"),
+        ),
+    )
+    .unwrap();
+    let out = match Command::new("systemd-analyze")
+        .args(["verify", "--man=no"])
+        .arg(&copy)
+        .output()
+    {
+        Ok(o) => o,
+        Err(e) => {
+            eprintln!("skipping: systemd-analyze is not runnable ({e})");
+            return;
+        }
+    };
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success() && said.trim().is_empty(), "{said}");
+}
+
+#[test]
+fn serve_refuses_unreadable_configs_and_options_that_do_not_apply() {
+    for (args, want) in [
+        (
+            &[
+                "serve",
+                "--listen",
+                "127.0.0.1:0",
+                "--config-dir",
+                "/nonexistent/etc",
+            ][..],
+            "/nonexistent/etc",
+        ),
+        (
+            &["serve", "--listen", "127.0.0.1:0", "--replay", "run.json"],
+            "--replay",
+        ),
+        (
+            &["serve", "--listen", "127.0.0.1:0", "--max-concurrent", "0"],
+            "--max-concurrent",
+        ),
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_phoenix-doctor"))
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(err.contains(want), "{args:?}: {err}");
+    }
+}

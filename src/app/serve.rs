@@ -813,7 +813,7 @@ mod tests {
         .await;
         assert_eq!(code, 200);
         let age = value(&body, "phoenix_doctor_result_age_seconds{target=\"a\"}").unwrap();
-        assert!(age >= 0.3 && age < 2.0, "age {age}\n{body}");
+        assert!((0.3..2.0).contains(&age), "age {age}\n{body}");
         assert_eq!(
             value(&body, "phoenix_doctor_trace_healthy{target=\"a\"}"),
             Some(1.0)
