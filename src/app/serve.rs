@@ -258,13 +258,20 @@ async fn probe(state: &State, target: &str, timeout_header: Option<&str>) -> Res
     let arrived = Instant::now();
     let deadline = scrape_deadline(timeout_header, state.budget);
     let end = arrived + deadline;
-    let known = match state.tracer.targets().await {
-        Ok(k) => k,
-        Err(e) => {
+    let known = match tokio::time::timeout_at(end, state.tracer.targets()).await {
+        Ok(Ok(k)) => k,
+        Ok(Err(e)) => {
             state.error("config");
             return refuse(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 crate::fsutil::escape_terminal_line(&e.to_string()).into_owned(),
+            );
+        }
+        Err(_) => {
+            state.error("config");
+            return refuse(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the configs were not read within the scrape deadline".to_string(),
             );
         }
     };
