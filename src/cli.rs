@@ -180,6 +180,11 @@ pub enum Command {
     /// Example: phoenix-doctor baseline write known.toml --all
     #[command(subcommand)]
     Baseline(BaselineCommand),
+    /// Serve Prometheus: `/probe?target=NAME` traces a target and answers its metrics,
+    /// `/metrics` the exporter's own (see docs/prometheus.md).
+    ///
+    /// Example: phoenix-doctor serve --listen 127.0.0.1:9799
+    Serve(ServeArgs),
     /// Print shell completions.
     ///
     /// Example: phoenix-doctor completions bash > /etc/bash_completion.d/phoenix-doctor
@@ -281,6 +286,23 @@ pub struct BaselineWriteArgs {
     #[arg(long)]
     pub all: bool,
     /// (`--force`, from the run options: replace FILE if it exists.)
+    #[command(flatten)]
+    pub run: RunArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address to listen on (port 0: a free port, printed on stderr).
+    #[arg(long, default_value = "127.0.0.1:9799", value_name = "ADDR")]
+    pub listen: std::net::SocketAddr,
+    /// Traces running at once, over every target; further scrapes wait within their deadline.
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..=1024))]
+    pub max_concurrent: u32,
+    /// Accept the findings listed in FILE (TOML, see docs/baseline.md): exported, but not counted
+    /// in the verdict.
+    #[arg(long, value_name = "FILE")]
+    pub baseline: Option<PathBuf>,
+    // The options of `trace`; --budget caps each scrape's deadline.
     #[command(flatten)]
     pub run: RunArgs,
 }

@@ -32,6 +32,7 @@ const SUBCOMMANDS: &[&[&str]] = &[
     &["probe", "http"],
     &["explain"],
     &["agent"],
+    &["serve"],
     &["completions"],
     &["man"],
 ];

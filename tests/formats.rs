@@ -883,6 +883,7 @@ fn unsupported_formats_are_refused_with_exit_2() {
         (vec!["explain", "PD-DNS-001"], vec!["table"]),
         (vec!["completions", "bash"], vec!["table"]),
         (vec!["man"], vec!["table"]),
+        (vec!["serve", "--listen", "127.0.0.1:0"], vec!["table"]),
         (vec!["lab", "--list-faults"], vec!["table", "json"]),
         (vec!["demo", "--list-faults"], formats.to_vec()),
     ];

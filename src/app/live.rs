@@ -55,6 +55,19 @@ pub(crate) fn scope(run: &RunArgs, m: &Intended) -> Result<Scope> {
     Ok(Scope { allowed })
 }
 
+/// How the engine runs a live plan: `--concurrency`, `--timeout`, `--budget`, `--scope` and the
+/// vantages of `--vantage`/`--via`.
+pub(crate) fn settings(g: &GlobalArgs, run: &RunArgs, m: &Intended) -> Result<Settings> {
+    Ok(Settings {
+        concurrency: run.concurrency.max(1),
+        timeout: run.timeout,
+        budget: run.budget,
+        scope: scope(run, m)?,
+        runner: Arc::new(Vantages::from_run_args(run, &g.config_dir)?),
+        ..Settings::default()
+    })
+}
+
 /// Plan and execute each target once.
 pub(crate) fn execute(g: &GlobalArgs, targets: &[String], run: &RunArgs) -> Result<Vec<SavedRun>> {
     let ctx = Context::load(g)?;
@@ -63,14 +76,7 @@ pub(crate) fn execute(g: &GlobalArgs, targets: &[String], run: &RunArgs) -> Resu
         .map(|t| plan::build(&ctx.model, &ctx.defs, t))
         .collect::<Result<Vec<_>>>()?;
     let static_findings: Vec<Finding> = static_findings(&ctx.model);
-    let settings = Settings {
-        concurrency: run.concurrency.max(1),
-        timeout: run.timeout,
-        budget: run.budget,
-        scope: scope(run, &ctx.model)?,
-        runner: Arc::new(Vantages::from_run_args(run, &g.config_dir)?),
-        ..Settings::default()
-    };
+    let settings = settings(g, run, &ctx.model)?;
     let total: usize = plans.iter().map(|p| p.steps.len()).sum();
     let bar = progress_bar(total as u64);
     let settings = match &bar {

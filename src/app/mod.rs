@@ -13,6 +13,7 @@ pub mod lint_cmd;
 mod live;
 pub mod man;
 mod probe;
+mod serve;
 mod trace;
 
 /// Set once a write to stdout found the reader gone (`| head -1`).
@@ -93,6 +94,7 @@ pub fn formats(c: &Command) -> (&'static str, &'static [Format]) {
         Command::Probe(_) => ("probe", &[Table, Json]),
         Command::Explain(_) => ("explain", &[Table]),
         Command::Agent => ("agent", &[Table, Json]),
+        Command::Serve(_) => ("serve", &[Table]),
         Command::Completions(_) => ("completions", &[Table]),
         Command::Man(_) => ("man", &[Table]),
         Command::Baseline(_) => ("baseline write", &[Table]),
@@ -148,6 +150,7 @@ fn dispatch(cli: Cli) -> Result<u8> {
         Command::Probe(p) => probe::probe(g, &p),
         Command::Explain(a) => trace::explain(g, &a),
         Command::Agent => agent::agent(g),
+        Command::Serve(a) => serve::serve(g, &a),
         Command::Completions(a) => {
             let mut cmd = <Cli as clap::CommandFactory>::command();
             let mut buf = Vec::new();

@@ -6,7 +6,7 @@ pub mod github;
 mod junit;
 mod mermaid;
 pub mod nagios;
-mod prometheus;
+pub(crate) mod prometheus;
 mod table;
 
 pub use table::{fit_table, output_width, provenance_cell};

@@ -13,7 +13,8 @@ use std::io::{self, Write};
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
-fn label(s: &str) -> String {
+/// A label value, escaped for the text format.
+pub(crate) fn label(s: &str) -> String {
     s.replace('\\', "\\\\")
         .replace('"', "\\\"")
         .replace('\n', "\\n")
