@@ -917,6 +917,24 @@ mod tests {
         assert_eq!(via_of(&v, VantageRef::Host), "ssh root@pve1");
     }
 
+    /// A TCP step from lxc:9 to a closed loopback port.
+    fn lxc9_step() -> Step {
+        Step {
+            id: "s".into(),
+            hop: "h".into(),
+            from: VantageRef::Lxc(9),
+            to: "t".into(),
+            layer: crate::observe::Layer::Tcp,
+            probe: ProbeSpec::Tcp {
+                addr: "127.0.0.176:9".parse().unwrap(),
+            },
+            expect: String::new(),
+            provenance: Vec::new(),
+            depends_on: Vec::new(),
+            through: Vec::new(),
+        }
+    }
+
     #[tokio::test]
     async fn a_stopped_guest_cannot_be_judged_and_is_not_called() {
         let dir = tempfile::tempdir().unwrap();
@@ -931,20 +949,7 @@ mod tests {
             cluster: Some(c),
             ..VantageOptions::default()
         });
-        let step = Step {
-            id: "s".into(),
-            hop: "h".into(),
-            from: VantageRef::Lxc(9),
-            to: "t".into(),
-            layer: crate::observe::Layer::Tcp,
-            probe: ProbeSpec::Tcp {
-                addr: "127.0.0.176:9".parse().unwrap(),
-            },
-            expect: String::new(),
-            provenance: Vec::new(),
-            depends_on: Vec::new(),
-            through: Vec::new(),
-        };
+        let step = lxc9_step();
         let obs = v
             .run(std::slice::from_ref(&step), &ProbeCtx::default())
             .await;
@@ -994,20 +999,7 @@ mod tests {
             agent_path: "phoenix-doctor".into(),
             ..VantageOptions::default()
         });
-        let step = Step {
-            id: "s".into(),
-            hop: "h".into(),
-            from: VantageRef::Lxc(9),
-            to: "t".into(),
-            layer: crate::observe::Layer::Tcp,
-            probe: ProbeSpec::Tcp {
-                addr: "127.0.0.176:9".parse().unwrap(),
-            },
-            expect: String::new(),
-            provenance: Vec::new(),
-            depends_on: Vec::new(),
-            through: Vec::new(),
-        };
+        let step = lxc9_step();
         let obs = v
             .run(std::slice::from_ref(&step), &ProbeCtx::default())
             .await;

@@ -339,6 +339,15 @@ pub fn parse_qm_output(stdout: &[u8]) -> Result<Output, String> {
 mod tests {
     use super::*;
 
+    fn transport(template: &str, kind: Kind, id: u32, node: &str) -> Transport {
+        Transport {
+            template: Template::parse(template).unwrap(),
+            kind,
+            id: Some(id),
+            node: node.into(),
+        }
+    }
+
     fn lim(ms: u64) -> Limits {
         Limits::within(Duration::from_millis(ms), 64 * 1024)
     }
@@ -377,12 +386,7 @@ mod tests {
 
     #[test]
     fn qm_options_go_before_the_double_dash() {
-        let t = Transport {
-            template: Template::parse("qm").unwrap(),
-            kind: Kind::Vm,
-            id: Some(1001),
-            node: "pve1".into(),
-        };
+        let t = transport("qm", Kind::Vm, 1001, "pve1");
         let argv = t.argv(
             &["pd".into(), "agent".into()],
             true,
@@ -427,12 +431,7 @@ mod tests {
 
     #[test]
     fn ssh_quotes_the_remote_words() {
-        let t = Transport {
-            template: Template::parse("ssh").unwrap(),
-            kind: Kind::Lxc,
-            id: Some(102),
-            node: "pve1".into(),
-        };
+        let t = transport("ssh", Kind::Lxc, 102, "pve1");
         let argv = t.argv(
             &["/opt/p d".into(), "agent".into()],
             true,
@@ -443,12 +442,7 @@ mod tests {
 
     #[test]
     fn qm_through_a_remote_node_gets_its_options_and_quoted_words() {
-        let t = Transport {
-            template: Template::parse(crate::vantage::cluster::REMOTE_QM).unwrap(),
-            kind: Kind::Vm,
-            id: Some(1001),
-            node: "pve3".into(),
-        };
+        let t = transport(crate::vantage::cluster::REMOTE_QM, Kind::Vm, 1001, "pve3");
         assert!(t.template.is_qm() && t.template.remote_shell());
         let argv = t.argv(
             &["/opt/p d".into(), "agent".into()],
