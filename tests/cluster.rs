@@ -297,3 +297,240 @@ fn a_listing_that_is_not_json_is_cannot_judge_for_the_guests() {
     assert_eq!(v["verdict"], "cannot-judge", "{v:#}");
     assert_eq!(code, 3);
 }
+
+/// The same placement over network namespaces: one per node (`ssh root@<node> CMD` runs CMD in
+/// it) and one per guest (`pct exec <id> --` / `qm guest exec <id> --` run there), the guests on
+/// a bridge in 198.18.0.0/24. A listener in lxc:101 drops vm:1001's address only, so each
+/// verdict shows which namespace the step really ran in.
+#[test]
+fn over_namespaces_each_guest_runs_in_its_own_namespace_through_its_node() {
+    use phoenix_doctor::engine::{execute, Scope, Settings};
+    use phoenix_doctor::observe::{Layer, Outcome};
+    use phoenix_doctor::plan::{Plan, ProbeSpec, Step, VantageRef};
+    use phoenix_doctor::vantage::{cluster, VantageOptions, Vantages};
+    use std::sync::Arc;
+    use std::time::Duration;
+    common::require_root(
+        "tests/cluster.rs",
+        "ip netns add, nft",
+        &["ip", "socat", "nft", "ss", "python3"],
+    );
+    let p = format!("pdc{}", std::process::id());
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("calls.log");
+    let l = log.display();
+    let mut namespaces = Vec::new();
+    struct Cleanup(Vec<String>, Vec<std::process::Child>);
+    impl Drop for Cleanup {
+        fn drop(&mut self) {
+            for c in &mut self.1 {
+                let _ = c.kill();
+                let _ = c.wait();
+            }
+            common::remove_namespaces(&self.0);
+        }
+    }
+    let sw = format!("{p}-sw");
+    namespaces.push(sw.clone());
+    common::add_switch(&sw);
+    let mut cleanup = Cleanup(namespaces, Vec::new());
+    for node in ["pve2", "pve3"] {
+        let ns = format!("{p}-{node}");
+        cleanup.0.push(ns.clone());
+        common::sh(&["ip", "netns", "add", &ns]);
+    }
+    for (id, ip) in [
+        ("101", "198.18.0.101"),
+        ("102", "198.18.0.102"),
+        ("1001", "198.18.0.111"),
+    ] {
+        let ns = format!("{p}-g{id}");
+        cleanup.0.push(ns.clone());
+        common::add_node(&sw, &ns, id, ip, "127.0.0.1 localhost\n", "");
+    }
+    let listener = Command::new("ip")
+        .args(["netns", "exec", &format!("{p}-g101")])
+        .args([
+            "socat",
+            "TCP-LISTEN:9443,bind=198.18.0.101,reuseaddr,fork",
+            "SYSTEM:echo ok",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    cleanup.1.push(listener);
+    let rules = dir.path().join("rules.nft");
+    std::fs::write(
+        &rules,
+        "table inet pdc {\n  chain input {\n    type filter hook input priority 0; policy accept;\n    ip saddr 198.18.0.111 tcp dport 9443 drop\n  }\n}\n",
+    )
+    .unwrap();
+    common::sh(&[
+        "ip",
+        "netns",
+        "exec",
+        &format!("{p}-g101"),
+        "nft",
+        "-f",
+        &rules.display().to_string(),
+    ]);
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let out = Command::new("ip")
+            .args(["netns", "exec", &format!("{p}-g101"), "ss", "-H", "-lnt"])
+            .output()
+            .unwrap();
+        if String::from_utf8_lossy(&out.stdout).contains("198.18.0.101:9443") {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "socat does not listen"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // The stand-ins: each logs where it runs (`ip netns identify`: empty on this node).
+    let bin = dir.path().join("bin");
+    std::fs::create_dir(&bin).unwrap();
+    script(
+        &bin,
+        "ssh",
+        &format!(
+            r#"while [ "$1" = "-o" ]; do shift 2; done
+node=${{1#root@}}; shift
+echo "ssh root@$node" >> {l}
+exec ip netns exec {p}-$node sh -c "$*""#
+        ),
+    );
+    script(
+        &bin,
+        "pct",
+        &format!(
+            "echo \"pct@$(ip netns identify) $1 $2\" >> {l}\nid=$2; shift 3\nexec ip netns exec {p}-g$id \"$@\""
+        ),
+    );
+    script(
+        &bin,
+        "qm",
+        &format!(
+            r#"echo "qm@$(ip netns identify) $2 $3" >> {l}
+id=$3
+while [ "$1" != "--" ]; do shift; done; shift
+exec ip netns exec {p}-g$id python3 -c '
+import json, subprocess, sys
+r = subprocess.run(sys.argv[1:], stdin=sys.stdin, capture_output=True)
+print(json.dumps({{"exited": 1, "exitcode": r.returncode, "out-data": r.stdout.decode(), "err-data": r.stderr.decode()}}))
+' "$@""#
+        ),
+    );
+    // The default transports name `ssh`, `pct` and `qm`: the stand-ins come first on PATH (this
+    // process's own PATH: the other tests here pass theirs to their children explicitly).
+    let path = format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    std::env::set_var("PATH", path);
+    let here = this_node();
+    let listing = format!(
+        r#"[{{"vmid":101,"node":"{here}","type":"lxc","status":"running"}},
+            {{"vmid":102,"node":"pve2","type":"lxc","status":"running"}},
+            {{"vmid":1001,"node":"pve3","type":"qemu","status":"running"}}]"#
+    );
+    let runner = Vantages::new(VantageOptions {
+        agent_path: AGENT.into(),
+        cluster: Some(cluster::parse_resources(&here, listing.as_bytes())),
+        ..VantageOptions::default()
+    });
+    let tcp = |from: VantageRef, port: u16| Step {
+        id: format!("{from}.{port}"),
+        hop: from.to_string(),
+        from,
+        to: "listener".into(),
+        layer: Layer::Tcp,
+        probe: ProbeSpec::Tcp {
+            addr: format!("198.18.0.101:{port}").parse().unwrap(),
+        },
+        expect: String::new(),
+        provenance: Vec::new(),
+        depends_on: Vec::new(),
+        through: Vec::new(),
+    };
+    let plan = Plan {
+        target: "listener".into(),
+        hops: Vec::new(),
+        steps: vec![
+            tcp(VantageRef::Lxc(101), 9443),
+            tcp(VantageRef::Lxc(102), 9443),
+            tcp(VantageRef::Lxc(102), 9444),
+            tcp(VantageRef::Vm(1001), 9443),
+        ],
+    };
+    let settings = Settings {
+        timeout: Duration::from_millis(800),
+        scope: Scope {
+            allowed: vec!["198.18.0.0/24".parse().unwrap()],
+        },
+        runner: Arc::new(runner),
+        ..Settings::default()
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let run = rt.block_on(execute(&plan, &settings));
+    let by = |id: &str| run.observations.iter().find(|o| o.step == id).unwrap();
+    // Written by hand: the listener is open to every guest but vm:1001, whose packets the
+    // nftables rule drops; port 9444 is closed.
+    assert_eq!(
+        by("lxc:101.9443").outcome,
+        Outcome::Ok,
+        "{:?}",
+        by("lxc:101.9443")
+    );
+    assert_eq!(
+        by("lxc:102.9443").outcome,
+        Outcome::Ok,
+        "{:?}",
+        by("lxc:102.9443")
+    );
+    assert_eq!(
+        by("lxc:102.9444").outcome,
+        Outcome::Failed,
+        "{:?}",
+        by("lxc:102.9444")
+    );
+    assert_eq!(
+        by("vm:1001.9443").outcome,
+        Outcome::TimedOut,
+        "{:?}",
+        by("vm:1001.9443")
+    );
+    assert_eq!(by("lxc:101.9443").vantage.via, "pct exec 101 --");
+    assert_eq!(
+        by("lxc:102.9444").vantage.via,
+        "ssh -o BatchMode=yes root@pve2 pct exec 102 --"
+    );
+    assert_eq!(
+        by("vm:1001.9443").vantage.via,
+        "ssh -o BatchMode=yes root@pve3 qm guest exec 1001 --"
+    );
+    let mut calls: Vec<String> = std::fs::read_to_string(&log)
+        .unwrap()
+        .lines()
+        .map(String::from)
+        .collect();
+    calls.sort();
+    let mut want = vec![
+        "pct@ exec 101".to_string(),
+        "ssh root@pve2".into(),
+        format!("pct@{p}-pve2 exec 102"),
+        "ssh root@pve3".into(),
+        format!("qm@{p}-pve3 exec 1001"),
+    ];
+    want.sort();
+    assert_eq!(calls, want);
+    drop(cleanup);
+}
