@@ -67,7 +67,7 @@ pub(crate) fn execute(g: &GlobalArgs, targets: &[String], run: &RunArgs) -> Resu
     let vantages = Vantages::from_run_args(run, &g.config_dir)?;
     let vantages =
         if vantages.needs_placement(plans.iter().flat_map(|p| p.steps.iter().map(|s| s.from))) {
-            let cluster = rt.block_on(cluster::discover());
+            let cluster = rt.block_on(cluster::discover(run.budget));
             if let Some(note) = cluster.as_ref().and_then(|c| gateway_note(c, &ctx.model)) {
                 eprintln!("phoenix-doctor: note: {note}");
             }

@@ -23,7 +23,7 @@ pub const RESOURCES: &[&str] = &[
 pub const REMOTE_PCT: &str = "ssh -o BatchMode=yes root@{node} pct exec {id} --";
 /// A VM on another node: through that node's `qm`.
 pub const REMOTE_QM: &str = "ssh -o BatchMode=yes root@{node} qm guest exec {id} --";
-/// How long the listing may take.
+/// How long the listing may take (at most; never longer than the run's budget).
 pub const TIMEOUT: Duration = Duration::from_secs(15);
 /// The most the listing may print (about 300 bytes per guest: 100,000 guests).
 pub const MAX_OUTPUT: usize = 32 * 1024 * 1024;
@@ -224,15 +224,16 @@ pub fn local_node() -> String {
         .unwrap_or_else(|| "localhost".into())
 }
 
-/// Ask the cluster where its guests run: one `pvesh` call, bounded in time and output. `None`
+/// Ask the cluster where its guests run: one `pvesh` call, bounded in time (15 s or `budget`,
+/// whichever is less) and output. `None`
 /// when there is no `pvesh` (not a Proxmox host); a failing call is a [`Cluster`] whose
 /// `failed` says why.
-pub async fn discover() -> Option<Cluster> {
+pub async fn discover(budget: Duration) -> Option<Cluster> {
     pvesh_on_path()?;
     let local = local_node();
     let argv: Vec<String> = RESOURCES.iter().map(|w| w.to_string()).collect();
     let command = RESOURCES.join(" ");
-    let limits = Limits::within(TIMEOUT, MAX_OUTPUT);
+    let limits = Limits::within(TIMEOUT.min(budget), MAX_OUTPUT);
     let failed = |why: String| Cluster {
         local: local.clone(),
         guests: BTreeMap::new(),
