@@ -216,7 +216,7 @@ pub struct RunArgs {
     #[arg(long, value_name = "host")]
     pub vantage: Option<String>,
     /// Transport template per vantage kind: `lxc='pct exec {id} --'`, `vm='qm guest exec {id} --'`,
-    /// `host=...` (repeatable).
+    /// `host=...` (repeatable); `{node}` is the Proxmox node the guest runs on.
     #[arg(long = "via", value_name = "KIND=TEMPLATE")]
     pub via: Vec<String>,
     /// Path of phoenix-doctor inside guests (for remote vantages).

@@ -7,7 +7,7 @@ use crate::error::{Error, Result};
 use crate::finding::Finding;
 use crate::model::{self, Intended};
 use crate::plan::{self, TraceDef};
-use crate::vantage::Vantages;
+use crate::vantage::{cluster, Vantages};
 use std::sync::Arc;
 
 /// The intended state and the trace definitions for this invocation.
@@ -58,12 +58,17 @@ pub(crate) fn scope(run: &RunArgs, m: &Intended) -> Result<Scope> {
 /// How the engine runs a live plan: `--concurrency`, `--timeout`, `--budget`, `--scope` and the
 /// vantages of `--vantage`/`--via`.
 pub(crate) fn settings(g: &GlobalArgs, run: &RunArgs, m: &Intended) -> Result<Settings> {
+    settings_for(run, m, Vantages::from_run_args(run, &g.config_dir)?)
+}
+
+/// The engine's settings for `run`, steps entering guests through `vantages`.
+fn settings_for(run: &RunArgs, m: &Intended, vantages: Vantages) -> Result<Settings> {
     Ok(Settings {
         concurrency: run.concurrency.max(1),
         timeout: run.timeout,
         budget: run.budget,
         scope: scope(run, m)?,
-        runner: Arc::new(Vantages::from_run_args(run, &g.config_dir)?),
+        runner: Arc::new(vantages),
         ..Settings::default()
     })
 }
@@ -76,7 +81,19 @@ pub(crate) fn execute(g: &GlobalArgs, targets: &[String], run: &RunArgs) -> Resu
         .map(|t| plan::build(&ctx.model, &ctx.defs, t))
         .collect::<Result<Vec<_>>>()?;
     let static_findings: Vec<Finding> = static_findings(&ctx.model);
-    let settings = settings(g, run, &ctx.model)?;
+    let rt = super::runtime()?;
+    let vantages = Vantages::from_run_args(run, &g.config_dir)?;
+    let vantages =
+        if vantages.needs_placement(plans.iter().flat_map(|p| p.steps.iter().map(|s| s.from))) {
+            let cluster = rt.block_on(cluster::discover(run.budget));
+            if let Some(note) = cluster.as_ref().and_then(|c| gateway_note(c, &ctx.model)) {
+                eprintln!("phoenix-doctor: note: {note}");
+            }
+            vantages.with_cluster(cluster)
+        } else {
+            vantages
+        };
+    let settings = settings_for(run, &ctx.model, vantages)?;
     let total: usize = plans.iter().map(|p| p.steps.len()).sum();
     let bar = progress_bar(total as u64);
     let settings = match &bar {
@@ -89,7 +106,6 @@ pub(crate) fn execute(g: &GlobalArgs, targets: &[String], run: &RunArgs) -> Resu
         }
         None => settings,
     };
-    let rt = super::runtime()?;
     let runs = rt.block_on(async {
         let mut out = Vec::with_capacity(plans.len());
         for p in &plans {
@@ -109,6 +125,19 @@ pub(crate) fn execute(g: &GlobalArgs, targets: &[String], run: &RunArgs) -> Resu
             static_findings: static_findings.clone(),
         })
         .collect())
+}
+
+/// The host-side hops are probed from the node the tool runs on: when the cluster shows the
+/// gateway LXC on another node, say which node carries its traffic.
+fn gateway_note(c: &cluster::Cluster, m: &Intended) -> Option<String> {
+    let gw = crate::plan::VantageRef::Lxc(m.gateway.as_ref()?.lxc);
+    let node = c.node_of(gw)?;
+    (node != c.local).then(|| {
+        format!(
+            "the gateway {gw} runs on node {node}, not on this node ({}): host-side hops are probed from here; run phoenix-doctor on {node} to probe them from the node that carries the gateway's traffic (docs/cli.md, \"Clusters\")",
+            c.local
+        )
+    })
 }
 
 /// A progress bar on stderr when it is a terminal and the run is more than a handful of steps.

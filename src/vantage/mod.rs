@@ -1,6 +1,7 @@
 //! Where a step runs: here, a simulated vantage (the site file's files), or inside a guest
 //! through a command prefix running `phoenix-doctor agent`, with substitution when no agent can run.
 
+pub mod cluster;
 pub mod job;
 pub mod site;
 pub mod template;
@@ -93,6 +94,8 @@ pub struct VantageOptions {
     pub self_exe: Option<PathBuf>,
     /// Simulated vantages from the site file.
     pub site: BTreeMap<VantageRef, SystemFiles>,
+    /// Where each guest runs (`pvesh get /cluster/resources`); None: every guest is here.
+    pub cluster: Option<cluster::Cluster>,
 }
 
 /// How one vantage's batch is run.
@@ -107,12 +110,18 @@ pub enum Mode {
     /// From here instead of the vantage (`--vantage host`); the vantage's system files are read
     /// through the transport when one was given.
     Substituted(Option<Transport>),
+    /// Not at all: the guest is stopped or the cluster cannot say where it runs (the reason).
+    /// Its steps are `cannot-judge` and no transport call is made.
+    Unreachable(String),
 }
 
 /// The runner that picks, per batch, local / simulated / transport + agent / substituted.
 #[derive(Debug)]
 pub struct Vantages {
     opts: VantageOptions,
+    /// The node this tool runs on (`{node}` for the host and for guests the cluster does not
+    /// place).
+    local_node: String,
     pushed: tokio::sync::Mutex<HashSet<VantageRef>>,
 }
 
@@ -137,8 +146,13 @@ pub fn parse_via(values: &[String]) -> Result<BTreeMap<Kind, Template>> {
 
 impl Vantages {
     pub fn new(opts: VantageOptions) -> Vantages {
+        let local_node = match &opts.cluster {
+            Some(c) => c.local.clone(),
+            None => cluster::local_node(),
+        };
         Vantages {
             opts,
+            local_node,
             pushed: tokio::sync::Mutex::new(HashSet::new()),
         }
     }
@@ -172,7 +186,25 @@ impl Vantages {
             push: run.push,
             self_exe: None,
             site: site_vantages(config_dir)?,
+            cluster: None,
         }))
+    }
+
+    /// Where each guest runs in the cluster (see [`cluster::discover`]).
+    pub fn with_cluster(self, cluster: Option<cluster::Cluster>) -> Vantages {
+        Vantages::new(VantageOptions {
+            cluster,
+            ..self.opts
+        })
+    }
+
+    /// True when a run with steps at these vantages needs to know where guests run: some
+    /// guest would be reached through a transport.
+    pub fn needs_placement(&self, vantages: impl IntoIterator<Item = VantageRef>) -> bool {
+        !self.opts.force_host
+            && vantages
+                .into_iter()
+                .any(|v| v != VantageRef::Host && !self.opts.site.contains_key(&v))
     }
 
     fn transport(&self, v: VantageRef, explicit_only: bool) -> Option<Transport> {
@@ -181,13 +213,23 @@ impl Vantages {
             VantageRef::Lxc(i) => (Kind::Lxc, Some(i)),
             VantageRef::Vm(i) => (Kind::Vm, Some(i)),
         };
+        let node = self.opts.cluster.as_ref().and_then(|c| c.node_of(v));
+        // A guest on another node is reached through that node.
+        let remote = node.is_some_and(|n| n != self.local_node);
         let template = match (self.opts.via.get(&kind), kind, explicit_only) {
             (Some(t), _, _) => t.clone(),
             (None, _, true) | (None, Kind::Host, _) => return None,
+            (None, Kind::Lxc, false) if remote => Template::parse(cluster::REMOTE_PCT).ok()?,
+            (None, Kind::Vm, false) if remote => Template::parse(cluster::REMOTE_QM).ok()?,
             (None, Kind::Lxc, false) => Template::parse(template::PCT).ok()?,
             (None, Kind::Vm, false) => Template::parse(template::QM).ok()?,
         };
-        Some(Transport { template, kind, id })
+        Some(Transport {
+            template,
+            kind,
+            id,
+            node: node.unwrap_or(&self.local_node).to_string(),
+        })
     }
 
     /// How a batch at `v` will run.
@@ -200,6 +242,11 @@ impl Vantages {
         }
         if let Some(files) = self.opts.site.get(&v) {
             return Mode::Simulated(files.clone());
+        }
+        if let Some(cluster::Where::Unreachable(why)) =
+            self.opts.cluster.as_ref().map(|c| c.locate(v))
+        {
+            return Mode::Unreachable(why);
         }
         match self.transport(v, false) {
             Some(t) => Mode::Agent(t),
@@ -222,6 +269,13 @@ impl Vantages {
             Mode::Local => stamp(
                 job::run_concurrently(steps, ctx).await,
                 note("local", false),
+            ),
+            Mode::Unreachable(why) => stamp(
+                steps
+                    .iter()
+                    .map(|s| Observation::tool_error(&s.id, "placement", why.clone()))
+                    .collect(),
+                note("not run", false),
             ),
             Mode::Simulated(files) => {
                 let ctx = ProbeCtx {
@@ -658,7 +712,7 @@ async fn push(
                 ))
             }
         };
-    if t.template.style() == template::Style::QmGuestExec {
+    if t.template.is_qm() {
         // The guest agent takes stdin as `input-data` (at most 1 MiB per call): append in chunks.
         const CHUNK: usize = 512 * 1024;
         for (i, chunk) in bin.chunks(CHUNK).enumerate() {
@@ -809,6 +863,106 @@ mod tests {
     }
 
     #[test]
+    fn guests_on_other_nodes_are_reached_through_their_node() {
+        let listing = r#"[
+          {"vmid":101,"node":"pve1","type":"lxc","status":"running"},
+          {"vmid":102,"node":"pve2","type":"lxc","status":"running"},
+          {"vmid":1001,"node":"pve3","type":"qemu","status":"running"},
+          {"vmid":1002,"node":"pve1","type":"qemu","status":"running"},
+          {"vmid":103,"node":"pve2","type":"lxc","status":"stopped"}
+        ]"#;
+        let c = cluster::parse_resources("pve1", listing.as_bytes());
+        let v = Vantages::new(VantageOptions {
+            agent_path: "phoenix-doctor".into(),
+            cluster: Some(c.clone()),
+            ..VantageOptions::default()
+        });
+        fn via_of(v: &Vantages, r: VantageRef) -> String {
+            match v.mode(r) {
+                Mode::Agent(t) => t.via(),
+                m => panic!("{m:?}"),
+            }
+        }
+        let via = |r| via_of(&v, r);
+        assert_eq!(via(VantageRef::Lxc(101)), "pct exec 101 --");
+        assert_eq!(
+            via(VantageRef::Lxc(102)),
+            "ssh -o BatchMode=yes root@pve2 pct exec 102 --"
+        );
+        assert_eq!(
+            via(VantageRef::Vm(1001)),
+            "ssh -o BatchMode=yes root@pve3 qm guest exec 1001 --"
+        );
+        assert_eq!(via(VantageRef::Vm(1002)), "qm guest exec 1002 --");
+        assert!(matches!(v.mode(VantageRef::Host), Mode::Local));
+        assert!(
+            matches!(v.mode(VantageRef::Lxc(103)), Mode::Unreachable(m) if m == "lxc:103 is stopped on node pve2")
+        );
+        assert!(!v.one_call(VantageRef::Lxc(103)));
+        // `{node}` in a given template; the host is on this node.
+        let v = Vantages::new(VantageOptions {
+            via: parse_via(&[
+                "lxc=ssh root@{node} lxc-attach {id} --".into(),
+                "host=ssh root@{node}".into(),
+            ])
+            .unwrap(),
+            agent_path: "phoenix-doctor".into(),
+            cluster: Some(c),
+            ..VantageOptions::default()
+        });
+        assert_eq!(
+            via_of(&v, VantageRef::Lxc(102)),
+            "ssh root@pve2 lxc-attach 102 --"
+        );
+        assert_eq!(via_of(&v, VantageRef::Host), "ssh root@pve1");
+    }
+
+    /// A TCP step from lxc:9 to a closed loopback port.
+    fn lxc9_step() -> Step {
+        Step {
+            id: "s".into(),
+            hop: "h".into(),
+            from: VantageRef::Lxc(9),
+            to: "t".into(),
+            layer: crate::observe::Layer::Tcp,
+            probe: ProbeSpec::Tcp {
+                addr: "127.0.0.176:9".parse().unwrap(),
+            },
+            expect: String::new(),
+            provenance: Vec::new(),
+            depends_on: Vec::new(),
+            through: Vec::new(),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_stopped_guest_cannot_be_judged_and_is_not_called() {
+        let dir = tempfile::tempdir().unwrap();
+        let marker = dir.path().join("called");
+        let c = cluster::parse_resources(
+            "pve1",
+            br#"[{"vmid":9,"node":"pve2","type":"lxc","status":"stopped"}]"#,
+        );
+        let v = Vantages::new(VantageOptions {
+            via: parse_via(&[format!("lxc=touch {} --", marker.display())]).unwrap(),
+            agent_path: "phoenix-doctor".into(),
+            cluster: Some(c),
+            ..VantageOptions::default()
+        });
+        let step = lxc9_step();
+        let obs = v
+            .run(std::slice::from_ref(&step), &ProbeCtx::default())
+            .await;
+        assert_eq!(obs[0].outcome, crate::observe::Outcome::ToolError);
+        assert_eq!(obs[0].message, "lxc:9 is stopped on node pve2");
+        assert_eq!(obs[0].phase.as_deref(), Some("placement"));
+        assert!(
+            !marker.exists(),
+            "a transport call went into a stopped guest"
+        );
+    }
+
+    #[test]
     fn a_missing_agent_is_told_from_a_failing_one() {
         let v = Vantages::new(VantageOptions {
             agent_path: "phoenix-doctor".into(),
@@ -845,20 +999,7 @@ mod tests {
             agent_path: "phoenix-doctor".into(),
             ..VantageOptions::default()
         });
-        let step = Step {
-            id: "s".into(),
-            hop: "h".into(),
-            from: VantageRef::Lxc(9),
-            to: "t".into(),
-            layer: crate::observe::Layer::Tcp,
-            probe: ProbeSpec::Tcp {
-                addr: "127.0.0.176:9".parse().unwrap(),
-            },
-            expect: String::new(),
-            provenance: Vec::new(),
-            depends_on: Vec::new(),
-            through: Vec::new(),
-        };
+        let step = lxc9_step();
         let obs = v
             .run(std::slice::from_ref(&step), &ProbeCtx::default())
             .await;

@@ -1,5 +1,5 @@
-//! Transport templates: a command prefix split into words once, with `{id}` and `{kind}`
-//! substituted inside words. Nothing here ever goes through a shell.
+//! Transport templates: a command prefix split into words once, with `{id}`, `{kind}`, `{name}`
+//! and `{node}` substituted inside words. Nothing here ever goes through a shell.
 
 use std::fmt;
 
@@ -92,7 +92,8 @@ impl Template {
     }
 
     /// The words with `{id}`, `{kind}` and `{name}` substituted (`{kind}`: host, lxc, vm;
-    /// `{id}`: the guest id, or `host` for the host; `{name}`: `lxc-102`, `vm-1001` or `host`).
+    /// `{id}`: the guest id, or `host` for the host; `{name}`: `lxc-102`, `vm-1001` or `host`),
+    /// and `{node}` left as it is (see [`Template::prefix_on`]).
     pub fn prefix(&self, kind: Kind, id: Option<u32>) -> Vec<String> {
         let (id, name) = match id {
             Some(i) => (i.to_string(), format!("{}-{i}", kind.as_str())),
@@ -108,24 +109,36 @@ impl Template {
             .collect()
     }
 
+    /// [`Template::prefix`] with `{node}` substituted too: the Proxmox node the vantage runs on.
+    pub fn prefix_on(&self, kind: Kind, id: Option<u32>, node: &str) -> Vec<String> {
+        self.prefix(kind, id)
+            .into_iter()
+            .map(|w| w.replace("{node}", node))
+            .collect()
+    }
+
+    /// True when a remote shell (`ssh` and its kin) is any word of the prefix: the words after
+    /// the prefix are then quoted for the far side's shell.
+    pub fn remote_shell(&self) -> bool {
+        self.words.iter().any(|w| REMOTE_SHELLS.contains(&base(w)))
+    }
+
+    /// True when the prefix runs `qm guest exec` (behind wrappers or a remote shell too): its
+    /// options go before the `--` and its output is the guest agent's JSON.
+    pub fn is_qm(&self) -> bool {
+        self.words
+            .windows(3)
+            .any(|w| base(&w[0]) == "qm" && w[1] == "guest" && w[2] == "exec")
+    }
+
     /// How the prefix passes a command on. A remote shell (`ssh` and its kin) anywhere in the
     /// prefix makes it [`Style::Ssh`], whatever wraps it (`timeout 20 ssh ...`, `env ssh ...`,
     /// `sudo -u u ssh ...`): the remote side joins the words into a shell command line, so every
     /// word after the prefix is quoted. `qm guest exec` is recognised after wrappers too.
     pub fn style(&self) -> Style {
-        let base = |w: &String| w.rsplit('/').next().unwrap_or("").to_string();
-        if self
-            .words
-            .iter()
-            .any(|w| REMOTE_SHELLS.contains(&base(w).as_str()))
-        {
-            return Style::Ssh;
-        }
-        let qm = self
-            .words
-            .windows(3)
-            .any(|w| base(&w[0]) == "qm" && w[1] == "guest" && w[2] == "exec");
-        if qm {
+        if self.remote_shell() {
+            Style::Ssh
+        } else if self.is_qm() {
             Style::QmGuestExec
         } else {
             Style::Exec
@@ -142,6 +155,11 @@ impl fmt::Display for Template {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.source)
     }
+}
+
+/// A program's name without its directory.
+fn base(w: &str) -> &str {
+    w.rsplit('/').next().unwrap_or("")
 }
 
 /// Split a template into words like a POSIX shell would, but only quoting is understood:

@@ -3,7 +3,7 @@
 //! transport in its own process group (killed whole on timeout or overflow), and
 //! `qm guest exec`'s JSON wrapper taken apart.
 
-use super::template::{display_argv, shell_quote, Kind, Style, Template};
+use super::template::{display_argv, shell_quote, Kind, Template};
 use serde::Deserialize;
 use std::process::Stdio;
 use std::time::Duration;
@@ -76,12 +76,14 @@ pub struct Transport {
     pub template: Template,
     pub kind: Kind,
     pub id: Option<u32>,
+    /// The Proxmox node the vantage runs on (`{node}` in templates).
+    pub node: String,
 }
 
 impl Transport {
     /// The prefix words for this vantage.
     pub fn prefix(&self) -> Vec<String> {
-        self.template.prefix(self.kind, self.id)
+        self.template.prefix_on(self.kind, self.id, &self.node)
     }
 
     /// The prefix for people (`ip netns exec phx-102`).
@@ -93,30 +95,32 @@ impl Transport {
     /// is told to wait).
     pub fn argv(&self, cmd: &[String], with_stdin: bool, timeout: Duration) -> Vec<String> {
         let mut argv = self.prefix();
-        match self.template.style() {
-            Style::Exec => argv.extend(cmd.iter().cloned()),
-            Style::Ssh => argv.extend(cmd.iter().map(|w| quote_always(w))),
-            Style::QmGuestExec => {
-                // Options go before the `--` that ends qm's own arguments.
-                let mut opts = vec![
-                    "--timeout".to_string(),
-                    timeout.as_secs().max(1).to_string(),
-                ];
-                if with_stdin {
-                    opts.push("--pass-stdin".into());
-                    opts.push("1".into());
-                }
-                let at = argv.iter().rposition(|w| w == "--").unwrap_or(argv.len());
-                let tail = argv.split_off(at);
-                argv.extend(opts);
-                if tail.is_empty() {
-                    argv.push("--".into());
-                } else {
-                    argv.extend(tail);
-                }
-                argv.extend(cmd.iter().cloned());
+        let mut words = cmd.to_vec();
+        if self.template.is_qm() {
+            // Options go before the `--` that ends qm's own arguments.
+            let mut opts = vec![
+                "--timeout".to_string(),
+                timeout.as_secs().max(1).to_string(),
+            ];
+            if with_stdin {
+                opts.push("--pass-stdin".into());
+                opts.push("1".into());
+            }
+            let at = argv.iter().rposition(|w| w == "--").unwrap_or(argv.len());
+            let tail = argv.split_off(at);
+            argv.extend(opts);
+            if tail.is_empty() {
+                argv.push("--".into());
+            } else {
+                argv.extend(tail);
             }
         }
+        if self.template.remote_shell() {
+            // The far side's shell joins the words: each is quoted (qm's options above are
+            // plain words and read the same either way).
+            words = words.iter().map(|w| quote_always(w)).collect();
+        }
+        argv.extend(words);
         argv
     }
 
@@ -129,7 +133,7 @@ impl Transport {
     ) -> Result<Output, TransportError> {
         let argv = self.argv(cmd, stdin.is_some(), limits.remaining());
         let raw = exec(&argv, stdin, limits).await?;
-        if self.template.style() != Style::QmGuestExec {
+        if !self.template.is_qm() {
             return Ok(raw);
         }
         let command = display_argv(&argv);
@@ -335,6 +339,15 @@ pub fn parse_qm_output(stdout: &[u8]) -> Result<Output, String> {
 mod tests {
     use super::*;
 
+    fn transport(template: &str, kind: Kind, id: u32, node: &str) -> Transport {
+        Transport {
+            template: Template::parse(template).unwrap(),
+            kind,
+            id: Some(id),
+            node: node.into(),
+        }
+    }
+
     fn lim(ms: u64) -> Limits {
         Limits::within(Duration::from_millis(ms), 64 * 1024)
     }
@@ -373,11 +386,7 @@ mod tests {
 
     #[test]
     fn qm_options_go_before_the_double_dash() {
-        let t = Transport {
-            template: Template::parse("qm").unwrap(),
-            kind: Kind::Vm,
-            id: Some(1001),
-        };
+        let t = transport("qm", Kind::Vm, 1001, "pve1");
         let argv = t.argv(
             &["pd".into(), "agent".into()],
             true,
@@ -422,17 +431,44 @@ mod tests {
 
     #[test]
     fn ssh_quotes_the_remote_words() {
-        let t = Transport {
-            template: Template::parse("ssh").unwrap(),
-            kind: Kind::Lxc,
-            id: Some(102),
-        };
+        let t = transport("ssh", Kind::Lxc, 102, "pve1");
         let argv = t.argv(
             &["/opt/p d".into(), "agent".into()],
             true,
             Duration::from_secs(5),
         );
         assert_eq!(argv[argv.len() - 3..], ["lxc-102", "'/opt/p d'", "'agent'"]);
+    }
+
+    #[test]
+    fn qm_through_a_remote_node_gets_its_options_and_quoted_words() {
+        let t = transport(crate::vantage::cluster::REMOTE_QM, Kind::Vm, 1001, "pve3");
+        assert!(t.template.is_qm() && t.template.remote_shell());
+        let argv = t.argv(
+            &["/opt/p d".into(), "agent".into()],
+            true,
+            Duration::from_secs(20),
+        );
+        assert_eq!(
+            argv,
+            [
+                "ssh",
+                "-o",
+                "BatchMode=yes",
+                "root@pve3",
+                "qm",
+                "guest",
+                "exec",
+                "1001",
+                "--timeout",
+                "20",
+                "--pass-stdin",
+                "1",
+                "--",
+                "'/opt/p d'",
+                "'agent'"
+            ]
+        );
     }
 
     #[tokio::test]
