@@ -202,7 +202,7 @@ fn render_natural(r: &Report, style: Style, w: &mut dyn Write) -> io::Result<()>
             steps.join("  "),
         ]);
     }
-    writeln!(w, "{}", table_text(b, style, &[0]))?;
+    writeln!(w, "{}", table_text(b, style, &[0, 1]))?;
     let substituted = r.steps.iter().filter(|s| s.vantage.substituted).count();
     if substituted > 0 {
         writeln!(
@@ -239,7 +239,7 @@ fn render_natural(r: &Report, style: Style, w: &mut dyn Write) -> io::Result<()>
                 clip(&s.actual, 64),
             ]);
         }
-        writeln!(w, "{}", table_text(b, style, &[0]))?;
+        writeln!(w, "{}", table_text(b, style, &[0, 1]))?;
     }
 
     let others: Vec<_> = r
