@@ -107,6 +107,12 @@ impl fmt::Display for ReadError {
 
 impl std::error::Error for ReadError {}
 
+/// True for the null device (character device 1:3), read as an empty file.
+fn is_dev_null(meta: &std::fs::Metadata) -> bool {
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
+    meta.file_type().is_char_device() && meta.rdev() == libc::makedev(1, 3)
+}
+
 fn file_type_name(ft: &std::fs::FileType) -> &'static str {
     use std::os::unix::fs::FileTypeExt;
     if ft.is_dir() {
@@ -143,6 +149,10 @@ pub fn read_bounded_limit(path: &Path, kind: FileKind, limit: u64) -> Result<Vec
         .open(path)
         .map_err(io)?;
     let meta = file.metadata().map_err(io)?;
+    if is_dev_null(&meta) {
+        // `--hosts-file /dev/null`: the usual way to say "an empty file"; it never blocks.
+        return Ok(Vec::new());
+    }
     if !meta.file_type().is_file() {
         return Err(ReadError::NotRegular {
             path: path.to_path_buf(),
@@ -337,6 +347,13 @@ mod tests {
             matches!(err, ReadError::NotRegular { what: "a FIFO", .. }),
             "{err}"
         );
+    }
+
+    #[test]
+    fn dev_null_reads_as_an_empty_file() {
+        assert!(read_bounded(Path::new("/dev/null"), FileKind::SystemFile)
+            .unwrap()
+            .is_empty());
     }
 
     #[test]

@@ -86,7 +86,11 @@ impl Tracer for Live {
             let run = engine::execute(&plan, &settings).await;
             let mut reports = vec![diagnose::diagnose(&plan, &run, &statics)];
             if let Some(b) = &baseline {
-                crate::baseline::apply_reports(&mut reports, b.as_ref(), crate::baseline::Day::today());
+                crate::baseline::apply_reports(
+                    &mut reports,
+                    b.as_ref(),
+                    crate::baseline::Day::today(),
+                );
             }
             Ok(Traced {
                 reports,

@@ -396,14 +396,26 @@ pub async fn probe(
     if system {
         use crate::fsutil::{read_bounded_string, FileKind};
         let hf = &ctx.system.hosts_file;
+        // Running out of descriptors while opening them is the tool's own limit, not the file's.
+        let mut exhausted = false;
+        let mut exhaustion = |e: &crate::fsutil::ReadError| {
+            exhausted |= matches!(e, crate::fsutil::ReadError::Io { source, .. }
+                if super::classify::is_resource_exhaustion(source));
+        };
         match read_bounded_string(hf, FileKind::SystemFile) {
             Ok(text) => ev.hosts_entries = hosts_entries(hf, &text, name),
-            Err(e) => notes.push(format!("hosts file {e}")),
+            Err(e) => {
+                exhaustion(&e);
+                notes.push(format!("hosts file {e}"))
+            }
         }
         let rf = &ctx.system.resolv_conf;
         match read_bounded_string(rf, FileKind::SystemFile) {
             Ok(text) => ev.resolv_conf = Some(parse_resolv_conf(rf, &text)),
-            Err(e) => notes.push(format!("resolv.conf {e}")),
+            Err(e) => {
+                exhaustion(&e);
+                notes.push(format!("resolv.conf {e}"))
+            }
         }
         // Without the vantage's own files, what a program there resolves is unknown: the
         // step cannot be judged, whatever the nameserver says.
@@ -418,13 +430,12 @@ pub async fn probe(
                 "{name}: cannot judge this vantage's view, its files could not be read: {}",
                 notes.join("; ")
             );
-            return fail(
-                o,
-                Outcome::ToolError,
-                "vantage-files",
-                "vantage-file-unreadable",
-                msg,
-            );
+            let reason = if exhausted {
+                super::classify::REASON_RESOURCES
+            } else {
+                "vantage-file-unreadable"
+            };
+            return fail(o, Outcome::ToolError, "vantage-files", reason, msg);
         }
     }
     let result = query(name, server, ctx.timeout).await;
