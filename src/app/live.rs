@@ -55,7 +55,7 @@ pub(crate) fn scope(run: &RunArgs, m: &Intended) -> Result<Scope> {
     Ok(Scope { allowed })
 }
 
-/// Plan and execute each target once.
+/// Plan every target and execute them together, each distinct step once.
 pub(crate) fn execute(g: &GlobalArgs, targets: &[String], run: &RunArgs) -> Result<Vec<SavedRun>> {
     let ctx = Context::load(g)?;
     let plans = targets
@@ -71,7 +71,8 @@ pub(crate) fn execute(g: &GlobalArgs, targets: &[String], run: &RunArgs) -> Resu
         runner: Arc::new(Vantages::from_run_args(run, &g.config_dir)?),
         ..Settings::default()
     };
-    let total: usize = plans.iter().map(|p| p.steps.len()).sum();
+    let cache = engine::StepCache::new(&plans);
+    let total = cache.plan.steps.len();
     let bar = progress_bar(total as u64);
     let settings = match &bar {
         Some(b) => {
@@ -84,13 +85,13 @@ pub(crate) fn execute(g: &GlobalArgs, targets: &[String], run: &RunArgs) -> Resu
         None => settings,
     };
     let rt = super::runtime()?;
-    let runs = rt.block_on(async {
-        let mut out = Vec::with_capacity(plans.len());
-        for p in &plans {
-            out.push(engine::execute(p, &settings).await);
-        }
-        out
-    });
+    // All targets in one engine run: shared steps are probed once, each guest gets one call.
+    let merged = rt.block_on(engine::execute(&cache.plan, &settings));
+    let runs: Vec<_> = plans
+        .iter()
+        .enumerate()
+        .map(|(p, plan)| cache.run_of(p, plan, &merged))
+        .collect();
     if let Some(b) = bar {
         b.finish_and_clear();
     }
