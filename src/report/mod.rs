@@ -37,16 +37,59 @@ pub fn render(report: &Report, format: Format, style: Style, w: &mut dyn Write) 
     render_many(std::slice::from_ref(report), format, style, w)
 }
 
-/// The JSON document for `check` (several reports).
+/// The JSON document for `check` (several reports). Static findings are listed once, in
+/// `static_findings`; each report's own `static_findings` holds the indices of those that bear
+/// on it (instead of copies in its `findings`).
 #[derive(Serialize)]
 struct CheckDoc<'a> {
     schema_version: u32,
     verdict: Overall,
-    reports: &'a [Report],
+    reports: Vec<serde_json::Value>,
+    static_findings: Vec<&'a crate::finding::Finding>,
     /// With `--baseline`: the run-wide summary (the same object each report carries).
     #[serde(skip_serializing_if = "Option::is_none")]
     baseline: Option<&'a crate::finding::BaselineSummary>,
 }
+
+impl<'a> CheckDoc<'a> {
+    fn new(reports: &'a [Report]) -> serde_json::Result<CheckDoc<'a>> {
+        let mut index: std::collections::HashMap<String, usize> = Default::default();
+        let mut shared: Vec<&crate::finding::Finding> = Vec::new();
+        let mut out = Vec::with_capacity(reports.len());
+        for r in reports {
+            let mut own = Vec::new();
+            let mut refs = Vec::new();
+            for f in &r.findings {
+                if f.origin != STATIC_ORIGIN {
+                    own.push(serde_json::to_value(f)?);
+                    continue;
+                }
+                let key = serde_json::to_string(f)?;
+                let i = *index.entry(key).or_insert_with(|| {
+                    shared.push(f);
+                    shared.len() - 1
+                });
+                refs.push(i);
+            }
+            let mut v = serde_json::to_value(r)?;
+            if let Some(obj) = v.as_object_mut() {
+                obj.insert("findings".into(), serde_json::Value::Array(own));
+                obj.insert("static_findings".into(), serde_json::to_value(refs)?);
+            }
+            out.push(v);
+        }
+        Ok(CheckDoc {
+            schema_version: REPORT_SCHEMA_VERSION,
+            verdict: overall(reports),
+            reports: out,
+            static_findings: shared,
+            baseline: reports.first().and_then(|r| r.baseline.as_ref()),
+        })
+    }
+}
+
+/// `Finding::origin` of a finding from the configs (lint), not from a probe.
+const STATIC_ORIGIN: &str = "static";
 
 /// The overall verdict of several reports: diverged wins over cannot-judge over healthy.
 pub fn overall(reports: &[Report]) -> Overall {
@@ -95,13 +138,7 @@ pub fn render_runs(
             if reports.len() == 1 {
                 serde_json::to_writer_pretty(&mut *w, &reports[0])?;
             } else {
-                let doc = CheckDoc {
-                    schema_version: REPORT_SCHEMA_VERSION,
-                    verdict: overall(reports),
-                    reports,
-                    baseline: reports.first().and_then(|r| r.baseline.as_ref()),
-                };
-                serde_json::to_writer_pretty(&mut *w, &doc)?;
+                serde_json::to_writer_pretty(&mut *w, &CheckDoc::new(reports)?)?;
             }
             writeln!(w)
         }
