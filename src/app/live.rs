@@ -55,13 +55,15 @@ pub(crate) fn scope(run: &RunArgs, m: &Intended) -> Result<Scope> {
     Ok(Scope { allowed })
 }
 
-/// Plan every target and execute them together, each distinct step once.
-pub(crate) fn execute(g: &GlobalArgs, targets: &[String], run: &RunArgs) -> Result<Vec<SavedRun>> {
+/// Plan every target and execute them together, each distinct step once. The static findings
+/// come once for the run (each `SavedRun` leaves its own list empty: fill it to save).
+pub(crate) fn execute(
+    g: &GlobalArgs,
+    targets: &[String],
+    run: &RunArgs,
+) -> Result<(Vec<SavedRun>, Vec<Finding>)> {
     let ctx = Context::load(g)?;
-    let plans = targets
-        .iter()
-        .map(|t| plan::build(&ctx.model, &ctx.defs, t))
-        .collect::<Result<Vec<_>>>()?;
+    let plans = plan::build_many(&ctx.model, &ctx.defs, targets)?;
     let static_findings: Vec<Finding> = static_findings(&ctx.model);
     let settings = Settings {
         concurrency: run.concurrency.max(1),
@@ -95,15 +97,16 @@ pub(crate) fn execute(g: &GlobalArgs, targets: &[String], run: &RunArgs) -> Resu
     if let Some(b) = bar {
         b.finish_and_clear();
     }
-    Ok(plans
+    let saved = plans
         .into_iter()
         .zip(runs)
         .map(|(plan, run)| SavedRun {
             plan,
             run,
-            static_findings: static_findings.clone(),
+            static_findings: Vec::new(),
         })
-        .collect())
+        .collect();
+    Ok((saved, static_findings))
 }
 
 /// A progress bar on stderr when it is a terminal and the run is more than a handful of steps.

@@ -296,11 +296,13 @@ fn stack_target(m: &Intended, name: &str) -> Result<Target, String> {
 /// once, keyed by `{service}`.
 fn services(m: &Intended) -> Vec<Service> {
     let mut out: Vec<Service> = Vec::new();
+    let mut seen: std::collections::HashSet<String> = Default::default();
     for r in &m.routes.routes {
-        if r.is_api || out.iter().any(|s| s.name == r.name) {
+        if r.is_api || seen.contains(&r.name) {
             continue;
         }
         if let Some(t) = route_target(m, &r.name) {
+            seen.insert(r.name.clone());
             out.push(Service {
                 name: r.name.clone(),
                 host: r.host.clone(),
@@ -312,10 +314,11 @@ fn services(m: &Intended) -> Vec<Service> {
         for svc in &s.services {
             for h in svc.hosts() {
                 let name = h.split('.').next().unwrap_or(h).to_string();
-                if out.iter().any(|x| x.name == name) {
+                if seen.contains(&name) {
                     continue;
                 }
                 if let Ok(t) = stack_target(m, &s.name) {
+                    seen.insert(name.clone());
                     out.push(Service {
                         name,
                         host: h.to_string(),
@@ -399,6 +402,34 @@ fn unknown_target(m: &Intended, defs: &[TraceDef], target: &str) -> Error {
 /// Resolve `target` (a trace name or alias, a routed service, a stack hostname or a stack) into
 /// a plan.
 pub fn build(m: &Intended, defs: &[TraceDef], target: &str) -> Result<Plan, Error> {
+    let all = services(m);
+    build_with(m, defs, target, |t| {
+        all.iter().find(|s| s.name == t || s.host == t)
+    })
+}
+
+/// [`build`] for several targets (`check`): the service list and its index are built once per
+/// run, not once per target.
+pub fn build_many(m: &Intended, defs: &[TraceDef], targets: &[String]) -> Result<Vec<Plan>, Error> {
+    let all = services(m);
+    // The first service whose name or hostname is the key, as `build` finds it.
+    let mut by_key: std::collections::HashMap<&str, usize> = Default::default();
+    for (i, s) in all.iter().enumerate() {
+        by_key.entry(s.name.as_str()).or_insert(i);
+        by_key.entry(s.host.as_str()).or_insert(i);
+    }
+    targets
+        .iter()
+        .map(|t| build_with(m, defs, t, |t| by_key.get(t).map(|&i| &all[i])))
+        .collect()
+}
+
+fn build_with<'s>(
+    m: &Intended,
+    defs: &[TraceDef],
+    target: &str,
+    service: impl Fn(&str) -> Option<&'s Service>,
+) -> Result<Plan, Error> {
     if let Some(d) = defs
         .iter()
         .find(|d| !d.generic && (d.name == target || d.aliases.iter().any(|a| a == target)))
@@ -406,12 +437,8 @@ pub fn build(m: &Intended, defs: &[TraceDef], target: &str) -> Result<Plan, Erro
         return build_def(m, d, &d.name, None);
     }
     if let Some(g) = defs.iter().find(|d| d.generic) {
-        if let Some(s) = services(m)
-            .into_iter()
-            .find(|s| s.name == target || s.host == target)
-        {
-            let name = s.name.clone();
-            return build_def(m, g, &name, Some(&s));
+        if let Some(s) = service(target) {
+            return build_def(m, g, &s.name, Some(s));
         }
     }
     if let Some(s) = bare_stacks(m).into_iter().find(|s| s.name == target) {
