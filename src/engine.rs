@@ -1015,7 +1015,7 @@ mod tests {
                 .plan
                 .steps
                 .iter()
-                .map(|s| Observation::tool_error(&s.id, "x", &format!("seen {}", s.id)))
+                .map(|s| Observation::tool_error(&s.id, "x", format!("seen {}", s.id)))
                 .collect(),
         };
         let rb = c.run_of(1, &b, &merged);
