@@ -56,6 +56,9 @@ sleep 0.5
 args=(check --all --config-dir "$work/lab/etc" --scope 127.0.0.0/8 --timeout "$timeout"
       --format json)
 /usr/bin/time -v "$bin" "${args[@]}" >"$work/out.json" 2>"$work/time.txt" || true
+/usr/bin/time -f %e -o "$work/lint.txt" "$bin" lint --config-dir "$work/lab/etc" --format json \
+  >/dev/null 2>&1 || true
+echo "static side alone (lint of the same config): $(tail -1 "$work/lint.txt") s"
 python3 - "$work/out.json" "$work/time.txt" "$timeout" <<'PY'
 import json, sys, re
 doc = json.load(open(sys.argv[1]))
@@ -65,12 +68,15 @@ verdicts = {}
 for r in reports:
     verdicts[r["verdict"]] = verdicts.get(r["verdict"], 0) + 1
 steps = sum(len(r["steps"]) for r in reports)
-vantages = {h["from"] for r in reports for h in r["hops"]}
+vantages = {s["from"] for r in reports for s in r["steps"]}
 wall = t.split("Elapsed (wall clock) time (h:mm:ss or m:ss):")[1].split()[0]
 parts = [float(x) for x in wall.split(":")]
 secs = sum(p * 60 ** (len(parts) - 1 - i) for i, p in enumerate(parts))
 rss = int(re.search(r"Maximum resident set size \(kbytes\): (\d+)", t).group(1))
 print(f"targets {len(reports)}, verdicts {verdicts}, steps {steps} (per target, shared ones counted each time), vantages {len(vantages)}")
+slow = sorted(((s["duration_ms"], r["target"], s["id"], s["verdict"], s.get("code"))
+               for r in reports for s in r["steps"]), reverse=True)[:1]
+print(f"slowest step: {slow[0][0]:.0f} ms ({slow[0][1]} {slow[0][2]}); probing (one engine run): {reports[0]['duration_ms'] / 1000:.2f} s")
 print(f"check --all --timeout {sys.argv[3]}: wall {secs:.2f} s, {steps / secs:.0f} steps/s, peak RSS {rss / 1024:.1f} MiB")
 PY
 INNER
