@@ -14,6 +14,7 @@ pub use table::{fit_table, output_width, provenance_cell};
 use crate::cli::Format;
 use crate::diagnose::{Overall, Report, REPORT_SCHEMA_VERSION};
 use crate::engine::Run;
+use crate::finding::Finding;
 use serde::Serialize;
 use std::io::{self, Write};
 
@@ -44,9 +45,28 @@ pub fn render(report: &Report, format: Format, style: Style, w: &mut dyn Write) 
 struct CheckDoc<'a> {
     schema_version: u32,
     verdict: Overall,
-    reports: Vec<serde_json::Value>,
-    static_findings: Vec<&'a crate::finding::Finding>,
+    reports: Vec<CheckedReport<'a>>,
+    static_findings: Vec<&'a Finding>,
     /// With `--baseline`: the run-wide summary (the same object each report carries).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    baseline: Option<&'a crate::finding::BaselineSummary>,
+}
+
+/// A trace report inside the check document: its live findings, and its static ones by index.
+/// The same fields in the same order as [`Report`], plus `static_findings`.
+#[derive(Serialize)]
+struct CheckedReport<'a> {
+    schema_version: u32,
+    target: &'a str,
+    verdict: Overall,
+    first_divergence: &'a Option<crate::diagnose::Divergence>,
+    hops: &'a [crate::diagnose::HopResult],
+    steps: &'a [crate::diagnose::StepResult],
+    findings: Vec<&'a Finding>,
+    static_findings: Vec<usize>,
+    started_at: &'a str,
+    duration_ms: f64,
+    attempts: u32,
     #[serde(skip_serializing_if = "Option::is_none")]
     baseline: Option<&'a crate::finding::BaselineSummary>,
 }
@@ -54,14 +74,14 @@ struct CheckDoc<'a> {
 impl<'a> CheckDoc<'a> {
     fn new(reports: &'a [Report]) -> serde_json::Result<CheckDoc<'a>> {
         let mut index: std::collections::HashMap<String, usize> = Default::default();
-        let mut shared: Vec<&crate::finding::Finding> = Vec::new();
+        let mut shared: Vec<&Finding> = Vec::new();
         let mut out = Vec::with_capacity(reports.len());
         for r in reports {
             let mut own = Vec::new();
             let mut refs = Vec::new();
             for f in &r.findings {
                 if f.origin != STATIC_ORIGIN {
-                    own.push(serde_json::to_value(f)?);
+                    own.push(f);
                     continue;
                 }
                 let key = serde_json::to_string(f)?;
@@ -71,12 +91,20 @@ impl<'a> CheckDoc<'a> {
                 });
                 refs.push(i);
             }
-            let mut v = serde_json::to_value(r)?;
-            if let Some(obj) = v.as_object_mut() {
-                obj.insert("findings".into(), serde_json::Value::Array(own));
-                obj.insert("static_findings".into(), serde_json::to_value(refs)?);
-            }
-            out.push(v);
+            out.push(CheckedReport {
+                schema_version: r.schema_version,
+                target: &r.target,
+                verdict: r.verdict,
+                first_divergence: &r.first_divergence,
+                hops: &r.hops,
+                steps: &r.steps,
+                findings: own,
+                static_findings: refs,
+                started_at: &r.started_at,
+                duration_ms: r.duration_ms,
+                attempts: r.attempts,
+                baseline: r.baseline.as_ref(),
+            });
         }
         Ok(CheckDoc {
             schema_version: REPORT_SCHEMA_VERSION,

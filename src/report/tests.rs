@@ -171,6 +171,23 @@ fn check_json_carries_static_findings_once() {
         String::from_utf8(out).unwrap().matches("PD-FW-005").count(),
         1
     );
+    // Inside the wrapper a report has the trace report's fields plus the indices.
+    let lone = serde_json::to_value(healthy()).unwrap();
+    let mut keys: Vec<&str> = lone
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(|k| k.as_str())
+        .collect();
+    keys.push("static_findings");
+    keys.sort();
+    let inner: Vec<&str> = v["reports"][1]
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(|k| k.as_str())
+        .collect();
+    assert_eq!(inner, keys);
 }
 
 /// Monitoring-plugins states, from the definition: diverged CRITICAL, cannot-judge UNKNOWN,
