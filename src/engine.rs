@@ -1,6 +1,7 @@
 //! Runs a plan: bounded concurrency, per-layer timeouts, one overall budget, dependency
 //! skipping (a step whose prerequisite failed is `blocked`), the scope guard, batching of ready
-//! steps per vantage through a [`Runner`], and progress events.
+//! steps per vantage through a [`Runner`] (one by one where that costs nothing, so results
+//! stream), the step cache that runs several plans as one, and progress events.
 
 use crate::observe::{Observation, Outcome, VantageNote};
 use crate::plan::{Plan, Step, VantageRef};
@@ -351,6 +352,15 @@ pub async fn execute(plan: &Plan, settings: &Settings) -> Run {
         .iter()
         .map(|s| settings.runner.one_call(s.from))
         .collect();
+    let mut per_vantage: BTreeMap<VantageRef, bool> = BTreeMap::new();
+    let per_step: Vec<bool> = steps
+        .iter()
+        .map(|s| {
+            *per_vantage
+                .entry(s.from)
+                .or_insert_with(|| settings.runner.per_step(s.from))
+        })
+        .collect();
     // Vantages whose steps go in batches of ready steps after all (see above).
     let mut ungrouped: std::collections::BTreeSet<VantageRef> = Default::default();
 
@@ -415,7 +425,15 @@ pub async fn execute(plan: &Plan, settings: &Settings) -> Run {
             by_vantage.entry(steps[i].from).or_default().push(i);
             running += 1;
         }
-        batches.extend(by_vantage.into_iter().map(|(v, idxs)| (v, idxs, false)));
+        for (v, idxs) in by_vantage {
+            if per_step[idxs[0]] {
+                // Sent one by one: a dependent step starts as soon as its own prerequisite is
+                // in, not when the slowest of its siblings is.
+                batches.extend(idxs.into_iter().map(|i| (v, vec![i], false)));
+            } else {
+                batches.push((v, idxs, false));
+            }
+        }
         for (v, idxs, _) in &batches {
             for &i in idxs {
                 deps.state[i] = State::Running;
@@ -518,6 +536,170 @@ pub async fn execute(plan: &Plan, settings: &Settings) -> Run {
     }
 }
 
+/// Several plans merged into one: each distinct step once. A step's identity is what it sends
+/// (vantage, layer, probe: kind, destination, name, options) and the identities of its
+/// prerequisites, never its id, so two targets that share hops share their probes and keep
+/// the ones that differ.
+#[derive(Debug, Clone)]
+pub struct StepCache {
+    /// The merged plan: one step per identity (ids made unique across the plans).
+    pub plan: Plan,
+    /// `map[p][i]`: the merged step that plan `p`'s step `i` is.
+    pub map: Vec<Vec<usize>>,
+}
+
+impl StepCache {
+    /// Merge `plans` (in order: a merged step keeps the id of its first occurrence).
+    pub fn new(plans: &[Plan]) -> StepCache {
+        let mut keys: HashMap<String, usize> = HashMap::new();
+        let mut ids: std::collections::HashSet<String> = Default::default();
+        let mut merged: Vec<Step> = Vec::new();
+        let mut map = Vec::with_capacity(plans.len());
+        for (p, plan) in plans.iter().enumerate() {
+            let index: HashMap<&str, usize> = plan
+                .steps
+                .iter()
+                .enumerate()
+                .map(|(i, s)| (s.id.as_str(), i))
+                .collect();
+            let mut slot: Vec<Option<usize>> = vec![None; plan.steps.len()];
+            let mut visiting = vec![false; plan.steps.len()];
+            for i in 0..plan.steps.len() {
+                Self::place(
+                    plan,
+                    p,
+                    i,
+                    &index,
+                    &mut slot,
+                    &mut visiting,
+                    &mut keys,
+                    &mut ids,
+                    &mut merged,
+                );
+            }
+            map.push(slot.into_iter().map(|m| m.unwrap_or(0)).collect());
+        }
+        StepCache {
+            plan: Plan {
+                target: plans
+                    .iter()
+                    .map(|p| p.target.as_str())
+                    .collect::<Vec<_>>()
+                    .join(","),
+                hops: Vec::new(),
+                steps: merged,
+            },
+            map,
+        }
+    }
+
+    /// Give plan `p`'s step `i` its merged step (after its prerequisites'), returning its index.
+    #[allow(clippy::too_many_arguments)]
+    fn place(
+        plan: &Plan,
+        p: usize,
+        i: usize,
+        index: &HashMap<&str, usize>,
+        slot: &mut [Option<usize>],
+        visiting: &mut [bool],
+        keys: &mut HashMap<String, usize>,
+        ids: &mut std::collections::HashSet<String>,
+        merged: &mut Vec<Step>,
+    ) -> Option<usize> {
+        if let Some(m) = slot[i] {
+            return Some(m);
+        }
+        if visiting[i] {
+            return None; // a cycle: the step stays unique to its plan
+        }
+        visiting[i] = true;
+        let step = &plan.steps[i];
+        let mut deps: Vec<String> = Vec::with_capacity(step.depends_on.len());
+        let mut key_deps: Vec<String> = Vec::with_capacity(step.depends_on.len());
+        let mut unique = false;
+        for d in &step.depends_on {
+            let placed = index
+                .get(d.as_str())
+                .and_then(|&j| Self::place(plan, p, j, index, slot, visiting, keys, ids, merged));
+            match placed {
+                Some(m) => {
+                    deps.push(merged[m].id.clone());
+                    key_deps.push(m.to_string());
+                }
+                None => {
+                    // Unknown or cyclic: kept as written, and never shared.
+                    deps.push(d.clone());
+                    unique = true;
+                }
+            }
+        }
+        key_deps.sort();
+        let identity = serde_json::to_string(&(step.from, step.layer, &step.probe, &key_deps))
+            .unwrap_or_default();
+        let key = if unique || identity.is_empty() {
+            format!("{p}/{}", step.id)
+        } else {
+            identity
+        };
+        let m = match keys.get(&key) {
+            Some(&m) => m,
+            None => {
+                let mut id = step.id.clone();
+                let mut n = 1;
+                while ids.contains(&id) {
+                    n += 1;
+                    id = format!("{}#{n}", step.id);
+                }
+                ids.insert(id.clone());
+                let mut s = step.clone();
+                s.id = id;
+                s.depends_on = deps;
+                merged.push(s);
+                keys.insert(key, merged.len() - 1);
+                merged.len() - 1
+            }
+        };
+        visiting[i] = false;
+        slot[i] = Some(m);
+        Some(m)
+    }
+
+    /// Plan `p`'s run from the merged run: its steps' observations under their own ids.
+    pub fn run_of(&self, p: usize, plan: &Plan, merged: &Run) -> Run {
+        Run {
+            schema_version: RUN_SCHEMA_VERSION,
+            target: plan.target.clone(),
+            started_at: merged.started_at.clone(),
+            duration_ms: merged.duration_ms,
+            observations: plan
+                .steps
+                .iter()
+                .zip(&self.map[p])
+                .map(|(s, &m)| {
+                    let mut o = merged.observations.get(m).cloned().unwrap_or_else(|| {
+                        Observation::tool_error(&s.id, "engine", "no observation")
+                    });
+                    o.step = s.id.clone();
+                    o
+                })
+                .collect(),
+        }
+    }
+}
+
+/// Execute several plans in one engine run: their steps merged by a [`StepCache`], so each
+/// distinct step is probed once and a guest gets one call for the whole run. One run per plan,
+/// in order.
+pub async fn execute_many(plans: &[Plan], settings: &Settings) -> Vec<Run> {
+    let cache = StepCache::new(plans);
+    let merged = execute(&cache.plan, settings).await;
+    plans
+        .iter()
+        .enumerate()
+        .map(|(p, plan)| cache.run_of(p, plan, &merged))
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -530,6 +712,10 @@ mod tests {
     #[derive(Default)]
     struct Fake {
         batches: Mutex<Vec<Vec<String>>>,
+        /// Send steps one by one (a vantage on this machine).
+        per_step: bool,
+        /// `start:ID` and `end:ID`, in the order they happened.
+        events: Mutex<Vec<String>>,
     }
 
     impl Runner for Fake {
@@ -547,9 +733,15 @@ mod tests {
                 );
                 let mut out = Vec::new();
                 for s in steps {
+                    self.events.lock().unwrap().push(format!("start:{}", s.id));
                     if s.id.contains("slow") {
                         tokio::time::sleep(Duration::from_secs(5)).await;
                     }
+                    if s.id.contains("drop") {
+                        // A silently dropped peer: the step waits out its timeout.
+                        tokio::time::sleep(Duration::from_millis(300)).await;
+                    }
+                    self.events.lock().unwrap().push(format!("end:{}", s.id));
                     let mut o = Observation::tool_error(&s.id, "x", "fake");
                     o.outcome = if s.id.contains("bad") {
                         Outcome::Failed
@@ -560,6 +752,10 @@ mod tests {
                 }
                 out
             })
+        }
+
+        fn per_step(&self, _v: VantageRef) -> bool {
+            self.per_step
         }
     }
 
@@ -704,6 +900,167 @@ mod tests {
         let batches = fake.batches.lock().unwrap().clone();
         assert!(batches.iter().all(|b| b.len() <= 3), "{batches:?}");
         assert_eq!(batches.iter().map(|b| b.len()).sum::<usize>(), 10);
+    }
+
+    #[tokio::test]
+    async fn results_stream_per_step_so_two_dropped_peers_cost_one_timeout() {
+        let fake = Arc::new(Fake {
+            per_step: true,
+            ..Fake::default()
+        });
+        let h = VantageRef::Host;
+        let p = plan(vec![
+            st("drop1", h, "127.0.0.1", &[]),
+            st("drop2", h, "127.0.0.2", &[]),
+            st("fast", h, "127.0.0.3", &[]),
+            st("after-fast", h, "127.0.0.3", &["fast"]),
+            st("after-drop1", h, "127.0.0.1", &["drop1"]),
+            st("after-drop2", h, "127.0.0.2", &["drop2"]),
+        ]);
+        let run = execute(&p, &settings(fake.clone())).await;
+        assert!(run.observations.iter().all(|o| o.outcome == Outcome::Ok));
+        let ev = fake.events.lock().unwrap().clone();
+        let at = |e: &str| ev.iter().position(|x| x == e).expect(e);
+        // The fast peer's dependent step ran while both dropped peers were still waiting ...
+        assert!(at("end:after-fast") < at("end:drop1"), "{ev:?}");
+        assert!(at("end:after-fast") < at("end:drop2"), "{ev:?}");
+        // ... and the two dropped peers waited side by side, not one after the other.
+        assert!(at("start:drop2") < at("end:drop1"), "{ev:?}");
+        assert!(at("start:drop1") < at("end:drop2"), "{ev:?}");
+        // Each step went alone.
+        let batches = fake.batches.lock().unwrap().clone();
+        assert!(batches.iter().all(|b| b.len() == 1), "{batches:?}");
+    }
+
+    #[tokio::test]
+    async fn without_streaming_a_batch_waits_for_its_slowest_step() {
+        // The same plan at a vantage that batches: the contrast that makes the test above mean
+        // something.
+        let fake = Arc::new(Fake::default());
+        let h = VantageRef::Host;
+        let p = plan(vec![
+            st("drop1", h, "127.0.0.1", &[]),
+            st("fast", h, "127.0.0.3", &[]),
+            st("after-fast", h, "127.0.0.3", &["fast"]),
+        ]);
+        execute(&p, &settings(fake.clone())).await;
+        let ev = fake.events.lock().unwrap().clone();
+        let at = |e: &str| ev.iter().position(|x| x == e).expect(e);
+        assert!(at("start:after-fast") > at("end:drop1"), "{ev:?}");
+    }
+
+    fn http(id: &str, from: VantageRef, url: &str, deps: &[&str]) -> Step {
+        let mut s = st(id, from, "127.0.0.1", deps);
+        s.layer = Layer::Http;
+        s.probe = ProbeSpec::Tcp {
+            addr: url.parse().unwrap(),
+        };
+        s
+    }
+
+    #[test]
+    fn the_step_cache_shares_identical_steps_and_keeps_distinct_ones() {
+        let h = VantageRef::Host;
+        let l = VantageRef::Lxc(101);
+        let a = Plan {
+            target: "a".into(),
+            hops: vec![],
+            steps: vec![
+                st("gw.tcp", h, "127.0.0.1", &[]),
+                http("gw.http", h, "127.0.0.1:443", &["gw.tcp"]),
+                st("svc-a.tcp", l, "127.0.0.5", &["gw.tcp"]),
+            ],
+        };
+        let b = Plan {
+            target: "b".into(),
+            hops: vec![],
+            steps: vec![
+                // same probe, same prerequisite, other ids: shared
+                st("gateway.tcp", h, "127.0.0.1", &[]),
+                http("gateway.http", h, "127.0.0.1:443", &["gateway.tcp"]),
+                // same destination from another vantage: distinct
+                st(
+                    "svc-a.tcp",
+                    VantageRef::Lxc(102),
+                    "127.0.0.5",
+                    &["gateway.tcp"],
+                ),
+                // same vantage and address, another layer: distinct
+                http("svc-a.http", l, "127.0.0.5:1", &["gateway.tcp"]),
+                // same probe as a's gw.http but another prerequisite: distinct
+                http("gw.http", h, "127.0.0.1:443", &["svc-a.tcp"]),
+            ],
+        };
+        let c = StepCache::new(&[a.clone(), b.clone()]);
+        assert_eq!(c.map[0], [0, 1, 2]);
+        assert_eq!(c.map[1][..2], [0, 1]);
+        let distinct: std::collections::BTreeSet<usize> = c.map[1][2..].iter().copied().collect();
+        assert_eq!(distinct.len(), 3);
+        assert!(distinct.iter().all(|&m| m > 2), "{:?}", c.map);
+        assert_eq!(c.plan.steps.len(), 6);
+        // ids stay unique, prerequisites point at merged steps
+        let ids: std::collections::BTreeSet<&str> =
+            c.plan.steps.iter().map(|s| s.id.as_str()).collect();
+        assert_eq!(ids.len(), 6, "{ids:?}");
+        let last = &c.plan.steps[c.map[1][4]];
+        assert_eq!(last.id, "gw.http#2");
+        assert_eq!(last.depends_on, [c.plan.steps[c.map[1][2]].id.clone()]);
+        // each plan gets its observations back under its own ids
+        let merged = Run {
+            schema_version: RUN_SCHEMA_VERSION,
+            target: c.plan.target.clone(),
+            started_at: "t".into(),
+            duration_ms: 1.0,
+            observations: c
+                .plan
+                .steps
+                .iter()
+                .map(|s| Observation::tool_error(&s.id, "x", format!("seen {}", s.id)))
+                .collect(),
+        };
+        let rb = c.run_of(1, &b, &merged);
+        let ids: Vec<&str> = rb.observations.iter().map(|o| o.step.as_str()).collect();
+        assert_eq!(
+            ids,
+            [
+                "gateway.tcp",
+                "gateway.http",
+                "svc-a.tcp",
+                "svc-a.http",
+                "gw.http"
+            ]
+        );
+        assert_eq!(rb.observations[0].message, "seen gw.tcp");
+        assert_eq!(rb.target, "b");
+    }
+
+    #[tokio::test]
+    async fn several_plans_in_one_run_probe_each_shared_step_once() {
+        let fake = Arc::new(Fake::default());
+        let h = VantageRef::Host;
+        let a = plan(vec![
+            st("gw", h, "127.0.0.1", &[]),
+            st("a", h, "127.0.0.2", &["gw"]),
+        ]);
+        let b = plan(vec![
+            st("gateway", h, "127.0.0.1", &[]),
+            st("b-bad", h, "127.0.0.3", &["gateway"]),
+        ]);
+        let runs = execute_many(&[a, b], &settings(fake.clone())).await;
+        let sent: Vec<String> = fake
+            .batches
+            .lock()
+            .unwrap()
+            .iter()
+            .flatten()
+            .cloned()
+            .collect();
+        assert_eq!(sent.len(), 3, "{sent:?}");
+        assert_eq!(runs.len(), 2);
+        assert_eq!(runs[1].observations[0].step, "gateway");
+        assert_eq!(runs[1].observations[0].outcome, Outcome::Ok);
+        assert_eq!(runs[1].observations[1].outcome, Outcome::Failed);
+        assert_eq!(runs[0].observations[1].outcome, Outcome::Ok);
     }
 
     /// One recorded call: the vantage, the step ids, the prior outcomes.

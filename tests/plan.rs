@@ -407,3 +407,21 @@ tls = { sni = "nginx.{domain}", trust = "{root_ca}" }
     let e = plan::build(&m, &defs, "web").unwrap_err().to_string();
     assert!(e.contains("lxc:999"), "{e}");
 }
+
+/// `check` plans every target from one service list: the same plans as one `build` per target,
+/// by name or by hostname, and the same error for an unknown target.
+#[test]
+fn build_many_plans_what_build_plans() {
+    let m = reference();
+    let defs = plan::load_defs(None).unwrap();
+    let mut targets = plan::targets(&m, &defs);
+    assert!(targets.len() > 3, "{targets:?}");
+    targets.push("qdrant.internal.thinkheads.ai".into());
+    let many = plan::build_many(&m, &defs, &targets).unwrap();
+    assert_eq!(many.len(), targets.len());
+    for (t, p) in targets.iter().zip(&many) {
+        assert_eq!(p, &plan::build(&m, &defs, t).unwrap(), "{t}");
+    }
+    let err = plan::build_many(&m, &defs, &["qdrant".into(), "nope".into()]).unwrap_err();
+    assert!(err.to_string().contains("unknown target `nope`"), "{err}");
+}

@@ -465,3 +465,46 @@ http = { url = "https://qdrant.{domain}/healthz", status = [200], trust = "{ca_b
         "{a}"
     );
 }
+
+/// `check A B --format json` against the lab, in its scope.
+fn check(h: &LabHandle, targets: &[&str]) -> (i32, Value) {
+    let scope = h.scope().allowed[0].to_string();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_phoenix-doctor"))
+        .arg("check")
+        .args(targets)
+        .args(["--format", "json", "--timeout", "700ms", "--scope", &scope])
+        .arg("--config-dir")
+        .arg(h.config_dir())
+        .arg("--stacks-dir")
+        .arg(h.stacks_dir())
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("runs phoenix-doctor");
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    let v: Value =
+        serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("not JSON ({e}):\n{stdout}"));
+    (out.status.code().unwrap_or(-1), v)
+}
+
+/// In the lab every DNS question of a `portainer` trace (the host's and the Portainer VM's
+/// lookups of portainer and portainer-agent) is also one of `qdrant`'s (whose plan checks every
+/// name the gateway serves): `check qdrant portainer` asks the lab's nameserver exactly what
+/// `trace qdrant` asks, where the two traces ask the shared questions twice.
+#[test]
+fn a_check_probes_each_shared_step_once() {
+    let (_rt, h, _d) = start(236, &[]);
+    let mut alone = Vec::new();
+    for t in ["qdrant", "portainer"] {
+        let before = h.dns_queries();
+        let (code, v, stderr) = trace(&h, t, &[]);
+        assert_eq!(code, 0, "{t}: {v:#}\n{stderr}");
+        alone.push(h.dns_queries() - before);
+    }
+    assert!(alone[1] > 0, "{alone:?}");
+    let before = h.dns_queries();
+    let (code, v) = check(&h, &["qdrant", "portainer"]);
+    assert_eq!(code, 0, "{v:#}");
+    assert_eq!(v["reports"].as_array().unwrap().len(), 2);
+    assert_eq!(h.dns_queries() - before, alone[0], "alone {alone:?}");
+    h.shutdown();
+}

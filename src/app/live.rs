@@ -73,13 +73,15 @@ fn settings_for(run: &RunArgs, m: &Intended, vantages: Vantages) -> Result<Setti
     })
 }
 
-/// Plan and execute each target once.
-pub(crate) fn execute(g: &GlobalArgs, targets: &[String], run: &RunArgs) -> Result<Vec<SavedRun>> {
+/// Plan every target and execute them together, each distinct step once. The static findings
+/// come once for the run (each `SavedRun` leaves its own list empty: fill it to save).
+pub(crate) fn execute(
+    g: &GlobalArgs,
+    targets: &[String],
+    run: &RunArgs,
+) -> Result<(Vec<SavedRun>, Vec<Finding>)> {
     let ctx = Context::load(g)?;
-    let plans = targets
-        .iter()
-        .map(|t| plan::build(&ctx.model, &ctx.defs, t))
-        .collect::<Result<Vec<_>>>()?;
+    let plans = plan::build_many(&ctx.model, &ctx.defs, targets)?;
     let static_findings: Vec<Finding> = static_findings(&ctx.model);
     let rt = super::runtime()?;
     let vantages = Vantages::from_run_args(run, &g.config_dir)?;
@@ -94,7 +96,8 @@ pub(crate) fn execute(g: &GlobalArgs, targets: &[String], run: &RunArgs) -> Resu
             vantages
         };
     let settings = settings_for(run, &ctx.model, vantages)?;
-    let total: usize = plans.iter().map(|p| p.steps.len()).sum();
+    let cache = engine::StepCache::new(&plans);
+    let total = cache.plan.steps.len();
     let bar = progress_bar(total as u64);
     let settings = match &bar {
         Some(b) => {
@@ -106,25 +109,26 @@ pub(crate) fn execute(g: &GlobalArgs, targets: &[String], run: &RunArgs) -> Resu
         }
         None => settings,
     };
-    let runs = rt.block_on(async {
-        let mut out = Vec::with_capacity(plans.len());
-        for p in &plans {
-            out.push(engine::execute(p, &settings).await);
-        }
-        out
-    });
+    // All targets in one engine run: shared steps are probed once, each guest gets one call.
+    let merged = rt.block_on(engine::execute(&cache.plan, &settings));
+    let runs: Vec<_> = plans
+        .iter()
+        .enumerate()
+        .map(|(p, plan)| cache.run_of(p, plan, &merged))
+        .collect();
     if let Some(b) = bar {
         b.finish_and_clear();
     }
-    Ok(plans
+    let saved = plans
         .into_iter()
         .zip(runs)
         .map(|(plan, run)| SavedRun {
             plan,
             run,
-            static_findings: static_findings.clone(),
+            static_findings: Vec::new(),
         })
-        .collect())
+        .collect();
+    Ok((saved, static_findings))
 }
 
 /// The host-side hops are probed from the node the tool runs on: when the cluster shows the

@@ -175,11 +175,11 @@ fn run_targets_with(
     let mut attempts = 0u32;
     loop {
         attempts += 1;
-        let saved = super::live::execute(g, targets, run)?;
+        let (mut saved, statics) = super::live::execute(g, targets, run)?;
         let mut reports: Vec<Report> = saved
             .iter()
             .map(|s| {
-                let mut r = diagnose::diagnose(&s.plan, &s.run, &s.static_findings);
+                let mut r = diagnose::diagnose(&s.plan, &s.run, &statics);
                 r.attempts = attempts;
                 r
             })
@@ -193,6 +193,9 @@ fn run_targets_with(
         if healthy || out_of_time {
             let runs = saved.iter().map(|s| s.run.clone()).collect();
             if let Some(file) = &run.save_run {
+                for s in &mut saved {
+                    s.static_findings = statics.clone();
+                }
                 // A run that cannot be saved still has a verdict: print it, say why saving
                 // failed, and keep the exit code of the trace.
                 if let Err(e) = save(file, saved, run.force) {

@@ -5,6 +5,7 @@ use hickory_proto::op::{Edns, Message, MessageType, OpCode, ResponseCode};
 use hickory_proto::rr::rdata::A;
 use hickory_proto::rr::{RData, Record, RecordType};
 use std::net::Ipv4Addr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, UdpSocket};
@@ -14,6 +15,8 @@ pub struct Zone {
     pub domain: String,
     /// `(hostname, address)`; `address=/d/ip` also answers every subdomain of `d`.
     pub records: Vec<(String, Ipv4Addr)>,
+    /// Queries answered so far (UDP and TCP), for tests that count what was sent.
+    pub queries: Arc<AtomicUsize>,
 }
 
 impl Zone {
@@ -73,7 +76,9 @@ impl Zone {
 
 fn respond(zone: &Zone, packet: &[u8]) -> Option<Vec<u8>> {
     let req = Message::from_vec(packet).ok()?;
-    zone.answer(&req)?.to_vec().ok()
+    let answer = zone.answer(&req)?;
+    zone.queries.fetch_add(1, Ordering::Relaxed);
+    answer.to_vec().ok()
 }
 
 /// Serve DNS over UDP until the task is aborted.
@@ -127,6 +132,7 @@ mod tests {
 
     fn zone() -> Zone {
         Zone {
+            queries: Default::default(),
             domain: "internal.thinkheads.ai".into(),
             records: vec![
                 (

@@ -153,6 +153,7 @@ pub struct LabHandle {
     dns_records: Vec<(String, Ipv4Addr)>,
     routes: Vec<Route>,
     startup: Duration,
+    dns_queries: Arc<std::sync::atomic::AtomicUsize>,
     tasks: Vec<JoinHandle<()>>,
     _temp: Option<tempfile::TempDir>,
 }
@@ -201,6 +202,10 @@ impl LabHandle {
         &self.routes
     }
     /// How long [`Lab::start`] took.
+    /// DNS queries the lab's nameserver has answered so far.
+    pub fn dns_queries(&self) -> usize {
+        self.dns_queries.load(std::sync::atomic::Ordering::Relaxed)
+    }
     pub fn startup_time(&self) -> Duration {
         self.startup
     }
@@ -535,10 +540,12 @@ impl Lab {
 
         // 6. Start the components.
         let mut tasks = Vec::new();
+        let dns_queries: Arc<std::sync::atomic::AtomicUsize> = Default::default();
         if let Some((udp, tcp)) = front.dns {
             let zone = Arc::new(dns::Zone {
                 domain: DOMAIN.to_string(),
                 records: records.clone(),
+                queries: dns_queries.clone(),
             });
             tasks.push(tokio::spawn(dns::serve_udp(udp, zone.clone())));
             tasks.push(tokio::spawn(dns::serve_tcp(tcp, zone)));
@@ -627,6 +634,7 @@ impl Lab {
             dns_records: records,
             routes,
             startup: t0.elapsed(),
+            dns_queries,
             tasks,
             _temp: temp,
         })

@@ -403,6 +403,34 @@ fn unknown_target(m: &Intended, defs: &[TraceDef], target: &str) -> Error {
 /// Resolve `target` (a trace name or alias, a routed service, a stack hostname or a stack) into
 /// a plan.
 pub fn build(m: &Intended, defs: &[TraceDef], target: &str) -> Result<Plan, Error> {
+    let all = services(m);
+    build_with(m, defs, target, |t| {
+        all.iter().find(|s| s.name == t || s.host == t)
+    })
+}
+
+/// [`build`] for several targets (`check`): the service list and its index are built once per
+/// run, not once per target.
+pub fn build_many(m: &Intended, defs: &[TraceDef], targets: &[String]) -> Result<Vec<Plan>, Error> {
+    let all = services(m);
+    // The first service whose name or hostname is the key, as `build` finds it.
+    let mut by_key: std::collections::HashMap<&str, usize> = Default::default();
+    for (i, s) in all.iter().enumerate() {
+        by_key.entry(s.name.as_str()).or_insert(i);
+        by_key.entry(s.host.as_str()).or_insert(i);
+    }
+    targets
+        .iter()
+        .map(|t| build_with(m, defs, t, |t| by_key.get(t).map(|&i| &all[i])))
+        .collect()
+}
+
+fn build_with<'s>(
+    m: &Intended,
+    defs: &[TraceDef],
+    target: &str,
+    service: impl Fn(&str) -> Option<&'s Service>,
+) -> Result<Plan, Error> {
     if let Some(d) = defs
         .iter()
         .find(|d| !d.generic && (d.name == target || d.aliases.iter().any(|a| a == target)))
@@ -410,12 +438,8 @@ pub fn build(m: &Intended, defs: &[TraceDef], target: &str) -> Result<Plan, Erro
         return build_def(m, d, &d.name, None);
     }
     if let Some(g) = defs.iter().find(|d| d.generic) {
-        if let Some(s) = services(m)
-            .into_iter()
-            .find(|s| s.name == target || s.host == target)
-        {
-            let name = s.name.clone();
-            return build_def(m, g, &name, Some(&s));
+        if let Some(s) = service(target) {
+            return build_def(m, g, &s.name, Some(s));
         }
     }
     if let Some(s) = bare_stacks(m).into_iter().find(|s| s.name == target) {

@@ -163,5 +163,5 @@ pub mod build;
 pub mod defs;
 pub mod render;
 
-pub use build::{build, targets};
+pub use build::{build, build_many, targets};
 pub use defs::{load_defs, HopDef, TraceDef};

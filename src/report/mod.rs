@@ -14,6 +14,7 @@ pub use table::{fit_table, output_width, provenance_cell};
 use crate::cli::Format;
 use crate::diagnose::{Overall, Report, REPORT_SCHEMA_VERSION};
 use crate::engine::Run;
+use crate::finding::Finding;
 use serde::Serialize;
 use std::io::{self, Write};
 
@@ -40,16 +41,86 @@ pub fn render(report: &Report, format: Format, style: Style, w: &mut dyn Write) 
     render_many(std::slice::from_ref(report), format, style, w)
 }
 
-/// The JSON document for `check` (several reports).
+/// The JSON document for `check` (several reports). Static findings are listed once, in
+/// `static_findings`; each report's own `static_findings` holds the indices of those that bear
+/// on it (instead of copies in its `findings`).
 #[derive(Serialize)]
 struct CheckDoc<'a> {
     schema_version: u32,
     verdict: Overall,
-    reports: &'a [Report],
+    reports: Vec<CheckedReport<'a>>,
+    static_findings: Vec<&'a Finding>,
     /// With `--baseline`: the run-wide summary (the same object each report carries).
     #[serde(skip_serializing_if = "Option::is_none")]
     baseline: Option<&'a crate::finding::BaselineSummary>,
 }
+
+/// A trace report inside the check document: its live findings, and its static ones by index.
+/// The same fields in the same order as [`Report`], plus `static_findings`.
+#[derive(Serialize)]
+struct CheckedReport<'a> {
+    schema_version: u32,
+    target: &'a str,
+    verdict: Overall,
+    first_divergence: &'a Option<crate::diagnose::Divergence>,
+    hops: &'a [crate::diagnose::HopResult],
+    steps: &'a [crate::diagnose::StepResult],
+    findings: Vec<&'a Finding>,
+    static_findings: Vec<usize>,
+    started_at: &'a str,
+    duration_ms: f64,
+    attempts: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    baseline: Option<&'a crate::finding::BaselineSummary>,
+}
+
+impl<'a> CheckDoc<'a> {
+    fn new(reports: &'a [Report]) -> serde_json::Result<CheckDoc<'a>> {
+        let mut index: std::collections::HashMap<String, usize> = Default::default();
+        let mut shared: Vec<&Finding> = Vec::new();
+        let mut out = Vec::with_capacity(reports.len());
+        for r in reports {
+            let mut own = Vec::new();
+            let mut refs = Vec::new();
+            for f in &r.findings {
+                if f.origin != STATIC_ORIGIN {
+                    own.push(f);
+                    continue;
+                }
+                let key = serde_json::to_string(f)?;
+                let i = *index.entry(key).or_insert_with(|| {
+                    shared.push(f);
+                    shared.len() - 1
+                });
+                refs.push(i);
+            }
+            out.push(CheckedReport {
+                schema_version: r.schema_version,
+                target: &r.target,
+                verdict: r.verdict,
+                first_divergence: &r.first_divergence,
+                hops: &r.hops,
+                steps: &r.steps,
+                findings: own,
+                static_findings: refs,
+                started_at: &r.started_at,
+                duration_ms: r.duration_ms,
+                attempts: r.attempts,
+                baseline: r.baseline.as_ref(),
+            });
+        }
+        Ok(CheckDoc {
+            schema_version: REPORT_SCHEMA_VERSION,
+            verdict: overall(reports),
+            reports: out,
+            static_findings: shared,
+            baseline: reports.first().and_then(|r| r.baseline.as_ref()),
+        })
+    }
+}
+
+/// `Finding::origin` of a finding from the configs (lint), not from a probe.
+const STATIC_ORIGIN: &str = "static";
 
 /// The overall verdict of several reports: diverged wins over cannot-judge over healthy.
 pub fn overall(reports: &[Report]) -> Overall {
@@ -98,13 +169,7 @@ pub fn render_runs(
             if reports.len() == 1 {
                 serde_json::to_writer_pretty(&mut *w, &reports[0])?;
             } else {
-                let doc = CheckDoc {
-                    schema_version: REPORT_SCHEMA_VERSION,
-                    verdict: overall(reports),
-                    reports,
-                    baseline: reports.first().and_then(|r| r.baseline.as_ref()),
-                };
-                serde_json::to_writer_pretty(&mut *w, &doc)?;
+                serde_json::to_writer_pretty(&mut *w, &CheckDoc::new(reports)?)?;
             }
             writeln!(w)
         }

@@ -142,6 +142,63 @@ fn check_json_wraps_reports() {
     assert_eq!(v["reports"].as_array().unwrap().len(), 2);
 }
 
+/// A static finding that bears on two targets is in the check document once; each report
+/// points at it by index and keeps its live findings.
+#[test]
+fn check_json_carries_static_findings_once() {
+    use crate::finding::{Finding, Severity};
+    let shared = Finding::new("PD-FW-005", Severity::Warning, "x").static_origin();
+    let only_b = Finding::new("PD-DNS-010", Severity::Error, "y").static_origin();
+    let mut a = broken();
+    let live = a.findings.len();
+    assert!(live > 0);
+    a.findings.push(shared.clone());
+    let mut b = healthy();
+    b.target = "portainer".into();
+    b.findings.push(only_b);
+    b.findings.push(shared);
+    let mut out = Vec::new();
+    render_many(&[a, b], Format::Json, Style::default(), &mut out).unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+    let codes: Vec<&str> = v["static_findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["code"].as_str().unwrap())
+        .collect();
+    assert_eq!(codes, ["PD-FW-005", "PD-DNS-010"]);
+    assert_eq!(v["reports"][0]["static_findings"], serde_json::json!([0]));
+    assert_eq!(
+        v["reports"][1]["static_findings"],
+        serde_json::json!([1, 0])
+    );
+    let own = |i: usize| v["reports"][i]["findings"].as_array().unwrap().clone();
+    assert_eq!(own(0).len(), live);
+    assert!(own(0).iter().all(|f| f["origin"] == "live"));
+    assert!(own(1).is_empty());
+    assert_eq!(
+        String::from_utf8(out).unwrap().matches("PD-FW-005").count(),
+        1
+    );
+    // Inside the wrapper a report has the trace report's fields plus the indices.
+    let lone = serde_json::to_value(healthy()).unwrap();
+    let mut keys: Vec<&str> = lone
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(|k| k.as_str())
+        .collect();
+    keys.push("static_findings");
+    keys.sort();
+    let inner: Vec<&str> = v["reports"][1]
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(|k| k.as_str())
+        .collect();
+    assert_eq!(inner, keys);
+}
+
 /// Monitoring-plugins states, from the definition: diverged CRITICAL, cannot-judge UNKNOWN,
 /// healthy with a step judged `warn` WARNING, else OK; diverged wins over the others.
 #[test]

@@ -42,6 +42,12 @@ pub trait Runner: Send + Sync {
         false
     }
 
+    /// True when `v`'s steps cost nothing to send one by one (they run from this machine): the
+    /// engine then calls [`Runner::run`] per step, so each result is used as soon as it is in.
+    fn per_step(&self, _v: VantageRef) -> bool {
+        false
+    }
+
     /// Run a vantage's steps in one call. They may depend on each other (the callee resolves
     /// that, with the engine's own dependency logic) and on steps elsewhere, whose outcomes are
     /// in `job.prior`. Called only for vantages [`Runner::one_call`] names.
@@ -75,6 +81,10 @@ impl Runner for Local {
     fn run<'a>(&'a self, steps: &'a [Step], ctx: &'a ProbeCtx) -> BoxFuture<'a, Vec<Observation>> {
         // The steps of a batch run concurrently; results come back in step order.
         Box::pin(job::run_concurrently(steps, ctx))
+    }
+
+    fn per_step(&self, _v: VantageRef) -> bool {
+        true
     }
 }
 
@@ -514,6 +524,13 @@ impl Runner for Vantages {
 
     fn one_call(&self, v: VantageRef) -> bool {
         matches!(self.mode(v), Mode::Agent(_))
+    }
+
+    fn per_step(&self, v: VantageRef) -> bool {
+        matches!(
+            self.mode(v),
+            Mode::Local | Mode::Simulated(_) | Mode::Substituted(None)
+        )
     }
 
     fn run_job<'a>(
