@@ -178,11 +178,7 @@ pub fn render_table(
                 ),
                 None => g.code.to_string(),
             };
-            b.push_record([
-                code,
-                text,
-                config_cell(first, g.cases.len() - 1),
-            ]);
+            b.push_record([code, text, config_cell(first, g.cases.len() - 1)]);
         }
         out.push_str(&report::fit_table(b, width, &[0, 2]));
         out.push_str("\n\n");

@@ -1,6 +1,8 @@
 //! `trace`, `check`, `explain`: plan → execute → diagnose → render.
 
-use crate::cli::{BaselineWriteArgs, CheckArgs, ExplainArgs, Format, GlobalArgs, RunArgs, TraceArgs};
+use crate::cli::{
+    BaselineWriteArgs, CheckArgs, ExplainArgs, Format, GlobalArgs, RunArgs, TraceArgs,
+};
 use crate::diagnose::{self, catalog, Overall, Report};
 use crate::engine::{Run, SavedRun, SavedRuns, RUN_SCHEMA_VERSION};
 use crate::error::{Error, Result};
