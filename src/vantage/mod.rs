@@ -2,6 +2,7 @@
 //! through a command prefix running `phoenix-doctor agent`, with substitution when no agent can run.
 
 pub mod job;
+pub mod listeners;
 pub mod site;
 pub mod template;
 pub mod transport;
