@@ -443,6 +443,7 @@ pub async fn execute(plan: &Plan, settings: &Settings) -> Run {
                 timeout: settings.timeout,
                 body_limit: settings.body_limit,
                 system: settings.systems.get(v).cloned().unwrap_or_default(),
+                scope: Some(settings.scope.clone()),
             };
             let runner = settings.runner.clone();
             let idxs2 = idxs.clone();

@@ -38,6 +38,14 @@ const MATRIX: &[(&str, &str, &str, &str, &str, bool)] = &[
     ("nxdomain", "qdrant", "host-dns", "dns", "PD-DNS-001", false),
     ("dns-down", "qdrant", "host-dns", "dns", "PD-DNS-004", false),
     (
+        "resolv-nowhere",
+        "qdrant",
+        "router-dns",
+        "dns",
+        "PD-DNS-006",
+        false,
+    ),
+    (
         "qdrant-down",
         "qdrant",
         "router-qdrant",
@@ -506,5 +514,44 @@ fn a_check_probes_each_shared_step_once() {
     assert_eq!(code, 0, "{v:#}");
     assert_eq!(v["reports"].as_array().unwrap().len(), 2);
     assert_eq!(h.dns_queries() - before, alone[0], "alone {alone:?}");
+    h.shutdown();
+}
+
+/// The router guest's resolv.conf names 127.72.0.99, where nothing listens, while the intended
+/// nameserver (the host) answers: a program in lxc:102 gets no answer, so the trace is not
+/// healthy, and the finding names the resolv.conf file, its line 2 and the dead nameserver.
+#[test]
+fn a_resolv_conf_naming_a_dead_nameserver_is_a_divergence_not_healthy() {
+    let (_rt, h, _d) = start(72, &[Fault::ResolvNowhere]);
+    let (code, v, stderr) = trace(&h, "qdrant", &[]);
+    assert_eq!(code, 1, "{v:#}\n{stderr}");
+    assert_eq!(v["verdict"], "diverged");
+    let f = live_errors(&v)
+        .into_iter()
+        .find(|f| f["code"] == "PD-DNS-006")
+        .unwrap_or_else(|| panic!("no PD-DNS-006 finding: {v:#}"));
+    assert_eq!(f["hop"], "router-dns", "{f:#}");
+    let text = f.to_string();
+    let resolv = h.dir().join("vantages/lxc-102/resolv.conf");
+    assert!(
+        text.contains(&format!(
+            "{}:2 names nameserver 127.72.0.99",
+            resolv.display()
+        )),
+        "{f:#}"
+    );
+    assert!(text.contains("127.72.0.99:53"), "{f:#}");
+    // the wrong claim is gone: no effective answer is claimed for the router's view
+    let step = v["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["id"] == "router-dns.dns.qdrant")
+        .unwrap_or_else(|| panic!("{v:#}"));
+    assert_ne!(step["verdict"], "healthy", "{step:#}");
+    assert!(
+        !step.to_string().contains("effective answer at the vantage"),
+        "{step:#}"
+    );
     h.shutdown();
 }

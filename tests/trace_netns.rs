@@ -26,6 +26,8 @@ const ROUTER: (&str, &str) = ("lxc102", "198.18.0.12");
 const PORTAINER: (&str, &str) = ("vm1001", "198.18.0.111");
 const AGENT: (&str, &str) = ("vm1002", "198.18.0.102");
 const NODES: [(&str, &str); 6] = [HOST, CA, GATEWAY, ROUTER, PORTAINER, AGENT];
+/// The nameserver a broken resolv.conf inside the Traefik guest names (no host has it).
+const DEAD_NAMESERVER: &str = "198.18.0.99";
 /// Where the stale hosts-file line inside the Traefik guest points (nothing listens there).
 const STALE_PORTAINER: &str = "198.18.0.101";
 
@@ -49,6 +51,8 @@ struct Faults {
     router_hosts_override: bool,
     /// nftables inside the agent VM drops tcp 9001 from the Portainer VM's address only.
     agent_drops_portainer: bool,
+    /// `/etc/resolv.conf` inside the Traefik guest names a nameserver that does not exist.
+    router_resolv_nowhere: bool,
 }
 
 /// The namespaces, the servers inside them, and the config dir that describes them.
@@ -129,13 +133,18 @@ impl Lab {
             if faults.router_hosts_override && node == ROUTER.0 {
                 hosts.push_str(&format!("{STALE_PORTAINER} portainer.{DOMAIN}\n"));
             }
+            let nameserver = if faults.router_resolv_nowhere && node == ROUTER.0 {
+                DEAD_NAMESERVER
+            } else {
+                HOST.1
+            };
             common::add_node(
                 &sw,
                 &ns,
                 node,
                 ip,
                 &hosts,
-                &format!("search {DOMAIN}\nnameserver {}\n", HOST.1),
+                &format!("search {DOMAIN}\nnameserver {nameserver}\n"),
             );
         }
     }
@@ -602,6 +611,47 @@ fn a_hosts_override_inside_the_router_guest_is_the_first_divergence() {
         actual.starts_with("lxc:102:/etc/hosts:2 maps portainer."),
         "the guest's file, not a local copy: {actual}"
     );
+}
+
+/// The Traefik guest's resolv.conf names 198.18.0.99, where no host exists, while the
+/// platform's dnsmasq answers every name: a program in lxc:102 gets no answer, so the trace is
+/// not healthy, and the finding names the guest's resolv.conf, its line 2 and the dead
+/// nameserver. Written from the fault: the host's own DNS stays ok.
+#[test]
+fn a_resolv_conf_naming_a_dead_nameserver_inside_the_router_guest_is_a_divergence() {
+    let lab = Lab::up(
+        "r",
+        Faults {
+            router_resolv_nowhere: true,
+            ..Faults::default()
+        },
+    );
+    let (report, code, _) = lab.trace("qdrant", &[]);
+    assert_real_vantages(&lab, &report);
+    assert_eq!(code, 1, "{}", not_ok(&report));
+    assert_eq!(report["verdict"], "diverged");
+    let first = &report["first_divergence"];
+    assert_eq!(first["hop"], "router-dns", "{}", not_ok(&report));
+    assert_eq!(first["code"], "PD-DNS-006", "{first:#}");
+    assert_eq!(first["from"], "lxc:102", "{first:#}");
+    let s = step(&report, "router-dns.dns.qdrant");
+    assert_eq!(s["verdict"], "diverged", "{s:#}");
+    let actual = s["actual"].as_str().unwrap();
+    assert!(
+        actual.contains(&format!(
+            "/etc/resolv.conf:2 names nameserver {DEAD_NAMESERVER}"
+        )),
+        "{actual}"
+    );
+    assert!(
+        actual.contains(&format!("{DEAD_NAMESERVER}:53 does not answer")),
+        "{actual}"
+    );
+    assert!(
+        !s.to_string().contains("effective answer at the vantage"),
+        "{s:#}"
+    );
+    assert_eq!(hop(&report, "host-dns")["verdict"], "ok");
 }
 
 /// A firewall inside the agent VM that drops the Portainer VM but not the host: the hop from

@@ -199,6 +199,7 @@ pub fn probe(g: &GlobalArgs, p: &ProbeCommand) -> Result<u8> {
     let ctx = ProbeCtx {
         timeout,
         system,
+        scope: scope.clone(),
         ..ProbeCtx::default()
     };
     let obs = match &scope {

@@ -857,6 +857,11 @@ fn dns_code(timed_out: bool, reason: &str, d: &crate::observe::DnsEvidence) -> &
     let hosts_pins = d.effective_source == "hosts"
         && !d.hosts_entries.is_empty()
         && (d.answers.is_empty() || d.effective != d.answers);
+    match reason {
+        "resolver-no-answer" => return "PD-DNS-006",
+        "resolver-differs" => return "PD-DNS-007",
+        _ => {}
+    }
     if reason.contains("hosts") || hosts_pins {
         return "PD-DNS-003";
     }

@@ -1059,3 +1059,36 @@ fn a_healthy_table_never_calls_refuted_static_findings_errors() {
         "{section}"
     );
 }
+
+/// The intended nameserver answers the right address; the vantage's resolver does not reach
+/// it (no answer: PD-DNS-006) or is another server (PD-DNS-007): a divergence at the vantage
+/// either way, never healthy.
+#[test]
+fn the_vantages_own_resolver_has_its_own_codes() {
+    for (reason, code) in [
+        ("resolver-no-answer", "PD-DNS-006"),
+        ("resolver-differs", "PD-DNS-007"),
+    ] {
+        let mut p = P::new();
+        p.hop("router-dns", VantageRef::Lxc(102), "dnsmasq");
+        let a = p.step(
+            "router-dns",
+            Layer::Dns,
+            ProbeSpec::Dns {
+                name: "qdrant".into(),
+                server: addr("127.0.0.13:53"),
+                expect: vec!["127.0.0.153".parse().unwrap()],
+                system: true,
+            },
+            &[],
+        );
+        let d = dns_ev(&["127.0.0.153"], "NOERROR");
+        p.obs
+            .push(obs(&a, Outcome::Failed, Some(reason), Evidence::Dns(d)));
+        let r = p.run();
+        let codes: Vec<_> = r.findings.iter().map(|f| f.code.as_str()).collect();
+        assert_eq!(codes, vec![code], "{reason}");
+        let hop = r.hops.iter().find(|h| h.id == "router-dns").unwrap();
+        assert_eq!(hop.verdict, Verdict::Diverged, "{reason}");
+    }
+}

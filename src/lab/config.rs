@@ -2,7 +2,7 @@
 //! stacks, the Traefik template, the site file, the vantages' system files; and the DNS
 //! records and router routes derived from that config the way the platform derives them.
 
-use super::{Addrs, Ports};
+use super::{Addrs, Fault, Ports};
 use crate::error::{Error, Result};
 use serde_json::{json, Value};
 use std::net::SocketAddr;
@@ -301,8 +301,10 @@ pub fn write_dir(
     addrs: &Addrs,
     ports: &Ports,
     pki: &PkiPaths,
-    hosts_override: bool,
+    faults: &[Fault],
 ) -> Result<Written> {
+    let hosts_override = faults.contains(&Fault::HostsOverride);
+    let resolv_nowhere = faults.contains(&Fault::ResolvNowhere);
     let etc = root.join("etc");
     let stacks = root.join("stacks");
     write(
@@ -355,9 +357,15 @@ pub fn write_dir(
             text.push_str(&format!("{}\tportainer.{DOMAIN}\n", addrs.old_portainer));
         }
         write(&hosts, &text)?;
+        // `resolv-nowhere`: the router guest's resolver is an address where nothing listens.
+        let nameserver = if resolv_nowhere && *id == "lxc:102" {
+            addrs.nowhere_nameserver()
+        } else {
+            addrs.host
+        };
         write(
             &resolv,
-            &format!("search {DOMAIN}\nnameserver {}\n", addrs.host),
+            &format!("search {DOMAIN}\nnameserver {nameserver}\n"),
         )?;
         let mut t = toml::Table::new();
         t.insert("hosts_file".into(), path_str(&hosts));

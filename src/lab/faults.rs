@@ -25,6 +25,7 @@ pub enum Fault {
     BackendTls,
     CaDown,
     SlowBackend,
+    ResolvNowhere,
 }
 
 /// Where the first divergence of a fault should be found.
@@ -80,7 +81,7 @@ const fn at(
     }
 }
 
-static FAULTS: [FaultInfo; 15] = [
+static FAULTS: [FaultInfo; 16] = [
     info(
         Fault::HostsOverride,
         "hosts-override",
@@ -185,6 +186,13 @@ static FAULTS: [FaultInfo; 15] = [
         "qdrant accepts but answers only after 10 s (router and gateway answer 504)",
         at("router-qdrant", Layer::Http, "PD-HTTP-004", &["timeout"]),
         "check_qdrant.sh (slow start, 12 x 10 s)",
+    ),
+    info(
+        Fault::ResolvNowhere,
+        "resolv-nowhere",
+        "the router's (lxc:102) /etc/resolv.conf names a nameserver where nothing listens",
+        at("router-dns", Layer::Dns, "PD-DNS-006", &["resolver-no-answer"]),
+        "etc/phoenix_lxc_configs.json network_config.nameservers: pct writes it into the guest's /etc/resolv.conf; a hand edit or a stale nameserver leaves programs there waiting for a timeout",
     ),
 ];
 

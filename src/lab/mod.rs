@@ -75,6 +75,10 @@ impl Addrs {
             old_portainer: a(101),
         }
     }
+    /// A nameserver address in the lab's block where nothing listens (fault `resolv-nowhere`).
+    pub fn nowhere_nameserver(&self) -> Ipv4Addr {
+        Ipv4Addr::new(127, self.octet, 0, 99)
+    }
     /// The block every lab address lies in.
     pub fn net(&self) -> Ipv4Net {
         Ipv4Net::new(Ipv4Addr::new(127, self.octet, 0, 0), 24).expect("valid prefix")
@@ -507,14 +511,7 @@ impl Lab {
             Some(r) => r.build(&addrs, &pki_paths),
             None => config::build(&addrs, &pki_paths)?,
         };
-        let written = config::write_dir(
-            &root,
-            &cfg,
-            &addrs,
-            &ports,
-            &pki_paths,
-            has(Fault::HostsOverride),
-        )?;
+        let written = config::write_dir(&root, &cfg, &addrs, &ports, &pki_paths, &spec.faults)?;
 
         config::seal_dir(&root)?;
 

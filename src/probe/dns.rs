@@ -364,6 +364,223 @@ pub fn parse_resolv_conf(file: &Path, text: &str) -> ResolvConf {
     rc
 }
 
+/// At most this many nameservers of a resolv.conf are used (glibc's MAXNS).
+const MAXNS: usize = 3;
+
+/// What a resolv.conf tells a program's resolver: its nameservers in order, each with its line
+/// (line 0: none is named, the resolver's default 127.0.0.1), and the `timeout:`/`attempts:`
+/// options (defaults 5 s and 2, capped at 30 s and 5 as glibc does).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ResolverConf {
+    pub nameservers: Vec<(u32, IpAddr)>,
+    pub timeout: Duration,
+    pub attempts: u32,
+}
+
+impl ResolverConf {
+    pub fn parse(text: &str) -> ResolverConf {
+        let mut rc = ResolverConf {
+            nameservers: Vec::new(),
+            timeout: Duration::from_secs(5),
+            attempts: 2,
+        };
+        for (i, line) in text.lines().enumerate() {
+            let line = line.split(['#', ';']).next().unwrap_or("");
+            let mut parts = line.split_whitespace();
+            match parts.next() {
+                Some("nameserver") => {
+                    let ip = parts.next().and_then(|p| p.split('%').next()?.parse().ok());
+                    if let (Some(ip), true) = (ip, rc.nameservers.len() < MAXNS) {
+                        rc.nameservers.push((i as u32 + 1, ip));
+                    }
+                }
+                Some("options") => {
+                    for opt in parts {
+                        if let Some(v) = opt.strip_prefix("timeout:") {
+                            if let Ok(v) = v.parse::<u64>() {
+                                rc.timeout = Duration::from_secs(v.clamp(1, 30));
+                            }
+                        } else if let Some(v) = opt.strip_prefix("attempts:") {
+                            if let Ok(v) = v.parse::<u32>() {
+                                rc.attempts = v.clamp(1, 5);
+                            }
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+        if rc.nameservers.is_empty() {
+            rc.nameservers.push((0, IpAddr::from([127, 0, 0, 1])));
+        }
+        rc
+    }
+}
+
+/// How a nameserver the tool did not ask is described (its answer is unknown).
+const NOT_ASKED: &str = "was not asked";
+
+/// One nameserver a program's resolver asks, and what came of it (`Err`: why no answer).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Asked {
+    pub line: u32,
+    pub nameserver: SocketAddr,
+    pub result: Result<DnsAnswer, String>,
+}
+
+/// Ask the vantage's resolv.conf nameservers in order, as a program there would: each gets
+/// `timeout` × `attempts`, the whole walk is capped by the step's timeout; the step's own server
+/// (already asked) is not asked again; a nameserver outside the run's scope is not asked. Stops
+/// at the first answer other than SERVFAIL/REFUSED (which make a resolver try the next one).
+pub async fn program_view(
+    ctx: &ProbeCtx,
+    name: &str,
+    server: SocketAddr,
+    intended: &DnsAnswer,
+    rc: &ResolverConf,
+) -> Vec<Asked> {
+    let deadline = Deadline::after(ctx.timeout);
+    let mut asked = Vec::new();
+    for &(line, ip) in &rc.nameservers {
+        let (nameserver, result) = if ip == server.ip() {
+            (server, Ok(intended.clone()))
+        } else {
+            let ns = SocketAddr::new(ip, 53);
+            let left = deadline
+                .at
+                .saturating_duration_since(tokio::time::Instant::now());
+            let allowed = ctx.scope.as_ref().is_some_and(|s| s.allows(ip));
+            let r = if !allowed {
+                Err(format!(
+                    "{NOT_ASKED}: it is outside the run's scope (--scope)"
+                ))
+            } else if left.is_zero() {
+                Err(format!("{NOT_ASKED}: the step's timeout ran out"))
+            } else {
+                let budget = (rc.timeout * rc.attempts).min(left);
+                query(name, ns, budget)
+                    .await
+                    .map_err(|f| format!("does not answer: {}", f.detail))
+            };
+            (ns, r)
+        };
+        let last = matches!(&result, Ok(a) if a.rcode != "SERVFAIL" && a.rcode != "REFUSED");
+        asked.push(Asked {
+            line,
+            nameserver,
+            result,
+        });
+        if last {
+            break;
+        }
+    }
+    asked
+}
+
+fn named_at(file: &str, a: &Asked) -> String {
+    if a.line == 0 {
+        format!("{file} names no nameserver, so the resolver asks 127.0.0.1")
+    } else {
+        format!("{file}:{} names nameserver {}", a.line, a.nameserver.ip())
+    }
+}
+
+/// What a program at the vantage gets, judged.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ProgramJudged {
+    /// The effective answer is set; nothing to report.
+    Fine,
+    /// A nameserver before any answer was not asked (the run's scope, the step's time): what a
+    /// program there gets is unknown, and no effective answer is claimed.
+    Unknown(String),
+    /// A divergence: the reason and the message.
+    Diverged(&'static str, String),
+}
+
+fn not_asked(a: &Asked) -> bool {
+    matches!(&a.result, Err(e) if e.starts_with(NOT_ASKED))
+}
+
+/// Judge what a program at the vantage gets: sets the effective answer (or clears it when it is
+/// unknown), and diverges when its resolver gets no answer (`resolver-no-answer`) or asked a
+/// nameserver other than the intended one (`resolver-differs`).
+pub fn judge_program_view(
+    ev: &mut DnsEvidence,
+    asked: &[Asked],
+    file: &str,
+    name: &str,
+    server: SocketAddr,
+    expect: &[IpAddr],
+) -> ProgramJudged {
+    let answered = asked.iter().position(
+        |a| matches!(&a.result, Ok(ans) if ans.rcode != "SERVFAIL" && ans.rcode != "REFUSED"),
+    );
+    let before = &asked[..answered.unwrap_or(asked.len())];
+    if let Some(a) = before.iter().find(|a| not_asked(a)) {
+        ev.effective.clear();
+        ev.effective_source.clear();
+        let e = a.result.as_ref().err().map(String::as_str).unwrap_or("");
+        return ProgramJudged::Unknown(format!(
+            "what a program here gets is unknown: {}; {} {e}",
+            named_at(file, a),
+            a.nameserver
+        ));
+    }
+    let Some(i) = answered else {
+        let why: Vec<String> = asked
+            .iter()
+            .map(|a| match &a.result {
+                Ok(ans) => format!("{} answers {}", named_at(file, a), ans.rcode),
+                Err(e) => format!("{}; {} {e}", named_at(file, a), a.nameserver),
+            })
+            .collect();
+        ev.effective.clear();
+        ev.effective_source.clear();
+        return ProgramJudged::Diverged(
+            "resolver-no-answer",
+            format!(
+                "a program at this vantage gets no answer for {name}: {}; the intended nameserver {server} answers {}",
+                why.join("; "),
+                list(&ev.answers)
+            ),
+        );
+    };
+    let (from, ans) = match &asked[i].result {
+        Ok(ans) => (&asked[i], ans),
+        Err(_) => unreachable!("the answered position holds an answer"),
+    };
+    ev.effective = ans.answers.clone();
+    ev.effective_source = if from.nameserver == server {
+        "dns".into()
+    } else {
+        format!("dns via {}", from.nameserver)
+    };
+    let Some(first) = asked
+        .iter()
+        .find(|a| a.nameserver.ip() != server.ip() && !not_asked(a))
+    else {
+        return ProgramJudged::Fine;
+    };
+    let gets = if ans.answers.is_empty() {
+        ans.rcode.clone()
+    } else {
+        list(&ans.answers)
+    };
+    let mut msg = format!(
+        "{}, not the intended {} (the vantage's nameserver the config derives); a program there gets {gets} from {}",
+        named_at(file, first),
+        server.ip(),
+        from.nameserver
+    );
+    if let Err(e) = &first.result {
+        msg.push_str(&format!("; {} {e}", first.nameserver));
+    }
+    if !expect.is_empty() && set(&ans.answers) != set(expect) {
+        msg.push_str(&format!(", expected {}", list(expect)));
+    }
+    ProgramJudged::Diverged("resolver-differs", msg)
+}
+
 fn set(v: &[IpAddr]) -> BTreeSet<IpAddr> {
     v.iter().copied().collect()
 }
@@ -393,6 +610,7 @@ pub async fn probe(
         ..DnsEvidence::default()
     };
     let mut notes = Vec::new();
+    let mut resolver: Option<ResolverConf> = None;
     if system {
         use crate::fsutil::{read_bounded_string, FileKind};
         let hf = &ctx.system.hosts_file;
@@ -411,7 +629,10 @@ pub async fn probe(
         }
         let rf = &ctx.system.resolv_conf;
         match read_bounded_string(rf, FileKind::SystemFile) {
-            Ok(text) => ev.resolv_conf = Some(parse_resolv_conf(rf, &text)),
+            Ok(text) => {
+                ev.resolv_conf = Some(parse_resolv_conf(rf, &text));
+                resolver = Some(ResolverConf::parse(&text));
+            }
             Err(e) => {
                 exhaustion(&e);
                 notes.push(format!("resolv.conf {e}"))
@@ -455,7 +676,7 @@ pub async fn probe(
         ..Timings::default()
     };
     let hosts_ips: Vec<IpAddr> = ev.hosts_entries.iter().map(|h| h.ip).collect();
-    let suffix = if notes.is_empty() {
+    let mut suffix = if notes.is_empty() {
         String::new()
     } else {
         format!(" ({})", notes.join("; "))
@@ -493,7 +714,7 @@ pub async fn probe(
         ev.effective = ans.answers.clone();
         ev.effective_source = "dns".into();
     }
-    let o = observation(Outcome::Ok, Evidence::Dns(ev.clone()), timings);
+    let mut o = observation(Outcome::Ok, Evidence::Dns(ev.clone()), timings);
     if ans.rcode != "NOERROR" {
         let reason = classify::dns_rcode(&ans.rcode);
         let msg = format!("{name} @{server}: {}{suffix}", ans.rcode);
@@ -502,6 +723,27 @@ pub async fn probe(
     if ans.answers.is_empty() {
         let msg = format!("{name} @{server}: NOERROR with no A record (NODATA){suffix}");
         return fail(o, Outcome::Failed, "answer", "nodata", msg);
+    }
+    if let (Some(rc), true) = (&resolver, hosts_ips.is_empty()) {
+        let file = ev
+            .resolv_conf
+            .as_ref()
+            .map(|r| r.file.clone())
+            .unwrap_or_default();
+        let asked = program_view(ctx, name, server, &ans, rc).await;
+        let total = ms(t);
+        o.timings.total_ms = total;
+        o.timings.resolve_ms = Some(total);
+        let verdict = judge_program_view(&mut ev, &asked, &file, name, server, expect);
+        o.evidence = Evidence::Dns(ev.clone());
+        match verdict {
+            ProgramJudged::Fine => {}
+            ProgramJudged::Unknown(note) => suffix.push_str(&format!(" ({note})")),
+            ProgramJudged::Diverged(reason, msg) => {
+                let msg = format!("{msg}{suffix}");
+                return fail(o, Outcome::Failed, "effective", reason, msg);
+            }
+        }
     }
     let ttl = ans.ttl.map(|t| format!(" ttl {t}")).unwrap_or_default();
     let overridden = !hosts_ips.is_empty() && set(&hosts_ips) != set(&ans.answers);
@@ -526,7 +768,6 @@ pub async fn probe(
             let msg = format!("{detail}; expected {} from DNS{suffix}", list(expect));
             return fail(o, Outcome::Failed, "answer", "wrong-answer", msg);
         }
-        let mut o = o;
         o.phase = Some("effective".into());
         o.message = format!("{detail} (hosts file wins){suffix}");
         return o;
@@ -539,7 +780,6 @@ pub async fn probe(
         );
         return fail(o, Outcome::Failed, "answer", "wrong-answer", msg);
     }
-    let mut o = o;
     o.phase = Some("answer".into());
     let via = if ans.protocol == "tcp" {
         " (tcp after truncation)"
@@ -588,5 +828,97 @@ mod tests {
         let (a, trunc) = parse_answer(&m.to_vec().unwrap(), "udp", &qname).unwrap();
         assert_eq!(a.rcode, "NXDOMAIN");
         assert!(!trunc);
+    }
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    fn noerror(a: &str) -> DnsAnswer {
+        DnsAnswer {
+            protocol: "udp".into(),
+            rcode: "NOERROR".into(),
+            answers: vec![ip(a)],
+            ..DnsAnswer::default()
+        }
+    }
+
+    #[test]
+    fn resolver_conf_keeps_order_lines_options_and_glibc_limits() {
+        let rc = ResolverConf::parse(
+            "search x\nnameserver 198.18.0.99\n# nameserver 1.1.1.1\nnameserver 198.18.0.13 ; c\noptions timeout:1 attempts:9 ndots:2\nnameserver 198.18.0.3\nnameserver 198.18.0.4\n",
+        );
+        assert_eq!(
+            rc.nameservers,
+            vec![
+                (2, ip("198.18.0.99")),
+                (4, ip("198.18.0.13")),
+                (6, ip("198.18.0.3"))
+            ]
+        );
+        assert_eq!(rc.timeout, Duration::from_secs(1));
+        assert_eq!(rc.attempts, 5);
+        let none = ResolverConf::parse("search x\n");
+        assert_eq!(none.nameservers, vec![(0, ip("127.0.0.1"))]);
+        assert_eq!((none.timeout, none.attempts), (Duration::from_secs(5), 2));
+    }
+
+    #[test]
+    fn a_dead_nameserver_is_no_answer_and_a_foreign_one_differs() {
+        let server: SocketAddr = "198.18.0.13:53".parse().unwrap();
+        let dead = Asked {
+            line: 2,
+            nameserver: "198.18.0.99:53".parse().unwrap(),
+            result: Err("does not answer: no answer over UDP".into()),
+        };
+        let mut ev = DnsEvidence {
+            answers: vec![ip("198.18.0.153")],
+            effective: vec![ip("198.18.0.153")],
+            effective_source: "dns".into(),
+            ..DnsEvidence::default()
+        };
+        let j = judge_program_view(
+            &mut ev,
+            std::slice::from_ref(&dead),
+            "/r",
+            "q.x",
+            server,
+            &[],
+        );
+        let ProgramJudged::Diverged(reason, msg) = j else {
+            panic!("{j:?}")
+        };
+        assert_eq!(reason, "resolver-no-answer");
+        assert!(
+            msg.contains("/r:2 names nameserver 198.18.0.99; 198.18.0.99:53 does not answer"),
+            "{msg}"
+        );
+        assert!(ev.effective.is_empty(), "no effective answer is claimed");
+        // the dead one first, then the intended one: the program gets the intended answer late,
+        // from a resolv.conf that names a nameserver the config does not
+        let intended = Asked {
+            line: 3,
+            nameserver: server,
+            result: Ok(noerror("198.18.0.153")),
+        };
+        let j = judge_program_view(&mut ev, &[dead, intended.clone()], "/r", "q.x", server, &[]);
+        assert!(
+            matches!(j, ProgramJudged::Diverged("resolver-differs", _)),
+            "{j:?}"
+        );
+        assert_eq!(ev.effective, vec![ip("198.18.0.153")]);
+        // only the intended nameserver: fine, and the effective answer is its answer
+        let j = judge_program_view(&mut ev, &[intended], "/r", "q.x", server, &[]);
+        assert_eq!(j, ProgramJudged::Fine);
+        assert_eq!(ev.effective_source, "dns");
+        // a nameserver the tool may not ask: unknown, never healthy-by-assumption nor diverged
+        let skipped = Asked {
+            line: 1,
+            nameserver: "10.9.9.9:53".parse().unwrap(),
+            result: Err(format!("{NOT_ASKED}: outside")),
+        };
+        let j = judge_program_view(&mut ev, &[skipped], "/r", "q.x", server, &[]);
+        assert!(matches!(j, ProgramJudged::Unknown(_)), "{j:?}");
+        assert!(ev.effective.is_empty());
     }
 }

@@ -40,6 +40,9 @@ pub struct ProbeCtx {
     pub body_limit: usize,
     /// The vantage's hosts file and resolv.conf (for DNS steps with `system`).
     pub system: SystemFiles,
+    /// Where the vantage's own resolver may be queried besides the step's target (the run's
+    /// scope); `None` queries none of its other nameservers.
+    pub scope: Option<crate::engine::Scope>,
 }
 
 impl Default for ProbeCtx {
@@ -48,6 +51,7 @@ impl Default for ProbeCtx {
             timeout: Duration::from_secs(2),
             body_limit: 64 * 1024,
             system: SystemFiles::default(),
+            scope: None,
         }
     }
 }

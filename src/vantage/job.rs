@@ -71,6 +71,9 @@ impl Job {
         ProbeCtx {
             timeout: Duration::from_millis(self.timeout_ms),
             body_limit: self.body_limit,
+            scope: Some(crate::engine::Scope {
+                allowed: self.scope.clone(),
+            }),
             ..ProbeCtx::default()
         }
     }

@@ -3,6 +3,7 @@
 
 pub mod cluster;
 pub mod job;
+pub mod listeners;
 pub mod site;
 pub mod template;
 pub mod transport;

@@ -1,0 +1,171 @@
+//! The sockets listening in a guest, from its `/proc/net/tcp` and `/proc/net/tcp6` (bounded
+//! parsing), and the sentence that explains a refused or filtered port with them.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+
+/// At most this many lines of one file are read (a busy guest has thousands of connections;
+/// listeners come first in practice, the rest are ignored).
+pub const MAX_LINES: usize = 65_536;
+/// A line longer than this is not a socket line.
+const MAX_LINE: usize = 512;
+/// The `st` column of a listening socket.
+const TCP_LISTEN: &str = "0A";
+
+/// A listening TCP socket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Listener {
+    pub addr: SocketAddr,
+    /// The socket's inode (to find its process when `/proc/<pid>/fd` is readable).
+    pub inode: u64,
+}
+
+/// Parse the kernel's hex address: IPv4 as one 32-bit word, IPv6 as four, each printed in the
+/// kernel's (little-endian on x86 and arm64) byte order; the port in network order.
+fn parse_addr(field: &str) -> Option<SocketAddr> {
+    let (ip, port) = field.split_once(':')?;
+    let port = u16::from_str_radix(port, 16).ok()?;
+    let word = |s: &str| u32::from_str_radix(s, 16).ok().map(u32::to_le_bytes);
+    let ip = match ip.len() {
+        8 => IpAddr::V4(Ipv4Addr::from(word(ip)?)),
+        32 => {
+            let mut b = [0u8; 16];
+            for i in 0..4 {
+                b[i * 4..i * 4 + 4].copy_from_slice(&word(ip.get(i * 8..i * 8 + 8)?)?);
+            }
+            IpAddr::V6(Ipv6Addr::from(b))
+        }
+        _ => return None,
+    };
+    Some(SocketAddr::new(ip, port))
+}
+
+/// The listening sockets of a `/proc/net/tcp` or `tcp6` text (header and malformed lines are
+/// skipped; at most [`MAX_LINES`] lines are read).
+pub fn parse_proc_net_tcp(text: &str) -> Vec<Listener> {
+    let mut out = Vec::new();
+    for line in text.lines().take(MAX_LINES) {
+        if line.len() > MAX_LINE {
+            continue;
+        }
+        let f: Vec<&str> = line.split_whitespace().take(10).collect();
+        if f.len() < 10 || f[3] != TCP_LISTEN {
+            continue;
+        }
+        let (Some(addr), Ok(inode)) = (parse_addr(f[1]), f[9].parse::<u64>()) else {
+            continue;
+        };
+        out.push(Listener { addr, inode });
+    }
+    out.sort();
+    out.dedup();
+    out
+}
+
+/// Whether `l` accepts connections to `want` (a wildcard address accepts any of its family;
+/// `[::]` also IPv4 unless the socket is v6-only, which /proc does not say).
+fn accepts(l: &Listener, want: SocketAddr) -> bool {
+    l.addr.port() == want.port()
+        && (l.addr.ip() == want.ip()
+            || l.addr.ip().is_unspecified()
+            || l.addr.ip().is_loopback() && want.ip().is_loopback())
+}
+
+/// What the listeners say about a connection to `want` that failed: "nothing listens on :9001;
+/// a process listens on :9002", or who listens on the port but on another address.
+pub fn explain(listeners: &[Listener], want: SocketAddr) -> String {
+    let port = want.port();
+    if let Some(l) = listeners.iter().find(|l| accepts(l, want)) {
+        return format!(
+            "a socket listens on {} (the refusal or the silence comes from elsewhere: a firewall, or a full backlog)",
+            l.addr
+        );
+    }
+    let mut msg = format!("nothing listens on :{port}");
+    let same_port: Vec<String> = listeners
+        .iter()
+        .filter(|l| l.addr.port() == port)
+        .map(|l| l.addr.to_string())
+        .collect();
+    if !same_port.is_empty() {
+        msg.push_str(&format!(
+            " at {}; :{port} is bound to {} only",
+            want.ip(),
+            same_port.join(", ")
+        ));
+        return msg;
+    }
+    let near = listeners
+        .iter()
+        .filter(|l| !l.addr.ip().is_loopback())
+        .min_by_key(|l| (l.addr.port().abs_diff(port), l.addr.port()));
+    if let Some(l) = near {
+        msg.push_str(&format!("; a process listens on :{}", l.addr.port()));
+    }
+    msg
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Lines as a Linux 6.x kernel prints them (this machine's /proc/net/tcp and tcp6).
+    const TCP: &str = "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode
+   0: 00000000:07E8 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 1062 1 00000000191cbf40 100 0 0 10 0
+   1: 6F00967F:24E3 0100007F:D294 06 00000000:00000000 03:00000F64 00000000     0        0 0 3 00000000e38e1387
+   2: 0100007F:8B4A 0C001A7F:0050 01 00000000:00000000 03:00000BD4 00000000     0        0 0 3 00000000689d8184
+   3: 6600000A:2329 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 4242 1 0000000000000000 100 0 0 10 0
+";
+    const TCP6: &str = "  sl  local_address                         remote_address                        st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode
+   0: 00000000000000000000000000000000:18BD 00000000000000000000000000000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 5150 1 0000000000000000 100 0 0 10 0
+   1: 00000000000000000000000001000000:0277 00000000000000000000000000000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 99 1 0000000000000000 100 0 0 10 0
+";
+
+    fn sa(s: &str) -> SocketAddr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn only_listening_sockets_with_their_addresses_and_inodes() {
+        let l = parse_proc_net_tcp(TCP);
+        let got: Vec<(SocketAddr, u64)> = l.iter().map(|l| (l.addr, l.inode)).collect();
+        // 0.0.0.0:2024 and 10.0.0.102:9001 listen; the two connections (st 06, 01) do not
+        assert_eq!(
+            got,
+            vec![(sa("0.0.0.0:2024"), 1062), (sa("10.0.0.102:9001"), 4242)]
+        );
+        let l6 = parse_proc_net_tcp(TCP6);
+        let got: Vec<SocketAddr> = l6.iter().map(|l| l.addr).collect();
+        assert_eq!(got, vec![sa("[::]:6333"), sa("[::1]:631")]);
+    }
+
+    #[test]
+    fn malformed_and_oversized_lines_are_skipped() {
+        let long = format!("   0: 00000000:07E8 00000000:0000 0A {}\n", "0".repeat(600));
+        let text =
+            format!("{long}   1: zz:07E8 00000000:0000 0A 0 0 0 0 0 7\n   2: 00000000:07E8\n");
+        assert!(parse_proc_net_tcp(&text).is_empty());
+    }
+
+    #[test]
+    fn the_explanation_names_the_missing_port_and_the_nearest_listener() {
+        let moved = parse_proc_net_tcp(
+            "   0: 00000000:2332 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 7 1 0 100 0 0 10 0\n   1: 00000000:18BD 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 8 1 0 100 0 0 10 0\n",
+        );
+        assert_eq!(
+            explain(&moved, sa("10.0.0.102:9001")),
+            "nothing listens on :9001; a process listens on :9010"
+        );
+        let l = parse_proc_net_tcp(TCP);
+        assert!(
+            explain(&l, sa("10.0.0.102:9001")).starts_with("a socket listens on 10.0.0.102:9001")
+        );
+        assert_eq!(
+            explain(&l, sa("10.0.0.103:9001")),
+            "nothing listens on :9001 at 10.0.0.103; :9001 is bound to 10.0.0.102:9001 only"
+        );
+        assert_eq!(
+            explain(&[], sa("10.0.0.102:9001")),
+            "nothing listens on :9001"
+        );
+    }
+}
