@@ -23,10 +23,7 @@ pub struct Scope {
     pub allowed: Vec<IpNet>,
 }
 
-/// A platform subnet shorter than this (IPv4) is not taken as a scope.
-pub const MIN_SCOPE_PREFIX_V4: u8 = 16;
-/// A platform subnet shorter than this (IPv6) is not taken as a scope.
-pub const MIN_SCOPE_PREFIX_V6: u8 = 48;
+pub use crate::model::{MIN_SCOPE_PREFIX_V4, MIN_SCOPE_PREFIX_V6};
 
 /// `::ffff:a.b.c.d` is `a.b.c.d`.
 fn canonical_ip(ip: IpAddr) -> IpAddr {

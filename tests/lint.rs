@@ -1001,6 +1001,30 @@ fn lint_005_clone_loop_reported_once() {
     );
 }
 
+/// A subnet written `/0` (or anything shorter than /16) would make every address a probe target:
+/// it is no scope, and lint says so; the reference config's /24 is fine.
+#[test]
+fn lint_006_subnet_too_wide_to_be_a_scope() {
+    assert_eq!(count(&reference_findings(), "PD-LINT-006"), 0);
+    for wide in ["0.0.0.0/0", "10.0.0.0/8"] {
+        let fs = Cfg::reference()
+            .edit("etc/phoenix_hypervisor_config.json", |v| {
+                v["network"]["default_subnet"] = json!(wide)
+            })
+            .lint();
+        assert_eq!(count(&fs, "PD-LINT-006"), 1, "{wide}: {:#?}", titles(&fs));
+        let f = fs.iter().find(|f| f.code == "PD-LINT-006").unwrap();
+        assert!(f.title.contains(wide), "{}", f.title);
+        assert_eq!(f.severity, Severity::Warning);
+    }
+    let fs = Cfg::reference()
+        .edit("etc/phoenix_hypervisor_config.json", |v| {
+            v["network"]["default_subnet"] = json!("10.0.0.0/16")
+        })
+        .lint();
+    assert_eq!(count(&fs, "PD-LINT-006"), 0);
+}
+
 #[test]
 fn lint_004_stack_without_manifest() {
     let fs = Cfg::reference()

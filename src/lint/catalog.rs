@@ -150,6 +150,10 @@ pub const STATIC: &[CodeInfo] = &[
         "Following `clone_from_ctid` (or `clone_from_vmid`) from guest to guest comes back to a guest already passed. A clone needs its source to exist first, so no guest of the loop can be created from the configs, and what a clone inherits through its chain (its resolvers) stops where the loop closes.",
         "jq '.lxc_configs | to_entries[] | {id: .key, from: .value.clone_from_ctid}' phoenix_lxc_configs.json; jq '.vms[] | {vmid, clone_from_vmid}' phoenix_vm_configs.json",
         "Point one guest of the loop at a template that clones nothing (or drop its clone_from key)."),
+    code!("PD-LINT-006", None, Warning, "platform subnet too wide to be a probe scope",
+        "The platform's subnet (`network.default_subnet`, or the host's address with its prefix, in phoenix_hypervisor_config.json) is shorter than /16 (IPv4) or /48 (IPv6), for instance a host address written with /0. phoenix-doctor takes the platform's subnets as the default scope of the networks a trace may send to; a subnet this wide would let a trace dial any address, so it is left out and only 127.0.0.0/8 is in scope unless --scope is given.",
+        "jq '.network' /usr/local/phoenix_hypervisor/etc/phoenix_hypervisor_config.json",
+        "Write the subnet with its real prefix (10.0.0.0/24), or pass --scope with the platform's network."),
 ];
 
 /// Every static code.

@@ -50,7 +50,34 @@ const RULES: &[fn(&Intended) -> Vec<Finding>] = &[
     config_history,
     port_variables,
     clone_cycles,
+    wide_subnets,
 ];
+
+/// PD-LINT-006: a platform subnet too wide to serve as the default probe scope.
+pub(crate) fn wide_subnets(m: &Intended) -> Vec<Finding> {
+    use crate::model::{MIN_SCOPE_PREFIX_V4, MIN_SCOPE_PREFIX_V6};
+    m.subnets
+        .iter()
+        .filter(|n| {
+            n.prefix_len()
+                < match n {
+                    ipnet::IpNet::V4(_) => MIN_SCOPE_PREFIX_V4,
+                    ipnet::IpNet::V6(_) => MIN_SCOPE_PREFIX_V6,
+                }
+        })
+        .map(|n| {
+            finding(
+                "PD-LINT-006",
+                format!("platform subnet {n} is too wide to be a probe scope"),
+            )
+            .expected("a platform subnet of /16 or longer: the networks a trace may send to by default")
+            .actual(format!(
+                "{n} (from `network.default_subnet` or the host's address in etc/phoenix_hypervisor_config.json): left out of the default scope; traces probe only 127.0.0.0/8 unless --scope is given"
+            ))
+            .hint("Write the subnet with its real prefix (10.0.0.0/24), or pass --scope.")
+        })
+        .collect()
+}
 
 /// Every static finding for the intended state, in rule order (duplicates removed).
 pub fn run(m: &Intended) -> Vec<Finding> {

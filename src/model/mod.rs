@@ -165,6 +165,11 @@ pub struct PortainerAgent {
     pub hostname: Option<Val<String>>,
 }
 
+/// A platform subnet shorter than this (IPv4) is not taken as a probe scope (`lint` says so).
+pub const MIN_SCOPE_PREFIX_V4: u8 = 16;
+/// A platform subnet shorter than this (IPv6) is not taken as a probe scope.
+pub const MIN_SCOPE_PREFIX_V6: u8 = 48;
+
 /// The intended state of the platform.
 #[derive(Debug, Clone, Serialize)]
 pub struct Intended {
