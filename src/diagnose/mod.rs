@@ -888,13 +888,15 @@ fn connect_failure(
     e: &Evidence,
 ) -> Option<&'static str> {
     if let Evidence::Tcp(t) = e {
-        return Some(match t.state.as_str() {
-            "refused" => "PD-TCP-001",
-            "unreachable" => "PD-TCP-003",
-            _ => "PD-TCP-002",
-        });
+        match t.state.as_str() {
+            "refused" => return Some("PD-TCP-001"),
+            "unreachable" => return Some("PD-TCP-003"),
+            "filtered" => return Some("PD-TCP-002"),
+            // A reset or another connect error: the reason decides, as for the other probes.
+            _ => {}
+        }
     }
-    if phase == "connect" || phase == "resolve" {
+    if phase == "connect" || phase == "resolve" || matches!(e, Evidence::Tcp(_)) {
         return Some(if reason.contains("refused") {
             "PD-TCP-001"
         } else if reason.contains("unreachable") {
@@ -975,7 +977,8 @@ fn http_judgement(
             // A router's 500 is how Traefik reports a backend TLS failure.
             return (Verdict::Diverged, "PD-HTTP-005", true);
         }
-        if h.status.is_none() && (timed_out || reason.contains("timeout")) {
+        // No head in time, or a body that stalled after it: the service hangs.
+        if timed_out || reason.contains("timeout") {
             return (Verdict::Diverged, "PD-HTTP-004", false);
         }
         if reason.contains("body") {
@@ -1149,3 +1152,6 @@ fn tls_lines(t: &crate::observe::TlsEvidence, out: &mut Vec<String>) {
 
 #[cfg(test)]
 pub(crate) mod tests;
+
+#[cfg(test)]
+mod reason_table;

@@ -36,7 +36,8 @@ pub struct Expected {
     pub layer: Layer,
     /// The finding code the diagnosis gives there (see `phoenix-doctor explain CODE`).
     pub code: &'static str,
-    /// What the probe at that hop sees (any one of these).
+    /// The reason the probe at that hop reports (any one of these; `docs/output-json.md`,
+    /// "Reason codes").
     pub symptoms: &'static [&'static str],
 }
 
@@ -86,14 +87,14 @@ static FAULTS: [FaultInfo; 16] = [
         Fault::HostsOverride,
         "hosts-override",
         "the router's (lxc:102) hosts file pins portainer.<domain> to the old Portainer IP .101",
-        at("router-dns", Layer::Dns, "PD-DNS-003", &["hosts-file-override", "wrong-address"]),
+        at("router-dns", Layer::Dns, "PD-DNS-003", &["hosts-override"]),
         "seeds: Traefik resolves portainer to 10.0.0.101, the address Portainer had before it moved to 10.0.0.111 (docs/platform.md, Known defects)",
     ),
     info(
         Fault::AgentDnsGateway,
         "agent-dns-gateway",
         "the DNS record for portainer-agent.<domain> points at the gateway instead of VM 1002",
-        at("portainer-dns", Layer::Dns, "PD-DNS-002", &["wrong-address"]),
+        at("portainer-dns", Layer::Dns, "PD-DNS-002", &["wrong-answer"]),
         "hypervisor_feature_setup_dns_server.sh: a static portainer-agent → gateway record won unique_by (4ad43bc..02612da)",
     ),
     info(
@@ -107,7 +108,7 @@ static FAULTS: [FaultInfo; 16] = [
         Fault::DnsDown,
         "dns-down",
         "the DNS server on the host is not running",
-        at("host-dns", Layer::Dns, "PD-DNS-004", &["timeout", "refused"]),
+        at("host-dns", Layer::Dns, "PD-DNS-004", &["timeout", "port-unreachable"]),
         "hypervisor_feature_setup_dns_server.sh: dnsmasq not listening where clients ask",
     ),
     info(
@@ -142,14 +143,14 @@ static FAULTS: [FaultInfo; 16] = [
         Fault::IntermediateMissing,
         "intermediate-missing",
         "the gateway serves its leaf without the intermediate",
-        at("host-gateway", Layer::Tls, "PD-TLS-004", &["incomplete-chain", "unknown-issuer"]),
+        at("host-gateway", Layer::Tls, "PD-TLS-004", &["intermediate-not-served"]),
         "certificate-renewal-manager.sh: step writes the leaf alone; the bundle is needed",
     ),
     info(
         Fault::MtlsNotEnforced,
         "mtls-not-enforced",
         "Portainer does not request a client certificate",
-        at("router-portainer", Layer::Mtls, "PD-MTLS-001", &["client-cert-not-required"]),
+        at("router-portainer", Layer::Mtls, "PD-MTLS-001", &["client-cert-not-requested"]),
         "feature_install_docker.sh: \"mTLS\" that is server-TLS only (daemon.json has tls without tlsverify)",
     ),
     info(
@@ -163,14 +164,14 @@ static FAULTS: [FaultInfo; 16] = [
         Fault::NoRoute,
         "no-route",
         "the router has no route for qdrant's Host (no docker provider, as at platform HEAD)",
-        at("gateway-router", Layer::Http, "PD-HTTP-001", &["status-404"]),
+        at("gateway-router", Layer::Http, "PD-HTTP-001", &["status-mismatch"]),
         "traefik.yml.template: stack labels without a docker provider",
     ),
     info(
         Fault::BackendTls,
         "backend-tls",
         "Portainer serves its own self-signed certificate; the router cannot verify it (gateway sees 500)",
-        at("router-portainer", Layer::Tls, "PD-TLS-005", &["unknown-issuer", "self-signed"]),
+        at("router-portainer", Layer::Tls, "PD-TLS-005", &["self-signed"]),
         "portainer-manager.sh: --tlscert/--tlskey instead of --sslcert/--sslkey",
     ),
     info(

@@ -113,21 +113,17 @@ pub fn remove_namespaces(namespaces: &[String]) {
     }
 }
 
-/// Start the built-in lab with `faults` on 127.`net`.0.0/24, its files in a temp dir.
-pub fn start_lab(
-    net: u8,
-    faults: &[phoenix_doctor::lab::Fault],
-) -> (
+/// A started lab: the runtime its servers run on, the handle, the temp dir holding its files.
+pub type RunningLab = (
     tokio::runtime::Runtime,
     phoenix_doctor::lab::LabHandle,
     tempfile::TempDir,
-) {
+);
+
+/// Start the built-in lab with `faults` on 127.`net`.0.0/24, its files in a temp dir.
+pub fn start_lab(net: u8, faults: &[phoenix_doctor::lab::Fault]) -> RunningLab {
     let dir = tempfile::tempdir().unwrap();
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = lab_runtime();
     let spec = phoenix_doctor::lab::LabSpec {
         dir: Some(dir.path().to_path_buf()),
         faults: faults.to_vec(),
@@ -136,6 +132,34 @@ pub fn start_lab(
     let h = rt
         .block_on(phoenix_doctor::lab::Lab::start(&spec))
         .expect("lab starts");
+    (rt, h, dir)
+}
+
+/// The runtime a lab's servers run on.
+pub fn lab_runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+/// Start the lab serving the platform's reference configuration
+/// (`fixtures/configs/reference/etc`) on 127.`net`.0.0/24, its files in a temp dir.
+pub fn start_reference_lab(net: u8, faults: &[phoenix_doctor::lab::Fault]) -> RunningLab {
+    let dir = tempfile::tempdir().unwrap();
+    let rt = lab_runtime();
+    let etc =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/configs/reference/etc");
+    let reference = phoenix_doctor::lab::Reference::load(&etc, None).unwrap();
+    let spec = phoenix_doctor::lab::LabSpec {
+        dir: Some(dir.path().join("lab")),
+        faults: faults.to_vec(),
+        net,
+    };
+    let h = rt
+        .block_on(phoenix_doctor::lab::Lab::start_reference(&spec, &reference))
+        .expect("the reference lab starts");
     (rt, h, dir)
 }
 
