@@ -147,6 +147,10 @@ fn table() -> Vec<Row> {
         row("rcode-yxdomain", Dns, Failed, "answer", dns("YXDOMAIN", &[]), d, Some("PD-DNS-001")),
         row("wrong-answer", Dns, Failed, "answer", dns("NOERROR", &["127.0.0.10"]), d, Some("PD-DNS-002")),
         row("hosts-override", Dns, Failed, "effective", hosts_pinned(), d, Some("PD-DNS-003")),
+        // What a program at the vantage resolves through its own resolv.conf: its nameservers give
+        // no answer, or it asks another nameserver than the config intends.
+        row("resolver-no-answer", Dns, Failed, "effective", dns("NOERROR", &["127.0.0.153"]), d, Some("PD-DNS-006")),
+        row("resolver-differs", Dns, Failed, "effective", dns("NOERROR", &["127.0.0.153"]), d, Some("PD-DNS-007")),
         // dns: no answer at all.
         row("timeout", Dns, TimedOut, "query", dns("", &[]), u, Some("PD-DNS-004")),
         row("port-unreachable", Dns, Failed, "query", dns("", &[]), u, Some("PD-DNS-004")),
