@@ -10,6 +10,11 @@ The reference platform (fixtures/configs/reference: etc/ and stacks/) is copied,
                     service with Traefik labels and a firewall rule) and has an IN rule from
                     Traefik, which gets the matching OUT rule. The global rules written for the
                     /24 are widened with the subnet, so the guests' DNS is allowed.
+
+The addresses it writes are the platform's own (10.0.0.0/16): they are config data for the
+commands that send nothing (lint, plan, show). A benchmark that probes the generated platform
+serves it with `lab --serve-config`, which moves every address into 127.<n>.0.0/24 by last
+octet, inside a private network namespace (benches/check_scale.sh).
   --clone-chain N   N extra LXCs without nameservers, each cloned from the next, the last one
                     cloned from the tenth-to-last: a long clone chain ending in a cycle.
 

@@ -22,6 +22,40 @@ fn render_str(r: &Report, format: Format) -> String {
     String::from_utf8(out).unwrap()
 }
 
+/// Written from the fault, not from the output: Portainer serves a certificate the router cannot
+/// verify, so router-portainer.tls is the root cause; the gateway's 502 and the router's 500 are
+/// its symptoms and name TLS verification as what was seen behind them; the Prometheus series say
+/// diverged, with the root-cause step as first divergence.
+#[test]
+fn backend_tls_reports_say_what_the_fault_is_in_junit_and_prometheus() {
+    let r = broken();
+    let junit = render_str(&r, Format::Junit);
+    for status in ["502", "500"] {
+        assert!(
+            junit.contains(&format!(
+                "{status} meaning backend failure: TLS verification failed, seen at router-portainer.tls"
+            )),
+            "{junit}"
+        );
+    }
+    assert!(junit.contains("symptom of router-portainer"), "{junit}");
+    let prom = render_str(&r, Format::Prometheus);
+    assert!(
+        prom.contains("phoenix_doctor_trace_verdict{target=\"qdrant\",verdict=\"diverged\"} 1"),
+        "{prom}"
+    );
+    assert!(
+        prom.contains("phoenix_doctor_trace_healthy{target=\"qdrant\"} 0"),
+        "{prom}"
+    );
+    assert!(
+        prom.contains(
+            "phoenix_doctor_step_first_divergence{target=\"qdrant\",step=\"router-portainer.tls\"} 1"
+        ),
+        "{prom}"
+    );
+}
+
 /// A healthy trace whose guest steps ran from this machine says so, hop by hop.
 #[test]
 fn table_marks_substituted_hops() {
