@@ -86,160 +86,199 @@ fn lan_client(m: &Intended, near: IpAddr) -> Option<IpAddr> {
 
 /// Every documented hop the model can place (docs/platform.md, Hops).
 pub(crate) fn hops(m: &Intended) -> Vec<FwHop> {
+    let mut out = gateway_hops(m);
+    out.extend(router_backend_hops(m));
+    out.extend(portainer_hops(m));
+    out.extend(agent_hops(m));
+    out.extend(ca_hops(m));
+    out.extend(dns_hops(m));
+    out
+}
+
+/// The gateway's hops: the host, Portainer and any LAN client to NGINX, NGINX to Traefik.
+fn gateway_hops(m: &Intended) -> Vec<FwHop> {
     let mut out = Vec::new();
-    let host = VantageRef::Host;
-    if let Some(gw) = &m.gateway {
-        let g = VantageRef::Lxc(gw.lxc);
+    let Some(gw) = &m.gateway else {
+        return out;
+    };
+    let g = VantageRef::Lxc(gw.lxc);
+    out.extend(hop(
+        m,
+        "host-gateway",
+        "host → NGINX gateway (Portainer API through the gateway)",
+        VantageRef::Host,
+        g,
+        &gw.listen,
+        "tcp",
+    ));
+    if let Some(p) = &m.portainer {
         out.extend(hop(
             m,
-            "host-gateway",
-            "host → NGINX gateway (Portainer API through the gateway)",
-            host,
+            "portainer-gateway",
+            "Portainer VM → NGINX gateway",
+            VantageRef::Vm(p.vm),
             g,
             &gw.listen,
             "tcp",
         ));
-        if let Some(p) = &m.portainer {
-            out.extend(hop(
-                m,
-                "portainer-gateway",
-                "Portainer VM → NGINX gateway",
-                VantageRef::Vm(p.vm),
-                g,
-                &gw.listen,
-                "tcp",
-            ));
-        }
-        if let (Some(client), Some(d)) = (lan_client(m, gw.ip.value), m.node(g)) {
-            out.push(FwHop {
-                id: "lan-gateway",
-                what: "a LAN client → NGINX gateway".into(),
-                src: None,
-                src_ip: client,
-                src_label: format!("any LAN client (e.g. {client})"),
-                dst: g,
-                dst_ip: gw.ip.value,
-                dst_label: label(d),
-                port: gw.listen.value,
-                proto: "tcp",
-                ca: false,
-                prov: vec![gw.listen.prov.clone(), gw.ip.prov.clone()],
-            });
-        }
-        if let Some(r) = &m.router {
-            out.extend(hop(
-                m,
-                "gateway-router",
-                "NGINX gateway → Traefik (proxy_pass)",
-                g,
-                VantageRef::Lxc(r.lxc),
-                &r.port,
-                "tcp",
-            ));
-        }
+    }
+    if let (Some(client), Some(d)) = (lan_client(m, gw.ip.value), m.node(g)) {
+        out.push(FwHop {
+            id: "lan-gateway",
+            what: "a LAN client → NGINX gateway".into(),
+            src: None,
+            src_ip: client,
+            src_label: format!("any LAN client (e.g. {client})"),
+            dst: g,
+            dst_ip: gw.ip.value,
+            dst_label: label(d),
+            port: gw.listen.value,
+            proto: "tcp",
+            ca: false,
+            prov: vec![gw.listen.prov.clone(), gw.ip.prov.clone()],
+        });
     }
     if let Some(r) = &m.router {
-        for route in m.routes.routes.iter().filter(|r| !r.is_api) {
-            let (Some(b), Some(guest)) = (route.backend, route.guest) else {
-                continue;
-            };
-            let port = Val::new(
-                b.port(),
-                route.provenance.get(1).cloned().unwrap_or_default(),
-            );
-            if let Some(mut h) = hop(
-                m,
-                "router-backend",
-                format!("Traefik → {} backend ({})", route.name, route.url),
-                VantageRef::Lxc(r.lxc),
-                guest,
-                &port,
-                "tcp",
-            ) {
-                h.dst_ip = b.ip();
-                out.push(h);
-            }
-        }
-    }
-    if let Some(p) = &m.portainer {
         out.extend(hop(
             m,
-            "host-portainer",
-            "host → Portainer API directly (initial admin)",
-            host,
-            VantageRef::Vm(p.vm),
-            &p.port,
+            "gateway-router",
+            "NGINX gateway → Traefik (proxy_pass)",
+            g,
+            VantageRef::Lxc(r.lxc),
+            &r.port,
             "tcp",
         ));
-        for a in &m.agents {
-            out.extend(hop(
-                m,
-                "portainer-agent",
-                "Portainer server → agent",
-                VantageRef::Vm(p.vm),
-                VantageRef::Vm(a.vm),
-                &a.port,
-                "tcp",
-            ));
+    }
+    out
+}
+
+/// Traefik to each routed backend guest (not the dashboard), at the route's backend address.
+fn router_backend_hops(m: &Intended) -> Vec<FwHop> {
+    let Some(r) = &m.router else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for route in m.routes.routes.iter().filter(|r| !r.is_api) {
+        let (Some(b), Some(guest)) = (route.backend, route.guest) else {
+            continue;
+        };
+        let port = Val::new(
+            b.port(),
+            route.provenance.get(1).cloned().unwrap_or_default(),
+        );
+        if let Some(mut h) = hop(
+            m,
+            "router-backend",
+            format!("Traefik → {} backend ({})", route.name, route.url),
+            VantageRef::Lxc(r.lxc),
+            guest,
+            &port,
+            "tcp",
+        ) {
+            h.dst_ip = b.ip();
+            out.push(h);
         }
     }
+    out
+}
+
+/// The host to Portainer's API, Portainer to each agent.
+fn portainer_hops(m: &Intended) -> Vec<FwHop> {
+    let Some(p) = &m.portainer else {
+        return Vec::new();
+    };
+    let mut out: Vec<FwHop> = hop(
+        m,
+        "host-portainer",
+        "host → Portainer API directly (initial admin)",
+        VantageRef::Host,
+        VantageRef::Vm(p.vm),
+        &p.port,
+        "tcp",
+    )
+    .into_iter()
+    .collect();
     for a in &m.agents {
         out.extend(hop(
             m,
-            "host-agent",
-            "host → agent /ping (health check)",
-            host,
+            "portainer-agent",
+            "Portainer server → agent",
+            VantageRef::Vm(p.vm),
             VantageRef::Vm(a.vm),
             &a.port,
             "tcp",
         ));
     }
-    if let Some(ca) = &m.ca {
-        let c = VantageRef::Lxc(ca.lxc);
-        let mut clients: Vec<(&'static str, &'static str, VantageRef)> = Vec::new();
-        if let Some(r) = &m.router {
-            clients.push(("router-ca", "Traefik LXC bootstrap", VantageRef::Lxc(r.lxc)));
-        }
-        clients.push(("host-ca", "host renewal manager", host));
-        let mut vms: Vec<u32> = m.portainer.iter().map(|p| p.vm).collect();
-        vms.extend(m.agents.iter().map(|a| a.vm));
-        for vm in vms {
-            clients.push(("vm-ca", "VM docker TLS feature", VantageRef::Vm(vm)));
-        }
-        for (id, who, v) in clients {
-            if let Some(mut h) = hop(
+    out
+}
+
+/// The host's health check of each agent.
+fn agent_hops(m: &Intended) -> Vec<FwHop> {
+    m.agents
+        .iter()
+        .filter_map(|a| {
+            hop(
                 m,
-                id,
-                format!("{who} → step-ca (step ca certificate)"),
-                v,
-                c,
-                &ca.port,
+                "host-agent",
+                "host → agent /ping (health check)",
+                VantageRef::Host,
+                VantageRef::Vm(a.vm),
+                &a.port,
                 "tcp",
-            ) {
-                h.ca = true;
-                out.push(h);
-            }
-        }
+            )
+        })
+        .collect()
+}
+
+/// The certificate clients that dial step-ca: Traefik's bootstrap, the host's renewal
+/// manager, each Portainer and agent VM (reported as PD-CERT-001).
+fn ca_hops(m: &Intended) -> Vec<FwHop> {
+    let Some(ca) = &m.ca else {
+        return Vec::new();
+    };
+    let mut clients: Vec<(&'static str, &'static str, VantageRef)> = Vec::new();
+    if let Some(r) = &m.router {
+        clients.push(("router-ca", "Traefik LXC bootstrap", VantageRef::Lxc(r.lxc)));
     }
-    // F: guests that use the host's dnsmasq.
-    let dns_ip = m.dns.server.value.ip();
-    let dns_port = Val::new(m.dns.server.value.port(), m.ports.dns.prov.clone());
-    if m.dns.enabled {
-        for g in m.guests.iter().filter(|g| !g.is_template) {
-            if g.nameservers.iter().any(|n| n.value == dns_ip) {
-                out.extend(hop(
-                    m,
-                    "F",
-                    "guest → host dnsmasq",
-                    g.vantage,
-                    host,
-                    &dns_port,
-                    "udp",
-                ));
-            }
+    clients.push(("host-ca", "host renewal manager", VantageRef::Host));
+    let mut vms: Vec<u32> = m.portainer.iter().map(|p| p.vm).collect();
+    vms.extend(m.agents.iter().map(|a| a.vm));
+    for vm in vms {
+        clients.push(("vm-ca", "VM docker TLS feature", VantageRef::Vm(vm)));
+    }
+    let mut out = Vec::new();
+    for (id, who, v) in clients {
+        let what = format!("{who} → step-ca (step ca certificate)");
+        if let Some(mut h) = hop(m, id, what, v, VantageRef::Lxc(ca.lxc), &ca.port, "tcp") {
+            h.ca = true;
+            out.push(h);
         }
     }
     out
+}
+
+/// Hop F: guests (not templates) whose nameserver is the host's dnsmasq.
+fn dns_hops(m: &Intended) -> Vec<FwHop> {
+    if !m.dns.enabled {
+        return Vec::new();
+    }
+    let dns_ip = m.dns.server.value.ip();
+    let dns_port = Val::new(m.dns.server.value.port(), m.ports.dns.prov.clone());
+    m.guests
+        .iter()
+        .filter(|g| !g.is_template && g.nameservers.iter().any(|n| n.value == dns_ip))
+        .filter_map(|g| {
+            hop(
+                m,
+                "F",
+                "guest → host dnsmasq",
+                g.vantage,
+                VantageRef::Host,
+                &dns_port,
+                "udp",
+            )
+        })
+        .collect()
 }
 
 fn hop_subjects(h: &FwHop) -> Vec<String> {
