@@ -973,3 +973,75 @@ pub(crate) fn guest_rules_in_cluster(m: &Intended) -> Vec<Finding> {
         subjects,
     )]
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The documented hops of the reference platform, written from docs/platform.md (Hops) and
+    /// the reference config's addresses: host .13, gateway lxc:101 .153 :443, Traefik lxc:102
+    /// .12 :80, Portainer vm:1001 .111 :9443, agent vm:1002 .102 :9001, step-ca lxc:103 .10
+    /// :9000, dnsmasq on the host :53/udp.
+    #[test]
+    fn the_reference_platforms_documented_hops_per_component() {
+        let etc =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/configs/reference/etc");
+        let m = crate::model::load(&etc, None).expect("reference loads");
+        let row = |h: &FwHop| {
+            let src = h.src.map(|v| v.to_string()).unwrap_or_else(|| "lan".into());
+            format!(
+                "{} {src}>{}:{}/{}{}",
+                h.id,
+                h.dst,
+                h.port,
+                h.proto,
+                if h.ca { " ca" } else { "" }
+            )
+        };
+        let rows = |v: Vec<FwHop>| v.iter().map(row).collect::<Vec<_>>();
+        assert_eq!(
+            rows(gateway_hops(&m)),
+            [
+                "host-gateway host>lxc:101:443/tcp",
+                "portainer-gateway vm:1001>lxc:101:443/tcp",
+                "lan-gateway lan>lxc:101:443/tcp",
+                "gateway-router lxc:101>lxc:102:80/tcp",
+            ]
+        );
+        assert_eq!(
+            rows(portainer_hops(&m)),
+            [
+                "host-portainer host>vm:1001:9443/tcp",
+                "portainer-agent vm:1001>vm:1002:9001/tcp",
+            ]
+        );
+        assert_eq!(rows(agent_hops(&m)), ["host-agent host>vm:1002:9001/tcp"]);
+        assert_eq!(
+            rows(ca_hops(&m)),
+            [
+                "router-ca lxc:102>lxc:103:9000/tcp ca",
+                "host-ca host>lxc:103:9000/tcp ca",
+                "vm-ca vm:1001>lxc:103:9000/tcp ca",
+                "vm-ca vm:1002>lxc:103:9000/tcp ca",
+            ]
+        );
+        let dns = rows(dns_hops(&m));
+        for g in ["lxc:101", "lxc:102", "lxc:103", "vm:1001", "vm:1002"] {
+            assert!(dns.contains(&format!("F {g}>host:53/udp")), "{g}: {dns:?}");
+        }
+        let backends = rows(router_backend_hops(&m));
+        assert!(backends.contains(&"router-backend lxc:102>vm:1001:9443/tcp".to_string()));
+        assert!(backends
+            .iter()
+            .all(|b| b.starts_with("router-backend lxc:102>")));
+        let lan = gateway_hops(&m)
+            .into_iter()
+            .find(|h| h.src.is_none())
+            .unwrap();
+        assert_eq!(
+            lan.src_ip,
+            IpAddr::from([10, 0, 0, 254]),
+            "the highest free address"
+        );
+    }
+}
