@@ -2,6 +2,7 @@
 //! and the source's OUT rules, one-sided pairs, unenforced container rule sets, stack-only
 //! rules, duplicates and subsets.
 
+use super::catalog as codes;
 use super::{finding, label, node_subjects, vantage_of_ip, with_subjects};
 use crate::config::{AddrSpec, Direction, Provenance, Val};
 use crate::finding::{Finding, Severity};
@@ -339,11 +340,11 @@ pub(crate) fn in_rule_findings(m: &Intended, ca: bool) -> Vec<Finding> {
             continue;
         }
         let code = if h.ca {
-            "PD-CERT-001"
+            codes::PD_CERT_001
         } else if file.enforced {
-            "PD-FW-001"
+            codes::PD_FW_001
         } else {
-            "PD-FW-002"
+            codes::PD_FW_002
         };
         let title = if h.ca {
             format!(
@@ -404,7 +405,7 @@ pub(crate) fn in_rule_findings(m: &Intended, ca: bool) -> Vec<Finding> {
             "documented hop {} (docs/platform.md): {} → {}",
             h.id, h.src_label, h.dst_label
         ));
-        if code == "PD-CERT-001" && file.enforced {
+        if code == codes::PD_CERT_001 && file.enforced {
             f.severity = Severity::Error;
         }
         out.push(with_subjects(f, hop_subjects(&h)));
@@ -428,7 +429,7 @@ pub(crate) fn hop_out_rules(m: &Intended) -> Vec<Finding> {
             continue;
         }
         let mut f = finding(
-            "PD-FW-003",
+            codes::PD_FW_003,
             format!(
                 "{} ({}): {} policy_out {} drops it",
                 h.what, h.id, src, file.options.policy_out.value
@@ -477,7 +478,7 @@ pub(crate) fn stack_only_rules(m: &Intended) -> Vec<Finding> {
             continue;
         };
         let mut f = finding(
-            "PD-FW-006",
+            codes::PD_FW_006,
             format!(
                 "{} ({}) is allowed only by stack `{name}`'s firewall_rules",
                 h.what, h.id
@@ -572,7 +573,7 @@ pub(crate) fn one_sided_rules(m: &Intended) -> Vec<Finding> {
                 Direction::Out => (my_ip, *peer),
             };
             let f = finding(
-                "PD-FW-004",
+                codes::PD_FW_004,
                 format!("{me} {} has no counterpart on {pv}", rule_text(r)),
             )
             .expected(format!(
@@ -620,7 +621,7 @@ pub(crate) fn unenforced_lxc_rules(m: &Intended) -> Vec<Finding> {
         let who = m.node(v).map(label).unwrap_or_else(|| v.to_string());
         out.push(with_subjects(
             finding(
-                "PD-FW-005",
+                codes::PD_FW_005,
                 format!("{v}: {} firewall rules are not enforced", f.rules.len()),
             )
             .expected(format!(
@@ -851,7 +852,7 @@ pub(crate) fn duplicate_rules(m: &Intended) -> Vec<Finding> {
             }
             let f = if dup {
                 finding(
-                    "PD-FW-007",
+                    codes::PD_FW_007,
                     format!(
                         "{}: rule {} appears {} times",
                         file_label(file),
@@ -881,7 +882,7 @@ pub(crate) fn duplicate_rules(m: &Intended) -> Vec<Finding> {
                     (b, a)
                 };
                 finding(
-                    "PD-FW-008",
+                    codes::PD_FW_008,
                     format!(
                         "{}: rule {} is covered by {}",
                         file_label(file),
@@ -958,7 +959,7 @@ pub(crate) fn guest_rules_in_cluster(m: &Intended) -> Vec<Finding> {
     subjects.extend(m.host.ip_addr().map(|i| i.to_string()));
     vec![with_subjects(
         finding(
-            "PD-FW-009",
+            codes::PD_FW_009,
             format!(
                 "cluster.fw carries {} IN rules copied from guests; they open the host's own ports",
                 copied.len()
