@@ -5,9 +5,7 @@
 //! `config` → `model` → `plan` → `engine` (with `probe`, `vantage`) → `observe` → `diagnose` → `report`.
 //! `lint` reads the model alone; `lab` simulates the platform on loopback and nothing above imports it.
 
-pub mod app;
 pub mod baseline;
-pub mod cli;
 pub mod config;
 pub mod diagnose;
 pub mod engine;

@@ -1,7 +1,7 @@
 //! Subcommand handlers: glue between the CLI types and the library modules.
 
 use crate::cli::{Cli, Command, Format};
-use crate::error::{exit, Error, Result};
+use phoenix_doctor::error::{exit, Error, Result};
 use std::io::Write;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -10,7 +10,7 @@ mod demo;
 pub mod inspect;
 mod lab;
 pub mod lint_cmd;
-mod live;
+pub(crate) mod live;
 pub mod man;
 mod probe;
 mod serve;
@@ -128,7 +128,7 @@ pub fn run(cli: Cli) -> Result<u8> {
     match result {
         Err(e) if format == Format::Nagios => {
             eprintln!("phoenix-doctor: {e}");
-            let line = crate::report::nagios::unknown_line(&e.to_string());
+            let line = phoenix_doctor::report::nagios::unknown_line(&e.to_string());
             let _ = print(&line);
             Ok(exit::CANNOT_JUDGE)
         }
@@ -186,10 +186,10 @@ pub(crate) fn versioned_json<T: serde::Serialize>(body: &T) -> Result<String> {
 }
 
 /// Read a `--baseline` file; its entries may name any code the tool reports.
-pub(crate) fn load_baseline(path: &std::path::Path) -> Result<crate::baseline::Baseline> {
+pub(crate) fn load_baseline(path: &std::path::Path) -> Result<phoenix_doctor::baseline::Baseline> {
     let codes = trace::all_codes();
     let names: Vec<&str> = codes.iter().map(|c| c.code).collect();
-    crate::baseline::Baseline::load(path, &names)
+    phoenix_doctor::baseline::Baseline::load(path, &names)
 }
 
 /// Write a command's output to stdout. The human formats (table, mermaid, and `show`'s platform
@@ -198,7 +198,9 @@ pub(crate) fn load_baseline(path: &std::path::Path) -> Result<crate::baseline::B
 /// encodings. A reader that stopped early (`| head`) is not an error.
 pub(crate) fn print_stdout(text: &str, format: Format, colour: bool) -> Result<()> {
     let text = match format {
-        Format::Table | Format::Mermaid => crate::fsutil::escape_terminal_output(text, colour),
+        Format::Table | Format::Mermaid => {
+            phoenix_doctor::fsutil::escape_terminal_output(text, colour)
+        }
         _ => std::borrow::Cow::Borrowed(text),
     };
     print(&text)

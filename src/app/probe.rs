@@ -1,11 +1,11 @@
 //! `probe dns|tcp|tls|mtls|http`: one probe by hand, printed as text or JSON.
 
 use crate::cli::{Format, GlobalArgs, ProbeCommand, ProbeCommon};
-use crate::engine::Scope;
-use crate::error::{exit, Error, Result};
-use crate::observe::{Evidence, Observation, Outcome, TlsEvidence};
-use crate::plan::{Identity, ProbeSpec, Step, Trust, VantageRef};
-use crate::probe::{self, ProbeCtx, SystemFiles};
+use phoenix_doctor::engine::Scope;
+use phoenix_doctor::error::{exit, Error, Result};
+use phoenix_doctor::observe::{Evidence, Observation, Outcome, TlsEvidence};
+use phoenix_doctor::plan::{Identity, ProbeSpec, Step, Trust, VantageRef};
+use phoenix_doctor::probe::{self, ProbeCtx, SystemFiles};
 use std::io::Write;
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
@@ -26,24 +26,11 @@ fn dns_server(s: &str) -> Result<SocketAddr> {
         .map_err(|_| Error::input(format!("--server: expected IP or IP:PORT, found `{s}`")))
 }
 
-/// Parse the scope CIDRs; empty = any address.
-pub(crate) fn parse_scope(cidrs: &[String]) -> Result<Option<Scope>> {
-    if cidrs.is_empty() {
-        return Ok(None);
-    }
-    let mut allowed = Vec::new();
-    for c in cidrs {
-        let net = c
-            .parse::<ipnet::IpNet>()
-            .or_else(|_| c.parse::<IpAddr>().map(ipnet::IpNet::from))
-            .map_err(|_| {
-                Error::input(format!(
-                    "--scope: expected a CIDR such as 127.0.0.0/8, found `{c}`"
-                ))
-            })?;
-        allowed.push(net);
-    }
-    Ok(Some(Scope { allowed }))
+/// The scope of `--scope`; none given = any address.
+fn scope_of(cidrs: &[ipnet::IpNet]) -> Option<Scope> {
+    (!cidrs.is_empty()).then(|| Scope {
+        allowed: cidrs.to_vec(),
+    })
 }
 
 fn trust(ca: &Option<PathBuf>) -> Trust {
@@ -182,7 +169,7 @@ pub fn probe(g: &GlobalArgs, p: &ProbeCommand) -> Result<u8> {
         ),
     };
     let timeout = common.timeout;
-    let scope = parse_scope(&common.scope)?;
+    let scope = scope_of(&common.scope);
     let layer = spec.layer();
     let step = Step {
         id: format!("probe.{layer}"),
@@ -204,7 +191,7 @@ pub fn probe(g: &GlobalArgs, p: &ProbeCommand) -> Result<u8> {
     };
     let obs = match &scope {
         Some(s) if !s.allows(step.probe.target_addr().ip()) => {
-            crate::engine::out_of_scope(&step, s)
+            phoenix_doctor::engine::out_of_scope(&step, s)
         }
         _ => {
             let rt = super::runtime()?;
@@ -287,7 +274,7 @@ fn write_tls(w: &mut dyn Write, t: &TlsEvidence) -> std::io::Result<()> {
             "remaining",
             format!(
                 "{} ({:.0}% of its life)",
-                crate::observe::remaining_life(s),
+                phoenix_doctor::observe::remaining_life(s),
                 f * 100.0
             ),
         )?;
@@ -466,9 +453,13 @@ mod tests {
 
     #[test]
     fn scope_parses() {
-        assert!(parse_scope(&[]).unwrap().is_none());
-        let s = parse_scope(&["127.0.0.0/8".into()]).unwrap().unwrap();
+        assert!(scope_of(&[]).is_none());
+        let net = crate::cli::parse_cidr("127.0.0.0/8").unwrap();
+        let s = scope_of(&[net]).unwrap();
         assert!(s.allows("127.1.2.3".parse().unwrap()));
-        assert!(parse_scope(&["nope".into()]).is_err());
+        assert!(!s.allows("128.0.0.1".parse().unwrap()));
+        assert!(crate::cli::parse_cidr("nope").is_err());
+        let one = crate::cli::parse_cidr("127.0.0.5").unwrap();
+        assert_eq!(one.to_string(), "127.0.0.5/32");
     }
 }
