@@ -3,7 +3,10 @@
 use crate::cli::{Format, GlobalArgs, ProbeCommand, ProbeCommon};
 use phoenix_doctor::engine::Scope;
 use phoenix_doctor::error::{exit, Error, Result};
-use phoenix_doctor::observe::{Evidence, Observation, Outcome, TlsEvidence};
+use phoenix_doctor::observe::{
+    DnsEvidence, Evidence, HttpEvidence, MtlsEvidence, Observation, Outcome, TcpEvidence, Timings,
+    TlsEvidence,
+};
 use phoenix_doctor::plan::{Identity, ProbeSpec, Step, Trust, VantageRef};
 use phoenix_doctor::probe::{self, ProbeCtx, SystemFiles};
 use std::io::Write;
@@ -301,115 +304,132 @@ pub fn write_text(w: &mut dyn Write, o: &Observation) -> std::io::Result<()> {
     )?;
     match &o.evidence {
         Evidence::None => {}
-        Evidence::Dns(d) => {
-            row(
-                w,
-                "server",
-                format!(
-                    "{} ({})",
-                    d.server,
-                    if d.protocol.is_empty() {
-                        "-"
-                    } else {
-                        &d.protocol
-                    }
-                ),
-            )?;
-            row(
-                w,
-                "rcode",
-                if d.rcode.is_empty() {
-                    "(no answer)"
-                } else {
-                    &d.rcode
-                },
-            )?;
-            let a: Vec<String> = d.answers.iter().map(|i| i.to_string()).collect();
-            row(
-                w,
-                "answers",
-                if a.is_empty() {
-                    "-".into()
-                } else {
-                    a.join(", ")
-                },
-            )?;
-            if let Some(t) = d.ttl {
-                row(w, "ttl", t)?;
-            }
-            for h in &d.hosts_entries {
-                row(
-                    w,
-                    "hosts entry",
-                    format!("{}:{} {} {}", h.file, h.line, h.ip, h.names.join(" ")),
-                )?;
-            }
-            if let Some(rc) = &d.resolv_conf {
-                let ns: Vec<String> = rc.nameservers.iter().map(|i| i.to_string()).collect();
-                row(
-                    w,
-                    "resolv.conf",
-                    format!(
-                        "{}: nameservers {} search {}",
-                        rc.file,
-                        ns.join(", "),
-                        rc.search.join(" ")
-                    ),
-                )?;
-            }
-            let e: Vec<String> = d.effective.iter().map(|i| i.to_string()).collect();
-            row(
-                w,
-                "effective",
-                if e.is_empty() {
-                    "-".into()
-                } else {
-                    format!("{} (from {})", e.join(", "), d.effective_source)
-                },
-            )?;
-        }
-        Evidence::Tcp(t) => {
-            row(w, "addr", &t.addr)?;
-            row(w, "state", &t.state)?;
-            if let Some(e) = &t.os_error {
-                row(w, "os error", e)?;
-            }
-        }
+        Evidence::Dns(d) => write_dns(w, d)?,
+        Evidence::Tcp(t) => write_tcp(w, t)?,
         Evidence::Tls(t) => write_tls(w, t)?,
-        Evidence::Mtls(m) => {
-            write_tls(w, &m.tls)?;
-            row(w, "requested", m.requested)?;
-            for h in &m.ca_hints {
-                row(w, "ca hint", h)?;
-            }
-            row(w, "without cert", &m.without_cert)?;
-            if let Some(c) = &m.with_cert {
-                row(w, "with cert", c)?;
-            }
-            row(w, "verdict", &m.verdict)?;
-        }
-        Evidence::Http(h) => {
-            row(w, "url", &h.url)?;
-            row(w, "connect", &h.connect)?;
-            if let Some(t) = &h.tls {
-                write_tls(w, t)?;
-            }
-            if let Some(s) = h.status {
-                row(w, "status", s)?;
-            }
-            if let Some(s) = &h.server {
-                row(w, "server", s)?;
-            }
-            if let Some(m) = &h.proxy_meaning {
-                row(w, "proxy meaning", m)?;
-            }
-            let start: String = h.body.chars().take(200).collect();
-            if !start.is_empty() {
-                row(w, "body", format!("{:?}", start))?;
-            }
-        }
+        Evidence::Mtls(m) => write_mtls(w, m)?,
+        Evidence::Http(h) => write_http(w, h)?,
     }
-    let t = &o.timings;
+    write_timings(w, &o.timings)
+}
+
+/// DNS evidence: the server, the answer, and the vantage's own view (hosts file, resolv.conf).
+fn write_dns(w: &mut dyn Write, d: &DnsEvidence) -> std::io::Result<()> {
+    row(
+        w,
+        "server",
+        format!(
+            "{} ({})",
+            d.server,
+            if d.protocol.is_empty() {
+                "-"
+            } else {
+                &d.protocol
+            }
+        ),
+    )?;
+    row(
+        w,
+        "rcode",
+        if d.rcode.is_empty() {
+            "(no answer)"
+        } else {
+            &d.rcode
+        },
+    )?;
+    let a: Vec<String> = d.answers.iter().map(|i| i.to_string()).collect();
+    row(
+        w,
+        "answers",
+        if a.is_empty() {
+            "-".into()
+        } else {
+            a.join(", ")
+        },
+    )?;
+    if let Some(t) = d.ttl {
+        row(w, "ttl", t)?;
+    }
+    for h in &d.hosts_entries {
+        row(
+            w,
+            "hosts entry",
+            format!("{}:{} {} {}", h.file, h.line, h.ip, h.names.join(" ")),
+        )?;
+    }
+    if let Some(rc) = &d.resolv_conf {
+        let ns: Vec<String> = rc.nameservers.iter().map(|i| i.to_string()).collect();
+        row(
+            w,
+            "resolv.conf",
+            format!(
+                "{}: nameservers {} search {}",
+                rc.file,
+                ns.join(", "),
+                rc.search.join(" ")
+            ),
+        )?;
+    }
+    let e: Vec<String> = d.effective.iter().map(|i| i.to_string()).collect();
+    row(
+        w,
+        "effective",
+        if e.is_empty() {
+            "-".into()
+        } else {
+            format!("{} (from {})", e.join(", "), d.effective_source)
+        },
+    )?;
+    Ok(())
+}
+
+fn write_tcp(w: &mut dyn Write, t: &TcpEvidence) -> std::io::Result<()> {
+    row(w, "addr", &t.addr)?;
+    row(w, "state", &t.state)?;
+    if let Some(e) = &t.os_error {
+        row(w, "os error", e)?;
+    }
+    Ok(())
+}
+
+fn write_mtls(w: &mut dyn Write, m: &MtlsEvidence) -> std::io::Result<()> {
+    write_tls(w, &m.tls)?;
+    row(w, "requested", m.requested)?;
+    for h in &m.ca_hints {
+        row(w, "ca hint", h)?;
+    }
+    row(w, "without cert", &m.without_cert)?;
+    if let Some(c) = &m.with_cert {
+        row(w, "with cert", c)?;
+    }
+    row(w, "verdict", &m.verdict)?;
+    Ok(())
+}
+
+fn write_http(w: &mut dyn Write, h: &HttpEvidence) -> std::io::Result<()> {
+    row(w, "url", &h.url)?;
+    row(w, "connect", &h.connect)?;
+    if let Some(t) = &h.tls {
+        write_tls(w, t)?;
+    }
+    if let Some(s) = h.status {
+        row(w, "status", s)?;
+    }
+    if let Some(s) = &h.server {
+        row(w, "server", s)?;
+    }
+    if let Some(m) = &h.proxy_meaning {
+        row(w, "proxy meaning", m)?;
+    }
+    let start: String = h.body.chars().take(200).collect();
+    if !start.is_empty() {
+        row(w, "body", format!("{:?}", start))?;
+    }
+    Ok(())
+}
+
+/// The per-phase timings that were measured, and the total.
+fn write_timings(w: &mut dyn Write, t: &Timings) -> std::io::Result<()> {
     let mut parts = Vec::new();
     for (k, v) in [
         ("resolve", t.resolve_ms),
