@@ -179,10 +179,12 @@ pub enum Command {
     /// Start the simulated platform on loopback with a real fault and trace qdrant through it.
     ///
     /// Example: phoenix-doctor demo --fault expired-leaf
+    #[cfg(feature = "lab")]
     Demo(DemoArgs),
     /// Run the simulated platform on loopback until interrupted, and print how to trace it.
     ///
     /// Example: phoenix-doctor lab --dir /tmp/phx-lab --fault no-route
+    #[cfg(feature = "lab")]
     Lab(LabArgs),
     /// Trace one target's documented hops and name the first divergence.
     ///
@@ -422,6 +424,7 @@ pub struct CompletionsArgs {
     pub shell: clap_complete::Shell,
 }
 
+#[cfg(feature = "lab")]
 #[derive(Debug, Args)]
 pub struct DemoArgs {
     /// Start the lab with no fault.
@@ -438,6 +441,7 @@ pub struct DemoArgs {
     pub target: String,
 }
 
+#[cfg(feature = "lab")]
 #[derive(Debug, Args)]
 pub struct LabArgs {
     /// Where to write the lab's config dir and PKI [default: a temp dir].

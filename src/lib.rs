@@ -3,7 +3,8 @@
 //!
 //! Data flows one way (see `docs/architecture.md`):
 //! `config` → `model` → `plan` → `engine` (with `probe`, `vantage`) → `observe` → `diagnose` → `report`.
-//! `lint` reads the model alone; `lab` simulates the platform on loopback and nothing above imports it.
+//! `lint` reads the model alone; `lab` (cargo feature `lab`, on by default) simulates the platform
+//! on loopback and nothing above imports it.
 
 pub mod baseline;
 pub mod config;
@@ -12,6 +13,7 @@ pub mod engine;
 pub mod error;
 pub mod finding;
 pub mod fsutil;
+#[cfg(feature = "lab")]
 pub mod lab;
 pub mod lint;
 pub mod model;

@@ -6,8 +6,10 @@ use std::io::Write;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 mod agent;
+#[cfg(feature = "lab")]
 mod demo;
 pub mod inspect;
+#[cfg(feature = "lab")]
 mod lab;
 pub mod lint_cmd;
 pub(crate) mod live;
@@ -84,9 +86,11 @@ const REPORT_FORMATS: &[Format] = &[
 pub fn formats(c: &Command) -> (&'static str, &'static [Format]) {
     use Format::*;
     match c {
+        #[cfg(feature = "lab")]
         Command::Demo(_) => ("demo", REPORT_FORMATS),
         Command::Trace(_) => ("trace", REPORT_FORMATS),
         Command::Check(_) => ("check", REPORT_FORMATS),
+        #[cfg(feature = "lab")]
         Command::Lab(_) => ("lab", &[Table, Json]),
         Command::Plan(_) => ("plan", &[Table, Json]),
         Command::Lint(_) => ("lint", &[Table, Json, Junit, Github]),
@@ -139,7 +143,9 @@ pub fn run(cli: Cli) -> Result<u8> {
 fn dispatch(cli: Cli) -> Result<u8> {
     let g = &cli.global;
     match cli.command {
+        #[cfg(feature = "lab")]
         Command::Demo(a) => demo::demo(g, &a),
+        #[cfg(feature = "lab")]
         Command::Lab(a) => lab::lab(g, &a),
         Command::Trace(a) => trace::trace(g, &a),
         Command::Check(a) => trace::check(g, &a),

@@ -113,6 +113,7 @@ pub fn remove_namespaces(namespaces: &[String]) {
     }
 }
 
+#[cfg(feature = "lab")]
 /// A started lab: the runtime its servers run on, the handle, the temp dir holding its files.
 pub type RunningLab = (
     tokio::runtime::Runtime,
@@ -120,6 +121,7 @@ pub type RunningLab = (
     tempfile::TempDir,
 );
 
+#[cfg(feature = "lab")]
 /// Start the built-in lab with `faults` on 127.`net`.0.0/24, its files in a temp dir.
 pub fn start_lab(net: u8, faults: &[phoenix_doctor::lab::Fault]) -> RunningLab {
     let dir = tempfile::tempdir().unwrap();
@@ -135,6 +137,7 @@ pub fn start_lab(net: u8, faults: &[phoenix_doctor::lab::Fault]) -> RunningLab {
     (rt, h, dir)
 }
 
+#[cfg(feature = "lab")]
 /// The runtime a lab's servers run on.
 pub fn lab_runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()
@@ -144,6 +147,7 @@ pub fn lab_runtime() -> tokio::runtime::Runtime {
         .unwrap()
 }
 
+#[cfg(feature = "lab")]
 /// Start the lab serving the platform's reference configuration
 /// (`fixtures/configs/reference/etc`) on 127.`net`.0.0/24, its files in a temp dir.
 pub fn start_reference_lab(net: u8, faults: &[phoenix_doctor::lab::Fault]) -> RunningLab {
@@ -163,6 +167,7 @@ pub fn start_reference_lab(net: u8, faults: &[phoenix_doctor::lab::Fault]) -> Ru
     (rt, h, dir)
 }
 
+#[cfg(feature = "lab")]
 /// `trace TARGET --format json` against a running lab, in its scope, with `extra` options:
 /// the exit code, the report, and stderr.
 pub fn lab_trace(
