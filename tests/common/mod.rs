@@ -8,6 +8,24 @@ use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
+/// The agent that runs inside the guests: `PD_AGENT_BIN` when set (the static build without the
+/// lab that `scripts/build-agent.sh` makes, and `./test` sets as root), else the binary under
+/// test.
+pub fn agent_bin() -> &'static str {
+    static BIN: std::sync::LazyLock<String> =
+        std::sync::LazyLock::new(|| match std::env::var("PD_AGENT_BIN") {
+            Ok(p) if !p.is_empty() => {
+                assert!(
+                    std::path::Path::new(&p).is_file(),
+                    "PD_AGENT_BIN={p}: no such file (build it with scripts/build-agent.sh)"
+                );
+                p
+            }
+            _ => env!("CARGO_BIN_EXE_phoenix-doctor").to_string(),
+        });
+    &BIN
+}
+
 /// Fail loudly unless running as root with every tool in `bins` on PATH.
 pub fn require_root(test_file: &str, why: &str, bins: &[&str]) {
     let uid =
