@@ -394,24 +394,7 @@ print(json.dumps({{"exited": 1, "exitcode": p.returncode, "out-data": p.stdout.d
 
 /// Run the agent binary on `job`, optionally in a new, empty network namespace.
 fn run_agent(job: &[u8], prefix: &[&str]) -> std::process::Output {
-    use std::io::Write;
-    let mut argv: Vec<&str> = prefix.to_vec();
-    argv.extend([agent_bin(), "agent"]);
-    let mut child = Command::new(argv[0])
-        .args(&argv[1..])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stdin = child.stdin.take().unwrap();
-    let job = job.to_vec();
-    let feeder = std::thread::spawn(move || {
-        let _ = stdin.write_all(&job);
-    });
-    let out = child.wait_with_output().unwrap();
-    feeder.join().unwrap();
-    out
+    common::run_agent(prefix, agent_bin(), job)
 }
 
 fn job_json(steps: &[Step], scope: &[&str], body_limit: usize) -> Vec<u8> {

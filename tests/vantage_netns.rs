@@ -593,19 +593,7 @@ fn push_copies_the_agent_into_the_guest_and_runs_it() {
 
 /// Run `prefix... AGENT agent` with `input` on stdin.
 fn run_agent(prefix: &[&str], agent: &str, input: &str) -> std::process::Output {
-    use std::io::Write;
-    let mut argv: Vec<&str> = prefix.to_vec();
-    argv.extend([agent, "agent"]);
-    let mut child = Command::new(argv[0])
-        .args(&argv[1..])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    // a binary that cannot start closes stdin early: that is for the caller to judge
-    let _ = child.stdin.take().unwrap().write_all(input.as_bytes());
-    child.wait_with_output().unwrap()
+    common::run_agent(prefix, agent, input.as_bytes())
 }
 
 /// A job of one TCP step to a loopback port, as JSON.

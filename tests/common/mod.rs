@@ -26,6 +26,29 @@ pub fn agent_bin() -> &'static str {
     &BIN
 }
 
+/// Run `prefix... agent agent` with `job` on stdin (fed from a thread, so an agent that stops
+/// reading early cannot block the test).
+pub fn run_agent(prefix: &[&str], agent: &str, job: &[u8]) -> std::process::Output {
+    use std::io::Write;
+    let mut argv: Vec<&str> = prefix.to_vec();
+    argv.extend([agent, "agent"]);
+    let mut child = Command::new(argv[0])
+        .args(&argv[1..])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let job = job.to_vec();
+    let feeder = std::thread::spawn(move || {
+        let _ = stdin.write_all(&job);
+    });
+    let out = child.wait_with_output().unwrap();
+    feeder.join().unwrap();
+    out
+}
+
 /// Fail loudly unless running as root with every tool in `bins` on PATH.
 pub fn require_root(test_file: &str, why: &str, bins: &[&str]) {
     let uid =
