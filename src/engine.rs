@@ -219,7 +219,7 @@ fn budget_exhausted(step: &Step, budget: Duration) -> Observation {
     }
 }
 
-pub(crate) fn now_rfc3339() -> String {
+pub fn now_rfc3339() -> String {
     time::OffsetDateTime::now_utc()
         .format(&time::format_description::well_known::Rfc3339)
         .unwrap_or_default()

@@ -448,6 +448,7 @@ fn every_reason_the_probes_emit_or_the_docs_name_has_a_row() {
 /// Each lab fault's symptoms are reasons of this table that judge, at the fault's layer, to the
 /// code the fault names.
 #[test]
+#[cfg(feature = "lab")]
 fn every_lab_faults_symptoms_are_reasons_that_give_its_code() {
     let rows = table();
     let mut wrong = vec![];
