@@ -2,6 +2,7 @@
 //! through a command prefix running `phoenix-doctor agent`, with substitution when no agent can run.
 
 pub mod cluster;
+pub mod files;
 pub mod job;
 pub mod listeners;
 pub mod site;
