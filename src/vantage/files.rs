@@ -356,7 +356,10 @@ pub fn parse_answer(nonce: &str, paths: &[String], out: &[u8]) -> Vec<FileRead> 
     let mut budget = Budget::default();
     let mut out: Vec<FileRead> = reads
         .into_iter()
-        .map(|r| budget.admit(&r.path().to_string(), r))
+        .map(|r| {
+            let p = r.path().to_string();
+            budget.admit(&p, r)
+        })
         .collect();
     for p in paths.iter().take(MAX_PATHS) {
         if let Some(w) = check_path(p) {
