@@ -65,7 +65,7 @@ fn cause(f: &Finding) -> String {
 
 /// Group findings by code and cause, in the order each group first appears.
 pub fn group<'a>(findings: &[&'a Finding]) -> Vec<Group<'a>> {
-    let mut keys: Vec<(crate::finding::Code, String)> = Vec::new();
+    let mut keys: Vec<(phoenix_doctor::finding::Code, String)> = Vec::new();
     let mut groups: Vec<Group<'a>> = Vec::new();
     for f in findings {
         let key = (f.code, cause(f));
@@ -331,7 +331,7 @@ mod tests {
 
     fn f(code: &str, sev: Severity, subject: &str, actual: &str) -> Finding {
         let mut f = Finding::new(
-            crate::finding::Code::lookup(code).unwrap(),
+            phoenix_doctor::finding::Code::lookup(code).unwrap(),
             sev,
             format!("{subject}: title"),
         );
