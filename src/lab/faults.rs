@@ -240,3 +240,26 @@ impl std::str::FromStr for Fault {
         Fault::parse(s)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_fault_is_expected_at_a_hop_and_layer_of_the_catalogues_qdrant_trace() {
+        let traces = crate::hops::traces().expect("the catalogue parses");
+        let qdrant = traces.iter().find(|t| t.name == "qdrant").expect("qdrant");
+        for f in faults() {
+            let e = f.expected;
+            let hop = qdrant.hops.iter().find(|h| h.id == e.hop);
+            let hop = hop.unwrap_or_else(|| panic!("{}: no hop `{}` in qdrant", f.name, e.hop));
+            assert!(
+                hop.checks(e.layer),
+                "{}: `{}` checks no {}",
+                f.name,
+                e.hop,
+                e.layer
+            );
+        }
+    }
+}

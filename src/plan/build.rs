@@ -1,9 +1,9 @@
 //! Resolving trace definitions against the model into concrete steps (pure; sends nothing).
 
-use super::defs::{DnsDef, HopDef, HttpDef, MtlsDef, TlsDef, TraceDef, Var};
 use super::{Hop, Identity, Plan, ProbeSpec, Step, Trust, VantageRef};
 use crate::config::Provenance;
 use crate::error::Error;
+use crate::hops::traces::{DnsDef, HopDef, HttpDef, MtlsDef, TlsDef, TraceDef, Var};
 use crate::model::Intended;
 use crate::observe::Layer;
 use std::collections::{BTreeMap, HashSet};
