@@ -65,10 +65,10 @@ fn cause(f: &Finding) -> String {
 
 /// Group findings by code and cause, in the order each group first appears.
 pub fn group<'a>(findings: &[&'a Finding]) -> Vec<Group<'a>> {
-    let mut keys: Vec<(String, String)> = Vec::new();
+    let mut keys: Vec<(phoenix_doctor::finding::Code, String)> = Vec::new();
     let mut groups: Vec<Group<'a>> = Vec::new();
     for f in findings {
-        let key = (f.code.clone(), cause(f));
+        let key = (f.code, cause(f));
         match keys.iter().position(|k| *k == key) {
             Some(i) => groups[i].cases.push(f),
             None => {
@@ -218,7 +218,7 @@ pub fn as_report(findings: &[&Finding]) -> Report {
     let steps: Vec<StepResult> = findings
         .iter()
         .map(|f| StepResult {
-            id: f.code.clone(),
+            id: f.code.to_string(),
             hop: f.code.split('-').nth(1).unwrap_or("lint").to_lowercase(),
             from: "config".to_string(),
             to: f.subjects.first().cloned().unwrap_or_default(),
@@ -233,7 +233,7 @@ pub fn as_report(findings: &[&Finding]) -> Report {
             evidence: f.evidence.clone(),
             provenance: f.provenance.clone(),
             duration_ms: 0.0,
-            code: Some(f.code.clone()),
+            code: Some(f.code),
             symptom_of: None,
             vantage: Default::default(),
             path: String::new(),
@@ -330,7 +330,11 @@ mod tests {
     use super::*;
 
     fn f(code: &str, sev: Severity, subject: &str, actual: &str) -> Finding {
-        let mut f = Finding::new(code, sev, format!("{subject}: title"));
+        let mut f = Finding::new(
+            phoenix_doctor::finding::Code::lookup(code).unwrap(),
+            sev,
+            format!("{subject}: title"),
+        );
         f.actual = actual.to_string();
         f.subjects = vec![subject.to_string()];
         f
@@ -379,7 +383,7 @@ mod tests {
             f("PD-DNSCFG-006", Severity::Info, "c", ""),
         ];
         let codes = |a: &LintArgs| -> Vec<String> {
-            select(&all, a).iter().map(|f| f.code.clone()).collect()
+            select(&all, a).iter().map(|f| f.code.to_string()).collect()
         };
         let sev = |s| LintArgs {
             severity: Some(s),

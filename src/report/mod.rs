@@ -13,7 +13,7 @@ pub use table::{fit_table, output_width, provenance_cell};
 
 use crate::diagnose::{Overall, Report, REPORT_SCHEMA_VERSION};
 use crate::engine::Run;
-use crate::finding::Finding;
+use crate::finding::{Finding, Origin};
 use serde::Serialize;
 use std::io::{self, Write};
 
@@ -102,7 +102,7 @@ impl<'a> CheckDoc<'a> {
             let mut own = Vec::new();
             let mut refs = Vec::new();
             for f in &r.findings {
-                if f.origin != STATIC_ORIGIN {
+                if f.origin != Origin::Static {
                     own.push(f);
                     continue;
                 }
@@ -137,9 +137,6 @@ impl<'a> CheckDoc<'a> {
         })
     }
 }
-
-/// `Finding::origin` of a finding from the configs (lint), not from a probe.
-const STATIC_ORIGIN: &str = "static";
 
 /// The overall verdict of several reports: diverged wins over cannot-judge over healthy.
 pub fn overall(reports: &[Report]) -> Overall {
