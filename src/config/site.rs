@@ -156,9 +156,12 @@ pub fn read(file: &str, text: &str) -> Result<SiteFile, Error> {
     }
     for (k, v) in &raw.vantage {
         if k != "host" && k.parse::<crate::observe::VantageRef>().is_err() {
-            return Err(Error::input(format!(
-                "{file}: [vantage.\"{k}\"]: expected `host`, `lxc:<id>` or `vm:<id>`"
-            )));
+            return Err(crate::error::ConfigError::new(
+                file,
+                "expected `host`, `lxc:<id>` or `vm:<id>`",
+            )
+            .at_pointer(format!("[vantage.\"{k}\"]"))
+            .into());
         }
         let section = format!("vantage/{k}");
         site.vantages.insert(
