@@ -911,3 +911,121 @@ pub fn load(
 ) -> Result<Intended, Error> {
     Intended::from_raw(&crate::config::load(config_dir, stacks_dir)?)
 }
+
+#[cfg(test)]
+mod tests {
+    //! Each component derivation alone, on the reference config changed by hand.
+    use super::*;
+
+    fn reference() -> RawConfig {
+        let dir = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/fixtures/configs/reference/etc"
+        );
+        crate::config::load(std::path::Path::new(dir), None).unwrap()
+    }
+
+    fn lxc<'a>(raw: &'a mut RawConfig, id: u32) -> &'a mut RawGuest {
+        raw.lxcs.iter_mut().find(|g| g.id.value == id).unwrap()
+    }
+
+    #[test]
+    fn router_by_feature_else_by_name() {
+        let mut raw = reference();
+        let ports = ports(&raw);
+        let r = router(&raw, &ports).unwrap();
+        assert_eq!((r.lxc, r.found_by.as_str()), (102, "feature `traefik`"));
+        lxc(&mut raw, 102).features.clear();
+        let r = router(&raw, &ports).unwrap();
+        assert_eq!(
+            (r.lxc, r.found_by.as_str()),
+            (102, "name contains `traefik`")
+        );
+        lxc(&mut raw, 102).name = None;
+        assert!(router(&raw, &ports).is_none());
+    }
+
+    #[test]
+    fn gateway_by_name_else_by_service_and_proxies_to_the_router() {
+        let mut raw = reference();
+        let ports = ports(&raw);
+        let r = router(&raw, &ports);
+        let g = gateway(&raw, "d.test", &ports, r.as_ref(), &[]).unwrap();
+        assert_eq!(g.lxc, 101);
+        assert_eq!(g.server_names, ["nginx.d.test", "portainer.d.test"]);
+        assert_eq!(g.proxy_pass, "http://10.0.0.12:80");
+        assert_eq!(g.ssl_certificate, "/etc/nginx/ssl/nginx.d.test.crt");
+        lxc(&mut raw, 101).name = None;
+        let g = gateway(&raw, "d.test", &ports, None, &[]).unwrap();
+        assert_eq!(
+            (g.lxc, g.found_by.as_str()),
+            (101, "traefik_service `nginx`")
+        );
+        assert_eq!(g.upstream, None);
+    }
+
+    #[test]
+    fn ca_portainer_and_agents_need_a_static_address() {
+        let mut raw = reference();
+        let ports = ports(&raw);
+        let domain = raw.hypervisor.domain.clone();
+        let c = ca(&raw, &domain, &ports).unwrap();
+        assert_eq!((c.lxc, c.port.value), (103, 9000));
+        lxc(&mut raw, 103).ip = None;
+        assert!(ca(&raw, &domain, &ports).is_none());
+        let p = portainer(&raw, &domain, &ports).unwrap();
+        assert_eq!(p.vm, 1001);
+        let a = agents(&raw, &ports);
+        assert_eq!(a.iter().map(|a| a.vm).collect::<Vec<_>>(), [1002]);
+        for vm in &mut raw.vms {
+            vm.ip = None;
+        }
+        assert!(portainer(&raw, &domain, &ports).is_none());
+        assert!(agents(&raw, &ports).is_empty());
+    }
+
+    #[test]
+    fn component_services_are_added_once_to_their_guests() {
+        let raw = reference();
+        let ports = ports(&raw);
+        let host_ip = Val::new("10.0.0.13".parse().unwrap(), Provenance::default());
+        let chains = clones::walk(&raw.lxcs, |g| !g.nameservers.is_empty());
+        let vm_chains = clones::walk(&raw.vms, |g| !g.nameservers.is_empty());
+        let mut guests = guest_nodes(&raw, &chains, &vm_chains, &host_ip);
+        let gw = gateway(&raw, "d.test", &ports, None, &[]);
+        let c = Components {
+            gateway: gw.as_ref(),
+            router: None,
+            ca: None,
+            portainer: None,
+            agents: &[],
+            stacks: &[],
+        };
+        c.add_services(&mut guests);
+        c.add_services(&mut guests);
+        let nginx = guests.iter().find(|g| g.id == Some(101)).unwrap();
+        let names: Vec<_> = nginx.services.iter().map(|s| s.name.as_str()).collect();
+        assert_eq!(names.iter().filter(|n| **n == "nginx-https").count(), 1);
+        assert_eq!(names.iter().filter(|n| **n == "nginx-http").count(), 1);
+        let traefik = guests.iter().find(|g| g.id == Some(102)).unwrap();
+        assert!(!traefik.services.iter().any(|s| s.name.starts_with("nginx")));
+    }
+
+    #[test]
+    fn host_resolves_through_dnsmasq_only_when_the_dns_setup_runs() {
+        let mut raw = reference();
+        let ports = ports(&raw);
+        let ip = Val::new("10.0.0.13".parse().unwrap(), Provenance::default());
+        let h = host_node(&raw, &ip, Some(24), &ports);
+        assert_eq!(h.nameservers[0].value, ip.value);
+        assert!(h.services.iter().any(|s| s.name == "dnsmasq"));
+        raw.hypervisor.dns_server.as_mut().unwrap().enabled.value = false;
+        let h = host_node(&raw, &ip, Some(24), &ports);
+        assert!(!h.services.iter().any(|s| s.name == "dnsmasq"));
+        assert_eq!(h.nameservers_from, "network.interfaces.dns_nameservers");
+        assert_eq!(
+            subnets(&raw, &ip, Some(24)),
+            ["10.0.0.0/24".parse::<ipnet::IpNet>().unwrap()]
+        );
+    }
+}
