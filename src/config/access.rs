@@ -10,8 +10,9 @@ use crate::error::Error;
 /// One parsed file.
 #[derive(Debug, Clone)]
 pub struct Doc {
-    /// The name used in messages and provenance (e.g. `etc/phoenix_vm_configs.json`).
-    pub file: String,
+    /// The name used in messages and provenance (e.g. `etc/phoenix_vm_configs.json`), shared
+    /// by every value's provenance.
+    pub file: super::Text,
     pub root: Node,
 }
 
@@ -86,15 +87,7 @@ fn quotable(key: &str) -> bool {
 
 impl<'a> At<'a> {
     pub fn prov(&self) -> Provenance {
-        Provenance::new(
-            self.doc.file.clone(),
-            if self.ptr.is_empty() {
-                "/".to_string()
-            } else {
-                self.ptr.clone()
-            },
-            Some(self.node.line),
-        )
+        Provenance::new(self.doc.file.clone(), self.pointer(), Some(self.node.line))
     }
 
     fn pointer(&self) -> &str {
