@@ -48,6 +48,21 @@ fn bin(args: &[&str]) -> (i32, String, String) {
     )
 }
 
+/// `trace qdrant --replay DIR/run.json --format json`: the report as printed (exit 0 or 1).
+fn replay_json(dir: &Path) -> String {
+    let run = dir.join("run.json");
+    let (code, out, err) = bin(&[
+        "trace",
+        "qdrant",
+        "--replay",
+        run.to_str().unwrap(),
+        "--format",
+        "json",
+    ]);
+    assert!(code == 0 || code == 1, "{}: {err}", dir.display());
+    out
+}
+
 fn run_file(name: &str) -> String {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("fixtures/scenarios")
@@ -88,16 +103,7 @@ fn every_scenario_replays_to_the_hand_written_diagnosis() {
 fn change_detector_replayed_json_is_byte_identical_to_the_recorded_report() {
     let mut changed = Vec::new();
     for dir in scenarios() {
-        let run = dir.join("run.json");
-        let (code, out, err) = bin(&[
-            "trace",
-            "qdrant",
-            "--replay",
-            run.to_str().unwrap(),
-            "--format",
-            "json",
-        ]);
-        assert!(code == 0 || code == 1, "{}: {err}", dir.display());
+        let out = replay_json(&dir);
         let recorded = std::fs::read_to_string(dir.join("report.json")).unwrap();
         if out != recorded {
             changed.push(dir.display().to_string());
@@ -120,16 +126,7 @@ fn every_replayed_report_matches_the_documented_json_schema() {
     .unwrap();
     let validator = jsonschema::validator_for(&schema).expect("the schema compiles");
     for dir in scenarios() {
-        let run = dir.join("run.json");
-        let (code, out, err) = bin(&[
-            "trace",
-            "qdrant",
-            "--replay",
-            run.to_str().unwrap(),
-            "--format",
-            "json",
-        ]);
-        assert!(code == 0 || code == 1, "{err}");
+        let out = replay_json(&dir);
         let v: Value = serde_json::from_str(&out).unwrap();
         let errors: Vec<String> = validator
             .iter_errors(&v)
