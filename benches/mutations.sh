@@ -5,6 +5,7 @@
 # does not build. docs/testing.md ("Mutations") keeps the last run's table.
 #
 # usage: benches/mutations.sh [NAME...]        (default: every mutation)
+#        benches/mutations.sh --check-anchors  (apply each patch to a copy, build nothing)
 # env:   CARGO_TARGET_DIR (default: target/mutations, shared by every mutation; debug info off)
 #
 # Tests that start the lab run under `flock /tmp/pd-net.lock` (taken only while they run).
@@ -88,10 +89,10 @@ describe() {
 }
 apply() {
   case $1 in
-    wrong-key-usage) patch src/diagnose/mod.rs '"wrong-key-usage" => "PD-TLS-008",' '"wrong-key-usage" => "PD-TLS-006",' ;;
-    dns-refused) patch src/diagnose/mod.rs '"REFUSED" | "SERVFAIL" | "NOTIMP" | "FORMERR" => "PD-DNS-005",' '"NOTIMP" | "FORMERR" => "PD-DNS-005",' ;;
-    tcp-unreachable) patch src/diagnose/mod.rs '"unreachable" => return Some("PD-TCP-003"),' '"unreachable" => return Some("PD-TCP-002"),' ;;
-    http-body) patch src/diagnose/mod.rs 'return (Verdict::Diverged, "PD-HTTP-003", false);' 'return (Verdict::Diverged, "PD-HTTP-002", false);' ;;
+    wrong-key-usage) patch src/diagnose/mod.rs '"wrong-key-usage" => catalog::PD_TLS_008,' '"wrong-key-usage" => catalog::PD_TLS_006,' ;;
+    dns-refused) patch src/diagnose/mod.rs '"REFUSED" | "SERVFAIL" | "NOTIMP" | "FORMERR" => catalog::PD_DNS_005,' '"NOTIMP" | "FORMERR" => catalog::PD_DNS_005,' ;;
+    tcp-unreachable) patch src/diagnose/mod.rs '"unreachable" => return Some(catalog::PD_TCP_003),' '"unreachable" => return Some(catalog::PD_TCP_002),' ;;
+    http-body) patch src/diagnose/mod.rs 'return (Verdict::Diverged, catalog::PD_HTTP_003, false);' 'return (Verdict::Diverged, catalog::PD_HTTP_002, false);' ;;
     dns-stack-label) patch src/model/dns.rs $'gw.value.clone(),\n                        DnsRule::StackLabel,' $'"10.0.0.12".to_string(),\n                        DnsRule::StackLabel,' ;;
     route-vm-scheme) patch src/model/routes.rs 'GuestKind::Vm => ("https", VantageRef::Vm(g.id.value)),' 'GuestKind::Vm => ("http", VantageRef::Vm(g.id.value)),' ;;
     firewall-stack-rules) patch src/model/firewall.rs 'if let Some(env) = &s.production {' 'if let Some(env) = s.production.as_ref().filter(|_| false) {' ;;
@@ -113,6 +114,16 @@ tests_for() {
     target-path-first) echo "lab:test:trace_lab:two_faults lab:test:oracle" ;;
   esac
 }
+
+if [ "${1:-}" = --check-anchors ]; then
+  status=0
+  for m in "${mutations[@]}"; do
+    copy_tree
+    if apply "$m"; then echo "$m: anchor found"; else echo "$m: ANCHOR-MISSING"; status=1; fi
+  done
+  rm -rf "$scratch"
+  exit $status
+fi
 
 selected=("$@")
 [ ${#selected[@]} -eq 0 ] && selected=("${mutations[@]}")
