@@ -203,11 +203,8 @@ fn line_of(text: &str, offset: usize) -> u32 {
 /// Parse one definition file.
 pub fn parse(file: &str, text: &str) -> Result<TraceDef, Error> {
     let f: FileDef = toml::from_str(text).map_err(|e| {
-        let loc = e
-            .span()
-            .map(|s| format!(":{}", line_of(text, s.start)))
-            .unwrap_or_default();
-        Error::input(format!("{file}{loc}: {}", e.message().trim_end()))
+        let line = e.span().map(|s| line_of(text, s.start) as usize);
+        crate::error::ConfigError::new(file, e.message().trim_end()).at_line(line)
     })?;
     if f.hop.is_empty() {
         return Err(Error::input(format!(

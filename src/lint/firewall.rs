@@ -592,7 +592,7 @@ pub(crate) fn unenforced_lxc_rules(m: &Intended) -> Vec<Finding> {
             .expected(format!(
                 "the rules of {who} filter its traffic ([OPTIONS] enable: 1)"
             ))
-            .actual(f.enforced_why.clone())
+            .actual(f.enforced_why)
             .hint(format!(
                 "Check `pvesh get /nodes/$(hostname)/lxc/{}/firewall/options`; fix PD-FW-002 findings before enabling it.",
                 f.name
