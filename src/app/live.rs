@@ -2,6 +2,7 @@
 
 use crate::cli::{GlobalArgs, RunArgs};
 use crate::diagnose::catalog::CodeInfo;
+use crate::diagnose::facts;
 use crate::engine::{self, SavedRun, Scope, Settings};
 use crate::error::{Error, Result};
 use crate::finding::Finding;
@@ -58,17 +59,21 @@ pub(crate) fn scope(run: &RunArgs, m: &Intended) -> Result<Scope> {
 /// How the engine runs a live plan: `--concurrency`, `--timeout`, `--budget`, `--scope` and the
 /// vantages of `--vantage`/`--via`.
 pub(crate) fn settings(g: &GlobalArgs, run: &RunArgs, m: &Intended) -> Result<Settings> {
-    settings_for(run, m, Vantages::from_run_args(run, &g.config_dir)?)
+    settings_for(
+        run,
+        m,
+        Arc::new(Vantages::from_run_args(run, &g.config_dir)?),
+    )
 }
 
 /// The engine's settings for `run`, steps entering guests through `vantages`.
-fn settings_for(run: &RunArgs, m: &Intended, vantages: Vantages) -> Result<Settings> {
+fn settings_for(run: &RunArgs, m: &Intended, vantages: Arc<Vantages>) -> Result<Settings> {
     Ok(Settings {
         concurrency: run.concurrency.max(1),
         timeout: run.timeout,
         budget: run.budget,
         scope: scope(run, m)?,
-        runner: Arc::new(vantages),
+        runner: vantages,
         ..Settings::default()
     })
 }
@@ -95,8 +100,14 @@ pub(crate) fn execute(
         } else {
             vantages
         };
-    let settings = settings_for(run, &ctx.model, vantages)?;
+    let vantages = Arc::new(vantages);
+    let settings = settings_for(run, &ctx.model, vantages.clone())?;
     let cache = engine::StepCache::new(&plans);
+    // Files the diagnosis may need from the guests ride along with their steps' calls.
+    let (mut facts, reads) = facts::plan_reads(&cache.plan, &ctx.model);
+    for (v, paths) in &reads {
+        vantages.attach_reads(*v, paths);
+    }
     let total = cache.plan.steps.len();
     let bar = progress_bar(total as u64);
     let settings = match &bar {
@@ -110,7 +121,10 @@ pub(crate) fn execute(
         None => settings,
     };
     // All targets in one engine run: shared steps are probed once, each guest gets one call.
-    let merged = rt.block_on(engine::execute(&cache.plan, &settings));
+    let mut merged = rt.block_on(engine::execute(&cache.plan, &settings));
+    let need = facts::needed(&cache.plan, &merged, &facts, &reads);
+    rt.block_on(facts::gather(&vantages, &need, &mut facts));
+    facts::enrich(&cache.plan, &mut merged, &facts);
     let runs: Vec<_> = plans
         .iter()
         .enumerate()
@@ -126,6 +140,7 @@ pub(crate) fn execute(
             plan,
             run,
             static_findings: Vec::new(),
+            facts: facts.clone(),
         })
         .collect();
     Ok((saved, static_findings))

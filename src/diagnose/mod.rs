@@ -14,6 +14,7 @@
 //!   verdict `diverged`; the headline falls back to them only when the target's path is sound.
 
 pub mod catalog;
+pub mod facts;
 
 use crate::config::Provenance;
 use crate::engine::Run;
@@ -922,6 +923,8 @@ fn tls_code(reason: &str, e: &Evidence) -> &'static str {
         "self-signed" => "PD-TLS-005",
         "wrong-key-usage" => "PD-TLS-008",
         "pin-mismatch" => "PD-TLS-009",
+        facts::NOT_RELOADED => "PD-TLS-010",
+        facts::MANIFEST_NAME_MISSING => "PD-TLS-011",
         _ => "PD-TLS-006",
     }
 }

@@ -203,6 +203,9 @@ fn table() -> Vec<Row> {
         row("self-signed", Tls, Failed, "verify", tls(Some("self-signed")), d, Some("PD-TLS-005")),
         row("wrong-key-usage", Tls, Failed, "verify", tls(Some("wrong-key-usage")), d, Some("PD-TLS-008")),
         row("pin-mismatch", Tls, Failed, "verify", tls(Some("pin-mismatch")), d, Some("PD-TLS-009")),
+        // Set from the guest facts (diagnose::facts): the file on disk and the manifest.
+        row("not-reloaded", Tls, Failed, "verify", tls(Some("not-reloaded")), d, Some("PD-TLS-010")),
+        row("manifest-name-missing", Tls, Failed, "verify", tls(Some("manifest-name-missing")), d, Some("PD-TLS-011")),
         row("bad-certificate", Tls, Failed, "verify", tls(Some("bad-certificate")), d, Some("PD-TLS-006")),
         // The same verification errors seen by an mTLS or HTTPS probe keep their TLS code.
         row("unknown-issuer", Mtls, Failed, "verify", Evidence::Mtls(MtlsEvidence { tls: tls_ev(Some("unknown-issuer")), verdict: "unknown".into(), ..Default::default() }), d, Some("PD-TLS-003")),

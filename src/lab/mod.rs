@@ -6,6 +6,7 @@
 //! all of it, so a trace runs against the lab exactly as against the real platform.
 
 mod config;
+mod deployed;
 mod dns;
 mod faults;
 mod pki;
@@ -372,7 +373,11 @@ impl Lab {
             SocketAddr::from((addrs.portainer, ports.portainer)),
         )
         .await?;
-        let agent_l = bind_tcp("the agent", SocketAddr::from((addrs.agent, ports.agent))).await?;
+        let agent_l = bind_tcp(
+            "the agent",
+            SocketAddr::from((addrs.agent, deployed::agent_port(&ports, &spec.faults))),
+        )
+        .await?;
         let qdrant_l = if has(Fault::QdrantDown) {
             None
         } else {
@@ -406,6 +411,8 @@ impl Lab {
         };
         let validity = if has(Fault::ExpiredLeaf) {
             Validity::Expired
+        } else if has(Fault::CertNotReloaded) {
+            Validity::Old
         } else {
             Validity::Day
         };
@@ -425,6 +432,19 @@ impl Lab {
         if has(Fault::IntermediateMissing) {
             gateway_leaf = gateway_leaf.leaf_only();
         }
+        // `cert-not-reloaded`: the renewal wrote a new certificate; the gateway serves the old.
+        let gateway_on_disk = if has(Fault::CertNotReloaded) {
+            pki::issue(
+                gw_issuer,
+                &d("nginx"),
+                &gw_names,
+                &[],
+                SERVER_EKU,
+                Validity::Day,
+            )?
+        } else {
+            gateway_leaf.clone()
+        };
         let portainer_leaf = if has(Fault::BackendTls) {
             pki::self_signed("portainer", &["localhost"], &[IpAddr::V4(addrs.portainer)])?
         } else {
@@ -482,7 +502,7 @@ impl Lab {
             &format!("{}{}", ca_int.pem(), ca_root.pem()),
         )?;
         for (leaf, cert, key) in [
-            (&gateway_leaf, &files.gateway_cert, &files.gateway_key),
+            (&gateway_on_disk, &files.gateway_cert, &files.gateway_key),
             (&portainer_leaf, &files.portainer_cert, &files.portainer_key),
             (&step_leaf, &files.step_ca_cert, &files.step_ca_key),
             (
