@@ -6,7 +6,7 @@
 
 use crate::config::Provenance;
 use crate::engine::Run;
-use crate::finding::{Reconciled, Severity};
+use crate::finding::{Origin, Reconciled, Severity};
 use crate::model::Intended;
 use crate::observe::{CertSummary, Evidence, Outcome};
 use crate::plan::{Plan, ProbeSpec, VantageRef};
@@ -332,11 +332,9 @@ pub fn annotate(report: &mut super::Report, plan: &Plan, facts: &GuestFacts) {
         if lines.is_empty() || !r.verdict.is_failure() {
             continue;
         }
-        for f in report
-            .findings
-            .iter_mut()
-            .filter(|f| f.hop == r.hop && f.origin == "live" && Some(&f.code) == r.code.as_ref())
-        {
+        for f in report.findings.iter_mut().filter(|f| {
+            f.hop == r.hop && f.origin == Origin::Live && Some(&f.code) == r.code.as_ref()
+        }) {
             for l in &lines {
                 if !f.evidence.contains(l) {
                     f.evidence.push(l.clone());
@@ -350,7 +348,7 @@ pub fn annotate(report: &mut super::Report, plan: &Plan, facts: &GuestFacts) {
             .reconciliation
             .as_ref()
             .is_some_and(|r| r.status == Reconciled::Refuted);
-        if f.origin != "static" || !refuted || f.title.starts_with(NOT_LIVE) {
+        if f.origin != Origin::Static || !refuted || f.title.starts_with(NOT_LIVE) {
             continue;
         }
         f.severity = f.severity.min(Severity::Warning);
@@ -685,11 +683,11 @@ mod tests {
     fn a_static_finding_the_live_run_refutes_is_a_defect_not_live_yet() {
         use crate::finding::{Finding, Reconciliation};
         let mut f = Finding::new(
-            "PD-CERT-002",
+            crate::lint::catalog::PD_CERT_002,
             Severity::Error,
             "the gateway certificate does not name qdrant.internal.thinkheads.ai",
         );
-        f.origin = "static".into();
+        f.origin = Origin::Static;
         f.actual = "SANs [nginx, portainer]".into();
         f.reconciliation = Some(Reconciliation {
             status: Reconciled::Refuted,

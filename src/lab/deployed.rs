@@ -20,7 +20,7 @@ pub fn listening(id: &str, addrs: &Addrs, ports: &Ports, faults: &[Fault]) -> Ve
         "lxc:103" if !has(Fault::CaDown) => vec![at(addrs.ca, ports.ca)],
         "vm:1001" => vec![at(addrs.portainer, ports.portainer)],
         "vm:1002" => {
-            let mut l = vec![at(addrs.agent, agent_port(ports, faults))];
+            let mut l = vec![at(addrs.agent, agent_port(ports, has(Fault::AgentMoved)))];
             if !has(Fault::QdrantDown) {
                 l.push(at(addrs.agent, ports.qdrant));
             }
@@ -31,8 +31,8 @@ pub fn listening(id: &str, addrs: &Addrs, ports: &Ports, faults: &[Fault]) -> Ve
 }
 
 /// The port the agent really listens on (`agent-moved`: the next one).
-pub fn agent_port(ports: &Ports, faults: &[Fault]) -> u16 {
-    if faults.contains(&Fault::AgentMoved) {
+pub fn agent_port(ports: &Ports, moved: bool) -> u16 {
+    if moved {
         ports.agent + 1
     } else {
         ports.agent
@@ -58,8 +58,12 @@ pub fn write_root(
     write_new(&net.join("tcp6"), header, 0o644)?;
     if id == "host" {
         for cert in [&pki.gateway_cert, &pki.portainer_cert] {
-            let text = std::fs::read_to_string(cert)
-                .map_err(|e| Error::tool(format!("lab: reading {}: {e}", cert.display())))?;
+            // A config written without its PKI (the config's own tests) has none to copy.
+            let text = match std::fs::read_to_string(cert) {
+                Ok(t) => t,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(Error::tool(format!("lab: reading {}: {e}", cert.display()))),
+            };
             let rel = cert.strip_prefix("/").unwrap_or(cert);
             write_new(&vroot.join(rel), &text, 0o644)?;
         }
