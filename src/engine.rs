@@ -175,6 +175,13 @@ pub struct SavedRun {
     pub run: Run,
     #[serde(default)]
     pub static_findings: Vec<crate::finding::Finding>,
+    /// What was read from the guests for this run (`diagnose::facts`), for the evidence lines
+    /// a replay shows again.
+    #[serde(
+        default,
+        skip_serializing_if = "crate::diagnose::facts::GuestFacts::is_empty"
+    )]
+    pub facts: crate::diagnose::facts::GuestFacts,
 }
 
 fn note(step: &Step) -> VantageNote {

@@ -46,6 +46,22 @@ const MATRIX: &[(&str, &str, &str, &str, &str, bool)] = &[
         false,
     ),
     (
+        "agent-moved",
+        "agent",
+        "portainer-agent",
+        "tcp",
+        "PD-TCP-001",
+        false,
+    ),
+    (
+        "cert-not-reloaded",
+        "qdrant",
+        "host-gateway",
+        "tls",
+        "PD-TLS-010",
+        false,
+    ),
+    (
         "qdrant-down",
         "qdrant",
         "router-qdrant",
@@ -553,5 +569,59 @@ fn a_resolv_conf_naming_a_dead_nameserver_is_a_divergence_not_healthy() {
         !step.to_string().contains("effective answer at the vantage"),
         "{step:#}"
     );
+    h.shutdown();
+}
+
+/// `agent-moved`: the agent on VM 1002 listens on 9002, the config says 9001. The trace names
+/// the refused port and, from VM 1002's socket table, where a process listens instead (written
+/// from the fault: the agent's port plus one, on the agent's address).
+#[test]
+fn a_moved_agent_is_refused_and_the_trace_names_the_port_it_listens_on() {
+    let (_rt, h, _d) = start(73, &[Fault::AgentMoved]);
+    let (code, v, stderr) = trace(&h, "agent", &[]);
+    assert_eq!(code, 1, "{v:#}\n{stderr}");
+    let f = live_errors(&v)
+        .into_iter()
+        .find(|f| f["hop"] == "portainer-agent")
+        .unwrap_or_else(|| panic!("no finding at portainer-agent: {v:#}"));
+    assert_eq!(f["code"], "PD-TCP-001", "{f:#}");
+    let actual = f["actual"].as_str().unwrap();
+    assert!(
+        actual.contains("in vm:1002: nothing listens on :9001; a process listens on :9002"),
+        "{f:#}"
+    );
+    let agent_ip = h.agent_addr().ip();
+    assert!(
+        f["evidence"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e.as_str().unwrap()
+                == format!(
+                    "vm:1002:/proc/net/tcp{{,6}}: listening on {agent_ip}:6333, {agent_ip}:9002"
+                )),
+        "{f:#}"
+    );
+    h.shutdown();
+}
+
+/// `cert-not-reloaded`: the file at the manifest's cert_path holds a certificate issued after
+/// the one the gateway serves. The served one is still valid, so only the file on disk shows
+/// the cause: the finding is PD-TLS-010 at host-gateway, naming the file.
+#[test]
+fn a_certificate_renewed_on_disk_but_not_reloaded_is_named() {
+    let (_rt, h, _d) = start(74, &[Fault::CertNotReloaded]);
+    let (code, v, stderr) = trace(&h, "qdrant", &[]);
+    assert_eq!(code, 1, "{v:#}\n{stderr}");
+    assert_eq!(v["first_divergence"]["code"], "PD-TLS-010", "{v:#}");
+    assert_eq!(v["first_divergence"]["hop"], "host-gateway", "{v:#}");
+    let f = live_errors(&v)
+        .into_iter()
+        .find(|f| f["code"] == "PD-TLS-010")
+        .unwrap();
+    let cert = h.pki().gateway_cert.display().to_string();
+    let text = f.to_string();
+    assert!(text.contains("renewed on disk, not reloaded"), "{f:#}");
+    assert!(text.contains(&format!("host:{cert}")), "{f:#}");
     h.shutdown();
 }

@@ -53,6 +53,19 @@ struct Faults {
     agent_drops_portainer: bool,
     /// `/etc/resolv.conf` inside the Traefik guest names a nameserver that does not exist.
     router_resolv_nowhere: bool,
+    /// The agent in VM 1002 listens on 9002 instead of the configured 9001.
+    agent_moved: bool,
+}
+
+impl Faults {
+    /// The port the agent's nginx listens on.
+    fn agent_port(self) -> u16 {
+        if self.agent_moved {
+            9002
+        } else {
+            9001
+        }
+    }
 }
 
 /// The namespaces, the servers inside them, and the config dir that describes them.
@@ -78,7 +91,7 @@ impl Lab {
         lab.pki();
         lab.config_dir();
         lab.dns();
-        lab.web();
+        lab.web(faults.agent_port());
         if faults.agent_drops_portainer {
             let rules = lab.dir.path().join("agent.nft");
             write(
@@ -104,7 +117,7 @@ impl Lab {
             (ROUTER, 80),
             (CA, 9000),
             (PORTAINER, 9443),
-            (AGENT, 9001),
+            (AGENT, faults.agent_port()),
             (AGENT, 6333),
         ] {
             lab.wait_listening(node.0, &format!("{}:{port}", node.1), "-lnt");
@@ -290,7 +303,7 @@ rm -f *.csr ext.cnf
 
     /// nginx in every node that serves HTTP: the TLS gateway proxying to the router, the router
     /// routing by Host, step-ca's health endpoint, the Portainer API and the agent and qdrant.
-    fn web(&mut self) {
+    fn web(&mut self, agent_port: u16) {
         let pki = self.path("pki").display().to_string();
         let (d, gw, rt, ca, pt, ag) = (DOMAIN, GATEWAY.1, ROUTER.1, CA.1, PORTAINER.1, AGENT.1);
         let servers = [
@@ -334,7 +347,7 @@ rm -f *.csr ext.cnf
             (
                 AGENT.0,
                 format!(
-                    "server {{ listen {ag}:9001 ssl; ssl_certificate {pki}/agent.crt;
+                    "server {{ listen {ag}:{agent_port} ssl; ssl_certificate {pki}/agent.crt;
                        ssl_certificate_key {pki}/agent.key; location = /ping {{ return 204; }} }}
                      server {{ listen {ag}:6333;
                        location = /healthz {{ return 200 'healthz check passed\\n'; }} }}"
@@ -777,4 +790,48 @@ fn the_healthy_platform_traces_healthy_from_every_vantage() {
         );
         assert_eq!(code, 0, "{target}");
     }
+}
+
+/// The agent in VM 1002 listens on 9002 (nginx, a real socket in its namespace) while the
+/// config says 9001: the hop from the Portainer VM is refused, and the trace reads VM 1002's own
+/// socket table (one `sh -c` through its transport: the VM has no steps of its own) to name the
+/// port a process listens on instead. Expected text written from the fault.
+#[test]
+fn a_moved_agent_is_refused_and_the_trace_names_the_port_it_listens_on() {
+    let lab = Lab::up(
+        "m",
+        Faults {
+            agent_moved: true,
+            ..Faults::default()
+        },
+    );
+    let (report, code, _) = lab.trace("agent", &[]);
+    assert_real_vantages(&lab, &report);
+    assert_eq!(code, 1, "{}", not_ok(&report));
+    let first = &report["first_divergence"];
+    assert_eq!(first["hop"], "portainer-agent", "{}", not_ok(&report));
+    assert_eq!(first["code"], "PD-TCP-001", "{first:#}");
+    let f = report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["hop"] == "portainer-agent" && f["code"] == "PD-TCP-001")
+        .unwrap_or_else(|| panic!("{}", not_ok(&report)));
+    let actual = f["actual"].as_str().unwrap();
+    assert!(
+        actual.contains("in vm:1002: nothing listens on :9001; a process listens on :9002"),
+        "{f:#}"
+    );
+    let want = format!(
+        "vm:1002:/proc/net/tcp{{,6}}: listening on {0}:6333, {0}:9002",
+        AGENT.1
+    );
+    assert!(
+        f["evidence"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e.as_str() == Some(want.as_str())),
+        "{f:#}"
+    );
 }

@@ -2,6 +2,7 @@
 
 use crate::cli::{GlobalArgs, RunArgs, VantageOverride};
 use phoenix_doctor::diagnose::catalog::CodeInfo;
+use phoenix_doctor::diagnose::facts;
 use phoenix_doctor::engine::{self, SavedRun, Scope, Settings};
 use phoenix_doctor::error::{Error, Result};
 use phoenix_doctor::finding::Finding;
@@ -69,17 +70,17 @@ pub(crate) fn vantages(run: &RunArgs, config_dir: &std::path::Path) -> Result<Va
 /// How the engine runs a live plan: `--concurrency`, `--timeout`, `--budget`, `--scope` and the
 /// vantages of `--vantage`/`--via`.
 pub(crate) fn settings(g: &GlobalArgs, run: &RunArgs, m: &Intended) -> Result<Settings> {
-    settings_for(run, m, vantages(run, &g.config_dir)?)
+    settings_for(run, m, Arc::new(vantages(run, &g.config_dir)?))
 }
 
 /// The engine's settings for `run`, steps entering guests through `vantages`.
-fn settings_for(run: &RunArgs, m: &Intended, vantages: Vantages) -> Result<Settings> {
+fn settings_for(run: &RunArgs, m: &Intended, vantages: Arc<Vantages>) -> Result<Settings> {
     Ok(Settings {
         concurrency: run.concurrency.max(1),
         timeout: run.timeout,
         budget: run.budget,
         scope: scope(run, m),
-        runner: Arc::new(vantages),
+        runner: vantages,
         ..Settings::default()
     })
 }
@@ -106,8 +107,14 @@ pub(crate) fn execute(
         } else {
             vantages
         };
-    let settings = settings_for(run, &ctx.model, vantages)?;
+    let vantages = Arc::new(vantages);
+    let settings = settings_for(run, &ctx.model, vantages.clone())?;
     let cache = engine::StepCache::new(&plans);
+    // Files the diagnosis may need from the guests ride along with their steps' calls.
+    let (mut facts, reads) = facts::plan_reads(&cache.plan, &ctx.model);
+    for (v, paths) in &reads {
+        vantages.attach_reads(*v, paths);
+    }
     let total = cache.plan.steps.len();
     let bar = progress_bar(total as u64);
     let settings = match &bar {
@@ -121,7 +128,10 @@ pub(crate) fn execute(
         None => settings,
     };
     // All targets in one engine run: shared steps are probed once, each guest gets one call.
-    let merged = rt.block_on(engine::execute(&cache.plan, &settings));
+    let mut merged = rt.block_on(engine::execute(&cache.plan, &settings));
+    let need = facts::needed(&cache.plan, &merged, &facts, &reads);
+    rt.block_on(facts::gather(&vantages, &need, &mut facts));
+    facts::enrich(&cache.plan, &mut merged, &facts);
     let runs: Vec<_> = plans
         .iter()
         .enumerate()
@@ -137,6 +147,7 @@ pub(crate) fn execute(
             plan,
             run,
             static_findings: Vec::new(),
+            facts: facts.clone(),
         })
         .collect();
     Ok((saved, static_findings))

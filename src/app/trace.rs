@@ -190,6 +190,7 @@ fn run_targets_with(
             .iter()
             .map(|s| {
                 let mut r = diagnose::diagnose(&s.plan, &s.run, &statics);
+                diagnose::facts::annotate(&mut r, &s.plan, &s.facts);
                 r.attempts = attempts;
                 r
             })
@@ -302,9 +303,9 @@ pub(crate) fn replay(file: &std::path::Path, targets: &[String]) -> Result<Trace
         chosen.push(s);
     }
     for s in chosen {
-        traced
-            .reports
-            .push(diagnose::diagnose(&s.plan, &s.run, &s.static_findings));
+        let mut r = diagnose::diagnose(&s.plan, &s.run, &s.static_findings);
+        diagnose::facts::annotate(&mut r, &s.plan, &s.facts);
+        traced.reports.push(r);
         traced.runs.push(s.run.clone());
     }
     Ok(traced)

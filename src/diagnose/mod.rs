@@ -14,6 +14,7 @@
 //!   verdict `diverged`; the headline falls back to them only when the target's path is sound.
 
 pub mod catalog;
+pub mod facts;
 
 use crate::config::Provenance;
 use crate::engine::Run;
@@ -925,6 +926,8 @@ fn tls_code(reason: &str, e: &Evidence) -> Code {
         "self-signed" => catalog::PD_TLS_005,
         "wrong-key-usage" => catalog::PD_TLS_008,
         "pin-mismatch" => catalog::PD_TLS_009,
+        facts::NOT_RELOADED => catalog::PD_TLS_010,
+        facts::MANIFEST_NAME_MISSING => catalog::PD_TLS_011,
         _ => catalog::PD_TLS_006,
     }
 }

@@ -203,6 +203,9 @@ fn table() -> Vec<Row> {
         row("self-signed", Tls, Failed, "verify", tls(Some("self-signed")), d, Some(catalog::PD_TLS_005)),
         row("wrong-key-usage", Tls, Failed, "verify", tls(Some("wrong-key-usage")), d, Some(catalog::PD_TLS_008)),
         row("pin-mismatch", Tls, Failed, "verify", tls(Some("pin-mismatch")), d, Some(catalog::PD_TLS_009)),
+        // Set from the guest facts (diagnose::facts): the file on disk and the manifest.
+        row("not-reloaded", Tls, Failed, "verify", tls(Some("not-reloaded")), d, Some(catalog::PD_TLS_010)),
+        row("manifest-name-missing", Tls, Failed, "verify", tls(Some("manifest-name-missing")), d, Some(catalog::PD_TLS_011)),
         row("bad-certificate", Tls, Failed, "verify", tls(Some("bad-certificate")), d, Some(catalog::PD_TLS_006)),
         // The same verification errors seen by an mTLS or HTTPS probe keep their TLS code.
         row("unknown-issuer", Mtls, Failed, "verify", Evidence::Mtls(MtlsEvidence { tls: tls_ev(Some("unknown-issuer")), verdict: "unknown".into(), ..Default::default() }), d, Some(catalog::PD_TLS_003)),

@@ -367,9 +367,12 @@ pub fn write_dir(
             &resolv,
             &format!("search {DOMAIN}\nnameserver {nameserver}\n"),
         )?;
+        let vroot = vdir.join("root");
+        super::deployed::write_root(&vroot, id, addrs, ports, faults, pki)?;
         let mut t = toml::Table::new();
         t.insert("hosts_file".into(), path_str(&hosts));
         t.insert("resolv_conf".into(), path_str(&resolv));
+        t.insert("root".into(), path_str(&vroot));
         vantages.insert((*id).to_string(), toml::Value::Table(t));
     }
     site.insert("vantage".into(), toml::Value::Table(vantages));

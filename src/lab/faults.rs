@@ -27,6 +27,8 @@ pub enum Fault {
     CaDown,
     SlowBackend,
     ResolvNowhere,
+    AgentMoved,
+    CertNotReloaded,
 }
 
 /// Where the first divergence of a fault should be found.
@@ -70,7 +72,7 @@ const fn at(hop: &'static str, layer: Layer, code: &'static str) -> Expected {
     Expected { hop, layer, code }
 }
 
-static FAULTS: [FaultInfo; 16] = [
+static FAULTS: [FaultInfo; 18] = [
     info(
         Fault::HostsOverride,
         "hosts-override",
@@ -182,6 +184,20 @@ static FAULTS: [FaultInfo; 16] = [
         "the router's (lxc:102) /etc/resolv.conf names a nameserver where nothing listens",
         at("router-dns", Layer::Dns, "PD-DNS-006"),
         "etc/phoenix_lxc_configs.json network_config.nameservers: pct writes it into the guest's /etc/resolv.conf; a hand edit or a stale nameserver leaves programs there waiting for a timeout",
+    ),
+    info(
+        Fault::AgentMoved,
+        "agent-moved",
+        "the Portainer agent on VM 1002 listens on the port after the configured one (9002 for 9001)",
+        at("portainer-agent", Layer::Tcp, "PD-TCP-001", &["refused"]),
+        "etc/phoenix_hypervisor_config.json network.portainer_agent_port (9001): an agent container started by hand with another port mapping",
+    ),
+    info(
+        Fault::CertNotReloaded,
+        "cert-not-reloaded",
+        "the gateway's certificate was renewed on disk (cert_path), but NGINX still serves the old one",
+        at("host-gateway", Layer::Tls, "PD-TLS-010", &["not-reloaded"]),
+        "certificate-manifest.json post_renewal_command (pct exec 101 -- systemctl reload nginx) not run after certificate-renewal-manager.sh renewed the file",
     ),
 ];
 

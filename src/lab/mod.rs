@@ -6,6 +6,7 @@
 //! all of it, so a trace runs against the lab exactly as against the real platform.
 
 mod config;
+mod deployed;
 mod dns;
 mod faults;
 mod pki;

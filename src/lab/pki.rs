@@ -68,6 +68,8 @@ pub enum Validity {
     Day,
     /// Expired a day ago.
     Expired,
+    /// Issued 20 hours ago for 24 hours (due for renewal; the last one was not loaded).
+    Old,
 }
 
 fn tool(what: &str) -> impl Fn(rcgen::Error) -> Error + '_ {
@@ -156,6 +158,10 @@ fn leaf_params(
         Validity::Expired => {
             p.not_before = now - Duration::hours(48);
             p.not_after = now - Duration::hours(24);
+        }
+        Validity::Old => {
+            p.not_before = now - Duration::hours(20);
+            p.not_after = now + Duration::hours(4);
         }
     }
     Ok(p)

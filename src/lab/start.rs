@@ -5,7 +5,7 @@ use super::config::{self, Backend, Route, DOMAIN};
 use super::pki::{self, Ca, Leaf, Validity, CLIENT_EKU, SERVER_EKU};
 use super::reference::{self, Reference};
 use super::servers::{self, SLOW_BACKEND_DELAY};
-use super::{dns, Addrs, Fault, LabHandle, LabSpec, PkiFiles, Ports};
+use super::{deployed, dns, Addrs, Fault, LabHandle, LabSpec, PkiFiles, Ports};
 use crate::error::{Error, Result};
 use std::collections::HashSet;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -220,7 +220,14 @@ async fn bind_all(addrs: &Addrs, faults: &Faults) -> Result<(Ports, Bound)> {
         gateway: front.gateway,
         router: front.router,
         portainer: bind_tcp("Portainer", at(addrs.portainer, ports.portainer)).await?,
-        agent: bind_tcp("the agent", at(addrs.agent, ports.agent)).await?,
+        agent: bind_tcp(
+            "the agent",
+            at(
+                addrs.agent,
+                deployed::agent_port(&ports, faults.has(Fault::AgentMoved)),
+            ),
+        )
+        .await?,
         qdrant: bind_unless(
             faults.has(Fault::QdrantDown),
             "qdrant",
@@ -241,6 +248,9 @@ struct Certs {
     /// `client-cert-rejected`).
     other: Option<(Ca, Ca)>,
     gateway: Leaf,
+    /// The gateway's certificate file at the manifest's cert_path: the served one, or a newer
+    /// one the gateway did not load (`cert-not-reloaded`).
+    gateway_on_disk: Leaf,
     portainer: Leaf,
     step_ca: Leaf,
     router_client: Leaf,
@@ -258,7 +268,12 @@ impl Certs {
         } else {
             None
         };
-        let gateway = gateway_leaf(&intermediate, other.as_ref(), faults, reference)?;
+        let gateway = gateway_leaf(&intermediate, other.as_ref(), faults, reference, false)?;
+        let gateway_on_disk = if faults.has(Fault::CertNotReloaded) {
+            gateway_leaf(&intermediate, other.as_ref(), faults, reference, true)?
+        } else {
+            gateway.clone()
+        };
         let portainer = portainer_leaf(&intermediate, addrs, faults)?;
         let step_ca = pki::issue(
             &intermediate,
@@ -287,6 +302,7 @@ impl Certs {
             intermediate,
             other,
             gateway,
+            gateway_on_disk,
             portainer,
             step_ca,
             router_client,
@@ -308,12 +324,14 @@ fn gateway_names(reference: Option<Vec<String>>, wrong_san: bool) -> Vec<String>
 
 /// The gateway's certificate: issued by the platform's intermediate (the foreign one under
 /// `untrusted-ca`), expired under `expired-leaf`, served without its intermediate under
-/// `intermediate-missing`.
+/// `intermediate-missing`, issued 20 hours ago under `cert-not-reloaded` unless `renewed` (the
+/// file the renewal wrote, which the gateway did not load).
 fn gateway_leaf(
     intermediate: &Ca,
     other: Option<&(Ca, Ca)>,
     faults: &Faults,
     reference: Option<&Reference>,
+    renewed: bool,
 ) -> Result<Leaf> {
     let names = gateway_names(
         reference.map(Reference::gateway_names),
@@ -322,6 +340,8 @@ fn gateway_leaf(
     let names: Vec<&str> = names.iter().map(String::as_str).collect();
     let validity = if faults.has(Fault::ExpiredLeaf) {
         Validity::Expired
+    } else if faults.has(Fault::CertNotReloaded) && !renewed {
+        Validity::Old
     } else {
         Validity::Day
     };
@@ -366,7 +386,11 @@ fn write_pki(pki_dir: &Path, certs: &Certs) -> Result<PkiFiles> {
     let bundle = format!("{}{}", certs.intermediate.pem(), certs.root.pem());
     write_file(&files.ca_bundle, &bundle)?;
     for (leaf, cert, key) in [
-        (&certs.gateway, &files.gateway_cert, &files.gateway_key),
+        (
+            &certs.gateway_on_disk,
+            &files.gateway_cert,
+            &files.gateway_key,
+        ),
         (
             &certs.portainer,
             &files.portainer_cert,

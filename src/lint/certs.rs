@@ -20,18 +20,7 @@ pub(crate) fn gateway_sans(m: &Intended) -> Vec<Finding> {
     let Some(cert) = gw.cert.and_then(|i| m.certs.get(i)) else {
         return Vec::new();
     };
-    let covered = |name: &str| {
-        cert.effective_sans.iter().any(|s| {
-            let s = s.to_ascii_lowercase();
-            let n = name.to_ascii_lowercase();
-            s == n
-                || s.strip_prefix("*.").is_some_and(|base| {
-                    n.strip_suffix(base)
-                        .and_then(|l| l.strip_suffix('.'))
-                        .is_some_and(|l| !l.is_empty() && !l.contains('.'))
-                })
-        })
-    };
+    let covered = |name: &str| crate::model::stacks::san_covers(&cert.effective_sans, name);
     let mut names: Vec<(String, Vec<crate::config::Provenance>, String)> = Vec::new();
     for rec in &m.dns.records {
         if rec.ip == Some(gw.ip.value)

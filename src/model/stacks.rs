@@ -31,6 +31,21 @@ pub struct Cert {
     pub prov: Provenance,
 }
 
+/// Whether certificate names `sans` cover `name`: exactly, or by a wildcard for one label
+/// (`*.internal.thinkheads.ai` covers `qdrant.internal.thinkheads.ai`, not `a.b.internal...`).
+pub fn san_covers(sans: &[String], name: &str) -> bool {
+    let n = name.trim_end_matches('.').to_ascii_lowercase();
+    sans.iter().any(|s| {
+        let s = s.to_ascii_lowercase();
+        s == n
+            || s.strip_prefix("*.").is_some_and(|base| {
+                n.strip_suffix(base)
+                    .and_then(|l| l.strip_suffix('.'))
+                    .is_some_and(|l| !l.is_empty() && !l.contains('.'))
+            })
+    })
+}
+
 /// The guest a persistent-data path belongs to.
 pub fn guest_of_path(path: &str) -> Option<VantageRef> {
     let parts: Vec<&str> = path.split('/').collect();

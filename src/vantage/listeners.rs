@@ -61,6 +61,24 @@ pub fn parse_proc_net_tcp(text: &str) -> Vec<Listener> {
     out
 }
 
+/// The `/proc/net/tcp` text (IPv4 sockets; IPv6 ones are left out) of a guest whose listening
+/// sockets are `addrs`, as the kernel prints it: what the lab's simulated guests hold.
+pub fn format_proc_net_tcp(addrs: &[SocketAddr]) -> String {
+    let mut out = String::from(
+        "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n",
+    );
+    for (i, a) in addrs.iter().enumerate() {
+        let IpAddr::V4(ip) = a.ip() else { continue };
+        out.push_str(&format!(
+            "{i:4}: {:08X}:{:04X} 00000000:0000 {TCP_LISTEN} 00000000:00000000 00:00000000 00000000     0        0 {} 1 0000000000000000 100 0 0 10 0\n",
+            u32::from_le_bytes(ip.octets()),
+            a.port(),
+            1000 + i
+        ));
+    }
+    out
+}
+
 /// Whether `l` accepts connections to `want` (a wildcard address accepts any of its family;
 /// `[::]` also IPv4 unless the socket is v6-only, which /proc does not say).
 fn accepts(l: &Listener, want: SocketAddr) -> bool {
@@ -94,9 +112,11 @@ pub fn explain(listeners: &[Listener], want: SocketAddr) -> String {
         ));
         return msg;
     }
+    // The nearest port a client of `want` could reach: on its address or on a wildcard (a
+    // socket on another address, loopback included, is not reachable there).
     let near = listeners
         .iter()
-        .filter(|l| !l.addr.ip().is_loopback())
+        .filter(|l| l.addr.ip() == want.ip() || l.addr.ip().is_unspecified())
         .min_by_key(|l| (l.addr.port().abs_diff(port), l.addr.port()));
     if let Some(l) = near {
         msg.push_str(&format!("; a process listens on :{}", l.addr.port()));
@@ -139,6 +159,15 @@ mod tests {
     }
 
     #[test]
+    fn the_lab_table_reads_back() {
+        let t = format_proc_net_tcp(&[sa("127.9.0.102:9002"), sa("10.0.0.102:6333")]);
+        let got: Vec<SocketAddr> = parse_proc_net_tcp(&t).iter().map(|l| l.addr).collect();
+        assert_eq!(got, vec![sa("10.0.0.102:6333"), sa("127.9.0.102:9002")]);
+        // The kernel's own line for 10.0.0.102:9001 (see TCP above) has the same address field.
+        assert!(format_proc_net_tcp(&[sa("10.0.0.102:9001")]).contains("6600000A:2329"));
+    }
+
+    #[test]
     fn malformed_and_oversized_lines_are_skipped() {
         let long = format!("   0: 00000000:07E8 00000000:0000 0A {}\n", "0".repeat(600));
         let text =
@@ -166,6 +195,20 @@ mod tests {
         assert_eq!(
             explain(&[], sa("10.0.0.102:9001")),
             "nothing listens on :9001"
+        );
+        // A socket on another address (loopback here) is not reachable at the target's.
+        let lo = parse_proc_net_tcp(&format_proc_net_tcp(&[sa("127.0.0.1:9002")]));
+        assert_eq!(
+            explain(&lo, sa("10.0.0.102:9001")),
+            "nothing listens on :9001"
+        );
+        let moved = parse_proc_net_tcp(&format_proc_net_tcp(&[
+            sa("127.0.0.1:9001"),
+            sa("10.0.0.102:9002"),
+        ]));
+        assert_eq!(
+            explain(&moved, sa("10.0.0.102:9001")),
+            "nothing listens on :9001 at 10.0.0.102; :9001 is bound to 127.0.0.1:9001 only"
         );
     }
 }

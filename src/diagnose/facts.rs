@@ -1,0 +1,730 @@
+//! Guest facts at the failing hop: which files a trace reads from which guest (the listening
+//! sockets behind a TCP target, the certificate file the manifest names), and what they add to
+//! the diagnosis: the port a process listens on instead of the intended one, a certificate
+//! renewed on disk but not reloaded, a served certificate that lacks a name the manifest lists,
+//! and a static finding the live run contradicts, reported as a defect not live yet.
+
+use crate::config::Provenance;
+use crate::engine::Run;
+use crate::finding::{Origin, Reconciled, Severity};
+use crate::model::Intended;
+use crate::observe::{CertSummary, Evidence, Outcome};
+use crate::plan::{Plan, ProbeSpec, VantageRef};
+use crate::vantage::{files::FileRead, listeners};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+
+/// The socket tables of a guest (its listening TCP sockets).
+pub const SOCKETS: [&str; 2] = ["/proc/net/tcp", "/proc/net/tcp6"];
+
+/// The reason of a served certificate other than the (newer) one on disk.
+pub const NOT_RELOADED: &str = "not-reloaded";
+/// The reason of a served certificate that lacks a name the manifest lists.
+pub const MANIFEST_NAME_MISSING: &str = "manifest-name-missing";
+
+/// What was read from the guests for one run, and the intent it is held against.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct GuestFacts {
+    /// The vantage at each address (the host and every guest with a static IP).
+    #[serde(default)]
+    pub addresses: BTreeMap<IpAddr, VantageRef>,
+    /// Per vantage (`lxc:101`): the files read there.
+    #[serde(default)]
+    pub files: BTreeMap<VantageRef, Vec<FileRead>>,
+    /// The manifest's certificates: their names and the file the renewal writes (on the host).
+    #[serde(default)]
+    pub certs: Vec<ManifestCert>,
+}
+
+/// One `certificate-manifest.json` entry, as far as the facts need it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ManifestCert {
+    /// The names the issued certificate will carry (`sans`, or the CN).
+    pub names: Vec<String>,
+    /// Where the renewal writes it, read on the host.
+    pub cert_path: String,
+    /// The guest whose persistent-data directory holds it (the guest that serves it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub guest: Option<VantageRef>,
+    pub prov: Provenance,
+}
+
+impl GuestFacts {
+    /// Nothing read and nothing to hold it against.
+    pub fn is_empty(&self) -> bool {
+        self.files.is_empty() && self.certs.is_empty()
+    }
+
+    fn file(&self, v: VantageRef, path: &str) -> Option<&FileRead> {
+        self.files.get(&v)?.iter().find(|f| f.path() == path)
+    }
+
+    /// The manifest entry a handshake with `sni` at `addr` selects: the one that names `sni`,
+    /// else the only one kept in the persistent data of the guest at `addr`.
+    fn cert_for(&self, sni: &str, addr: IpAddr) -> Option<&ManifestCert> {
+        if let Some(c) = self
+            .certs
+            .iter()
+            .find(|c| c.names.iter().any(|n| n.eq_ignore_ascii_case(sni)))
+        {
+            return Some(c);
+        }
+        let guest = self.addresses.get(&addr)?;
+        let mut of_guest = self
+            .certs
+            .iter()
+            .filter(|c| c.guest.as_ref() == Some(guest));
+        match (of_guest.next(), of_guest.next()) {
+            (Some(c), None) => Some(c),
+            _ => None,
+        }
+    }
+}
+
+/// The files a run of `plan` may need, per vantage, and the facts' intent from `m`: the socket
+/// tables of every guest a TCP step targets, and on the host every manifest certificate a TLS
+/// step's name selects.
+pub fn plan_reads(plan: &Plan, m: &Intended) -> (GuestFacts, BTreeMap<VantageRef, Vec<String>>) {
+    let mut facts = GuestFacts::default();
+    for n in std::iter::once(&m.host).chain(&m.guests) {
+        if let Some(ip) = &n.ip {
+            facts.addresses.entry(ip.value).or_insert(n.vantage);
+        }
+    }
+    for c in &m.certs {
+        if let Some(p) = &c.cert_path {
+            facts.certs.push(ManifestCert {
+                names: c.effective_sans.clone(),
+                cert_path: p.value.clone(),
+                guest: c.guest,
+                prov: c.prov.clone(),
+            });
+        }
+    }
+    let mut reads: BTreeMap<VantageRef, Vec<String>> = BTreeMap::new();
+    let mut add = |v: VantageRef, p: &str| {
+        let l = reads.entry(v).or_default();
+        if !l.iter().any(|x| x == p) {
+            l.push(p.to_string());
+        }
+    };
+    for s in &plan.steps {
+        match &s.probe {
+            ProbeSpec::Tcp { addr } => {
+                if let Some(v) = facts.addresses.get(&addr.ip()) {
+                    for p in SOCKETS {
+                        add(*v, p);
+                    }
+                }
+            }
+            ProbeSpec::Tls { sni, addr, .. } | ProbeSpec::Mtls { sni, addr, .. } => {
+                if let Some(c) = facts.cert_for(sni, addr.ip()) {
+                    add(VantageRef::Host, &c.cert_path);
+                }
+            }
+            _ => {}
+        }
+    }
+    (facts, reads)
+}
+
+/// Of `reads`, what `run` needs: the socket tables behind a refused or filtered TCP step, and
+/// the certificate files behind a TLS step that got a certificate.
+pub fn needed(
+    plan: &Plan,
+    run: &Run,
+    facts: &GuestFacts,
+    reads: &BTreeMap<VantageRef, Vec<String>>,
+) -> BTreeMap<VantageRef, Vec<String>> {
+    let mut out: BTreeMap<VantageRef, Vec<String>> = BTreeMap::new();
+    for (s, o) in plan.steps.iter().zip(&run.observations) {
+        let want: Vec<(VantageRef, String)> = match (&s.probe, &o.evidence) {
+            (ProbeSpec::Tcp { addr }, Evidence::Tcp(t))
+                if matches!(t.state.as_str(), "refused" | "filtered") =>
+            {
+                match facts.addresses.get(&addr.ip()) {
+                    Some(v) => SOCKETS.iter().map(|p| (*v, p.to_string())).collect(),
+                    None => Vec::new(),
+                }
+            }
+            (
+                ProbeSpec::Tls { sni, addr, .. } | ProbeSpec::Mtls { sni, addr, .. },
+                Evidence::Tls(t),
+            ) if !t.chain.is_empty() => facts
+                .cert_for(sni, addr.ip())
+                .map(|c| vec![(VantageRef::Host, c.cert_path.clone())])
+                .unwrap_or_default(),
+            _ => Vec::new(),
+        };
+        for (v, p) in want {
+            if reads.get(&v).is_some_and(|r| r.contains(&p)) {
+                let l = out.entry(v).or_default();
+                if !l.contains(&p) {
+                    l.push(p);
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Read what `needed` names (one call per guest at most, none for a guest whose steps already
+/// brought its files back) into `facts`.
+pub async fn gather(
+    vs: &crate::vantage::Vantages,
+    needed: &BTreeMap<VantageRef, Vec<String>>,
+    facts: &mut GuestFacts,
+) {
+    for (v, paths) in needed {
+        let got = crate::vantage::read_files(vs, *v, paths).await;
+        facts.files.entry(*v).or_default().extend(got);
+    }
+}
+
+/// The listening sockets of `v`, or why they are unknown.
+fn sockets(facts: &GuestFacts, v: VantageRef) -> Option<Result<Vec<listeners::Listener>, String>> {
+    let reads: Vec<&FileRead> = SOCKETS.iter().filter_map(|p| facts.file(v, p)).collect();
+    if reads.is_empty() {
+        return None;
+    }
+    let texts: Vec<&str> = reads.iter().filter_map(|r| r.text()).collect();
+    if texts.is_empty() {
+        let why: Vec<String> = reads
+            .iter()
+            .map(|r| match r {
+                FileRead::Unreadable { path, why } => format!("{path}: {why}"),
+                FileRead::Text { .. } => String::new(),
+            })
+            .collect();
+        return Some(Err(why.join("; ")));
+    }
+    Some(Ok(texts
+        .iter()
+        .flat_map(|t| listeners::parse_proc_net_tcp(t))
+        .collect()))
+}
+
+/// The first certificate of a PEM text, summarised.
+fn first_cert(pem: &str) -> Option<CertSummary> {
+    let der = rustls_pemfile::certs(&mut pem.as_bytes()).next()?.ok()?;
+    Some(crate::probe::tls::summarize(&der))
+}
+
+/// Put the guest facts into the observations of `run` before it is diagnosed: a refused or
+/// filtered port gets what listens in the target guest; a served certificate is held against the
+/// file the manifest names (a newer file on disk: `not-reloaded`; a manifest name the served one
+/// lacks: `manifest-name-missing`; both only where the handshake verified, an older failure
+/// keeps its own reason and gets the fact in its detail).
+pub fn enrich(plan: &Plan, run: &mut Run, facts: &GuestFacts) {
+    for (s, o) in plan.steps.iter().zip(run.observations.iter_mut()) {
+        match (&s.probe, &mut o.evidence) {
+            (ProbeSpec::Tcp { addr }, Evidence::Tcp(t))
+                if matches!(t.state.as_str(), "refused" | "filtered") =>
+            {
+                let Some(v) = facts.addresses.get(&addr.ip()).copied() else {
+                    continue;
+                };
+                match sockets(facts, v) {
+                    Some(Ok(l)) => {
+                        o.message =
+                            format!("{}; in {v}: {}", o.message, listeners::explain(&l, *addr));
+                    }
+                    Some(Err(why)) => {
+                        o.message =
+                            format!("{}; what listens in {v} is unknown ({why})", o.message);
+                    }
+                    None => {}
+                }
+            }
+            (
+                ProbeSpec::Tls { sni, addr, .. } | ProbeSpec::Mtls { sni, addr, .. },
+                Evidence::Tls(t),
+            ) => {
+                let Some(served) = t.chain.first().cloned() else {
+                    continue;
+                };
+                let Some(c) = facts.cert_for(sni, addr.ip()) else {
+                    continue;
+                };
+                let Some(FileRead::Text { text, .. }) = facts.file(VantageRef::Host, &c.cert_path)
+                else {
+                    continue;
+                };
+                let Some(disk) = first_cert(text) else {
+                    continue;
+                };
+                let verdict = held_against(&served, &disk, c);
+                let Some((reason, detail)) = verdict else {
+                    continue;
+                };
+                if o.outcome == Outcome::Ok {
+                    o.outcome = Outcome::Failed;
+                    o.reason = Some(reason.to_string());
+                    t.verify_error = Some(reason.to_string());
+                    t.verify_detail = detail.clone();
+                    o.message = format!("{sni}: {detail}");
+                } else if !t.verify_detail.contains(&detail) {
+                    t.verify_detail = if t.verify_detail.is_empty() {
+                        detail.clone()
+                    } else {
+                        format!("{}; {detail}", t.verify_detail)
+                    };
+                    o.message = format!("{}; {detail}", o.message);
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+/// The served certificate against the file on disk and the manifest's names: `None` when they
+/// agree, else the reason and the sentence.
+fn held_against(
+    served: &CertSummary,
+    disk: &CertSummary,
+    c: &ManifestCert,
+) -> Option<(&'static str, String)> {
+    let at = format!("host:{} ({})", c.cert_path, c.prov);
+    if served.sha256 != disk.sha256 && disk.not_before > served.not_before {
+        return Some((
+            NOT_RELOADED,
+            format!(
+                "renewed on disk, not reloaded: the server presents sha256 {} valid until {}, the file {at} holds sha256 {} valid {} .. {}",
+                short(&served.sha256),
+                served.not_after,
+                short(&disk.sha256),
+                disk.not_before,
+                disk.not_after
+            ),
+        ));
+    }
+    let missing: Vec<&str> = c
+        .names
+        .iter()
+        .filter(|n| !crate::model::stacks::san_covers(&served.dns_sans, n))
+        .map(String::as_str)
+        .collect();
+    if !missing.is_empty() {
+        return Some((
+            MANIFEST_NAME_MISSING,
+            format!(
+                "the served certificate lacks {}, which the manifest lists ({}); it names [{}]",
+                missing.join(", "),
+                c.prov,
+                served.dns_sans.join(", ")
+            ),
+        ));
+    }
+    None
+}
+
+fn short(sha: &str) -> &str {
+    sha.get(..16).unwrap_or(sha)
+}
+
+/// After diagnosis: the socket tables and certificate files read, as evidence lines of the
+/// findings of the steps they explain; a static finding the live run refutes is a defect not
+/// live yet (a warning), never an error beside the healthy result that contradicts it.
+pub fn annotate(report: &mut super::Report, plan: &Plan, facts: &GuestFacts) {
+    for (s, r) in plan.steps.iter().zip(report.steps.iter_mut()) {
+        let lines = fact_lines(s, facts);
+        if lines.is_empty() || !r.verdict.is_failure() {
+            continue;
+        }
+        for f in report.findings.iter_mut().filter(|f| {
+            f.hop == r.hop && f.origin == Origin::Live && Some(&f.code) == r.code.as_ref()
+        }) {
+            for l in &lines {
+                if !f.evidence.contains(l) {
+                    f.evidence.push(l.clone());
+                }
+            }
+        }
+        r.evidence.extend(lines);
+    }
+    for f in &mut report.findings {
+        let refuted = f
+            .reconciliation
+            .as_ref()
+            .is_some_and(|r| r.status == Reconciled::Refuted);
+        if f.origin != Origin::Static || !refuted || f.title.starts_with(NOT_LIVE) {
+            continue;
+        }
+        f.severity = f.severity.min(Severity::Warning);
+        f.title = format!("{NOT_LIVE}{}", f.title);
+        if f.code.starts_with("PD-CERT") {
+            f.actual = format!(
+                "{}; the certificate served now has it: the next renewal (certificate-renewal-manager.sh, from certificate-manifest.json) will drop the name",
+                f.actual
+            );
+        } else {
+            f.actual = format!(
+                "{}; the live run shows it working: the platform's next apply of this config will make it so",
+                f.actual
+            );
+        }
+    }
+}
+
+/// The title prefix of a static finding the live run contradicts.
+pub const NOT_LIVE: &str = "config defect, not live yet: ";
+
+/// The facts read for step `s`, one line each.
+fn fact_lines(s: &crate::plan::Step, facts: &GuestFacts) -> Vec<String> {
+    match &s.probe {
+        ProbeSpec::Tcp { addr } => {
+            let Some(v) = facts.addresses.get(&addr.ip()).copied() else {
+                return Vec::new();
+            };
+            match sockets(facts, v) {
+                Some(Ok(l)) => {
+                    let mut seen: Vec<String> = l
+                        .iter()
+                        .filter(|l| l.addr.ip() == addr.ip() || l.addr.ip().is_unspecified())
+                        .map(|l| l.addr.to_string())
+                        .collect();
+                    seen.dedup();
+                    vec![format!(
+                        "{v}:/proc/net/tcp{{,6}}: listening on {}",
+                        if seen.is_empty() {
+                            "nothing reachable at its address".to_string()
+                        } else {
+                            seen.join(", ")
+                        }
+                    )]
+                }
+                Some(Err(why)) => vec![format!("{v}: listening sockets unreadable: {why}")],
+                None => Vec::new(),
+            }
+        }
+        ProbeSpec::Tls { sni, addr, .. } | ProbeSpec::Mtls { sni, addr, .. } => {
+            let Some(c) = facts.cert_for(sni, addr.ip()) else {
+                return Vec::new();
+            };
+            match facts.file(VantageRef::Host, &c.cert_path) {
+                Some(FileRead::Text { text, .. }) => match first_cert(text) {
+                    Some(d) => vec![format!(
+                        "host:{}: sha256 {} names [{}] valid {} .. {}",
+                        c.cert_path,
+                        short(&d.sha256),
+                        d.dns_sans.join(", "),
+                        d.not_before,
+                        d.not_after
+                    )],
+                    None => vec![format!("host:{}: no PEM certificate in it", c.cert_path)],
+                },
+                Some(FileRead::Unreadable { why, .. }) => {
+                    vec![format!("host:{}: unreadable: {why}", c.cert_path)]
+                }
+                None => Vec::new(),
+            }
+        }
+        _ => Vec::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::observe::{Observation, TcpEvidence, Timings, TlsEvidence, VantageNote};
+    use crate::plan::{Step, Trust};
+
+    fn step(id: &str, probe: ProbeSpec) -> Step {
+        Step {
+            id: id.into(),
+            hop: id.split('.').next().unwrap_or(id).into(),
+            from: VantageRef::Vm(1001),
+            to: "agent".into(),
+            layer: probe.layer(),
+            probe,
+            expect: String::new(),
+            provenance: Vec::new(),
+            depends_on: Vec::new(),
+            through: Vec::new(),
+        }
+    }
+
+    fn obs(id: &str, outcome: Outcome, message: &str, evidence: Evidence) -> Observation {
+        Observation {
+            step: id.into(),
+            outcome,
+            phase: None,
+            reason: None,
+            message: message.into(),
+            evidence,
+            timings: Timings::default(),
+            vantage: VantageNote::default(),
+        }
+    }
+
+    fn run(observations: Vec<Observation>) -> Run {
+        Run {
+            schema_version: crate::engine::RUN_SCHEMA_VERSION,
+            target: "agent".into(),
+            started_at: String::new(),
+            duration_ms: 0.0,
+            observations,
+        }
+    }
+
+    fn text(path: &str, text: &str) -> FileRead {
+        FileRead::Text {
+            path: path.into(),
+            text: text.into(),
+        }
+    }
+
+    fn refused(id: &str) -> Observation {
+        obs(
+            id,
+            Outcome::Failed,
+            "connection refused",
+            Evidence::Tcp(TcpEvidence {
+                addr: "10.0.0.102:9001".into(),
+                state: "refused".into(),
+                os_error: None,
+            }),
+        )
+    }
+
+    /// VM 1002 at 10.0.0.102 with the agent moved to 9002 (and a loopback-only 9001).
+    fn moved() -> GuestFacts {
+        let table = crate::vantage::listeners::format_proc_net_tcp(&[
+            "127.0.0.1:9001".parse().unwrap(),
+            "0.0.0.0:9002".parse().unwrap(),
+        ]);
+        GuestFacts {
+            addresses: [("10.0.0.102".parse().unwrap(), VantageRef::Vm(1002))].into(),
+            files: [(
+                VantageRef::Vm(1002),
+                vec![
+                    text("/proc/net/tcp", &table),
+                    FileRead::Unreadable {
+                        path: "/proc/net/tcp6".into(),
+                        why: "no such file".into(),
+                    },
+                ],
+            )]
+            .into(),
+            certs: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn a_refused_port_gets_what_listens_in_the_target_guest() {
+        let plan = Plan {
+            target: "agent".into(),
+            hops: Vec::new(),
+            steps: vec![step(
+                "portainer-agent.tcp",
+                ProbeSpec::Tcp {
+                    addr: "10.0.0.102:9001".parse().unwrap(),
+                },
+            )],
+        };
+        let mut r = run(vec![refused("portainer-agent.tcp")]);
+        enrich(&plan, &mut r, &moved());
+        assert_eq!(
+            r.observations[0].message,
+            "connection refused; in vm:1002: nothing listens on :9001 at 10.0.0.102; :9001 is bound to 127.0.0.1:9001 only"
+        );
+        // The agent gone from 9001 altogether: the nearest port it listens on.
+        let mut f = moved();
+        f.files.get_mut(&VantageRef::Vm(1002)).unwrap()[0] = text(
+            "/proc/net/tcp",
+            &crate::vantage::listeners::format_proc_net_tcp(&["0.0.0.0:9002".parse().unwrap()]),
+        );
+        let mut r = run(vec![refused("portainer-agent.tcp")]);
+        enrich(&plan, &mut r, &f);
+        assert_eq!(
+            r.observations[0].message,
+            "connection refused; in vm:1002: nothing listens on :9001; a process listens on :9002"
+        );
+        // The tables unreadable: the fact is unknown, with why; the step's outcome is unchanged.
+        let mut f = moved();
+        f.files.get_mut(&VantageRef::Vm(1002)).unwrap()[0] = FileRead::Unreadable {
+            path: "/proc/net/tcp".into(),
+            why: "permission denied".into(),
+        };
+        let mut r = run(vec![refused("portainer-agent.tcp")]);
+        enrich(&plan, &mut r, &f);
+        assert_eq!(
+            r.observations[0].message,
+            "connection refused; what listens in vm:1002 is unknown (/proc/net/tcp: permission denied; /proc/net/tcp6: no such file)"
+        );
+        assert_eq!(r.observations[0].outcome, Outcome::Failed);
+        // Only what a failed run needs is read.
+        let (skeleton, reads) = (moved(), {
+            let mut m = BTreeMap::new();
+            m.insert(
+                VantageRef::Vm(1002),
+                SOCKETS.iter().map(|s| s.to_string()).collect::<Vec<_>>(),
+            );
+            m
+        });
+        let r = run(vec![refused("portainer-agent.tcp")]);
+        assert_eq!(needed(&plan, &r, &skeleton, &reads), reads);
+        let mut ok = refused("portainer-agent.tcp");
+        ok.evidence = Evidence::Tcp(TcpEvidence {
+            addr: "10.0.0.102:9001".into(),
+            state: "open".into(),
+            os_error: None,
+        });
+        assert!(needed(&plan, &run(vec![ok]), &skeleton, &reads).is_empty());
+    }
+
+    fn cert(names: &[&str], days_ago: i64) -> (String, CertSummary) {
+        let mut p =
+            rcgen::CertificateParams::new(names.iter().map(|s| s.to_string()).collect::<Vec<_>>())
+                .unwrap();
+        let now = time::OffsetDateTime::now_utc();
+        p.not_before = now - time::Duration::hours(24 * days_ago + 1);
+        p.not_after = now + time::Duration::hours(23);
+        let key = rcgen::KeyPair::generate().unwrap();
+        let c = p.self_signed(&key).unwrap();
+        let pem = c.pem();
+        let summary = crate::probe::tls::summarize(c.der());
+        (pem, summary)
+    }
+
+    fn tls_case(served: &CertSummary, disk_pem: &str, manifest: &[&str]) -> Observation {
+        let plan = Plan {
+            target: "qdrant".into(),
+            hops: Vec::new(),
+            steps: vec![step(
+                "host-gateway.tls",
+                ProbeSpec::Tls {
+                    addr: "10.0.0.153:443".parse().unwrap(),
+                    sni: "qdrant.internal.thinkheads.ai".into(),
+                    trust: Trust::None,
+                },
+            )],
+        };
+        let facts = GuestFacts {
+            addresses: [("10.0.0.153".parse().unwrap(), VantageRef::Lxc(101))].into(),
+            files: [(
+                VantageRef::Host,
+                vec![text(
+                    "/mnt/pve/quickOS/lxc-persistent-data/101/ssl/nginx.crt",
+                    disk_pem,
+                )],
+            )]
+            .into(),
+            certs: vec![ManifestCert {
+                names: manifest.iter().map(|s| s.to_string()).collect(),
+                cert_path: "/mnt/pve/quickOS/lxc-persistent-data/101/ssl/nginx.crt".into(),
+                guest: Some(VantageRef::Lxc(101)),
+                prov: Provenance::new("etc/certificate-manifest.json", "/0/sans", Some(4)),
+            }],
+        };
+        let mut r = run(vec![obs(
+            "host-gateway.tls",
+            Outcome::Ok,
+            "verified",
+            Evidence::Tls(TlsEvidence {
+                chain: vec![served.clone()],
+                verified: true,
+                ..TlsEvidence::default()
+            }),
+        )]);
+        enrich(&plan, &mut r, &facts);
+        r.observations.remove(0)
+    }
+
+    #[test]
+    fn the_served_certificate_is_held_against_the_file_and_the_manifest() {
+        let names = [
+            "nginx.internal.thinkheads.ai",
+            "qdrant.internal.thinkheads.ai",
+        ];
+        let (old_pem, old) = cert(&names, 1);
+        let (new_pem, _) = cert(&names, 0);
+        // Renewed on disk (issued later), the old one served.
+        let o = tls_case(&old, &new_pem, &names);
+        assert_eq!(o.outcome, Outcome::Failed);
+        assert_eq!(o.reason.as_deref(), Some("not-reloaded"));
+        assert!(
+            o.message.contains("renewed on disk, not reloaded"),
+            "{}",
+            o.message
+        );
+        assert!(
+            o.message
+                .contains("host:/mnt/pve/quickOS/lxc-persistent-data/101/ssl/nginx.crt"),
+            "{}",
+            o.message
+        );
+        // The same certificate served and on disk, every manifest name in it: nothing to say.
+        let o = tls_case(&old, &old_pem, &names);
+        assert_eq!((o.outcome, o.message.as_str()), (Outcome::Ok, "verified"));
+        // The manifest lists a name neither has: the served certificate lacks it.
+        let o = tls_case(
+            &old,
+            &old_pem,
+            &[
+                "nginx.internal.thinkheads.ai",
+                "portainer.internal.thinkheads.ai",
+            ],
+        );
+        assert_eq!(o.reason.as_deref(), Some("manifest-name-missing"));
+        assert!(
+            o.message.contains("lacks portainer.internal.thinkheads.ai"),
+            "{}",
+            o.message
+        );
+        // An older file on disk than the served one is not a reload problem.
+        let (_, newer) = cert(&names, 0);
+        let o = tls_case(&newer, &old_pem, &names);
+        assert_eq!(o.outcome, Outcome::Ok, "{}", o.message);
+    }
+
+    #[test]
+    fn a_static_finding_the_live_run_refutes_is_a_defect_not_live_yet() {
+        use crate::finding::{Finding, Reconciliation};
+        let mut f = Finding::new(
+            crate::lint::catalog::PD_CERT_002,
+            Severity::Error,
+            "the gateway certificate does not name qdrant.internal.thinkheads.ai",
+        );
+        f.origin = Origin::Static;
+        f.actual = "SANs [nginx, portainer]".into();
+        f.reconciliation = Some(Reconciliation {
+            status: Reconciled::Refuted,
+            evidence: vec!["host-gateway.tls (from host): ok".into()],
+        });
+        let mut confirmed = f.clone();
+        confirmed.reconciliation.as_mut().unwrap().status = Reconciled::Confirmed;
+        let mut report = super::super::Report {
+            schema_version: 1,
+            target: "qdrant".into(),
+            verdict: super::super::Overall::Healthy,
+            first_divergence: None,
+            hops: Vec::new(),
+            steps: Vec::new(),
+            findings: vec![f, confirmed],
+            started_at: String::new(),
+            duration_ms: 0.0,
+            attempts: 1,
+            baseline: None,
+        };
+        let plan = Plan {
+            target: "qdrant".into(),
+            hops: Vec::new(),
+            steps: Vec::new(),
+        };
+        annotate(&mut report, &plan, &GuestFacts::default());
+        let f = &report.findings[0];
+        assert_eq!(f.severity, Severity::Warning);
+        assert_eq!(
+            f.title,
+            "config defect, not live yet: the gateway certificate does not name qdrant.internal.thinkheads.ai"
+        );
+        assert!(f.actual.contains("the next renewal"), "{}", f.actual);
+        // A confirmed one stays an error; annotating twice changes nothing.
+        assert_eq!(report.findings[1].severity, Severity::Error);
+        let before = report.clone();
+        annotate(&mut report, &plan, &GuestFacts::default());
+        assert_eq!(report, before);
+    }
+}
