@@ -109,13 +109,10 @@ impl<'a> At<'a> {
 
     /// An input error at this position.
     pub fn error(&self, msg: impl std::fmt::Display) -> Error {
-        Error::input(format!(
-            "{}:{}: {}: {}",
-            self.doc.file,
-            self.node.line,
-            self.pointer(),
-            msg
-        ))
+        crate::error::ConfigError::new(self.doc.file.to_string(), msg.to_string())
+            .at_line(Some(self.node.line as usize))
+            .at_pointer(self.pointer())
+            .into()
     }
 
     /// A wrong-type (or wrong-value) error: expected X, found Y. The value is quoted only for

@@ -345,10 +345,9 @@ impl Loader {
     fn parse(&self, path: &Path, text: &str) -> Result<Doc, Error> {
         let file = display_name(&self.base, path);
         let root = json::parse(text).map_err(|e| {
-            Error::input(format!(
-                "{file}:{}:{}: malformed JSON: {}",
-                e.line, e.col, e.msg
-            ))
+            crate::error::ConfigError::new(file.to_string(), format!("malformed JSON: {}", e.msg))
+                .at_line(Some(e.line as usize))
+                .at_column(e.col as usize)
         })?;
         Ok(Doc {
             file: file.into(),

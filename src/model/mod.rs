@@ -628,11 +628,14 @@ fn guest_node(g: &RawGuest, ancestor: Option<&RawGuest>, host_ip: &Val<IpAddr>) 
     }
 }
 
+/// A way to recognise a guest, named for the evidence.
+type Way<'w> = (&'static str, &'w dyn Fn(&RawGuest) -> bool);
+
 /// The first LXC (file order) that `how` finds with a static address, trying each way in turn:
 /// the way that found it, the guest and its address.
 fn find_lxc<'a>(
     raw: &'a RawConfig,
-    ways: &[(&'static str, &dyn Fn(&RawGuest) -> bool)],
+    ways: &[Way<'_>],
 ) -> Option<(&'static str, &'a RawGuest, Val<IpAddr>)> {
     ways.iter().find_map(|(why, pred)| {
         let g = raw.lxcs.iter().find(|g| pred(g))?;
@@ -925,7 +928,7 @@ mod tests {
         crate::config::load(std::path::Path::new(dir), None).unwrap()
     }
 
-    fn lxc<'a>(raw: &'a mut RawConfig, id: u32) -> &'a mut RawGuest {
+    fn lxc(raw: &mut RawConfig, id: u32) -> &mut RawGuest {
         raw.lxcs.iter_mut().find(|g| g.id.value == id).unwrap()
     }
 
