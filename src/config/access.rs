@@ -34,9 +34,13 @@ pub struct At<'a> {
     pub ptr: String,
 }
 
-/// Escape one JSON pointer segment (RFC 6901).
-pub fn escape(seg: &str) -> String {
-    seg.replace('~', "~0").replace('/', "~1")
+/// Escape one JSON pointer segment (RFC 6901); most segments need nothing and are not copied.
+pub fn escape(seg: &str) -> std::borrow::Cow<'_, str> {
+    if seg.contains(['~', '/']) {
+        seg.replace('~', "~0").replace('/', "~1").into()
+    } else {
+        seg.into()
+    }
 }
 
 /// True for keys whose values must never be printed (passwords, secrets, tokens, key material).
@@ -270,5 +274,21 @@ impl<'a> At<'a> {
             }
             _ => Err(self.expected("a string or a list of strings")),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::escape;
+    use std::borrow::Cow;
+
+    #[test]
+    fn pointer_segments_are_escaped_as_rfc_6901_says() {
+        assert_eq!(escape("a/b~c"), "a~1b~0c");
+        assert_eq!(escape("~1"), "~01");
+        assert!(matches!(
+            escape("lxc_configs"),
+            Cow::Borrowed("lxc_configs")
+        ));
     }
 }
