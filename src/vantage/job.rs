@@ -177,7 +177,13 @@ pub async fn run_concurrently(steps: &[Step], ctx: &ProbeCtx) -> Vec<Observation
     out.into_iter()
         .zip(steps)
         .map(|(o, s)| {
-            o.unwrap_or_else(|| Observation::tool_error(&s.id, "probe", "the probe task panicked"))
+            o.unwrap_or_else(|| {
+                Observation::tool_error(
+                    &s.id,
+                    crate::observe::Phase::Probe,
+                    "the probe task panicked",
+                )
+            })
         })
         .collect()
 }
@@ -239,7 +245,7 @@ pub fn parse_result(
             by_id.remove(&s.id).unwrap_or_else(|| {
                 Observation::tool_error(
                     &s.id,
-                    "transport",
+                    crate::observe::Phase::Transport,
                     "the agent returned no observation for this step",
                 )
             })
@@ -366,7 +372,11 @@ mod tests {
         ];
         let res = JobResult {
             version: AGENT_PROTOCOL_VERSION,
-            observations: vec![Observation::tool_error("b", "probe", "x")],
+            observations: vec![Observation::tool_error(
+                "b",
+                crate::observe::Phase::Probe,
+                "x",
+            )],
         };
         let obs = parse_result(&serde_json::to_vec(&res).unwrap(), &steps).unwrap();
         assert_eq!(obs[0].step, "a");
