@@ -1,7 +1,13 @@
 //! The `phoenix-doctor` binary: parse the command line, run it, map errors to exit codes.
+//! The command line (`cli`) and the subcommand handlers (`app`) belong to the binary; the
+//! library takes plain option structs and typed values.
+
+mod app;
+mod cli;
 
 use clap::Parser;
-use phoenix_doctor::{app, cli::Cli, error::exit};
+use cli::Cli;
+use phoenix_doctor::error::exit;
 use std::io::Write;
 use std::process::ExitCode;
 
@@ -31,7 +37,7 @@ fn main() -> ExitCode {
                 "phoenix-doctor: {}",
                 phoenix_doctor::fsutil::escape_terminal(&e.to_string())
             );
-            ExitCode::from(e.exit_code())
+            ExitCode::from(app::exit_code(&e))
         }
     }
 }

@@ -37,6 +37,7 @@ fn valid_job() -> Vec<u8> {
             .into_iter()
             .collect(),
         steps: vec![step("a"), step("b")],
+        read: vec!["/etc/hosts".into()],
     })
     .unwrap()
 }
@@ -51,6 +52,10 @@ fn valid_answer() -> Vec<u8> {
     serde_json::to_vec(&JobResult {
         version: AGENT_PROTOCOL_VERSION,
         observations: vec![o, phoenix_doctor::observe::Observation::blocked("b", "a")],
+        files: vec![phoenix_doctor::vantage::files::FileRead::Text {
+            path: "/etc/hosts".into(),
+            text: "127.0.0.1 localhost\n".into(),
+        }],
     })
     .unwrap()
 }
@@ -91,7 +96,7 @@ proptest! {
     #[test]
     fn the_job_parser_never_panics_on_bytes(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
         if let Err(e) = parse_job(&bytes) {
-            prop_assert_eq!(e.exit_code(), 2);
+            prop_assert_eq!(e.kind(), phoenix_doctor::error::Kind::Input);
             prop_assert!(e.to_string().starts_with("agent: "));
         }
     }
@@ -106,7 +111,7 @@ proptest! {
                 prop_assert!(job.steps.len() <= phoenix_doctor::vantage::job::MAX_JOB_STEPS);
                 prop_assert!(job.body_limit <= phoenix_doctor::vantage::job::MAX_BODY_LIMIT);
             }
-            Err(e) => prop_assert_eq!(e.exit_code(), 2),
+            Err(e) => prop_assert_eq!(e.kind(), phoenix_doctor::error::Kind::Input),
         }
     }
 

@@ -921,6 +921,7 @@ fn fw_009_guest_rules_open_the_host() {
 // ---------------------------------------------------------------- the lab's config
 
 #[test]
+#[cfg(feature = "lab")]
 fn lint_reads_the_lab_config_with_its_own_addresses() {
     use phoenix_doctor::lab::{Lab, LabSpec};
     let rt = tokio::runtime::Builder::new_multi_thread()

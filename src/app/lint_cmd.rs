@@ -2,12 +2,12 @@
 //! (one row per code and cause, fitted to the terminal), as JSON, or as JUnit XML.
 
 use crate::cli::{Format, GlobalArgs, LintArgs, SeverityArg};
-use crate::diagnose::{Overall, Report, StepResult, Verdict, REPORT_SCHEMA_VERSION};
-use crate::error::{exit, Error, Result};
-use crate::finding::{Finding, Severity};
-use crate::lint;
-use crate::observe::Layer;
-use crate::report;
+use phoenix_doctor::diagnose::{Overall, Report, StepResult, Verdict, REPORT_SCHEMA_VERSION};
+use phoenix_doctor::error::{exit, Error, Result};
+use phoenix_doctor::finding::{Finding, Severity};
+use phoenix_doctor::lint;
+use phoenix_doctor::observe::Layer;
+use phoenix_doctor::report;
 use tabled::builder::Builder;
 
 /// The JSON document `lint --format json` prints.
@@ -17,7 +17,7 @@ struct LintJson<'a> {
     findings: &'a [&'a Finding],
     /// With `--baseline`: what it accepted, expired and left stale.
     #[serde(skip_serializing_if = "Option::is_none")]
-    baseline: Option<&'a crate::baseline::Summary>,
+    baseline: Option<&'a phoenix_doctor::baseline::Summary>,
 }
 
 /// Findings that share a code and a cause: the same defect seen on several subjects.
@@ -29,15 +29,12 @@ pub struct Group<'a> {
 impl Group<'_> {
     /// The subject each case is about (its first subject), without repeats.
     pub fn subjects(&self) -> Vec<&str> {
-        let mut out: Vec<&str> = Vec::new();
-        for f in &self.cases {
-            if let Some(s) = f.subjects.first() {
-                if !out.contains(&s.as_str()) {
-                    out.push(s);
-                }
-            }
-        }
-        out
+        let mut seen = std::collections::HashSet::new();
+        self.cases
+            .iter()
+            .filter_map(|f| f.subjects.first().map(String::as_str))
+            .filter(|s| seen.insert(*s))
+            .collect()
     }
 }
 
@@ -65,14 +62,14 @@ fn cause(f: &Finding) -> String {
 
 /// Group findings by code and cause, in the order each group first appears.
 pub fn group<'a>(findings: &[&'a Finding]) -> Vec<Group<'a>> {
-    let mut keys: Vec<(crate::finding::Code, String)> = Vec::new();
+    let mut keys: std::collections::HashMap<(phoenix_doctor::finding::Code, String), usize> =
+        std::collections::HashMap::new();
     let mut groups: Vec<Group<'a>> = Vec::new();
     for f in findings {
-        let key = (f.code, cause(f));
-        match keys.iter().position(|k| *k == key) {
-            Some(i) => groups[i].cases.push(f),
-            None => {
-                keys.push(key);
+        match keys.entry((f.code, cause(f))) {
+            std::collections::hash_map::Entry::Occupied(i) => groups[*i.get()].cases.push(f),
+            std::collections::hash_map::Entry::Vacant(e) => {
+                e.insert(groups.len());
                 groups.push(Group {
                     code: &f.code,
                     cases: vec![f],
@@ -127,7 +124,7 @@ fn config_cell(f: &Finding, more: usize) -> String {
 pub fn render_table(
     findings: &[&Finding],
     width: usize,
-    baseline: Option<&crate::baseline::Summary>,
+    baseline: Option<&phoenix_doctor::baseline::Summary>,
 ) -> String {
     let mut out = String::new();
     for sev in [Severity::Error, Severity::Warning, Severity::Info] {
@@ -192,7 +189,7 @@ pub fn render_table(
         count(Severity::Info)
     ));
     if let Some(b) = baseline {
-        out.push_str(&crate::baseline::summary_lines(b));
+        out.push_str(&phoenix_doctor::baseline::summary_lines(b));
     }
     out
 }
@@ -200,7 +197,7 @@ pub fn render_table(
 /// The JSON document.
 pub fn render_json(
     findings: &[&Finding],
-    baseline: Option<&crate::baseline::Summary>,
+    baseline: Option<&phoenix_doctor::baseline::Summary>,
 ) -> Result<String> {
     let mut s = serde_json::to_string_pretty(&LintJson {
         schema_version: 1,
@@ -263,7 +260,7 @@ pub fn as_report(findings: &[&Finding]) -> Report {
 fn lint_text(
     g: &GlobalArgs,
     findings: &[&Finding],
-    baseline: Option<&crate::baseline::Summary>,
+    baseline: Option<&phoenix_doctor::baseline::Summary>,
     width: usize,
 ) -> Result<(String, u8)> {
     let text = match g.format {
@@ -273,7 +270,7 @@ fn lint_text(
             let mut buf = Vec::new();
             report::render(
                 &as_report(findings),
-                Format::Junit,
+                Format::Junit.into(),
                 report::Style::default(),
                 &mut buf,
             )
@@ -296,7 +293,7 @@ fn lint_text(
             )))
         }
     };
-    let code = if findings.iter().any(|f| crate::baseline::counts(f)) {
+    let code = if findings.iter().any(|f| phoenix_doctor::baseline::counts(f)) {
         exit::DIVERGED
     } else {
         exit::HEALTHY
@@ -312,9 +309,13 @@ pub fn lint(g: &GlobalArgs, a: &LintArgs) -> Result<u8> {
         .transpose()?;
     let m = super::inspect::load_model(g)?;
     let mut all = lint::run(&m);
-    let summary = baseline
-        .as_ref()
-        .map(|b| crate::baseline::apply_findings(&mut all, b, crate::baseline::Day::today()));
+    let summary = baseline.as_ref().map(|b| {
+        phoenix_doctor::baseline::apply_findings(
+            &mut all,
+            b,
+            phoenix_doctor::baseline::Day::today(),
+        )
+    });
     let findings = select(&all, a);
     let (text, code) = lint_text(g, &findings, summary.as_ref(), report::output_width())?;
     super::print_stdout(&text, g.format, false)?;
@@ -327,7 +328,7 @@ mod tests {
 
     fn f(code: &str, sev: Severity, subject: &str, actual: &str) -> Finding {
         let mut f = Finding::new(
-            crate::finding::Code::lookup(code).unwrap(),
+            phoenix_doctor::finding::Code::lookup(code).unwrap(),
             sev,
             format!("{subject}: title"),
         );
@@ -398,5 +399,29 @@ mod tests {
         assert_eq!(codes(&code("pd-fw-005")), vec!["PD-FW-005"]);
         assert_eq!(codes(&code("PD-FW")), vec!["PD-FW-005", "PD-FW-001"]);
         assert!(codes(&code("PD-F")).is_empty());
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+        /// Any finding text (controls, wide characters, empty subjects) at any width renders
+        /// as a table without panicking, and as JSON that parses back with every finding.
+        #[test]
+        fn any_finding_text_renders(
+            texts in proptest::collection::vec(("(?s).{0,40}", "(?s).{0,20}"), 1..6),
+            width in 0usize..200,
+        ) {
+            let all: Vec<Finding> = texts
+                .iter()
+                .enumerate()
+                .map(|(i, (actual, subject))| {
+                    let sev = [Severity::Error, Severity::Warning, Severity::Info][i % 3];
+                    f("PD-FW-005", sev, subject, actual)
+                })
+                .collect();
+            let refs: Vec<&Finding> = all.iter().collect();
+            let _ = render_table(&refs, width, None);
+            let json: serde_json::Value = serde_json::from_str(&render_json(&refs, None).unwrap()).unwrap();
+            proptest::prop_assert_eq!(json["findings"].as_array().map(Vec::len), Some(all.len()));
+        }
     }
 }

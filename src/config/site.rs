@@ -9,6 +9,7 @@
 //! [vantage."lxc:102"]  # read these files as the guest's system files
 //! hosts_file = "/tmp/lab/vantages/lxc-102/hosts"
 //! resolv_conf = "/tmp/lab/vantages/lxc-102/resolv.conf"
+//! root = "/tmp/lab/vantages/lxc-102/root"  # stands for the guest's `/` when files are read
 //! ```
 
 use super::{Provenance, Val};
@@ -44,6 +45,9 @@ impl SitePorts {
 pub struct SiteVantage {
     pub hosts_file: Option<Val<String>>,
     pub resolv_conf: Option<Val<String>>,
+    /// A directory that stands for the guest's `/` when its files are read (the lab's deployed
+    /// files).
+    pub root: Option<Val<String>>,
 }
 
 #[derive(Deserialize)]
@@ -61,6 +65,7 @@ struct RawSite {
 struct RawVantage {
     hosts_file: Option<toml::Spanned<String>>,
     resolv_conf: Option<toml::Spanned<String>>,
+    root: Option<toml::Spanned<String>>,
 }
 
 /// True when the line holding `offset` assigns a key named like a secret (`token = ...`,
@@ -112,15 +117,12 @@ fn line_of(text: &str, offset: usize) -> u32 {
 /// Parse the site file text; `file` is the name used in messages.
 pub fn read(file: &str, text: &str) -> Result<SiteFile, Error> {
     let raw: RawSite = toml::from_str(text).map_err(|e| {
-        let loc = e
-            .span()
-            .map(|s| format!(":{}", line_of(text, s.start)))
-            .unwrap_or_default();
+        let line = e.span().map(|s| line_of(text, s.start) as usize);
         let msg = match e.span() {
             Some(span) if secret_line(text, span.start) => redact(e.message()),
             _ => e.message().to_string(),
         };
-        Error::input(format!("{file}{loc}: {msg}"))
+        crate::error::ConfigError::new(file, msg).at_line(line)
     })?;
     let val = |section: &str, key: &str, s: &toml::Spanned<String>| {
         Val::new(
@@ -154,9 +156,12 @@ pub fn read(file: &str, text: &str) -> Result<SiteFile, Error> {
     }
     for (k, v) in &raw.vantage {
         if k != "host" && k.parse::<crate::observe::VantageRef>().is_err() {
-            return Err(Error::input(format!(
-                "{file}: [vantage.\"{k}\"]: expected `host`, `lxc:<id>` or `vm:<id>`"
-            )));
+            return Err(crate::error::ConfigError::new(
+                file,
+                "expected `host`, `lxc:<id>` or `vm:<id>`",
+            )
+            .at_pointer(format!("[vantage.\"{k}\"]"))
+            .into());
         }
         let section = format!("vantage/{k}");
         site.vantages.insert(
@@ -170,6 +175,7 @@ pub fn read(file: &str, text: &str) -> Result<SiteFile, Error> {
                     .resolv_conf
                     .as_ref()
                     .map(|s| val(&section, "resolv_conf", s)),
+                root: v.root.as_ref().map(|s| val(&section, "root", s)),
             },
         );
     }

@@ -1036,7 +1036,7 @@ fn a_healthy_table_never_calls_refuted_static_findings_errors() {
     let mut out = Vec::new();
     crate::report::render(
         &r,
-        crate::cli::Format::Table,
+        crate::report::Format::Table,
         crate::report::Style::default(),
         &mut out,
     )
