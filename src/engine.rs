@@ -199,7 +199,7 @@ pub fn out_of_scope(step: &Step, scope: &Scope) -> Observation {
         step: step.id.clone(),
         outcome: Outcome::OutOfScope,
         phase: None,
-        reason: Some("out-of-scope".into()),
+        reason: Some(crate::observe::Reason::OutOfScope),
         message: format!(
             "not sent: target {addr} is outside the allowed scope ({})",
             scope.describe()
@@ -215,7 +215,7 @@ fn budget_exhausted(step: &Step, budget: Duration) -> Observation {
         step: step.id.clone(),
         outcome: Outcome::TimedOut,
         phase: None,
-        reason: Some(crate::probe::REASON_BUDGET.into()),
+        reason: Some(crate::observe::Reason::Budget),
         message: format!(
             "cannot judge: not finished within the run's budget (--budget {} ms)",
             budget.as_millis()
@@ -559,7 +559,7 @@ impl<'a> Execution<'a> {
             let mut o = obs.next().unwrap_or_else(|| {
                 Observation::tool_error(
                     &step.id,
-                    "vantage",
+                    crate::observe::Phase::Vantage,
                     "the vantage returned no observation for this step",
                 )
             });
@@ -589,7 +589,9 @@ impl<'a> Execution<'a> {
             .into_iter()
             .zip(self.steps)
             .map(|(o, s)| {
-                o.unwrap_or_else(|| Observation::tool_error(&s.id, "engine", "no observation"))
+                o.unwrap_or_else(|| {
+                    Observation::tool_error(&s.id, crate::observe::Phase::Engine, "no observation")
+                })
             })
             .collect()
     }
@@ -782,7 +784,11 @@ impl StepCache {
                 .zip(&self.map[p])
                 .map(|(s, &m)| {
                     let mut o = merged.observations.get(m).cloned().unwrap_or_else(|| {
-                        Observation::tool_error(&s.id, "engine", "no observation")
+                        Observation::tool_error(
+                            &s.id,
+                            crate::observe::Phase::Engine,
+                            "no observation",
+                        )
                     });
                     o.step = s.id.clone();
                     o
@@ -847,7 +853,8 @@ mod tests {
                         tokio::time::sleep(Duration::from_millis(300)).await;
                     }
                     self.events.lock().unwrap().push(format!("end:{}", s.id));
-                    let mut o = Observation::tool_error(&s.id, "x", "fake");
+                    let mut o =
+                        Observation::tool_error(&s.id, crate::observe::Phase::Engine, "fake");
                     o.outcome = if s.id.contains("bad") {
                         Outcome::Failed
                     } else {
@@ -916,7 +923,7 @@ mod tests {
         assert_eq!(outcome(&ex, 3), Some(Outcome::Blocked));
         assert!(ex.pending(1));
         // `a` failed: `b` is blocked by it on the next settle.
-        let mut failed = Observation::tool_error("a", "x", "fake");
+        let mut failed = Observation::tool_error("a", crate::observe::Phase::Engine, "fake");
         failed.outcome = Outcome::Failed;
         ex.finish(0, failed);
         assert!(ex.settle().is_empty());
@@ -1018,14 +1025,14 @@ mod tests {
         let mut s = settings(fake);
         s.budget = Duration::from_millis(200);
         let run = execute(&p, &s).await;
-        let r: Vec<(Outcome, Option<&str>)> = run
+        let r: Vec<(Outcome, Option<String>)> = run
             .observations
             .iter()
-            .map(|o| (o.outcome, o.reason.as_deref()))
+            .map(|o| (o.outcome, o.reason.map(|r| r.to_string())))
             .collect();
         assert_eq!(r[0].0, Outcome::Ok);
-        assert_eq!(r[1], (Outcome::TimedOut, Some("budget")));
-        assert_eq!(r[2], (Outcome::TimedOut, Some("budget")));
+        assert_eq!(r[1], (Outcome::TimedOut, Some("budget".to_string())));
+        assert_eq!(r[2], (Outcome::TimedOut, Some("budget".to_string())));
     }
 
     #[tokio::test]
@@ -1175,7 +1182,13 @@ mod tests {
                 .plan
                 .steps
                 .iter()
-                .map(|s| Observation::tool_error(&s.id, "x", format!("seen {}", s.id)))
+                .map(|s| {
+                    Observation::tool_error(
+                        &s.id,
+                        crate::observe::Phase::Engine,
+                        format!("seen {}", s.id),
+                    )
+                })
                 .collect(),
         };
         let rb = c.run_of(1, &b, &merged);
@@ -1270,7 +1283,8 @@ mod tests {
                 steps
                     .iter()
                     .map(|s| {
-                        let mut o = Observation::tool_error(&s.id, "x", "fake");
+                        let mut o =
+                            Observation::tool_error(&s.id, crate::observe::Phase::Engine, "fake");
                         o.outcome = if s.id.contains("bad") {
                             Outcome::Failed
                         } else {

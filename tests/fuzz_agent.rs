@@ -43,7 +43,11 @@ fn valid_job() -> Vec<u8> {
 }
 
 fn valid_answer() -> Vec<u8> {
-    let mut o = phoenix_doctor::observe::Observation::tool_error("a", "probe", "x\u{1b}[2J\0");
+    let mut o = phoenix_doctor::observe::Observation::tool_error(
+        "a",
+        phoenix_doctor::observe::Phase::Probe,
+        "x\u{1b}[2J\0",
+    );
     o.outcome = phoenix_doctor::observe::Outcome::Ok;
     serde_json::to_vec(&JobResult {
         version: AGENT_PROTOCOL_VERSION,

@@ -448,7 +448,11 @@ fn the_agent_refuses_steps_outside_the_jobs_scope() {
         ]
     );
     for o in &res.observations[..3] {
-        assert_eq!(o.reason.as_deref(), Some("out-of-scope"), "{o:?}");
+        assert_eq!(
+            o.reason.map(|x| x.to_string()).as_deref(),
+            Some("out-of-scope"),
+            "{o:?}"
+        );
         assert!(o.message.starts_with("not sent"), "{o:?}");
     }
     // A job without a scope allows nothing.
@@ -504,7 +508,10 @@ fn the_agent_bounds_its_jobs_and_its_concurrency() {
     let odd: Vec<_> = res
         .observations
         .iter()
-        .filter(|o| o.outcome != Outcome::Failed || o.reason.as_deref() != Some("refused"))
+        .filter(|o| {
+            o.outcome != Outcome::Failed
+                || o.reason != Some(phoenix_doctor::observe::Reason::Refused)
+        })
         .take(3)
         .collect();
     assert!(odd.is_empty(), "{odd:?}");

@@ -225,7 +225,7 @@ pub fn probe(g: &GlobalArgs, p: &ProbeCommand) -> Result<u8> {
 pub fn exit_code(o: &Observation) -> u8 {
     match o.outcome {
         Outcome::Ok => exit::HEALTHY,
-        Outcome::TimedOut if probe::is_tool_limit(o.reason.as_deref()) => exit::CANNOT_JUDGE,
+        Outcome::TimedOut if probe::is_tool_limit(o.reason) => exit::CANNOT_JUDGE,
         Outcome::Failed | Outcome::TimedOut | Outcome::Blocked => exit::DIVERGED,
         Outcome::OutOfScope => exit::USAGE,
         Outcome::ToolError => exit::CANNOT_JUDGE,
@@ -321,21 +321,15 @@ fn write_dns(w: &mut dyn Write, d: &DnsEvidence) -> std::io::Result<()> {
         format!(
             "{} ({})",
             d.server,
-            if d.protocol.is_empty() {
-                "-"
-            } else {
-                &d.protocol
-            }
+            d.protocol.map(|p| p.as_str()).unwrap_or("-")
         ),
     )?;
     row(
         w,
         "rcode",
-        if d.rcode.is_empty() {
-            "(no answer)"
-        } else {
-            &d.rcode
-        },
+        d.rcode
+            .map(|r| r.to_string())
+            .unwrap_or_else(|| "(no answer)".into()),
     )?;
     let a: Vec<String> = d.answers.iter().map(|i| i.to_string()).collect();
     row(
@@ -385,7 +379,7 @@ fn write_dns(w: &mut dyn Write, d: &DnsEvidence) -> std::io::Result<()> {
 
 fn write_tcp(w: &mut dyn Write, t: &TcpEvidence) -> std::io::Result<()> {
     row(w, "addr", &t.addr)?;
-    row(w, "state", &t.state)?;
+    row(w, "state", t.state)?;
     if let Some(e) = &t.os_error {
         row(w, "os error", e)?;
     }
@@ -398,11 +392,18 @@ fn write_mtls(w: &mut dyn Write, m: &MtlsEvidence) -> std::io::Result<()> {
     for h in &m.ca_hints {
         row(w, "ca hint", h)?;
     }
-    row(w, "without cert", &m.without_cert)?;
+    row(
+        w,
+        "without cert",
+        m.without_cert
+            .as_ref()
+            .map(|a| a.to_string())
+            .unwrap_or_default(),
+    )?;
     if let Some(c) = &m.with_cert {
         row(w, "with cert", c)?;
     }
-    row(w, "verdict", &m.verdict)?;
+    row(w, "verdict", m.verdict)?;
     Ok(())
 }
 

@@ -9,6 +9,7 @@ use crate::engine::Run;
 use crate::finding::{Origin, Reconciled, Severity};
 use crate::model::Intended;
 use crate::observe::{CertSummary, Evidence, Outcome};
+use crate::observe::{Reason, VerifyError};
 use crate::plan::{Plan, ProbeSpec, VantageRef};
 use crate::vantage::{files::FileRead, listeners};
 use serde::{Deserialize, Serialize};
@@ -19,9 +20,9 @@ use std::net::IpAddr;
 pub const SOCKETS: [&str; 2] = ["/proc/net/tcp", "/proc/net/tcp6"];
 
 /// The reason of a served certificate other than the (newer) one on disk.
-pub const NOT_RELOADED: &str = "not-reloaded";
+pub const NOT_RELOADED: VerifyError = VerifyError::NotReloaded;
 /// The reason of a served certificate that lacks a name the manifest lists.
-pub const MANIFEST_NAME_MISSING: &str = "manifest-name-missing";
+pub const MANIFEST_NAME_MISSING: VerifyError = VerifyError::ManifestNameMissing;
 
 /// What was read from the guests for one run, and the intent it is held against.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -260,8 +261,8 @@ pub fn enrich(plan: &Plan, run: &mut Run, facts: &GuestFacts) {
                 };
                 if o.outcome == Outcome::Ok {
                     o.outcome = Outcome::Failed;
-                    o.reason = Some(reason.to_string());
-                    t.verify_error = Some(reason.to_string());
+                    o.reason = Some(Reason::Verify(reason));
+                    t.verify_error = Some(reason);
                     t.verify_detail = detail.clone();
                     o.message = format!("{sni}: {detail}");
                 } else if !t.verify_detail.contains(&detail) {
@@ -284,7 +285,7 @@ fn held_against(
     served: &CertSummary,
     disk: &CertSummary,
     c: &ManifestCert,
-) -> Option<(&'static str, String)> {
+) -> Option<(VerifyError, String)> {
     let at = format!("host:{} ({})", c.cert_path, c.prov);
     if served.sha256 != disk.sha256 && disk.not_before > served.not_before {
         return Some((
@@ -482,7 +483,7 @@ mod tests {
             "connection refused",
             Evidence::Tcp(TcpEvidence {
                 addr: "10.0.0.102:9001".into(),
-                state: "refused".into(),
+                state: crate::observe::TcpState::Refused,
                 os_error: None,
             }),
         )
@@ -568,7 +569,7 @@ mod tests {
         let mut ok = refused("portainer-agent.tcp");
         ok.evidence = Evidence::Tcp(TcpEvidence {
             addr: "10.0.0.102:9001".into(),
-            state: "open".into(),
+            state: crate::observe::TcpState::Open,
             os_error: None,
         });
         assert!(needed(&plan, &run(vec![ok]), &skeleton, &reads).is_empty());
@@ -643,7 +644,7 @@ mod tests {
         // Renewed on disk (issued later), the old one served.
         let o = tls_case(&old, &new_pem, &names);
         assert_eq!(o.outcome, Outcome::Failed);
-        assert_eq!(o.reason.as_deref(), Some("not-reloaded"));
+        assert_eq!(o.reason, Some(Reason::Verify(VerifyError::NotReloaded)));
         assert!(
             o.message.contains("renewed on disk, not reloaded"),
             "{}",
@@ -667,7 +668,10 @@ mod tests {
                 "portainer.internal.thinkheads.ai",
             ],
         );
-        assert_eq!(o.reason.as_deref(), Some("manifest-name-missing"));
+        assert_eq!(
+            o.reason,
+            Some(Reason::Verify(VerifyError::ManifestNameMissing))
+        );
         assert!(
             o.message.contains("lacks portainer.internal.thinkheads.ai"),
             "{}",

@@ -6,7 +6,8 @@
 
 use super::*;
 use crate::observe::{
-    DnsEvidence, HostsEntry, HttpEvidence, MtlsEvidence, TcpEvidence, TlsEvidence, VantageNote,
+    DnsEvidence, HostsEntry, HttpEvidence, MtlsEvidence, Outcome, Rcode, Reason, TcpEvidence,
+    TlsEvidence, VantageNote,
 };
 use std::collections::BTreeSet;
 
@@ -48,11 +49,11 @@ fn dns(rcode: &str, answers: &[&str]) -> Evidence {
     Evidence::Dns(DnsEvidence {
         qname: "portainer.internal.example.test".into(),
         server: "127.0.0.53:53".into(),
-        protocol: "udp".into(),
-        rcode: rcode.into(),
+        protocol: Some(crate::observe::DnsTransport::Udp),
+        rcode: (!rcode.is_empty()).then(|| rcode.parse().unwrap()),
         answers: answers.iter().map(|a| a.parse().unwrap()).collect(),
         effective: answers.iter().map(|a| a.parse().unwrap()).collect(),
-        effective_source: if rcode.is_empty() { "" } else { "dns" }.into(),
+        effective_source: if rcode.is_empty() { "" } else { "dns" }.parse().unwrap(),
         ..Default::default()
     })
 }
@@ -60,7 +61,7 @@ fn dns(rcode: &str, answers: &[&str]) -> Evidence {
 /// The seed's LXC 102: `/etc/hosts` pins the name to the gateway, DNS answers the agent.
 fn hosts_pinned() -> Evidence {
     Evidence::Dns(DnsEvidence {
-        rcode: "NOERROR".into(),
+        rcode: Some(crate::observe::Rcode::NoError),
         answers: vec!["127.0.0.12".parse().unwrap()],
         hosts_entries: vec![HostsEntry {
             file: "/etc/hosts".into(),
@@ -69,7 +70,7 @@ fn hosts_pinned() -> Evidence {
             names: vec!["portainer.internal.example.test".into()],
         }],
         effective: vec!["127.0.0.10".parse().unwrap()],
-        effective_source: "hosts".into(),
+        effective_source: crate::observe::EffectiveSource::Hosts,
         ..Default::default()
     })
 }
@@ -77,7 +78,7 @@ fn hosts_pinned() -> Evidence {
 fn tcp(state: &str) -> Evidence {
     Evidence::Tcp(TcpEvidence {
         addr: "127.0.0.12:9443".into(),
-        state: state.into(),
+        state: state.parse().unwrap(),
         os_error: None,
     })
 }
@@ -87,7 +88,7 @@ fn tls_ev(verify_error: Option<&str>) -> TlsEvidence {
         addr: "127.0.0.10:443".into(),
         sni: "gw.internal.example.test".into(),
         verified: verify_error.is_none(),
-        verify_error: verify_error.map(str::to_string),
+        verify_error: verify_error.map(|v| v.parse().unwrap()),
         ..Default::default()
     }
 }
@@ -101,9 +102,9 @@ fn mtls(verdict: &str, without: &str, with: Option<&str>) -> Evidence {
         tls: tls_ev(None),
         requested: verdict != "not-requested",
         ca_hints: vec![],
-        without_cert: without.into(),
-        with_cert: with.map(str::to_string),
-        verdict: verdict.into(),
+        without_cert: (!without.is_empty()).then(|| without.parse().unwrap()),
+        with_cert: with.map(|w| w.parse().unwrap()),
+        verdict: verdict.parse().unwrap(),
     })
 }
 
@@ -114,7 +115,7 @@ fn http(status: Option<u16>, server: Option<&str>, body: &str, meaning: Option<&
         status,
         server: server.map(str::to_string),
         body: body.into(),
-        proxy_meaning: meaning.map(str::to_string),
+        proxy_meaning: meaning.map(|m| m.parse().unwrap()),
         tls: None,
     })
 }
@@ -208,7 +209,7 @@ fn table() -> Vec<Row> {
         row("manifest-name-missing", Tls, Failed, "verify", tls(Some("manifest-name-missing")), d, Some(catalog::PD_TLS_011)),
         row("bad-certificate", Tls, Failed, "verify", tls(Some("bad-certificate")), d, Some(catalog::PD_TLS_006)),
         // The same verification errors seen by an mTLS or HTTPS probe keep their TLS code.
-        row("unknown-issuer", Mtls, Failed, "verify", Evidence::Mtls(MtlsEvidence { tls: tls_ev(Some("unknown-issuer")), verdict: "unknown".into(), ..Default::default() }), d, Some(catalog::PD_TLS_003)),
+        row("unknown-issuer", Mtls, Failed, "verify", Evidence::Mtls(MtlsEvidence { tls: tls_ev(Some("unknown-issuer")), verdict: "unknown".parse().unwrap(), ..Default::default() }), d, Some(catalog::PD_TLS_003)),
         row("name-mismatch", Http, Failed, "verify", http_tls(Some("name-mismatch")), d, Some(catalog::PD_TLS_002)),
         row("expired", Http, Failed, "handshake", http_tls(Some("expired")), d, Some(catalog::PD_TLS_001)),
         row("tls-alert", Http, Failed, "handshake", http_tls(None), d, Some(catalog::PD_TLS_006)),
@@ -274,8 +275,8 @@ fn observation(r: &Row) -> Observation {
     Observation {
         step: format!("hop.{}", r.layer.as_str()),
         outcome: r.outcome,
-        phase: (!r.phase.is_empty()).then(|| r.phase.to_string()),
-        reason: Some(r.reason.to_string()),
+        phase: (!r.phase.is_empty()).then(|| r.phase.parse().unwrap()),
+        reason: (!r.reason.is_empty()).then(|| r.reason.parse().unwrap()),
         message: format!("{} (message for people)", r.reason),
         evidence: r.evidence.clone(),
         timings: Default::default(),
@@ -379,69 +380,42 @@ fn documented_reasons() -> BTreeSet<String> {
     out
 }
 
-/// Every reason literal in the probes' sources: classifications (`=> "refused"`, `reason:
-/// "filtered"`), failures (`fail(o, outcome, "phase", "reason", ...)`), verification errors
-/// (`vf("expired", ...)`), the mTLS verdict's reasons and the engine's constants.
-fn source_reasons() -> BTreeSet<String> {
-    let sources = [
-        include_str!("../probe/classify.rs"),
-        include_str!("../probe/dns.rs"),
-        include_str!("../probe/tcp.rs"),
-        include_str!("../probe/tls.rs"),
-        include_str!("../probe/mtls.rs"),
-        include_str!("../probe/http.rs"),
-        include_str!("../probe/mod.rs"),
-    ];
-    let patterns = [
-        r#"reason: "([a-z-]+)""#,
-        r#"Some\(\d+\) => "([a-z-]+)""#,
-        r#"ErrorKind::\w+ => "([a-z-]+)""#,
-        r#"fail\(\s*o,\s*[^,]+,\s*"[a-z-]+",\s*"([a-z-]+)""#,
-        r#"vf\(\s*"([a-z-]+)""#,
-        r#"=> Some\("(client-cert-[a-z-]+)"\)"#,
-        r#"REASON_\w+: &str = "([a-z-]+)""#,
-        r#""[A-Z]+" => "([a-z]+)"\.into\(\)"#,
-    ];
-    let mut out = BTreeSet::new();
-    for src in sources {
-        // Only the code, not the unit tests at the end of a file.
-        let code = src.split("#[cfg(test)]").next().unwrap_or(src);
-        for p in patterns {
-            let re = regex::Regex::new(p).unwrap();
-            for c in re.captures_iter(code) {
-                out.insert(c[1].to_string());
-            }
+/// The text of a reason as the table and the docs name it: every response code without a
+/// reason of its own stands for `rcode-<name>` (the table's `rcode-yxdomain`).
+fn table_word(r: Reason) -> String {
+    match r {
+        Reason::Rcode(c)
+            if !matches!(
+                c,
+                Rcode::NxDomain | Rcode::ServFail | Rcode::FormErr | Rcode::NotImp
+            ) =>
+        {
+            "rcode-yxdomain".to_string()
         }
+        r => r.to_string(),
     }
-    out
 }
 
 #[test]
-fn every_reason_the_probes_emit_or_the_docs_name_has_a_row() {
+fn every_reason_the_probes_can_emit_or_the_docs_name_has_a_row() {
     let rows: BTreeSet<String> = table().iter().map(|r| r.reason.to_string()).collect();
-    let from_source = source_reasons();
-    // The pattern scan must see the probes' reasons at all (a scan that finds nothing proves
-    // nothing).
-    for known in [
-        "refused",
-        "nxdomain",
-        "wrong-key-usage",
-        "body-mismatch",
-        "client-cert-rejected",
-    ] {
-        assert!(
-            from_source.contains(known),
-            "source scan misses {known}: {from_source:?}"
-        );
-    }
+    // Every value of the type the probes emit reasons in.
+    let every: BTreeSet<String> = Reason::every().into_iter().map(table_word).collect();
+    assert!(every.len() > 40, "{every:?}");
     let documented = documented_reasons();
     assert!(documented.contains("hosts-override"), "{documented:?}");
-    let missing: Vec<_> = from_source
+    for d in &documented {
+        assert!(
+            d.parse::<Reason>().is_ok(),
+            "docs/output-json.md names `{d}`, no reason"
+        );
+    }
+    let missing: Vec<_> = every
         .union(&documented)
         .filter(|r| !rows.contains(*r))
         .collect();
     assert!(missing.is_empty(), "reasons without a row: {missing:?}");
-    let undocumented: Vec<_> = from_source.difference(&documented).collect();
+    let undocumented: Vec<_> = every.difference(&documented).collect();
     assert!(
         undocumented.is_empty(),
         "reasons the probes emit that docs/output-json.md does not list: {undocumented:?}"

@@ -89,7 +89,7 @@ pub(crate) fn obs(
         step: id.into(),
         outcome,
         phase: None,
-        reason: reason.map(str::to_string),
+        reason: reason.and_then(|r| r.parse().ok()),
         message: reason.unwrap_or("ok").to_string(),
         evidence,
         timings: Timings::default(),
@@ -104,7 +104,7 @@ pub(crate) fn http_ev(status: u16, body: &str, meaning: Option<&str>) -> Evidenc
         status: Some(status),
         server: None,
         body: body.into(),
-        proxy_meaning: meaning.map(str::to_string),
+        proxy_meaning: meaning.map(|m| m.parse().unwrap()),
         tls: None,
     })
 }
@@ -112,7 +112,7 @@ pub(crate) fn http_ev(status: u16, body: &str, meaning: Option<&str>) -> Evidenc
 pub(crate) fn refused() -> Evidence {
     Evidence::Tcp(TcpEvidence {
         addr: "x".into(),
-        state: "refused".into(),
+        state: TcpState::Refused,
         os_error: None,
     })
 }
@@ -190,7 +190,7 @@ pub(crate) fn backend_tls_path() -> (P, [String; 7]) {
         &b,
         Outcome::Failed,
         Some("502 Bad Gateway from nginx"),
-        http_ev(502, "Bad Gateway", Some("bad-gateway")),
+        http_ev(502, "Bad Gateway", Some("backend-refused")),
     ));
     p.ok(&c);
     p.obs.push(obs(
@@ -201,7 +201,7 @@ pub(crate) fn backend_tls_path() -> (P, [String; 7]) {
     ));
     p.ok(&e);
     let t = TlsEvidence {
-        verify_error: Some("self-signed".into()),
+        verify_error: Some(VerifyError::SelfSigned),
         verify_detail: "issuer = subject = CN=portainer".into(),
         ..Default::default()
     };
@@ -273,7 +273,7 @@ fn dropped_backend_port_is_unreachable_and_blocks_later_layers() {
         Some("filtered"),
         Evidence::Tcp(TcpEvidence {
             addr: "127.0.0.111:9443".into(),
-            state: "filtered".into(),
+            state: TcpState::Filtered,
             os_error: None,
         }),
     ));
@@ -347,8 +347,8 @@ fn dns_ev(answers: &[&str], rcode: &str) -> DnsEvidence {
     DnsEvidence {
         qname: "portainer-agent.internal.thinkheads.ai".into(),
         server: "127.0.0.13:53".into(),
-        protocol: "udp".into(),
-        rcode: rcode.into(),
+        protocol: Some(DnsTransport::Udp),
+        rcode: (!rcode.is_empty()).then(|| rcode.parse().unwrap()),
         answers: answers.iter().map(|a| a.parse().unwrap()).collect(),
         ..Default::default()
     }
@@ -364,7 +364,7 @@ fn hosts_pinned_portainer() -> DnsEvidence {
         names: vec!["portainer.internal.thinkheads.ai".into()],
     });
     d.effective = vec!["127.0.0.101".parse().unwrap()];
-    d.effective_source = "hosts".into();
+    d.effective_source = EffectiveSource::Hosts;
     d
 }
 
@@ -467,7 +467,7 @@ fn two_independent_breaks_are_both_findings_and_the_earlier_is_first() {
         Outcome::Failed,
         Some("expired"),
         Evidence::Tls(TlsEvidence {
-            verify_error: Some("expired".into()),
+            verify_error: Some(VerifyError::Expired),
             ..Default::default()
         }),
     ));
@@ -490,7 +490,7 @@ fn tool_failures_are_cannot_judge_not_divergence() {
     }
     p.obs.push(Observation::tool_error(
         &ids[6],
-        "transport",
+        Phase::Transport,
         "pct exec 102: no such container",
     ));
     let r = p.run();
@@ -886,7 +886,7 @@ fn a_502_names_the_backend_failure_only_as_observed_behind_the_proxy() {
     faults.retain(|o| !o.step.starts_with("router-qdrant"));
     faults.push(Observation::tool_error(
         "router-qdrant.tcp",
-        "transport",
+        Phase::Transport,
         "pct exec 102: no such container",
     ));
     faults.push(Observation::blocked(

@@ -6,6 +6,13 @@
 use serde::{Deserialize, Serialize};
 use std::net::IpAddr;
 
+pub mod vocab;
+
+pub use vocab::{
+    ClientCertAnswer, DnsTransport, EffectiveSource, MtlsVerdict, Phase, ProxyMeaning, Rcode,
+    Reason, TcpState, VerifyError,
+};
+
 /// The protocol layer a step checks, in the order a hop is judged.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -77,11 +84,11 @@ pub struct Observation {
     /// Where the probe stopped: `resolve`, `connect`, `handshake`, `verify`, `client-auth`,
     /// `request`, `status`, `body`, `transport` ...
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub phase: Option<String>,
+    pub phase: Option<Phase>,
     /// A stable, machine-readable reason (`nxdomain`, `refused`, `filtered`, `unknown-issuer`,
     /// `name-mismatch`, `no-router`, ...). See `docs/output-json.md` for the list.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub reason: Option<String>,
+    pub reason: Option<Reason>,
     /// One human-readable line.
     pub message: String,
     #[serde(default)]
@@ -100,7 +107,7 @@ impl Observation {
             step: step.to_string(),
             outcome: Outcome::Blocked,
             phase: None,
-            reason: Some("blocked".into()),
+            reason: Some(Reason::Blocked),
             message: format!("not run: prerequisite {by} failed"),
             evidence: Evidence::None,
             timings: Timings::default(),
@@ -109,12 +116,12 @@ impl Observation {
     }
 
     /// A failure of the tool or vantage, not of the target.
-    pub fn tool_error(step: &str, phase: &str, message: impl Into<String>) -> Self {
+    pub fn tool_error(step: &str, phase: Phase, message: impl Into<String>) -> Self {
         Observation {
             step: step.to_string(),
             outcome: Outcome::ToolError,
-            phase: Some(phase.to_string()),
-            reason: Some("tool-error".into()),
+            phase: Some(phase),
+            reason: Some(Reason::ToolError),
             message: message.into(),
             evidence: Evidence::None,
             timings: Timings::default(),
@@ -156,12 +163,12 @@ pub struct DnsEvidence {
     pub qname: String,
     /// `ip:port` of the nameserver queried.
     pub server: String,
-    /// `udp` or `tcp` (tcp after a truncated UDP answer).
-    #[serde(default)]
-    pub protocol: String,
+    /// `udp` or `tcp` (tcp after a truncated UDP answer); empty when nothing came back.
+    #[serde(default, with = "vocab::empty_is_none")]
+    pub protocol: Option<DnsTransport>,
     /// `NOERROR`, `NXDOMAIN`, `SERVFAIL`, `REFUSED`, ... or empty when nothing came back.
-    #[serde(default)]
-    pub rcode: String,
+    #[serde(default, with = "vocab::empty_is_none")]
+    pub rcode: Option<Rcode>,
     #[serde(default)]
     pub answers: Vec<IpAddr>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -175,9 +182,10 @@ pub struct DnsEvidence {
     /// What a program at the vantage would get (hosts file first, then DNS).
     #[serde(default)]
     pub effective: Vec<IpAddr>,
-    /// `hosts` or `dns` (or empty when nothing resolved).
+    /// `hosts`, `dns`, `dns via ADDR` (another nameserver of the vantage's resolv.conf), or
+    /// empty when nothing resolved.
     #[serde(default)]
-    pub effective_source: String,
+    pub effective_source: EffectiveSource,
 }
 
 /// One `/etc/hosts` line.
@@ -201,8 +209,8 @@ pub struct ResolvConf {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TcpEvidence {
     pub addr: String,
-    /// `open`, `refused`, `filtered`, `unreachable`.
-    pub state: String,
+    /// `open`, `refused`, `filtered`, `unreachable`, `error`.
+    pub state: TcpState,
     /// The OS error, when there was one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub os_error: Option<String>,
@@ -247,7 +255,7 @@ pub struct TlsEvidence {
     /// Why verification failed: `unknown-issuer`, `self-signed`, `expired`, `not-yet-valid`,
     /// `name-mismatch`, `intermediate-not-served`, `wrong-key-usage`, `pin-mismatch`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub verify_error: Option<String>,
+    pub verify_error: Option<VerifyError>,
     /// Detail for people (dates, names presented).
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub verify_detail: String,
@@ -285,15 +293,16 @@ pub struct MtlsEvidence {
     /// Distinguished names of acceptable CAs the server hinted.
     #[serde(default)]
     pub ca_hints: Vec<String>,
-    /// What happened without a client certificate: `accepted`, `alert:<name>`, `handshake-failure`,
-    /// `http-400`, ...
-    #[serde(default)]
-    pub without_cert: String,
+    /// What happened without a client certificate: `accepted`, `alert:<name>`, `http-400`,
+    /// `closed`, a failure reason ...; empty when the handshake did not get that far.
+    #[serde(default, with = "vocab::empty_is_none")]
+    pub without_cert: Option<ClientCertAnswer>,
     /// What happened with the given certificate, when one was given.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub with_cert: Option<String>,
-    /// `required-accepting`, `required-rejecting`, `optional`, `not-requested`.
-    pub verdict: String,
+    pub with_cert: Option<ClientCertAnswer>,
+    /// `required-accepting`, `required-rejecting`, `required`, `optional`, `not-requested`,
+    /// `unknown`.
+    pub verdict: MtlsVerdict,
 }
 
 /// An HTTP exchange.
@@ -313,7 +322,7 @@ pub struct HttpEvidence {
     /// What a proxy's answer means (`no-router`, `backend-refused`, `backend-timeout`,
     /// `backend-tls`, ...), when it looks like one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub proxy_meaning: Option<String>,
+    pub proxy_meaning: Option<ProxyMeaning>,
     /// The TLS part, for https URLs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tls: Option<TlsEvidence>,

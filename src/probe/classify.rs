@@ -1,21 +1,18 @@
-//! The one place that turns io, rustls and DNS errors into stable reason strings.
+//! The one place that turns io, rustls and DNS errors into typed reasons ([`Reason`]).
 //!
-//! Every reason string produced here is listed in `docs/output-json.md`.
+//! Every reason produced here is listed in `docs/output-json.md`.
 
+use crate::observe::{ClientCertAnswer, Reason, TcpState};
 use std::io;
 
-/// A classified failure: the stable reason and the state word for evidence.
+/// A classified failure: the reason and a detail for people.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Class {
-    /// Stable machine-readable reason (`refused`, `filtered`, `tls-alert` ...).
-    pub reason: &'static str,
+    /// The stable reason (`refused`, `filtered`, `tls-alert` ...).
+    pub reason: Reason,
     /// A short human detail (`alert certificate-required`, `Connection refused (os error 111)`).
     pub detail: String,
 }
-
-/// The reason of a failure of the tool's own resources (open files, buffers, memory): the tool's
-/// failure, never the network's (the probe's outcome becomes `tool-error`).
-pub const REASON_RESOURCES: &str = "out-of-resources";
 
 /// EMFILE, ENFILE, ENOBUFS, ENOMEM: this process or host ran out of something, nothing was
 /// learnt about the peer.
@@ -28,7 +25,7 @@ pub fn is_resource_exhaustion(e: &io::Error) -> bool {
 
 fn resources(e: &io::Error) -> Class {
     Class {
-        reason: REASON_RESOURCES,
+        reason: Reason::OutOfResources,
         detail: format!(
             "the tool ran out of resources ({e}); lower --concurrency or raise the open-file limit (ulimit -n)"
         ),
@@ -42,17 +39,17 @@ pub fn connect_error(e: &io::Error) -> Class {
         return resources(e);
     }
     let reason = match e.raw_os_error() {
-        Some(111) => "refused",     // ECONNREFUSED: RST or ICMP port-unreachable
-        Some(113) => "unreachable", // EHOSTUNREACH: ICMP host-unreachable / admin-prohibited
-        Some(101) => "net-unreachable",
-        Some(110) => "filtered", // ETIMEDOUT from the kernel
-        Some(104) => "reset",
+        Some(libc::ECONNREFUSED) => Reason::Refused, // RST or ICMP port-unreachable
+        Some(libc::EHOSTUNREACH) => Reason::Unreachable, // ICMP host-unreachable / admin-prohibited
+        Some(libc::ENETUNREACH) => Reason::NetUnreachable,
+        Some(libc::ETIMEDOUT) => Reason::Filtered, // from the kernel
+        Some(libc::ECONNRESET) => Reason::Reset,
         _ => match e.kind() {
-            io::ErrorKind::ConnectionRefused => "refused",
-            io::ErrorKind::HostUnreachable => "unreachable",
-            io::ErrorKind::NetworkUnreachable => "net-unreachable",
-            io::ErrorKind::TimedOut => "filtered",
-            _ => "connect-error",
+            io::ErrorKind::ConnectionRefused => Reason::Refused,
+            io::ErrorKind::HostUnreachable => Reason::Unreachable,
+            io::ErrorKind::NetworkUnreachable => Reason::NetUnreachable,
+            io::ErrorKind::TimedOut => Reason::Filtered,
+            _ => Reason::ConnectError,
         },
     };
     Class {
@@ -61,41 +58,59 @@ pub fn connect_error(e: &io::Error) -> Class {
     }
 }
 
-/// The TCP state word for a connect reason (`TcpEvidence::state`).
-pub fn tcp_state(reason: &str) -> &'static str {
+/// The TCP state for a connect reason (`TcpEvidence::state`).
+pub fn tcp_state(reason: Reason) -> TcpState {
     match reason {
-        "refused" => "refused",
-        "filtered" => "filtered",
-        "unreachable" | "net-unreachable" => "unreachable",
-        _ => "error",
+        Reason::Refused => TcpState::Refused,
+        Reason::Filtered => TcpState::Filtered,
+        Reason::Unreachable | Reason::NetUnreachable => TcpState::Unreachable,
+        _ => TcpState::Error,
     }
 }
 
-/// A kebab-case name for a TLS alert (`certificate-required`, `handshake-failure`, `unknown-ca`).
+/// The kebab-case name of a TLS alert (`certificate-required`, `handshake-failure`,
+/// `unknown-ca`), by matching rustls' enum.
 pub fn alert_name(a: &rustls::AlertDescription) -> String {
-    let raw = format!("{a:?}");
-    if raw.starts_with("Unknown") && raw.contains('(') {
-        return raw.to_lowercase().replace(['(', ')'], "");
-    }
-    let mut out = String::new();
-    let chars: Vec<char> = raw.chars().collect();
-    for (i, c) in chars.iter().enumerate() {
-        if c.is_uppercase() {
-            let prev_lower = i > 0 && chars[i - 1].is_lowercase();
-            let next_lower = chars.get(i + 1).is_some_and(|n| n.is_lowercase());
-            let prev_upper = i > 0 && chars[i - 1].is_uppercase();
-            if i > 0 && (prev_lower || (prev_upper && next_lower)) {
-                out.push('-');
-            }
-            out.extend(c.to_lowercase());
-        } else {
-            out.push(*c);
-        }
-    }
-    match out.as_str() {
-        "unknown-c-a" => "unknown-ca".into(),
-        _ => out,
-    }
+    use rustls::AlertDescription as A;
+    let name = match a {
+        A::CloseNotify => "close-notify",
+        A::UnexpectedMessage => "unexpected-message",
+        A::BadRecordMac => "bad-record-mac",
+        A::DecryptionFailed => "decryption-failed",
+        A::RecordOverflow => "record-overflow",
+        A::DecompressionFailure => "decompression-failure",
+        A::HandshakeFailure => "handshake-failure",
+        A::NoCertificate => "no-certificate",
+        A::BadCertificate => "bad-certificate",
+        A::UnsupportedCertificate => "unsupported-certificate",
+        A::CertificateRevoked => "certificate-revoked",
+        A::CertificateExpired => "certificate-expired",
+        A::CertificateUnknown => "certificate-unknown",
+        A::IllegalParameter => "illegal-parameter",
+        A::UnknownCA => "unknown-ca",
+        A::AccessDenied => "access-denied",
+        A::DecodeError => "decode-error",
+        A::DecryptError => "decrypt-error",
+        A::ExportRestriction => "export-restriction",
+        A::ProtocolVersion => "protocol-version",
+        A::InsufficientSecurity => "insufficient-security",
+        A::InternalError => "internal-error",
+        A::InappropriateFallback => "inappropriate-fallback",
+        A::UserCanceled => "user-canceled",
+        A::NoRenegotiation => "no-renegotiation",
+        A::MissingExtension => "missing-extension",
+        A::UnsupportedExtension => "unsupported-extension",
+        A::CertificateUnobtainable => "certificate-unobtainable",
+        A::UnrecognisedName => "unrecognised-name",
+        A::BadCertificateStatusResponse => "bad-certificate-status-response",
+        A::BadCertificateHashValue => "bad-certificate-hash-value",
+        A::UnknownPSKIdentity => "unknown-psk-identity",
+        A::CertificateRequired => "certificate-required",
+        A::NoApplicationProtocol => "no-application-protocol",
+        A::EncryptedClientHelloRequired => "encrypted-client-hello-required",
+        other => return format!("unknown{}", u8::from(*other)),
+    };
+    name.to_string()
 }
 
 /// The rustls error inside an io error from tokio-rustls, if any.
@@ -111,15 +126,15 @@ pub fn tls_error(e: &io::Error) -> Class {
     }
     match e.kind() {
         io::ErrorKind::ConnectionReset | io::ErrorKind::BrokenPipe => Class {
-            reason: "reset",
+            reason: Reason::Reset,
             detail: e.to_string(),
         },
         io::ErrorKind::UnexpectedEof => Class {
-            reason: "peer-closed",
+            reason: Reason::PeerClosed,
             detail: "the peer closed the connection during the handshake".into(),
         },
         _ => Class {
-            reason: "tls-error",
+            reason: Reason::TlsError,
             detail: e.to_string(),
         },
     }
@@ -128,61 +143,46 @@ pub fn tls_error(e: &io::Error) -> Class {
 /// Classify a rustls error.
 pub fn rustls_class(r: &rustls::Error) -> Class {
     use rustls::Error as E;
+    use rustls::InvalidMessage as M;
     match r {
         E::AlertReceived(a) => Class {
-            reason: "tls-alert",
+            reason: Reason::TlsAlert,
             detail: format!("alert {}", alert_name(a)),
         },
-        E::InvalidMessage(m) => {
-            let s = format!("{m:?}");
-            let reason = if s.contains("TooLarge") || s.contains("Oversize") {
-                "message-too-large"
-            } else {
-                "not-tls"
-            };
-            Class {
-                reason,
-                detail: format!("invalid TLS message from the peer: {s}"),
-            }
-        }
+        E::InvalidMessage(m) => Class {
+            reason: match m {
+                M::MessageTooLarge
+                | M::HandshakePayloadTooLarge
+                | M::CertificatePayloadTooLarge => Reason::MessageTooLarge,
+                _ => Reason::NotTls,
+            },
+            detail: format!("invalid TLS message from the peer: {m:?}"),
+        },
         E::InappropriateMessage { .. } | E::InappropriateHandshakeMessage { .. } => Class {
-            reason: "not-tls",
+            reason: Reason::NotTls,
             detail: r.to_string(),
         },
         E::PeerIncompatible(p) => Class {
-            reason: "tls-incompatible",
+            reason: Reason::TlsIncompatible,
             detail: format!("{p:?}"),
         },
         E::NoCertificatesPresented => Class {
-            reason: "no-certificate",
+            reason: Reason::Verify(crate::observe::VerifyError::NoCertificate),
             detail: r.to_string(),
         },
         _ => Class {
-            reason: "tls-error",
+            reason: Reason::TlsError,
             detail: r.to_string(),
         },
     }
 }
 
-/// The mTLS word for a rejection (`alert:certificate-required`, `reset`, `closed`).
-pub fn rejection_word(e: &io::Error) -> String {
+/// What a server's refusal of a client looked like (`alert:certificate-required`, `reset`, ...).
+pub fn rejection(e: &io::Error) -> ClientCertAnswer {
     if let Some(rustls::Error::AlertReceived(a)) = rustls_error(e) {
-        return format!("alert:{}", alert_name(a));
+        return ClientCertAnswer::Alert(alert_name(a));
     }
-    let c = tls_error(e);
-    c.reason.to_string()
-}
-
-/// A DNS response code as a reason (`nxdomain`, `servfail`, `refused`, `rcode-<n>`).
-pub fn dns_rcode(rcode: &str) -> String {
-    match rcode {
-        "NXDOMAIN" => "nxdomain".into(),
-        "SERVFAIL" => "servfail".into(),
-        "REFUSED" => "refused".into(),
-        "FORMERR" => "formerr".into(),
-        "NOTIMP" => "notimp".into(),
-        other => format!("rcode-{}", other.to_lowercase()),
-    }
+    ClientCertAnswer::Failed(tls_error(e).reason)
 }
 
 /// A DNS transport error (UDP send/recv, TCP connect): `port-unreachable`, `unreachable`,
@@ -192,12 +192,12 @@ pub fn dns_io(e: &io::Error) -> Class {
         return resources(e);
     }
     let reason = match e.raw_os_error() {
-        Some(111) => "port-unreachable",
-        Some(113) => "unreachable",
-        Some(101) => "net-unreachable",
+        Some(libc::ECONNREFUSED) => Reason::PortUnreachable,
+        Some(libc::EHOSTUNREACH) => Reason::Unreachable,
+        Some(libc::ENETUNREACH) => Reason::NetUnreachable,
         _ => match e.kind() {
-            io::ErrorKind::ConnectionRefused => "port-unreachable",
-            _ => "dns-io-error",
+            io::ErrorKind::ConnectionRefused => Reason::PortUnreachable,
+            _ => Reason::DnsIoError,
         },
     };
     Class {
@@ -212,46 +212,38 @@ mod tests {
 
     #[test]
     fn alert_names_are_kebab() {
+        use rustls::AlertDescription as A;
+        assert_eq!(alert_name(&A::CertificateRequired), "certificate-required");
+        assert_eq!(alert_name(&A::HandshakeFailure), "handshake-failure");
+        assert_eq!(alert_name(&A::UnknownCA), "unknown-ca");
         assert_eq!(
-            alert_name(&rustls::AlertDescription::CertificateRequired),
-            "certificate-required"
-        );
-        assert_eq!(
-            alert_name(&rustls::AlertDescription::HandshakeFailure),
-            "handshake-failure"
-        );
-        assert_eq!(
-            alert_name(&rustls::AlertDescription::UnknownCA),
-            "unknown-ca"
-        );
-        assert_eq!(
-            alert_name(&rustls::AlertDescription::UnsupportedCertificate),
+            alert_name(&A::UnsupportedCertificate),
             "unsupported-certificate"
         );
+        assert_eq!(alert_name(&A::from(0xfe)), "unknown254");
     }
 
     #[test]
     fn connect_errors_classify() {
-        let e = io::Error::from_raw_os_error(111);
-        assert_eq!(connect_error(&e).reason, "refused");
+        let e = io::Error::from_raw_os_error(libc::ECONNREFUSED);
+        assert_eq!(connect_error(&e).reason, Reason::Refused);
         assert_eq!(
-            connect_error(&io::Error::from_raw_os_error(113)).reason,
-            "unreachable"
+            connect_error(&io::Error::from_raw_os_error(libc::EHOSTUNREACH)).reason,
+            Reason::Unreachable
         );
-        assert_eq!(tcp_state("net-unreachable"), "unreachable");
-        assert_eq!(dns_rcode("NXDOMAIN"), "nxdomain");
-        assert_eq!(dns_io(&e).reason, "port-unreachable");
+        assert_eq!(tcp_state(Reason::NetUnreachable), TcpState::Unreachable);
+        assert_eq!(dns_io(&e).reason, Reason::PortUnreachable);
     }
 
     #[test]
     fn the_tools_own_exhaustion_is_never_a_network_failure() {
         for errno in [libc::EMFILE, libc::ENFILE, libc::ENOBUFS, libc::ENOMEM] {
             let e = io::Error::from_raw_os_error(errno);
-            assert_eq!(connect_error(&e).reason, REASON_RESOURCES, "{e}");
-            assert_eq!(dns_io(&e).reason, REASON_RESOURCES, "{e}");
+            assert_eq!(connect_error(&e).reason, Reason::OutOfResources, "{e}");
+            assert_eq!(dns_io(&e).reason, Reason::OutOfResources, "{e}");
             assert!(connect_error(&e).detail.contains("ulimit -n"));
         }
         let e = io::Error::from_raw_os_error(libc::ECONNRESET);
-        assert_ne!(dns_io(&e).reason, REASON_RESOURCES);
+        assert_ne!(dns_io(&e).reason, Reason::OutOfResources);
     }
 }

@@ -3,11 +3,12 @@
 //! hosts-file lines for the name, its resolv.conf, and the effective answer (hosts, then DNS).
 
 use super::classify;
-use super::{fail, ms, observation, Deadline, ProbeCtx, REASON_INVALID_NAME};
+use super::{fail, ms, observation, Deadline, ProbeCtx};
 use crate::observe::{
-    DnsEvidence, Evidence, HostsEntry, Observation, Outcome, ResolvConf, Timings,
+    DnsEvidence, DnsTransport, EffectiveSource, Evidence, HostsEntry, Observation, Outcome, Phase,
+    Rcode, Reason, ResolvConf, Timings,
 };
-use hickory_proto::op::{Message, MessageType, Query};
+use hickory_proto::op::{Message, MessageType, Query, ResponseCode};
 use hickory_proto::rr::{Name, RData, RecordType};
 use std::collections::BTreeSet;
 use std::net::{IpAddr, SocketAddr};
@@ -20,10 +21,10 @@ use tokio::net::{TcpStream, UdpSocket};
 pub const UDP_ATTEMPTS: u32 = 2;
 
 /// What the nameserver said.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct DnsAnswer {
-    pub protocol: String,
-    pub rcode: String,
+    pub protocol: DnsTransport,
+    pub rcode: ResponseCode,
     pub answers: Vec<IpAddr>,
     pub ttl: Option<u32>,
     /// CNAME targets seen on the way.
@@ -39,7 +40,7 @@ const UDP_MAX: usize = 65_535;
 /// A failure to get any answer.
 #[derive(Debug, Clone, PartialEq)]
 pub struct DnsFail {
-    pub reason: String,
+    pub reason: Reason,
     pub detail: String,
     pub timed_out: bool,
 }
@@ -101,16 +102,16 @@ fn not_our_answer(m: &Message, qname: &Name) -> Option<&'static str> {
     None
 }
 
-fn parse_answer(bytes: &[u8], protocol: &str, qname: &Name) -> Result<(DnsAnswer, bool), String> {
+fn parse_answer(
+    bytes: &[u8],
+    protocol: DnsTransport,
+    qname: &Name,
+) -> Result<(DnsAnswer, bool), String> {
     let m = Message::from_vec(bytes).map_err(|e| format!("undecodable answer: {e}"))?;
     if let Some(why) = not_our_answer(&m, qname) {
         return Err(format!("not an answer to the query: {why}"));
     }
-    let rcode = m.metadata.response_code.to_string().to_uppercase();
-    let rcode = match rcode.as_str() {
-        "NO ERROR" | "NOERROR" => "NOERROR".to_string(),
-        _ => rcode_name(u16::from(m.metadata.response_code)),
-    };
+    let rcode = m.metadata.response_code;
     // The owner names that answer the question: the name itself and its CNAME chain.
     let mut chain: BTreeSet<String> = BTreeSet::from([norm(&qname.to_string())]);
     let mut cnames = Vec::new();
@@ -147,7 +148,7 @@ fn parse_answer(bytes: &[u8], protocol: &str, qname: &Name) -> Result<(DnsAnswer
     }
     Ok((
         DnsAnswer {
-            protocol: protocol.into(),
+            protocol,
             rcode,
             answers,
             ttl,
@@ -158,29 +159,11 @@ fn parse_answer(bytes: &[u8], protocol: &str, qname: &Name) -> Result<(DnsAnswer
     ))
 }
 
-fn rcode_name(code: u16) -> String {
-    match code {
-        0 => "NOERROR",
-        1 => "FORMERR",
-        2 => "SERVFAIL",
-        3 => "NXDOMAIN",
-        4 => "NOTIMP",
-        5 => "REFUSED",
-        6 => "YXDOMAIN",
-        7 => "YXRRSET",
-        8 => "NXRRSET",
-        9 => "NOTAUTH",
-        10 => "NOTZONE",
-        n => return format!("RCODE{n}"),
-    }
-    .to_string()
-}
-
 /// A socket error: the tool's own resource exhaustion stays the tool's, not the network's.
 fn io_fail(e: &std::io::Error, prefix: &str) -> DnsFail {
     let c = classify::dns_io(e);
     DnsFail {
-        reason: c.reason.into(),
+        reason: c.reason,
         detail: format!("{prefix}{}", c.detail),
         timed_out: false,
     }
@@ -240,7 +223,7 @@ async fn udp_query(
         None => String::new(),
     };
     Err(DnsFail {
-        reason: "timeout".into(),
+        reason: Reason::Timeout,
         detail: format!(
             "no answer from {server} over UDP after {UDP_ATTEMPTS} attempts in {} ms{seen}",
             deadline.ms()
@@ -265,7 +248,7 @@ async fn tcp_query(server: SocketAddr, q: &[u8], deadline: Deadline) -> Result<V
     match tokio::time::timeout_at(deadline.at, fut).await {
         Ok(r) => r,
         Err(_) => Err(DnsFail {
-            reason: "timeout".into(),
+            reason: Reason::Timeout,
             detail: format!(
                 "no answer from {server} over TCP within {} ms (after a truncated UDP answer)",
                 deadline.ms()
@@ -283,23 +266,20 @@ pub async fn query(
     timeout: Duration,
 ) -> Result<DnsAnswer, DnsFail> {
     let deadline = Deadline::after(timeout);
-    let qname = check_name(name).map_err(|e| DnsFail {
-        reason: REASON_INVALID_NAME.into(),
-        detail: e,
-        timed_out: false,
-    })?;
-    let (id, q) = build_query(&qname).map_err(|e| DnsFail {
-        reason: REASON_INVALID_NAME.into(),
-        detail: e,
-        timed_out: false,
-    })?;
-    let bytes = udp_query(server, &q, id, &qname, deadline).await?;
-    let bad = |detail: String| DnsFail {
-        reason: "bad-response".into(),
+    let invalid = |detail: String| DnsFail {
+        reason: Reason::InvalidName,
         detail,
         timed_out: false,
     };
-    let (ans, truncated) = parse_answer(&bytes, "udp", &qname).map_err(bad)?;
+    let qname = check_name(name).map_err(invalid)?;
+    let (id, q) = build_query(&qname).map_err(invalid)?;
+    let bytes = udp_query(server, &q, id, &qname, deadline).await?;
+    let bad = |detail: String| DnsFail {
+        reason: Reason::BadResponse,
+        detail,
+        timed_out: false,
+    };
+    let (ans, truncated) = parse_answer(&bytes, DnsTransport::Udp, &qname).map_err(bad)?;
     if !truncated {
         return Ok(ans);
     }
@@ -309,7 +289,7 @@ pub async fn query(
             "over TCP: an answer with another id than the query".into()
         ));
     }
-    let (ans, _) = parse_answer(&bytes, "tcp", &qname).map_err(bad)?;
+    let (ans, _) = parse_answer(&bytes, DnsTransport::Tcp, &qname).map_err(bad)?;
     Ok(ans)
 }
 
@@ -417,15 +397,41 @@ impl ResolverConf {
     }
 }
 
-/// How a nameserver the tool did not ask is described (its answer is unknown).
-const NOT_ASKED: &str = "was not asked";
+/// Why a nameserver of the vantage's resolv.conf gave no answer.
+#[derive(Debug, Clone, PartialEq)]
+pub enum NoAnswer {
+    /// The tool did not ask it (the run's scope, the step's time): its answer is unknown.
+    NotAsked(&'static str),
+    /// It was asked and did not answer.
+    Silent(String),
+}
 
-/// One nameserver a program's resolver asks, and what came of it (`Err`: why no answer).
+impl std::fmt::Display for NoAnswer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            NoAnswer::NotAsked(why) => write!(f, "was not asked: {why}"),
+            NoAnswer::Silent(detail) => write!(f, "does not answer: {detail}"),
+        }
+    }
+}
+
+/// One nameserver a program's resolver asks, and what came of it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Asked {
     pub line: u32,
     pub nameserver: SocketAddr,
-    pub result: Result<DnsAnswer, String>,
+    pub result: Result<DnsAnswer, NoAnswer>,
+}
+
+impl Asked {
+    /// It answered with something a resolver stops at (not SERVFAIL or REFUSED).
+    fn is_final(&self) -> bool {
+        matches!(&self.result, Ok(a) if !Rcode::from(a.rcode).tries_next_server())
+    }
+
+    fn not_asked(&self) -> bool {
+        matches!(&self.result, Err(NoAnswer::NotAsked(_)))
+    }
 }
 
 /// Ask the vantage's resolv.conf nameservers in order, as a program there would: each gets
@@ -451,25 +457,26 @@ pub async fn program_view(
                 .saturating_duration_since(tokio::time::Instant::now());
             let allowed = ctx.scope.as_ref().is_some_and(|s| s.allows(ip));
             let r = if !allowed {
-                Err(format!(
-                    "{NOT_ASKED}: it is outside the run's scope (--scope)"
+                Err(NoAnswer::NotAsked(
+                    "it is outside the run's scope (--scope)",
                 ))
             } else if left.is_zero() {
-                Err(format!("{NOT_ASKED}: the step's timeout ran out"))
+                Err(NoAnswer::NotAsked("the step's timeout ran out"))
             } else {
                 let budget = (rc.timeout * rc.attempts).min(left);
                 query(name, ns, budget)
                     .await
-                    .map_err(|f| format!("does not answer: {}", f.detail))
+                    .map_err(|f| NoAnswer::Silent(f.detail))
             };
             (ns, r)
         };
-        let last = matches!(&result, Ok(a) if a.rcode != "SERVFAIL" && a.rcode != "REFUSED");
-        asked.push(Asked {
+        let a = Asked {
             line,
             nameserver,
             result,
-        });
+        };
+        let last = a.is_final();
+        asked.push(a);
         if last {
             break;
         }
@@ -494,11 +501,7 @@ pub enum ProgramJudged {
     /// program there gets is unknown, and no effective answer is claimed.
     Unknown(String),
     /// A divergence: the reason and the message.
-    Diverged(&'static str, String),
-}
-
-fn not_asked(a: &Asked) -> bool {
-    matches!(&a.result, Err(e) if e.starts_with(NOT_ASKED))
+    Diverged(Reason, String),
 }
 
 /// Judge what a program at the vantage gets: sets the effective answer (or clears it when it is
@@ -512,14 +515,17 @@ pub fn judge_program_view(
     server: SocketAddr,
     expect: &[IpAddr],
 ) -> ProgramJudged {
-    let answered = asked.iter().position(
-        |a| matches!(&a.result, Ok(ans) if ans.rcode != "SERVFAIL" && ans.rcode != "REFUSED"),
-    );
+    let answered = asked.iter().position(Asked::is_final);
     let before = &asked[..answered.unwrap_or(asked.len())];
-    if let Some(a) = before.iter().find(|a| not_asked(a)) {
+    if let Some(a) = before.iter().find(|a| a.not_asked()) {
         ev.effective.clear();
-        ev.effective_source.clear();
-        let e = a.result.as_ref().err().map(String::as_str).unwrap_or("");
+        ev.effective_source = EffectiveSource::None;
+        let e = a
+            .result
+            .as_ref()
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
         return ProgramJudged::Unknown(format!(
             "what a program here gets is unknown: {}; {} {e}",
             named_at(file, a),
@@ -530,14 +536,14 @@ pub fn judge_program_view(
         let why: Vec<String> = asked
             .iter()
             .map(|a| match &a.result {
-                Ok(ans) => format!("{} answers {}", named_at(file, a), ans.rcode),
+                Ok(ans) => format!("{} answers {}", named_at(file, a), Rcode::from(ans.rcode)),
                 Err(e) => format!("{}; {} {e}", named_at(file, a), a.nameserver),
             })
             .collect();
         ev.effective.clear();
-        ev.effective_source.clear();
+        ev.effective_source = EffectiveSource::None;
         return ProgramJudged::Diverged(
-            "resolver-no-answer",
+            Reason::ResolverNoAnswer,
             format!(
                 "a program at this vantage gets no answer for {name}: {}; the intended nameserver {server} answers {}",
                 why.join("; "),
@@ -551,18 +557,18 @@ pub fn judge_program_view(
     };
     ev.effective = ans.answers.clone();
     ev.effective_source = if from.nameserver == server {
-        "dns".into()
+        EffectiveSource::Dns
     } else {
-        format!("dns via {}", from.nameserver)
+        EffectiveSource::DnsVia(from.nameserver)
     };
     let Some(first) = asked
         .iter()
-        .find(|a| a.nameserver.ip() != server.ip() && !not_asked(a))
+        .find(|a| a.nameserver.ip() != server.ip() && !a.not_asked())
     else {
         return ProgramJudged::Fine;
     };
     let gets = if ans.answers.is_empty() {
-        ans.rcode.clone()
+        Rcode::from(ans.rcode).to_string()
     } else {
         list(&ans.answers)
     };
@@ -578,7 +584,7 @@ pub fn judge_program_view(
     if !expect.is_empty() && set(&ans.answers) != set(expect) {
         msg.push_str(&format!(", expected {}", list(expect)));
     }
-    ProgramJudged::Diverged("resolver-differs", msg)
+    ProgramJudged::Diverged(Reason::ResolverDiffers, msg)
 }
 
 fn set(v: &[IpAddr]) -> BTreeSet<IpAddr> {
@@ -595,6 +601,165 @@ fn list(v: &[IpAddr]) -> String {
         .join(", ")
 }
 
+/// Read the vantage's hosts file and resolv.conf into `ev`; the resolver configuration they
+/// give, or the finished observation when they could not be read (what a program there
+/// resolves is then unknown: the step cannot be judged, whatever the nameserver says).
+fn read_vantage_files(
+    ctx: &ProbeCtx,
+    name: &str,
+    ev: &mut DnsEvidence,
+    t: Instant,
+) -> Result<ResolverConf, Box<Observation>> {
+    use crate::fsutil::{read_bounded_string, FileKind, ReadError};
+    let mut notes = Vec::new();
+    // Running out of descriptors while opening them is the tool's own limit, not the file's.
+    let mut exhausted = false;
+    let mut exhaustion = |e: &ReadError| {
+        exhausted |= matches!(e, ReadError::Io { source, .. }
+            if classify::is_resource_exhaustion(source));
+    };
+    let hf = &ctx.system.hosts_file;
+    match read_bounded_string(hf, FileKind::SystemFile) {
+        Ok(text) => ev.hosts_entries = hosts_entries(hf, &text, name),
+        Err(e) => {
+            exhaustion(&e);
+            notes.push(format!("hosts file {e}"))
+        }
+    }
+    let rf = &ctx.system.resolv_conf;
+    let mut resolver = None;
+    match read_bounded_string(rf, FileKind::SystemFile) {
+        Ok(text) => {
+            ev.resolv_conf = Some(parse_resolv_conf(rf, &text));
+            resolver = Some(ResolverConf::parse(&text));
+        }
+        Err(e) => {
+            exhaustion(&e);
+            notes.push(format!("resolv.conf {e}"))
+        }
+    }
+    match resolver {
+        Some(r) if notes.is_empty() => Ok(r),
+        _ => {
+            let timings = Timings {
+                total_ms: ms(t),
+                ..Timings::default()
+            };
+            let o = observation(Outcome::ToolError, Evidence::Dns(ev.clone()), timings);
+            let msg = format!(
+                "{name}: cannot judge this vantage's view, its files could not be read: {}",
+                notes.join("; ")
+            );
+            let reason = if exhausted {
+                Reason::OutOfResources
+            } else {
+                Reason::VantageFileUnreadable
+            };
+            Err(Box::new(fail(
+                o,
+                Outcome::ToolError,
+                Phase::VantageFiles,
+                reason,
+                msg,
+            )))
+        }
+    }
+}
+
+/// One DNS step being judged: its inputs and what was seen so far.
+struct DnsStep<'a> {
+    name: &'a str,
+    server: SocketAddr,
+    expect: &'a [IpAddr],
+    ev: DnsEvidence,
+    /// The addresses the vantage's hosts file gives the name.
+    hosts_ips: Vec<IpAddr>,
+    /// Notes for the message (records ignored, what a program gets when unknown).
+    suffix: String,
+}
+
+impl DnsStep<'_> {
+    /// No answer from the nameserver (the tool's own invalid name aside).
+    fn query_failed(mut self, timings: Timings, f: DnsFail) -> Observation {
+        if f.reason == Reason::InvalidName {
+            // the input's fault: nothing was sent, nothing is known about the nameserver
+            let o = observation(Outcome::ToolError, Evidence::Dns(self.ev), timings);
+            return fail(o, Outcome::ToolError, Phase::Query, f.reason, f.detail);
+        }
+        if !self.hosts_ips.is_empty() {
+            self.ev.effective = self.hosts_ips.clone();
+            self.ev.effective_source = EffectiveSource::Hosts;
+        }
+        let outcome = if f.timed_out {
+            Outcome::TimedOut
+        } else {
+            Outcome::Failed
+        };
+        let o = observation(outcome, Evidence::Dns(self.ev), timings);
+        let msg = format!(
+            "{} @{}: {}{}",
+            self.name, self.server, f.detail, self.suffix
+        );
+        fail(o, outcome, Phase::Query, f.reason, msg)
+    }
+
+    /// The answer, against the hosts file and the expected addresses.
+    fn judge_answer(self, mut o: Observation, ans: &DnsAnswer) -> Observation {
+        let (name, server, expect, suffix) = (self.name, self.server, self.expect, &self.suffix);
+        let overridden = !self.hosts_ips.is_empty() && set(&self.hosts_ips) != set(&ans.answers);
+        if overridden {
+            let h = &self.ev.hosts_entries[0];
+            let detail = format!(
+                "{}:{} maps {name} to {} but {server} answers {}",
+                h.file,
+                h.line,
+                list(&self.hosts_ips),
+                list(&ans.answers)
+            );
+            if !expect.is_empty() && set(&self.ev.effective) != set(expect) {
+                let msg = format!(
+                    "{detail}; a program there gets {}, expected {}{suffix}",
+                    list(&self.ev.effective),
+                    list(expect)
+                );
+                return fail(
+                    o,
+                    Outcome::Failed,
+                    Phase::Effective,
+                    Reason::HostsOverride,
+                    msg,
+                );
+            }
+            if !expect.is_empty() && set(&ans.answers) != set(expect) {
+                let msg = format!("{detail}; expected {} from DNS{suffix}", list(expect));
+                return fail(o, Outcome::Failed, Phase::Answer, Reason::WrongAnswer, msg);
+            }
+            o.phase = Some(Phase::Effective);
+            o.message = format!("{detail} (hosts file wins){suffix}");
+            return o;
+        }
+        let ttl = ans.ttl.map(|t| format!(" ttl {t}")).unwrap_or_default();
+        if !expect.is_empty() && set(&ans.answers) != set(expect) {
+            let msg = format!(
+                "{name} @{server}: A {}{ttl}, expected {}{suffix}",
+                list(&ans.answers),
+                list(expect)
+            );
+            return fail(o, Outcome::Failed, Phase::Answer, Reason::WrongAnswer, msg);
+        }
+        o.phase = Some(Phase::Answer);
+        let via = match ans.protocol {
+            DnsTransport::Tcp => " (tcp after truncation)",
+            DnsTransport::Udp => "",
+        };
+        o.message = format!(
+            "{name} @{server}: A {}{ttl}{via}{suffix}",
+            list(&ans.answers)
+        );
+        o
+    }
+}
+
 /// Run the DNS probe.
 pub async fn probe(
     ctx: &ProbeCtx,
@@ -609,57 +774,16 @@ pub async fn probe(
         server: server.to_string(),
         ..DnsEvidence::default()
     };
-    let mut notes = Vec::new();
-    let mut resolver: Option<ResolverConf> = None;
-    if system {
-        use crate::fsutil::{read_bounded_string, FileKind};
-        let hf = &ctx.system.hosts_file;
-        // Running out of descriptors while opening them is the tool's own limit, not the file's.
-        let mut exhausted = false;
-        let mut exhaustion = |e: &crate::fsutil::ReadError| {
-            exhausted |= matches!(e, crate::fsutil::ReadError::Io { source, .. }
-                if super::classify::is_resource_exhaustion(source));
-        };
-        match read_bounded_string(hf, FileKind::SystemFile) {
-            Ok(text) => ev.hosts_entries = hosts_entries(hf, &text, name),
-            Err(e) => {
-                exhaustion(&e);
-                notes.push(format!("hosts file {e}"))
-            }
+    let resolver = if system {
+        match read_vantage_files(ctx, name, &mut ev, t) {
+            Ok(r) => Some(r),
+            Err(o) => return *o,
         }
-        let rf = &ctx.system.resolv_conf;
-        match read_bounded_string(rf, FileKind::SystemFile) {
-            Ok(text) => {
-                ev.resolv_conf = Some(parse_resolv_conf(rf, &text));
-                resolver = Some(ResolverConf::parse(&text));
-            }
-            Err(e) => {
-                exhaustion(&e);
-                notes.push(format!("resolv.conf {e}"))
-            }
-        }
-        // Without the vantage's own files, what a program there resolves is unknown: the
-        // step cannot be judged, whatever the nameserver says.
-        if !notes.is_empty() {
-            let total = ms(t);
-            let timings = Timings {
-                total_ms: total,
-                ..Timings::default()
-            };
-            let o = observation(Outcome::ToolError, Evidence::Dns(ev), timings);
-            let msg = format!(
-                "{name}: cannot judge this vantage's view, its files could not be read: {}",
-                notes.join("; ")
-            );
-            let reason = if exhausted {
-                super::classify::REASON_RESOURCES
-            } else {
-                "vantage-file-unreadable"
-            };
-            return fail(o, Outcome::ToolError, "vantage-files", reason, msg);
-        }
-    }
+    } else {
+        None
+    };
     let result = query(name, server, ctx.timeout).await;
+    let mut notes = Vec::new();
     if let Ok(a) = &result {
         if !a.ignored.is_empty() {
             notes.push(format!(
@@ -675,57 +799,53 @@ pub async fn probe(
         total_ms: total,
         ..Timings::default()
     };
-    let hosts_ips: Vec<IpAddr> = ev.hosts_entries.iter().map(|h| h.ip).collect();
-    let mut suffix = if notes.is_empty() {
-        String::new()
-    } else {
-        format!(" ({})", notes.join("; "))
+    let mut step = DnsStep {
+        name,
+        server,
+        expect,
+        hosts_ips: ev.hosts_entries.iter().map(|h| h.ip).collect(),
+        ev,
+        suffix: if notes.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", notes.join("; "))
+        },
     };
     let ans = match result {
         Ok(a) => a,
-        Err(f) if f.reason == REASON_INVALID_NAME => {
-            // the input's fault: nothing was sent, nothing is known about the nameserver
-            let o = observation(Outcome::ToolError, Evidence::Dns(ev), timings);
-            return fail(o, Outcome::ToolError, "query", &f.reason, f.detail);
-        }
-        Err(f) => {
-            if !hosts_ips.is_empty() {
-                ev.effective = hosts_ips.clone();
-                ev.effective_source = "hosts".into();
-            }
-            let outcome = if f.timed_out {
-                Outcome::TimedOut
-            } else {
-                Outcome::Failed
-            };
-            let o = observation(outcome, Evidence::Dns(ev), timings);
-            let msg = format!("{name} @{server}: {}{suffix}", f.detail);
-            return fail(o, outcome, "query", &f.reason, msg);
-        }
+        Err(f) => return step.query_failed(timings, f),
     };
-    ev.protocol = ans.protocol.clone();
-    ev.rcode = ans.rcode.clone();
-    ev.answers = ans.answers.clone();
-    ev.ttl = ans.ttl;
-    if !hosts_ips.is_empty() {
-        ev.effective = hosts_ips.clone();
-        ev.effective_source = "hosts".into();
+    let rcode = Rcode::from(ans.rcode);
+    step.ev.protocol = Some(ans.protocol);
+    step.ev.rcode = Some(rcode);
+    step.ev.answers = ans.answers.clone();
+    step.ev.ttl = ans.ttl;
+    if !step.hosts_ips.is_empty() {
+        step.ev.effective = step.hosts_ips.clone();
+        step.ev.effective_source = EffectiveSource::Hosts;
     } else if !ans.answers.is_empty() {
-        ev.effective = ans.answers.clone();
-        ev.effective_source = "dns".into();
+        step.ev.effective = ans.answers.clone();
+        step.ev.effective_source = EffectiveSource::Dns;
     }
-    let mut o = observation(Outcome::Ok, Evidence::Dns(ev.clone()), timings);
-    if ans.rcode != "NOERROR" {
-        let reason = classify::dns_rcode(&ans.rcode);
-        let msg = format!("{name} @{server}: {}{suffix}", ans.rcode);
-        return fail(o, Outcome::Failed, "answer", &reason, msg);
+    let mut o = observation(Outcome::Ok, Evidence::Dns(step.ev.clone()), timings);
+    let suffix = &step.suffix;
+    if rcode != Rcode::NoError {
+        let msg = format!("{name} @{server}: {rcode}{suffix}");
+        return fail(
+            o,
+            Outcome::Failed,
+            Phase::Answer,
+            Reason::from_rcode(rcode),
+            msg,
+        );
     }
     if ans.answers.is_empty() {
         let msg = format!("{name} @{server}: NOERROR with no A record (NODATA){suffix}");
-        return fail(o, Outcome::Failed, "answer", "nodata", msg);
+        return fail(o, Outcome::Failed, Phase::Answer, Reason::NoData, msg);
     }
-    if let (Some(rc), true) = (&resolver, hosts_ips.is_empty()) {
-        let file = ev
+    if let (Some(rc), true) = (&resolver, step.hosts_ips.is_empty()) {
+        let file = step
+            .ev
             .resolv_conf
             .as_ref()
             .map(|r| r.file.clone())
@@ -734,63 +854,18 @@ pub async fn probe(
         let total = ms(t);
         o.timings.total_ms = total;
         o.timings.resolve_ms = Some(total);
-        let verdict = judge_program_view(&mut ev, &asked, &file, name, server, expect);
-        o.evidence = Evidence::Dns(ev.clone());
+        let verdict = judge_program_view(&mut step.ev, &asked, &file, name, server, expect);
+        o.evidence = Evidence::Dns(step.ev.clone());
         match verdict {
             ProgramJudged::Fine => {}
-            ProgramJudged::Unknown(note) => suffix.push_str(&format!(" ({note})")),
+            ProgramJudged::Unknown(note) => step.suffix.push_str(&format!(" ({note})")),
             ProgramJudged::Diverged(reason, msg) => {
-                let msg = format!("{msg}{suffix}");
-                return fail(o, Outcome::Failed, "effective", reason, msg);
+                let msg = format!("{msg}{}", step.suffix);
+                return fail(o, Outcome::Failed, Phase::Effective, reason, msg);
             }
         }
     }
-    let ttl = ans.ttl.map(|t| format!(" ttl {t}")).unwrap_or_default();
-    let overridden = !hosts_ips.is_empty() && set(&hosts_ips) != set(&ans.answers);
-    if overridden {
-        let h = &ev.hosts_entries[0];
-        let detail = format!(
-            "{}:{} maps {name} to {} but {server} answers {}",
-            h.file,
-            h.line,
-            list(&hosts_ips),
-            list(&ans.answers)
-        );
-        if !expect.is_empty() && set(&ev.effective) != set(expect) {
-            let msg = format!(
-                "{detail}; a program there gets {}, expected {}{suffix}",
-                list(&ev.effective),
-                list(expect)
-            );
-            return fail(o, Outcome::Failed, "effective", "hosts-override", msg);
-        }
-        if !expect.is_empty() && set(&ans.answers) != set(expect) {
-            let msg = format!("{detail}; expected {} from DNS{suffix}", list(expect));
-            return fail(o, Outcome::Failed, "answer", "wrong-answer", msg);
-        }
-        o.phase = Some("effective".into());
-        o.message = format!("{detail} (hosts file wins){suffix}");
-        return o;
-    }
-    if !expect.is_empty() && set(&ans.answers) != set(expect) {
-        let msg = format!(
-            "{name} @{server}: A {}{ttl}, expected {}{suffix}",
-            list(&ans.answers),
-            list(expect)
-        );
-        return fail(o, Outcome::Failed, "answer", "wrong-answer", msg);
-    }
-    o.phase = Some("answer".into());
-    let via = if ans.protocol == "tcp" {
-        " (tcp after truncation)"
-    } else {
-        ""
-    };
-    o.message = format!(
-        "{name} @{server}: A {}{ttl}{via}{suffix}",
-        list(&ans.answers)
-    );
-    o
+    step.judge_answer(o, &ans)
 }
 
 #[cfg(test)]
@@ -825,8 +900,8 @@ mod tests {
         assert_eq!(m.metadata.id, id);
         m.metadata.response_code = hickory_proto::op::ResponseCode::NXDomain;
         m.metadata.message_type = MessageType::Response;
-        let (a, trunc) = parse_answer(&m.to_vec().unwrap(), "udp", &qname).unwrap();
-        assert_eq!(a.rcode, "NXDOMAIN");
+        let (a, trunc) = parse_answer(&m.to_vec().unwrap(), DnsTransport::Udp, &qname).unwrap();
+        assert_eq!(a.rcode, ResponseCode::NXDomain);
         assert!(!trunc);
     }
 
@@ -836,10 +911,12 @@ mod tests {
 
     fn noerror(a: &str) -> DnsAnswer {
         DnsAnswer {
-            protocol: "udp".into(),
-            rcode: "NOERROR".into(),
+            protocol: DnsTransport::Udp,
+            rcode: ResponseCode::NoError,
             answers: vec![ip(a)],
-            ..DnsAnswer::default()
+            ttl: None,
+            cnames: vec![],
+            ignored: vec![],
         }
     }
 
@@ -869,12 +946,12 @@ mod tests {
         let dead = Asked {
             line: 2,
             nameserver: "198.18.0.99:53".parse().unwrap(),
-            result: Err("does not answer: no answer over UDP".into()),
+            result: Err(NoAnswer::Silent("no answer over UDP".into())),
         };
         let mut ev = DnsEvidence {
             answers: vec![ip("198.18.0.153")],
             effective: vec![ip("198.18.0.153")],
-            effective_source: "dns".into(),
+            effective_source: EffectiveSource::Dns,
             ..DnsEvidence::default()
         };
         let j = judge_program_view(
@@ -903,7 +980,7 @@ mod tests {
         };
         let j = judge_program_view(&mut ev, &[dead, intended.clone()], "/r", "q.x", server, &[]);
         assert!(
-            matches!(j, ProgramJudged::Diverged("resolver-differs", _)),
+            matches!(j, ProgramJudged::Diverged(Reason::ResolverDiffers, _)),
             "{j:?}"
         );
         assert_eq!(ev.effective, vec![ip("198.18.0.153")]);
@@ -915,7 +992,7 @@ mod tests {
         let skipped = Asked {
             line: 1,
             nameserver: "10.9.9.9:53".parse().unwrap(),
-            result: Err(format!("{NOT_ASKED}: outside")),
+            result: Err(NoAnswer::NotAsked("outside")),
         };
         let j = judge_program_view(&mut ev, &[skipped], "/r", "q.x", server, &[]);
         assert!(matches!(j, ProgramJudged::Unknown(_)), "{j:?}");

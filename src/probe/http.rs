@@ -2,9 +2,11 @@
 //! per-phase timings, bounded body reads, status/body expectations, and the meaning of proxy
 //! answers (Traefik and NGINX error shapes).
 
-use super::tls::{self, apply_trust, fill_chain, load_identity};
+use super::tls::{self, apply_trust, load_identity};
 use super::{fail, ms, observation, tcp, Deadline, ProbeCtx};
-use crate::observe::{Evidence, HttpEvidence, Observation, Outcome, Timings, TlsEvidence};
+use crate::observe::{
+    Evidence, HttpEvidence, Observation, Outcome, Phase, ProxyMeaning, Reason, Timings,
+};
 use crate::plan::{Identity, Trust};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Empty};
@@ -30,20 +32,25 @@ pub struct HttpRequest<'a> {
 /// What a proxy's answer means, when it looks like one: `no-router` (Traefik's
 /// `404 page not found`), `backend-refused` (502), `backend-timeout` (504), `backend-tls`
 /// (Traefik's bare 500 when backend TLS verification fails), `no-backend` (503).
-pub fn proxy_meaning(status: u16, server: Option<&str>, body: &str) -> Option<&'static str> {
+pub fn proxy_meaning(status: u16, server: Option<&str>, body: &str) -> Option<ProxyMeaning> {
     let b = body.trim();
     let nginx = server.is_some_and(|s| s.to_ascii_lowercase().starts_with("nginx"));
     match status {
-        404 if b == "404 page not found" => Some("no-router"),
-        502 => Some("backend-refused"),
-        504 => Some("backend-timeout"),
-        500 if !nginx && server.is_none() && b == "Internal Server Error" => Some("backend-tls"),
+        404 if b == TRAEFIK_NO_ROUTER => Some(ProxyMeaning::NoRouter),
+        502 => Some(ProxyMeaning::BackendRefused),
+        504 => Some(ProxyMeaning::BackendTimeout),
+        500 if !nginx && server.is_none() && b == "Internal Server Error" => {
+            Some(ProxyMeaning::BackendTls)
+        }
         503 if nginx || b == "Service Unavailable" || b == "no available server" => {
-            Some("no-backend")
+            Some(ProxyMeaning::NoBackend)
         }
         _ => None,
     }
 }
+
+/// The body of Traefik's answer when no router matches the Host.
+pub const TRAEFIK_NO_ROUTER: &str = "404 page not found";
 
 struct Exchange {
     status: u16,
@@ -54,8 +61,8 @@ struct Exchange {
 
 enum ExchangeFail {
     /// No response head by the deadline.
-    Timeout(&'static str),
-    Error(&'static str, String),
+    Timeout(Phase),
+    Error(Phase, String),
     /// The head came, the body did not end by the deadline (stalled or trickling) or broke off.
     Body {
         status: u16,
@@ -80,8 +87,8 @@ where
 {
     let hs = hyper::client::conn::http1::handshake::<_, Empty<Bytes>>(TokioIo::new(io));
     let (mut sender, conn) = match tokio::time::timeout_at(deadline.at, hs).await {
-        Err(_) => return Err(ExchangeFail::Timeout("request")),
-        Ok(r) => r.map_err(|e| ExchangeFail::Error("request", e.to_string()))?,
+        Err(_) => return Err(ExchangeFail::Timeout(Phase::Request)),
+        Ok(r) => r.map_err(|e| ExchangeFail::Error(Phase::Request, e.to_string()))?,
     };
     let driver = tokio::spawn(async move {
         let _ = conn.await;
@@ -93,17 +100,17 @@ where
         .header(hyper::header::USER_AGENT, "phoenix-doctor")
         .header(hyper::header::ACCEPT, "*/*")
         .body(Empty::<Bytes>::new())
-        .map_err(|e| ExchangeFail::Error("request", e.to_string()))?;
+        .map_err(|e| ExchangeFail::Error(Phase::Request, e.to_string()))?;
     let t = Instant::now();
     let resp: Response<Incoming> =
         match tokio::time::timeout_at(deadline.at, sender.send_request(req)).await {
             Err(_) => {
                 driver.abort();
-                return Err(ExchangeFail::Timeout("first-byte"));
+                return Err(ExchangeFail::Timeout(Phase::FirstByte));
             }
             Ok(Err(e)) => {
                 driver.abort();
-                return Err(ExchangeFail::Error("response", e.to_string()));
+                return Err(ExchangeFail::Error(Phase::Response, e.to_string()));
             }
             Ok(Ok(r)) => r,
         };
@@ -163,175 +170,166 @@ where
     })
 }
 
-/// Run the HTTP probe.
-pub async fn probe(ctx: &ProbeCtx, r: &HttpRequest<'_>) -> Observation {
-    let t = Instant::now();
-    let mut ev = HttpEvidence {
-        url: r.url.to_string(),
-        connect: r.connect.to_string(),
-        ..HttpEvidence::default()
-    };
-    let uri: hyper::Uri = match r.url.parse() {
-        Ok(u) => u,
-        Err(e) => {
-            return Observation::tool_error("", "request", format!("invalid URL `{}`: {e}", r.url))
-        }
-    };
+/// The parts of a step's URL a request needs.
+struct Target {
+    https: bool,
+    /// The host to verify (brackets of an IPv6 literal removed).
+    host: String,
+    /// The `Host` header (with the port when the URL names one).
+    host_header: String,
+    path: String,
+}
+
+/// Read the step's URL; `Err` is the tool's own failure (an invalid URL in the plan).
+fn target(url: &str) -> Result<Target, String> {
+    let uri: hyper::Uri = url
+        .parse()
+        .map_err(|e| format!("invalid URL `{url}`: {e}"))?;
     let https = match uri.scheme_str() {
         Some("https") => true,
         Some("http") => false,
-        _ => {
-            return Observation::tool_error(
-                "",
-                "request",
-                format!("invalid URL `{}`: expected http:// or https://", r.url),
-            )
-        }
+        _ => return Err(format!("invalid URL `{url}`: expected http:// or https://")),
     };
-    let Some(host) = uri
+    let raw_host = uri
         .host()
-        .map(|h| h.trim_start_matches('[').trim_end_matches(']').to_string())
-    else {
-        return Observation::tool_error("", "request", format!("invalid URL `{}`: no host", r.url));
-    };
+        .ok_or_else(|| format!("invalid URL `{url}`: no host"))?;
     let host_header = match uri.port_u16() {
-        Some(p) => format!("{}:{p}", uri.host().unwrap_or_default()),
-        None => uri.host().unwrap_or_default().to_string(),
+        Some(p) => format!("{raw_host}:{p}"),
+        None => raw_host.to_string(),
     };
-    let path = uri
-        .path_and_query()
-        .map(|p| p.as_str().to_string())
-        .unwrap_or_else(|| "/".into());
-    let mut timings = Timings::default();
-    let addr = r.connect;
-    let deadline = Deadline::after(ctx.timeout);
-    let result = if https {
-        let key = match r.identity.map(load_identity).transpose() {
-            Ok(k) => k,
-            Err(e) => {
-                return Observation::tool_error("", "request", format!("client identity: {e}"))
-            }
-        };
-        let hs = tls::handshake(addr, &host, key, &[b"http/1.1"], deadline).await;
-        timings.connect_ms = hs.connect_ms;
-        timings.tls_ms = hs.tls_ms;
-        let mut tev = TlsEvidence {
-            addr: addr.to_string(),
-            sni: host.clone(),
-            protocol: hs.protocol.clone(),
-            cipher: hs.cipher.clone(),
-            alpn: hs.alpn.clone(),
-            ..TlsEvidence::default()
-        };
-        fill_chain(&mut tev, &hs.chain);
-        let stream = match hs.result {
-            Ok(s) => s,
-            Err(f) => {
-                ev.tls = Some(tev);
-                timings.total_ms = ms(t);
-                let outcome = if f.timed_out {
-                    Outcome::TimedOut
-                } else {
-                    Outcome::Failed
-                };
-                let o = observation(outcome, Evidence::Http(ev), timings);
-                return fail(
-                    o,
-                    outcome,
-                    f.phase,
-                    f.class.reason,
-                    format!("{}: {}", r.url, f.class.detail),
-                );
-            }
-        };
-        if let Some(trust) = r.trust {
-            if let Err(e) = apply_trust(&mut tev, &hs.chain, &host, trust) {
-                return Observation::tool_error("", "verify", e);
-            }
-        }
-        if let Some(reason) = tev.verify_error.clone() {
-            let detail = tev.verify_detail.clone();
+    Ok(Target {
+        https,
+        host: raw_host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_string(),
+        host_header,
+        path: uri
+            .path_and_query()
+            .map(|p| p.as_str().to_string())
+            .unwrap_or_else(|| "/".into()),
+    })
+}
+
+/// What stopped a request before it was sent: the finished observation.
+type Stopped = Box<Observation>;
+
+/// Connect, shake hands and verify; the TLS evidence goes into `ev` either way.
+async fn connect_tls(
+    r: &HttpRequest<'_>,
+    to: &Target,
+    deadline: Deadline,
+    ev: &mut HttpEvidence,
+    timings: &mut Timings,
+) -> Result<tokio_rustls::client::TlsStream<tokio::net::TcpStream>, Stopped> {
+    let t = Instant::now();
+    let key = r.identity.map(load_identity).transpose().map_err(|e| {
+        Box::new(Observation::tool_error(
+            "",
+            Phase::Request,
+            format!("client identity: {e}"),
+        ))
+    })?;
+    let hs = tls::handshake(r.connect, &to.host, key, &[b"http/1.1"], deadline).await;
+    timings.connect_ms = hs.connect_ms;
+    timings.tls_ms = hs.tls_ms;
+    let mut tev = hs.evidence(r.connect, &to.host);
+    let stream = match hs.result {
+        Ok(s) => s,
+        Err(f) => {
             ev.tls = Some(tev);
             timings.total_ms = ms(t);
-            let o = observation(Outcome::Failed, Evidence::Http(ev), timings);
-            return fail(
-                o,
-                Outcome::Failed,
-                "verify",
-                &reason,
-                format!("{}: {detail}", r.url),
-            );
-        }
-        ev.tls = Some(tev);
-        exchange(stream, &host_header, &path, ctx.body_limit, deadline).await
-    } else {
-        let (s, tc) = tcp::connect(addr, deadline).await;
-        timings.connect_ms = Some(tc);
-        match s {
-            Ok(s) => exchange(s, &host_header, &path, ctx.body_limit, deadline).await,
-            Err(f) => {
-                timings.total_ms = ms(t);
-                let o = observation(f.outcome(), Evidence::Http(ev), timings);
-                let msg = format!("{}: {}", r.url, tcp::connect_message(addr, &f));
-                return fail(o, f.outcome(), "connect", f.class.reason, msg);
-            }
+            let o = observation(f.outcome(), Evidence::Http(ev.clone()), timings.clone());
+            let msg = format!("{}: {}", r.url, f.class.detail);
+            return Err(Box::new(fail(o, f.outcome(), f.phase, f.class.reason, msg)));
         }
     };
-    timings.total_ms = ms(t);
-    let x = match result {
-        Ok(x) => x,
-        Err(ExchangeFail::Timeout(phase)) => {
+    if let Some(trust) = r.trust {
+        if let Err(e) = apply_trust(&mut tev, &hs.chain, &to.host, trust) {
+            return Err(Box::new(Observation::tool_error("", Phase::Verify, e)));
+        }
+    }
+    let verify_error = tev.verify_error;
+    let detail = tev.verify_detail.clone();
+    ev.tls = Some(tev);
+    if let Some(e) = verify_error {
+        timings.total_ms = ms(t);
+        let o = observation(Outcome::Failed, Evidence::Http(ev.clone()), timings.clone());
+        let msg = format!("{}: {detail}", r.url);
+        return Err(Box::new(fail(
+            o,
+            Outcome::Failed,
+            Phase::Verify,
+            Reason::Verify(e),
+            msg,
+        )));
+    }
+    Ok(stream)
+}
+
+/// The observation of an exchange that gave no complete answer.
+fn exchange_failed(
+    r: &HttpRequest<'_>,
+    ctx: &ProbeCtx,
+    mut ev: HttpEvidence,
+    mut timings: Timings,
+    f: ExchangeFail,
+) -> Observation {
+    match f {
+        ExchangeFail::Timeout(phase) => {
             let o = observation(Outcome::TimedOut, Evidence::Http(ev), timings);
             let msg = format!(
                 "{}: no response within {} ms",
                 r.url,
                 ctx.timeout.as_millis()
             );
-            return fail(o, Outcome::TimedOut, phase, "timeout", msg);
+            fail(o, Outcome::TimedOut, phase, Reason::Timeout, msg)
         }
-        Err(ExchangeFail::Body {
+        ExchangeFail::Body {
             status,
             server,
             first_byte_ms,
             got,
             timed_out,
             detail,
-        }) => {
+        } => {
             timings.first_byte_ms = Some(first_byte_ms);
             ev.status = Some(status);
             ev.server = server;
-            let outcome = if timed_out {
-                Outcome::TimedOut
+            let (outcome, reason) = if timed_out {
+                (Outcome::TimedOut, Reason::Timeout)
             } else {
-                Outcome::Failed
+                (Outcome::Failed, Reason::HttpError)
             };
-            let reason = if timed_out { "timeout" } else { "http-error" };
             let o = observation(outcome, Evidence::Http(ev), timings);
             let msg = format!(
                 "{}: status {status}, but {detail} ({got} bytes read)",
                 r.url
             );
-            return fail(o, outcome, "body", reason, msg);
+            fail(o, outcome, Phase::Body, reason, msg)
         }
-        Err(ExchangeFail::Error(phase, e)) => {
+        ExchangeFail::Error(phase, e) => {
             let o = observation(Outcome::Failed, Evidence::Http(ev), timings);
-            return fail(
-                o,
-                Outcome::Failed,
-                phase,
-                "http-error",
-                format!("{}: {e}", r.url),
-            );
+            let msg = format!("{}: {e}", r.url);
+            fail(o, Outcome::Failed, phase, Reason::HttpError, msg)
         }
-    };
+    }
+}
+
+/// Judge a complete answer against the step's expected status and body.
+fn judge_answer(
+    r: &HttpRequest<'_>,
+    x: Exchange,
+    mut ev: HttpEvidence,
+    mut timings: Timings,
+) -> Observation {
     timings.first_byte_ms = Some(x.first_byte_ms);
     ev.status = Some(x.status);
     ev.server = x.server.clone();
-    ev.proxy_meaning = proxy_meaning(x.status, x.server.as_deref(), &x.body).map(str::to_string);
+    ev.proxy_meaning = proxy_meaning(x.status, x.server.as_deref(), &x.body);
     ev.body = x.body.clone();
     let meaning = ev
         .proxy_meaning
-        .as_ref()
         .map(|m| format!(" ({m})"))
         .unwrap_or_default();
     let server = x
@@ -359,7 +357,13 @@ pub async fn probe(ctx: &ProbeCtx, r: &HttpRequest<'_>) -> Observation {
             "{}: status {}{meaning}{server}, expected {want}",
             r.url, x.status
         );
-        return fail(o, Outcome::Failed, "status", "status-mismatch", msg);
+        return fail(
+            o,
+            Outcome::Failed,
+            Phase::Status,
+            Reason::StatusMismatch,
+            msg,
+        );
     }
     if let Some(want) = r.expect_body {
         if !x.body.contains(want) {
@@ -368,16 +372,57 @@ pub async fn probe(ctx: &ProbeCtx, r: &HttpRequest<'_>) -> Observation {
                 "{}: body does not contain {want:?} (starts {start:?})",
                 r.url
             );
-            return fail(o, Outcome::Failed, "body", "body-mismatch", msg);
+            return fail(o, Outcome::Failed, Phase::Body, Reason::BodyMismatch, msg);
         }
     }
     let mut o = o;
-    o.phase = Some("body".into());
+    o.phase = Some(Phase::Body);
     o.message = format!(
         "{}: status {}{server} in {:.1} ms",
         r.url, x.status, o.timings.total_ms
     );
     o
+}
+
+/// Run the HTTP probe.
+pub async fn probe(ctx: &ProbeCtx, r: &HttpRequest<'_>) -> Observation {
+    let t = Instant::now();
+    let mut ev = HttpEvidence {
+        url: r.url.to_string(),
+        connect: r.connect.to_string(),
+        ..HttpEvidence::default()
+    };
+    let to = match target(r.url) {
+        Ok(to) => to,
+        Err(e) => return Observation::tool_error("", Phase::Request, e),
+    };
+    let mut timings = Timings::default();
+    let deadline = Deadline::after(ctx.timeout);
+    let result = if to.https {
+        match connect_tls(r, &to, deadline, &mut ev, &mut timings).await {
+            Ok(stream) => {
+                exchange(stream, &to.host_header, &to.path, ctx.body_limit, deadline).await
+            }
+            Err(stopped) => return *stopped,
+        }
+    } else {
+        let (s, tc) = tcp::connect(r.connect, deadline).await;
+        timings.connect_ms = Some(tc);
+        match s {
+            Ok(s) => exchange(s, &to.host_header, &to.path, ctx.body_limit, deadline).await,
+            Err(f) => {
+                timings.total_ms = ms(t);
+                let o = observation(f.outcome(), Evidence::Http(ev), timings);
+                let msg = format!("{}: {}", r.url, tcp::connect_message(r.connect, &f));
+                return fail(o, f.outcome(), Phase::Connect, f.class.reason, msg);
+            }
+        }
+    };
+    timings.total_ms = ms(t);
+    match result {
+        Ok(x) => judge_answer(r, x, ev, timings),
+        Err(f) => exchange_failed(r, ctx, ev, timings, f),
+    }
 }
 
 #[cfg(test)]
@@ -386,22 +431,23 @@ mod tests {
 
     #[test]
     fn proxy_answers_have_meanings() {
+        use ProxyMeaning::*;
         assert_eq!(
             proxy_meaning(404, None, "404 page not found\n"),
-            Some("no-router")
+            Some(NoRouter)
         );
         assert_eq!(proxy_meaning(404, Some("nginx"), "<html>"), None);
         assert_eq!(
             proxy_meaning(502, Some("nginx/1.22.1"), ""),
-            Some("backend-refused")
+            Some(BackendRefused)
         );
         assert_eq!(
             proxy_meaning(504, None, "Gateway Timeout"),
-            Some("backend-timeout")
+            Some(BackendTimeout)
         );
         assert_eq!(
             proxy_meaning(500, None, "Internal Server Error"),
-            Some("backend-tls")
+            Some(BackendTls)
         );
         assert_eq!(
             proxy_meaning(500, Some("nginx"), "Internal Server Error"),

@@ -1,7 +1,7 @@
 //! One probe per kind (dns, tcp, tls, mtls, http); each returns an observation, never a
 //! network `Err`. [`classify`] is the only place that matches io, rustls and DNS errors.
 
-use crate::observe::{Evidence, Layer, Observation, Outcome, Timings, VantageNote};
+use crate::observe::{Evidence, Layer, Observation, Outcome, Phase, Reason, Timings, VantageNote};
 use crate::plan::{ProbeSpec, Step};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -56,19 +56,10 @@ impl Default for ProbeCtx {
     }
 }
 
-/// The reason of a name (DNS query name, TLS server name) that is not a valid name: the input's
-/// fault, nothing was sent (outcome `tool-error`).
-pub const REASON_INVALID_NAME: &str = "invalid-name";
-
-/// The reason of a step that the run's `--budget` ended before it finished.
-pub const REASON_BUDGET: &str = "budget";
-/// The reason of a step that timed out under a `--timeout` below its layer's floor.
-pub const REASON_TIMEOUT_BELOW_FLOOR: &str = "timeout-below-floor";
-
 /// True for the reasons that name the tool's own limits (budget, timeout below the floor): such
 /// a step says nothing about the platform and cannot be judged.
-pub fn is_tool_limit(reason: Option<&str>) -> bool {
-    matches!(reason, Some(REASON_BUDGET | REASON_TIMEOUT_BELOW_FLOOR))
+pub fn is_tool_limit(reason: Option<Reason>) -> bool {
+    reason.is_some_and(Reason::is_tool_limit)
 }
 
 /// The shortest `--timeout` at which silence at `layer` is evidence about the platform
@@ -88,14 +79,14 @@ pub fn timeout_floor(layer: Layer) -> Duration {
 }
 
 /// A step that timed out under a `--timeout` below its layer's floor is the tool's limit, not a
-/// platform failure: give it [`REASON_TIMEOUT_BELOW_FLOOR`] and say why (the probe's own reason
+/// platform failure: give it [`Reason::TimeoutBelowFloor`] and say why (the probe's own reason
 /// stays in the message).
 pub fn apply_floor(o: &mut Observation, layer: Layer, timeout: Duration) {
     let floor = timeout_floor(layer);
-    if o.outcome != Outcome::TimedOut || timeout >= floor || is_tool_limit(o.reason.as_deref()) {
+    if o.outcome != Outcome::TimedOut || timeout >= floor || is_tool_limit(o.reason) {
         return;
     }
-    let was = o.reason.take().unwrap_or_default();
+    let was = o.reason.take().map(|r| r.to_string()).unwrap_or_default();
     o.message = format!(
         "{} [{was}]; cannot judge: --timeout {} ms is below the {} ms floor for {layer} steps \
          (docs/cli.md), so no answer in that time proves nothing",
@@ -103,7 +94,7 @@ pub fn apply_floor(o: &mut Observation, layer: Layer, timeout: Duration) {
         timeout.as_millis(),
         floor.as_millis()
     );
-    o.reason = Some(REASON_TIMEOUT_BELOW_FLOOR.into());
+    o.reason = Some(Reason::TimeoutBelowFloor);
 }
 
 /// Run one step's probe from here.
@@ -206,17 +197,17 @@ pub(crate) fn observation(outcome: Outcome, evidence: Evidence, timings: Timings
 pub(crate) fn fail(
     mut o: Observation,
     outcome: Outcome,
-    phase: &str,
-    reason: &str,
+    phase: Phase,
+    reason: Reason,
     message: impl Into<String>,
 ) -> Observation {
-    o.outcome = if reason == classify::REASON_RESOURCES || reason == REASON_INVALID_NAME {
+    o.outcome = if matches!(reason, Reason::OutOfResources | Reason::InvalidName) {
         Outcome::ToolError
     } else {
         outcome
     };
-    o.phase = Some(phase.to_string());
-    o.reason = Some(reason.to_string());
+    o.phase = Some(phase);
+    o.reason = Some(reason);
     o.message = message.into();
     o
 }
@@ -225,11 +216,11 @@ pub(crate) fn fail(
 mod tests {
     use super::*;
 
-    fn timed_out(reason: &str) -> Observation {
+    fn timed_out(reason: Reason) -> Observation {
         fail(
             observation(Outcome::TimedOut, Evidence::None, Timings::default()),
             Outcome::TimedOut,
-            "connect",
+            Phase::Connect,
             reason,
             "127.0.0.1:9: no answer",
         )
@@ -237,25 +228,25 @@ mod tests {
 
     #[test]
     fn a_timeout_below_the_floor_is_the_tools_limit() {
-        let mut o = timed_out("filtered");
+        let mut o = timed_out(Reason::Filtered);
         apply_floor(&mut o, Layer::Tcp, Duration::from_millis(499));
-        assert_eq!(o.reason.as_deref(), Some(REASON_TIMEOUT_BELOW_FLOOR));
+        assert_eq!(o.reason, Some(Reason::TimeoutBelowFloor));
         assert!(o.message.contains("[filtered]") && o.message.contains("--timeout 499 ms"));
-        assert!(is_tool_limit(o.reason.as_deref()));
+        assert!(is_tool_limit(o.reason));
         // at the floor, the silence is the platform's
-        let mut o = timed_out("filtered");
+        let mut o = timed_out(Reason::Filtered);
         apply_floor(&mut o, Layer::Tcp, Duration::from_millis(500));
-        assert_eq!(o.reason.as_deref(), Some("filtered"));
+        assert_eq!(o.reason, Some(Reason::Filtered));
         // an answer that came (refused) is evidence whatever the timeout
-        let mut o = timed_out("refused");
+        let mut o = timed_out(Reason::Refused);
         o.outcome = Outcome::Failed;
         apply_floor(&mut o, Layer::Tcp, Duration::from_millis(10));
-        assert_eq!(o.reason.as_deref(), Some("refused"));
+        assert_eq!(o.reason, Some(Reason::Refused));
         // the budget's own reason is kept
-        let mut o = timed_out(REASON_BUDGET);
+        let mut o = timed_out(Reason::Budget);
         apply_floor(&mut o, Layer::Http, Duration::from_millis(10));
-        assert_eq!(o.reason.as_deref(), Some(REASON_BUDGET));
-        assert!(!is_tool_limit(Some("timeout")));
+        assert_eq!(o.reason, Some(Reason::Budget));
+        assert!(!is_tool_limit(Some(Reason::Timeout)));
         for l in [Layer::Dns, Layer::Tcp, Layer::Tls, Layer::Mtls, Layer::Http] {
             assert_eq!(timeout_floor(l), Duration::from_millis(500), "{l}");
         }

@@ -2,7 +2,9 @@
 
 use super::classify::{self, Class};
 use super::{fail, ms, observation, Deadline, ProbeCtx};
-use crate::observe::{Evidence, Observation, Outcome, TcpEvidence, Timings};
+use crate::observe::{
+    Evidence, Observation, Outcome, Phase, Reason, TcpEvidence, TcpState, Timings,
+};
 use std::net::SocketAddr;
 use std::time::Instant;
 use tokio::net::TcpStream;
@@ -39,12 +41,12 @@ pub(crate) async fn connect(
         }
         Ok(Err(e)) => {
             let class = classify::connect_error(&e);
-            let timed_out = class.reason == "filtered";
+            let timed_out = class.reason == Reason::Filtered;
             Err(ConnectFail { class, timed_out })
         }
         Err(_) => Err(ConnectFail {
             class: Class {
-                reason: "filtered",
+                reason: Reason::Filtered,
                 detail: format!("no answer within {} ms", deadline.ms()),
             },
             timed_out: true,
@@ -56,13 +58,15 @@ pub(crate) async fn connect(
 /// A human sentence for a failed connect.
 pub(crate) fn connect_message(addr: SocketAddr, f: &ConnectFail) -> String {
     match f.class.reason {
-        "refused" => format!("{addr}: connection refused (nothing listens, or a reject rule)"),
-        "filtered" => format!("{addr}: {} (filtered: packets dropped)", f.class.detail),
-        "unreachable" => format!(
+        Reason::Refused => {
+            format!("{addr}: connection refused (nothing listens, or a reject rule)")
+        }
+        Reason::Filtered => format!("{addr}: {} (filtered: packets dropped)", f.class.detail),
+        Reason::Unreachable => format!(
             "{addr}: host unreachable ({}; ICMP host-unreachable or admin-prohibited)",
             f.class.detail
         ),
-        "net-unreachable" => format!("{addr}: network unreachable ({})", f.class.detail),
+        Reason::NetUnreachable => format!("{addr}: network unreachable ({})", f.class.detail),
         _ => format!("{addr}: connect failed: {}", f.class.detail),
     }
 }
@@ -79,24 +83,24 @@ pub async fn probe(ctx: &ProbeCtx, addr: SocketAddr) -> Observation {
         Ok(_s) => {
             let ev = TcpEvidence {
                 addr: addr.to_string(),
-                state: "open".into(),
+                state: TcpState::Open,
                 os_error: None,
             };
             let mut o = observation(Outcome::Ok, Evidence::Tcp(ev), timings);
-            o.phase = Some("connect".into());
+            o.phase = Some(Phase::Connect);
             o.message = format!("{addr}: open ({t:.1} ms)");
             o
         }
         Err(f) => {
             let ev = TcpEvidence {
                 addr: addr.to_string(),
-                state: classify::tcp_state(f.class.reason).into(),
+                state: classify::tcp_state(f.class.reason),
                 os_error: (!f.timed_out || f.class.detail.contains("os error"))
                     .then(|| f.class.detail.clone()),
             };
             let o = observation(f.outcome(), Evidence::Tcp(ev), timings);
             let msg = connect_message(addr, &f);
-            fail(o, f.outcome(), "connect", f.class.reason, msg)
+            fail(o, f.outcome(), Phase::Connect, f.class.reason, msg)
         }
     }
 }

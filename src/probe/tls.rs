@@ -5,7 +5,9 @@
 use super::classify::{self, Class};
 use super::tcp;
 use super::{fail, ms, observation, Deadline, ProbeCtx};
-use crate::observe::{CertSummary, Evidence, Observation, Outcome, Timings, TlsEvidence};
+use crate::observe::{
+    CertSummary, Evidence, Observation, Outcome, Phase, Reason, Timings, TlsEvidence, VerifyError,
+};
 use crate::plan::{Identity, Trust};
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::client::ResolvesClientCert;
@@ -153,7 +155,7 @@ pub(crate) struct Handshake {
 
 /// Why a handshake did not complete.
 pub(crate) struct HandshakeFail {
-    pub phase: &'static str,
+    pub phase: Phase,
     pub class: Class,
     pub timed_out: bool,
     /// The raw io error, for mTLS rejection words.
@@ -195,6 +197,72 @@ pub fn read_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, String> {
         .map_err(|e| format!("{}: not PEM certificates: {e}", path.display()))
 }
 
+impl Handshake {
+    /// The TLS evidence of what this handshake saw (chain summarised, not yet verified).
+    pub fn evidence(&self, addr: SocketAddr, sni: &str) -> TlsEvidence {
+        let mut ev = TlsEvidence {
+            addr: addr.to_string(),
+            sni: sni.to_string(),
+            protocol: self.protocol.clone(),
+            cipher: self.cipher.clone(),
+            alpn: self.alpn.clone(),
+            ..TlsEvidence::default()
+        };
+        fill_chain(&mut ev, &self.chain);
+        ev
+    }
+}
+
+impl HandshakeFail {
+    /// A failure that is not about the network (a bad name, a TLS configuration rustls refuses).
+    fn at_handshake(reason: Reason, detail: String) -> HandshakeFail {
+        HandshakeFail {
+            phase: Phase::Handshake,
+            class: Class { reason, detail },
+            timed_out: false,
+            io: None,
+        }
+    }
+
+    pub fn outcome(&self) -> Outcome {
+        if self.timed_out {
+            Outcome::TimedOut
+        } else {
+            Outcome::Failed
+        }
+    }
+}
+
+/// A client configuration that records the chain (`recorder`) and the client-certificate
+/// request (`auth`) instead of judging them.
+fn recording_config(
+    recorder: Arc<Recorder>,
+    auth: Arc<ClientAuth>,
+    alpn: &[&[u8]],
+) -> Result<rustls::ClientConfig, rustls::Error> {
+    let mut cfg = rustls::ClientConfig::builder_with_provider(recorder.provider.clone())
+        .with_safe_default_protocol_versions()?
+        .dangerous()
+        .with_custom_certificate_verifier(recorder)
+        .with_client_cert_resolver(auth);
+    cfg.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+    cfg.resumption = rustls::client::Resumption::disabled();
+    Ok(cfg)
+}
+
+/// The session's facts (version, cipher, ALPN) once a handshake completed.
+fn record_session(hs: &mut Handshake, s: &TlsStream<TcpStream>) {
+    let (_, c) = s.get_ref();
+    hs.protocol = c.protocol_version().map(protocol_name).unwrap_or_default();
+    hs.cipher = c
+        .negotiated_cipher_suite()
+        .map(|s| format!("{:?}", s.suite()))
+        .unwrap_or_default();
+    hs.alpn = c
+        .alpn_protocol()
+        .map(|p| String::from_utf8_lossy(p).into_owned());
+}
+
 /// Connect and run a TLS handshake that records everything and never rejects the chain; connect
 /// and handshake together end by `deadline`.
 pub(crate) async fn handshake(
@@ -212,28 +280,12 @@ pub(crate) async fn handshake(
         cipher: String::new(),
         alpn: None,
         client_auth: None,
-        result: Err(HandshakeFail {
-            phase: "handshake",
-            class: Class {
-                reason: "tls-error",
-                detail: String::new(),
-            },
-            timed_out: false,
-            io: None,
-        }),
+        result: Err(HandshakeFail::at_handshake(Reason::TlsError, String::new())),
     };
     let name = match server_name(sni) {
         Ok(n) => n,
         Err(e) => {
-            hs.result = Err(HandshakeFail {
-                phase: "handshake",
-                class: Class {
-                    reason: super::REASON_INVALID_NAME,
-                    detail: e,
-                },
-                timed_out: false,
-                io: None,
-            });
+            hs.result = Err(HandshakeFail::at_handshake(Reason::InvalidName, e));
             return hs;
         }
     };
@@ -244,7 +296,7 @@ pub(crate) async fn handshake(
         Err(f) => {
             let detail = tcp::connect_message(addr, &f);
             hs.result = Err(HandshakeFail {
-                phase: "connect",
+                phase: Phase::Connect,
                 timed_out: f.timed_out,
                 class: Class {
                     reason: f.class.reason,
@@ -255,39 +307,21 @@ pub(crate) async fn handshake(
             return hs;
         }
     };
-    let prov = provider();
     let recorder = Arc::new(Recorder {
         chain: Mutex::new(Vec::new()),
-        provider: prov.clone(),
+        provider: provider(),
     });
     let auth = Arc::new(ClientAuth {
         key: identity,
         seen: Mutex::new(None),
     });
-    let cfg = rustls::ClientConfig::builder_with_provider(prov)
-        .with_safe_default_protocol_versions()
-        .map(|b| {
-            b.dangerous()
-                .with_custom_certificate_verifier(recorder.clone())
-                .with_client_cert_resolver(auth.clone())
-        });
-    let mut cfg = match cfg {
+    let cfg = match recording_config(recorder.clone(), auth.clone(), alpn) {
         Ok(c) => c,
         Err(e) => {
-            hs.result = Err(HandshakeFail {
-                phase: "handshake",
-                class: Class {
-                    reason: "tls-error",
-                    detail: e.to_string(),
-                },
-                timed_out: false,
-                io: None,
-            });
+            hs.result = Err(HandshakeFail::at_handshake(Reason::TlsError, e.to_string()));
             return hs;
         }
     };
-    cfg.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
-    cfg.resumption = rustls::client::Resumption::disabled();
     let connector = TlsConnector::from(Arc::new(cfg));
     let t = Instant::now();
     let r = tokio::time::timeout_at(deadline.at, connector.connect(name, tcp)).await;
@@ -300,28 +334,19 @@ pub(crate) async fn handshake(
     hs.client_auth = auth.seen.lock().unwrap_or_else(|p| p.into_inner()).clone();
     hs.result = match r {
         Ok(Ok(s)) => {
-            let (_, c) = s.get_ref();
-            hs.protocol = c
-                .protocol_version()
-                .map(protocol_name)
-                .unwrap_or_default();
-            hs.cipher = c
-                .negotiated_cipher_suite()
-                .map(|s| format!("{:?}", s.suite()))
-                .unwrap_or_default();
-            hs.alpn = c.alpn_protocol().map(|p| String::from_utf8_lossy(p).into_owned());
+            record_session(&mut hs, &s);
             Ok(s)
         }
         Ok(Err(e)) => Err(HandshakeFail {
-            phase: "handshake",
+            phase: Phase::Handshake,
             class: classify::tls_error(&e),
             timed_out: false,
             io: Some(e),
         }),
         Err(_) => Err(HandshakeFail {
-            phase: "handshake",
+            phase: Phase::Handshake,
             class: Class {
-                reason: "handshake-timeout",
+                reason: Reason::HandshakeTimeout,
                 detail: format!(
                     "no complete handshake within {} ms (the peer accepted TCP but did not finish TLS)",
                     deadline.ms()
@@ -427,14 +452,12 @@ pub fn summarize(der: &[u8]) -> CertSummary {
 /// Why a chain did not verify.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VerifyFailure {
-    /// `unknown-issuer`, `self-signed`, `expired`, `not-yet-valid`, `name-mismatch`,
-    /// `intermediate-not-served`, `wrong-key-usage`, `bad-certificate`, `no-certificate`.
-    pub reason: &'static str,
+    pub reason: VerifyError,
     /// Dates, names presented, issuers.
     pub detail: String,
 }
 
-fn vf(reason: &'static str, detail: impl Into<String>) -> Result<(), VerifyFailure> {
+fn vf(reason: VerifyError, detail: impl Into<String>) -> Result<(), VerifyFailure> {
     Err(VerifyFailure {
         reason,
         detail: detail.into(),
@@ -471,40 +494,68 @@ fn validity_of(der: &[u8]) -> (i64, i64) {
         .unwrap_or((0, 0))
 }
 
+/// The certificates of a trust file, split as [`tls_verify`] uses them.
+struct TrustFile<'a> {
+    /// The self-issued certificates (all of them when none is self-issued).
+    anchors: Vec<&'a CertificateDer<'a>>,
+    /// The others (an intermediate shipped in a CA bundle): never trusted on their own.
+    extra: Vec<&'a CertificateDer<'a>>,
+}
+
+impl<'a> TrustFile<'a> {
+    fn split(roots: &'a [CertificateDer<'a>]) -> TrustFile<'a> {
+        let (anchors, extra): (Vec<_>, Vec<_>) = roots.iter().partition(|r| self_issued(r));
+        if anchors.is_empty() {
+            return TrustFile {
+                anchors: roots.iter().collect(),
+                extra,
+            };
+        }
+        TrustFile { anchors, extra }
+    }
+
+    fn names(&self) -> String {
+        let names: Vec<String> = self.anchors.iter().map(|d| subject_of(d)).collect();
+        names.join("; ")
+    }
+}
+
 /// Verify a served chain (leaf first) against trust anchors, for a server name, at a time.
 ///
 /// Self-issued certificates in `roots` are the anchors; other certificates there (an
 /// intermediate shipped in a CA bundle) are never trusted on their own, but when adding them
 /// completes the chain the reason is `intermediate-not-served`.
 /// `name` may be a DNS name or an IP literal (checked against IP SANs).
-pub fn tls_verify(
+pub fn tls_verify<'a>(
     chain: &[CertificateDer<'_>],
-    roots: &[CertificateDer<'_>],
+    roots: &'a [CertificateDer<'a>],
     name: &str,
     now: UnixTime,
 ) -> Result<(), VerifyFailure> {
     let Some(leaf) = chain.first() else {
-        return vf("no-certificate", "the server sent no certificate");
+        return vf(VerifyError::NoCertificate, "the server sent no certificate");
     };
-    let (anchor_ders, extra): (Vec<&CertificateDer<'_>>, Vec<&CertificateDer<'_>>) =
-        roots.iter().partition(|r| self_issued(r));
-    let anchor_ders = if anchor_ders.is_empty() {
-        roots.iter().collect()
-    } else {
-        anchor_ders
-    };
-    let anchors: Vec<_> = anchor_ders
+    let trust = TrustFile::split(roots);
+    let anchors: Vec<_> = trust
+        .anchors
         .iter()
         .filter_map(|d| webpki::anchor_from_trusted_cert(d).ok())
         .collect();
     if anchors.is_empty() {
-        return vf("unknown-issuer", "no usable trust anchor in the trust file");
+        return vf(
+            VerifyError::UnknownIssuer,
+            "no usable trust anchor in the trust file",
+        );
     }
     let ee = match webpki::EndEntityCert::try_from(leaf) {
         Ok(e) => e,
-        Err(e) => return vf("bad-certificate", format!("the leaf does not parse: {e:?}")),
+        Err(e) => {
+            return vf(
+                VerifyError::BadCertificate,
+                format!("the leaf does not parse: {e:?}"),
+            )
+        }
     };
-    let served: Vec<CertificateDer<'_>> = chain[1..].to_vec();
     let attempt = |inter: &[CertificateDer<'_>]| {
         ee.verify_for_usage(
             webpki::ALL_VERIFICATION_ALGS,
@@ -517,95 +568,111 @@ pub fn tls_verify(
         )
         .map(|_| ())
     };
-    let anchor_names: Vec<String> = anchor_ders.iter().map(|d| subject_of(d)).collect();
-    if let Err(e) = attempt(&served) {
-        use webpki::Error as W;
-        return match e {
-            W::UnknownIssuer => {
-                if self_issued(leaf) {
-                    return vf(
-                        "self-signed",
-                        format!(
-                            "the leaf {} is self-signed (issuer = subject); trusted: {}",
-                            subject_of(leaf),
-                            anchor_names.join("; ")
-                        ),
-                    );
-                }
-                if !extra.is_empty() {
-                    let mut more = served.clone();
-                    more.extend(extra.iter().map(|c| (*c).clone()));
-                    if attempt(&more).is_ok() {
-                        return vf(
-                            "intermediate-not-served",
-                            format!(
-                                "the server sent {} certificate(s) without the intermediate {}; the chain completes with the intermediate from the trust file",
-                                chain.len(),
-                                issuer_of(leaf)
-                            ),
-                        );
-                    }
-                }
-                let last = chain.last().expect("non-empty");
-                let hint = if chain.len() == 1 {
-                    " (only the leaf was served: the intermediate may be missing)"
-                } else {
-                    ""
-                };
-                vf(
-                    "unknown-issuer",
-                    format!(
-                        "the chain ends at {} issued by {}, which is not a trust anchor (trusted: {}){hint}",
-                        subject_of(last),
-                        issuer_of(last),
-                        anchor_names.join("; ")
-                    ),
-                )
-            }
-            W::CertExpired { time, not_after } => {
-                let which = chain
-                    .iter()
-                    .find(|c| validity_of(c).1 == not_after.as_secs() as i64)
-                    .map(|c| subject_of(c))
-                    .unwrap_or_else(|| subject_of(leaf));
-                vf(
-                    "expired",
-                    format!(
-                        "{which} expired at {} (now {})",
-                        rfc3339(not_after.as_secs() as i64),
-                        rfc3339(time.as_secs() as i64)
-                    ),
-                )
-            }
-            W::CertNotValidYet { time, not_before } => {
-                let which = chain
-                    .iter()
-                    .find(|c| validity_of(c).0 == not_before.as_secs() as i64)
-                    .map(|c| subject_of(c))
-                    .unwrap_or_else(|| subject_of(leaf));
-                vf(
-                    "not-yet-valid",
-                    format!(
-                        "{which} is valid only from {} (now {})",
-                        rfc3339(not_before.as_secs() as i64),
-                        rfc3339(time.as_secs() as i64)
-                    ),
-                )
-            }
-            W::RequiredEkuNotFoundContext(_)
-            | W::EmptyEkuExtension
-            | W::CaUsedAsEndEntity
-            | W::EndEntityUsedAsCa => vf(
-                "wrong-key-usage",
-                format!(
-                    "{} is not usable as a TLS server certificate: {e:?}",
-                    subject_of(leaf)
+    let served: Vec<CertificateDer<'_>> = chain[1..].to_vec();
+    let Err(e) = attempt(&served) else {
+        return check_name(&ee, leaf, name);
+    };
+    use webpki::Error as W;
+    Err(match e {
+        W::UnknownIssuer => {
+            let mut more = served.clone();
+            more.extend(trust.extra.iter().map(|c| (*c).clone()));
+            let completes = !trust.extra.is_empty() && attempt(&more).is_ok();
+            unknown_issuer(chain, &trust, completes)
+        }
+        W::CertExpired { time, not_after } => {
+            let which = subject_with(chain, |(_, na)| na == not_after.as_secs() as i64);
+            VerifyFailure {
+                reason: VerifyError::Expired,
+                detail: format!(
+                    "{which} expired at {} (now {})",
+                    rfc3339(not_after.as_secs() as i64),
+                    rfc3339(time.as_secs() as i64)
                 ),
+            }
+        }
+        W::CertNotValidYet { time, not_before } => {
+            let which = subject_with(chain, |(nb, _)| nb == not_before.as_secs() as i64);
+            VerifyFailure {
+                reason: VerifyError::NotValidYet,
+                detail: format!(
+                    "{which} is valid only from {} (now {})",
+                    rfc3339(not_before.as_secs() as i64),
+                    rfc3339(time.as_secs() as i64)
+                ),
+            }
+        }
+        W::RequiredEkuNotFoundContext(_)
+        | W::EmptyEkuExtension
+        | W::CaUsedAsEndEntity
+        | W::EndEntityUsedAsCa => VerifyFailure {
+            reason: VerifyError::BadKeyUsage,
+            detail: format!(
+                "{} is not usable as a TLS server certificate: {e:?}",
+                subject_of(leaf)
             ),
-            other => vf("bad-certificate", format!("{other:?}")),
+        },
+        other => VerifyFailure {
+            reason: VerifyError::BadCertificate,
+            detail: format!("{other:?}"),
+        },
+    })
+}
+
+/// The subject of the first certificate of `chain` whose validity `(not_before, not_after)`
+/// matches, else the leaf's.
+fn subject_with(chain: &[CertificateDer<'_>], hit: impl Fn((i64, i64)) -> bool) -> String {
+    chain
+        .iter()
+        .find(|c| hit(validity_of(c)))
+        .or(chain.first())
+        .map(|c| subject_of(c))
+        .unwrap_or_default()
+}
+
+/// Why no path leads to an anchor: a self-signed leaf, an intermediate the server did not send
+/// (`completes`: the trust file's extra certificates complete the chain), or another issuer.
+fn unknown_issuer(
+    chain: &[CertificateDer<'_>],
+    trust: &TrustFile<'_>,
+    completes: bool,
+) -> VerifyFailure {
+    let leaf = &chain[0];
+    if self_issued(leaf) {
+        return VerifyFailure {
+            reason: VerifyError::SelfSigned,
+            detail: format!(
+                "the leaf {} is self-signed (issuer = subject); trusted: {}",
+                subject_of(leaf),
+                trust.names()
+            ),
         };
     }
-    check_name(&ee, leaf, name)
+    if completes {
+        return VerifyFailure {
+            reason: VerifyError::IntermediateNotServed,
+            detail: format!(
+                "the server sent {} certificate(s) without the intermediate {}; the chain completes with the intermediate from the trust file",
+                chain.len(),
+                issuer_of(leaf)
+            ),
+        };
+    }
+    let last = chain.last().unwrap_or(leaf);
+    let hint = if chain.len() == 1 {
+        " (only the leaf was served: the intermediate may be missing)"
+    } else {
+        ""
+    };
+    VerifyFailure {
+        reason: VerifyError::UnknownIssuer,
+        detail: format!(
+            "the chain ends at {} issued by {}, which is not a trust anchor (trusted: {}){hint}",
+            subject_of(last),
+            issuer_of(last),
+            trust.names()
+        ),
+    }
 }
 
 fn check_name(
@@ -615,7 +682,7 @@ fn check_name(
 ) -> Result<(), VerifyFailure> {
     let sn = match server_name(name) {
         Ok(s) => s,
-        Err(e) => return vf("name-mismatch", e),
+        Err(e) => return vf(VerifyError::NotValidForName, e),
     };
     match ee.verify_is_valid_for_subject_name(&sn) {
         Ok(()) => Ok(()),
@@ -624,7 +691,7 @@ fn check_name(
             let mut presented: Vec<String> = s.dns_sans.clone();
             presented.extend(s.ip_sans.iter().map(|i| i.to_string()));
             vf(
-                "name-mismatch",
+                VerifyError::NotValidForName,
                 format!(
                     "the leaf names {} but {name} was asked for",
                     if presented.is_empty() {
@@ -642,7 +709,12 @@ fn check_name(
 pub fn pin_check(leaf: &CertificateDer<'_>, names: &[String]) -> Result<(), VerifyFailure> {
     let ee = match webpki::EndEntityCert::try_from(leaf) {
         Ok(e) => e,
-        Err(e) => return vf("bad-certificate", format!("the leaf does not parse: {e:?}")),
+        Err(e) => {
+            return vf(
+                VerifyError::BadCertificate,
+                format!("the leaf does not parse: {e:?}"),
+            )
+        }
     };
     for n in names {
         if let Ok(sn) = server_name(n) {
@@ -655,7 +727,7 @@ pub fn pin_check(leaf: &CertificateDer<'_>, names: &[String]) -> Result<(), Veri
     let mut presented = s.dns_sans.clone();
     presented.extend(s.ip_sans.iter().map(|i| i.to_string()));
     vf(
-        "pin-mismatch",
+        VerifyError::PinMismatch,
         format!(
             "the self-signed leaf names {} but one of {} was expected",
             presented.join(", "),
@@ -695,14 +767,14 @@ pub(crate) fn apply_trust(
         }
         Trust::SelfSigned { names } => match chain.first() {
             Some(leaf) => pin_check(leaf, names),
-            None => vf("no-certificate", "the server sent no certificate"),
+            None => vf(VerifyError::NoCertificate, "the server sent no certificate"),
         },
     };
     match r {
         Ok(()) => ev.verified = true,
         Err(f) => {
             ev.verified = false;
-            ev.verify_error = Some(f.reason.to_string());
+            ev.verify_error = Some(f.reason);
             ev.verify_detail = f.detail;
         }
     }
@@ -735,15 +807,7 @@ pub async fn probe(ctx: &ProbeCtx, addr: SocketAddr, sni: &str, trust: &Trust) -
         Deadline::after(ctx.timeout),
     )
     .await;
-    let mut ev = TlsEvidence {
-        addr: addr.to_string(),
-        sni: sni.to_string(),
-        protocol: hs.protocol.clone(),
-        cipher: hs.cipher.clone(),
-        alpn: hs.alpn.clone(),
-        ..TlsEvidence::default()
-    };
-    fill_chain(&mut ev, &hs.chain);
+    let mut ev = hs.evidence(addr, sni);
     let timings = Timings {
         connect_ms: hs.connect_ms,
         tls_ms: hs.tls_ms,
@@ -752,32 +816,27 @@ pub async fn probe(ctx: &ProbeCtx, addr: SocketAddr, sni: &str, trust: &Trust) -
     };
     match hs.result {
         Err(f) => {
-            let outcome = if f.timed_out {
-                Outcome::TimedOut
-            } else {
-                Outcome::Failed
-            };
-            let o = observation(outcome, Evidence::Tls(ev), timings);
+            let o = observation(f.outcome(), Evidence::Tls(ev), timings);
             let msg = format!("{addr} ({sni}): {}", f.class.detail);
-            fail(o, outcome, f.phase, f.class.reason, msg)
+            fail(o, f.outcome(), f.phase, f.class.reason, msg)
         }
         Ok(_stream) => {
             if let Err(e) = apply_trust(&mut ev, &hs.chain, sni, trust) {
-                let mut o = super::Observation::tool_error("", "verify", e);
+                let mut o = super::Observation::tool_error("", Phase::Verify, e);
                 o.evidence = Evidence::Tls(ev);
                 o.timings = timings;
                 return o;
             }
             let words = session_words(&ev);
             let o = observation(Outcome::Ok, Evidence::Tls(ev.clone()), timings);
-            match &ev.verify_error {
-                Some(reason) => {
+            match ev.verify_error {
+                Some(e) => {
                     let msg = format!("{addr} ({sni}): {}; {words}", ev.verify_detail);
-                    fail(o, Outcome::Failed, "verify", reason, msg)
+                    fail(o, Outcome::Failed, Phase::Verify, Reason::Verify(e), msg)
                 }
                 None => {
                     let mut o = o;
-                    o.phase = Some("verify".into());
+                    o.phase = Some(Phase::Verify);
                     let v = if ev.verified {
                         "verified"
                     } else {

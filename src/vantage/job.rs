@@ -194,7 +194,13 @@ pub async fn run_concurrently(steps: &[Step], ctx: &ProbeCtx) -> Vec<Observation
     out.into_iter()
         .zip(steps)
         .map(|(o, s)| {
-            o.unwrap_or_else(|| Observation::tool_error(&s.id, "probe", "the probe task panicked"))
+            o.unwrap_or_else(|| {
+                Observation::tool_error(
+                    &s.id,
+                    crate::observe::Phase::Probe,
+                    "the probe task panicked",
+                )
+            })
         })
         .collect()
 }
@@ -283,7 +289,7 @@ pub fn parse_result_with_files(
             by_id.remove(&s.id).unwrap_or_else(|| {
                 Observation::tool_error(
                     &s.id,
-                    "transport",
+                    crate::observe::Phase::Transport,
                     "the agent returned no observation for this step",
                 )
             })
@@ -412,7 +418,11 @@ mod tests {
         ];
         let res = JobResult {
             version: AGENT_PROTOCOL_VERSION,
-            observations: vec![Observation::tool_error("b", "probe", "x")],
+            observations: vec![Observation::tool_error(
+                "b",
+                crate::observe::Phase::Probe,
+                "x",
+            )],
             files: Vec::new(),
         };
         let obs = parse_result(&serde_json::to_vec(&res).unwrap(), &steps).unwrap();

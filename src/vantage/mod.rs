@@ -309,7 +309,13 @@ impl Vantages {
             Mode::Unreachable(why) => stamp(
                 steps
                     .iter()
-                    .map(|s| Observation::tool_error(&s.id, "placement", why.clone()))
+                    .map(|s| {
+                        Observation::tool_error(
+                            &s.id,
+                            crate::observe::Phase::Placement,
+                            why.clone(),
+                        )
+                    })
                     .collect(),
                 note("not run", false),
             ),
@@ -386,7 +392,7 @@ impl Vantages {
     ) -> Vec<Observation> {
         let name = v.to_string();
         let via = t.via();
-        let tool_errors = |phase: &str, msg: &str| -> Vec<Observation> {
+        let tool_errors = |phase: crate::observe::Phase, msg: &str| -> Vec<Observation> {
             let obs = steps
                 .iter()
                 .map(|s| Observation::tool_error(&s.id, phase, msg))
@@ -421,7 +427,7 @@ impl Vantages {
         if self.opts.push {
             if let Err(e) = self.push_once(t, v, limits).await {
                 return tool_errors(
-                    "push",
+                    crate::observe::Phase::Push,
                     &format!("pushing the agent into {name} failed: {e}"),
                 );
             }
@@ -434,13 +440,18 @@ impl Vantages {
         job.read = read.clone();
         let input = match serde_json::to_vec(&job) {
             Ok(i) => i,
-            Err(e) => return tool_errors("transport", &format!("encoding the job: {e}")),
+            Err(e) => {
+                return tool_errors(
+                    crate::observe::Phase::Transport,
+                    &format!("encoding the job: {e}"),
+                )
+            }
         };
         let cmd = vec![self.opts.agent_path.clone(), "agent".to_string()];
         let command = template::display_argv(&t.argv(&cmd, true, limits.remaining()));
         let why_no_agent = match t.run(&cmd, Some(&input), limits).await {
             Err(e) if self.agent_missing(None, &e.message) => e.to_string(),
-            Err(e) => return tool_errors("transport", &e.to_string()),
+            Err(e) => return tool_errors(crate::observe::Phase::Transport, &e.to_string()),
             Ok(out) if out.success() => {
                 match job::parse_result_with_files(&out.stdout, steps, &read) {
                     Ok((obs, got)) => {
@@ -454,7 +465,12 @@ impl Vantages {
                             },
                         );
                     }
-                    Err(e) => return tool_errors("transport", &format!("{command}: {e}")),
+                    Err(e) => {
+                        return tool_errors(
+                            crate::observe::Phase::Transport,
+                            &format!("{command}: {e}"),
+                        )
+                    }
                 }
             }
             Ok(out) if self.agent_missing(out.code, &out.stderr) => {
@@ -466,7 +482,7 @@ impl Vantages {
             }
             Ok(out) => {
                 return tool_errors(
-                    "transport",
+                    crate::observe::Phase::Transport,
                     &format!(
                         "{command}: exit {}: {}{}",
                         code_str(out.code),
@@ -497,8 +513,7 @@ impl Vantages {
                     },
                 )
             }
-            Err(e) => tool_errors(
-                "transport",
+            Err(e) => tool_errors(crate::observe::Phase::Transport,
                 &format!("no agent could run ({why_no_agent}); reading /etc/hosts through the transport failed too: {e}"),
             ),
         }
@@ -777,7 +792,7 @@ async fn substitute_with_files(
                 .map(|s| {
                     Observation::tool_error(
                         &s.id,
-                        "transport",
+                        crate::observe::Phase::Transport,
                         format!("writing {v}'s system files here: {e}"),
                     )
                 })
@@ -1181,7 +1196,7 @@ mod tests {
             .await;
         assert_eq!(obs[0].outcome, crate::observe::Outcome::ToolError);
         assert_eq!(obs[0].message, "lxc:9 is stopped on node pve2");
-        assert_eq!(obs[0].phase.as_deref(), Some("placement"));
+        assert_eq!(obs[0].phase.map(|x| x.as_str()), Some("placement"));
         assert!(
             !marker.exists(),
             "a transport call went into a stopped guest"
@@ -1230,7 +1245,7 @@ mod tests {
             .run(std::slice::from_ref(&step), &ProbeCtx::default())
             .await;
         assert_eq!(obs[0].outcome, crate::observe::Outcome::ToolError);
-        assert_eq!(obs[0].phase.as_deref(), Some("transport"));
+        assert_eq!(obs[0].phase.map(|x| x.as_str()), Some("transport"));
         assert!(
             obs[0].message.contains("guest 9 is not running"),
             "{:?}",
