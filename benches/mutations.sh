@@ -81,10 +81,10 @@ describe() {
     route-vm-scheme) echo "model/routes.rs: Traefik reaches VM backends over http://" ;;
     firewall-stack-rules) echo "model/firewall.rs: <vmid>.fw without its stacks' production rules" ;;
     cert-sans) echo "model/stacks.rs: a manifest entry's first SAN is dropped" ;;
-    mtls-layer) echo "plan: an mTLS step is reported at layer tls" ;;
+    mtls-layer) echo "plan: the mTLS step of a hop is planned at layer tls" ;;
     gateway-vantage) echo "plan: gateway hops run from the Traefik LXC" ;;
     target-path-first) echo "diagnose: findings ranked by chain order only, not target path first" ;;
-    symptom-of-proxy) echo "diagnose: a proxy's error is never a symptom of the hop behind it" ;;
+    symptom-of-proxy) echo "diagnose: a proxy hop answering an error is broken though the hop behind explains it" ;;
   esac
 }
 apply() {
@@ -93,11 +93,11 @@ apply() {
     dns-refused) patch src/diagnose/mod.rs '"REFUSED" | "SERVFAIL" | "NOTIMP" | "FORMERR" => catalog::PD_DNS_005,' '"NOTIMP" | "FORMERR" => catalog::PD_DNS_005,' ;;
     tcp-unreachable) patch src/diagnose/mod.rs '"unreachable" => return Some(catalog::PD_TCP_003),' '"unreachable" => return Some(catalog::PD_TCP_002),' ;;
     http-body) patch src/diagnose/mod.rs 'return (Verdict::Diverged, catalog::PD_HTTP_003, false);' 'return (Verdict::Diverged, catalog::PD_HTTP_002, false);' ;;
-    dns-stack-label) patch src/model/dns.rs $'gw.value.clone(),\n                        DnsRule::StackLabel,' $'"10.0.0.12".to_string(),\n                        DnsRule::StackLabel,' ;;
+    dns-stack-label) patch src/model/dns.rs $'self.gw.value.clone(),\n                            DnsRule::StackLabel,' $'"10.0.0.12".to_string(),\n                            DnsRule::StackLabel,' ;;
     route-vm-scheme) patch src/model/routes.rs 'GuestKind::Vm => ("https", VantageRef::Vm(g.id.value)),' 'GuestKind::Vm => ("http", VantageRef::Vm(g.id.value)),' ;;
     firewall-stack-rules) patch src/model/firewall.rs 'if let Some(env) = &s.production {' 'if let Some(env) = s.production.as_ref().filter(|_| false) {' ;;
     cert-sans) patch src/model/stacks.rs 'sans.iter().map(|s| s.value.clone()).collect()' 'sans.iter().skip(1).map(|s| s.value.clone()).collect()' ;;
-    mtls-layer) patch src/plan/mod.rs 'ProbeSpec::Mtls { .. } => Layer::Mtls,' 'ProbeSpec::Mtls { .. } => Layer::Tls,' ;;
+    mtls-layer) patch src/plan/build.rs $'let mut s = self.step(\n            Layer::Mtls,' $'let mut s = self.step(\n            Layer::Tls,' ;;
     gateway-vantage) patch src/plan/build.rs $'m.gateway\n                        .as_ref()\n                        .ok_or_else(|| missing("the NGINX gateway LXC"))?' $'m.router\n                        .as_ref()\n                        .ok_or_else(|| missing("the Traefik LXC"))?' ;;
     target-path-first) patch src/diagnose/mod.rs 'ranked.sort_by_key(|(t, f)| (!t, hop_rank(&f.hop),' 'ranked.sort_by_key(|(_t, f)| (hop_rank(&f.hop),' ;;
     symptom-of-proxy) patch src/diagnose/mod.rs 'let explained = j.proxy_answer' 'let explained = false && j.proxy_answer' ;;
