@@ -92,6 +92,17 @@ impl Overall {
     }
 }
 
+/// The overall verdict of several reports: diverged wins over cannot-judge over healthy.
+pub fn overall(reports: &[Report]) -> Overall {
+    if reports.iter().any(|r| r.verdict == Overall::Diverged) {
+        Overall::Diverged
+    } else if reports.iter().any(|r| r.verdict == Overall::CannotJudge) {
+        Overall::CannotJudge
+    } else {
+        Overall::Healthy
+    }
+}
+
 /// One step, judged.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StepResult {

@@ -138,16 +138,8 @@ impl<'a> CheckDoc<'a> {
     }
 }
 
-/// The overall verdict of several reports: diverged wins over cannot-judge over healthy.
-pub fn overall(reports: &[Report]) -> Overall {
-    if reports.iter().any(|r| r.verdict == Overall::Diverged) {
-        Overall::Diverged
-    } else if reports.iter().any(|r| r.verdict == Overall::CannotJudge) {
-        Overall::CannotJudge
-    } else {
-        Overall::Healthy
-    }
-}
+/// The verdict of several reports is decided in `diagnose`; renderers only show it.
+pub use crate::diagnose::overall;
 
 /// Render one report (trace) or several (check) in `format`.
 pub fn render_many(
