@@ -189,14 +189,14 @@ static FAULTS: [FaultInfo; 18] = [
         Fault::AgentMoved,
         "agent-moved",
         "the Portainer agent on VM 1002 listens on the port after the configured one (9002 for 9001)",
-        at("portainer-agent", Layer::Tcp, "PD-TCP-001", &["refused"]),
+        at("portainer-agent", Layer::Tcp, "PD-TCP-001"),
         "etc/phoenix_hypervisor_config.json network.portainer_agent_port (9001): an agent container started by hand with another port mapping",
     ),
     info(
         Fault::CertNotReloaded,
         "cert-not-reloaded",
         "the gateway's certificate was renewed on disk (cert_path), but NGINX still serves the old one",
-        at("host-gateway", Layer::Tls, "PD-TLS-010", &["not-reloaded"]),
+        at("host-gateway", Layer::Tls, "PD-TLS-010"),
         "certificate-manifest.json post_renewal_command (pct exec 101 -- systemctl reload nginx) not run after certificate-renewal-manager.sh renewed the file",
     ),
 ];
