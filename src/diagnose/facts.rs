@@ -232,7 +232,7 @@ pub fn enrich(plan: &Plan, run: &mut Run, facts: &GuestFacts) {
         .observations
         .iter()
         .filter_map(|o| match &o.evidence {
-            Evidence::Tls(t) if t.verify_error.as_deref() == Some("name-mismatch") => {
+            Evidence::Tls(t) if t.verify_error == Some(VerifyError::NotValidForName) => {
                 t.chain.first().map(|c| c.sha256.clone())
             }
             _ => None,
