@@ -9,6 +9,7 @@ pub mod app;
 pub mod baseline;
 pub mod cli;
 pub mod config;
+pub mod deployed;
 pub mod diagnose;
 pub mod engine;
 pub mod error;
