@@ -352,6 +352,7 @@ pub(crate) fn all_codes() -> Vec<catalog::CodeInfo> {
     catalog::LIVE
         .iter()
         .chain(crate::lint::catalog())
+        .chain(crate::deployed::catalog::DRIFT)
         .copied()
         .collect()
 }

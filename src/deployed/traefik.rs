@@ -150,9 +150,8 @@ pub fn parse(file: &str, text: &str) -> Result<Dynamic, String> {
                         let l = text
                             .lines()
                             .enumerate()
-                            .skip(url_line.line as usize - 1)
-                            .filter(|(_, t)| t.contains(&u))
-                            .nth(0)
+                            .skip((url_line.line as usize).saturating_sub(1))
+                            .find(|(_, t)| t.contains(&u))
                             .map(|(n, _)| n + 1)
                             .unwrap_or(url_line.line as usize + i);
                         (u, At::new(file, l))

@@ -1,0 +1,178 @@
+//! `drift`: the deployed artefacts against what the platform's generators would write from the
+//! configs now, rendered like `check` (table, JSON, and the report formats).
+
+use crate::cli::{DriftArgs, Format, GlobalArgs};
+use crate::deployed::{self, compare::Ctx, DirSource, DriftReport, FileSource};
+use crate::diagnose::{Overall, Report, StepResult, Verdict, REPORT_SCHEMA_VERSION};
+use crate::error::{Error, Result};
+use crate::finding::Severity;
+use crate::observe::Layer;
+use crate::report;
+use tabled::builder::Builder;
+
+/// The JSON document `drift --format json` prints.
+#[derive(serde::Serialize)]
+struct DriftJson<'a> {
+    schema_version: u32,
+    verdict: &'static str,
+    #[serde(flatten)]
+    report: &'a DriftReport,
+}
+
+/// The file source `drift` reads from.
+pub(crate) fn source(deployed: Option<&std::path::Path>) -> Result<Box<dyn FileSource>> {
+    match deployed {
+        Some(d) if d.is_dir() => Ok(Box::new(DirSource {
+            root: d.to_path_buf(),
+        })),
+        Some(d) => Err(Error::input(format!(
+            "--deployed {}: not a directory (expected DIR/host/etc/..., DIR/lxc-<id>/etc/...)",
+            d.display()
+        ))),
+        None => Err(Error::input(
+            "drift: give --deployed DIR, an operator's copy of the deployed files (docs/cli.md, drift)",
+        )),
+    }
+}
+
+pub fn drift(g: &GlobalArgs, a: &DriftArgs) -> Result<u8> {
+    let m = super::inspect::load_model(g)?;
+    let src = source(a.deployed.as_deref())?;
+    let r = deployed::drift(&m, src.as_ref(), &Ctx::for_config(&m));
+    let text = render(&r, g.format, report::output_width())?;
+    super::print_stdout(&text, g.format, false)?;
+    Ok(r.verdict().exit_code())
+}
+
+/// Render a drift report in `format` (the table fitted to `width`).
+pub fn render(r: &DriftReport, format: Format, width: usize) -> Result<String> {
+    match format {
+        Format::Table => Ok(table(r, width)),
+        Format::Json => {
+            let mut s = serde_json::to_string_pretty(&DriftJson {
+                schema_version: 1,
+                verdict: r.verdict().as_str(),
+                report: r,
+            })
+            .map_err(|e| Error::tool(format!("encoding JSON: {e}")))?;
+            s.push('\n');
+            Ok(s)
+        }
+        other => {
+            let mut buf = Vec::new();
+            report::render(&as_report(r), other, report::Style::default(), &mut buf)
+                .map_err(|e| Error::tool(format!("rendering {}: {e}", other.name())))?;
+            Ok(String::from_utf8_lossy(&buf).into_owned())
+        }
+    }
+}
+
+fn table(r: &DriftReport, width: usize) -> String {
+    let drifts = r
+        .findings
+        .iter()
+        .filter(|f| f.severity == Severity::Error)
+        .count();
+    let mut out = format!(
+        "drift: {}  ({drifts} drift{}, files from {})\n",
+        match r.verdict() {
+            Overall::Healthy => "NO DRIFT",
+            Overall::Diverged => "DRIFT",
+            Overall::CannotJudge => "CANNOT JUDGE",
+        },
+        if drifts == 1 { "" } else { "s" },
+        r.source
+    );
+    if !r.findings.is_empty() {
+        let mut b = Builder::default();
+        b.push_record(["code", "finding", "config"]);
+        for f in &r.findings {
+            let mut text = format!(
+                "{}\nexpected: {}\nactual: {}",
+                f.title, f.expected, f.actual
+            );
+            for e in &f.evidence {
+                text.push('\n');
+                text.push_str(e);
+            }
+            let config = f
+                .provenance
+                .first()
+                .map(report::provenance_cell)
+                .unwrap_or_default();
+            b.push_record([f.code.clone(), text, config]);
+        }
+        out.push_str(&report::fit_table(b, width, &[0, 2]));
+        out.push('\n');
+    }
+    for a in &r.artefacts {
+        let mut line = format!("{} at {}: ", a.name, a.vantage);
+        match &a.skipped {
+            Some(why) => line.push_str(&format!("not compared: {why}")),
+            None => line.push_str(&format!(
+                "{} file{} read{}",
+                a.files.len(),
+                if a.files.len() == 1 { "" } else { "s" },
+                if a.missing.is_empty() {
+                    String::new()
+                } else {
+                    format!(", missing: {}", a.missing.join(", "))
+                }
+            )),
+        }
+        for u in &a.unreadable {
+            line.push_str(&format!("; cannot read {}: {}", u.path, u.why));
+        }
+        out.push_str(&line);
+        out.push('\n');
+    }
+    out.push_str("`phoenix-doctor explain CODE` describes each code\n");
+    out
+}
+
+/// The drift findings as a report `check`'s renderers understand: target `drift`, one step per
+/// finding (a drift diverges, an unreadable file cannot be judged).
+pub fn as_report(r: &DriftReport) -> Report {
+    let steps = r
+        .findings
+        .iter()
+        .map(|f| StepResult {
+            id: format!(
+                "{}:{}",
+                f.code,
+                f.subjects.first().cloned().unwrap_or_default()
+            ),
+            hop: "drift".to_string(),
+            from: "deployed".to_string(),
+            to: f.subjects.first().cloned().unwrap_or_default(),
+            layer: f.layer.unwrap_or(Layer::Tcp),
+            verdict: if f.severity == Severity::Error {
+                Verdict::Diverged
+            } else {
+                Verdict::CannotJudge
+            },
+            expected: f.expected.clone(),
+            actual: format!("{}: {}", f.title, f.actual),
+            evidence: f.evidence.clone(),
+            provenance: f.provenance.clone(),
+            duration_ms: 0.0,
+            code: Some(f.code.clone()),
+            symptom_of: None,
+            vantage: Default::default(),
+            path: String::new(),
+        })
+        .collect();
+    Report {
+        schema_version: REPORT_SCHEMA_VERSION,
+        target: "drift".to_string(),
+        verdict: r.verdict(),
+        first_divergence: None,
+        hops: Vec::new(),
+        steps,
+        findings: r.findings.clone(),
+        started_at: String::new(),
+        duration_ms: 0.0,
+        attempts: 1,
+        baseline: None,
+    }
+}
