@@ -3,10 +3,9 @@
 
 use crate::cli::{DriftArgs, Format, GlobalArgs};
 use crate::deployed::{self, compare::Ctx, DirSource, DriftReport, FileSource};
-use crate::diagnose::{Overall, Report, StepResult, Verdict, REPORT_SCHEMA_VERSION};
+use crate::diagnose::{Overall, Report, Verdict};
 use crate::error::{Error, Result};
 use crate::finding::Severity;
-use crate::observe::Layer;
 use crate::report;
 use tabled::builder::Builder;
 
@@ -130,49 +129,19 @@ fn table(r: &DriftReport, width: usize) -> String {
     out
 }
 
-/// The drift findings as a report `check`'s renderers understand: target `drift`, one step per
-/// finding (a drift diverges, an unreadable file cannot be judged).
+/// The drift findings as a report `check`'s renderers understand: lint's shape (one step per
+/// finding) with target `drift`, where an unreadable file cannot be judged.
 pub fn as_report(r: &DriftReport) -> Report {
-    let steps = r
-        .findings
-        .iter()
-        .map(|f| StepResult {
-            id: format!(
-                "{}:{}",
-                f.code,
-                f.subjects.first().cloned().unwrap_or_default()
-            ),
-            hop: "drift".to_string(),
-            from: "deployed".to_string(),
-            to: f.subjects.first().cloned().unwrap_or_default(),
-            layer: f.layer.unwrap_or(Layer::Tcp),
-            verdict: if f.severity == Severity::Error {
-                Verdict::Diverged
-            } else {
-                Verdict::CannotJudge
-            },
-            expected: f.expected.clone(),
-            actual: format!("{}: {}", f.title, f.actual),
-            evidence: f.evidence.clone(),
-            provenance: f.provenance.clone(),
-            duration_ms: 0.0,
-            code: Some(f.code.clone()),
-            symptom_of: None,
-            vantage: Default::default(),
-            path: String::new(),
-        })
-        .collect();
-    Report {
-        schema_version: REPORT_SCHEMA_VERSION,
-        target: "drift".to_string(),
-        verdict: r.verdict(),
-        first_divergence: None,
-        hops: Vec::new(),
-        steps,
-        findings: r.findings.clone(),
-        started_at: String::new(),
-        duration_ms: 0.0,
-        attempts: 1,
-        baseline: None,
+    let findings: Vec<&crate::finding::Finding> = r.findings.iter().collect();
+    let mut rep = super::lint_cmd::as_report(&findings);
+    rep.target = "drift".to_string();
+    for s in &mut rep.steps {
+        s.from = "deployed".to_string();
+        if s.code.as_deref() == Some(crate::deployed::catalog::UNREADABLE) {
+            s.verdict = Verdict::CannotJudge;
+        }
     }
+    rep.verdict = r.verdict();
+    rep.findings = r.findings.clone();
+    rep
 }
