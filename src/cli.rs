@@ -247,6 +247,10 @@ pub struct RunArgs {
     /// Pause between attempts with --wait (at most 1h).
     #[arg(long, default_value = "2s", value_name = "DURATION", value_parser = parse_interval)]
     pub interval: Duration,
+    /// At a proxy's error, read the deployed gateway site and Traefik files from this operator's
+    /// copy (the layout of `drift --deployed`) and name a drifted upstream.
+    #[arg(long, value_name = "DIR")]
+    pub deployed: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

@@ -34,6 +34,26 @@ pub(crate) fn source(deployed: Option<&std::path::Path>) -> Result<Box<dyn FileS
     }
 }
 
+/// With `--deployed`: name the drifted upstream behind each proxy error of `reports` (one per
+/// saved run, same order).
+pub(crate) fn upstream_causes(
+    g: &GlobalArgs,
+    run: &crate::cli::RunArgs,
+    saved: &[crate::engine::SavedRun],
+    reports: &mut [Report],
+) -> Result<()> {
+    let Some(dir) = run.deployed.as_deref() else {
+        return Ok(());
+    };
+    let src = source(Some(dir))?;
+    let m = super::inspect::load_model(g)?;
+    let up = crate::diagnose::upstream::Upstreams::read(&m, src.as_ref());
+    for (s, r) in saved.iter().zip(reports.iter_mut()) {
+        crate::diagnose::upstream::explain(r, &s.plan, &m, &up);
+    }
+    Ok(())
+}
+
 pub fn drift(g: &GlobalArgs, a: &DriftArgs) -> Result<u8> {
     let m = super::inspect::load_model(g)?;
     let src = source(a.deployed.as_deref())?;

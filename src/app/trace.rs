@@ -184,6 +184,7 @@ fn run_targets_with(
                 r
             })
             .collect();
+        super::drift::upstream_causes(g, run, &saved, &mut reports)?;
         accept(&mut reports);
         let healthy = report::overall(&reports) == Overall::Healthy;
         let out_of_time = match wait {

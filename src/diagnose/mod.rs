@@ -14,6 +14,7 @@
 //!   verdict `diverged`; the headline falls back to them only when the target's path is sound.
 
 pub mod catalog;
+pub mod upstream;
 
 use crate::config::Provenance;
 use crate::engine::Run;

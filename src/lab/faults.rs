@@ -26,6 +26,9 @@ pub enum Fault {
     CaDown,
     SlowBackend,
     ResolvNowhere,
+    GatewayUpstreamDrifted,
+    DnsmasqStale,
+    TraefikRouterHandEdited,
 }
 
 /// Where the first divergence of a fault should be found.
@@ -82,7 +85,7 @@ const fn at(
     }
 }
 
-static FAULTS: [FaultInfo; 16] = [
+static FAULTS: [FaultInfo; 19] = [
     info(
         Fault::HostsOverride,
         "hosts-override",
@@ -194,6 +197,27 @@ static FAULTS: [FaultInfo; 16] = [
         "the router's (lxc:102) /etc/resolv.conf names a nameserver where nothing listens",
         at("router-dns", Layer::Dns, "PD-DNS-006", &["resolver-no-answer"]),
         "etc/phoenix_lxc_configs.json network_config.nameservers: pct writes it into the guest's /etc/resolv.conf; a hand edit or a stale nameserver leaves programs there waiting for a timeout",
+    ),
+    info(
+        Fault::GatewayUpstreamDrifted,
+        "gateway-upstream-drifted",
+        "the gateway's deployed site (lxc:101 sites-enabled/gateway) proxies to the router's port + 1, a port the generator never wrote (the gateway answers 502)",
+        at("host-gateway", Layer::Http, "PD-HTTP-005", &["status-mismatch"]),
+        "generate_nginx_gateway_config.sh: a hand-edited or stale sites-enabled/gateway survives until the next phoenix sync all (stage 4)",
+    ),
+    info(
+        Fault::DnsmasqStale,
+        "dnsmasq-stale",
+        "the host's deployed records file still maps qdrant.<domain> to .101, an address the config no longer gives it",
+        at("host-dns", Layer::Dns, "PD-DNS-002", &["wrong-answer"]),
+        "hypervisor_feature_setup_dns_server.sh: 00-phoenix-internal.conf is only rewritten when the generator runs (phoenix sync all)",
+    ),
+    info(
+        Fault::TraefikRouterHandEdited,
+        "traefik-router-hand-edited",
+        "the router's deployed dynamic file narrows portainer-router's rule to PathPrefix(`/admin`): Traefik has no route for portainer.<domain>/ (404)",
+        at("gateway-router-portainer", Layer::Http, "PD-HTTP-001", &["status-mismatch"]),
+        "generate_traefik_config.sh: /etc/traefik/dynamic/dynamic_conf.yml is pushed by phoenix sync all (stage 3); a hand edit lasts until then",
     ),
 ];
 

@@ -6,6 +6,7 @@
 //! all of it, so a trace runs against the lab exactly as against the real platform.
 
 mod config;
+mod deployed;
 mod dns;
 mod faults;
 mod pki;
@@ -13,6 +14,7 @@ mod reference;
 mod servers;
 
 pub use config::{Backend, Route, DOMAIN, VANTAGES};
+pub use deployed::{drifted_router_port, hand_edited_rule};
 pub use faults::{faults, Expected, Fault, FaultInfo};
 pub use reference::Reference;
 pub use servers::{GATEWAY_UPSTREAM_TIMEOUT, ROUTER_BACKEND_TIMEOUT, SLOW_BACKEND_DELAY};
@@ -150,6 +152,8 @@ pub struct LabHandle {
     config_dir: PathBuf,
     stacks_dir: PathBuf,
     site_file: PathBuf,
+    /// The guests' deployed files (`drift --deployed`).
+    deployed_dir: PathBuf,
     pki: PkiFiles,
     addrs: Addrs,
     ports: Ports,
@@ -163,7 +167,7 @@ pub struct LabHandle {
 }
 
 impl LabHandle {
-    /// The root of everything the lab wrote (`etc/`, `stacks/`, `pki/`, `vantages/`).
+    /// The root of everything the lab wrote (`etc/`, `stacks/`, `pki/`, `vantages/`, `deployed/`).
     pub fn dir(&self) -> &Path {
         &self.root
     }
@@ -178,6 +182,11 @@ impl LabHandle {
     /// The site file the lab wrote.
     pub fn site_file(&self) -> &Path {
         &self.site_file
+    }
+    /// The deployed files of the lab's guests, in the layout `drift --deployed DIR` reads
+    /// (`host/etc/dnsmasq.d/...`, `lxc-101/etc/nginx/...`, `lxc-102/etc/traefik/...`).
+    pub fn deployed_dir(&self) -> &Path {
+        &self.deployed_dir
     }
     pub fn pki(&self) -> &PkiFiles {
         &self.pki
@@ -513,8 +522,6 @@ impl Lab {
         };
         let written = config::write_dir(&root, &cfg, &addrs, &ports, &pki_paths, &spec.faults)?;
 
-        config::seal_dir(&root)?;
-
         // 5. What the running components do (intended state, then the faults).
         // The DNS answers are what the platform's generator derives from the written config
         // (the same model code the trace uses), so a healthy lab agrees with the plan.
@@ -534,6 +541,26 @@ impl Lab {
         if has(Fault::NoRoute) {
             routes.retain(|r| r.host != d("qdrant"));
         }
+        if has(Fault::DnsmasqStale) {
+            for (h, ip) in records.iter_mut() {
+                if *h == d("qdrant") {
+                    *ip = addrs.old_portainer;
+                }
+            }
+        }
+        if has(Fault::TraefikRouterHandEdited) {
+            // The narrowed rule matches no request of a trace (they ask for `/...` paths
+            // outside /admin): the route is gone for them.
+            routes.retain(|r| !(r.host == d("portainer") && r.provider == "file"));
+        }
+        let deployed_dir =
+            deployed::write(&root.join("deployed"), &intended, &addrs, &spec.faults)?;
+        config::seal_dir(&root)?;
+        let gateway_upstream = if has(Fault::GatewayUpstreamDrifted) {
+            SocketAddr::from((addrs.router, drifted_router_port(ports.router)))
+        } else {
+            SocketAddr::from((addrs.router, ports.router))
+        };
 
         // 6. Start the components.
         let mut tasks = Vec::new();
@@ -552,7 +579,7 @@ impl Lab {
         tasks.push(tokio::spawn(servers::serve(
             front.gateway,
             Some(gw_tls),
-            servers::gateway(SocketAddr::from((addrs.router, ports.router))),
+            servers::gateway(gateway_upstream),
         )));
         let client = servers::router_client(ca_root.der(), &router_client)?;
         tasks.push(tokio::spawn(servers::serve(
@@ -624,6 +651,7 @@ impl Lab {
             config_dir: written.config_dir,
             stacks_dir: written.stacks_dir,
             site_file: written.site_file,
+            deployed_dir,
             pki: files,
             addrs,
             ports,
