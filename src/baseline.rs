@@ -10,7 +10,7 @@
 use crate::diagnose::{Divergence, Overall, Report, Verdict};
 use crate::error::{Error, Result};
 pub use crate::finding::{Accepted, BaselineSummary as Summary, EntryRef};
-use crate::finding::{Finding, Severity};
+use crate::finding::{Finding, Origin, Severity};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
@@ -130,14 +130,14 @@ pub struct Key {
 
 /// The key of `f` seen in the trace of `target` (live findings) or alone (static findings).
 pub fn key(f: &Finding, target: &str) -> Key {
-    let subject = if f.origin == "static" {
+    let subject = if f.origin == Origin::Static {
         static_subject(f)
     } else {
         target.to_string()
     };
     Key {
-        code: f.code.clone(),
-        hop: if f.origin == "static" {
+        code: f.code.to_string(),
+        hop: if f.origin == Origin::Static {
             String::new()
         } else {
             f.hop.clone()
@@ -360,7 +360,7 @@ impl<'a> Tally<'a> {
             self.used[i] = true;
             self.expired[i] = true;
         }
-        let first_time = f.origin != "static" || self.counted_static.insert(k.clone());
+        let first_time = f.origin != Origin::Static || self.counted_static.insert(k.clone());
         f.accepted = hit.map(|i| {
             let e = &self.baseline.entries[i];
             self.used[i] = true;
@@ -437,7 +437,7 @@ fn reverdict(r: &mut Report) {
     if r.verdict != Overall::Diverged {
         return;
     }
-    let live = |f: &&Finding| f.origin != "static";
+    let live = |f: &&Finding| f.origin != Origin::Static;
     if r.findings.iter().filter(live).any(counts) {
         // The first divergence moves to the first unaccepted error in chain order.
         let accepted_first = r.first_divergence.as_ref().is_some_and(|d| {
@@ -473,7 +473,7 @@ fn divergence_of(r: &Report, f: &Finding) -> Option<Divergence> {
         from: s.from.clone(),
         to: s.to.clone(),
         layer: s.layer,
-        code: f.code.clone(),
+        code: f.code,
         step: s.id.clone(),
         title: f.title.clone(),
     })
@@ -510,7 +510,7 @@ pub fn summary_lines(s: &Summary) -> String {
 pub fn accepted_count(r: &Report) -> usize {
     r.findings
         .iter()
-        .filter(|f| f.origin != "static" && f.accepted.is_some())
+        .filter(|f| f.origin != Origin::Static && f.accepted.is_some())
         .count()
 }
 
@@ -520,7 +520,7 @@ pub fn accepted_count(r: &Report) -> usize {
 /// accepted.
 pub fn step_acceptance<'a>(r: &'a Report, s: &crate::diagnose::StepResult) -> Option<&'a Accepted> {
     let code = s.code.as_deref()?;
-    let live = || r.findings.iter().filter(|f| f.origin != "static");
+    let live = || r.findings.iter().filter(|f| f.origin != Origin::Static);
     if s.symptom_of.is_none() {
         let also = format!("also {} ", s.id);
         if let Some(f) = live().find(|f| {

@@ -1,7 +1,9 @@
-//! The command line: clap derive types, and the value parsers that check every duration option
-//! once, at the boundary (the library only ever sees `std::time::Duration`s).
+//! The command line: clap derive types, and the value parsers that check every duration, CIDR,
+//! vantage and transport option once, at the boundary (the library only ever sees typed values:
+//! `Duration`, `IpNet`, `Kind` and `Template`).
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use phoenix_doctor::vantage::{Kind, Template};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -50,6 +52,36 @@ pub fn parse_run_duration(s: &str) -> Result<Duration, String> {
 /// `--interval`: above zero, at most [`MAX_INTERVAL`].
 pub fn parse_interval(s: &str) -> Result<Duration, String> {
     parse_duration_in(s, MAX_INTERVAL)
+}
+
+/// `--scope`: a CIDR, or one address (a /32 or /128).
+pub fn parse_cidr(s: &str) -> Result<ipnet::IpNet, String> {
+    s.parse::<ipnet::IpNet>()
+        .or_else(|_| s.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+        .map_err(|_| "expected a CIDR such as 127.0.0.0/8".to_string())
+}
+
+/// `--vantage`: where every step runs instead of its own vantage.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VantageOverride {
+    /// From this machine, marking guest-specific results as substituted.
+    Host,
+}
+
+/// `--vantage`: only `host` overrides the vantages.
+pub fn parse_vantage(s: &str) -> Result<VantageOverride, String> {
+    match s {
+        "host" => Ok(VantageOverride::Host),
+        _ => Err("the only override is `host`".into()),
+    }
+}
+
+/// `--agent-path`: a path, not an empty string.
+pub fn parse_agent_path(s: &str) -> Result<String, String> {
+    if s.trim().is_empty() {
+        return Err("expected a path, found an empty string".into());
+    }
+    Ok(s.to_string())
 }
 
 const EXIT_CODES: &str =
@@ -112,6 +144,21 @@ pub enum Format {
     Nagios,
 }
 
+impl From<Format> for phoenix_doctor::report::Format {
+    fn from(f: Format) -> Self {
+        use phoenix_doctor::report::Format as R;
+        match f {
+            Format::Table => R::Table,
+            Format::Json => R::Json,
+            Format::Junit => R::Junit,
+            Format::Mermaid => R::Mermaid,
+            Format::Prometheus => R::Prometheus,
+            Format::Github => R::Github,
+            Format::Nagios => R::Nagios,
+        }
+    }
+}
+
 impl Format {
     /// The name as given to `--format`.
     pub fn name(self) -> &'static str {
@@ -132,10 +179,12 @@ pub enum Command {
     /// Start the simulated platform on loopback with a real fault and trace qdrant through it.
     ///
     /// Example: phoenix-doctor demo --fault expired-leaf
+    #[cfg(feature = "lab")]
     Demo(DemoArgs),
     /// Run the simulated platform on loopback until interrupted, and print how to trace it.
     ///
     /// Example: phoenix-doctor lab --dir /tmp/phx-lab --fault no-route
+    #[cfg(feature = "lab")]
     Lab(LabArgs),
     /// Trace one target's documented hops and name the first divergence.
     ///
@@ -206,8 +255,8 @@ pub enum Command {
 pub struct RunArgs {
     /// Allowed target networks (CIDR, repeatable). Targets outside are refused, not probed.
     /// [default: the platform's subnets from the config, plus 127.0.0.0/8]
-    #[arg(long = "scope", value_name = "CIDR")]
-    pub scope: Vec<String>,
+    #[arg(long = "scope", value_name = "CIDR", value_parser = parse_cidr)]
+    pub scope: Vec<ipnet::IpNet>,
     /// Time limit of each step, all its phases together (e.g. 2s, 500ms; at most 1h). Below the
     /// layer's floor (docs/cli.md) a step that times out cannot be judged.
     #[arg(long, default_value = "2s", value_name = "DURATION", value_parser = parse_timeout)]
@@ -219,14 +268,14 @@ pub struct RunArgs {
     #[arg(long, default_value_t = 64)]
     pub concurrency: usize,
     /// Run every step from here (`host`), marking guest-specific results as substituted.
-    #[arg(long, value_name = "host")]
-    pub vantage: Option<String>,
+    #[arg(long, value_name = "host", value_parser = parse_vantage)]
+    pub vantage: Option<VantageOverride>,
     /// Transport template per vantage kind: `lxc='pct exec {id} --'`, `vm='qm guest exec {id} --'`,
     /// `host=...` (repeatable); `{node}` is the Proxmox node the guest runs on.
-    #[arg(long = "via", value_name = "KIND=TEMPLATE")]
-    pub via: Vec<String>,
+    #[arg(long = "via", value_name = "KIND=TEMPLATE", value_parser = phoenix_doctor::vantage::parse_via_value)]
+    pub via: Vec<(Kind, Template)>,
     /// Path of phoenix-doctor inside guests (for remote vantages).
-    #[arg(long, default_value = "phoenix-doctor")]
+    #[arg(long, default_value = "phoenix-doctor", value_parser = parse_agent_path)]
     pub agent_path: String,
     /// Copy this binary into each guest first (`pct push`, or the VM equivalent).
     #[arg(long)]
@@ -397,6 +446,7 @@ pub struct CompletionsArgs {
     pub shell: clap_complete::Shell,
 }
 
+#[cfg(feature = "lab")]
 #[derive(Debug, Args)]
 pub struct DemoArgs {
     /// Start the lab with no fault.
@@ -413,6 +463,7 @@ pub struct DemoArgs {
     pub target: String,
 }
 
+#[cfg(feature = "lab")]
 #[derive(Debug, Args)]
 pub struct LabArgs {
     /// Where to write the lab's config dir and PKI [default: a temp dir].
@@ -465,8 +516,8 @@ pub struct ProbeCommon {
     #[arg(long, default_value = "2s", value_name = "DURATION", value_parser = parse_timeout)]
     pub timeout: Duration,
     /// Allowed target networks (CIDR, repeatable) [default: any].
-    #[arg(long = "scope", value_name = "CIDR")]
-    pub scope: Vec<String>,
+    #[arg(long = "scope", value_name = "CIDR", value_parser = parse_cidr)]
+    pub scope: Vec<ipnet::IpNet>,
 }
 
 #[derive(Debug, Args)]
@@ -572,5 +623,58 @@ mod tests {
         assert_eq!(parse_run_duration("24h"), Ok(MAX_RUN));
         assert!(parse_run_duration("25h").is_err());
         assert!(parse_interval("2h").is_err());
+    }
+
+    fn run_args(extra: &[&str]) -> Result<RunArgs, clap::Error> {
+        let mut argv = vec!["phoenix-doctor", "trace", "qdrant"];
+        argv.extend_from_slice(extra);
+        match Cli::try_parse_from(argv)?.command {
+            Command::Trace(t) => Ok(t.run),
+            c => panic!("{c:?}"),
+        }
+    }
+
+    #[test]
+    fn scope_vantage_via_and_agent_path_are_typed_at_the_boundary() {
+        let r = run_args(&["--scope", "127.0.0.0/8", "--scope", "198.18.0.1"]).unwrap();
+        assert_eq!(
+            r.scope,
+            [
+                "127.0.0.0/8".parse::<ipnet::IpNet>().unwrap(),
+                "198.18.0.1/32".parse().unwrap()
+            ]
+        );
+        let r = run_args(&["--vantage", "host", "--via", "lxc=ip netns exec n{id}"]).unwrap();
+        assert_eq!(r.vantage, Some(VantageOverride::Host));
+        assert_eq!(r.via[0].0, Kind::Lxc);
+        assert_eq!(
+            r.via[0].1.prefix(Kind::Lxc, Some(5)),
+            ["ip", "netns", "exec", "n5"]
+        );
+        for (bad, word) in [
+            (["--scope", "nope"], "expected a CIDR"),
+            (["--vantage", "lxc:102"], "the only override is `host`"),
+            (["--via", "ct=pct"], "unknown vantage kind"),
+            (["--via", "lxc"], "expected KIND=TEMPLATE"),
+            (["--agent-path", " "], "empty string"),
+        ] {
+            let e = run_args(&bad).unwrap_err();
+            assert_eq!(e.kind(), clap::error::ErrorKind::ValueValidation, "{bad:?}");
+            assert!(
+                e.to_string().contains(bad[0]) && e.to_string().contains(word),
+                "{e}"
+            );
+        }
+    }
+
+    #[test]
+    fn push_needs_an_absolute_agent_path() {
+        let dir = tempfile::tempdir().unwrap();
+        let e =
+            crate::app::live::vantages(&run_args(&["--push"]).unwrap(), dir.path()).unwrap_err();
+        assert_eq!(e.exit_code(), 2);
+        assert!(e.to_string().contains("absolute --agent-path"), "{e}");
+        let ok = run_args(&["--push", "--agent-path", "/usr/local/bin/phoenix-doctor"]).unwrap();
+        assert!(crate::app::live::vantages(&ok, dir.path()).is_ok());
     }
 }

@@ -219,7 +219,7 @@ fn budget_exhausted(step: &Step, budget: Duration) -> Observation {
     }
 }
 
-pub(crate) fn now_rfc3339() -> String {
+pub fn now_rfc3339() -> String {
     time::OffsetDateTime::now_utc()
         .format(&time::format_description::well_known::Rfc3339)
         .unwrap_or_default()
@@ -323,6 +323,271 @@ impl<'a> Deps<'a> {
     }
 }
 
+/// What a finished task hands back: the indexes of its steps and their observations.
+type TaskOutput = (Vec<usize>, Vec<Observation>);
+
+/// One run of a plan in progress: the dependency state, the tasks in flight, and which steps
+/// go to their vantage in one call.
+struct Execution<'a> {
+    steps: &'a [Step],
+    settings: &'a Settings,
+    deadline: tokio::time::Instant,
+    deps: Deps<'a>,
+    /// Steps in flight.
+    running: usize,
+    tasks: JoinSet<TaskOutput>,
+    task_steps: HashMap<tokio::task::Id, Vec<usize>>,
+    /// Per step: its vantage wants all its steps in one call ([`Runner::one_call`]).
+    grouped: Vec<bool>,
+    /// Per step: its vantage takes steps one by one ([`Runner::per_step`]).
+    per_step: Vec<bool>,
+    /// Grouped vantages whose steps go in batches of ready steps after all (they wait on each
+    /// other).
+    ungrouped: std::collections::BTreeSet<VantageRef>,
+}
+
+/// The run's deadline: now plus the budget (a budget too large to add, only from a library
+/// caller since the CLI caps it, means no budget).
+fn deadline_of(budget: Duration) -> tokio::time::Instant {
+    let now = tokio::time::Instant::now();
+    now.checked_add(budget)
+        .unwrap_or_else(|| now + Duration::from_secs(100 * 365 * 86_400))
+}
+
+impl<'a> Execution<'a> {
+    fn new(plan: &'a Plan, settings: &'a Settings) -> Execution<'a> {
+        let steps = &plan.steps;
+        let grouped = steps
+            .iter()
+            .map(|s| settings.runner.one_call(s.from))
+            .collect();
+        let mut per_vantage: BTreeMap<VantageRef, bool> = BTreeMap::new();
+        let per_step = steps
+            .iter()
+            .map(|s| {
+                *per_vantage
+                    .entry(s.from)
+                    .or_insert_with(|| settings.runner.per_step(s.from))
+            })
+            .collect();
+        Execution {
+            steps,
+            settings,
+            deadline: deadline_of(settings.budget),
+            deps: Deps::new(steps, &settings.prior),
+            running: 0,
+            tasks: JoinSet::new(),
+            task_steps: HashMap::new(),
+            grouped,
+            per_step,
+            ungrouped: Default::default(),
+        }
+    }
+
+    fn in_group(&self, i: usize) -> bool {
+        self.grouped[i] && !self.ungrouped.contains(&self.steps[i].from)
+    }
+
+    fn pending(&self, i: usize) -> bool {
+        self.deps.state[i] == State::Pending
+    }
+
+    fn finish(&mut self, i: usize, o: Observation) {
+        if let Some(p) = &self.settings.progress {
+            p(&o);
+        }
+        self.deps.results[i] = Some(o);
+        self.deps.state[i] = State::Done;
+    }
+
+    /// Settle every pending step (outside a group) whose prerequisites are done: blocked, out
+    /// of scope, or ready (returned).
+    fn settle(&mut self) -> Vec<usize> {
+        let mut ready: Vec<usize> = Vec::new();
+        let mut changed = true;
+        while changed {
+            changed = false;
+            ready.clear();
+            for (i, step) in self.steps.iter().enumerate() {
+                if !self.pending(i) || self.in_group(i) {
+                    continue;
+                }
+                match self.deps.prereqs(i, |_| false) {
+                    Prereqs::Waiting => {}
+                    Prereqs::Failed(by) => {
+                        let mut o = Observation::blocked(&step.id, &by);
+                        o.vantage = note(step);
+                        self.finish(i, o);
+                        changed = true;
+                    }
+                    Prereqs::Met if !self.settings.scope.allows(step.probe.target_addr().ip()) => {
+                        self.finish(i, out_of_scope(step, &self.settings.scope));
+                        changed = true;
+                    }
+                    Prereqs::Met => ready.push(i),
+                }
+            }
+        }
+        ready
+    }
+
+    /// Whole vantages that go in one call and wait for nothing elsewhere, within the
+    /// concurrency bound.
+    fn group_batches(&mut self) -> Vec<(VantageRef, Vec<usize>)> {
+        let cap = self.settings.concurrency.max(1);
+        let mut groups: BTreeMap<VantageRef, Vec<usize>> = BTreeMap::new();
+        for i in (0..self.steps.len()).filter(|&i| self.pending(i) && self.in_group(i)) {
+            groups.entry(self.steps[i].from).or_default().push(i);
+        }
+        let mut out = Vec::new();
+        for (v, idxs) in groups {
+            let members = |j: usize| self.steps[j].from == v && self.pending(j);
+            let waits = idxs
+                .iter()
+                .any(|&i| self.deps.prereqs(i, members) == Prereqs::Waiting);
+            if !waits && (self.running == 0 || self.running + idxs.len() <= cap) {
+                self.running += idxs.len();
+                out.push((v, idxs));
+            }
+        }
+        out
+    }
+
+    /// Ready steps per vantage, within the concurrency bound: one batch per vantage, or one
+    /// per step where the vantage takes them one by one (a dependent step then starts as soon
+    /// as its own prerequisite is in, not when the slowest of its siblings is).
+    fn ready_batches(&mut self, ready: Vec<usize>) -> Vec<(VantageRef, Vec<usize>)> {
+        let cap = self.settings.concurrency.max(1);
+        let mut by_vantage: BTreeMap<VantageRef, Vec<usize>> = BTreeMap::new();
+        for i in ready {
+            if self.running >= cap {
+                break;
+            }
+            by_vantage.entry(self.steps[i].from).or_default().push(i);
+            self.running += 1;
+        }
+        let mut out = Vec::new();
+        for (v, idxs) in by_vantage {
+            if self.per_step[idxs[0]] {
+                out.extend(idxs.into_iter().map(|i| (v, vec![i])));
+            } else {
+                out.push((v, idxs));
+            }
+        }
+        out
+    }
+
+    /// Send one batch to its vantage: a job (with its prerequisites' outcomes) for a grouped
+    /// vantage, plain steps otherwise.
+    fn spawn(&mut self, v: VantageRef, idxs: Vec<usize>) {
+        for &i in &idxs {
+            self.deps.state[i] = State::Running;
+        }
+        let settings = self.settings;
+        let batch: Vec<Step> = idxs.iter().map(|&i| self.steps[i].clone()).collect();
+        let ctx = ProbeCtx {
+            timeout: settings.timeout,
+            body_limit: settings.body_limit,
+            system: settings.systems.get(&v).cloned().unwrap_or_default(),
+            scope: Some(settings.scope.clone()),
+        };
+        let runner = settings.runner.clone();
+        let task_idxs = idxs.clone();
+        let h = if self.grouped[idxs[0]] {
+            let job = crate::vantage::JobSpec {
+                prior: self.deps.known(&idxs),
+                scope: settings.scope.clone(),
+                deadline: self.deadline,
+            };
+            self.tasks.spawn(async move {
+                let obs = runner.run_job(&batch, &job, &ctx).await;
+                (task_idxs, obs)
+            })
+        } else {
+            self.tasks.spawn(async move {
+                let obs = runner.run(&batch, &ctx).await;
+                (task_idxs, obs)
+            })
+        };
+        self.task_steps.insert(h.id(), idxs);
+    }
+
+    /// With nothing running: ungroup vantages that wait on each other (true: go on), else block
+    /// what is left on a cyclic prerequisite (false: the run is over).
+    fn unstick(&mut self) -> bool {
+        let stuck: Vec<VantageRef> = (0..self.steps.len())
+            .filter(|&i| self.pending(i) && self.in_group(i))
+            .map(|i| self.steps[i].from)
+            .collect();
+        if !stuck.is_empty() {
+            self.ungrouped.extend(stuck);
+            return true;
+        }
+        for (i, step) in self.steps.iter().enumerate() {
+            if self.pending(i) {
+                let mut o = Observation::blocked(&step.id, "a cyclic prerequisite");
+                o.vantage = note(step);
+                self.finish(i, o);
+            }
+        }
+        false
+    }
+
+    /// Record what a finished task returned (a task that panicked returned nothing).
+    fn collect(&mut self, joined: Result<(tokio::task::Id, TaskOutput), tokio::task::JoinError>) {
+        let (idxs, obs) = match joined {
+            Ok((id, out)) => {
+                self.task_steps.remove(&id);
+                out
+            }
+            Err(e) => (
+                self.task_steps.remove(&e.id()).unwrap_or_default(),
+                Vec::new(),
+            ),
+        };
+        let mut obs = obs.into_iter();
+        for i in idxs {
+            self.running -= 1;
+            let step = &self.steps[i];
+            let mut o = obs.next().unwrap_or_else(|| {
+                Observation::tool_error(
+                    &step.id,
+                    "vantage",
+                    "the vantage returned no observation for this step",
+                )
+            });
+            o.step = step.id.clone();
+            crate::probe::apply_floor(&mut o, step.layer, self.settings.timeout);
+            if o.vantage.name.is_empty() {
+                o.vantage = note(step);
+            }
+            self.finish(i, o);
+        }
+    }
+
+    /// The budget is spent: stop every task, every unfinished step is the tool's limit.
+    fn expire(&mut self) {
+        self.tasks.abort_all();
+        for (i, step) in self.steps.iter().enumerate() {
+            if self.deps.state[i] != State::Done {
+                self.finish(i, budget_exhausted(step, self.settings.budget));
+            }
+        }
+    }
+
+    /// One observation per step, in plan order.
+    fn observations(self) -> Vec<Observation> {
+        self.deps
+            .results
+            .into_iter()
+            .zip(self.steps)
+            .map(|(o, s)| {
+                o.unwrap_or_else(|| Observation::tool_error(&s.id, "engine", "no observation"))
+            })
+            .collect()
+    }
+}
+
 /// Execute `plan`: every step yields exactly one observation, in plan order.
 ///
 /// Steps at a vantage the runner wants in one call ([`Runner::one_call`], an agent in a guest)
@@ -333,187 +598,29 @@ impl<'a> Deps<'a> {
 pub async fn execute(plan: &Plan, settings: &Settings) -> Run {
     let started_at = now_rfc3339();
     let t0 = Instant::now();
-    // A budget too large to add (only from a library caller: the CLI caps it) means no budget.
-    let now = tokio::time::Instant::now();
-    let deadline = now
-        .checked_add(settings.budget)
-        .unwrap_or_else(|| now + Duration::from_secs(100 * 365 * 86_400));
-    let steps = &plan.steps;
-    let n = steps.len();
-    let mut deps = Deps::new(steps, &settings.prior);
-    let mut running = 0usize;
-    let mut tasks: JoinSet<(Vec<usize>, Vec<Observation>)> = JoinSet::new();
-    let mut task_steps: HashMap<tokio::task::Id, Vec<usize>> = HashMap::new();
-    let cap = settings.concurrency.max(1);
-    let grouped: Vec<bool> = steps
-        .iter()
-        .map(|s| settings.runner.one_call(s.from))
-        .collect();
-    let mut per_vantage: BTreeMap<VantageRef, bool> = BTreeMap::new();
-    let per_step: Vec<bool> = steps
-        .iter()
-        .map(|s| {
-            *per_vantage
-                .entry(s.from)
-                .or_insert_with(|| settings.runner.per_step(s.from))
-        })
-        .collect();
-    // Vantages whose steps go in batches of ready steps after all (see above).
-    let mut ungrouped: std::collections::BTreeSet<VantageRef> = Default::default();
-
-    let finish = |i: usize, o: Observation, deps: &mut Deps| {
-        if let Some(p) = &settings.progress {
-            p(&o);
-        }
-        deps.results[i] = Some(o);
-        deps.state[i] = State::Done;
-    };
-
+    let mut ex = Execution::new(plan, settings);
     loop {
-        let in_group = |i: usize| grouped[i] && !ungrouped.contains(&steps[i].from);
-        // Settle every pending step whose prerequisites are done: blocked, out of scope, or ready.
-        let mut ready: Vec<usize> = Vec::new();
-        let mut changed = true;
-        while changed {
-            changed = false;
-            ready.clear();
-            for (i, step) in steps.iter().enumerate() {
-                if deps.state[i] != State::Pending || in_group(i) {
-                    continue;
-                }
-                match deps.prereqs(i, |_| false) {
-                    Prereqs::Waiting => {}
-                    Prereqs::Failed(by) => {
-                        let mut o = Observation::blocked(&step.id, &by);
-                        o.vantage = note(step);
-                        finish(i, o, &mut deps);
-                        changed = true;
-                    }
-                    Prereqs::Met if !settings.scope.allows(step.probe.target_addr().ip()) => {
-                        finish(i, out_of_scope(step, &settings.scope), &mut deps);
-                        changed = true;
-                    }
-                    Prereqs::Met => ready.push(i),
-                }
-            }
+        let ready = ex.settle();
+        let mut batches = ex.group_batches();
+        batches.extend(ex.ready_batches(ready));
+        for (v, idxs) in batches {
+            ex.spawn(v, idxs);
         }
-        // Batches to start: whole vantages that go in one call, then ready steps per vantage,
-        // within the concurrency bound.
-        let mut batches: Vec<(VantageRef, Vec<usize>, bool)> = Vec::new();
-        let mut groups: BTreeMap<VantageRef, Vec<usize>> = BTreeMap::new();
-        for i in (0..n).filter(|&i| deps.state[i] == State::Pending && in_group(i)) {
-            groups.entry(steps[i].from).or_default().push(i);
-        }
-        for (v, idxs) in groups {
-            let members = |j: usize| steps[j].from == v && deps.state[j] == State::Pending;
-            let waits = idxs
-                .iter()
-                .any(|&i| deps.prereqs(i, members) == Prereqs::Waiting);
-            if !waits && (running == 0 || running + idxs.len() <= cap) {
-                running += idxs.len();
-                batches.push((v, idxs, true));
-            }
-        }
-        let mut by_vantage: BTreeMap<VantageRef, Vec<usize>> = BTreeMap::new();
-        for i in ready {
-            if running >= cap {
-                break;
-            }
-            by_vantage.entry(steps[i].from).or_default().push(i);
-            running += 1;
-        }
-        for (v, idxs) in by_vantage {
-            if per_step[idxs[0]] {
-                // Sent one by one: a dependent step starts as soon as its own prerequisite is
-                // in, not when the slowest of its siblings is.
-                batches.extend(idxs.into_iter().map(|i| (v, vec![i], false)));
-            } else {
-                batches.push((v, idxs, false));
-            }
-        }
-        for (v, idxs, _) in &batches {
-            for &i in idxs {
-                deps.state[i] = State::Running;
-            }
-            let batch: Vec<Step> = idxs.iter().map(|&i| steps[i].clone()).collect();
-            let ctx = ProbeCtx {
-                timeout: settings.timeout,
-                body_limit: settings.body_limit,
-                system: settings.systems.get(v).cloned().unwrap_or_default(),
-                scope: Some(settings.scope.clone()),
-            };
-            let runner = settings.runner.clone();
-            let idxs2 = idxs.clone();
-            let h = if grouped[idxs[0]] {
-                let job = crate::vantage::JobSpec {
-                    prior: deps.known(idxs),
-                    scope: settings.scope.clone(),
-                    deadline,
-                };
-                tasks.spawn(async move {
-                    let obs = runner.run_job(&batch, &job, &ctx).await;
-                    (idxs2, obs)
-                })
-            } else {
-                tasks.spawn(async move {
-                    let obs = runner.run(&batch, &ctx).await;
-                    (idxs2, obs)
-                })
-            };
-            task_steps.insert(h.id(), idxs.clone());
-        }
-        if running == 0 {
-            let stuck: Vec<VantageRef> = (0..n)
-                .filter(|&i| deps.state[i] == State::Pending && in_group(i))
-                .map(|i| steps[i].from)
-                .collect();
-            if !stuck.is_empty() {
-                // Vantages waiting on each other: run them batch by batch instead.
-                ungrouped.extend(stuck);
+        if ex.running == 0 {
+            if ex.unstick() {
                 continue;
-            }
-            // Nothing runs and nothing could start: done, or a dependency cycle.
-            for (i, step) in steps.iter().enumerate() {
-                if deps.state[i] == State::Pending {
-                    let mut o = Observation::blocked(&step.id, "a cyclic prerequisite");
-                    o.vantage = note(step);
-                    finish(i, o, &mut deps);
-                }
             }
             break;
         }
+        let deadline = ex.deadline;
         tokio::select! {
-            joined = tasks.join_next_with_id() => {
-                let Some(joined) = joined else { continue };
-                let (idxs, obs) = match joined {
-                    Ok((id, (idxs, obs))) => { task_steps.remove(&id); (idxs, obs) }
-                    Err(e) => {
-                        let idxs = task_steps.remove(&e.id()).unwrap_or_default();
-                        (idxs, Vec::new())
-                    }
-                };
-                let mut obs = obs.into_iter();
-                for i in idxs {
-                    running -= 1;
-                    let step = &steps[i];
-                    let mut o = obs.next().unwrap_or_else(|| {
-                        Observation::tool_error(&step.id, "vantage", "the vantage returned no observation for this step")
-                    });
-                    o.step = step.id.clone();
-                    crate::probe::apply_floor(&mut o, step.layer, settings.timeout);
-                    if o.vantage.name.is_empty() {
-                        o.vantage = note(step);
-                    }
-                    finish(i, o, &mut deps);
+            joined = ex.tasks.join_next_with_id() => {
+                if let Some(joined) = joined {
+                    ex.collect(joined);
                 }
             }
             _ = tokio::time::sleep_until(deadline) => {
-                tasks.abort_all();
-                for (i, step) in steps.iter().enumerate() {
-                    if deps.state[i] != State::Done {
-                        finish(i, budget_exhausted(step, settings.budget), &mut deps);
-                    }
-                }
+                ex.expire();
                 break;
             }
         }
@@ -523,14 +630,7 @@ pub async fn execute(plan: &Plan, settings: &Settings) -> Run {
         target: plan.target.clone(),
         started_at,
         duration_ms: (t0.elapsed().as_secs_f64() * 1e6).round() / 1e3,
-        observations: deps
-            .results
-            .into_iter()
-            .zip(steps)
-            .map(|(o, s)| {
-                o.unwrap_or_else(|| Observation::tool_error(&s.id, "engine", "no observation"))
-            })
-            .collect(),
+        observations: ex.observations(),
     }
 }
 
@@ -790,6 +890,61 @@ mod tests {
             hops: vec![],
             steps,
         }
+    }
+
+    #[tokio::test]
+    async fn settling_blocks_behind_failures_refuses_out_of_scope_and_returns_the_ready() {
+        let fake = Arc::new(Fake::default());
+        let s = settings(fake);
+        let p = plan(vec![
+            st("a", VantageRef::Host, "127.0.0.1", &[]),
+            st("b", VantageRef::Host, "127.0.0.1", &["a"]),
+            st("out", VantageRef::Host, "192.0.2.1", &[]),
+            st("orphan", VantageRef::Host, "127.0.0.1", &["nowhere"]),
+        ]);
+        let mut ex = Execution::new(&p, &s);
+        assert_eq!(ex.settle(), vec![0], "only `a` is ready; `b` waits for it");
+        let outcome = |ex: &Execution, i: usize| ex.deps.results[i].as_ref().map(|o| o.outcome);
+        assert_eq!(outcome(&ex, 2), Some(Outcome::OutOfScope));
+        assert_eq!(outcome(&ex, 3), Some(Outcome::Blocked));
+        assert!(ex.pending(1));
+        // `a` failed: `b` is blocked by it on the next settle.
+        let mut failed = Observation::tool_error("a", "x", "fake");
+        failed.outcome = Outcome::Failed;
+        ex.finish(0, failed);
+        assert!(ex.settle().is_empty());
+        assert_eq!(outcome(&ex, 1), Some(Outcome::Blocked));
+    }
+
+    #[tokio::test]
+    async fn ready_steps_go_per_vantage_within_the_bound_or_one_by_one_when_streaming() {
+        let h = VantageRef::Host;
+        let v = VantageRef::Lxc(101);
+        let steps = vec![
+            st("a", h, "127.0.0.1", &[]),
+            st("b", v, "127.0.0.1", &[]),
+            st("c", h, "127.0.0.1", &[]),
+        ];
+        let p = plan(steps);
+        let mut s = settings(Arc::new(Fake::default()));
+        s.concurrency = 2;
+        let mut ex = Execution::new(&p, &s);
+        let batches = ex.ready_batches(vec![0, 1, 2]);
+        assert_eq!(batches, vec![(h, vec![0]), (v, vec![1])], "the bound is 2");
+        assert_eq!(ex.running, 2);
+
+        s.concurrency = 64;
+        let mut ex = Execution::new(&p, &s);
+        let batches = ex.ready_batches(vec![0, 1, 2]);
+        assert_eq!(batches, vec![(h, vec![0, 2]), (v, vec![1])]);
+
+        let streaming = settings(Arc::new(Fake {
+            per_step: true,
+            ..Fake::default()
+        }));
+        let mut ex = Execution::new(&p, &streaming);
+        let batches = ex.ready_batches(vec![0, 1, 2]);
+        assert_eq!(batches, vec![(h, vec![0]), (h, vec![2]), (v, vec![1])]);
     }
 
     #[tokio::test]

@@ -30,7 +30,7 @@ impl std::fmt::Display for Severity {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Finding {
     /// Stable code, e.g. `PD-DNS-001`.
-    pub code: String,
+    pub code: Code,
     pub severity: Severity,
     /// The hop it is attributed to (empty for findings that are not about one hop).
     #[serde(default)]
@@ -48,8 +48,8 @@ pub struct Finding {
     pub provenance: Vec<Provenance>,
     pub hint: String,
     /// `live` (seen by a probe) or `static` (from the configs alone, by `lint`).
-    #[serde(default = "live")]
-    pub origin: String,
+    #[serde(default)]
+    pub origin: Origin,
     /// Addresses, names and guest ids the finding is about (`10.0.0.10`, `qdrant.internal.thinkheads.ai`,
     /// `lxc:103`); used to show static findings beside the live hops they bear on.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -94,16 +94,32 @@ impl Reconciled {
     }
 }
 
-fn live() -> String {
-    "live".to_string()
+/// Where a finding comes from.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Origin {
+    /// Seen by a probe.
+    #[default]
+    Live,
+    /// From the configs alone (`lint`).
+    Static,
+}
+
+impl Origin {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Origin::Live => "live",
+            Origin::Static => "static",
+        }
+    }
 }
 
 impl Finding {
     /// A finding with the given code, severity and title; fill the rest with the builder methods
     /// or field assignment.
-    pub fn new(code: &str, severity: Severity, title: impl Into<String>) -> Self {
+    pub fn new(code: Code, severity: Severity, title: impl Into<String>) -> Self {
         Finding {
-            code: code.to_string(),
+            code,
             severity,
             hop: String::new(),
             layer: None,
@@ -113,7 +129,7 @@ impl Finding {
             evidence: Vec::new(),
             provenance: Vec::new(),
             hint: String::new(),
-            origin: live(),
+            origin: Origin::Live,
             subjects: Vec::new(),
             accepted: None,
             reconciliation: None,
@@ -122,7 +138,7 @@ impl Finding {
 
     /// Mark as a static finding (from `lint`).
     pub fn static_origin(mut self) -> Self {
-        self.origin = "static".to_string();
+        self.origin = Origin::Static;
         self
     }
 
@@ -209,7 +225,7 @@ pub struct BaselineSummary {
     pub stale: Vec<EntryRef>,
 }
 
-/// One finding code.
+/// One finding code's catalogue entry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CodeInfo {
     pub code: &'static str,
@@ -224,20 +240,183 @@ pub struct CodeInfo {
     pub fix: &'static str,
 }
 
-/// `code!(CODE, layer, Severity, title, meaning, confirm, fix)`: one catalogue entry (used by
-/// `diagnose::catalog` and `lint::catalog`).
-macro_rules! code {
-    ($code:literal, $layer:expr, $sev:ident, $title:literal, $meaning:literal, $confirm:literal, $fix:literal) => {
-        $crate::finding::CodeInfo {
-            code: $code,
-            layer: $layer,
-            severity: $crate::finding::Severity::$sev,
-            title: $title,
-            meaning: $meaning,
-            confirm: $confirm,
-            fix: $fix,
+/// A finding code: a handle on its catalogue entry. Codes exist only as the constants that
+/// [`catalogue!`] generates together with their entry (`diagnose::catalog`, `lint::catalog`),
+/// so a code without a title, meaning and fix does not compile, and its title never falls back
+/// to a default. Serialized as its text (`PD-DNS-001`); read back only when a catalogue has it.
+#[derive(Clone, Copy)]
+pub struct Code(&'static CodeInfo);
+
+impl Code {
+    /// Only [`catalogue!`] calls this, with the entry it defines.
+    #[doc(hidden)]
+    pub(crate) const fn from_catalogue(info: &'static CodeInfo) -> Code {
+        Code(info)
+    }
+
+    /// The stable text, `PD-DNS-001`.
+    pub const fn as_str(self) -> &'static str {
+        self.0.code
+    }
+
+    /// The catalogue entry.
+    pub const fn info(self) -> &'static CodeInfo {
+        self.0
+    }
+
+    pub fn title(self) -> &'static str {
+        self.0.title
+    }
+
+    pub fn severity(self) -> Severity {
+        self.0.severity
+    }
+
+    pub fn layer(self) -> Option<Layer> {
+        self.0.layer
+    }
+
+    /// The code with this text (any case), live or static.
+    pub fn lookup(text: &str) -> Option<Code> {
+        crate::diagnose::catalog::LIVE
+            .iter()
+            .chain(crate::lint::STATIC)
+            .chain(crate::deployed::catalog::DRIFT)
+            .find(|c| c.code.eq_ignore_ascii_case(text))
+            .map(Code)
+    }
+}
+
+impl std::ops::Deref for Code {
+    type Target = str;
+    fn deref(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl PartialEq for Code {
+    fn eq(&self, other: &Code) -> bool {
+        self.as_str() == other.as_str()
+    }
+}
+
+impl Eq for Code {}
+
+impl PartialEq<str> for Code {
+    fn eq(&self, other: &str) -> bool {
+        self.as_str() == other
+    }
+}
+
+impl PartialEq<&str> for Code {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
+impl PartialEq<String> for Code {
+    fn eq(&self, other: &String) -> bool {
+        self.as_str() == other
+    }
+}
+
+impl PartialEq<Code> for &str {
+    fn eq(&self, other: &Code) -> bool {
+        *self == other.as_str()
+    }
+}
+
+impl PartialOrd for Code {
+    fn partial_cmp(&self, other: &Code) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Code {
+    fn cmp(&self, other: &Code) -> std::cmp::Ordering {
+        self.as_str().cmp(other.as_str())
+    }
+}
+
+impl std::hash::Hash for Code {
+    fn hash<H: std::hash::Hasher>(&self, h: &mut H) {
+        self.as_str().hash(h)
+    }
+}
+
+impl std::fmt::Debug for Code {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::fmt::Display for Code {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.pad(self.as_str())
+    }
+}
+
+impl Serialize for Code {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for Code {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Code, D::Error> {
+        let text = String::deserialize(d)?;
+        Code::lookup(&text).ok_or_else(|| {
+            serde::de::Error::custom(format!(
+                "unknown finding code `{text}` (`phoenix-doctor explain` lists them)"
+            ))
+        })
+    }
+}
+
+/// True when a constant's name is its code with `_` for `-` (checked at compile time).
+#[doc(hidden)]
+pub const fn code_matches_name(name: &str, code: &str) -> bool {
+    let (n, c) = (name.as_bytes(), code.as_bytes());
+    if n.len() != c.len() {
+        return false;
+    }
+    let mut i = 0;
+    while i < n.len() {
+        let x = if n[i] == b'_' { b'-' } else { n[i] };
+        if x != c[i] {
+            return false;
         }
+        i += 1;
+    }
+    true
+}
+
+/// One catalogue: `catalogue!(LIST; NAME = (CODE, layer, Severity, title, meaning, confirm,
+/// fix), ...)` defines a [`Code`] constant per entry (named after its code, checked at compile
+/// time) and `LIST`, every entry in documentation order. Adding a code is adding one entry here.
+macro_rules! catalogue {
+    ($(#[$m:meta])* $list:ident; $( $name:ident = ($code:literal, $layer:expr, $sev:ident, $title:literal, $meaning:literal, $confirm:literal, $fix:literal) ),* $(,)?) => {
+        $(
+            #[doc = $title]
+            pub const $name: $crate::finding::Code = $crate::finding::Code::from_catalogue(
+                &$crate::finding::CodeInfo {
+                    code: $code,
+                    layer: $layer,
+                    severity: $crate::finding::Severity::$sev,
+                    title: $title,
+                    meaning: $meaning,
+                    confirm: $confirm,
+                    fix: $fix,
+                },
+            );
+            const _: () = assert!(
+                $crate::finding::code_matches_name(stringify!($name), $code),
+                "a code constant is named after its code"
+            );
+        )*
+        $(#[$m])*
+        pub const $list: &[$crate::finding::CodeInfo] = &[$(*$name.info()),*];
     };
 }
 
-pub(crate) use code;
+pub(crate) use catalogue;

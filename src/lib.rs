@@ -3,11 +3,10 @@
 //!
 //! Data flows one way (see `docs/architecture.md`):
 //! `config` → `model` → `plan` → `engine` (with `probe`, `vantage`) → `observe` → `diagnose` → `report`.
-//! `lint` reads the model alone; `lab` simulates the platform on loopback and nothing above imports it.
+//! `lint` reads the model alone; `lab` (cargo feature `lab`, on by default) simulates the platform
+//! on loopback and nothing above imports it.
 
-pub mod app;
 pub mod baseline;
-pub mod cli;
 pub mod config;
 pub mod deployed;
 pub mod diagnose;
@@ -15,6 +14,7 @@ pub mod engine;
 pub mod error;
 pub mod finding;
 pub mod fsutil;
+#[cfg(feature = "lab")]
 pub mod lab;
 pub mod lint;
 pub mod model;

@@ -1,7 +1,13 @@
 //! The `phoenix-doctor` binary: parse the command line, run it, map errors to exit codes.
+//! The command line (`cli`) and the subcommand handlers (`app`) belong to the binary; the
+//! library takes plain option structs and typed values.
+
+mod app;
+mod cli;
 
 use clap::Parser;
-use phoenix_doctor::{app, cli::Cli, error::exit};
+use cli::Cli;
+use phoenix_doctor::error::exit;
 use std::io::Write;
 use std::process::ExitCode;
 

@@ -2,8 +2,6 @@
 //! secrets never printed, and the historical config shapes.
 
 use assert_cmd::Command;
-use phoenix_doctor::app::inspect;
-use phoenix_doctor::cli::{ShowArgs, ShowWhat};
 use phoenix_doctor::config::{self, Direction, IpSpec};
 use phoenix_doctor::error::Error;
 use phoenix_doctor::model::{self, render, DnsRule, FwScope, Intended, RuleOrigin};
@@ -92,15 +90,7 @@ fn show_command_prints_the_golden_files() {
         .unwrap();
     assert_eq!(String::from_utf8(out.stdout).unwrap(), golden("1002.fw"));
     let m = reference();
-    let routes = inspect::show_text(
-        &m,
-        &ShowArgs {
-            what: ShowWhat::Routes,
-            file: None,
-        },
-    )
-    .unwrap();
-    assert_eq!(routes, golden("dynamic_conf.yml"));
+    assert_eq!(render::traefik_dynamic(&m), golden("dynamic_conf.yml"));
 }
 
 // ---------------------------------------------------------------- model facts
@@ -667,12 +657,21 @@ fn flows_are_judged_by_both_ends() {
 #[test]
 fn show_json_carries_rules_and_enforcement() {
     let m = reference();
-    let a = |what, file: Option<&str>| ShowArgs {
-        what,
-        file: file.map(String::from),
+    let show = |args: &[&str]| -> (Option<i32>, serde_json::Value) {
+        let out = Command::cargo_bin("phoenix-doctor")
+            .unwrap()
+            .args(["show", "--format", "json"])
+            .args(args)
+            .arg("--config-dir")
+            .arg(fixtures().join("configs/reference/etc"))
+            .output()
+            .unwrap();
+        let v = serde_json::from_slice(&out.stdout).unwrap_or(serde_json::Value::Null);
+        (out.status.code(), v)
     };
-    let dns: serde_json::Value =
-        serde_json::from_str(&inspect::show_json(&m, &a(ShowWhat::Dns, None)).unwrap()).unwrap();
+    let (code, dns) = show(&["dns"]);
+    assert_eq!(code, Some(0));
+    assert_eq!(dns["schema_version"], 1);
     let recs = dns["records"].as_array().unwrap();
     assert_eq!(recs.len(), 22);
     let p = recs
@@ -681,9 +680,8 @@ fn show_json_carries_rules_and_enforcement() {
         .unwrap();
     assert_eq!(p["rule"], "stack-label");
     assert_eq!(p["shadowed"][0]["rule"], "vm-traefik-service");
-    let fw: serde_json::Value =
-        serde_json::from_str(&inspect::show_json(&m, &a(ShowWhat::Firewall, Some("103"))).unwrap())
-            .unwrap();
+    let (code, fw) = show(&["firewall", "--file", "103"]);
+    assert_eq!(code, Some(0));
     assert_eq!(fw["enforced"], false);
     assert_eq!(fw["scope"]["kind"], "lxc");
     // the LXC rule file as Proxmox writes it: pvesh prepends, so the JSON order is reversed
@@ -694,7 +692,7 @@ fn show_json_carries_rules_and_enforcement() {
         lines[3],
         "OUT ACCEPT -dest 10.0.0.13 -p udp -dport 53 # Allow outbound DNS queries to CoreDNS"
     );
-    assert!(inspect::show_json(&m, &a(ShowWhat::Dns, Some("1"))).is_err());
+    assert_eq!(show(&["dns", "--file", "1"]).0, Some(2));
 }
 
 #[test]

@@ -19,7 +19,11 @@ use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-const AGENT: &str = env!("CARGO_BIN_EXE_phoenix-doctor");
+mod common;
+use common::agent_bin;
+
+/// The binary under test, run on the host side.
+const TOOL: &str = env!("CARGO_BIN_EXE_phoenix-doctor");
 
 /// Write an executable script.
 fn script(dir: &Path, name: &str, body: &str) -> PathBuf {
@@ -130,7 +134,7 @@ fn a_guest_that_answers_forever_is_cut_and_its_steps_cannot_judge() {
         ),
         (
             format!("vm={} guest exec {{id}} --", qm.display()),
-            AGENT,
+            agent_bin(),
             &vm_steps,
         ),
     ] {
@@ -228,7 +232,7 @@ fn lab_without_site(net: u8) -> (tokio::runtime::Runtime, LabHandle, tempfile::T
 }
 
 fn trace_cmd(h: &LabHandle, target: &str, extra: &[&str]) -> Command {
-    let mut c = Command::new(AGENT);
+    let mut c = Command::new(TOOL);
     c.args(["trace", target, "--format", "json", "--timeout", "700ms"])
         .args(["--scope", &h.scope().allowed[0].to_string()])
         .arg("--config-dir")
@@ -261,7 +265,7 @@ fn a_hung_transport_is_cannot_judge_within_the_budget_and_leaves_no_process() {
             "--via",
             &format!("vm={hang}"),
             "--agent-path",
-            AGENT,
+            agent_bin(),
         ],
     )
     .output()
@@ -332,7 +336,7 @@ print(json.dumps({{"exited": 1, "exitcode": p.returncode, "out-data": p.stdout.d
             "--via",
             &format!("vm={} guest exec {{id}} --", qm.display()),
             "--agent-path",
-            AGENT,
+            agent_bin(),
         ],
     )
     .output()
@@ -390,24 +394,7 @@ print(json.dumps({{"exited": 1, "exitcode": p.returncode, "out-data": p.stdout.d
 
 /// Run the agent binary on `job`, optionally in a new, empty network namespace.
 fn run_agent(job: &[u8], prefix: &[&str]) -> std::process::Output {
-    use std::io::Write;
-    let mut argv: Vec<&str> = prefix.to_vec();
-    argv.extend([AGENT, "agent"]);
-    let mut child = Command::new(argv[0])
-        .args(&argv[1..])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stdin = child.stdin.take().unwrap();
-    let job = job.to_vec();
-    let feeder = std::thread::spawn(move || {
-        let _ = stdin.write_all(&job);
-    });
-    let out = child.wait_with_output().unwrap();
-    feeder.join().unwrap();
-    out
+    common::run_agent(prefix, agent_bin(), job)
 }
 
 fn job_json(steps: &[Step], scope: &[&str], body_limit: usize) -> Vec<u8> {
@@ -533,7 +520,7 @@ fn a_hung_guest_does_not_hold_the_others() {
             log.display()
         ),
     );
-    let v = vantages(&[format!("lxc={} {{id}} --", fake.display())], AGENT);
+    let v = vantages(&[format!("lxc={} {{id}} --", fake.display())], agent_bin());
     let plan = Plan {
         target: "t".into(),
         hops: Vec::new(),

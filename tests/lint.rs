@@ -3,7 +3,7 @@
 //! real defects, the output formats and exit codes, and docs/findings.md matches the catalogue.
 
 use assert_cmd::Command;
-use phoenix_doctor::finding::{Finding, Severity};
+use phoenix_doctor::finding::{Finding, Origin, Severity};
 use phoenix_doctor::{diagnose, lint, model};
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
@@ -193,7 +193,7 @@ fn every_finding_is_static_documented_and_traceable() {
     assert!(!fs.is_empty());
     for f in &fs {
         let info = lint::lookup(&f.code).unwrap_or_else(|| panic!("{} not in catalog", f.code));
-        assert_eq!(f.origin, "static", "{}", f.code);
+        assert_eq!(f.origin, Origin::Static, "{}", f.code);
         assert!(
             f.hop.is_empty(),
             "{}: a static finding is not a traced hop",
@@ -921,6 +921,7 @@ fn fw_009_guest_rules_open_the_host() {
 // ---------------------------------------------------------------- the lab's config
 
 #[test]
+#[cfg(feature = "lab")]
 fn lint_reads_the_lab_config_with_its_own_addresses() {
     use phoenix_doctor::lab::{Lab, LabSpec};
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -1056,7 +1057,11 @@ fn static_findings_attach_to_the_hops_they_bear_on() {
     };
     let all = lint::run(&m);
     let r = diagnose::diagnose(&p, &run, &all);
-    let shown: Vec<&Finding> = r.findings.iter().filter(|f| f.origin == "static").collect();
+    let shown: Vec<&Finding> = r
+        .findings
+        .iter()
+        .filter(|f| f.origin == Origin::Static)
+        .collect();
     let shown_has = |code: &str, subject: &str| {
         shown
             .iter()

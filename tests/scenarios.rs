@@ -87,9 +87,10 @@ fn every_scenario_replays_to_its_expected_diagnosis() {
             .findings
             .iter()
             .filter(|f| {
-                f.origin == "live" && f.severity == phoenix_doctor::finding::Severity::Error
+                f.origin == phoenix_doctor::finding::Origin::Live
+                    && f.severity == phoenix_doctor::finding::Severity::Error
             })
-            .map(|f| (f.hop.clone(), f.code.clone()))
+            .map(|f| (f.hop.clone(), f.code.to_string()))
             .collect();
         live.sort();
         live.dedup();

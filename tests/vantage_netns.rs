@@ -6,7 +6,7 @@
 //! inside the namespaces; steps that run from here target 127.0.0.0/8 only.
 
 mod common;
-use common::sh;
+use common::{agent_bin, sh};
 use phoenix_doctor::observe::{Evidence, Observation, Outcome};
 use phoenix_doctor::plan::{ProbeSpec, Step, VantageRef};
 use phoenix_doctor::probe::{ProbeCtx, SystemFiles};
@@ -17,7 +17,6 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-const AGENT: &str = env!("CARGO_BIN_EXE_phoenix-doctor");
 const NAME: &str = "portainer.internal.thinkheads.ai";
 const HOST_IP: &str = "198.18.0.13";
 const LXC_IP: &str = "198.18.0.32";
@@ -255,7 +254,7 @@ fn tcp(o: &Observation) -> &phoenix_doctor::observe::TcpEvidence {
 #[test]
 fn dns_at_the_lxc_sees_its_own_hosts_override_and_the_host_does_not() {
     let lab = Lab::up("a");
-    let v = lab.vantages(AGENT);
+    let v = lab.vantages(agent_bin());
     let server: SocketAddr = format!("{HOST_IP}:53").parse().unwrap();
     let rt = rt();
     let ctx = ctx();
@@ -313,7 +312,7 @@ fn dns_at_the_lxc_sees_its_own_hosts_override_and_the_host_does_not() {
 #[test]
 fn tcp_from_the_vm_the_firewall_drops_is_filtered_and_open_from_the_other_vm() {
     let lab = Lab::up("b");
-    let v = lab.vantages(AGENT);
+    let v = lab.vantages(agent_bin());
     let target: SocketAddr = format!("{LXC_IP}:9443").parse().unwrap();
     let rt = rt();
     let ctx = ctx();
@@ -364,7 +363,7 @@ fn metacharacters_in_templates_and_agent_paths_run_nothing() {
     );
     let v = Vantages::new(VantageOptions {
         via: parse_via(&[format!("lxc={evil}")]).unwrap(),
-        agent_path: AGENT.into(),
+        agent_path: agent_bin().into(),
         ..VantageOptions::default()
     });
     let rt = rt();
@@ -411,7 +410,7 @@ fn metacharacters_in_templates_and_agent_paths_run_nothing() {
 #[test]
 fn a_missing_guest_is_a_tool_error_with_the_command_and_its_stderr() {
     let lab = Lab::up("d");
-    let v = lab.vantages(AGENT);
+    let v = lab.vantages(agent_bin());
     let target: SocketAddr = "127.0.0.171:9".parse().unwrap();
     let obs = rt().block_on(v.run(
         &[step(
@@ -501,7 +500,7 @@ fn without_an_agent_the_guest_files_are_read_through_the_transport() {
     let v = Vantages::new(VantageOptions {
         via: parse_via(&[format!("lxc={t}")]).unwrap(),
         force_host: true,
-        agent_path: AGENT.into(),
+        agent_path: agent_bin().into(),
         ..VantageOptions::default()
     });
     let o = rt.block_on(v.run(std::slice::from_ref(&s), &ctx)).remove(0);
@@ -512,7 +511,7 @@ fn without_an_agent_the_guest_files_are_read_through_the_transport() {
     // 3. --vantage host without a transport: this machine's files, marked substituted.
     let v = Vantages::new(VantageOptions {
         force_host: true,
-        agent_path: AGENT.into(),
+        agent_path: agent_bin().into(),
         ..VantageOptions::default()
     });
     let o = rt.block_on(v.run(std::slice::from_ref(&s), &ctx)).remove(0);
@@ -543,7 +542,7 @@ fn without_an_agent_the_guest_files_are_read_through_the_transport() {
     let site: BTreeMap<VantageRef, SystemFiles> = site_vantages(&cfg).unwrap();
     let v = Vantages::new(VantageOptions {
         via: parse_via(&[format!("lxc={t}")]).unwrap(),
-        agent_path: AGENT.into(),
+        agent_path: agent_bin().into(),
         site,
         ..VantageOptions::default()
     });
@@ -564,7 +563,7 @@ fn push_copies_the_agent_into_the_guest_and_runs_it() {
         via: parse_via(&[format!("vm={t}")]).unwrap(),
         agent_path: dest.display().to_string(),
         push: true,
-        self_exe: Some(PathBuf::from(AGENT)),
+        self_exe: Some(PathBuf::from(agent_bin())),
         ..VantageOptions::default()
     });
     let target: SocketAddr = format!("{LXC_IP}:9443").parse().unwrap();
@@ -579,12 +578,12 @@ fn push_copies_the_agent_into_the_guest_and_runs_it() {
     ));
     eprintln!(
         "push ({} bytes) + agent round trip: {:?}",
-        std::fs::metadata(AGENT).unwrap().len(),
+        std::fs::metadata(agent_bin()).unwrap().len(),
         started.elapsed()
     );
     assert_eq!(
         std::fs::read(&dest).unwrap().len() as u64,
-        std::fs::metadata(AGENT).unwrap().len()
+        std::fs::metadata(agent_bin()).unwrap().len()
     );
     let o = &obs[0];
     assert!(!o.vantage.substituted, "{o:?}");
@@ -592,26 +591,13 @@ fn push_copies_the_agent_into_the_guest_and_runs_it() {
     assert_eq!(tcp(o).state, "open");
 }
 
-/// The `agent` subcommand itself: a job on stdin, observations on stdout, exit 2 on a bad job.
-#[test]
-fn the_agent_subcommand_speaks_json_on_stdin_and_stdout() {
-    use std::io::Write;
-    let run = |input: &str| {
-        let mut child = Command::new(AGENT)
-            .arg("agent")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(input.as_bytes())
-            .unwrap();
-        child.wait_with_output().unwrap()
-    };
+/// Run `prefix... AGENT agent` with `input` on stdin.
+fn run_agent(prefix: &[&str], agent: &str, input: &str) -> std::process::Output {
+    common::run_agent(prefix, agent, input.as_bytes())
+}
+
+/// A job of one TCP step to a loopback port, as JSON.
+fn tcp_job() -> String {
     let target: SocketAddr = "127.0.0.175:9".parse().unwrap();
     let job = phoenix_doctor::vantage::Job::new(
         &[step(
@@ -629,7 +615,11 @@ fn the_agent_subcommand_speaks_json_on_stdin_and_stdout() {
         },
         Duration::from_secs(5),
     );
-    let out = run(&serde_json::to_string(&job).unwrap());
+    serde_json::to_string(&job).unwrap()
+}
+
+/// The agent's answer to [`tcp_job`]: one observation of its step, in the current protocol.
+fn assert_answers_the_tcp_job(out: &std::process::Output) {
     assert!(
         out.status.success(),
         "{}",
@@ -639,10 +629,72 @@ fn the_agent_subcommand_speaks_json_on_stdin_and_stdout() {
     assert_eq!(res.version, phoenix_doctor::vantage::AGENT_PROTOCOL_VERSION);
     assert_eq!(res.observations.len(), 1);
     assert_eq!(res.observations[0].step, "t.tcp");
-    let out = run("not json");
+}
+
+/// The `agent` subcommand itself: a job on stdin, observations on stdout, exit 2 on a bad job.
+#[test]
+fn the_agent_subcommand_speaks_json_on_stdin_and_stdout() {
+    assert_answers_the_tcp_job(&run_agent(&[], agent_bin(), &tcp_job()));
+    let out = run_agent(&[], agent_bin(), "not json");
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("stdin is not a job"));
     assert!(out.stdout.is_empty());
+}
+
+/// A guest's libc is not the host's: the static agent (`PD_AGENT_BIN`, built by
+/// scripts/build-agent.sh) answers a job from an empty root (no libc, no /etc, no NSS, no /proc)
+/// in a network namespace of its own, where the dynamically linked build cannot even start.
+/// Traced, it opens no NSS file and no resolver configuration: it never calls getaddrinfo.
+#[test]
+fn the_static_agent_runs_in_a_root_without_libc_and_never_uses_nss() {
+    let Ok(agent) = std::env::var("PD_AGENT_BIN") else {
+        eprintln!(
+            "skipped: PD_AGENT_BIN is not set (`sudo ./test` builds the static agent and sets it)"
+        );
+        return;
+    };
+    require_root();
+    let root = tempfile::tempdir().unwrap();
+    std::fs::copy(&agent, root.path().join("phoenix-doctor")).unwrap();
+    std::fs::copy(
+        env!("CARGO_BIN_EXE_phoenix-doctor"),
+        root.path().join("dynamic"),
+    )
+    .unwrap();
+    let r = root.path().to_str().unwrap();
+    let empty_root = ["unshare", "--net", "--root", r];
+    assert_answers_the_tcp_job(&run_agent(&empty_root, "/phoenix-doctor", &tcp_job()));
+    // the same place refuses a binary that needs the host's libc: the root really is empty
+    let out = run_agent(&empty_root, "/dynamic", &tcp_job());
+    assert!(!out.status.success(), "a dynamic binary ran without libc");
+
+    if Command::new("strace").arg("-V").output().is_err() {
+        eprintln!("skipped the NSS trace: strace is not installed");
+        return;
+    }
+    let log = root.path().join("strace.log");
+    let l = log.to_str().unwrap();
+    let traced = [
+        "strace",
+        "-f",
+        "-qq",
+        "-e",
+        "trace=openat,open,connect",
+        "-o",
+        l,
+    ];
+    assert_answers_the_tcp_job(&run_agent(&traced, &agent, &tcp_job()));
+    let calls = std::fs::read_to_string(&log).unwrap();
+    for nss in [
+        "nsswitch.conf",
+        "libnss_",
+        "/etc/hosts",
+        "resolv.conf",
+        "/run/systemd/resolve",
+        "nscd",
+    ] {
+        assert!(!calls.contains(nss), "the agent opened {nss}:\n{calls}");
+    }
 }
 
 /// The engine with `Vantages` as its runner: each batch runs at its own vantage, prerequisites
@@ -689,7 +741,7 @@ fn the_engine_runs_a_plan_from_each_steps_vantage() {
         scope: Scope {
             allowed: vec!["198.18.0.0/24".parse().unwrap()],
         },
-        runner: Arc::new(lab.vantages(AGENT)),
+        runner: Arc::new(lab.vantages(agent_bin())),
         ..Settings::default()
     };
     let started = Instant::now();

@@ -1,8 +1,8 @@
 //! `agent`: run a job of steps from stdin (bounded), observations to stdout.
 
 use crate::cli::GlobalArgs;
-use crate::error::{Error, Result};
-use crate::vantage::job::MAX_JOB_BYTES;
+use phoenix_doctor::error::{Error, Result};
+use phoenix_doctor::vantage::job::MAX_JOB_BYTES;
 use std::io::{Read, Write};
 
 pub fn agent(_g: &GlobalArgs) -> Result<u8> {
@@ -17,7 +17,7 @@ pub fn agent(_g: &GlobalArgs) -> Result<u8> {
             "agent: the job on stdin is over {MAX_JOB_BYTES} bytes"
         )));
     }
-    let out = super::runtime()?.block_on(crate::vantage::job::serve(&input))?;
+    let out = super::runtime()?.block_on(phoenix_doctor::vantage::job::serve(&input))?;
     let mut stdout = super::stdout();
     stdout
         .write_all(&out)

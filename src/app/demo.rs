@@ -4,8 +4,8 @@
 use super::lab::{list_faults, parse_faults, StopSignals};
 use super::trace::{emit, run_targets};
 use crate::cli::{DemoArgs, GlobalArgs, RunArgs};
-use crate::error::{Error, Result};
-use crate::lab::{Fault, Lab, LabSpec};
+use phoenix_doctor::error::{Error, Result};
+use phoenix_doctor::lab::{Fault, Lab, LabSpec};
 
 /// The seeds' own failure: LXC 102's /etc/hosts pins portainer.internal.thinkheads.ai to the
 /// old Portainer address, invisible from the host.
@@ -83,7 +83,7 @@ pub fn demo(g: &GlobalArgs, a: &DemoArgs) -> Result<u8> {
         ..g.clone()
     };
     let run = RunArgs {
-        scope: lab.scope().allowed.iter().map(|n| n.to_string()).collect(),
+        scope: lab.scope().allowed.clone(),
         timeout: std::time::Duration::from_secs(1),
         budget: std::time::Duration::from_secs(20),
         concurrency: 64,

@@ -2,11 +2,11 @@
 //! configs now, rendered like `check` (table, JSON, and the report formats).
 
 use crate::cli::{DriftArgs, Format, GlobalArgs};
-use crate::deployed::{self, compare::Ctx, DirSource, DriftReport, FileSource};
-use crate::diagnose::{Overall, Report, Verdict};
-use crate::error::{Error, Result};
-use crate::finding::Severity;
-use crate::report;
+use phoenix_doctor::deployed::{self, compare::Ctx, DirSource, DriftReport, FileSource};
+use phoenix_doctor::diagnose::{Overall, Report, Verdict};
+use phoenix_doctor::error::{Error, Result};
+use phoenix_doctor::finding::Severity;
+use phoenix_doctor::report;
 use tabled::builder::Builder;
 
 /// The JSON document `drift --format json` prints.
@@ -39,7 +39,7 @@ pub(crate) fn source(deployed: Option<&std::path::Path>) -> Result<Box<dyn FileS
 pub(crate) fn upstream_causes(
     g: &GlobalArgs,
     run: &crate::cli::RunArgs,
-    saved: &[crate::engine::SavedRun],
+    saved: &[phoenix_doctor::engine::SavedRun],
     reports: &mut [Report],
 ) -> Result<()> {
     let Some(dir) = run.deployed.as_deref() else {
@@ -47,9 +47,9 @@ pub(crate) fn upstream_causes(
     };
     let src = source(Some(dir))?;
     let m = super::inspect::load_model(g)?;
-    let up = crate::diagnose::upstream::Upstreams::read(&m, src.as_ref());
+    let up = phoenix_doctor::diagnose::upstream::Upstreams::read(&m, src.as_ref());
     for (s, r) in saved.iter().zip(reports.iter_mut()) {
-        crate::diagnose::upstream::explain(r, &s.plan, &m, &up);
+        phoenix_doctor::diagnose::upstream::explain(r, &s.plan, &m, &up);
     }
     Ok(())
 }
@@ -79,8 +79,13 @@ pub fn render(r: &DriftReport, format: Format, width: usize) -> Result<String> {
         }
         other => {
             let mut buf = Vec::new();
-            report::render(&as_report(r), other, report::Style::default(), &mut buf)
-                .map_err(|e| Error::tool(format!("rendering {}: {e}", other.name())))?;
+            report::render(
+                &as_report(r),
+                other.into(),
+                report::Style::default(),
+                &mut buf,
+            )
+            .map_err(|e| Error::tool(format!("rendering {}: {e}", other.name())))?;
             Ok(String::from_utf8_lossy(&buf).into_owned())
         }
     }
@@ -119,7 +124,7 @@ fn table(r: &DriftReport, width: usize) -> String {
                 .first()
                 .map(report::provenance_cell)
                 .unwrap_or_default();
-            b.push_record([f.code.clone(), text, config]);
+            b.push_record([f.code.to_string(), text, config]);
         }
         out.push_str(&report::fit_table(b, width, &[0, 2]));
         out.push('\n');
@@ -152,12 +157,12 @@ fn table(r: &DriftReport, width: usize) -> String {
 /// The drift findings as a report `check`'s renderers understand: lint's shape (one step per
 /// finding) with target `drift`, where an unreadable file cannot be judged.
 pub fn as_report(r: &DriftReport) -> Report {
-    let findings: Vec<&crate::finding::Finding> = r.findings.iter().collect();
+    let findings: Vec<&phoenix_doctor::finding::Finding> = r.findings.iter().collect();
     let mut rep = super::lint_cmd::as_report(&findings);
     rep.target = "drift".to_string();
     for s in &mut rep.steps {
         s.from = "deployed".to_string();
-        if s.code.as_deref() == Some(crate::deployed::catalog::UNREADABLE) {
+        if s.code.as_deref() == Some(phoenix_doctor::deployed::catalog::UNREADABLE.as_str()) {
             s.verdict = Verdict::CannotJudge;
         }
     }

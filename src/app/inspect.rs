@@ -1,9 +1,9 @@
 //! `plan`, `lint`, `show`: commands that read the configs and send nothing.
 
 use crate::cli::{Format, GlobalArgs, PlanArgs, ShowArgs, ShowWhat};
-use crate::error::{Error, Result};
-use crate::model::{self, render, Intended};
-use crate::plan;
+use phoenix_doctor::error::{Error, Result};
+use phoenix_doctor::model::{self, render, Intended};
+use phoenix_doctor::plan;
 
 /// Read the config dir named by the global options and derive the intended state.
 pub fn load_model(g: &GlobalArgs) -> Result<Intended> {
@@ -16,16 +16,19 @@ fn out(text: &str, format: Format) -> Result<u8> {
 }
 
 /// Build the plan for `target` from the global options (config dir, probes dir).
-pub fn build_plan(g: &GlobalArgs, target: &str) -> Result<crate::plan::Plan> {
+pub fn build_plan(g: &GlobalArgs, target: &str) -> Result<phoenix_doctor::plan::Plan> {
     let m = load_model(g)?;
     let defs = plan::load_defs(g.probes.as_deref())?;
     plan::build(&m, &defs, target)
 }
 
 /// Render a plan in the requested format (table or json).
-pub fn plan_text(p: &crate::plan::Plan, format: Format) -> Result<String> {
+pub fn plan_text(p: &phoenix_doctor::plan::Plan, format: Format) -> Result<String> {
     match format {
-        Format::Table => Ok(plan::render::table(p, crate::report::output_width())),
+        Format::Table => Ok(plan::render::table(
+            p,
+            phoenix_doctor::report::output_width(),
+        )),
         Format::Json => super::versioned_json(p),
         other => Err(Error::input(format!(
             "plan: --format {} is not available; use table or json",

@@ -1,8 +1,8 @@
 //! `lab` and `demo`: the simulated platform.
 
 use crate::cli::{Format, GlobalArgs, LabArgs};
-use crate::error::{Error, Result};
-use crate::lab::{self, Fault, Lab, LabHandle, LabSpec};
+use phoenix_doctor::error::{Error, Result};
+use phoenix_doctor::lab::{self, Fault, Lab, LabHandle, LabSpec};
 use std::io::Write;
 use tokio::signal::unix::{signal, Signal, SignalKind};
 

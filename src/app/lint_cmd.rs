@@ -2,12 +2,12 @@
 //! (one row per code and cause, fitted to the terminal), as JSON, or as JUnit XML.
 
 use crate::cli::{Format, GlobalArgs, LintArgs, SeverityArg};
-use crate::diagnose::{Overall, Report, StepResult, Verdict, REPORT_SCHEMA_VERSION};
-use crate::error::{exit, Error, Result};
-use crate::finding::{Finding, Severity};
-use crate::lint;
-use crate::observe::Layer;
-use crate::report;
+use phoenix_doctor::diagnose::{Overall, Report, StepResult, Verdict, REPORT_SCHEMA_VERSION};
+use phoenix_doctor::error::{exit, Error, Result};
+use phoenix_doctor::finding::{Finding, Severity};
+use phoenix_doctor::lint;
+use phoenix_doctor::observe::Layer;
+use phoenix_doctor::report;
 use tabled::builder::Builder;
 
 /// The JSON document `lint --format json` prints.
@@ -17,7 +17,7 @@ struct LintJson<'a> {
     findings: &'a [&'a Finding],
     /// With `--baseline`: what it accepted, expired and left stale.
     #[serde(skip_serializing_if = "Option::is_none")]
-    baseline: Option<&'a crate::baseline::Summary>,
+    baseline: Option<&'a phoenix_doctor::baseline::Summary>,
 }
 
 /// Findings that share a code and a cause: the same defect seen on several subjects.
@@ -65,10 +65,10 @@ fn cause(f: &Finding) -> String {
 
 /// Group findings by code and cause, in the order each group first appears.
 pub fn group<'a>(findings: &[&'a Finding]) -> Vec<Group<'a>> {
-    let mut keys: Vec<(String, String)> = Vec::new();
+    let mut keys: Vec<(phoenix_doctor::finding::Code, String)> = Vec::new();
     let mut groups: Vec<Group<'a>> = Vec::new();
     for f in findings {
-        let key = (f.code.clone(), cause(f));
+        let key = (f.code, cause(f));
         match keys.iter().position(|k| *k == key) {
             Some(i) => groups[i].cases.push(f),
             None => {
@@ -127,7 +127,7 @@ fn config_cell(f: &Finding, more: usize) -> String {
 pub fn render_table(
     findings: &[&Finding],
     width: usize,
-    baseline: Option<&crate::baseline::Summary>,
+    baseline: Option<&phoenix_doctor::baseline::Summary>,
 ) -> String {
     let mut out = String::new();
     for sev in [Severity::Error, Severity::Warning, Severity::Info] {
@@ -192,7 +192,7 @@ pub fn render_table(
         count(Severity::Info)
     ));
     if let Some(b) = baseline {
-        out.push_str(&crate::baseline::summary_lines(b));
+        out.push_str(&phoenix_doctor::baseline::summary_lines(b));
     }
     out
 }
@@ -200,7 +200,7 @@ pub fn render_table(
 /// The JSON document.
 pub fn render_json(
     findings: &[&Finding],
-    baseline: Option<&crate::baseline::Summary>,
+    baseline: Option<&phoenix_doctor::baseline::Summary>,
 ) -> Result<String> {
     let mut s = serde_json::to_string_pretty(&LintJson {
         schema_version: 1,
@@ -218,7 +218,7 @@ pub fn as_report(findings: &[&Finding]) -> Report {
     let steps: Vec<StepResult> = findings
         .iter()
         .map(|f| StepResult {
-            id: f.code.clone(),
+            id: f.code.to_string(),
             hop: f.code.split('-').nth(1).unwrap_or("lint").to_lowercase(),
             from: "config".to_string(),
             to: f.subjects.first().cloned().unwrap_or_default(),
@@ -233,7 +233,7 @@ pub fn as_report(findings: &[&Finding]) -> Report {
             evidence: f.evidence.clone(),
             provenance: f.provenance.clone(),
             duration_ms: 0.0,
-            code: Some(f.code.clone()),
+            code: Some(f.code),
             symptom_of: None,
             vantage: Default::default(),
             path: String::new(),
@@ -263,7 +263,7 @@ pub fn as_report(findings: &[&Finding]) -> Report {
 fn lint_text(
     g: &GlobalArgs,
     findings: &[&Finding],
-    baseline: Option<&crate::baseline::Summary>,
+    baseline: Option<&phoenix_doctor::baseline::Summary>,
     width: usize,
 ) -> Result<(String, u8)> {
     let text = match g.format {
@@ -273,7 +273,7 @@ fn lint_text(
             let mut buf = Vec::new();
             report::render(
                 &as_report(findings),
-                Format::Junit,
+                Format::Junit.into(),
                 report::Style::default(),
                 &mut buf,
             )
@@ -296,7 +296,7 @@ fn lint_text(
             )))
         }
     };
-    let code = if findings.iter().any(|f| crate::baseline::counts(f)) {
+    let code = if findings.iter().any(|f| phoenix_doctor::baseline::counts(f)) {
         exit::DIVERGED
     } else {
         exit::HEALTHY
@@ -312,9 +312,13 @@ pub fn lint(g: &GlobalArgs, a: &LintArgs) -> Result<u8> {
         .transpose()?;
     let m = super::inspect::load_model(g)?;
     let mut all = lint::run(&m);
-    let summary = baseline
-        .as_ref()
-        .map(|b| crate::baseline::apply_findings(&mut all, b, crate::baseline::Day::today()));
+    let summary = baseline.as_ref().map(|b| {
+        phoenix_doctor::baseline::apply_findings(
+            &mut all,
+            b,
+            phoenix_doctor::baseline::Day::today(),
+        )
+    });
     let findings = select(&all, a);
     let (text, code) = lint_text(g, &findings, summary.as_ref(), report::output_width())?;
     super::print_stdout(&text, g.format, false)?;
@@ -326,7 +330,11 @@ mod tests {
     use super::*;
 
     fn f(code: &str, sev: Severity, subject: &str, actual: &str) -> Finding {
-        let mut f = Finding::new(code, sev, format!("{subject}: title"));
+        let mut f = Finding::new(
+            phoenix_doctor::finding::Code::lookup(code).unwrap(),
+            sev,
+            format!("{subject}: title"),
+        );
         f.actual = actual.to_string();
         f.subjects = vec![subject.to_string()];
         f
@@ -375,7 +383,7 @@ mod tests {
             f("PD-DNSCFG-006", Severity::Info, "c", ""),
         ];
         let codes = |a: &LintArgs| -> Vec<String> {
-            select(&all, a).iter().map(|f| f.code.clone()).collect()
+            select(&all, a).iter().map(|f| f.code.to_string()).collect()
         };
         let sev = |s| LintArgs {
             severity: Some(s),
@@ -394,5 +402,29 @@ mod tests {
         assert_eq!(codes(&code("pd-fw-005")), vec!["PD-FW-005"]);
         assert_eq!(codes(&code("PD-FW")), vec!["PD-FW-005", "PD-FW-001"]);
         assert!(codes(&code("PD-F")).is_empty());
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+        /// Any finding text (controls, wide characters, empty subjects) at any width renders
+        /// as a table without panicking, and as JSON that parses back with every finding.
+        #[test]
+        fn any_finding_text_renders(
+            texts in proptest::collection::vec(("(?s).{0,40}", "(?s).{0,20}"), 1..6),
+            width in 0usize..200,
+        ) {
+            let all: Vec<Finding> = texts
+                .iter()
+                .enumerate()
+                .map(|(i, (actual, subject))| {
+                    let sev = [Severity::Error, Severity::Warning, Severity::Info][i % 3];
+                    f("PD-FW-005", sev, subject, actual)
+                })
+                .collect();
+            let refs: Vec<&Finding> = all.iter().collect();
+            let _ = render_table(&refs, width, None);
+            let json: serde_json::Value = serde_json::from_str(&render_json(&refs, None).unwrap()).unwrap();
+            proptest::prop_assert_eq!(json["findings"].as_array().map(Vec::len), Some(all.len()));
+        }
     }
 }

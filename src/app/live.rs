@@ -1,13 +1,13 @@
 //! Building and executing live plans from the configs (shared by trace, check and demo).
 
-use crate::cli::{GlobalArgs, RunArgs};
-use crate::diagnose::catalog::CodeInfo;
-use crate::engine::{self, SavedRun, Scope, Settings};
-use crate::error::{Error, Result};
-use crate::finding::Finding;
-use crate::model::{self, Intended};
-use crate::plan::{self, TraceDef};
-use crate::vantage::{cluster, Vantages};
+use crate::cli::{GlobalArgs, RunArgs, VantageOverride};
+use phoenix_doctor::diagnose::catalog::CodeInfo;
+use phoenix_doctor::engine::{self, SavedRun, Scope, Settings};
+use phoenix_doctor::error::{Error, Result};
+use phoenix_doctor::finding::Finding;
+use phoenix_doctor::model::{self, Intended};
+use phoenix_doctor::plan::{self, TraceDef};
+use phoenix_doctor::vantage::{cluster, site_vantages, VantageOptions, Vantages};
 use std::sync::Arc;
 
 /// The intended state and the trace definitions for this invocation.
@@ -31,34 +31,43 @@ pub(crate) fn all_targets(g: &GlobalArgs) -> Result<Vec<String>> {
 }
 
 /// The scope: `--scope` values, or the platform's subnets plus loopback.
-pub(crate) fn scope(run: &RunArgs, m: &Intended) -> Result<Scope> {
-    let mut allowed = Vec::new();
+pub(crate) fn scope(run: &RunArgs, m: &Intended) -> Scope {
     if run.scope.is_empty() {
         let (scope, notes) = Scope::platform(&m.subnets);
         for n in notes {
             eprintln!("phoenix-doctor: note: {n}");
         }
-        return Ok(scope);
-    } else {
-        for s in &run.scope {
-            let net = s
-                .parse::<ipnet::IpNet>()
-                .or_else(|_| s.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
-                .map_err(|_| {
-                    Error::input(format!(
-                        "--scope `{s}`: expected a CIDR such as 127.0.0.0/8"
-                    ))
-                })?;
-            allowed.push(net);
-        }
+        return scope;
     }
-    Ok(Scope { allowed })
+    Scope {
+        allowed: run.scope.clone(),
+    }
+}
+
+/// The vantages of `--vantage`, `--via`, `--agent-path` and `--push`, and the site file's
+/// simulated vantages in `config_dir`.
+pub(crate) fn vantages(run: &RunArgs, config_dir: &std::path::Path) -> Result<Vantages> {
+    if run.push && !run.agent_path.starts_with('/') {
+        return Err(Error::input(format!(
+            "--push needs an absolute --agent-path inside the guests (found `{}`), e.g. --agent-path /usr/local/bin/phoenix-doctor",
+            run.agent_path
+        )));
+    }
+    Ok(Vantages::new(VantageOptions {
+        via: run.via.iter().cloned().collect(),
+        force_host: run.vantage == Some(VantageOverride::Host),
+        agent_path: run.agent_path.clone(),
+        push: run.push,
+        self_exe: None,
+        site: site_vantages(config_dir)?,
+        cluster: None,
+    }))
 }
 
 /// How the engine runs a live plan: `--concurrency`, `--timeout`, `--budget`, `--scope` and the
 /// vantages of `--vantage`/`--via`.
 pub(crate) fn settings(g: &GlobalArgs, run: &RunArgs, m: &Intended) -> Result<Settings> {
-    settings_for(run, m, Vantages::from_run_args(run, &g.config_dir)?)
+    settings_for(run, m, vantages(run, &g.config_dir)?)
 }
 
 /// The engine's settings for `run`, steps entering guests through `vantages`.
@@ -67,7 +76,7 @@ fn settings_for(run: &RunArgs, m: &Intended, vantages: Vantages) -> Result<Setti
         concurrency: run.concurrency.max(1),
         timeout: run.timeout,
         budget: run.budget,
-        scope: scope(run, m)?,
+        scope: scope(run, m),
         runner: Arc::new(vantages),
         ..Settings::default()
     })
@@ -84,7 +93,7 @@ pub(crate) fn execute(
     let plans = plan::build_many(&ctx.model, &ctx.defs, targets)?;
     let static_findings: Vec<Finding> = static_findings(&ctx.model);
     let rt = super::runtime()?;
-    let vantages = Vantages::from_run_args(run, &g.config_dir)?;
+    let vantages = vantages(run, &g.config_dir)?;
     let vantages =
         if vantages.needs_placement(plans.iter().flat_map(|p| p.steps.iter().map(|s| s.from))) {
             let cluster = rt.block_on(cluster::discover(run.budget));
@@ -134,7 +143,7 @@ pub(crate) fn execute(
 /// The host-side hops are probed from the node the tool runs on: when the cluster shows the
 /// gateway LXC on another node, say which node carries its traffic.
 fn gateway_note(c: &cluster::Cluster, m: &Intended) -> Option<String> {
-    let gw = crate::plan::VantageRef::Lxc(m.gateway.as_ref()?.lxc);
+    let gw = phoenix_doctor::plan::VantageRef::Lxc(m.gateway.as_ref()?.lxc);
     let node = c.node_of(gw)?;
     (node != c.local).then(|| {
         format!(
@@ -161,7 +170,7 @@ fn progress_bar(total: u64) -> Option<indicatif::ProgressBar> {
 
 /// Static findings from the configs (shown beside the live hops they bear on).
 pub(crate) fn static_findings(m: &Intended) -> Vec<Finding> {
-    crate::lint::run(m)
+    phoenix_doctor::lint::run(m)
 }
 
 /// The catalogue behind `explain`.

@@ -2,9 +2,9 @@
 //! subcommand written into a new directory.
 
 use crate::cli::{Cli, ManArgs};
-use crate::error::{Error, Result};
-use crate::fsutil::{write_atomic, Existing};
 use clap::CommandFactory;
+use phoenix_doctor::error::{Error, Result};
+use phoenix_doctor::fsutil::{write_atomic, Existing};
 use std::path::Path;
 
 /// The built command tree (display names `phoenix-doctor-probe-dns` set), without `help`.

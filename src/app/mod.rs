@@ -1,17 +1,19 @@
 //! Subcommand handlers: glue between the CLI types and the library modules.
 
 use crate::cli::{Cli, Command, Format};
-use crate::error::{exit, Error, Result};
+use phoenix_doctor::error::{exit, Error, Result};
 use std::io::Write;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 mod agent;
+#[cfg(feature = "lab")]
 mod demo;
 mod drift;
 pub mod inspect;
+#[cfg(feature = "lab")]
 mod lab;
 pub mod lint_cmd;
-mod live;
+pub(crate) mod live;
 pub mod man;
 mod probe;
 mod serve;
@@ -85,9 +87,11 @@ const REPORT_FORMATS: &[Format] = &[
 pub fn formats(c: &Command) -> (&'static str, &'static [Format]) {
     use Format::*;
     match c {
+        #[cfg(feature = "lab")]
         Command::Demo(_) => ("demo", REPORT_FORMATS),
         Command::Trace(_) => ("trace", REPORT_FORMATS),
         Command::Check(_) => ("check", REPORT_FORMATS),
+        #[cfg(feature = "lab")]
         Command::Lab(_) => ("lab", &[Table, Json]),
         Command::Plan(_) => ("plan", &[Table, Json]),
         Command::Lint(_) => ("lint", &[Table, Json, Junit, Github]),
@@ -130,7 +134,7 @@ pub fn run(cli: Cli) -> Result<u8> {
     match result {
         Err(e) if format == Format::Nagios => {
             eprintln!("phoenix-doctor: {e}");
-            let line = crate::report::nagios::unknown_line(&e.to_string());
+            let line = phoenix_doctor::report::nagios::unknown_line(&e.to_string());
             let _ = print(&line);
             Ok(exit::CANNOT_JUDGE)
         }
@@ -141,7 +145,9 @@ pub fn run(cli: Cli) -> Result<u8> {
 fn dispatch(cli: Cli) -> Result<u8> {
     let g = &cli.global;
     match cli.command {
+        #[cfg(feature = "lab")]
         Command::Demo(a) => demo::demo(g, &a),
+        #[cfg(feature = "lab")]
         Command::Lab(a) => lab::lab(g, &a),
         Command::Trace(a) => trace::trace(g, &a),
         Command::Check(a) => trace::check(g, &a),
@@ -189,10 +195,10 @@ pub(crate) fn versioned_json<T: serde::Serialize>(body: &T) -> Result<String> {
 }
 
 /// Read a `--baseline` file; its entries may name any code the tool reports.
-pub(crate) fn load_baseline(path: &std::path::Path) -> Result<crate::baseline::Baseline> {
+pub(crate) fn load_baseline(path: &std::path::Path) -> Result<phoenix_doctor::baseline::Baseline> {
     let codes = trace::all_codes();
     let names: Vec<&str> = codes.iter().map(|c| c.code).collect();
-    crate::baseline::Baseline::load(path, &names)
+    phoenix_doctor::baseline::Baseline::load(path, &names)
 }
 
 /// Write a command's output to stdout. The human formats (table, mermaid, and `show`'s platform
@@ -201,7 +207,9 @@ pub(crate) fn load_baseline(path: &std::path::Path) -> Result<crate::baseline::B
 /// encodings. A reader that stopped early (`| head`) is not an error.
 pub(crate) fn print_stdout(text: &str, format: Format, colour: bool) -> Result<()> {
     let text = match format {
-        Format::Table | Format::Mermaid => crate::fsutil::escape_terminal_output(text, colour),
+        Format::Table | Format::Mermaid => {
+            phoenix_doctor::fsutil::escape_terminal_output(text, colour)
+        }
         _ => std::borrow::Cow::Borrowed(text),
     };
     print(&text)

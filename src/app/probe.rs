@@ -1,11 +1,14 @@
 //! `probe dns|tcp|tls|mtls|http`: one probe by hand, printed as text or JSON.
 
 use crate::cli::{Format, GlobalArgs, ProbeCommand, ProbeCommon};
-use crate::engine::Scope;
-use crate::error::{exit, Error, Result};
-use crate::observe::{Evidence, Observation, Outcome, TlsEvidence};
-use crate::plan::{Identity, ProbeSpec, Step, Trust, VantageRef};
-use crate::probe::{self, ProbeCtx, SystemFiles};
+use phoenix_doctor::engine::Scope;
+use phoenix_doctor::error::{exit, Error, Result};
+use phoenix_doctor::observe::{
+    DnsEvidence, Evidence, HttpEvidence, MtlsEvidence, Observation, Outcome, TcpEvidence, Timings,
+    TlsEvidence,
+};
+use phoenix_doctor::plan::{Identity, ProbeSpec, Step, Trust, VantageRef};
+use phoenix_doctor::probe::{self, ProbeCtx, SystemFiles};
 use std::io::Write;
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
@@ -26,24 +29,11 @@ fn dns_server(s: &str) -> Result<SocketAddr> {
         .map_err(|_| Error::input(format!("--server: expected IP or IP:PORT, found `{s}`")))
 }
 
-/// Parse the scope CIDRs; empty = any address.
-pub(crate) fn parse_scope(cidrs: &[String]) -> Result<Option<Scope>> {
-    if cidrs.is_empty() {
-        return Ok(None);
-    }
-    let mut allowed = Vec::new();
-    for c in cidrs {
-        let net = c
-            .parse::<ipnet::IpNet>()
-            .or_else(|_| c.parse::<IpAddr>().map(ipnet::IpNet::from))
-            .map_err(|_| {
-                Error::input(format!(
-                    "--scope: expected a CIDR such as 127.0.0.0/8, found `{c}`"
-                ))
-            })?;
-        allowed.push(net);
-    }
-    Ok(Some(Scope { allowed }))
+/// The scope of `--scope`; none given = any address.
+fn scope_of(cidrs: &[ipnet::IpNet]) -> Option<Scope> {
+    (!cidrs.is_empty()).then(|| Scope {
+        allowed: cidrs.to_vec(),
+    })
 }
 
 fn trust(ca: &Option<PathBuf>) -> Trust {
@@ -182,7 +172,7 @@ pub fn probe(g: &GlobalArgs, p: &ProbeCommand) -> Result<u8> {
         ),
     };
     let timeout = common.timeout;
-    let scope = parse_scope(&common.scope)?;
+    let scope = scope_of(&common.scope);
     let layer = spec.layer();
     let step = Step {
         id: format!("probe.{layer}"),
@@ -204,7 +194,7 @@ pub fn probe(g: &GlobalArgs, p: &ProbeCommand) -> Result<u8> {
     };
     let obs = match &scope {
         Some(s) if !s.allows(step.probe.target_addr().ip()) => {
-            crate::engine::out_of_scope(&step, s)
+            phoenix_doctor::engine::out_of_scope(&step, s)
         }
         _ => {
             let rt = super::runtime()?;
@@ -287,7 +277,7 @@ fn write_tls(w: &mut dyn Write, t: &TlsEvidence) -> std::io::Result<()> {
             "remaining",
             format!(
                 "{} ({:.0}% of its life)",
-                crate::observe::remaining_life(s),
+                phoenix_doctor::observe::remaining_life(s),
                 f * 100.0
             ),
         )?;
@@ -314,115 +304,132 @@ pub fn write_text(w: &mut dyn Write, o: &Observation) -> std::io::Result<()> {
     )?;
     match &o.evidence {
         Evidence::None => {}
-        Evidence::Dns(d) => {
-            row(
-                w,
-                "server",
-                format!(
-                    "{} ({})",
-                    d.server,
-                    if d.protocol.is_empty() {
-                        "-"
-                    } else {
-                        &d.protocol
-                    }
-                ),
-            )?;
-            row(
-                w,
-                "rcode",
-                if d.rcode.is_empty() {
-                    "(no answer)"
-                } else {
-                    &d.rcode
-                },
-            )?;
-            let a: Vec<String> = d.answers.iter().map(|i| i.to_string()).collect();
-            row(
-                w,
-                "answers",
-                if a.is_empty() {
-                    "-".into()
-                } else {
-                    a.join(", ")
-                },
-            )?;
-            if let Some(t) = d.ttl {
-                row(w, "ttl", t)?;
-            }
-            for h in &d.hosts_entries {
-                row(
-                    w,
-                    "hosts entry",
-                    format!("{}:{} {} {}", h.file, h.line, h.ip, h.names.join(" ")),
-                )?;
-            }
-            if let Some(rc) = &d.resolv_conf {
-                let ns: Vec<String> = rc.nameservers.iter().map(|i| i.to_string()).collect();
-                row(
-                    w,
-                    "resolv.conf",
-                    format!(
-                        "{}: nameservers {} search {}",
-                        rc.file,
-                        ns.join(", "),
-                        rc.search.join(" ")
-                    ),
-                )?;
-            }
-            let e: Vec<String> = d.effective.iter().map(|i| i.to_string()).collect();
-            row(
-                w,
-                "effective",
-                if e.is_empty() {
-                    "-".into()
-                } else {
-                    format!("{} (from {})", e.join(", "), d.effective_source)
-                },
-            )?;
-        }
-        Evidence::Tcp(t) => {
-            row(w, "addr", &t.addr)?;
-            row(w, "state", &t.state)?;
-            if let Some(e) = &t.os_error {
-                row(w, "os error", e)?;
-            }
-        }
+        Evidence::Dns(d) => write_dns(w, d)?,
+        Evidence::Tcp(t) => write_tcp(w, t)?,
         Evidence::Tls(t) => write_tls(w, t)?,
-        Evidence::Mtls(m) => {
-            write_tls(w, &m.tls)?;
-            row(w, "requested", m.requested)?;
-            for h in &m.ca_hints {
-                row(w, "ca hint", h)?;
-            }
-            row(w, "without cert", &m.without_cert)?;
-            if let Some(c) = &m.with_cert {
-                row(w, "with cert", c)?;
-            }
-            row(w, "verdict", &m.verdict)?;
-        }
-        Evidence::Http(h) => {
-            row(w, "url", &h.url)?;
-            row(w, "connect", &h.connect)?;
-            if let Some(t) = &h.tls {
-                write_tls(w, t)?;
-            }
-            if let Some(s) = h.status {
-                row(w, "status", s)?;
-            }
-            if let Some(s) = &h.server {
-                row(w, "server", s)?;
-            }
-            if let Some(m) = &h.proxy_meaning {
-                row(w, "proxy meaning", m)?;
-            }
-            let start: String = h.body.chars().take(200).collect();
-            if !start.is_empty() {
-                row(w, "body", format!("{:?}", start))?;
-            }
-        }
+        Evidence::Mtls(m) => write_mtls(w, m)?,
+        Evidence::Http(h) => write_http(w, h)?,
     }
-    let t = &o.timings;
+    write_timings(w, &o.timings)
+}
+
+/// DNS evidence: the server, the answer, and the vantage's own view (hosts file, resolv.conf).
+fn write_dns(w: &mut dyn Write, d: &DnsEvidence) -> std::io::Result<()> {
+    row(
+        w,
+        "server",
+        format!(
+            "{} ({})",
+            d.server,
+            if d.protocol.is_empty() {
+                "-"
+            } else {
+                &d.protocol
+            }
+        ),
+    )?;
+    row(
+        w,
+        "rcode",
+        if d.rcode.is_empty() {
+            "(no answer)"
+        } else {
+            &d.rcode
+        },
+    )?;
+    let a: Vec<String> = d.answers.iter().map(|i| i.to_string()).collect();
+    row(
+        w,
+        "answers",
+        if a.is_empty() {
+            "-".into()
+        } else {
+            a.join(", ")
+        },
+    )?;
+    if let Some(t) = d.ttl {
+        row(w, "ttl", t)?;
+    }
+    for h in &d.hosts_entries {
+        row(
+            w,
+            "hosts entry",
+            format!("{}:{} {} {}", h.file, h.line, h.ip, h.names.join(" ")),
+        )?;
+    }
+    if let Some(rc) = &d.resolv_conf {
+        let ns: Vec<String> = rc.nameservers.iter().map(|i| i.to_string()).collect();
+        row(
+            w,
+            "resolv.conf",
+            format!(
+                "{}: nameservers {} search {}",
+                rc.file,
+                ns.join(", "),
+                rc.search.join(" ")
+            ),
+        )?;
+    }
+    let e: Vec<String> = d.effective.iter().map(|i| i.to_string()).collect();
+    row(
+        w,
+        "effective",
+        if e.is_empty() {
+            "-".into()
+        } else {
+            format!("{} (from {})", e.join(", "), d.effective_source)
+        },
+    )?;
+    Ok(())
+}
+
+fn write_tcp(w: &mut dyn Write, t: &TcpEvidence) -> std::io::Result<()> {
+    row(w, "addr", &t.addr)?;
+    row(w, "state", &t.state)?;
+    if let Some(e) = &t.os_error {
+        row(w, "os error", e)?;
+    }
+    Ok(())
+}
+
+fn write_mtls(w: &mut dyn Write, m: &MtlsEvidence) -> std::io::Result<()> {
+    write_tls(w, &m.tls)?;
+    row(w, "requested", m.requested)?;
+    for h in &m.ca_hints {
+        row(w, "ca hint", h)?;
+    }
+    row(w, "without cert", &m.without_cert)?;
+    if let Some(c) = &m.with_cert {
+        row(w, "with cert", c)?;
+    }
+    row(w, "verdict", &m.verdict)?;
+    Ok(())
+}
+
+fn write_http(w: &mut dyn Write, h: &HttpEvidence) -> std::io::Result<()> {
+    row(w, "url", &h.url)?;
+    row(w, "connect", &h.connect)?;
+    if let Some(t) = &h.tls {
+        write_tls(w, t)?;
+    }
+    if let Some(s) = h.status {
+        row(w, "status", s)?;
+    }
+    if let Some(s) = &h.server {
+        row(w, "server", s)?;
+    }
+    if let Some(m) = &h.proxy_meaning {
+        row(w, "proxy meaning", m)?;
+    }
+    let start: String = h.body.chars().take(200).collect();
+    if !start.is_empty() {
+        row(w, "body", format!("{:?}", start))?;
+    }
+    Ok(())
+}
+
+/// The per-phase timings that were measured, and the total.
+fn write_timings(w: &mut dyn Write, t: &Timings) -> std::io::Result<()> {
     let mut parts = Vec::new();
     for (k, v) in [
         ("resolve", t.resolve_ms),
@@ -466,9 +473,13 @@ mod tests {
 
     #[test]
     fn scope_parses() {
-        assert!(parse_scope(&[]).unwrap().is_none());
-        let s = parse_scope(&["127.0.0.0/8".into()]).unwrap().unwrap();
+        assert!(scope_of(&[]).is_none());
+        let net = crate::cli::parse_cidr("127.0.0.0/8").unwrap();
+        let s = scope_of(&[net]).unwrap();
         assert!(s.allows("127.1.2.3".parse().unwrap()));
-        assert!(parse_scope(&["nope".into()]).is_err());
+        assert!(!s.allows("128.0.0.1".parse().unwrap()));
+        assert!(crate::cli::parse_cidr("nope").is_err());
+        let one = crate::cli::parse_cidr("127.0.0.5").unwrap();
+        assert_eq!(one.to_string(), "127.0.0.5/32");
     }
 }

@@ -5,15 +5,15 @@
 
 use super::live::{self, Context};
 use crate::cli::{Format, GlobalArgs, RunArgs, ServeArgs};
-use crate::diagnose::{self, Overall, Report};
-use crate::engine::{self, Run};
-use crate::error::{Error, Result};
-use crate::report::prometheus::label;
-use crate::report::{self, Style};
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
+use phoenix_doctor::diagnose::{self, Overall, Report};
+use phoenix_doctor::engine::{self, Run};
+use phoenix_doctor::error::{Error, Result};
+use phoenix_doctor::report::prometheus::label;
+use phoenix_doctor::report::{self, Style};
 use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
 use std::future::Future;
@@ -56,7 +56,7 @@ struct Live {
     g: GlobalArgs,
     run: RunArgs,
     /// `--baseline`: accepted findings are exported but do not count in the verdict.
-    baseline: Option<Arc<crate::baseline::Baseline>>,
+    baseline: Option<Arc<phoenix_doctor::baseline::Baseline>>,
 }
 
 /// Run sync work (config reads) off the async workers.
@@ -77,7 +77,7 @@ impl Tracer for Live {
         Box::pin(async move {
             let (plan, settings, statics) = blocking(move || {
                 let ctx = Context::load(&g)?;
-                let plan = crate::plan::build(&ctx.model, &ctx.defs, &target)?;
+                let plan = phoenix_doctor::plan::build(&ctx.model, &ctx.defs, &target)?;
                 let mut settings = live::settings(&g, &run, &ctx.model)?;
                 settings.budget = settings.budget.min(budget);
                 Ok((plan, settings, live::static_findings(&ctx.model)))
@@ -86,10 +86,10 @@ impl Tracer for Live {
             let run = engine::execute(&plan, &settings).await;
             let mut reports = vec![diagnose::diagnose(&plan, &run, &statics)];
             if let Some(b) = &baseline {
-                crate::baseline::apply_reports(
+                phoenix_doctor::baseline::apply_reports(
                     &mut reports,
                     b.as_ref(),
-                    crate::baseline::Day::today(),
+                    phoenix_doctor::baseline::Day::today(),
                 );
             }
             Ok(Traced {
@@ -205,7 +205,7 @@ fn render(traced: &Traced) -> String {
     let _ = report::render_runs(
         &traced.reports,
         &traced.runs,
-        Format::Prometheus,
+        Format::Prometheus.into(),
         Style::default(),
         &mut buf,
     );
@@ -274,7 +274,7 @@ async fn probe(state: &State, target: &str, timeout_header: Option<&str>) -> Res
             state.error("config");
             return refuse(
                 StatusCode::INTERNAL_SERVER_ERROR,
-                crate::fsutil::escape_terminal_line(&e.to_string()).into_owned(),
+                phoenix_doctor::fsutil::escape_terminal_line(&e.to_string()).into_owned(),
             );
         }
         Err(_) => {
@@ -297,7 +297,7 @@ async fn probe(state: &State, target: &str, timeout_header: Option<&str>) -> Res
             StatusCode::BAD_REQUEST,
             format!(
                 "unknown target `{}{more}`; known targets: {}",
-                crate::fsutil::escape_terminal_line(&shown),
+                phoenix_doctor::fsutil::escape_terminal_line(&shown),
                 known.join(", ")
             ),
         );
@@ -327,7 +327,7 @@ async fn probe(state: &State, target: &str, timeout_header: Option<&str>) -> Res
             state.error("trace");
             return refuse(
                 StatusCode::INTERNAL_SERVER_ERROR,
-                crate::fsutil::escape_terminal_line(&e.to_string()).into_owned(),
+                phoenix_doctor::fsutil::escape_terminal_line(&e.to_string()).into_owned(),
             );
         }
         Err(_) => {

@@ -3,11 +3,11 @@
 use crate::cli::{
     BaselineWriteArgs, CheckArgs, ExplainArgs, Format, GlobalArgs, RunArgs, TraceArgs,
 };
-use crate::diagnose::{self, catalog, Overall, Report};
-use crate::engine::{Run, SavedRun, SavedRuns, RUN_SCHEMA_VERSION};
-use crate::error::{Error, Result};
-use crate::fsutil::{read_bounded_string, write_atomic, Existing, FileKind};
-use crate::report::{self, Style};
+use phoenix_doctor::diagnose::{self, catalog, Overall, Report};
+use phoenix_doctor::engine::{Run, SavedRun, SavedRuns, RUN_SCHEMA_VERSION};
+use phoenix_doctor::error::{Error, Result};
+use phoenix_doctor::fsutil::{read_bounded_string, write_atomic, Existing, FileKind};
+use phoenix_doctor::report::{self, Style};
 use std::io::Write;
 use std::time::Instant;
 
@@ -18,7 +18,9 @@ pub(crate) struct Traced {
 }
 
 /// The `--baseline` file, when one was given.
-fn baseline_of(file: Option<&std::path::Path>) -> Result<Option<crate::baseline::Baseline>> {
+fn baseline_of(
+    file: Option<&std::path::Path>,
+) -> Result<Option<phoenix_doctor::baseline::Baseline>> {
     file.map(super::load_baseline).transpose()
 }
 
@@ -38,7 +40,7 @@ pub fn trace(g: &GlobalArgs, a: &TraceArgs) -> Result<u8> {
 fn finish(g: &GlobalArgs, reports: &[Report], code: u8) -> Result<u8> {
     let summary = reports.first().and_then(|r| r.baseline.as_ref());
     if let (Some(s), Format::Table) = (summary, g.format) {
-        super::print(&format!("\n{}", crate::baseline::summary_lines(s)))?;
+        super::print(&format!("\n{}", phoenix_doctor::baseline::summary_lines(s)))?;
     }
     Ok(code)
 }
@@ -84,7 +86,7 @@ fn targets_of(
 /// `baseline write FILE`: trace the targets, lint the configs, and write every error found as
 /// an accepted entry (sorted, stable; an existing FILE only with `--force`).
 pub fn baseline_write(g: &GlobalArgs, a: &BaselineWriteArgs) -> Result<u8> {
-    use crate::fsutil::{write_atomic, Existing};
+    use phoenix_doctor::fsutil::{write_atomic, Existing};
     if !a.run.force && std::fs::symlink_metadata(&a.file).is_ok() {
         return Err(Error::input(format!(
             "{} already exists; use --force to replace it",
@@ -93,15 +95,19 @@ pub fn baseline_write(g: &GlobalArgs, a: &BaselineWriteArgs) -> Result<u8> {
     }
     let targets = targets_of(g, "baseline write", &a.run, &a.targets, a.all)?;
     let traced = run_targets(g, &targets, &a.run)?;
-    let mut found: Vec<(crate::finding::Finding, String)> = Vec::new();
+    let mut found: Vec<(phoenix_doctor::finding::Finding, String)> = Vec::new();
     for r in &traced.reports {
         found.extend(r.findings.iter().map(|f| (f.clone(), r.target.clone())));
     }
     if a.run.replay.is_none() {
         let m = super::inspect::load_model(g)?;
-        found.extend(crate::lint::run(&m).into_iter().map(|f| (f, String::new())));
+        found.extend(
+            phoenix_doctor::lint::run(&m)
+                .into_iter()
+                .map(|f| (f, String::new())),
+        );
     }
-    let text = crate::baseline::render(&found);
+    let text = phoenix_doctor::baseline::render(&found);
     let existing = if a.run.force {
         Existing::Replace
     } else {
@@ -115,7 +121,7 @@ pub fn baseline_write(g: &GlobalArgs, a: &BaselineWriteArgs) -> Result<u8> {
         if entries == 1 { "" } else { "s" },
         a.file.display()
     );
-    Ok(crate::error::exit::HEALTHY)
+    Ok(phoenix_doctor::error::exit::HEALTHY)
 }
 
 /// Render reports to stdout and return the exit code of their overall verdict (with
@@ -136,7 +142,7 @@ pub(crate) fn emit(g: &GlobalArgs, traced: &Traced) -> Result<u8> {
         width: Some(report::output_width()),
     };
     let mut out = Vec::new();
-    report::render_runs(reports, &traced.runs, g.format, style, &mut out)
+    report::render_runs(reports, &traced.runs, g.format.into(), style, &mut out)
         .map_err(|e| Error::tool(format!("rendering the report: {e}")))?;
     // Guest answers, agent messages and replayed files reach the terminal only escaped.
     super::print_stdout(&String::from_utf8_lossy(&out), g.format, style.color)?;
@@ -157,11 +163,15 @@ fn run_targets_with(
     g: &GlobalArgs,
     targets: &[String],
     run: &RunArgs,
-    baseline: Option<&crate::baseline::Baseline>,
+    baseline: Option<&phoenix_doctor::baseline::Baseline>,
 ) -> Result<Traced> {
     let accept = |reports: &mut Vec<Report>| {
         if let Some(b) = baseline {
-            crate::baseline::apply_reports(reports, b, crate::baseline::Day::today());
+            phoenix_doctor::baseline::apply_reports(
+                reports,
+                b,
+                phoenix_doctor::baseline::Day::today(),
+            );
         }
     };
     if let Some(file) = &run.replay {
@@ -203,7 +213,7 @@ fn run_targets_with(
                     let _ = writeln!(
                         std::io::stderr(),
                         "phoenix-doctor: the run was NOT saved: {}",
-                        crate::fsutil::escape_terminal_line(&e.to_string())
+                        phoenix_doctor::fsutil::escape_terminal_line(&e.to_string())
                     );
                 }
             }
@@ -352,8 +362,8 @@ pub fn explain(_g: &GlobalArgs, a: &ExplainArgs) -> Result<u8> {
 pub(crate) fn all_codes() -> Vec<catalog::CodeInfo> {
     catalog::LIVE
         .iter()
-        .chain(crate::lint::catalog())
-        .chain(crate::deployed::catalog::DRIFT)
+        .chain(phoenix_doctor::lint::catalog())
+        .chain(phoenix_doctor::deployed::catalog::DRIFT)
         .copied()
         .collect()
 }

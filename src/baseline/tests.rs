@@ -2,6 +2,7 @@
 
 use super::*;
 use crate::diagnose::{HopResult, StepResult};
+use crate::finding::Code;
 use crate::observe::Layer;
 
 const CODES: &[&str] = &["PD-HTTP-002", "PD-TLS-002", "PD-CERT-006", "PD-TCP-001"];
@@ -111,7 +112,11 @@ fn dates_are_calendar_dates() {
 }
 
 fn live(code: &str, hop: &str) -> Finding {
-    let mut f = Finding::new(code, Severity::Error, format!("{code} on {hop}"));
+    let mut f = Finding::new(
+        Code::lookup(code).unwrap(),
+        Severity::Error,
+        format!("{code} on {hop}"),
+    );
     f.hop = hop.to_string();
     f.layer = Some(Layer::Http);
     f.subjects = vec!["lxc:102".into(), "127.9.0.153".into()];
@@ -131,7 +136,7 @@ fn step(id: &str, hop: &str, code: &str, verdict: Verdict, symptom_of: Option<&s
         evidence: vec![],
         provenance: vec![],
         duration_ms: 1.0,
-        code: Some(code.into()),
+        code: Some(Code::lookup(code).unwrap()),
         symptom_of: symptom_of.map(str::to_string),
         vantage: Default::default(),
         path: String::new(),
@@ -144,7 +149,7 @@ fn report(target: &str, findings: Vec<Finding>, steps: Vec<StepResult>) -> Repor
         from: "lxc:102".into(),
         to: "nginx".into(),
         layer: Layer::Http,
-        code: f.code.clone(),
+        code: f.code,
         step: format!("{}.http", f.hop),
         title: f.title.clone(),
     });
@@ -328,7 +333,12 @@ fn stale_entries_are_the_unmatched_ones_this_run_could_see() {
         "a stale entry never changes the verdict"
     );
 
-    let mut statics = vec![Finding::new("PD-TLS-002", Severity::Error, "other").static_origin()];
+    let mut statics = vec![Finding::new(
+        Code::lookup("PD-TLS-002").unwrap(),
+        Severity::Error,
+        "other",
+    )
+    .static_origin()];
     let s = apply_findings(&mut statics, &b, day("2026-12-03"));
     assert_eq!(s.stale.len(), 1);
     assert_eq!(s.stale[0].code, "PD-CERT-006");
@@ -338,7 +348,12 @@ fn stale_entries_are_the_unmatched_ones_this_run_could_see() {
 fn static_findings_match_by_their_config_location() {
     let manifest =
         |ptr: &str| crate::config::Provenance::new("etc/certificate-manifest.json", ptr, Some(14));
-    let mut f = Finding::new("PD-CERT-006", Severity::Error, "no sans").static_origin();
+    let mut f = Finding::new(
+        Code::lookup("PD-CERT-006").unwrap(),
+        Severity::Error,
+        "no sans",
+    )
+    .static_origin();
     f.subjects = vec!["10.0.0.111".into()];
     f.provenance = vec![manifest("/1")];
     let k = key(&f, "qdrant");
@@ -356,7 +371,8 @@ fn static_findings_match_by_their_config_location() {
     apply_findings(&mut fs, &b, day("2026-12-03"));
     assert!(counts(&fs[0]));
     // Without a config location, the subjects.
-    let mut bare = Finding::new("PD-CERT-006", Severity::Error, "x").static_origin();
+    let mut bare =
+        Finding::new(Code::lookup("PD-CERT-006").unwrap(), Severity::Error, "x").static_origin();
     bare.subjects = vec!["lxc:102".into(), "traefik.internal.thinkheads.ai".into()];
     assert_eq!(
         key(&bare, "").subject,
@@ -393,15 +409,23 @@ fn symptoms_and_later_failures_follow_their_hop() {
 
 #[test]
 fn written_files_are_sorted_stable_and_parse_back() {
-    let mut stat =
-        Finding::new("PD-CERT-006", Severity::Error, "portainer has no `sans`").static_origin();
+    let mut stat = Finding::new(
+        Code::lookup("PD-CERT-006").unwrap(),
+        Severity::Error,
+        "portainer has no `sans`",
+    )
+    .static_origin();
     stat.subjects = vec!["127.9.0.111".into()];
     stat.provenance = vec![crate::config::Provenance::new(
         "etc/certificate-manifest.json",
         "/1",
         Some(14),
     )];
-    let warn = Finding::new("PD-TLS-002", Severity::Warning, "a warning");
+    let warn = Finding::new(
+        Code::lookup("PD-TLS-002").unwrap(),
+        Severity::Warning,
+        "a warning",
+    );
     let found = vec![
         (live("PD-TCP-001", "router-ollama"), "ollama".to_string()),
         (live("PD-HTTP-002", "router-nginx"), "nginx".to_string()),

@@ -105,11 +105,22 @@ pub struct RawConfig {
 /// info finding with `code` so the operator knows what was assumed and where.
 #[derive(Debug, Clone, Serialize)]
 pub struct Assumption {
-    pub code: &'static str,
+    pub code: AssumptionKind,
     pub title: String,
     /// What the tool used instead, and why.
     pub detail: String,
     pub prov: Provenance,
+}
+
+/// Which older reading an [`Assumption`] is (serialized as the code `lint` reports it with).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum AssumptionKind {
+    /// No `domain_name`: the domain the scripts hard-coded is used.
+    #[serde(rename = "PD-CFG-001")]
+    DefaultDomain,
+    /// No `phoenix_vm_configs.json`: the platform has no VMs.
+    #[serde(rename = "PD-CFG-002")]
+    NoVmFile,
 }
 
 /// The domain the platform's scripts used before `domain_name` existed (they hard-coded it).
@@ -372,7 +383,7 @@ pub fn load(config_dir: &Path, stacks_dir: Option<&Path>) -> Result<RawConfig, E
         None => {
             let file = display_name(&base, &vm_path);
             assumptions.push(Assumption {
-                code: "PD-CFG-002",
+                code: AssumptionKind::NoVmFile,
                 title: format!("{file} is absent: the platform has no VMs"),
                 detail: format!(
                     "no {VM_FILE} in the config dir, as before the platform had VMs; vm-manager.sh has nothing to create, so the model has no VMs, no Portainer and no stacks deployed"
@@ -459,7 +470,7 @@ fn read_hypervisor(doc: &Doc, assumptions: &mut Vec<Assumption>) -> Result<RawHy
         None => {
             let prov = Provenance::new(doc.file.clone(), "/domain_name", None);
             assumptions.push(Assumption {
-                code: "PD-CFG-001",
+                code: AssumptionKind::DefaultDomain,
                 title: format!("{} has no domain_name: using {DEFAULT_DOMAIN}", doc.file),
                 detail: format!(
                     "the key is absent, as before the platform made the domain configurable; the scripts of that time hard-coded {DEFAULT_DOMAIN}, so the model uses it"

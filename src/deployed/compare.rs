@@ -2,7 +2,7 @@
 //! configs now, as findings with both sides located (deployed file:line; config file, JSON
 //! pointer and line), each saying what it looks like and which script regenerates it.
 
-use super::catalog::{self, DRIFT};
+use super::catalog;
 use super::source::FileSource;
 use super::{dnsmasq, nginx, At, Loaded};
 use crate::config::Provenance;
@@ -149,7 +149,7 @@ impl Ctx {
 
 /// One drift, before it becomes a finding.
 pub(crate) struct Drift {
-    pub code: &'static str,
+    pub code: crate::finding::Code,
     pub title: String,
     pub expected: String,
     pub actual: String,
@@ -163,7 +163,6 @@ pub(crate) struct Drift {
 
 impl Drift {
     pub(crate) fn finding(self) -> Finding {
-        let info = DRIFT.iter().find(|c| c.code == self.code);
         let mut f = Finding::new(self.code, Severity::Error, self.title)
             .expected(self.expected)
             .actual(self.actual)
@@ -174,7 +173,7 @@ impl Drift {
             ))
             .provenance(self.prov)
             .subject(self.subject);
-        f.layer = info.and_then(|c| c.layer);
+        f.layer = self.code.layer();
         if let Some((at, text)) = &self.deployed {
             f.evidence
                 .push(format!("deployed: {} {at}: {text}", self.vantage));

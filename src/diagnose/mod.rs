@@ -18,7 +18,7 @@ pub mod upstream;
 
 use crate::config::Provenance;
 use crate::engine::Run;
-use crate::finding::{Finding, Reconciled, Reconciliation, Severity};
+use crate::finding::{Code, Finding, Reconciled, Reconciliation, Severity};
 use crate::observe::{Evidence, Layer, Observation, Outcome};
 use crate::plan::{Plan, ProbeSpec, Step, VantageRef, TARGET_PATH};
 use serde::{Deserialize, Serialize};
@@ -28,7 +28,7 @@ use std::collections::{BTreeSet, HashMap};
 pub const REPORT_SCHEMA_VERSION: u32 = 1;
 
 /// The code of a guest-only step that ran from this machine and so cannot be judged ok.
-pub const SUBSTITUTED: &str = "PD-RUN-003";
+pub const SUBSTITUTED: Code = catalog::PD_RUN_003;
 
 /// Remaining-lifetime fraction under which a healthy certificate is a warning.
 pub const EXPIRY_WARN_FRACTION: f64 = 0.4;
@@ -108,7 +108,7 @@ pub struct StepResult {
     pub duration_ms: f64,
     /// The finding code this step's failure maps to, when it failed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub code: Option<String>,
+    pub code: Option<Code>,
     /// When this failure is a symptom: the hop whose own failure explains it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub symptom_of: Option<String>,
@@ -146,7 +146,7 @@ pub struct Divergence {
     pub from: String,
     pub to: String,
     pub layer: Layer,
-    pub code: String,
+    pub code: Code,
     pub step: String,
     pub title: String,
 }
@@ -179,7 +179,7 @@ fn one() -> u32 {
 /// What one observation means for its step.
 struct Judged {
     verdict: Verdict,
-    code: Option<&'static str>,
+    code: Option<Code>,
     actual: String,
     evidence: Vec<String>,
     /// The failure is a proxy's answer (502/504/500/404) and may be a symptom.
@@ -222,7 +222,7 @@ fn behind_cause(
     step: &Step,
     judged: &[(&Step, Judged, Option<&Observation>)],
     memo: &mut HashMap<String, bool>,
-) -> Option<(String, &'static str)> {
+) -> Option<(String, Code)> {
     let hop = step
         .through
         .iter()
@@ -241,16 +241,22 @@ fn behind_cause(
 }
 
 /// What a backend failure was, in words, from the code of the step that saw it.
-fn cause_words(code: &str) -> &'static str {
-    match code {
-        "PD-TCP-001" => "connection refused",
-        "PD-TCP-002" => "connection filtered (no answer)",
-        "PD-TCP-003" => "host unreachable",
-        "PD-HTTP-004" => "timeout",
-        "PD-HTTP-001" => "no route for the Host",
-        c if c.starts_with("PD-TLS") => "TLS verification failed",
-        c if c.starts_with("PD-MTLS") => "client certificate not accepted",
-        c if c.starts_with("PD-DNS") => "name resolution",
+fn cause_words(code: Code) -> &'static str {
+    use catalog::{PD_HTTP_001, PD_HTTP_004, PD_TCP_001, PD_TCP_002, PD_TCP_003};
+    let words = [
+        (PD_TCP_001, "connection refused"),
+        (PD_TCP_002, "connection filtered (no answer)"),
+        (PD_TCP_003, "host unreachable"),
+        (PD_HTTP_004, "timeout"),
+        (PD_HTTP_001, "no route for the Host"),
+    ];
+    if let Some((_, w)) = words.iter().find(|(c, _)| *c == code) {
+        return w;
+    }
+    match code.layer() {
+        Some(Layer::Tls) => "TLS verification failed",
+        Some(Layer::Mtls) => "client certificate not accepted",
+        Some(Layer::Dns) => "name resolution",
         _ => "the backend's own error",
     }
 }
@@ -272,7 +278,7 @@ pub fn diagnose(plan: &Plan, run: &Run, static_findings: &[Finding]) -> Report {
                 s,
                 Judged {
                     verdict: Verdict::CannotJudge,
-                    code: Some("PD-RUN-002"),
+                    code: Some(catalog::PD_RUN_002),
                     actual: "no observation recorded for this step".into(),
                     evidence: vec![],
                     proxy_answer: false,
@@ -303,7 +309,8 @@ pub fn diagnose(plan: &Plan, run: &Run, static_findings: &[Finding]) -> Report {
                 return None;
             }
             // A proxy behind that reports a backend failure too knows no more than this one.
-            let cause = behind_cause(step, &judged, &mut memo).filter(|c| c.1 != "PD-HTTP-005");
+            let cause =
+                behind_cause(step, &judged, &mut memo).filter(|c| c.1 != catalog::PD_HTTP_005);
             Some(match cause {
                 Some((id, code)) => format!("backend failure: {}, seen at {id}", cause_words(code)),
                 None if status == 504 => "backend failure: the proxy's own timeout".to_string(),
@@ -391,7 +398,7 @@ pub fn diagnose(plan: &Plan, run: &Run, static_findings: &[Finding]) -> Report {
             code: if j.verdict == Verdict::Ok {
                 None
             } else {
-                j.code.map(str::to_string)
+                j.code
             },
             symptom_of,
             vantage: obs.map(|o| o.vantage.clone()).unwrap_or_default(),
@@ -426,7 +433,7 @@ pub fn diagnose(plan: &Plan, run: &Run, static_findings: &[Finding]) -> Report {
                 from: step.from.clone(),
                 to: step.to.clone(),
                 layer: step.layer,
-                code: f.code.clone(),
+                code: f.code,
                 step: step.id.clone(),
                 title: f.title.clone(),
             })
@@ -505,15 +512,17 @@ pub fn diagnose(plan: &Plan, run: &Run, static_findings: &[Finding]) -> Report {
 /// from any vantage) is one DNS defect; the same server presenting the same bad certificate to
 /// one vantage is one TLS defect; a hosts-file override belongs to its vantage; other failures
 /// belong to their hop.
-fn group_key(step: &Step, code: &str) -> String {
+fn group_key(step: &Step, code: Code) -> String {
     if code == SUBSTITUTED {
         // One vantage that could not be entered is one limit of the run, whatever the hop.
         return format!("substituted@{}", step.from);
     }
     match &step.probe {
-        ProbeSpec::Dns { server, .. } if code != "PD-DNS-003" => format!("dns@{server}/{code}"),
+        ProbeSpec::Dns { server, .. } if code != catalog::PD_DNS_003 => {
+            format!("dns@{server}/{code}")
+        }
         // One server presenting one bad certificate, whatever the name asked for.
-        ProbeSpec::Tls { addr, .. } if code.starts_with("PD-TLS") => {
+        ProbeSpec::Tls { addr, .. } if code.layer() == Some(Layer::Tls) => {
             format!("tls@{addr}/{code}/{}", step.from)
         }
         _ => format!("{}/{code}", step.hop),
@@ -624,15 +633,15 @@ fn step_paths(plan: &Plan) -> HashMap<&str, String> {
 /// its client verifies (tls), a request through the gateway that Traefik cannot route (http).
 /// The others are about the configs themselves (duplicate or one-sided rules, records, labels,
 /// the manifest): no probe sees them, so the run never confirms or refutes them.
-pub const PREDICTIVE: &[(&str, Layer)] = &[
-    ("PD-FW-001", Layer::Tcp),
-    ("PD-FW-003", Layer::Tcp),
-    ("PD-CERT-001", Layer::Tcp),
-    ("PD-CERT-002", Layer::Tls),
-    ("PD-CERT-004", Layer::Tls),
-    ("PD-ROUTE-001", Layer::Http),
-    ("PD-ROUTE-004", Layer::Http),
-    ("PD-ROUTE-006", Layer::Http),
+pub const PREDICTIVE: &[(Code, Layer)] = &[
+    (crate::lint::catalog::PD_FW_001, Layer::Tcp),
+    (crate::lint::catalog::PD_FW_003, Layer::Tcp),
+    (crate::lint::catalog::PD_CERT_001, Layer::Tcp),
+    (crate::lint::catalog::PD_CERT_002, Layer::Tls),
+    (crate::lint::catalog::PD_CERT_004, Layer::Tls),
+    (crate::lint::catalog::PD_ROUTE_001, Layer::Http),
+    (crate::lint::catalog::PD_ROUTE_004, Layer::Http),
+    (crate::lint::catalog::PD_ROUTE_006, Layer::Http),
 ];
 
 /// Whether the live step `s` checks what the static finding `f` predicts: for tcp, a connection
@@ -715,14 +724,13 @@ fn plan_subjects(plan: &Plan) -> BTreeSet<String> {
     out
 }
 
-fn finding_for(step: &Step, j: &Judged, code: &'static str) -> Finding {
-    let info = catalog::lookup(code);
+fn finding_for(step: &Step, j: &Judged, code: Code) -> Finding {
     let severity = if j.verdict == Verdict::Warn {
         Severity::Warning
     } else {
-        info.map(|i| i.severity).unwrap_or(Severity::Error)
+        code.severity()
     };
-    let title = info.map(|i| i.title).unwrap_or("divergence");
+    let title = code.title();
     let title = if code == SUBSTITUTED {
         format!("{title}: {}'s steps ran from this machine", step.from)
     } else {
@@ -732,7 +740,7 @@ fn finding_for(step: &Step, j: &Judged, code: &'static str) -> Finding {
         .expected(step.expect.clone())
         .actual(j.actual.clone())
         .provenance(step.provenance.iter().cloned())
-        .hint(info.map(|i| i.fix).unwrap_or_default());
+        .hint(code.info().fix);
     f.hop = step.hop.clone();
     f.layer = Some(step.layer);
     f.evidence = j.evidence.clone();
@@ -788,17 +796,17 @@ fn judge(step: &Step, o: &Observation) -> Judged {
         Outcome::Ok => {
             if let Some(frac) = tls_of(&o.evidence).and_then(|t| t.remaining_fraction) {
                 if frac < EXPIRY_WARN_FRACTION {
-                    return mk(Verdict::Warn, Some("PD-TLS-007"), false);
+                    return mk(Verdict::Warn, Some(catalog::PD_TLS_007), false);
                 }
             }
             mk(Verdict::Ok, None, false)
         }
         Outcome::Blocked => mk(Verdict::Blocked, None, false),
-        Outcome::OutOfScope => mk(Verdict::CannotJudge, Some("PD-RUN-001"), false),
-        Outcome::ToolError => mk(Verdict::CannotJudge, Some("PD-RUN-002"), false),
+        Outcome::OutOfScope => mk(Verdict::CannotJudge, Some(catalog::PD_RUN_001), false),
+        Outcome::ToolError => mk(Verdict::CannotJudge, Some(catalog::PD_RUN_002), false),
         // The run's budget or a timeout below the layer's floor: the tool's limit, not the target's.
         Outcome::TimedOut if crate::probe::is_tool_limit(o.reason.as_deref()) => {
-            mk(Verdict::CannotJudge, Some("PD-RUN-004"), false)
+            mk(Verdict::CannotJudge, Some(catalog::PD_RUN_004), false)
         }
         Outcome::Failed | Outcome::TimedOut => {
             let timed_out = o.outcome == Outcome::TimedOut;
@@ -811,11 +819,11 @@ fn judge(step: &Step, o: &Observation) -> Judged {
                     dns_code(timed_out, reason, d),
                     false,
                 ),
-                (_, Layer::Dns) => (Verdict::Unreachable, "PD-DNS-004", false),
+                (_, Layer::Dns) => (Verdict::Unreachable, catalog::PD_DNS_004, false),
                 _ => match connect_failure(timed_out, reason, phase, &o.evidence) {
                     Some(code) => (Verdict::Unreachable, code, false),
                     None => match step.layer {
-                        Layer::Tcp | Layer::Dns => (Verdict::Unreachable, "PD-TCP-002", false),
+                        Layer::Tcp | Layer::Dns => (Verdict::Unreachable, catalog::PD_TCP_002, false),
                         Layer::Tls => (Verdict::Diverged, tls_code(reason, &o.evidence), false),
                         Layer::Mtls => (Verdict::Diverged, mtls_code(reason, &o.evidence), false),
                         Layer::Http => {
@@ -826,7 +834,7 @@ fn judge(step: &Step, o: &Observation) -> Judged {
                             (
                                 v,
                                 code,
-                                proxied || (code == "PD-HTTP-004" && !step.through.is_empty()),
+                                proxied || (code == catalog::PD_HTTP_004 && !step.through.is_empty()),
                             )
                         }
                     },
@@ -854,84 +862,79 @@ fn dns_verdict(timed_out: bool, d: &crate::observe::DnsEvidence) -> Verdict {
     }
 }
 
-fn dns_code(timed_out: bool, reason: &str, d: &crate::observe::DnsEvidence) -> &'static str {
+fn dns_code(timed_out: bool, reason: &str, d: &crate::observe::DnsEvidence) -> Code {
     let hosts_pins = d.effective_source == "hosts"
         && !d.hosts_entries.is_empty()
         && (d.answers.is_empty() || d.effective != d.answers);
     match reason {
-        "resolver-no-answer" => return "PD-DNS-006",
-        "resolver-differs" => return "PD-DNS-007",
+        "resolver-no-answer" => return catalog::PD_DNS_006,
+        "resolver-differs" => return catalog::PD_DNS_007,
         _ => {}
     }
     if reason.contains("hosts") || hosts_pins {
-        return "PD-DNS-003";
+        return catalog::PD_DNS_003;
     }
     if timed_out
         || d.rcode.is_empty()
         || reason.contains("timeout")
         || reason.contains("unreachable")
     {
-        return "PD-DNS-004";
+        return catalog::PD_DNS_004;
     }
     match d.rcode.as_str() {
-        "NXDOMAIN" => "PD-DNS-001",
-        "REFUSED" | "SERVFAIL" | "NOTIMP" | "FORMERR" => "PD-DNS-005",
-        _ if d.answers.is_empty() => "PD-DNS-001",
-        _ => "PD-DNS-002",
+        "NXDOMAIN" => catalog::PD_DNS_001,
+        "REFUSED" | "SERVFAIL" | "NOTIMP" | "FORMERR" => catalog::PD_DNS_005,
+        _ if d.answers.is_empty() => catalog::PD_DNS_001,
+        _ => catalog::PD_DNS_002,
     }
 }
 
 /// A failure at connect time, whatever the step's layer.
-fn connect_failure(
-    timed_out: bool,
-    reason: &str,
-    phase: &str,
-    e: &Evidence,
-) -> Option<&'static str> {
+fn connect_failure(timed_out: bool, reason: &str, phase: &str, e: &Evidence) -> Option<Code> {
     if let Evidence::Tcp(t) = e {
         match t.state.as_str() {
-            "refused" => return Some("PD-TCP-001"),
-            "unreachable" => return Some("PD-TCP-003"),
-            "filtered" => return Some("PD-TCP-002"),
+            "refused" => return Some(catalog::PD_TCP_001),
+            "unreachable" => return Some(catalog::PD_TCP_003),
+            "filtered" => return Some(catalog::PD_TCP_002),
             // A reset or another connect error: the reason decides, as for the other probes.
             _ => {}
         }
     }
     if phase == "connect" || phase == "resolve" || matches!(e, Evidence::Tcp(_)) {
         return Some(if reason.contains("refused") {
-            "PD-TCP-001"
+            catalog::PD_TCP_001
         } else if reason.contains("unreachable") {
-            "PD-TCP-003"
+            catalog::PD_TCP_003
         } else if timed_out || reason.contains("filtered") || reason.contains("timeout") {
-            "PD-TCP-002"
+            catalog::PD_TCP_002
         } else {
-            "PD-TCP-001"
+            catalog::PD_TCP_001
         });
     }
     None
 }
 
-fn tls_code(reason: &str, e: &Evidence) -> &'static str {
+fn tls_code(reason: &str, e: &Evidence) -> Code {
     let r = tls_of(e)
         .and_then(|t| t.verify_error.clone())
         .unwrap_or_else(|| reason.to_string());
     match r.as_str() {
-        "expired" | "not-yet-valid" => "PD-TLS-001",
-        "name-mismatch" => "PD-TLS-002",
-        "unknown-issuer" => "PD-TLS-003",
-        "intermediate-not-served" => "PD-TLS-004",
-        "self-signed" => "PD-TLS-005",
-        "wrong-key-usage" => "PD-TLS-008",
-        "pin-mismatch" => "PD-TLS-009",
-        _ => "PD-TLS-006",
+        "expired" | "not-yet-valid" => catalog::PD_TLS_001,
+        "name-mismatch" => catalog::PD_TLS_002,
+        "unknown-issuer" => catalog::PD_TLS_003,
+        "intermediate-not-served" => catalog::PD_TLS_004,
+        "self-signed" => catalog::PD_TLS_005,
+        "wrong-key-usage" => catalog::PD_TLS_008,
+        "pin-mismatch" => catalog::PD_TLS_009,
+        _ => catalog::PD_TLS_006,
     }
 }
 
-fn mtls_code(reason: &str, e: &Evidence) -> &'static str {
+fn mtls_code(reason: &str, e: &Evidence) -> Code {
     if let Evidence::Mtls(m) = e {
         match m.verdict.as_str() {
-            "not-requested" | "optional" => return "PD-MTLS-001",
-            "required-rejecting" => return "PD-MTLS-002",
+            "not-requested" | "optional" => return catalog::PD_MTLS_001,
+            "required-rejecting" => return catalog::PD_MTLS_002,
             _ => {}
         }
         if m.tls.verify_error.is_some() {
@@ -942,9 +945,9 @@ fn mtls_code(reason: &str, e: &Evidence) -> &'static str {
         || reason.contains("optional")
         || reason.contains("not-enforced")
     {
-        "PD-MTLS-001"
+        catalog::PD_MTLS_001
     } else if reason.contains("reject") || reason.contains("alert") {
-        "PD-MTLS-002"
+        catalog::PD_MTLS_002
     } else {
         tls_code(reason, e)
     }
@@ -955,7 +958,7 @@ fn http_judgement(
     reason: &str,
     phase: &str,
     e: &Evidence,
-) -> (Verdict, &'static str, bool) {
+) -> (Verdict, Code, bool) {
     if let Evidence::Http(h) = e {
         if phase == "handshake" || phase == "verify" {
             if let Some(t) = &h.tls {
@@ -963,36 +966,36 @@ fn http_judgement(
                     return (Verdict::Diverged, tls_code(reason, e), false);
                 }
             }
-            return (Verdict::Diverged, "PD-TLS-006", false);
+            return (Verdict::Diverged, catalog::PD_TLS_006, false);
         }
         let meaning = h.proxy_meaning.as_deref().unwrap_or("");
         if meaning == "no-router"
             || (h.status == Some(404) && h.body.trim() == "404 page not found")
         {
-            return (Verdict::Diverged, "PD-HTTP-001", true);
+            return (Verdict::Diverged, catalog::PD_HTTP_001, true);
         }
         if !meaning.is_empty() || matches!(h.status, Some(502..=504)) {
-            return (Verdict::Diverged, "PD-HTTP-005", true);
+            return (Verdict::Diverged, catalog::PD_HTTP_005, true);
         }
         if h.status == Some(500) {
             // A router's 500 is how Traefik reports a backend TLS failure.
-            return (Verdict::Diverged, "PD-HTTP-005", true);
+            return (Verdict::Diverged, catalog::PD_HTTP_005, true);
         }
         // No head in time, or a body that stalled after it: the service hangs.
         if timed_out || reason.contains("timeout") {
-            return (Verdict::Diverged, "PD-HTTP-004", false);
+            return (Verdict::Diverged, catalog::PD_HTTP_004, false);
         }
         if reason.contains("body") {
-            return (Verdict::Diverged, "PD-HTTP-003", false);
+            return (Verdict::Diverged, catalog::PD_HTTP_003, false);
         }
         if h.status.is_some() {
-            return (Verdict::Diverged, "PD-HTTP-002", false);
+            return (Verdict::Diverged, catalog::PD_HTTP_002, false);
         }
     }
     if timed_out {
-        (Verdict::Diverged, "PD-HTTP-004", false)
+        (Verdict::Diverged, catalog::PD_HTTP_004, false)
     } else {
-        (Verdict::Diverged, "PD-HTTP-002", false)
+        (Verdict::Diverged, catalog::PD_HTTP_002, false)
     }
 }
 

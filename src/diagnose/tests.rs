@@ -1,6 +1,7 @@
 //! Diagnosis rules on synthetic plans and observations (no network).
 
 use super::*;
+use crate::finding::Origin;
 use crate::observe::*;
 use crate::plan::{Hop, Trust, VantageRef};
 use std::net::SocketAddr;
@@ -533,10 +534,10 @@ fn static_findings_are_shown_only_when_they_bear_on_the_plan() {
         duration_ms: 0.0,
         observations: p.obs.clone(),
     };
-    let near = Finding::new("PD-FW-001", Severity::Warning, "x")
+    let near = Finding::new(Code::lookup("PD-FW-001").unwrap(), Severity::Warning, "x")
         .static_origin()
         .subject("lxc:102");
-    let far = Finding::new("PD-FW-001", Severity::Warning, "y")
+    let far = Finding::new(Code::lookup("PD-FW-001").unwrap(), Severity::Warning, "y")
         .static_origin()
         .subject("lxc:999");
     let r = diagnose(&p.plan, &run, &[near, far]);
@@ -760,14 +761,14 @@ fn qdrant_and_ca_refused() -> Vec<Observation> {
 
 fn headline(r: &Report) -> (String, String) {
     let fd = r.first_divergence.as_ref().expect("a first divergence");
-    (fd.hop.clone(), fd.code.clone())
+    (fd.hop.clone(), fd.code.to_string())
 }
 
 fn live_codes(r: &Report) -> Vec<(String, String)> {
     r.findings
         .iter()
-        .filter(|f| f.origin == "live")
-        .map(|f| (f.hop.clone(), f.code.clone()))
+        .filter(|f| f.origin == Origin::Live)
+        .map(|f| (f.hop.clone(), f.code.to_string()))
         .collect()
 }
 
@@ -937,7 +938,8 @@ fn run_with_static(p: &P, statics: &[Finding]) -> Report {
 /// a DNS record defect for qdrant.
 fn statics() -> Vec<Finding> {
     let f = |code: &str, layer: Layer, subjects: &[&str]| {
-        let mut f = Finding::new(code, Severity::Error, code).static_origin();
+        let mut f =
+            Finding::new(Code::lookup(code).unwrap(), Severity::Error, code).static_origin();
         f.layer = Some(layer);
         f.subjects = subjects.iter().map(|s| s.to_string()).collect();
         f
@@ -966,13 +968,13 @@ fn statics() -> Vec<Finding> {
 fn reconciled(r: &Report) -> Vec<(String, &'static str)> {
     r.findings
         .iter()
-        .filter(|f| f.origin == "static")
+        .filter(|f| f.origin == Origin::Static)
         .map(|f| {
             let st = f
                 .reconciliation
                 .as_ref()
                 .expect("static findings are reconciled");
-            (f.code.clone(), st.status.as_str())
+            (f.code.to_string(), st.status.as_str())
         })
         .collect()
 }
@@ -1034,7 +1036,7 @@ fn a_healthy_table_never_calls_refuted_static_findings_errors() {
     let mut out = Vec::new();
     crate::report::render(
         &r,
-        crate::cli::Format::Table,
+        crate::report::Format::Table,
         crate::report::Style::default(),
         &mut out,
     )

@@ -132,11 +132,9 @@ pub fn explain(report: &mut Report, plan: &Plan, m: &Intended, up: &Upstreams) {
         .gateway
         .as_ref()
         .map(|g| SocketAddr::new(g.ip.value, g.listen.value));
-    for f in report
-        .findings
-        .iter_mut()
-        .filter(|f| PROXY_CODES.contains(&f.code.as_str()) && f.origin != "static")
-    {
+    for f in report.findings.iter_mut().filter(|f| {
+        PROXY_CODES.contains(&f.code.as_str()) && f.origin != crate::finding::Origin::Static
+    }) {
         let Some(ProbeSpec::Http { url, connect, .. }) = plan
             .steps
             .iter()

@@ -1,6 +1,7 @@
 //! The certificate manifest against the hops: CA reachability for renewing clients, the
 //! gateway certificate's names, backend IP SANs, entries that renew on every run.
 
+use super::catalog as codes;
 use super::{finding, label, with_subjects};
 use crate::finding::Finding;
 use crate::model::{Cert, DnsRule, Intended, Route};
@@ -65,7 +66,7 @@ pub(crate) fn gateway_sans(m: &Intended) -> Vec<Finding> {
         .collect::<Vec<_>>()
         .join(", ");
     let mut f = finding(
-        "PD-CERT-002",
+        codes::PD_CERT_002,
         format!("the gateway certificate does not name {list}"),
     )
     .expected(format!(
@@ -114,7 +115,7 @@ pub(crate) fn gateway_cert_missing(m: &Intended) -> Vec<Finding> {
         .trim_end_matches(".crt")
         .to_string();
     vec![finding(
-        "PD-CERT-003",
+        codes::PD_CERT_003,
         format!("no certificate-manifest.json entry issues {cn}"),
     )
     .expected(format!(
@@ -208,7 +209,7 @@ pub(crate) fn backend_ip_san(m: &Intended) -> Vec<Finding> {
         }
         out.push(with_subjects(
             finding(
-                "PD-CERT-004",
+                codes::PD_CERT_004,
                 format!("{} certificate lacks IP SAN {ip} that Traefik verifies", c.common_name.value),
             )
             .expected(format!(
@@ -249,7 +250,7 @@ pub(crate) fn backend_without_cert(m: &Intended) -> Vec<Finding> {
         let who = m.node(g).map(label).unwrap_or_else(|| g.to_string());
         out.push(with_subjects(
             finding(
-                "PD-CERT-005",
+                codes::PD_CERT_005,
                 format!("Traefik verifies {} but nothing issues its certificate", r.url),
             )
             .expected(format!(
@@ -274,7 +275,7 @@ pub(crate) fn entries_without_sans(m: &Intended) -> Vec<Finding> {
         .filter(|c| !c.sans_declared)
         .map(|c| {
             let mut f = finding(
-                "PD-CERT-006",
+                codes::PD_CERT_006,
                 format!("{} has no `sans`: it renews on every run", c.common_name.value),
             )
             .expected("an explicit `sans` list that matches the issued certificate")

@@ -1,6 +1,7 @@
 //! DNS records and resolvers: the missing gateway, names that resolve elsewhere than their hop
 //! expects, shadowed records, resolvers that are not DNS servers, guests without dnsmasq.
 
+use super::catalog as codes;
 use super::{finding, label, node_subjects, with_subjects};
 use crate::finding::Finding;
 use crate::model::{DnsRule, Intended};
@@ -14,7 +15,7 @@ pub(crate) fn no_gateway(m: &Intended) -> Vec<Finding> {
     let lost = m.guests.iter().filter(|g| g.ip.is_some()).count();
     let server = m.dns.server.value;
     vec![finding(
-        "PD-DNSCFG-001",
+        codes::PD_DNSCFG_001,
         "no LXC is named `Nginx-Phoenix`: 00-phoenix-internal.conf gets no records",
     )
     .expected(format!(
@@ -71,7 +72,7 @@ pub(crate) fn expected_guest(m: &Intended) -> Vec<Finding> {
             .as_ref()
             .is_some_and(|g| rec.ip == Some(g.ip.value));
         let mut f = finding(
-            "PD-DNSCFG-003",
+            codes::PD_DNSCFG_003,
             format!(
                 "{name} resolves to {} instead of {who} ({ip})",
                 rec.ip_text
@@ -127,7 +128,7 @@ pub(crate) fn bypass_gateway(m: &Intended) -> Vec<Finding> {
             continue;
         }
         let mut f = finding(
-            "PD-DNSCFG-002",
+            codes::PD_DNSCFG_002,
             format!(
                 "{} has Traefik route {} but resolves to {}, not the gateway",
                 r.host, r.router, rec.ip_text
@@ -166,7 +167,7 @@ pub(crate) fn shadowed_records(m: &Intended) -> Vec<Finding> {
     for r in &m.dns.records {
         for s in r.shadowed.iter().filter(|s| s.ip_text != r.ip_text) {
             let mut f = finding(
-                "PD-DNSCFG-004",
+                codes::PD_DNSCFG_004,
                 format!(
                     "{} → {} ({}) shadows {} → {} ({})",
                     r.hostname, r.ip_text, r.subject, r.hostname, s.ip_text, s.subject
@@ -231,7 +232,7 @@ pub(crate) fn nameserver_not_dns(m: &Intended) -> Vec<Finding> {
             }
             out.push(with_subjects(
                 finding(
-                    "PD-DNSCFG-005",
+                    codes::PD_DNSCFG_005,
                     format!(
                         "{who} uses {} as a nameserver, but {} runs no DNS server",
                         ns.value,
@@ -282,7 +283,7 @@ pub(crate) fn guest_without_internal_dns(m: &Intended) -> Vec<Finding> {
             .join(", ");
         out.push(with_subjects(
             finding(
-                "PD-DNSCFG-006",
+                codes::PD_DNSCFG_006,
                 format!("{} resolves through {list} only", g.vantage),
             )
             .expected(format!(

@@ -2,6 +2,7 @@
 //! and the source's OUT rules, one-sided pairs, unenforced container rule sets, stack-only
 //! rules, duplicates and subsets.
 
+use super::catalog as codes;
 use super::{finding, label, node_subjects, vantage_of_ip, with_subjects};
 use crate::config::{AddrSpec, Direction, Provenance, Val};
 use crate::finding::{Finding, Severity};
@@ -86,160 +87,199 @@ fn lan_client(m: &Intended, near: IpAddr) -> Option<IpAddr> {
 
 /// Every documented hop the model can place (docs/platform.md, Hops).
 pub(crate) fn hops(m: &Intended) -> Vec<FwHop> {
+    let mut out = gateway_hops(m);
+    out.extend(router_backend_hops(m));
+    out.extend(portainer_hops(m));
+    out.extend(agent_hops(m));
+    out.extend(ca_hops(m));
+    out.extend(dns_hops(m));
+    out
+}
+
+/// The gateway's hops: the host, Portainer and any LAN client to NGINX, NGINX to Traefik.
+fn gateway_hops(m: &Intended) -> Vec<FwHop> {
     let mut out = Vec::new();
-    let host = VantageRef::Host;
-    if let Some(gw) = &m.gateway {
-        let g = VantageRef::Lxc(gw.lxc);
+    let Some(gw) = &m.gateway else {
+        return out;
+    };
+    let g = VantageRef::Lxc(gw.lxc);
+    out.extend(hop(
+        m,
+        "host-gateway",
+        "host → NGINX gateway (Portainer API through the gateway)",
+        VantageRef::Host,
+        g,
+        &gw.listen,
+        "tcp",
+    ));
+    if let Some(p) = &m.portainer {
         out.extend(hop(
             m,
-            "host-gateway",
-            "host → NGINX gateway (Portainer API through the gateway)",
-            host,
+            "portainer-gateway",
+            "Portainer VM → NGINX gateway",
+            VantageRef::Vm(p.vm),
             g,
             &gw.listen,
             "tcp",
         ));
-        if let Some(p) = &m.portainer {
-            out.extend(hop(
-                m,
-                "portainer-gateway",
-                "Portainer VM → NGINX gateway",
-                VantageRef::Vm(p.vm),
-                g,
-                &gw.listen,
-                "tcp",
-            ));
-        }
-        if let (Some(client), Some(d)) = (lan_client(m, gw.ip.value), m.node(g)) {
-            out.push(FwHop {
-                id: "lan-gateway",
-                what: "a LAN client → NGINX gateway".into(),
-                src: None,
-                src_ip: client,
-                src_label: format!("any LAN client (e.g. {client})"),
-                dst: g,
-                dst_ip: gw.ip.value,
-                dst_label: label(d),
-                port: gw.listen.value,
-                proto: "tcp",
-                ca: false,
-                prov: vec![gw.listen.prov.clone(), gw.ip.prov.clone()],
-            });
-        }
-        if let Some(r) = &m.router {
-            out.extend(hop(
-                m,
-                "gateway-router",
-                "NGINX gateway → Traefik (proxy_pass)",
-                g,
-                VantageRef::Lxc(r.lxc),
-                &r.port,
-                "tcp",
-            ));
-        }
+    }
+    if let (Some(client), Some(d)) = (lan_client(m, gw.ip.value), m.node(g)) {
+        out.push(FwHop {
+            id: "lan-gateway",
+            what: "a LAN client → NGINX gateway".into(),
+            src: None,
+            src_ip: client,
+            src_label: format!("any LAN client (e.g. {client})"),
+            dst: g,
+            dst_ip: gw.ip.value,
+            dst_label: label(d),
+            port: gw.listen.value,
+            proto: "tcp",
+            ca: false,
+            prov: vec![gw.listen.prov.clone(), gw.ip.prov.clone()],
+        });
     }
     if let Some(r) = &m.router {
-        for route in m.routes.routes.iter().filter(|r| !r.is_api) {
-            let (Some(b), Some(guest)) = (route.backend, route.guest) else {
-                continue;
-            };
-            let port = Val::new(
-                b.port(),
-                route.provenance.get(1).cloned().unwrap_or_default(),
-            );
-            if let Some(mut h) = hop(
-                m,
-                "router-backend",
-                format!("Traefik → {} backend ({})", route.name, route.url),
-                VantageRef::Lxc(r.lxc),
-                guest,
-                &port,
-                "tcp",
-            ) {
-                h.dst_ip = b.ip();
-                out.push(h);
-            }
-        }
-    }
-    if let Some(p) = &m.portainer {
         out.extend(hop(
             m,
-            "host-portainer",
-            "host → Portainer API directly (initial admin)",
-            host,
-            VantageRef::Vm(p.vm),
-            &p.port,
+            "gateway-router",
+            "NGINX gateway → Traefik (proxy_pass)",
+            g,
+            VantageRef::Lxc(r.lxc),
+            &r.port,
             "tcp",
         ));
-        for a in &m.agents {
-            out.extend(hop(
-                m,
-                "portainer-agent",
-                "Portainer server → agent",
-                VantageRef::Vm(p.vm),
-                VantageRef::Vm(a.vm),
-                &a.port,
-                "tcp",
-            ));
+    }
+    out
+}
+
+/// Traefik to each routed backend guest (not the dashboard), at the route's backend address.
+fn router_backend_hops(m: &Intended) -> Vec<FwHop> {
+    let Some(r) = &m.router else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for route in m.routes.routes.iter().filter(|r| !r.is_api) {
+        let (Some(b), Some(guest)) = (route.backend, route.guest) else {
+            continue;
+        };
+        let port = Val::new(
+            b.port(),
+            route.provenance.get(1).cloned().unwrap_or_default(),
+        );
+        if let Some(mut h) = hop(
+            m,
+            "router-backend",
+            format!("Traefik → {} backend ({})", route.name, route.url),
+            VantageRef::Lxc(r.lxc),
+            guest,
+            &port,
+            "tcp",
+        ) {
+            h.dst_ip = b.ip();
+            out.push(h);
         }
     }
+    out
+}
+
+/// The host to Portainer's API, Portainer to each agent.
+fn portainer_hops(m: &Intended) -> Vec<FwHop> {
+    let Some(p) = &m.portainer else {
+        return Vec::new();
+    };
+    let mut out: Vec<FwHop> = hop(
+        m,
+        "host-portainer",
+        "host → Portainer API directly (initial admin)",
+        VantageRef::Host,
+        VantageRef::Vm(p.vm),
+        &p.port,
+        "tcp",
+    )
+    .into_iter()
+    .collect();
     for a in &m.agents {
         out.extend(hop(
             m,
-            "host-agent",
-            "host → agent /ping (health check)",
-            host,
+            "portainer-agent",
+            "Portainer server → agent",
+            VantageRef::Vm(p.vm),
             VantageRef::Vm(a.vm),
             &a.port,
             "tcp",
         ));
     }
-    if let Some(ca) = &m.ca {
-        let c = VantageRef::Lxc(ca.lxc);
-        let mut clients: Vec<(&'static str, &'static str, VantageRef)> = Vec::new();
-        if let Some(r) = &m.router {
-            clients.push(("router-ca", "Traefik LXC bootstrap", VantageRef::Lxc(r.lxc)));
-        }
-        clients.push(("host-ca", "host renewal manager", host));
-        let mut vms: Vec<u32> = m.portainer.iter().map(|p| p.vm).collect();
-        vms.extend(m.agents.iter().map(|a| a.vm));
-        for vm in vms {
-            clients.push(("vm-ca", "VM docker TLS feature", VantageRef::Vm(vm)));
-        }
-        for (id, who, v) in clients {
-            if let Some(mut h) = hop(
+    out
+}
+
+/// The host's health check of each agent.
+fn agent_hops(m: &Intended) -> Vec<FwHop> {
+    m.agents
+        .iter()
+        .filter_map(|a| {
+            hop(
                 m,
-                id,
-                format!("{who} → step-ca (step ca certificate)"),
-                v,
-                c,
-                &ca.port,
+                "host-agent",
+                "host → agent /ping (health check)",
+                VantageRef::Host,
+                VantageRef::Vm(a.vm),
+                &a.port,
                 "tcp",
-            ) {
-                h.ca = true;
-                out.push(h);
-            }
-        }
+            )
+        })
+        .collect()
+}
+
+/// The certificate clients that dial step-ca: Traefik's bootstrap, the host's renewal
+/// manager, each Portainer and agent VM (reported as PD-CERT-001).
+fn ca_hops(m: &Intended) -> Vec<FwHop> {
+    let Some(ca) = &m.ca else {
+        return Vec::new();
+    };
+    let mut clients: Vec<(&'static str, &'static str, VantageRef)> = Vec::new();
+    if let Some(r) = &m.router {
+        clients.push(("router-ca", "Traefik LXC bootstrap", VantageRef::Lxc(r.lxc)));
     }
-    // F: guests that use the host's dnsmasq.
-    let dns_ip = m.dns.server.value.ip();
-    let dns_port = Val::new(m.dns.server.value.port(), m.ports.dns.prov.clone());
-    if m.dns.enabled {
-        for g in m.guests.iter().filter(|g| !g.is_template) {
-            if g.nameservers.iter().any(|n| n.value == dns_ip) {
-                out.extend(hop(
-                    m,
-                    "F",
-                    "guest → host dnsmasq",
-                    g.vantage,
-                    host,
-                    &dns_port,
-                    "udp",
-                ));
-            }
+    clients.push(("host-ca", "host renewal manager", VantageRef::Host));
+    let mut vms: Vec<u32> = m.portainer.iter().map(|p| p.vm).collect();
+    vms.extend(m.agents.iter().map(|a| a.vm));
+    for vm in vms {
+        clients.push(("vm-ca", "VM docker TLS feature", VantageRef::Vm(vm)));
+    }
+    let mut out = Vec::new();
+    for (id, who, v) in clients {
+        let what = format!("{who} → step-ca (step ca certificate)");
+        if let Some(mut h) = hop(m, id, what, v, VantageRef::Lxc(ca.lxc), &ca.port, "tcp") {
+            h.ca = true;
+            out.push(h);
         }
     }
     out
+}
+
+/// Hop F: guests (not templates) whose nameserver is the host's dnsmasq.
+fn dns_hops(m: &Intended) -> Vec<FwHop> {
+    if !m.dns.enabled {
+        return Vec::new();
+    }
+    let dns_ip = m.dns.server.value.ip();
+    let dns_port = Val::new(m.dns.server.value.port(), m.ports.dns.prov.clone());
+    m.guests
+        .iter()
+        .filter(|g| !g.is_template && g.nameservers.iter().any(|n| n.value == dns_ip))
+        .filter_map(|g| {
+            hop(
+                m,
+                "F",
+                "guest → host dnsmasq",
+                g.vantage,
+                VantageRef::Host,
+                &dns_port,
+                "udp",
+            )
+        })
+        .collect()
 }
 
 fn hop_subjects(h: &FwHop) -> Vec<String> {
@@ -300,11 +340,11 @@ pub(crate) fn in_rule_findings(m: &Intended, ca: bool) -> Vec<Finding> {
             continue;
         }
         let code = if h.ca {
-            "PD-CERT-001"
+            codes::PD_CERT_001
         } else if file.enforced {
-            "PD-FW-001"
+            codes::PD_FW_001
         } else {
-            "PD-FW-002"
+            codes::PD_FW_002
         };
         let title = if h.ca {
             format!(
@@ -365,7 +405,7 @@ pub(crate) fn in_rule_findings(m: &Intended, ca: bool) -> Vec<Finding> {
             "documented hop {} (docs/platform.md): {} → {}",
             h.id, h.src_label, h.dst_label
         ));
-        if code == "PD-CERT-001" && file.enforced {
+        if code == codes::PD_CERT_001 && file.enforced {
             f.severity = Severity::Error;
         }
         out.push(with_subjects(f, hop_subjects(&h)));
@@ -389,7 +429,7 @@ pub(crate) fn hop_out_rules(m: &Intended) -> Vec<Finding> {
             continue;
         }
         let mut f = finding(
-            "PD-FW-003",
+            codes::PD_FW_003,
             format!(
                 "{} ({}): {} policy_out {} drops it",
                 h.what, h.id, src, file.options.policy_out.value
@@ -438,7 +478,7 @@ pub(crate) fn stack_only_rules(m: &Intended) -> Vec<Finding> {
             continue;
         };
         let mut f = finding(
-            "PD-FW-006",
+            codes::PD_FW_006,
             format!(
                 "{} ({}) is allowed only by stack `{name}`'s firewall_rules",
                 h.what, h.id
@@ -533,7 +573,7 @@ pub(crate) fn one_sided_rules(m: &Intended) -> Vec<Finding> {
                 Direction::Out => (my_ip, *peer),
             };
             let f = finding(
-                "PD-FW-004",
+                codes::PD_FW_004,
                 format!("{me} {} has no counterpart on {pv}", rule_text(r)),
             )
             .expected(format!(
@@ -581,7 +621,7 @@ pub(crate) fn unenforced_lxc_rules(m: &Intended) -> Vec<Finding> {
         let who = m.node(v).map(label).unwrap_or_else(|| v.to_string());
         out.push(with_subjects(
             finding(
-                "PD-FW-005",
+                codes::PD_FW_005,
                 format!("{v}: {} firewall rules are not enforced", f.rules.len()),
             )
             .expected(format!(
@@ -812,7 +852,7 @@ pub(crate) fn duplicate_rules(m: &Intended) -> Vec<Finding> {
             }
             let f = if dup {
                 finding(
-                    "PD-FW-007",
+                    codes::PD_FW_007,
                     format!(
                         "{}: rule {} appears {} times",
                         file_label(file),
@@ -842,7 +882,7 @@ pub(crate) fn duplicate_rules(m: &Intended) -> Vec<Finding> {
                     (b, a)
                 };
                 finding(
-                    "PD-FW-008",
+                    codes::PD_FW_008,
                     format!(
                         "{}: rule {} is covered by {}",
                         file_label(file),
@@ -919,7 +959,7 @@ pub(crate) fn guest_rules_in_cluster(m: &Intended) -> Vec<Finding> {
     subjects.extend(m.host.ip_addr().map(|i| i.to_string()));
     vec![with_subjects(
         finding(
-            "PD-FW-009",
+            codes::PD_FW_009,
             format!(
                 "cluster.fw carries {} IN rules copied from guests; they open the host's own ports",
                 copied.len()
@@ -933,4 +973,76 @@ pub(crate) fn guest_rules_in_cluster(m: &Intended) -> Vec<Finding> {
         .provenance(copied.iter().take(3).map(|r| r.prov.clone())),
         subjects,
     )]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The documented hops of the reference platform, written from docs/platform.md (Hops) and
+    /// the reference config's addresses: host .13, gateway lxc:101 .153 :443, Traefik lxc:102
+    /// .12 :80, Portainer vm:1001 .111 :9443, agent vm:1002 .102 :9001, step-ca lxc:103 .10
+    /// :9000, dnsmasq on the host :53/udp.
+    #[test]
+    fn the_reference_platforms_documented_hops_per_component() {
+        let etc =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/configs/reference/etc");
+        let m = crate::model::load(&etc, None).expect("reference loads");
+        let row = |h: &FwHop| {
+            let src = h.src.map(|v| v.to_string()).unwrap_or_else(|| "lan".into());
+            format!(
+                "{} {src}>{}:{}/{}{}",
+                h.id,
+                h.dst,
+                h.port,
+                h.proto,
+                if h.ca { " ca" } else { "" }
+            )
+        };
+        let rows = |v: Vec<FwHop>| v.iter().map(row).collect::<Vec<_>>();
+        assert_eq!(
+            rows(gateway_hops(&m)),
+            [
+                "host-gateway host>lxc:101:443/tcp",
+                "portainer-gateway vm:1001>lxc:101:443/tcp",
+                "lan-gateway lan>lxc:101:443/tcp",
+                "gateway-router lxc:101>lxc:102:80/tcp",
+            ]
+        );
+        assert_eq!(
+            rows(portainer_hops(&m)),
+            [
+                "host-portainer host>vm:1001:9443/tcp",
+                "portainer-agent vm:1001>vm:1002:9001/tcp",
+            ]
+        );
+        assert_eq!(rows(agent_hops(&m)), ["host-agent host>vm:1002:9001/tcp"]);
+        assert_eq!(
+            rows(ca_hops(&m)),
+            [
+                "router-ca lxc:102>lxc:103:9000/tcp ca",
+                "host-ca host>lxc:103:9000/tcp ca",
+                "vm-ca vm:1001>lxc:103:9000/tcp ca",
+                "vm-ca vm:1002>lxc:103:9000/tcp ca",
+            ]
+        );
+        let dns = rows(dns_hops(&m));
+        for g in ["lxc:101", "lxc:102", "lxc:103", "vm:1001", "vm:1002"] {
+            assert!(dns.contains(&format!("F {g}>host:53/udp")), "{g}: {dns:?}");
+        }
+        let backends = rows(router_backend_hops(&m));
+        assert!(backends.contains(&"router-backend lxc:102>vm:1001:9443/tcp".to_string()));
+        assert!(backends
+            .iter()
+            .all(|b| b.starts_with("router-backend lxc:102>")));
+        let lan = gateway_hops(&m)
+            .into_iter()
+            .find(|h| h.src.is_none())
+            .unwrap();
+        assert_eq!(
+            lan.src_ip,
+            IpAddr::from([10, 0, 0, 254]),
+            "the highest free address"
+        );
+    }
 }

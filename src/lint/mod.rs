@@ -3,18 +3,19 @@
 //! manifest, stray addresses. Every finding has a stable code from [`catalog()`].
 
 use crate::config::Provenance;
-use crate::finding::{Finding, Severity};
+use crate::finding::{Code, Finding};
 use crate::model::{Intended, Node};
 use crate::plan::VantageRef;
 use std::collections::BTreeSet;
 use std::net::IpAddr;
 
-mod catalog;
+pub mod catalog;
 mod certs;
 mod dns;
 mod firewall;
 mod routes;
 
+use catalog as codes;
 pub use catalog::{catalog, lookup, STATIC};
 
 /// Every rule, in report order.
@@ -67,7 +68,7 @@ pub(crate) fn wide_subnets(m: &Intended) -> Vec<Finding> {
         })
         .map(|n| {
             finding(
-                "PD-LINT-006",
+                codes::PD_LINT_006,
                 format!("platform subnet {n} is too wide to be a probe scope"),
             )
             .expected("a platform subnet of /16 or longer: the networks a trace may send to by default")
@@ -86,7 +87,7 @@ pub fn run(m: &Intended) -> Vec<Finding> {
     for rule in RULES {
         for f in rule(m) {
             let key = (
-                f.code.clone(),
+                f.code,
                 f.title.clone(),
                 f.expected.clone(),
                 f.actual.clone(),
@@ -100,16 +101,9 @@ pub fn run(m: &Intended) -> Vec<Finding> {
 }
 
 /// A static finding with the catalogue's severity and layer for `code`.
-pub(crate) fn finding(code: &str, title: impl Into<String>) -> Finding {
-    let info = lookup(code);
-    debug_assert!(info.is_some(), "{code} is not in the lint catalogue");
-    let mut f = Finding::new(
-        code,
-        info.map(|i| i.severity).unwrap_or(Severity::Warning),
-        title,
-    )
-    .static_origin();
-    f.layer = info.and_then(|i| i.layer);
+pub(crate) fn finding(code: Code, title: impl Into<String>) -> Finding {
+    let mut f = Finding::new(code, code.severity(), title).static_origin();
+    f.layer = code.layer();
     f
 }
 
@@ -236,7 +230,7 @@ pub(crate) fn stray_addresses(m: &Intended) -> Vec<Finding> {
         }
         out.push(
             finding(
-                "PD-LINT-001",
+                codes::PD_LINT_001,
                 format!("{ip} ({what}) belongs to no guest"),
             )
             .expected(format!(
@@ -324,7 +318,7 @@ pub(crate) fn foreign_names(m: &Intended) -> Vec<Finding> {
         }
         out.push(
             finding(
-                "PD-LINT-002",
+                codes::PD_LINT_002,
                 format!("{name} ({what}) is outside {}", m.domain.value),
             )
             .expected(format!(
@@ -353,7 +347,7 @@ pub(crate) fn stack_deployments(m: &Intended) -> Vec<Finding> {
             let Some(st) = m.stack(&name.value) else {
                 out.push(with_subjects(
                     finding(
-                        "PD-LINT-004",
+                        codes::PD_LINT_004,
                         format!("{} deploys stack `{}`, which has no manifest", g.vantage, name.value),
                     )
                     .expected(format!("stacks/{}/phoenix.json", name.value))
@@ -374,7 +368,7 @@ pub(crate) fn stack_deployments(m: &Intended) -> Vec<Finding> {
             {
                 out.push(with_subjects(
                     finding(
-                        "PD-LINT-003",
+                        codes::PD_LINT_003,
                         format!(
                             "{} deploys stack `{}` as `{}`: its labels and rules are never applied",
                             g.vantage, st.name, d.environment.value
@@ -410,7 +404,11 @@ pub(crate) fn config_history(m: &Intended) -> Vec<Finding> {
     m.assumptions
         .iter()
         .map(|a| {
-            finding(a.code, a.title.clone())
+            let code = match a.code {
+                crate::config::AssumptionKind::DefaultDomain => codes::PD_CFG_001,
+                crate::config::AssumptionKind::NoVmFile => codes::PD_CFG_002,
+            };
+            finding(code, a.title.clone())
                 .expected(format!(
                     "{} as the platform's current scripts read it",
                     a.prov.file
@@ -437,7 +435,7 @@ pub(crate) fn port_variables(m: &Intended) -> Vec<Finding> {
                 .collect();
             out.push(with_subjects(
                 finding(
-                    "PD-CFG-003",
+                    codes::PD_CFG_003,
                     format!(
                         "stack `{}` service `{}`: port is ${{{}}}, which no config sets",
                         st.name, svc.name, pv.variable
@@ -481,7 +479,7 @@ pub(crate) fn clone_cycles(m: &Intended) -> Vec<Finding> {
             chain.push(first.to_string());
             let chain = chain.join(" → ");
             Some(with_subjects(
-                finding("PD-LINT-005", format!("{key} loops: {chain}"))
+                finding(codes::PD_LINT_005, format!("{key} loops: {chain}"))
                     .expected(format!(
                         "every {key} chain ends at a guest that clones nothing"
                     ))

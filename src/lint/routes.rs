@@ -1,5 +1,6 @@
 //! Traefik routes, stack labels and the NGINX upstream.
 
+use super::catalog as codes;
 use super::{finding, label, with_subjects};
 use crate::finding::Finding;
 use crate::model::{DnsRule, Intended};
@@ -27,7 +28,7 @@ pub(crate) fn plain_http_to_tls(m: &Intended) -> Vec<Finding> {
         };
         out.push(with_subjects(
             finding(
-                "PD-ROUTE-001",
+                codes::PD_ROUTE_001,
                 format!("Traefik route {} sends plain HTTP to TLS port {b}", r.router),
             )
             .expected(format!(
@@ -88,7 +89,7 @@ pub(crate) fn labels_without_provider(m: &Intended) -> Vec<Finding> {
         }
         let hosts = s.hosts();
         let mut f = finding(
-            "PD-ROUTE-002",
+            codes::PD_ROUTE_002,
             format!(
                 "stack `{}`: Traefik labels for {} are never read",
                 s.name,
@@ -153,7 +154,7 @@ pub(crate) fn label_references(m: &Intended) -> Vec<Finding> {
                     .collect::<Vec<_>>()
                     .join(" and ");
                 let mut f = finding(
-                    "PD-ROUTE-003",
+                    codes::PD_ROUTE_003,
                     format!("stack `{}` router `{}` references undefined {what}", s.name, r.name),
                 )
                 .expected(format!(
@@ -223,7 +224,7 @@ pub(crate) fn gateway_names_without_router(m: &Intended) -> Vec<Finding> {
         }
         out.push(
             finding(
-                "PD-ROUTE-004",
+                codes::PD_ROUTE_004,
                 format!("{} goes to the gateway but Traefik has no router for it", rec.hostname),
             )
             .expected(format!(
@@ -260,7 +261,7 @@ pub(crate) fn duplicate_service_names(m: &Intended) -> Vec<Finding> {
             continue;
         }
         let mut f = finding(
-            "PD-ROUTE-005",
+            codes::PD_ROUTE_005,
             format!("traefik_service name `{}` is declared twice", b.name),
         )
         .expected(format!("one router `{}` with one backend", b.router))
@@ -311,7 +312,7 @@ pub(crate) fn gateway_upstream(m: &Intended) -> Vec<Finding> {
         if !listens(up.port()) {
             out.push(with_subjects(
                 finding(
-                    "PD-ROUTE-006",
+                    codes::PD_ROUTE_006,
                     format!("the gateway proxies to {up}, where Traefik has no entrypoint"),
                 )
                 .expected(format!("proxy_pass to a Traefik entrypoint on lxc:{} [{eps}]", router.lxc))
@@ -332,7 +333,7 @@ pub(crate) fn gateway_upstream(m: &Intended) -> Vec<Finding> {
         if lit.ip() != router.ip.value || !listens(lit.port()) {
             out.push(with_subjects(
                 finding(
-                    "PD-ROUTE-007",
+                    codes::PD_ROUTE_007,
                     format!("the gateway generator hard-codes {lit}, not Traefik's {}", router.ip.value),
                 )
                 .expected(format!(

@@ -1,6 +1,6 @@
 //! Resolving trace definitions against the model into concrete steps (pure; sends nothing).
 
-use super::defs::{HopDef, TraceDef, Var};
+use super::defs::{DnsDef, HopDef, HttpDef, MtlsDef, TlsDef, TraceDef, Var};
 use super::{Hop, Identity, Plan, ProbeSpec, Step, Trust, VantageRef};
 use crate::config::Provenance;
 use crate::error::Error;
@@ -625,6 +625,326 @@ fn short_of(m: &Intended, fqdn: &str) -> String {
         .to_string()
 }
 
+/// One hop being resolved: where it runs, what it reaches, and the variables its text may use
+/// (`{ip}`, `{port}`, `{scheme}` of the target on top of the trace's own).
+struct HopCtx<'c, 'a> {
+    ctx: &'c Ctx<'a>,
+    id: &'c str,
+    from: VantageRef,
+    tgt: Target,
+    local: Vec<(&'c str, String)>,
+}
+
+/// The nameserver a DNS hop asks, with where it comes from and words for the expectation.
+struct DnsServer {
+    addr: SocketAddr,
+    prov: Vec<Provenance>,
+    words: String,
+}
+
+/// The nameserver a `dns` layer queries: the platform DNS, or (`own`) the vantage's first
+/// configured nameserver, on the platform's DNS port when that is the host.
+fn dns_server(m: &Intended, from: VantageRef, own: bool, tgt: &Target) -> DnsServer {
+    let platform = |prov: Vec<Provenance>, words: String| DnsServer {
+        addr: m.dns.server.value,
+        prov,
+        words,
+    };
+    if !own {
+        return platform(tgt.prov.clone(), "the platform DNS (dnsmasq)".to_string());
+    }
+    let node = m.node(from).expect("vantage resolved");
+    match node.nameservers.first() {
+        Some(ns) => {
+            let port = if Some(ns.value) == m.host.ip_addr() {
+                m.ports.dns.value
+            } else {
+                53
+            };
+            DnsServer {
+                addr: SocketAddr::new(ns.value, port),
+                prov: vec![ns.prov.clone()],
+                words: format!("{from}'s nameserver ({})", node.nameservers_from),
+            }
+        }
+        None => platform(
+            vec![m.dns.server.prov.clone()],
+            format!("{from} has no nameserver in the config; the platform DNS"),
+        ),
+    }
+}
+
+/// What a DNS step expects for `fq`: the addresses the generator derives, the expectation in
+/// words, and the provenance of the record.
+fn dns_expectation(
+    m: &Intended,
+    fq: &str,
+    server: &DnsServer,
+) -> (Vec<IpAddr>, String, Vec<Provenance>) {
+    let mut prov = server.prov.clone();
+    let Some(r) = m.dns.answer(fq) else {
+        let words = format!(
+            "an answer from {} (the config derives no record for {fq})",
+            server.words
+        );
+        return (Vec::new(), words, prov);
+    };
+    prov.extend(r.provenance.iter().cloned());
+    // The generator hard-codes `ca` → 10.0.0.10; the intent is the CA guest's address (lint
+    // reports the literal when the two differ).
+    let Some(ip) = r.guest_ip.or(r.ip) else {
+        return (
+            Vec::new(),
+            format!("the record \"{}\" (not an IP)", r.ip_text),
+            prov,
+        );
+    };
+    let literal = if r.guest_ip.is_some() {
+        format!("; the generator writes {}", r.ip_text)
+    } else {
+        String::new()
+    };
+    let words = format!(
+        "A {ip} from {} (rule {}: {}{literal})",
+        server.words,
+        r.rule.number(),
+        r.rule.describe(),
+    );
+    (vec![ip], words, prov)
+}
+
+/// The host part of a URL (`https://qdrant.example:443/x` → `qdrant.example`).
+fn url_host(url: &str) -> &str {
+    url.split("://")
+        .nth(1)
+        .and_then(|r| r.split(['/', ':']).next())
+        .unwrap_or("")
+}
+
+/// The statuses an HTTP step accepts, in words.
+fn status_words(status: &[u16]) -> String {
+    if status.is_empty() {
+        return "a 2xx status".to_string();
+    }
+    status
+        .iter()
+        .map(u16::to_string)
+        .collect::<Vec<_>>()
+        .join(" or ")
+}
+
+impl<'c, 'a> HopCtx<'c, 'a> {
+    fn new(
+        ctx: &'c Ctx<'a>,
+        id: &'c str,
+        from: VantageRef,
+        tgt: Target,
+        base: &[(&'c str, String)],
+    ) -> Self {
+        let mut local: Vec<(&'c str, String)> = base.to_vec();
+        local.push(("ip", tgt.addr.ip().to_string()));
+        local.push(("port", tgt.addr.port().to_string()));
+        local.push(("scheme", tgt.scheme.clone()));
+        HopCtx {
+            ctx,
+            id,
+            from,
+            tgt,
+            local,
+        }
+    }
+
+    fn must(&self, text: &str, prov: &mut Vec<Provenance>) -> Result<String, Error> {
+        self.ctx.must(self.id, text, &self.local, prov)
+    }
+
+    fn trust(
+        &self,
+        trust: &Option<String>,
+        self_signed: &Option<Vec<String>>,
+        prov: &mut Vec<Provenance>,
+    ) -> Result<(Trust, String), Error> {
+        trust_of(self.ctx, self.id, trust, self_signed, &self.local, prov)
+    }
+
+    fn step(&self, layer: Layer, probe: ProbeSpec, expect: String) -> Step {
+        Step {
+            id: format!("{}.{}", self.id, layer.as_str()),
+            hop: self.id.to_string(),
+            from: self.from,
+            to: self.tgt.component.clone(),
+            layer,
+            probe,
+            expect,
+            provenance: self.tgt.prov.clone(),
+            depends_on: Vec::new(),
+            through: Vec::new(),
+        }
+    }
+
+    /// One DNS step per name of the `dns` layer.
+    fn dns_steps(&self, d: &DnsDef, server: &DnsServer) -> Result<Vec<Step>, Error> {
+        let m = self.ctx.m;
+        let mut out = Vec::new();
+        for n in &d.names {
+            let fq = fqdn_of(m, &self.must(n, &mut Vec::new())?);
+            let (expect, words, prov) = dns_expectation(m, &fq, server);
+            let mut s = self.step(
+                Layer::Dns,
+                ProbeSpec::Dns {
+                    name: fq.clone(),
+                    server: server.addr,
+                    expect,
+                    system: d.system,
+                },
+                words,
+            );
+            s.id = format!("{}.dns.{}", self.id, short_of(m, &fq));
+            s.provenance = prov;
+            out.push(s);
+        }
+        Ok(out)
+    }
+
+    fn tcp_step(&self) -> Step {
+        let t = &self.tgt;
+        let expect = format!("connects to {} ({})", t.addr, t.component);
+        self.step(Layer::Tcp, ProbeSpec::Tcp { addr: t.addr }, expect)
+    }
+
+    fn tls_step(&self, t: &TlsDef) -> Result<Step, Error> {
+        let mut prov = self.tgt.prov.clone();
+        let sni = self.must(&t.sni, &mut prov)?;
+        if let Some(r) = self.ctx.m.dns.record(&sni) {
+            prov.extend(r.provenance.first().cloned());
+        }
+        let (trust, words) = self.trust(&t.trust, &t.self_signed, &mut prov)?;
+        let expect = format!("TLS handshake with SNI {sni}; {words}");
+        let addr = self.tgt.addr;
+        let mut s = self.step(Layer::Tls, ProbeSpec::Tls { addr, sni, trust }, expect);
+        s.provenance = prov;
+        Ok(s)
+    }
+
+    /// The `mtls` layer with the identity it presents; `None` when the layer is optional and
+    /// its client identity is not defined.
+    fn mtls_step(&self, t: &MtlsDef) -> Result<Option<(Step, Option<Identity>)>, Error> {
+        let mut prov = self.tgt.prov.clone();
+        let mut opt = |v: &Option<String>| {
+            v.as_ref()
+                .map(|c| self.ctx.subst(self.id, c, &self.local, &mut prov))
+                .transpose()
+        };
+        let (cert, key) = (opt(&t.cert)?, opt(&t.key)?);
+        let defined = !matches!(cert, Some(None)) && !matches!(key, Some(None));
+        if !defined && t.optional {
+            return Ok(None);
+        }
+        let cert = cert.map(|c| c.ok_or(())).transpose();
+        let key = key.map(|c| c.ok_or(())).transpose();
+        let (Ok(cert), Ok(key)) = (cert, key) else {
+            return Err(self.ctx.err(self.id, "mtls cert/key use a variable that is not defined; mark the layer `optional = true` or define it in the site file's [paths]"));
+        };
+        let sni = self.must(&t.sni, &mut prov)?;
+        let (trust, words) = self.trust(&t.trust, &None, &mut prov)?;
+        let identity = match (cert, key) {
+            (Some(c), Some(k)) => Some(Identity {
+                cert: PathBuf::from(c),
+                key: PathBuf::from(k),
+            }),
+            _ => None,
+        };
+        let who = identity
+            .as_ref()
+            .map(|i| format!("accepts the client certificate {}", i.cert.display()))
+            .unwrap_or_else(|| "is probed without a client certificate".into());
+        let required = if t.require {
+            "a client certificate is required and "
+        } else {
+            ""
+        };
+        let probe = ProbeSpec::Mtls {
+            addr: self.tgt.addr,
+            sni,
+            trust,
+            identity: identity.clone(),
+            require: t.require,
+        };
+        let mut s = self.step(
+            Layer::Mtls,
+            probe,
+            format!("{required}the server {who}; {words}"),
+        );
+        s.provenance = prov;
+        Ok(Some((s, identity)))
+    }
+
+    fn http_step(
+        &self,
+        hd: &HttpDef,
+        service: Option<&Service>,
+        identity: Option<Identity>,
+    ) -> Result<Step, Error> {
+        let mut prov = self.tgt.prov.clone();
+        let url = self.must(&hd.url, &mut prov)?;
+        if let Some(r) = self.ctx.m.dns.record(url_host(&url)) {
+            prov.extend(r.provenance.first().cloned());
+        }
+        let trust = if url.starts_with("https://") {
+            Some(self.trust(&hd.trust, &hd.self_signed, &mut prov)?)
+        } else {
+            None
+        };
+        let status = if hd.status.is_empty() {
+            service
+                .and_then(|s| self.ctx.def.status.get(&s.name).cloned())
+                .unwrap_or_default()
+        } else {
+            hd.status.clone()
+        };
+        let body = hd
+            .body
+            .as_ref()
+            .map(|b| self.must(b, &mut prov))
+            .transpose()?;
+        let mut words = format!(
+            "GET {url} via {} → {}",
+            self.tgt.addr,
+            status_words(&status)
+        );
+        if let Some(b) = &body {
+            words.push_str(&format!(", body contains \"{b}\""));
+        }
+        if let Some((_, tw)) = &trust {
+            words.push_str(&format!("; {tw}"));
+        }
+        let probe = ProbeSpec::Http {
+            url,
+            connect: self.tgt.addr,
+            trust: trust.map(|t| t.0),
+            identity,
+            expect_status: status,
+            expect_body: body,
+        };
+        let mut s = self.step(Layer::Http, probe, words);
+        s.provenance = prov;
+        Ok(s)
+    }
+
+    /// The hop's title: its own (with `{port}` the port the hop dials) or `from → to :port`.
+    fn title(&self, h: &HopDef, port: u16) -> Result<String, Error> {
+        if h.title.is_empty() {
+            return Ok(format!("{} → {} :{port}", self.from, self.tgt.component));
+        }
+        let mut tl = self.local.clone();
+        if let Some(p) = tl.iter_mut().find(|(k, _)| *k == "port") {
+            p.1 = port.to_string();
+        }
+        self.ctx.must(self.id, &h.title, &tl, &mut Vec::new())
+    }
+}
+
+/// Resolve one hop of a definition into its steps, each layer depending on the one before.
 fn hop(
     ctx: &Ctx,
     h: &HopDef,
@@ -633,311 +953,137 @@ fn hop(
     service: Option<&Service>,
     plan: &mut Plan,
 ) -> Result<(), Error> {
-    let m = ctx.m;
     let (from, from_label) = ctx.vantage(id, &h.from)?;
-    let mut dummy = Vec::new();
-    let to_text = ctx.must(id, &h.to, base, &mut dummy)?;
+    let to_text = ctx.must(id, &h.to, base, &mut Vec::new())?;
     let tgt = ctx.target(id, &to_text, service)?;
-    let mut local: Vec<(&str, String)> = base.to_vec();
-    local.push(("ip", tgt.addr.ip().to_string()));
-    local.push(("port", tgt.addr.port().to_string()));
-    local.push(("scheme", tgt.scheme.clone()));
     let through: Vec<String> = h
         .through
         .iter()
-        .map(|t| ctx.must(id, t, base, &mut dummy))
+        .map(|t| ctx.must(id, t, base, &mut Vec::new()))
         .collect::<Result<_, _>>()?;
+    let hc = HopCtx::new(ctx, id, from, tgt, base);
 
     let mut steps: Vec<Step> = Vec::new();
-    let mut title_port = tgt.addr.port();
-    let step = |layer: Layer,
-                sid: String,
-                probe: ProbeSpec,
-                expect: String,
-                provenance: Vec<Provenance>,
-                depends_on: Vec<String>,
-                through: Vec<String>| Step {
-        id: sid,
-        hop: id.to_string(),
-        from,
-        to: tgt.component.clone(),
-        layer,
-        probe,
-        expect,
-        provenance,
-        depends_on,
-        through,
-    };
-
+    let mut title_port = hc.tgt.addr.port();
     if let Some(d) = &h.dns {
-        let (server, server_prov, server_words) = if d.server == "own" {
-            let node = m.node(from).expect("vantage resolved");
-            match node.nameservers.first() {
-                Some(ns) => {
-                    let port = if Some(ns.value) == m.host.ip_addr() {
-                        m.ports.dns.value
-                    } else {
-                        53
-                    };
-                    (
-                        SocketAddr::new(ns.value, port),
-                        vec![ns.prov.clone()],
-                        format!("{from}'s nameserver ({})", node.nameservers_from),
-                    )
-                }
-                None => (
-                    m.dns.server.value,
-                    vec![m.dns.server.prov.clone()],
-                    format!("{from} has no nameserver in the config; the platform DNS"),
-                ),
-            }
-        } else {
-            (
-                m.dns.server.value,
-                tgt.prov.clone(),
-                "the platform DNS (dnsmasq)".to_string(),
-            )
-        };
-        title_port = server.port();
-        for n in &d.names {
-            let name = ctx.must(id, n, &local, &mut dummy)?;
-            let fq = fqdn_of(m, &name);
-            let rec = m.dns.answer(&fq);
-            let mut prov = server_prov.clone();
-            let (expect_ips, words) = match rec {
-                Some(r) => {
-                    prov.extend(r.provenance.iter().cloned());
-                    // The generator hard-codes `ca` → 10.0.0.10; the intent is the CA guest's
-                    // address (lint reports the literal when the two differ).
-                    match r.guest_ip.or(r.ip) {
-                        Some(ip) => (
-                            vec![ip],
-                            format!(
-                                "A {ip} from {server_words} (rule {}: {}{})",
-                                r.rule.number(),
-                                r.rule.describe(),
-                                if r.guest_ip.is_some() {
-                                    format!("; the generator writes {}", r.ip_text)
-                                } else {
-                                    String::new()
-                                }
-                            ),
-                        ),
-                        None => (
-                            Vec::new(),
-                            format!("the record \"{}\" (not an IP)", r.ip_text),
-                        ),
-                    }
-                }
-                None => (
-                    Vec::new(),
-                    format!(
-                        "an answer from {server_words} (the config derives no record for {fq})"
-                    ),
-                ),
-            };
-            steps.push(step(
-                Layer::Dns,
-                format!("{id}.dns.{}", short_of(m, &fq)),
-                ProbeSpec::Dns {
-                    name: fq,
-                    server,
-                    expect: expect_ips,
-                    system: d.system,
-                },
-                words,
-                prov,
-                Vec::new(),
-                Vec::new(),
-            ));
-        }
+        let server = dns_server(ctx.m, from, d.server == "own", &hc.tgt);
+        title_port = server.addr.port();
+        steps.extend(hc.dns_steps(d, &server)?);
     }
-
-    let mut prev: Option<String> = None;
-    let deps = |prev: &Option<String>| prev.iter().cloned().collect::<Vec<_>>();
+    // Each connection layer depends on the one before it.
+    let mut chain: Vec<Step> = Vec::new();
     if h.tcp {
-        let sid = format!("{id}.tcp");
-        steps.push(step(
-            Layer::Tcp,
-            sid.clone(),
-            ProbeSpec::Tcp { addr: tgt.addr },
-            format!("connects to {} ({})", tgt.addr, tgt.component),
-            tgt.prov.clone(),
-            Vec::new(),
-            Vec::new(),
-        ));
-        prev = Some(sid);
+        chain.push(hc.tcp_step());
+    }
+    if let Some(t) = h.tls.as_ref().filter(|t| scheme_ok(&t.when, &hc.tgt)) {
+        chain.push(hc.tls_step(t)?);
     }
     let mut identity: Option<Identity> = None;
-    if let Some(t) = h.tls.as_ref().filter(|t| scheme_ok(&t.when, &tgt)) {
-        let mut prov = tgt.prov.clone();
-        let sni = ctx.must(id, &t.sni, &local, &mut prov)?;
-        if let Some(r) = m.dns.record(&sni) {
-            prov.extend(r.provenance.first().cloned());
-        }
-        let (trust, words) = trust_of(ctx, id, &t.trust, &t.self_signed, &local, &mut prov)?;
-        let sid = format!("{id}.tls");
-        steps.push(step(
-            Layer::Tls,
-            sid.clone(),
-            ProbeSpec::Tls {
-                addr: tgt.addr,
-                sni: sni.clone(),
-                trust,
-            },
-            format!("TLS handshake with SNI {sni}; {words}"),
-            prov,
-            deps(&prev),
-            Vec::new(),
-        ));
-        prev = Some(sid);
-    }
-    if let Some(t) = h.mtls.as_ref().filter(|t| scheme_ok(&t.when, &tgt)) {
-        let mut prov = tgt.prov.clone();
-        let cert = t
-            .cert
-            .as_ref()
-            .map(|c| ctx.subst(id, c, &local, &mut prov))
-            .transpose()?;
-        let key = t
-            .key
-            .as_ref()
-            .map(|c| ctx.subst(id, c, &local, &mut prov))
-            .transpose()?;
-        let defined = !matches!(cert, Some(None)) && !matches!(key, Some(None));
-        if defined || !t.optional {
-            let cert = cert.map(|c| c.ok_or(())).transpose();
-            let key = key.map(|c| c.ok_or(())).transpose();
-            let (Ok(cert), Ok(key)) = (cert, key) else {
-                return Err(ctx.err(id, "mtls cert/key use a variable that is not defined; mark the layer `optional = true` or define it in the site file's [paths]"));
-            };
-            let sni = ctx.must(id, &t.sni, &local, &mut prov)?;
-            let (trust, words) = trust_of(ctx, id, &t.trust, &None, &local, &mut prov)?;
-            identity = match (cert, key) {
-                (Some(c), Some(k)) => Some(Identity {
-                    cert: PathBuf::from(c),
-                    key: PathBuf::from(k),
-                }),
-                _ => None,
-            };
-            let sid = format!("{id}.mtls");
-            let who = identity
-                .as_ref()
-                .map(|i| format!("accepts the client certificate {}", i.cert.display()))
-                .unwrap_or_else(|| "is probed without a client certificate".into());
-            steps.push(step(
-                Layer::Mtls,
-                sid.clone(),
-                ProbeSpec::Mtls {
-                    addr: tgt.addr,
-                    sni,
-                    trust,
-                    identity: identity.clone(),
-                    require: t.require,
-                },
-                format!(
-                    "{}the server {who}; {words}",
-                    if t.require {
-                        "a client certificate is required and "
-                    } else {
-                        ""
-                    }
-                ),
-                prov,
-                deps(&prev),
-                Vec::new(),
-            ));
-            prev = Some(sid);
+    if let Some(t) = h.mtls.as_ref().filter(|t| scheme_ok(&t.when, &hc.tgt)) {
+        if let Some((s, i)) = hc.mtls_step(t)? {
+            chain.push(s);
+            identity = i;
         }
     }
     if let Some(hd) = &h.http {
-        let mut prov = tgt.prov.clone();
-        let url = ctx.must(id, &hd.url, &local, &mut prov)?;
-        let url_host = url
-            .split("://")
-            .nth(1)
-            .and_then(|r| r.split(['/', ':']).next())
-            .unwrap_or("")
-            .to_string();
-        if let Some(r) = m.dns.record(&url_host) {
-            prov.extend(r.provenance.first().cloned());
-        }
-        let https = url.starts_with("https://");
-        let trust = if https {
-            Some(trust_of(
-                ctx,
-                id,
-                &hd.trust,
-                &hd.self_signed,
-                &local,
-                &mut prov,
-            )?)
-        } else {
-            None
-        };
-        let status = if hd.status.is_empty() {
-            service
-                .and_then(|s| ctx.def.status.get(&s.name).cloned())
-                .unwrap_or_default()
-        } else {
-            hd.status.clone()
-        };
-        let body = hd
-            .body
-            .as_ref()
-            .map(|b| ctx.must(id, b, &local, &mut prov))
-            .transpose()?;
-        let status_words = if status.is_empty() {
-            "a 2xx status".to_string()
-        } else {
-            status
-                .iter()
-                .map(u16::to_string)
-                .collect::<Vec<_>>()
-                .join(" or ")
-        };
-        let mut words = format!("GET {url} via {} → {status_words}", tgt.addr);
-        if let Some(b) = &body {
-            words.push_str(&format!(", body contains \"{b}\""));
-        }
-        if let Some((_, tw)) = &trust {
-            words.push_str(&format!("; {tw}"));
-        }
-        steps.push(step(
-            Layer::Http,
-            format!("{id}.http"),
-            ProbeSpec::Http {
-                url,
-                connect: tgt.addr,
-                trust: trust.map(|t| t.0),
-                identity: identity.clone(),
-                expect_status: status,
-                expect_body: body,
-            },
-            words,
-            prov,
-            deps(&prev),
-            through,
-        ));
+        let mut s = hc.http_step(hd, service, identity)?;
+        s.through = through;
+        chain.push(s);
     }
+    for i in 1..chain.len() {
+        chain[i].depends_on = vec![chain[i - 1].id.clone()];
+    }
+    steps.extend(chain);
 
-    let mut tl = local.clone();
-    if let Some(p) = tl.iter_mut().find(|(k, _)| *k == "port") {
-        p.1 = title_port.to_string();
-    }
-    let title = if h.title.is_empty() {
-        format!("{from} → {} :{title_port}", tgt.component)
-    } else {
-        ctx.must(id, &h.title, &tl, &mut dummy)?
-    };
     plan.hops.push(Hop {
         id: id.to_string(),
         from,
-        to: tgt.component.clone(),
+        to: hc.tgt.component.clone(),
         from_label,
-        title,
+        title: hc.title(h, title_port)?,
         path: h.path.clone().unwrap_or_default(),
     });
     plan.steps.extend(steps);
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::Ipv4Addr;
+    use std::path::Path;
+
+    fn reference() -> Intended {
+        let etc = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/configs/reference/etc");
+        crate::model::load(&etc, None).expect("reference config loads")
+    }
+
+    fn target(m: &Intended) -> Target {
+        Target {
+            component: "qdrant".into(),
+            addr: SocketAddr::from((Ipv4Addr::new(10, 0, 0, 102), 6333)),
+            scheme: "http".into(),
+            prov: vec![m.domain.prov.clone()],
+        }
+    }
+
+    fn sock(a: [u8; 4], port: u16) -> SocketAddr {
+        SocketAddr::from((Ipv4Addr::from(a), port))
+    }
+
+    #[test]
+    fn a_dns_hop_asks_the_platform_dns_or_the_vantages_own_nameserver_on_its_port() {
+        let mut m = reference();
+        // The host's dnsmasq listens on a port of its own; a guest nameserver on another IP is
+        // asked on 53.
+        m.ports.dns.value = 5353;
+        let t = target(&m);
+        let platform = dns_server(&m, VantageRef::Lxc(102), false, &t);
+        assert_eq!(platform.addr, m.dns.server.value);
+        assert_eq!(platform.words, "the platform DNS (dnsmasq)");
+        assert_eq!(platform.prov, t.prov);
+
+        let router = dns_server(&m, VantageRef::Lxc(102), true, &t);
+        assert_eq!(router.addr, sock([10, 0, 0, 13], 5353));
+        assert!(
+            router.words.starts_with("lxc:102's nameserver ("),
+            "{}",
+            router.words
+        );
+
+        let template = dns_server(&m, VantageRef::Lxc(900), true, &t);
+        assert_eq!(template.addr, sock([8, 8, 8, 8], 53));
+    }
+
+    #[test]
+    fn a_dns_step_expects_the_generators_record_or_any_answer_when_none_is_derived() {
+        let m = reference();
+        let server = DnsServer {
+            addr: sock([10, 0, 0, 13], 53),
+            prov: Vec::new(),
+            words: "S".into(),
+        };
+        let (ips, words, prov) = dns_expectation(&m, "qdrant.internal.thinkheads.ai", &server);
+        // The gateway serves qdrant's name: the generator points it at NGINX (.153).
+        assert_eq!(ips, vec![IpAddr::from([10, 0, 0, 153])]);
+        assert!(words.starts_with("A 10.0.0.153 from S (rule "), "{words}");
+        assert!(!prov.is_empty(), "the record's provenance is kept");
+
+        let (ips, words, prov) = dns_expectation(&m, "nosuch.example.org", &server);
+        assert!(ips.is_empty());
+        assert_eq!(
+            words,
+            "an answer from S (the config derives no record for nosuch.example.org)"
+        );
+        assert!(prov.is_empty());
+    }
+
+    #[test]
+    fn url_hosts_and_status_words() {
+        assert_eq!(url_host("https://qdrant.x.ai:8443/healthz"), "qdrant.x.ai");
+        assert_eq!(url_host("http://10.0.0.102/healthz"), "10.0.0.102");
+        assert_eq!(url_host("qdrant"), "");
+        assert_eq!(status_words(&[]), "a 2xx status");
+        assert_eq!(status_words(&[200, 204]), "200 or 204");
+    }
 }

@@ -75,7 +75,7 @@ pub fn annotation(f: &Finding, context: Option<&str>) -> String {
     }
     let title = match context {
         Some(c) => format!("{} {c}", f.code),
-        None => f.code.clone(),
+        None => f.code.to_string(),
     };
     props.push(format!("title={}", escape_property(&title)));
     let mut msg = f.title.clone();
@@ -112,7 +112,7 @@ pub fn render_reports(reports: &[Report], w: &mut dyn Write) -> io::Result<()> {
     for r in reports {
         let context = format!("trace {}", r.target);
         for f in &r.findings {
-            if f.origin == "static" {
+            if f.origin == crate::finding::Origin::Static {
                 if seen_static.contains(&f) {
                     continue;
                 }
@@ -142,6 +142,7 @@ pub fn render_reports(reports: &[Report], w: &mut dyn Write) -> io::Result<()> {
 mod tests {
     use super::*;
     use crate::config::Provenance;
+    use crate::finding::Code;
 
     #[test]
     fn escapes_follow_the_toolkit() {
@@ -152,14 +153,18 @@ mod tests {
 
     #[test]
     fn a_finding_becomes_an_annotation_on_its_line() {
-        let f = Finding::new("PD-ROUTE-001", Severity::Warning, "route, broken: yes")
-            .expected("a")
-            .actual("b")
-            .provenance([Provenance {
-                file: "etc/phoenix_lxc_configs.json".into(),
-                pointer: "/lxc_configs/103".into(),
-                line: Some(696),
-            }]);
+        let f = Finding::new(
+            Code::lookup("PD-ROUTE-001").unwrap(),
+            Severity::Warning,
+            "route, broken: yes",
+        )
+        .expected("a")
+        .actual("b")
+        .provenance([Provenance {
+            file: "etc/phoenix_lxc_configs.json".into(),
+            pointer: "/lxc_configs/103".into(),
+            line: Some(696),
+        }]);
         let a = annotation(&f, Some("trace qdrant"));
         assert!(
             a.starts_with(
@@ -168,7 +173,7 @@ mod tests {
             "{a}"
         );
         assert!(!a.contains('\n'));
-        let info = Finding::new("PD-X-001", Severity::Info, "t");
-        assert!(annotation(&info, None).starts_with("::notice title=PD-X-001::t"));
+        let info = Finding::new(Code::lookup("PD-CFG-001").unwrap(), Severity::Info, "t");
+        assert!(annotation(&info, None).starts_with("::notice title=PD-CFG-001::t"));
     }
 }

@@ -99,7 +99,7 @@ pub(super) fn render(reports: &[Report], w: &mut dyn Write) -> io::Result<()> {
                     .map(|p| format!("\nconfig: {p}"))
                     .collect::<String>()
             );
-            let code = s.code.clone().unwrap_or_default();
+            let code = s.code.map(|c| c.as_str()).unwrap_or_default();
             if let (true, Some(a)) = (s.verdict.is_failure(), step_acceptance(r, s)) {
                 writeln!(w, ">")?;
                 writeln!(
@@ -114,7 +114,7 @@ pub(super) fn render(reports: &[Report], w: &mut dyn Write) -> io::Result<()> {
                 writeln!(
                     w,
                     "      <system-out>{} accepted by the baseline{}: {}\n{}</system-out>",
-                    esc(&code),
+                    esc(code),
                     esc(&a
                         .expires
                         .as_ref()
@@ -133,7 +133,7 @@ pub(super) fn render(reports: &[Report], w: &mut dyn Write) -> io::Result<()> {
                     writeln!(
                         w,
                         "      <system-out>{} warning: {}</system-out>",
-                        esc(&code),
+                        esc(code),
                         esc(&s.actual)
                     )?;
                     writeln!(w, "    </testcase>")?;
@@ -152,7 +152,7 @@ pub(super) fn render(reports: &[Report], w: &mut dyn Write) -> io::Result<()> {
                     writeln!(
                         w,
                         r#"      <error message="{} cannot judge: {}">{}</error>"#,
-                        esc(&code),
+                        esc(code),
                         esc(&s.actual),
                         esc(&body)
                     )?;

@@ -6,17 +6,36 @@ pub mod github;
 mod junit;
 mod mermaid;
 pub mod nagios;
-pub(crate) mod prometheus;
+pub mod prometheus;
 mod table;
 
 pub use table::{fit_table, output_width, provenance_cell};
 
-use crate::cli::Format;
 use crate::diagnose::{Overall, Report, REPORT_SCHEMA_VERSION};
 use crate::engine::Run;
-use crate::finding::Finding;
+use crate::finding::{Finding, Origin};
 use serde::Serialize;
 use std::io::{self, Write};
+
+/// The formats a trace report renders to (the command line's `--format` maps onto these).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Format {
+    /// For people.
+    #[default]
+    Table,
+    /// The versioned contract of `docs/output-json.md`.
+    Json,
+    /// JUnit XML.
+    Junit,
+    /// Mermaid sequence diagrams.
+    Mermaid,
+    /// Prometheus text format.
+    Prometheus,
+    /// GitHub Actions workflow commands.
+    Github,
+    /// One monitoring-plugins status line.
+    Nagios,
+}
 
 /// Rendering options.
 #[derive(Debug, Clone, Copy, Default)]
@@ -83,7 +102,7 @@ impl<'a> CheckDoc<'a> {
             let mut own = Vec::new();
             let mut refs = Vec::new();
             for f in &r.findings {
-                if f.origin != STATIC_ORIGIN {
+                if f.origin != Origin::Static {
                     own.push(f);
                     continue;
                 }
@@ -118,9 +137,6 @@ impl<'a> CheckDoc<'a> {
         })
     }
 }
-
-/// `Finding::origin` of a finding from the configs (lint), not from a probe.
-const STATIC_ORIGIN: &str = "static";
 
 /// The overall verdict of several reports: diverged wins over cannot-judge over healthy.
 pub fn overall(reports: &[Report]) -> Overall {

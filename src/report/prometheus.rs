@@ -6,7 +6,7 @@
 
 use crate::diagnose::{Overall, Report, Verdict};
 use crate::engine::Run;
-use crate::finding::Severity;
+use crate::finding::{Origin, Severity};
 use crate::observe::{Evidence, TlsEvidence};
 use std::collections::BTreeMap;
 use std::io::{self, Write};
@@ -14,7 +14,7 @@ use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
 /// A label value, escaped for the text format.
-pub(crate) fn label(s: &str) -> String {
+pub fn label(s: &str) -> String {
     s.replace('\\', "\\\\")
         .replace('"', "\\\"")
         .replace('\n', "\\n")
@@ -238,7 +238,7 @@ pub(super) fn render(reports: &[Report], runs: &[Run], w: &mut dyn Write) -> io:
         "Findings by severity and origin (live: seen by a probe; static: from the configs).",
     )?;
     for r in reports {
-        for origin in ["live", "static"] {
+        for origin in [Origin::Live, Origin::Static] {
             for sev in [Severity::Error, Severity::Warning, Severity::Info] {
                 let n = r
                     .findings
@@ -247,8 +247,9 @@ pub(super) fn render(reports: &[Report], runs: &[Run], w: &mut dyn Write) -> io:
                     .count();
                 writeln!(
                     w,
-                    "phoenix_doctor_findings{{target=\"{}\",severity=\"{sev}\",origin=\"{origin}\"}} {n}",
-                    label(&r.target)
+                    "phoenix_doctor_findings{{target=\"{}\",severity=\"{sev}\",origin=\"{}\"}} {n}",
+                    label(&r.target),
+                    origin.as_str()
                 )?;
             }
         }

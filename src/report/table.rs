@@ -2,7 +2,7 @@
 
 use super::{clip, Style};
 use crate::diagnose::{Overall, Report, Verdict};
-use crate::finding::{Reconciled, Severity};
+use crate::finding::{Origin, Reconciled, Severity};
 use std::io::{self, Write};
 use tabled::builder::Builder;
 use tabled::settings::Style as TStyle;
@@ -125,7 +125,7 @@ fn render_natural(r: &Report, style: Style, w: &mut dyn Write) -> io::Result<()>
     let unjudged: Vec<&str> = r
         .steps
         .iter()
-        .filter(|s| s.code.as_deref() == Some(crate::diagnose::SUBSTITUTED))
+        .filter(|s| s.code == Some(crate::diagnose::SUBSTITUTED))
         .map(|s| s.from.as_str())
         .collect();
     if !unjudged.is_empty() {
@@ -256,7 +256,8 @@ fn render_natural(r: &Report, style: Style, w: &mut dyn Write) -> io::Result<()>
         Severity::Warning => paint("warning", YELLOW, style),
         Severity::Info => "info".to_string(),
     };
-    let (live, config): (Vec<_>, Vec<_>) = others.into_iter().partition(|f| f.origin != "static");
+    let (live, config): (Vec<_>, Vec<_>) =
+        others.into_iter().partition(|f| f.origin != Origin::Static);
     // Findings off the target's own request say which path they are on.
     let marked = r.hops.iter().any(|h| h.path == crate::plan::TARGET_PATH);
     let path_note = |f: &crate::finding::Finding| -> String {

@@ -180,9 +180,11 @@ fn check_json_wraps_reports() {
 /// points at it by index and keeps its live findings.
 #[test]
 fn check_json_carries_static_findings_once() {
-    use crate::finding::{Finding, Severity};
-    let shared = Finding::new("PD-FW-005", Severity::Warning, "x").static_origin();
-    let only_b = Finding::new("PD-DNS-010", Severity::Error, "y").static_origin();
+    use crate::finding::{Code, Finding, Severity};
+    let shared =
+        Finding::new(Code::lookup("PD-FW-005").unwrap(), Severity::Warning, "x").static_origin();
+    let only_b =
+        Finding::new(Code::lookup("PD-DNSCFG-006").unwrap(), Severity::Error, "y").static_origin();
     let mut a = broken();
     let live = a.findings.len();
     assert!(live > 0);
@@ -200,7 +202,7 @@ fn check_json_carries_static_findings_once() {
         .iter()
         .map(|f| f["code"].as_str().unwrap())
         .collect();
-    assert_eq!(codes, ["PD-FW-005", "PD-DNS-010"]);
+    assert_eq!(codes, ["PD-FW-005", "PD-DNSCFG-006"]);
     assert_eq!(v["reports"][0]["static_findings"], serde_json::json!([0]));
     assert_eq!(
         v["reports"][1]["static_findings"],
@@ -291,8 +293,12 @@ fn mermaid_several_targets_are_fenced_blocks() {
 #[test]
 fn github_annotates_each_static_finding_once() {
     let mut a = broken();
-    let f = crate::finding::Finding::new("PD-FW-005", crate::finding::Severity::Warning, "x")
-        .static_origin();
+    let f = crate::finding::Finding::new(
+        crate::finding::Code::lookup("PD-FW-005").unwrap(),
+        crate::finding::Severity::Warning,
+        "x",
+    )
+    .static_origin();
     a.findings.push(f.clone());
     let mut b = healthy();
     b.target = "portainer".into();

@@ -14,7 +14,6 @@ pub use template::{Kind, Template};
 use transport::brief;
 pub use transport::{Limits, Transport};
 
-use crate::cli::RunArgs;
 use crate::engine::Scope;
 use crate::error::{Error, Result};
 use crate::observe::{Evidence, Observation, Outcome, VantageNote};
@@ -136,23 +135,21 @@ pub struct Vantages {
     pushed: tokio::sync::Mutex<HashSet<VantageRef>>,
 }
 
-/// Parse `--via` values (`lxc='pct exec {id} --'`, `vm=qm`, `host=...`).
+/// One `--via` value (`lxc='pct exec {id} --'`, `vm=qm`, `host=...`): the vantage kind and the
+/// command prefix that enters it. The command line parses each value with this once.
+pub fn parse_via_value(v: &str) -> std::result::Result<(Kind, Template), String> {
+    let (kind, tpl) = v
+        .split_once('=')
+        .ok_or_else(|| "expected KIND=TEMPLATE, e.g. lxc='pct exec {id} --'".to_string())?;
+    Ok((kind.trim().parse()?, Template::parse(tpl)?))
+}
+
+/// Parse several `--via` values; a bad one is an input error naming it.
 pub fn parse_via(values: &[String]) -> Result<BTreeMap<Kind, Template>> {
-    let mut out = BTreeMap::new();
-    for v in values {
-        let (kind, tpl) = v.split_once('=').ok_or_else(|| {
-            Error::input(format!(
-                "--via `{v}`: expected KIND=TEMPLATE, e.g. lxc='pct exec {{id}} --'"
-            ))
-        })?;
-        let kind: Kind = kind
-            .trim()
-            .parse()
-            .map_err(|e| Error::input(format!("--via `{v}`: {e}")))?;
-        let tpl = Template::parse(tpl).map_err(|e| Error::input(format!("--via `{v}`: {e}")))?;
-        out.insert(kind, tpl);
-    }
-    Ok(out)
+    values
+        .iter()
+        .map(|v| parse_via_value(v).map_err(|e| Error::input(format!("--via `{v}`: {e}"))))
+        .collect()
 }
 
 impl Vantages {
@@ -166,39 +163,6 @@ impl Vantages {
             local_node,
             pushed: tokio::sync::Mutex::new(HashSet::new()),
         }
-    }
-
-    /// Build from the run flags and the site file in `config_dir`.
-    pub fn from_run_args(run: &RunArgs, config_dir: &Path) -> Result<Vantages> {
-        if run.push && !run.agent_path.starts_with('/') {
-            return Err(Error::input(format!(
-                "--push needs an absolute --agent-path inside the guests (found `{}`), e.g. --agent-path /usr/local/bin/phoenix-doctor",
-                run.agent_path
-            )));
-        }
-        let force_host = match run.vantage.as_deref() {
-            None => false,
-            Some("host") => true,
-            Some(o) => {
-                return Err(Error::input(format!(
-                    "--vantage `{o}`: the only override is `host`"
-                )))
-            }
-        };
-        if run.agent_path.trim().is_empty() {
-            return Err(Error::input(
-                "--agent-path: expected a path, found an empty string",
-            ));
-        }
-        Ok(Vantages::new(VantageOptions {
-            via: parse_via(&run.via)?,
-            force_host,
-            agent_path: run.agent_path.clone(),
-            push: run.push,
-            self_exe: None,
-            site: site_vantages(config_dir)?,
-            cluster: None,
-        }))
     }
 
     /// Where each guest runs in the cluster (see [`cluster::discover`]).
@@ -793,21 +757,15 @@ async fn verify_size(
 mod tests {
     use super::*;
 
-    fn run_args(via: &[&str], vantage: Option<&str>) -> RunArgs {
-        use clap::Parser;
-        #[derive(Parser)]
-        struct T {
-            #[command(flatten)]
-            run: RunArgs,
-        }
-        let mut argv = vec!["t".to_string()];
-        for v in via {
-            argv.push(format!("--via={v}"));
-        }
-        if let Some(v) = vantage {
-            argv.push(format!("--vantage={v}"));
-        }
-        T::parse_from(argv).run
+    fn with(via: &[&str], force_host: bool, dir: &Path) -> Vantages {
+        let via: Vec<String> = via.iter().map(|v| v.to_string()).collect();
+        Vantages::new(VantageOptions {
+            via: parse_via(&via).unwrap(),
+            force_host,
+            agent_path: "phoenix-doctor".into(),
+            site: site_vantages(dir).unwrap(),
+            ..VantageOptions::default()
+        })
     }
 
     #[test]
@@ -839,7 +797,7 @@ mod tests {
             "[vantage.\"lxc:102\"]\nhosts_file = \"h\"\n",
         )
         .unwrap();
-        let v = Vantages::from_run_args(&run_args(&[], None), dir.path()).unwrap();
+        let v = with(&[], false, dir.path());
         assert!(matches!(v.mode(VantageRef::Host), Mode::Local));
         assert!(
             matches!(v.mode(VantageRef::Lxc(102)), Mode::Simulated(f) if f.hosts_file == dir.path().join("h"))
@@ -852,32 +810,16 @@ mod tests {
             Mode::Agent(t) => assert_eq!(t.via(), "qm guest exec 1001 --"),
             m => panic!("{m:?}"),
         }
-        let v = Vantages::from_run_args(
-            &run_args(&["host=ssh", "lxc=ip netns exec n{id}"], None),
-            dir.path(),
-        )
-        .unwrap();
+        let v = with(&["host=ssh", "lxc=ip netns exec n{id}"], false, dir.path());
         assert!(matches!(v.mode(VantageRef::Host), Mode::Agent(t) if t.via().starts_with("ssh ")));
         // The simulated vantage from the site file wins over a transport.
         assert!(matches!(v.mode(VantageRef::Lxc(102)), Mode::Simulated(_)));
-        let v = Vantages::from_run_args(
-            &run_args(&["lxc=ip netns exec n{id}"], Some("host")),
-            dir.path(),
-        )
-        .unwrap();
+        let v = with(&["lxc=ip netns exec n{id}"], true, dir.path());
         assert!(matches!(v.mode(VantageRef::Host), Mode::Local));
         assert!(
             matches!(v.mode(VantageRef::Lxc(5)), Mode::Substituted(Some(t)) if t.via() == "ip netns exec n5")
         );
         assert!(matches!(v.mode(VantageRef::Vm(5)), Mode::Substituted(None)));
-        let e = Vantages::from_run_args(&run_args(&[], Some("lxc:102")), dir.path()).unwrap_err();
-        assert_eq!(e.exit_code(), 2);
-        let mut push = run_args(&[], None);
-        push.push = true;
-        let e = Vantages::from_run_args(&push, dir.path()).unwrap_err();
-        assert!(e.to_string().contains("absolute --agent-path"), "{e}");
-        push.agent_path = "/usr/local/bin/phoenix-doctor".into();
-        assert!(Vantages::from_run_args(&push, dir.path()).is_ok());
     }
 
     #[test]

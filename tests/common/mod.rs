@@ -8,6 +8,47 @@ use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
+/// The agent that runs inside the guests: `PD_AGENT_BIN` when set (the static build without the
+/// lab that `scripts/build-agent.sh` makes, and `./test` sets as root), else the binary under
+/// test.
+pub fn agent_bin() -> &'static str {
+    static BIN: std::sync::LazyLock<String> =
+        std::sync::LazyLock::new(|| match std::env::var("PD_AGENT_BIN") {
+            Ok(p) if !p.is_empty() => {
+                assert!(
+                    std::path::Path::new(&p).is_file(),
+                    "PD_AGENT_BIN={p}: no such file (build it with scripts/build-agent.sh)"
+                );
+                p
+            }
+            _ => env!("CARGO_BIN_EXE_phoenix-doctor").to_string(),
+        });
+    &BIN
+}
+
+/// Run `prefix... agent agent` with `job` on stdin (fed from a thread, so an agent that stops
+/// reading early cannot block the test).
+pub fn run_agent(prefix: &[&str], agent: &str, job: &[u8]) -> std::process::Output {
+    use std::io::Write;
+    let mut argv: Vec<&str> = prefix.to_vec();
+    argv.extend([agent, "agent"]);
+    let mut child = Command::new(argv[0])
+        .args(&argv[1..])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let job = job.to_vec();
+    let feeder = std::thread::spawn(move || {
+        let _ = stdin.write_all(&job);
+    });
+    let out = child.wait_with_output().unwrap();
+    feeder.join().unwrap();
+    out
+}
+
 /// Fail loudly unless running as root with every tool in `bins` on PATH.
 pub fn require_root(test_file: &str, why: &str, bins: &[&str]) {
     let uid =
@@ -113,6 +154,7 @@ pub fn remove_namespaces(namespaces: &[String]) {
     }
 }
 
+#[cfg(feature = "lab")]
 /// A started lab: the runtime its servers run on, the handle, the temp dir holding its files.
 pub type RunningLab = (
     tokio::runtime::Runtime,
@@ -120,6 +162,7 @@ pub type RunningLab = (
     tempfile::TempDir,
 );
 
+#[cfg(feature = "lab")]
 /// Start the built-in lab with `faults` on 127.`net`.0.0/24, its files in a temp dir.
 pub fn start_lab(net: u8, faults: &[phoenix_doctor::lab::Fault]) -> RunningLab {
     let dir = tempfile::tempdir().unwrap();
@@ -135,6 +178,7 @@ pub fn start_lab(net: u8, faults: &[phoenix_doctor::lab::Fault]) -> RunningLab {
     (rt, h, dir)
 }
 
+#[cfg(feature = "lab")]
 /// The runtime a lab's servers run on.
 pub fn lab_runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()
@@ -144,6 +188,7 @@ pub fn lab_runtime() -> tokio::runtime::Runtime {
         .unwrap()
 }
 
+#[cfg(feature = "lab")]
 /// Start the lab serving the platform's reference configuration
 /// (`fixtures/configs/reference/etc`) on 127.`net`.0.0/24, its files in a temp dir.
 pub fn start_reference_lab(net: u8, faults: &[phoenix_doctor::lab::Fault]) -> RunningLab {
@@ -163,6 +208,7 @@ pub fn start_reference_lab(net: u8, faults: &[phoenix_doctor::lab::Fault]) -> Ru
     (rt, h, dir)
 }
 
+#[cfg(feature = "lab")]
 /// `trace TARGET --format json` against a running lab, in its scope, with `extra` options:
 /// the exit code, the report, and stderr.
 pub fn lab_trace(
