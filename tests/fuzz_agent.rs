@@ -37,6 +37,7 @@ fn valid_job() -> Vec<u8> {
             .into_iter()
             .collect(),
         steps: vec![step("a"), step("b")],
+        read: vec!["/etc/hosts".into()],
     })
     .unwrap()
 }
@@ -47,6 +48,10 @@ fn valid_answer() -> Vec<u8> {
     serde_json::to_vec(&JobResult {
         version: AGENT_PROTOCOL_VERSION,
         observations: vec![o, phoenix_doctor::observe::Observation::blocked("b", "a")],
+        files: vec![phoenix_doctor::vantage::files::FileRead::Text {
+            path: "/etc/hosts".into(),
+            text: "127.0.0.1 localhost\n".into(),
+        }],
     })
     .unwrap()
 }

@@ -406,6 +406,7 @@ fn job_json(steps: &[Step], scope: &[&str], body_limit: usize) -> Vec<u8> {
         scope: scope.iter().map(|s| s.parse().unwrap()).collect(),
         prior: Default::default(),
         steps: steps.to_vec(),
+        read: Vec::new(),
     })
     .unwrap()
 }

@@ -782,3 +782,153 @@ fn the_engine_runs_a_plan_from_each_steps_vantage() {
     );
     assert!(run.observations.iter().all(|o| !o.vantage.substituted));
 }
+
+/// Issue 12, item 1: files are read in the guest with the same call as its steps (one call per
+/// guest per run): an agent's job carries them, a guest without steps gets one `sh -c`, and
+/// what was read is not read again. The answers are the guest's own: its `/etc/hosts` (with the
+/// override only lxc:102 has), its socket table (socat on 198.18.0.32:9443), a glob expanded in
+/// the guest.
+#[test]
+fn files_are_read_in_the_guest_with_its_steps_in_one_call() {
+    use phoenix_doctor::engine::{execute, Scope, Settings};
+    use phoenix_doctor::plan::Plan;
+    use phoenix_doctor::vantage::{files::FileRead, listeners, read_files};
+    use std::sync::Arc;
+    let lab = Lab::up("h");
+    // Deployed files in a directory both namespaces see (a guest's own files would be at the
+    // same path inside it).
+    let deployed = lab.dir.path().join("dnsmasq.d");
+    std::fs::create_dir_all(&deployed).unwrap();
+    std::fs::write(deployed.join("10-b.conf"), "address=/b/198.18.0.2\n").unwrap();
+    std::fs::write(deployed.join("00-a.conf"), "address=/a/198.18.0.1\n").unwrap();
+    std::fs::write(deployed.join("README"), "not a conf\n").unwrap();
+    let calls = lab.dir.path().join("calls");
+    let wrapper = lab.dir.path().join("into-guest");
+    std::fs::write(
+        &wrapper,
+        format!(
+            "#!/bin/sh\necho \"$1\" >> {}\nexec ip netns exec \"$@\"\n",
+            calls.display()
+        ),
+    )
+    .unwrap();
+    sh(&["chmod", "0755", &wrapper.display().to_string()]);
+    let t = format!("{} {}-{{id}}", wrapper.display(), lab.prefix);
+    let vantages = Arc::new(Vantages::new(VantageOptions {
+        via: parse_via(&[format!("lxc={t}"), format!("vm={t}")]).unwrap(),
+        agent_path: agent_bin().into(),
+        ..VantageOptions::default()
+    }));
+    let glob = format!("{}/*.conf", deployed.display());
+    let wanted: Vec<String> = vec![
+        "/etc/hosts".into(),
+        "/proc/net/tcp".into(),
+        "/proc/net/tcp6".into(),
+        glob.clone(),
+        "/etc/no-such-file".into(),
+    ];
+    vantages.attach_reads(VantageRef::Lxc(102), &wanted);
+    let target: SocketAddr = format!("{LXC_IP}:9443").parse().unwrap();
+    let plan = Plan {
+        target: "portainer".into(),
+        hops: Vec::new(),
+        steps: vec![
+            step(
+                "a.tcp",
+                VantageRef::Lxc(102),
+                ProbeSpec::Tcp { addr: target },
+            ),
+            step(
+                "b.tcp",
+                VantageRef::Lxc(102),
+                ProbeSpec::Tcp { addr: target },
+            ),
+        ],
+    };
+    let settings = Settings {
+        timeout: Duration::from_millis(1000),
+        scope: Scope {
+            allowed: vec!["198.18.0.0/24".parse().unwrap()],
+        },
+        runner: vantages.clone(),
+        ..Settings::default()
+    };
+    let rt = rt();
+    let run = rt.block_on(execute(&plan, &settings));
+    assert!(
+        run.observations.iter().all(|o| o.outcome == Outcome::Ok),
+        "{:?}",
+        run.observations
+    );
+    let got = rt.block_on(read_files(&vantages, VantageRef::Lxc(102), &wanted));
+    let lines = |p: &PathBuf| std::fs::read_to_string(p).unwrap_or_default();
+    assert_eq!(
+        lines(&calls).lines().count(),
+        1,
+        "one call into lxc:102 for its steps and its files: {}",
+        lines(&calls)
+    );
+    let text = |p: &str| {
+        got.iter()
+            .find(|r| r.path() == p)
+            .and_then(FileRead::text)
+            .unwrap_or_else(|| panic!("{p} not read: {got:?}"))
+            .to_string()
+    };
+    assert!(text("/etc/hosts").contains(OVERRIDE_IP), "{got:?}");
+    let mut socks = listeners::parse_proc_net_tcp(&text("/proc/net/tcp"));
+    socks.extend(listeners::parse_proc_net_tcp(&text("/proc/net/tcp6")));
+    assert!(
+        socks.iter().any(|l| l.addr == target),
+        "socat's socket is in the guest's table: {socks:?}"
+    );
+    let confs: Vec<&str> = got
+        .iter()
+        .filter(|r| r.path().starts_with(&deployed.display().to_string()))
+        .map(FileRead::path)
+        .collect();
+    assert_eq!(
+        confs,
+        [
+            format!("{}/00-a.conf", deployed.display()),
+            format!("{}/10-b.conf", deployed.display())
+        ]
+    );
+    assert!(got.iter().any(|r| matches!(r, FileRead::Unreadable { path, why } if path == "/etc/no-such-file" && why == "no such file")), "{got:?}");
+
+    // A guest without steps: one `sh -c`, no agent needed; asked again, no new call.
+    let one = vec!["/etc/hosts".to_string(), "/proc/net/tcp".to_string()];
+    let vm = rt.block_on(read_files(&vantages, VantageRef::Vm(1001), &one));
+    let again = rt.block_on(read_files(&vantages, VantageRef::Vm(1001), &one));
+    assert_eq!(vm, again);
+    assert!(
+        vm[0].text().is_some_and(|h| !h.contains(OVERRIDE_IP)),
+        "{vm:?}"
+    );
+    assert_eq!(lines(&calls).lines().count(), 2, "{}", lines(&calls));
+
+    // An agent of an older protocol refuses the job; the message says what to do.
+    let old = lab.dir.path().join("old-agent");
+    std::fs::write(
+        &old,
+        "#!/bin/sh\necho 'phoenix-doctor: agent: job version 3 is not supported (this agent speaks version 2)' >&2\nexit 2\n",
+    )
+    .unwrap();
+    sh(&["chmod", "0755", &old.display().to_string()]);
+    let v = Vantages::new(VantageOptions {
+        via: parse_via(&[format!("lxc={t}")]).unwrap(),
+        agent_path: old.display().to_string(),
+        ..VantageOptions::default()
+    });
+    let s = step(
+        "c.tcp",
+        VantageRef::Lxc(102),
+        ProbeSpec::Tcp { addr: target },
+    );
+    let o = rt
+        .block_on(v.run(std::slice::from_ref(&s), &ctx()))
+        .remove(0);
+    assert_eq!(o.outcome, Outcome::ToolError, "{o:?}");
+    assert!(o.message.contains("speaks version 2"), "{o:?}");
+    assert!(o.message.contains("run with --push"), "{o:?}");
+}

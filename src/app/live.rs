@@ -7,7 +7,7 @@ use phoenix_doctor::error::{Error, Result};
 use phoenix_doctor::finding::Finding;
 use phoenix_doctor::model::{self, Intended};
 use phoenix_doctor::plan::{self, TraceDef};
-use phoenix_doctor::vantage::{cluster, site_vantages, VantageOptions, Vantages};
+use phoenix_doctor::vantage::{cluster, site_simulated, VantageOptions, Vantages};
 use std::sync::Arc;
 
 /// The intended state and the trace definitions for this invocation.
@@ -53,13 +53,15 @@ pub(crate) fn vantages(run: &RunArgs, config_dir: &std::path::Path) -> Result<Va
             run.agent_path
         )));
     }
+    let (site, roots) = site_simulated(config_dir)?;
     Ok(Vantages::new(VantageOptions {
         via: run.via.iter().cloned().collect(),
         force_host: run.vantage == Some(VantageOverride::Host),
         agent_path: run.agent_path.clone(),
         push: run.push,
         self_exe: None,
-        site: site_vantages(config_dir)?,
+        site,
+        roots,
         cluster: None,
     }))
 }

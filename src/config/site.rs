@@ -9,6 +9,7 @@
 //! [vantage."lxc:102"]  # read these files as the guest's system files
 //! hosts_file = "/tmp/lab/vantages/lxc-102/hosts"
 //! resolv_conf = "/tmp/lab/vantages/lxc-102/resolv.conf"
+//! root = "/tmp/lab/vantages/lxc-102/root"  # stands for the guest's `/` when files are read
 //! ```
 
 use super::{Provenance, Val};
@@ -44,6 +45,9 @@ impl SitePorts {
 pub struct SiteVantage {
     pub hosts_file: Option<Val<String>>,
     pub resolv_conf: Option<Val<String>>,
+    /// A directory that stands for the guest's `/` when its files are read (the lab's deployed
+    /// files).
+    pub root: Option<Val<String>>,
 }
 
 #[derive(Deserialize)]
@@ -61,6 +65,7 @@ struct RawSite {
 struct RawVantage {
     hosts_file: Option<toml::Spanned<String>>,
     resolv_conf: Option<toml::Spanned<String>>,
+    root: Option<toml::Spanned<String>>,
 }
 
 /// True when the line holding `offset` assigns a key named like a secret (`token = ...`,
@@ -170,6 +175,7 @@ pub fn read(file: &str, text: &str) -> Result<SiteFile, Error> {
                     .resolv_conf
                     .as_ref()
                     .map(|s| val(&section, "resolv_conf", s)),
+                root: v.root.as_ref().map(|s| val(&section, "root", s)),
             },
         );
     }

@@ -2,6 +2,7 @@
 //! elsewhere, the scope and a budget) as JSON on stdin, observations as JSON on stdout; the
 //! limits on both sides.
 
+use super::files::{self, FileRead};
 use super::JobSpec;
 use crate::engine::{self, Scope, Settings};
 use crate::error::{Error, Result};
@@ -13,8 +14,9 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-/// Version of the agent protocol (2: jobs carry dependencies, prior outcomes, scope, budget).
-pub const AGENT_PROTOCOL_VERSION: u32 = 2;
+/// Version of the agent protocol (2: jobs carry dependencies, prior outcomes, scope, budget;
+/// 3: jobs carry files to read, answered in `files`).
+pub const AGENT_PROTOCOL_VERSION: u32 = 3;
 /// The most steps one job may hold.
 pub const MAX_JOB_STEPS: usize = 10_000;
 /// The largest `body_limit` a job may ask for.
@@ -44,6 +46,10 @@ pub struct Job {
     pub prior: BTreeMap<String, Outcome>,
     /// The steps, with `depends_on` among them or on `prior`.
     pub steps: Vec<Step>,
+    /// Files to read in the guest, read-only and bounded (a glob on the last component is
+    /// expanded there); answered in [`JobResult::files`].
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub read: Vec<String>,
 }
 
 /// What the agent answers: one observation per step, in job order.
@@ -51,6 +57,9 @@ pub struct Job {
 pub struct JobResult {
     pub version: u32,
     pub observations: Vec<Observation>,
+    /// The files the job's `read` asked for (globs expanded), or why each could not be read.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub files: Vec<FileRead>,
 }
 
 impl Job {
@@ -63,6 +72,7 @@ impl Job {
             scope: spec.scope.allowed.clone(),
             prior: spec.prior.clone(),
             steps: steps.to_vec(),
+            read: Vec::new(),
         }
     }
 
@@ -95,6 +105,13 @@ impl Job {
             return Err(format!(
                 "job version {} is not supported (this agent speaks version {AGENT_PROTOCOL_VERSION})",
                 self.version
+            ));
+        }
+        if self.read.len() > files::MAX_PATHS {
+            return Err(format!(
+                "the job reads {} paths; an agent reads at most {}",
+                self.read.len(),
+                files::MAX_PATHS
             ));
         }
         if self.steps.len() > MAX_JOB_STEPS {
@@ -199,10 +216,18 @@ pub fn parse_job(input: &[u8]) -> Result<Job> {
 /// The whole agent: parse a job, run it, serialize the result.
 pub async fn serve(input: &[u8]) -> Result<Vec<u8>> {
     let job = parse_job(input)?;
+    // Files first: a socket table read before the steps does not show the steps' own sockets.
+    let read = job.read.clone();
+    let files = tokio::task::spawn_blocking(move || {
+        files::read_local(std::path::Path::new("/"), &read, &|_| None)
+    })
+    .await
+    .map_err(|e| Error::tool(format!("agent: reading files: {e}")))?;
     let observations = run_with_deps(&job.steps, &job.ctx(), &job.spec()).await;
     let res = JobResult {
         version: AGENT_PROTOCOL_VERSION,
         observations,
+        files,
     };
     let mut out = serde_json::to_vec(&res)
         .map_err(|e| Error::tool(format!("agent: encoding the result: {e}")))?;
@@ -215,6 +240,16 @@ pub fn parse_result(
     stdout: &[u8],
     steps: &[Step],
 ) -> std::result::Result<Vec<Observation>, String> {
+    parse_result_with_files(stdout, steps, &[]).map(|(o, _)| o)
+}
+
+/// [`parse_result`], and the files the job asked for in `read` (every request answered: one
+/// the agent does not mention is unreadable with the reason).
+pub fn parse_result_with_files(
+    stdout: &[u8],
+    steps: &[Step],
+    read: &[String],
+) -> std::result::Result<(Vec<Observation>, Vec<FileRead>), String> {
     let res: JobResult = serde_json::from_slice(stdout).map_err(|e| {
         let text = String::from_utf8_lossy(stdout);
         format!(
@@ -228,12 +263,21 @@ pub fn parse_result(
             res.version
         ));
     }
+    let mut got = res.files;
+    for p in read {
+        if !got.iter().any(|r| files::covers(p, r.path())) && !files::is_glob(p) {
+            got.push(FileRead::Unreadable {
+                path: p.clone(),
+                why: "the agent's answer does not mention this file".into(),
+            });
+        }
+    }
     let mut by_id: std::collections::HashMap<String, Observation> = res
         .observations
         .into_iter()
         .map(|o| (o.step.clone(), o))
         .collect();
-    Ok(steps
+    let obs = steps
         .iter()
         .map(|s| {
             by_id.remove(&s.id).unwrap_or_else(|| {
@@ -244,7 +288,8 @@ pub fn parse_result(
                 )
             })
         })
-        .collect())
+        .collect();
+    Ok((obs, got))
 }
 
 #[cfg(test)]
@@ -335,6 +380,7 @@ mod tests {
                 scope: vec![],
                 prior: BTreeMap::new(),
                 steps: vec![step; steps],
+                read: Vec::new(),
             })
             .unwrap()
         };
@@ -367,6 +413,7 @@ mod tests {
         let res = JobResult {
             version: AGENT_PROTOCOL_VERSION,
             observations: vec![Observation::tool_error("b", "probe", "x")],
+            files: Vec::new(),
         };
         let obs = parse_result(&serde_json::to_vec(&res).unwrap(), &steps).unwrap();
         assert_eq!(obs[0].step, "a");
@@ -378,6 +425,7 @@ mod tests {
         let wrong = serde_json::to_vec(&JobResult {
             version: 7,
             observations: vec![],
+            files: Vec::new(),
         })
         .unwrap();
         assert!(parse_result(&wrong, &steps)
@@ -415,6 +463,7 @@ mod tests {
             .into_iter()
             .collect(),
             steps: steps.clone(),
+            read: Vec::new(),
         };
         let out = serve(&serde_json::to_vec(&job).unwrap()).await.unwrap();
         let obs = parse_result(&out, &steps).unwrap();

@@ -2,14 +2,16 @@
 //! through a command prefix running `phoenix-doctor agent`, with substitution when no agent can run.
 
 pub mod cluster;
+pub mod files;
 pub mod job;
 pub mod listeners;
 pub mod site;
 pub mod template;
 pub mod transport;
 
+pub use files::FileRead;
 pub use job::{Job, JobResult, AGENT_PROTOCOL_VERSION};
-pub use site::site_vantages;
+pub use site::{site_simulated, site_vantages};
 pub use template::{Kind, Template};
 use transport::brief;
 pub use transport::{Limits, Transport};
@@ -104,6 +106,8 @@ pub struct VantageOptions {
     pub self_exe: Option<PathBuf>,
     /// Simulated vantages from the site file.
     pub site: BTreeMap<VantageRef, SystemFiles>,
+    /// The directories that stand for simulated vantages' `/` when their files are read.
+    pub roots: BTreeMap<VantageRef, PathBuf>,
     /// Where each guest runs (`pvesh get /cluster/resources`); None: every guest is here.
     pub cluster: Option<cluster::Cluster>,
 }
@@ -125,6 +129,9 @@ pub enum Mode {
     Unreachable(String),
 }
 
+/// The paths asked of one vantage so far, and what came back.
+type ReadSoFar = (Vec<String>, Vec<FileRead>);
+
 /// The runner that picks, per batch, local / simulated / transport + agent / substituted.
 #[derive(Debug)]
 pub struct Vantages {
@@ -133,6 +140,10 @@ pub struct Vantages {
     /// place).
     local_node: String,
     pushed: tokio::sync::Mutex<HashSet<VantageRef>>,
+    /// Files to read in each vantage with its steps' call ([`Vantages::attach_reads`]).
+    attached: std::sync::Mutex<BTreeMap<VantageRef, Vec<String>>>,
+    /// Files read so far in this run, per vantage: what was asked, what came back.
+    read: std::sync::Mutex<BTreeMap<VantageRef, ReadSoFar>>,
 }
 
 /// One `--via` value (`lxc='pct exec {id} --'`, `vm=qm`, `host=...`): the vantage kind and the
@@ -162,7 +173,57 @@ impl Vantages {
             opts,
             local_node,
             pushed: tokio::sync::Mutex::new(HashSet::new()),
+            attached: Default::default(),
+            read: Default::default(),
         }
+    }
+
+    /// Read `paths` in `v` with the call that runs its steps (an agent's job, or the one
+    /// `sh -c` that reads a substituted guest's system files), so a guest still costs one call
+    /// per run; [`read_files`] then answers from what that call brought back.
+    pub fn attach_reads(&self, v: VantageRef, paths: &[String]) {
+        let mut a = self.attached.lock().unwrap_or_else(|e| e.into_inner());
+        let list = a.entry(v).or_default();
+        for p in paths {
+            if !list.contains(p) {
+                list.push(p.clone());
+            }
+        }
+    }
+
+    fn attached(&self, v: VantageRef) -> Vec<String> {
+        let a = self.attached.lock().unwrap_or_else(|e| e.into_inner());
+        a.get(&v).cloned().unwrap_or_default()
+    }
+
+    fn remember(&self, v: VantageRef, asked: &[String], got: &[FileRead]) {
+        let mut r = self.read.lock().unwrap_or_else(|e| e.into_inner());
+        let (a, g) = r.entry(v).or_default();
+        for p in asked {
+            if !a.contains(p) {
+                a.push(p.clone());
+            }
+        }
+        for f in got {
+            if !g.iter().any(|x| x.path() == f.path()) {
+                g.push(f.clone());
+            }
+        }
+    }
+
+    /// What was read already for `paths` in `v`, when every one of them was asked.
+    fn recall(&self, v: VantageRef, paths: &[String]) -> Option<Vec<FileRead>> {
+        let r = self.read.lock().unwrap_or_else(|e| e.into_inner());
+        let (asked, got) = r.get(&v)?;
+        if !paths.iter().all(|p| asked.contains(p)) {
+            return None;
+        }
+        Some(
+            got.iter()
+                .filter(|f| paths.iter().any(|p| files::covers(p, f.path())))
+                .cloned()
+                .collect(),
+        )
     }
 
     /// Where each guest runs in the cluster (see [`cluster::discover`]).
@@ -269,13 +330,16 @@ impl Vantages {
                 match (t, wants_files) {
                     (Some(t), true) => {
                         let via = format!("local; system files via {}", t.via());
+                        let extra = self.attached(v);
                         match read_guest_files(
                             &t,
                             Limits::within(ctx.timeout + Duration::from_secs(10), 0),
+                            &extra,
                         )
                         .await
                         {
-                            Ok(files) => {
+                            Ok((files, reads)) => {
+                                self.remember(v, &extra, &reads);
                                 let obs = substitute_with_files(steps, ctx, &files, v, None).await;
                                 stamp(obs, note(&via, true))
                             }
@@ -343,9 +407,16 @@ impl Vantages {
             .deadline
             .saturating_duration_since(tokio::time::Instant::now());
         let margin = (remaining / 10).min(Duration::from_millis(500));
+        let read = self.attached(v);
         let limits = Limits {
             deadline: spec.deadline - margin,
-            max_output: job::answer_limit(steps, ctx.body_limit),
+            max_output: job::answer_limit(steps, ctx.body_limit).saturating_add(
+                if read.is_empty() {
+                    0
+                } else {
+                    files::json_limit(&read)
+                },
+            ),
         };
         if self.opts.push {
             if let Err(e) = self.push_once(t, v, limits).await {
@@ -359,7 +430,8 @@ impl Vantages {
             .remaining()
             .saturating_sub(margin)
             .max(Duration::from_millis(1));
-        let job = Job::new(steps, ctx, spec, agent_budget);
+        let mut job = Job::new(steps, ctx, spec, agent_budget);
+        job.read = read.clone();
         let input = match serde_json::to_vec(&job) {
             Ok(i) => i,
             Err(e) => return tool_errors("transport", &format!("encoding the job: {e}")),
@@ -369,19 +441,22 @@ impl Vantages {
         let why_no_agent = match t.run(&cmd, Some(&input), limits).await {
             Err(e) if self.agent_missing(None, &e.message) => e.to_string(),
             Err(e) => return tool_errors("transport", &e.to_string()),
-            Ok(out) if out.success() => match job::parse_result(&out.stdout, steps) {
-                Ok(obs) => {
-                    return stamp(
-                        obs,
-                        VantageNote {
-                            name: name.clone(),
-                            substituted: false,
-                            via: via.clone(),
-                        },
-                    )
+            Ok(out) if out.success() => {
+                match job::parse_result_with_files(&out.stdout, steps, &read) {
+                    Ok((obs, got)) => {
+                        self.remember(v, &read, &got);
+                        return stamp(
+                            obs,
+                            VantageNote {
+                                name: name.clone(),
+                                substituted: false,
+                                via: via.clone(),
+                            },
+                        );
+                    }
+                    Err(e) => return tool_errors("transport", &format!("{command}: {e}")),
                 }
-                Err(e) => return tool_errors("transport", &format!("{command}: {e}")),
-            },
+            }
             Ok(out) if self.agent_missing(out.code, &out.stderr) => {
                 format!(
                     "{command}: exit {}: {}",
@@ -393,9 +468,10 @@ impl Vantages {
                 return tool_errors(
                     "transport",
                     &format!(
-                        "{command}: exit {}: {}",
+                        "{command}: exit {}: {}{}",
                         code_str(out.code),
-                        brief(&out.stderr)
+                        brief(&out.stderr),
+                        old_agent_hint(&out.stderr)
                     ),
                 )
             }
@@ -403,8 +479,9 @@ impl Vantages {
         // No agent could run in the vantage: read its system files through the transport and
         // run the network layers from here, marked as substituted, with the job's scope and
         // dependencies (the engine's own logic, with this machine as the runner).
-        match read_guest_files(t, limits).await {
-            Ok(files) => {
+        match read_guest_files(t, limits, &read).await {
+            Ok((files, got)) => {
+                self.remember(v, &read, &got);
                 eprintln!(
                     "phoenix-doctor: no agent ran at {name} ({}); its steps run from here with its /etc/hosts and resolv.conf (substituted)",
                     crate::fsutil::escape_terminal_line(&why_no_agent)
@@ -521,6 +598,15 @@ fn code_str(c: Option<i32>) -> String {
         .unwrap_or_else(|| "by signal".into())
 }
 
+/// What to do when the agent in a guest is older than this tool (it refuses the job's version).
+fn old_agent_hint(stderr: &str) -> &'static str {
+    if stderr.contains("is not supported (this agent speaks version") {
+        " (the agent in the guest is another version of phoenix-doctor: install this one there, or run with --push)"
+    } else {
+        ""
+    }
+}
+
 fn stamp(mut obs: Vec<Observation>, note: VantageNote) -> Vec<Observation> {
     for o in &mut obs {
         o.vantage = note.clone();
@@ -541,33 +627,131 @@ pub struct GuestFiles {
     pub resolv_conf: String,
 }
 
-/// `<prefix> cat /etc/hosts` and `<prefix> cat /etc/resolv.conf` (a missing resolv.conf reads
-/// as empty; a failing `cat /etc/hosts` is an error). Each answer is bounded like a system file
-/// read here.
+/// A guest's `/etc/hosts` and `/etc/resolv.conf`, and the `extra` files, read through its
+/// transport in one `sh -c` (see [`files::READ_SCRIPT`]). A missing resolv.conf reads as empty;
+/// an unreadable `/etc/hosts` or a failing call is an error. Every file is bounded like a system
+/// file read here, the whole answer by [`files::ANSWER_LIMIT`].
 pub async fn read_guest_files(
     t: &Transport,
     limits: Limits,
-) -> std::result::Result<GuestFiles, String> {
-    let limits = limits.with_output(crate::fsutil::FileKind::SystemFile.limit() as usize);
-    let cat = |f: &str| vec!["cat".to_string(), f.to_string()];
-    let command = |f: &str| template::display_argv(&t.argv(&cat(f), false, limits.remaining()));
-    let hosts = match t.run(&cat("/etc/hosts"), None, limits).await {
-        Err(e) => return Err(e.to_string()),
-        Ok(o) if !o.success() => {
-            return Err(format!(
-                "{}: exit {}: {}",
-                command("/etc/hosts"),
-                code_str(o.code),
-                brief(&o.stderr)
-            ))
+    extra: &[String],
+) -> std::result::Result<(GuestFiles, Vec<FileRead>), String> {
+    let mut paths = vec!["/etc/hosts".to_string(), "/etc/resolv.conf".to_string()];
+    paths.extend(
+        extra
+            .iter()
+            .filter(|p| !paths.contains(p))
+            .cloned()
+            .collect::<Vec<_>>(),
+    );
+    let reads = read_through(t, &paths, limits).await?;
+    let text = |p: &str| reads.iter().find(|r| r.path() == p);
+    let hosts = match text("/etc/hosts") {
+        Some(FileRead::Text { text, .. }) => text.clone(),
+        Some(FileRead::Unreadable { why, .. }) => {
+            return Err(format!("{}:/etc/hosts: {why}", t.via()))
         }
-        Ok(o) => String::from_utf8_lossy(&o.stdout).into_owned(),
+        None => return Err(format!("{}: /etc/hosts was not read", t.via())),
     };
-    let resolv_conf = match t.run(&cat("/etc/resolv.conf"), None, limits).await {
-        Ok(o) if o.success() => String::from_utf8_lossy(&o.stdout).into_owned(),
-        _ => String::new(),
+    let resolv_conf = text("/etc/resolv.conf")
+        .and_then(FileRead::text)
+        .unwrap_or_default()
+        .to_string();
+    Ok((GuestFiles { hosts, resolv_conf }, reads))
+}
+
+/// Read `paths` in the vantage behind `t` with one `sh -c`; `Err` when the call itself failed.
+pub async fn read_through(
+    t: &Transport,
+    paths: &[String],
+    limits: Limits,
+) -> std::result::Result<Vec<FileRead>, String> {
+    let limits = limits.with_output(files::transport_limit(paths));
+    let nonce = files::nonce();
+    let cmd = files::read_command(&nonce, paths);
+    match t.run(&cmd, None, limits).await {
+        Err(e) => Err(e.to_string()),
+        Ok(o) if !o.success() => Err(format!(
+            "{} sh -c <read script>: exit {}: {}",
+            t.via(),
+            code_str(o.code),
+            brief(&o.stderr)
+        )),
+        Ok(o) => Ok(files::parse_answer(&nonce, paths, &o.stdout)),
+    }
+}
+
+/// Read `paths` (a glob on the last component is expanded in the guest) from vantage `v`,
+/// read-only and bounded, for commands that run no steps there. Files already read with `v`'s
+/// steps ([`Vantages::attach_reads`]) are not read again; otherwise one call: here, under a
+/// simulated vantage's root, or one `sh -c` through the guest's transport. Nothing fails: an
+/// unreadable file (or a guest that cannot be reached) is [`FileRead::Unreadable`] with why.
+pub async fn read_files(vs: &Vantages, v: VantageRef, paths: &[String]) -> Vec<FileRead> {
+    if let Some(got) = vs.recall(v, paths) {
+        return got;
+    }
+    let all = |why: String| -> Vec<FileRead> {
+        paths
+            .iter()
+            .map(|p| FileRead::Unreadable {
+                path: p.clone(),
+                why: why.clone(),
+            })
+            .collect()
     };
-    Ok(GuestFiles { hosts, resolv_conf })
+    let got = match vs.mode(v) {
+        Mode::Local => read_here(Path::new("/"), paths, None).await,
+        Mode::Simulated(sys) => match vs.opts.roots.get(&v) {
+            Some(root) => read_here(root, paths, Some(sys)).await,
+            None => {
+                let mut got = read_here(Path::new("/nonexistent-root"), paths, Some(sys)).await;
+                for r in &mut got {
+                    if let FileRead::Unreadable { path, why } = r {
+                        if path != "/etc/hosts" && path != "/etc/resolv.conf" {
+                            *why = format!("the site file gives {v} no `root`: only its /etc/hosts and /etc/resolv.conf are simulated");
+                        }
+                    }
+                }
+                got
+            }
+        },
+        Mode::Agent(t) | Mode::Substituted(Some(t)) => {
+            let limits = Limits::within(Duration::from_secs(30), 0);
+            match read_through(&t, paths, limits).await {
+                Ok(got) => got,
+                Err(e) => all(format!("reading through the transport failed: {e}")),
+            }
+        }
+        Mode::Substituted(None) => all(format!(
+            "no transport into {v} (--vantage host without --via for its kind)"
+        )),
+        Mode::Unreachable(why) => all(why),
+    };
+    vs.remember(v, paths, &got);
+    got
+}
+
+/// [`files::read_local`] off the async threads; a simulated vantage's system files stand for
+/// its `/etc/hosts` and `/etc/resolv.conf`.
+async fn read_here(root: &Path, paths: &[String], sys: Option<SystemFiles>) -> Vec<FileRead> {
+    let (root, paths2) = (root.to_path_buf(), paths.to_vec());
+    let r = tokio::task::spawn_blocking(move || {
+        files::read_local(&root, &paths2, &|p| match (&sys, p) {
+            (Some(s), "/etc/hosts") => Some(s.hosts_file.clone()),
+            (Some(s), "/etc/resolv.conf") => Some(s.resolv_conf.clone()),
+            _ => None,
+        })
+    })
+    .await;
+    r.unwrap_or_else(|e| {
+        paths
+            .iter()
+            .map(|p| FileRead::Unreadable {
+                path: p.clone(),
+                why: format!("the reading task failed: {e}"),
+            })
+            .collect()
+    })
 }
 
 /// Run `steps` from here with `files` as the system files; evidence names the guest's files.
@@ -875,6 +1059,88 @@ mod tests {
             "ssh root@pve2 lxc-attach 102 --"
         );
         assert_eq!(via_of(&v, VantageRef::Host), "ssh root@pve1");
+    }
+
+    #[tokio::test]
+    async fn files_are_read_under_a_simulated_root_or_say_why_not() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("root");
+        std::fs::create_dir_all(root.join("etc/nginx/sites-enabled")).unwrap();
+        std::fs::write(root.join("etc/nginx/sites-enabled/gateway"), "server {}\n").unwrap();
+        std::fs::write(dir.path().join("hosts"), "198.18.0.9 ca\n").unwrap();
+        let sys = SystemFiles {
+            hosts_file: dir.path().join("hosts"),
+            resolv_conf: root.join("etc/resolv.conf"),
+        };
+        let v = Vantages::new(VantageOptions {
+            agent_path: "phoenix-doctor".into(),
+            site: [
+                (VantageRef::Lxc(101), sys.clone()),
+                (VantageRef::Lxc(103), sys),
+            ]
+            .into_iter()
+            .collect(),
+            roots: [(VantageRef::Lxc(101), root)].into_iter().collect(),
+            force_host: false,
+            ..VantageOptions::default()
+        });
+        let paths: Vec<String> = [
+            "/etc/hosts",
+            "/etc/nginx/sites-enabled/*",
+            "/etc/resolv.conf",
+        ]
+        .map(String::from)
+        .to_vec();
+        let got = read_files(&v, VantageRef::Lxc(101), &paths).await;
+        assert_eq!(
+            got,
+            vec![
+                FileRead::Text {
+                    path: "/etc/hosts".into(),
+                    text: "198.18.0.9 ca\n".into()
+                },
+                FileRead::Text {
+                    path: "/etc/nginx/sites-enabled/gateway".into(),
+                    text: "server {}\n".into()
+                },
+                FileRead::Unreadable {
+                    path: "/etc/resolv.conf".into(),
+                    why: "no such file".into()
+                },
+            ]
+        );
+        // Without a root, only the simulated system files exist.
+        let got = read_files(&v, VantageRef::Lxc(103), &paths).await;
+        assert_eq!(got[0].text(), Some("198.18.0.9 ca\n"));
+        assert!(
+            matches!(&got[1], FileRead::Unreadable { why, .. } if why.contains("no `root`")),
+            "{got:?}"
+        );
+        // A stopped guest and a guest with no transport: unreadable, with the reason.
+        let c = cluster::parse_resources(
+            "pve1",
+            br#"[{"vmid":9,"node":"pve2","type":"lxc","status":"stopped"}]"#,
+        );
+        let v = Vantages::new(VantageOptions {
+            agent_path: "phoenix-doctor".into(),
+            cluster: Some(c),
+            ..VantageOptions::default()
+        });
+        let got = read_files(&v, VantageRef::Lxc(9), &paths[..1]).await;
+        assert!(
+            matches!(&got[0], FileRead::Unreadable { why, .. } if why == "lxc:9 is stopped on node pve2"),
+            "{got:?}"
+        );
+        let v = Vantages::new(VantageOptions {
+            force_host: true,
+            agent_path: "phoenix-doctor".into(),
+            ..VantageOptions::default()
+        });
+        let got = read_files(&v, VantageRef::Vm(5), &paths[..1]).await;
+        assert!(
+            matches!(&got[0], FileRead::Unreadable { why, .. } if why.contains("no transport into vm:5")),
+            "{got:?}"
+        );
     }
 
     /// A TCP step from lxc:9 to a closed loopback port.
