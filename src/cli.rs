@@ -296,8 +296,9 @@ pub struct RunArgs {
     /// Pause between attempts with --wait (at most 1h).
     #[arg(long, default_value = "2s", value_name = "DURATION", value_parser = parse_interval)]
     pub interval: Duration,
-    /// At a proxy's error, read the deployed gateway site and Traefik files from this operator's
-    /// copy (the layout of `drift --deployed`) and name a drifted upstream.
+    /// Read deployed files from this operator's copy instead of the guests: DIR/host/etc/...,
+    /// DIR/lxc-101/etc/nginx/..., DIR/lxc-102/etc/traefik/... (docs/cli.md, Drift). Keep
+    /// modification times when copying (cp -p, rsync -a).
     #[arg(long, value_name = "DIR")]
     pub deployed: Option<PathBuf>,
 }
@@ -381,14 +382,12 @@ pub struct ShowArgs {
     pub file: Option<String>,
 }
 
-/// `drift`: where the deployed files are read from.
-#[derive(Debug, Args, Clone, Default)]
+/// `drift`: where the deployed files are read from: the guests, through the vantages of the
+/// run options (`--via`, `--vantage`, ...), or an operator's copy (`--deployed DIR`).
+#[derive(Debug, Args, Clone)]
 pub struct DriftArgs {
-    /// Read the deployed files from an operator's copy instead of the guests:
-    /// DIR/host/etc/dnsmasq.d/..., DIR/lxc-101/etc/nginx/..., DIR/lxc-102/etc/traefik/...
-    /// (docs/cli.md, drift). Keep modification times when copying (cp -p, rsync -a).
-    #[arg(long, value_name = "DIR")]
-    pub deployed: Option<PathBuf>,
+    #[command(flatten)]
+    pub run: RunArgs,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

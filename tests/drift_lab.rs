@@ -10,15 +10,29 @@ use serde_json::Value;
 use std::process::Command;
 
 fn drift(h: &LabHandle) -> (i32, Value) {
-    let out = Command::new(env!("CARGO_BIN_EXE_phoenix-doctor"))
-        .args(["drift", "--format", "json", "--config-dir"])
+    let (code, v) = drift_from(h, true);
+    // Through the lab's simulated vantages (each guest's `root` in the site file): the same.
+    let (code2, mut v2) = drift_from(h, false);
+    assert_eq!(code2, code, "{v2:#}");
+    assert_eq!(v2["findings"], v["findings"]);
+    assert!(
+        v2["source"].as_str().unwrap().contains("the guests"),
+        "{v2:#}"
+    );
+    v2["source"] = v["source"].clone();
+    (code, v)
+}
+
+fn drift_from(h: &LabHandle, copy: bool) -> (i32, Value) {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_phoenix-doctor"));
+    cmd.args(["drift", "--format", "json", "--config-dir"])
         .arg(h.config_dir())
         .arg("--stacks-dir")
-        .arg(h.stacks_dir())
-        .arg("--deployed")
-        .arg(h.deployed_dir())
-        .output()
-        .unwrap();
+        .arg(h.stacks_dir());
+    if copy {
+        cmd.arg("--deployed").arg(h.deployed_dir());
+    }
+    let out = cmd.output().unwrap();
     let v: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
         panic!("{e}: {}", String::from_utf8_lossy(&out.stderr));
     });
@@ -90,6 +104,15 @@ fn gateway_upstream_drifted_is_one_hand_edit_and_the_trace_names_it() {
         "{actual}"
     );
     assert!(text(f).contains("intended upstream: proxy_pass"), "{f:#}");
+    // Without a copy, the trace reads the gateway guest's site through its vantage.
+    let (_, r2, _) = common::lab_trace(&h, "qdrant", &[]);
+    let f2 = r2["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["hop"] == "host-gateway")
+        .unwrap();
+    assert_eq!(f2["actual"], f["actual"]);
     h.shutdown();
 }
 

@@ -1,12 +1,14 @@
 //! `drift`: the deployed artefacts against what the platform's generators would write from the
 //! configs now, rendered like `check` (table, JSON, and the report formats).
 
-use crate::cli::{DriftArgs, Format, GlobalArgs};
-use phoenix_doctor::deployed::{self, compare::Ctx, DirSource, DriftReport, FileSource};
+use crate::cli::{DriftArgs, Format, GlobalArgs, RunArgs};
+use phoenix_doctor::deployed::{self, compare::Ctx, DirSource, DriftReport, FileRead, FileSource};
 use phoenix_doctor::diagnose::{Overall, Report, Verdict};
 use phoenix_doctor::error::{Error, Result};
 use phoenix_doctor::finding::Severity;
+use phoenix_doctor::observe::VantageRef;
 use phoenix_doctor::report;
+use phoenix_doctor::vantage::{self, Vantages};
 use tabled::builder::Builder;
 
 /// The JSON document `drift --format json` prints.
@@ -18,9 +20,48 @@ struct DriftJson<'a> {
     report: &'a DriftReport,
 }
 
-/// The file source `drift` reads from.
-pub(crate) fn source(deployed: Option<&std::path::Path>) -> Result<Box<dyn FileSource>> {
-    match deployed {
+/// The guests' files, read through the vantages (the agent's transport, or here under a
+/// simulated vantage's root), one call per guest and read.
+struct LiveSource {
+    vs: Vantages,
+    rt: tokio::runtime::Runtime,
+}
+
+impl FileSource for LiveSource {
+    fn read(&self, v: VantageRef, paths: &[String]) -> Vec<FileRead> {
+        let got = self.rt.block_on(vantage::read_files(&self.vs, v, paths));
+        got.into_iter()
+            .filter_map(|r| match r {
+                vantage::FileRead::Text { path, text } => Some(FileRead::Text {
+                    path,
+                    text,
+                    mtime: None,
+                }),
+                // A glob over a directory that does not exist names no file.
+                vantage::FileRead::Unreadable { why, .. } if why == "no such directory" => None,
+                vantage::FileRead::Unreadable { path, why } if why.starts_with("no such file") => {
+                    Some(FileRead::Missing { path })
+                }
+                vantage::FileRead::Unreadable { path, why } => {
+                    Some(FileRead::Unreadable { path, why })
+                }
+            })
+            .collect()
+    }
+
+    fn describe(&self) -> String {
+        "the guests (read-only, through their vantages)".to_string()
+    }
+}
+
+/// The file source of the run options: `--deployed DIR`, else the guests themselves.
+/// `guests` are the vantages it will read (for their placement in a cluster).
+pub(crate) fn source(
+    g: &GlobalArgs,
+    run: &RunArgs,
+    guests: &[VantageRef],
+) -> Result<Box<dyn FileSource>> {
+    match run.deployed.as_deref() {
         Some(d) if d.is_dir() => Ok(Box::new(DirSource {
             root: d.to_path_buf(),
         })),
@@ -28,35 +69,60 @@ pub(crate) fn source(deployed: Option<&std::path::Path>) -> Result<Box<dyn FileS
             "--deployed {}: not a directory (expected DIR/host/etc/..., DIR/lxc-<id>/etc/...)",
             d.display()
         ))),
-        None => Err(Error::input(
-            "drift: give --deployed DIR, an operator's copy of the deployed files (docs/cli.md, drift)",
-        )),
+        None => {
+            let rt = super::runtime()?;
+            let vs = super::live::vantages(run, &g.config_dir)?;
+            let vs = if vs.needs_placement(guests.iter().copied()) {
+                let cluster = rt.block_on(phoenix_doctor::vantage::cluster::discover(run.budget));
+                vs.with_cluster(cluster)
+            } else {
+                vs
+            };
+            Ok(Box::new(LiveSource { vs, rt }))
+        }
     }
 }
 
-/// With `--deployed`: name the drifted upstream behind each proxy error of `reports` (one per
-/// saved run, same order).
+/// At a proxy's error, name the drifted upstream behind it (reports: one per saved run, same
+/// order), from `--deployed DIR` or else from the gateway and Traefik guests themselves: that
+/// read is one more call into each of the two, made only when a proxy answered an error.
 pub(crate) fn upstream_causes(
     g: &GlobalArgs,
-    run: &crate::cli::RunArgs,
+    run: &RunArgs,
     saved: &[phoenix_doctor::engine::SavedRun],
     reports: &mut [Report],
 ) -> Result<()> {
-    let Some(dir) = run.deployed.as_deref() else {
+    use phoenix_doctor::diagnose::upstream;
+    if !reports.iter().any(upstream::wanted) {
         return Ok(());
-    };
-    let src = source(Some(dir))?;
+    }
     let m = super::inspect::load_model(g)?;
-    let up = phoenix_doctor::diagnose::upstream::Upstreams::read(&m, src.as_ref());
+    let guests: Vec<VantageRef> = m
+        .gateway
+        .iter()
+        .map(|x| VantageRef::Lxc(x.lxc))
+        .chain(m.router.iter().map(|x| VantageRef::Lxc(x.lxc)))
+        .collect();
+    let src = match source(g, run, &guests) {
+        Ok(s) => s,
+        // Without a way to read them the deployed files add nothing; the diagnosis stands.
+        Err(_) if run.deployed.is_none() => return Ok(()),
+        Err(e) => return Err(e),
+    };
+    let up = upstream::Upstreams::read(&m, src.as_ref());
     for (s, r) in saved.iter().zip(reports.iter_mut()) {
-        phoenix_doctor::diagnose::upstream::explain(r, &s.plan, &m, &up);
+        upstream::explain(r, &s.plan, &m, &up);
     }
     Ok(())
 }
 
 pub fn drift(g: &GlobalArgs, a: &DriftArgs) -> Result<u8> {
     let m = super::inspect::load_model(g)?;
-    let src = source(a.deployed.as_deref())?;
+    let guests: Vec<VantageRef> = std::iter::once(VantageRef::Host)
+        .chain(m.gateway.iter().map(|x| VantageRef::Lxc(x.lxc)))
+        .chain(m.router.iter().map(|x| VantageRef::Lxc(x.lxc)))
+        .collect();
+    let src = source(g, &a.run, &guests)?;
     let r = deployed::drift(&m, src.as_ref(), &Ctx::for_config(&m));
     let text = render(&r, g.format, report::output_width())?;
     super::print_stdout(&text, g.format, false)?;

@@ -126,6 +126,13 @@ fn traefik_cause(m: &Intended, up: &Upstreams, host: &str) -> Option<Cause> {
     })
 }
 
+/// Does `report` hold a proxy's error whose upstream [`explain`] would look up?
+pub fn wanted(report: &Report) -> bool {
+    report.findings.iter().any(|f| {
+        PROXY_CODES.contains(&f.code.as_str()) && f.origin != crate::finding::Origin::Static
+    })
+}
+
 /// Name the drifted upstream behind each proxy error of `report`, from `up`.
 pub fn explain(report: &mut Report, plan: &Plan, m: &Intended, up: &Upstreams) {
     let gateway = m

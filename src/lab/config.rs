@@ -370,6 +370,8 @@ pub fn write_dir(
         let mut t = toml::Table::new();
         t.insert("hosts_file".into(), path_str(&hosts));
         t.insert("resolv_conf".into(), path_str(&resolv));
+        // The guest's `/` for the files its generators deploy (written once the model is known).
+        t.insert("root".into(), path_str(&root.join("deployed").join(dir)));
         vantages.insert((*id).to_string(), toml::Value::Table(t));
     }
     site.insert("vantage".into(), toml::Value::Table(vantages));
