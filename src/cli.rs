@@ -671,7 +671,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let e =
             crate::app::live::vantages(&run_args(&["--push"]).unwrap(), dir.path()).unwrap_err();
-        assert_eq!(e.exit_code(), 2);
+        assert_eq!(crate::app::exit_code(&e), 2);
         assert!(e.to_string().contains("absolute --agent-path"), "{e}");
         let ok = run_args(&["--push", "--agent-path", "/usr/local/bin/phoenix-doctor"]).unwrap();
         assert!(crate::app::live::vantages(&ok, dir.path()).is_ok());

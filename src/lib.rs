@@ -14,6 +14,7 @@ pub mod engine;
 pub mod error;
 pub mod finding;
 pub mod fsutil;
+pub mod hops;
 #[cfg(feature = "lab")]
 pub mod lab;
 pub mod lint;

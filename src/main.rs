@@ -37,7 +37,7 @@ fn main() -> ExitCode {
                 "phoenix-doctor: {}",
                 phoenix_doctor::fsutil::escape_terminal(&e.to_string())
             );
-            ExitCode::from(e.exit_code())
+            ExitCode::from(app::exit_code(&e))
         }
     }
 }

@@ -92,7 +92,7 @@ proptest! {
     #[test]
     fn the_job_parser_never_panics_on_bytes(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
         if let Err(e) = parse_job(&bytes) {
-            prop_assert_eq!(e.exit_code(), 2);
+            prop_assert_eq!(e.kind(), phoenix_doctor::error::Kind::Input);
             prop_assert!(e.to_string().starts_with("agent: "));
         }
     }
@@ -107,7 +107,7 @@ proptest! {
                 prop_assert!(job.steps.len() <= phoenix_doctor::vantage::job::MAX_JOB_STEPS);
                 prop_assert!(job.body_limit <= phoenix_doctor::vantage::job::MAX_BODY_LIMIT);
             }
-            Err(e) => prop_assert_eq!(e.exit_code(), 2),
+            Err(e) => prop_assert_eq!(e.kind(), phoenix_doctor::error::Kind::Input),
         }
     }
 

@@ -6,7 +6,7 @@
 //! `PROPTEST_CASES` (default 256 here) sets the number of cases per property.
 
 use phoenix_doctor::config;
-use phoenix_doctor::error::Error;
+use phoenix_doctor::error::{Error, Kind};
 use phoenix_doctor::{model, plan};
 use proptest::prelude::*;
 use std::path::{Path, PathBuf};
@@ -88,11 +88,12 @@ fn check_pipeline(etc: &Path, file: &str) -> Result<(), TestCaseError> {
             let defs = plan::load_defs(None).unwrap();
             // An unknown target is a clean input error too; any other outcome is fine.
             if let Err(e) = plan::build(&m, &defs, "qdrant") {
-                prop_assert!(matches!(e, Error::Input(_)), "plan: {e:?}");
+                prop_assert!(matches!(e, Error::Plan(_)), "plan: {e:?}");
             }
             Ok(())
         }
-        Err(Error::Input(msg)) => {
+        Err(e) if e.kind() == Kind::Input => {
+            let msg = e.to_string();
             prop_assert!(msg.contains(file), "error does not name {file}: {msg}");
             prop_assert!(!msg.contains('\n') || msg.lines().count() < 4, "{msg}");
             Ok(())
@@ -212,8 +213,9 @@ proptest! {
     ) {
         match config::site::read("etc/phoenix-doctor.toml", &s) {
             Ok(_) => {}
-            Err(Error::Input(m)) => {
-                prop_assert!(m.starts_with("etc/phoenix-doctor.toml"), "{m}");
+            Err(Error::Config(c)) => {
+                prop_assert_eq!(&c.file, "etc/phoenix-doctor.toml");
+                let m = c.to_string();
                 prop_assert!(!m.contains("S3CRET"), "{m}");
             }
             Err(e) => return Err(TestCaseError::fail(format!("{e:?}"))),
@@ -226,7 +228,7 @@ proptest! {
             check_pipeline(etc, "phoenix-doctor.toml")?;
             if let Err(e) = phoenix_doctor::vantage::site::site_vantages(etc) {
                 prop_assert!(
-                    matches!(&e, Error::Input(m) if m.contains("phoenix-doctor.toml")),
+                    e.kind() == Kind::Input && e.to_string().contains("phoenix-doctor.toml"),
                     "{e:?}"
                 );
             }

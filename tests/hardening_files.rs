@@ -832,7 +832,7 @@ fn a_lab_dir_is_reused_only_as_the_lab_left_it() {
             Ok(_) => panic!("{case}: reused"),
             Err(e) => e,
         };
-        assert_eq!(e.exit_code(), 2, "{case}: {e}");
+        assert_eq!(e.kind(), phoenix_doctor::error::Kind::Input, "{case}: {e}");
         assert!(e.to_string().contains("lab --dir"), "{e}");
         assert_eq!(tree(&dir), before, "{case}: the dir changed");
     }

@@ -485,8 +485,12 @@ fn the_agent_bounds_its_jobs_and_its_concurrency() {
 
     let many: Vec<Step> = (0..10_000).map(step).collect();
     let started = Instant::now();
+    // The bound under test is concurrency, not speed: a loaded 2-core machine gets time.
+    let mut job: serde_json::Value =
+        serde_json::from_slice(&job_json(&many, &["127.0.0.0/8"], 1024)).unwrap();
+    job["budget_ms"] = 300_000.into();
     let out = run_agent(
-        &job_json(&many, &["127.0.0.0/8"], 1024),
+        &serde_json::to_vec(&job).unwrap(),
         &["prlimit", "--nofile=256", "--"],
     );
     eprintln!("agent: 10,000 refused TCP steps in {:?}", started.elapsed());

@@ -694,7 +694,7 @@ fn fault_catalogue_is_complete_and_parses() {
         );
     }
     let err = Fault::parse("nope").unwrap_err();
-    assert_eq!(err.exit_code(), 2);
+    assert_eq!(err.kind(), phoenix_doctor::error::Kind::Input);
     assert!(err.to_string().contains("no-route"));
     let (rc, out, _) = run(
         env!("CARGO_BIN_EXE_phoenix-doctor"),

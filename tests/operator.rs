@@ -72,7 +72,11 @@ fn run(args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
 #[test]
 fn a_reader_that_closes_early_ends_every_command_quietly_with_exit_0() {
     let replay = replay_file();
-    let job = br#"{"version": 2, "timeout_ms": 500, "budget_ms": 2000, "body_limit": 1024, "scope": ["127.0.0.0/8"], "steps": []}"#;
+    let job = format!(
+        r#"{{"version": {}, "timeout_ms": 500, "budget_ms": 2000, "body_limit": 1024, "scope": ["127.0.0.0/8"], "steps": []}}"#,
+        phoenix_doctor::vantage::job::AGENT_PROTOCOL_VERSION
+    );
+    let job = job.as_bytes();
     let mut cases: Vec<(Vec<&str>, &[u8])> = vec![
         (vec!["demo", "--list-faults"], b""),
         (vec!["lab", "--list-faults"], b""),

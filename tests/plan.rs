@@ -311,8 +311,8 @@ fn unknown_target_lists_known_ones_and_suggests() {
     let m = reference();
     let defs = plan::load_defs(None).unwrap();
     let e = plan::build(&m, &defs, "qdarnt").unwrap_err();
-    let Error::Input(msg) = e else {
-        panic!("not an input error")
+    let Error::Plan(msg) = e else {
+        panic!("not a plan error: {e:?}")
     };
     assert!(
         msg.starts_with("unknown target `qdarnt`. Did you mean `qdrant`?"),

@@ -1,6 +1,10 @@
 //! Scenario fixtures (`fixtures/scenarios/*`: observations recorded from the built-in lab with
-//! one of the platform's faults, plus the expected diagnosis) replayed with no network: the
-//! diagnosis, every output format, the exit codes and the JSON contract.
+//! one of the platform's faults) replayed with no network: the diagnosis against the hand-written
+//! oracle (`tests/oracle/expected.toml`), every output format, the exit codes and the JSON
+//! contract; the recorded reports as a change detector.
+
+#[path = "oracle/expect.rs"]
+mod expect;
 
 use phoenix_doctor::diagnose::{self, Report};
 use phoenix_doctor::engine::SavedRuns;
@@ -17,8 +21,8 @@ fn scenarios() -> Vec<PathBuf> {
         .collect();
     out.sort();
     assert!(
-        out.len() >= 16,
-        "expected the healthy scenario and 15 faults, found {}",
+        out.len() >= 17,
+        "expected the healthy scenario and 16 faults, found {}",
         out.len()
     );
     out
@@ -44,6 +48,21 @@ fn bin(args: &[&str]) -> (i32, String, String) {
     )
 }
 
+/// `trace qdrant --replay DIR/run.json --format json`: the report as printed (exit 0 or 1).
+fn replay_json(dir: &Path) -> String {
+    let run = dir.join("run.json");
+    let (code, out, err) = bin(&[
+        "trace",
+        "qdrant",
+        "--replay",
+        run.to_str().unwrap(),
+        "--format",
+        "json",
+    ]);
+    assert!(code == 0 || code == 1, "{}: {err}", dir.display());
+    out
+}
+
 fn run_file(name: &str) -> String {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("fixtures/scenarios")
@@ -53,60 +72,47 @@ fn run_file(name: &str) -> String {
         .to_string()
 }
 
+/// The oracle: each scenario is the lab with one fault (or none) traced for qdrant, and its replay
+/// gives the diagnosis written by hand for that fault and target in `tests/oracle/expected.toml`.
 #[test]
-fn every_scenario_replays_to_its_expected_diagnosis() {
+fn every_scenario_replays_to_the_hand_written_diagnosis() {
+    let oracle = expect::load();
+    let mut failures = Vec::new();
     for dir in scenarios() {
         let name = dir.file_name().unwrap().to_string_lossy().to_string();
-        let expected: Value =
-            serde_json::from_str(&std::fs::read_to_string(dir.join("expected.json")).unwrap())
-                .unwrap();
-        let r = replay_lib(&dir);
-        assert_eq!(r.verdict.as_str(), expected["verdict"], "{name}");
-        match &r.first_divergence {
-            None => assert!(expected["first_divergence"].is_null(), "{name}"),
-            Some(fd) => {
-                let e = &expected["first_divergence"];
-                assert_eq!(
-                    (
-                        fd.hop.as_str(),
-                        fd.from.as_str(),
-                        fd.layer.as_str(),
-                        fd.code.as_str()
-                    ),
-                    (
-                        e["hop"].as_str().unwrap(),
-                        e["from"].as_str().unwrap(),
-                        e["layer"].as_str().unwrap(),
-                        e["code"].as_str().unwrap()
-                    ),
-                    "{name}"
-                );
-            }
+        let case = &oracle
+            .get(&name)
+            .unwrap_or_else(|| panic!("{name}: not a lab fault in tests/oracle/expected.toml"))
+            .targets["qdrant"];
+        let report = serde_json::to_value(replay_lib(&dir)).unwrap();
+        let run: Value =
+            serde_json::from_str(&std::fs::read_to_string(dir.join("run.json")).unwrap()).unwrap();
+        let diff = expect::differences(case, &report, None, &expect::reasons(&run));
+        if !diff.is_empty() {
+            failures.push(format!("{name}: {}", diff.join("; ")));
         }
-        let mut live: Vec<(String, String)> = r
-            .findings
-            .iter()
-            .filter(|f| {
-                f.origin == phoenix_doctor::finding::Origin::Live
-                    && f.severity == phoenix_doctor::finding::Severity::Error
-            })
-            .map(|f| (f.hop.clone(), f.code.to_string()))
-            .collect();
-        live.sort();
-        live.dedup();
-        let want: Vec<(String, String)> = expected["live_errors"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|p| {
-                (
-                    p[0].as_str().unwrap().to_string(),
-                    p[1].as_str().unwrap().to_string(),
-                )
-            })
-            .collect();
-        assert_eq!(live, want, "{name}: exactly the expected root causes");
     }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// A change detector, not an oracle: the JSON report each recorded run replays to is byte-identical
+/// to the one recorded beside it (`report.json`, re-recorded with the observations by
+/// `regenerate.sh`). It fails on any change of the output, intended or not; whether the diagnosis
+/// is right is the test above.
+#[test]
+fn change_detector_replayed_json_is_byte_identical_to_the_recorded_report() {
+    let mut changed = Vec::new();
+    for dir in scenarios() {
+        let out = replay_json(&dir);
+        let recorded = std::fs::read_to_string(dir.join("report.json")).unwrap();
+        if out != recorded {
+            changed.push(dir.display().to_string());
+        }
+    }
+    assert!(
+        changed.is_empty(),
+        "the replayed JSON changed (re-record with fixtures/scenarios/regenerate.sh if intended): {changed:#?}"
+    );
 }
 
 #[test]
@@ -120,16 +126,7 @@ fn every_replayed_report_matches_the_documented_json_schema() {
     .unwrap();
     let validator = jsonschema::validator_for(&schema).expect("the schema compiles");
     for dir in scenarios() {
-        let run = dir.join("run.json");
-        let (code, out, err) = bin(&[
-            "trace",
-            "qdrant",
-            "--replay",
-            run.to_str().unwrap(),
-            "--format",
-            "json",
-        ]);
-        assert!(code == 0 || code == 1, "{err}");
+        let out = replay_json(&dir);
         let v: Value = serde_json::from_str(&out).unwrap();
         let errors: Vec<String> = validator
             .iter_errors(&v)

@@ -29,15 +29,12 @@ pub struct Group<'a> {
 impl Group<'_> {
     /// The subject each case is about (its first subject), without repeats.
     pub fn subjects(&self) -> Vec<&str> {
-        let mut out: Vec<&str> = Vec::new();
-        for f in &self.cases {
-            if let Some(s) = f.subjects.first() {
-                if !out.contains(&s.as_str()) {
-                    out.push(s);
-                }
-            }
-        }
-        out
+        let mut seen = std::collections::HashSet::new();
+        self.cases
+            .iter()
+            .filter_map(|f| f.subjects.first().map(String::as_str))
+            .filter(|s| seen.insert(*s))
+            .collect()
     }
 }
 
@@ -65,14 +62,14 @@ fn cause(f: &Finding) -> String {
 
 /// Group findings by code and cause, in the order each group first appears.
 pub fn group<'a>(findings: &[&'a Finding]) -> Vec<Group<'a>> {
-    let mut keys: Vec<(phoenix_doctor::finding::Code, String)> = Vec::new();
+    let mut keys: std::collections::HashMap<(phoenix_doctor::finding::Code, String), usize> =
+        std::collections::HashMap::new();
     let mut groups: Vec<Group<'a>> = Vec::new();
     for f in findings {
-        let key = (f.code, cause(f));
-        match keys.iter().position(|k| *k == key) {
-            Some(i) => groups[i].cases.push(f),
-            None => {
-                keys.push(key);
+        match keys.entry((f.code, cause(f))) {
+            std::collections::hash_map::Entry::Occupied(i) => groups[*i.get()].cases.push(f),
+            std::collections::hash_map::Entry::Vacant(e) => {
+                e.insert(groups.len());
                 groups.push(Group {
                     code: &f.code,
                     cases: vec![f],

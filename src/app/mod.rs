@@ -107,6 +107,15 @@ pub fn formats(c: &Command) -> (&'static str, &'static [Format]) {
     }
 }
 
+/// The exit code of a failure: bad input (a config, a trace that cannot be planned, an argument)
+/// is a usage error, 2; the tool's own failure is "could not judge", 3.
+pub fn exit_code(e: &Error) -> u8 {
+    match e.kind() {
+        phoenix_doctor::error::Kind::Input => exit::USAGE,
+        phoenix_doctor::error::Kind::Tool => exit::CANNOT_JUDGE,
+    }
+}
+
 /// Run the parsed command line; returns the process exit code.
 ///
 /// A `--format` the command does not print is a usage error (exit 2). With `--format nagios`,

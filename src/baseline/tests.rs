@@ -15,7 +15,11 @@ fn err(text: &str) -> String {
     match parse(text) {
         Ok(_) => panic!("accepted a bad baseline:\n{text}"),
         Err(e) => {
-            assert_eq!(e.exit_code(), 2, "bad baseline is a usage error: {e}");
+            assert_eq!(
+                e.kind(),
+                crate::error::Kind::Input,
+                "bad baseline is a usage error: {e}"
+            );
             e.to_string()
         }
     }

@@ -10,8 +10,9 @@ use crate::error::Error;
 /// One parsed file.
 #[derive(Debug, Clone)]
 pub struct Doc {
-    /// The name used in messages and provenance (e.g. `etc/phoenix_vm_configs.json`).
-    pub file: String,
+    /// The name used in messages and provenance (e.g. `etc/phoenix_vm_configs.json`), shared
+    /// by every value's provenance.
+    pub file: super::Text,
     pub root: Node,
 }
 
@@ -86,15 +87,7 @@ fn quotable(key: &str) -> bool {
 
 impl<'a> At<'a> {
     pub fn prov(&self) -> Provenance {
-        Provenance::new(
-            self.doc.file.clone(),
-            if self.ptr.is_empty() {
-                "/".to_string()
-            } else {
-                self.ptr.clone()
-            },
-            Some(self.node.line),
-        )
+        Provenance::new(self.doc.file.clone(), self.pointer(), Some(self.node.line))
     }
 
     fn pointer(&self) -> &str {
@@ -112,13 +105,10 @@ impl<'a> At<'a> {
 
     /// An input error at this position.
     pub fn error(&self, msg: impl std::fmt::Display) -> Error {
-        Error::input(format!(
-            "{}:{}: {}: {}",
-            self.doc.file,
-            self.node.line,
-            self.pointer(),
-            msg
-        ))
+        crate::error::ConfigError::new(self.doc.file.to_string(), msg.to_string())
+            .at_line(Some(self.node.line as usize))
+            .at_pointer(self.pointer())
+            .into()
     }
 
     /// A wrong-type (or wrong-value) error: expected X, found Y. The value is quoted only for

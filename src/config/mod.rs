@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 pub mod access;
 pub mod json;
 pub mod site;
+pub mod text;
 pub mod traefik;
 pub mod values;
 
@@ -20,20 +21,23 @@ use crate::error::Error;
 use crate::fsutil::{read_bounded_string, FileKind, ReadError};
 use access::{At, Doc};
 pub use site::{SiteFile, SitePorts, SiteVantage};
+pub use text::Text;
 pub use traefik::TraefikStatic;
 pub use values::{AddrSpec, Direction, GuestKind, IpSpec, PortSet};
 
-/// Where a value came from: the file, the JSON pointer inside it, and the 1-based line.
+/// Where a value came from: the file, the JSON pointer inside it, and the 1-based line. The
+/// file name and the pointer are shared [`Text`]: every copy of a provenance (raw config,
+/// model, findings) points at the same characters.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
 pub struct Provenance {
-    pub file: String,
-    pub pointer: String,
+    pub file: Text,
+    pub pointer: Text,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub line: Option<u32>,
 }
 
 impl Provenance {
-    pub fn new(file: impl Into<String>, pointer: impl Into<String>, line: Option<u32>) -> Self {
+    pub fn new(file: impl Into<Text>, pointer: impl Into<Text>, line: Option<u32>) -> Self {
         Provenance {
             file: file.into(),
             pointer: pointer.into(),
@@ -341,12 +345,14 @@ impl Loader {
     fn parse(&self, path: &Path, text: &str) -> Result<Doc, Error> {
         let file = display_name(&self.base, path);
         let root = json::parse(text).map_err(|e| {
-            Error::input(format!(
-                "{file}:{}:{}: malformed JSON: {}",
-                e.line, e.col, e.msg
-            ))
+            crate::error::ConfigError::new(file.to_string(), format!("malformed JSON: {}", e.msg))
+                .at_line(Some(e.line as usize))
+                .at_column(e.col as usize)
         })?;
-        Ok(Doc { file, root })
+        Ok(Doc {
+            file: file.into(),
+            root,
+        })
     }
 }
 
@@ -549,7 +555,7 @@ fn read_hypervisor(doc: &Doc, assumptions: &mut Vec<Assumption>) -> Result<RawHy
     };
 
     Ok(RawHypervisor {
-        file: doc.file.clone(),
+        file: doc.file.to_string(),
         domain,
         host_address,
         host_gateway: ifaces.get("gateway").map(|g| g.string()).transpose()?,
@@ -893,7 +899,7 @@ fn read_stacks(
         }
         out.push(RawStack {
             name,
-            file: doc.file.clone(),
+            file: doc.file.to_string(),
             description: root.opt_string("description")?,
             environments,
             production,

@@ -117,15 +117,12 @@ fn line_of(text: &str, offset: usize) -> u32 {
 /// Parse the site file text; `file` is the name used in messages.
 pub fn read(file: &str, text: &str) -> Result<SiteFile, Error> {
     let raw: RawSite = toml::from_str(text).map_err(|e| {
-        let loc = e
-            .span()
-            .map(|s| format!(":{}", line_of(text, s.start)))
-            .unwrap_or_default();
+        let line = e.span().map(|s| line_of(text, s.start) as usize);
         let msg = match e.span() {
             Some(span) if secret_line(text, span.start) => redact(e.message()),
             _ => e.message().to_string(),
         };
-        Error::input(format!("{file}{loc}: {msg}"))
+        crate::error::ConfigError::new(file, msg).at_line(line)
     })?;
     let val = |section: &str, key: &str, s: &toml::Spanned<String>| {
         Val::new(
@@ -159,9 +156,12 @@ pub fn read(file: &str, text: &str) -> Result<SiteFile, Error> {
     }
     for (k, v) in &raw.vantage {
         if k != "host" && k.parse::<crate::observe::VantageRef>().is_err() {
-            return Err(Error::input(format!(
-                "{file}: [vantage.\"{k}\"]: expected `host`, `lxc:<id>` or `vm:<id>`"
-            )));
+            return Err(crate::error::ConfigError::new(
+                file,
+                "expected `host`, `lxc:<id>` or `vm:<id>`",
+            )
+            .at_pointer(format!("[vantage.\"{k}\"]"))
+            .into());
         }
         let section = format!("vantage/{k}");
         site.vantages.insert(

@@ -444,28 +444,3 @@ fn every_reason_the_probes_emit_or_the_docs_name_has_a_row() {
         "reasons the probes emit that docs/output-json.md does not list: {undocumented:?}"
     );
 }
-
-/// Each lab fault's symptoms are reasons of this table that judge, at the fault's layer, to the
-/// code the fault names.
-#[test]
-#[cfg(feature = "lab")]
-fn every_lab_faults_symptoms_are_reasons_that_give_its_code() {
-    let rows = table();
-    let mut wrong = vec![];
-    for f in crate::lab::faults() {
-        let e = &f.expected;
-        assert!(!e.symptoms.is_empty(), "{}", f.name);
-        for s in e.symptoms {
-            let gives = rows.iter().any(|r| {
-                r.reason == *s && r.layer == e.layer && r.code.map(Code::as_str) == Some(e.code)
-            });
-            if !gives {
-                wrong.push(format!(
-                    "{}: {s} at {} does not give {}",
-                    f.name, e.layer, e.code
-                ));
-            }
-        }
-    }
-    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
-}

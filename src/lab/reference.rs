@@ -186,10 +186,10 @@ pub fn declared_backends(
     own: &[SocketAddr],
 ) -> Result<Vec<SocketAddr>> {
     use crate::plan::ProbeSpec;
-    let defs = crate::plan::load_defs(None)?;
+    let defs = crate::hops::traces()?;
     let mut out = BTreeSet::new();
-    for t in crate::plan::targets(m, &defs) {
-        let Ok(p) = crate::plan::build(m, &defs, &t) else {
+    for t in crate::plan::targets(m, defs) {
+        let Ok(p) = crate::plan::build(m, defs, &t) else {
             continue;
         };
         for s in &p.steps {

@@ -6,6 +6,7 @@ use super::catalog as codes;
 use super::{finding, label, node_subjects, vantage_of_ip, with_subjects};
 use crate::config::{AddrSpec, Direction, Provenance, Val};
 use crate::finding::{Finding, Severity};
+use crate::hops::{Documented, End};
 use crate::model::{FwFile, FwRule, FwScope, Intended, RuleOrigin};
 use crate::plan::VantageRef;
 use std::collections::{BTreeSet, HashMap};
@@ -85,201 +86,165 @@ fn lan_client(m: &Intended, near: IpAddr) -> Option<IpAddr> {
         .find(|ip| m.node_by_ip(*ip).is_none())
 }
 
-/// Every documented hop the model can place (docs/platform.md, Hops).
+/// Every documented hop of the catalogue (`probes/platform/hops.toml`, docs/platform.md Hops)
+/// that the model can place, one per source and destination guest, in catalogue order.
 pub(crate) fn hops(m: &Intended) -> Vec<FwHop> {
-    let mut out = gateway_hops(m);
-    out.extend(router_backend_hops(m));
-    out.extend(portainer_hops(m));
-    out.extend(agent_hops(m));
-    out.extend(ca_hops(m));
-    out.extend(dns_hops(m));
-    out
-}
-
-/// The gateway's hops: the host, Portainer and any LAN client to NGINX, NGINX to Traefik.
-fn gateway_hops(m: &Intended) -> Vec<FwHop> {
     let mut out = Vec::new();
-    let Some(gw) = &m.gateway else {
-        return out;
-    };
-    let g = VantageRef::Lxc(gw.lxc);
-    out.extend(hop(
-        m,
-        "host-gateway",
-        "host → NGINX gateway (Portainer API through the gateway)",
-        VantageRef::Host,
-        g,
-        &gw.listen,
-        "tcp",
-    ));
-    if let Some(p) = &m.portainer {
-        out.extend(hop(
-            m,
-            "portainer-gateway",
-            "Portainer VM → NGINX gateway",
-            VantageRef::Vm(p.vm),
-            g,
-            &gw.listen,
-            "tcp",
-        ));
-    }
-    if let (Some(client), Some(d)) = (lan_client(m, gw.ip.value), m.node(g)) {
-        out.push(FwHop {
-            id: "lan-gateway",
-            what: "a LAN client → NGINX gateway".into(),
-            src: None,
-            src_ip: client,
-            src_label: format!("any LAN client (e.g. {client})"),
-            dst: g,
-            dst_ip: gw.ip.value,
-            dst_label: label(d),
-            port: gw.listen.value,
-            proto: "tcp",
-            ca: false,
-            prov: vec![gw.listen.prov.clone(), gw.ip.prov.clone()],
-        });
-    }
-    if let Some(r) = &m.router {
-        out.extend(hop(
-            m,
-            "gateway-router",
-            "NGINX gateway → Traefik (proxy_pass)",
-            g,
-            VantageRef::Lxc(r.lxc),
-            &r.port,
-            "tcp",
-        ));
+    for d in crate::hops::documented() {
+        let dsts = destinations(m, d.to);
+        if d.from == End::Lan {
+            out.extend(dsts.iter().filter_map(|dst| lan_hop(m, d, dst)));
+            continue;
+        }
+        for src in sources(m, d.from) {
+            for dst in &dsts {
+                let what = dst
+                    .words
+                    .iter()
+                    .fold(d.what.clone(), |w, (k, v)| w.replace(k, v));
+                let proto = d.proto.as_str();
+                if let Some(mut h) = hop(m, &d.id, what, src, dst.vantage, &dst.port, proto) {
+                    h.dst_ip = dst.dials.unwrap_or(h.dst_ip);
+                    h.ca = d.to_ca();
+                    out.push(h);
+                }
+            }
+        }
     }
     out
 }
 
-/// Traefik to each routed backend guest (not the dashboard), at the route's backend address.
-fn router_backend_hops(m: &Intended) -> Vec<FwHop> {
-    let Some(r) = &m.router else {
-        return Vec::new();
-    };
+/// Where a documented hop arrives: a guest (or the host), the port it serves the hop on.
+struct Dest {
+    vantage: VantageRef,
+    port: Val<u16>,
+    /// The component's address as the config names it.
+    addr: Option<Val<IpAddr>>,
+    /// The address the hop dials when it is not the guest's own (a route's backend URL).
+    dials: Option<IpAddr>,
+    /// `{route}`, `{url}` in the hop's words.
+    words: Vec<(&'static str, String)>,
+}
+
+fn dest(vantage: VantageRef, port: &Val<u16>, addr: &Val<IpAddr>) -> Dest {
+    Dest {
+        vantage,
+        port: port.clone(),
+        addr: Some(addr.clone()),
+        dials: None,
+        words: Vec::new(),
+    }
+}
+
+/// The guests a documented hop starts from.
+fn sources(m: &Intended, end: End) -> Vec<VantageRef> {
+    let agents = m.agents.iter().map(|a| VantageRef::Vm(a.vm));
+    match end {
+        End::Host | End::Dnsmasq => vec![VantageRef::Host],
+        End::Gateway => m.gateway.iter().map(|g| VantageRef::Lxc(g.lxc)).collect(),
+        End::Router => m.router.iter().map(|r| VantageRef::Lxc(r.lxc)).collect(),
+        End::Ca => m.ca.iter().map(|c| VantageRef::Lxc(c.lxc)).collect(),
+        End::Portainer => m.portainer.iter().map(|p| VantageRef::Vm(p.vm)).collect(),
+        End::Agent => agents.collect(),
+        End::DockerVm => sources(m, End::Portainer)
+            .into_iter()
+            .chain(agents)
+            .collect(),
+        End::Guest if m.dns.enabled => {
+            let dns_ip = m.dns.server.value.ip();
+            m.guests
+                .iter()
+                .filter(|g| !g.is_template && g.nameservers.iter().any(|n| n.value == dns_ip))
+                .map(|g| g.vantage)
+                .collect()
+        }
+        End::Guest | End::Lan | End::Route => Vec::new(),
+    }
+}
+
+/// Where a documented hop arrives, with the port from the config.
+fn destinations(m: &Intended, end: End) -> Vec<Dest> {
+    match end {
+        End::Gateway => m
+            .gateway
+            .iter()
+            .map(|g| dest(VantageRef::Lxc(g.lxc), &g.listen, &g.ip))
+            .collect(),
+        End::Router => m
+            .router
+            .iter()
+            .map(|r| dest(VantageRef::Lxc(r.lxc), &r.port, &r.ip))
+            .collect(),
+        End::Ca => {
+            m.ca.iter()
+                .map(|c| dest(VantageRef::Lxc(c.lxc), &c.port, &c.ip))
+                .collect()
+        }
+        End::Portainer => m
+            .portainer
+            .iter()
+            .map(|p| dest(VantageRef::Vm(p.vm), &p.port, &p.ip))
+            .collect(),
+        End::Agent => m
+            .agents
+            .iter()
+            .map(|a| dest(VantageRef::Vm(a.vm), &a.port, &a.ip))
+            .collect(),
+        End::Dnsmasq if m.dns.enabled => vec![Dest {
+            vantage: VantageRef::Host,
+            port: Val::new(m.dns.server.value.port(), m.ports.dns.prov.clone()),
+            addr: None,
+            dials: None,
+            words: Vec::new(),
+        }],
+        End::Route => route_backends(m),
+        _ => Vec::new(),
+    }
+}
+
+/// Each Traefik route's backend guest (not the dashboard), at the backend's address and port.
+fn route_backends(m: &Intended) -> Vec<Dest> {
     let mut out = Vec::new();
     for route in m.routes.routes.iter().filter(|r| !r.is_api) {
         let (Some(b), Some(guest)) = (route.backend, route.guest) else {
             continue;
         };
-        let port = Val::new(
-            b.port(),
-            route.provenance.get(1).cloned().unwrap_or_default(),
-        );
-        if let Some(mut h) = hop(
-            m,
-            "router-backend",
-            format!("Traefik → {} backend ({})", route.name, route.url),
-            VantageRef::Lxc(r.lxc),
-            guest,
-            &port,
-            "tcp",
-        ) {
-            h.dst_ip = b.ip();
-            out.push(h);
-        }
+        out.push(Dest {
+            vantage: guest,
+            port: Val::new(
+                b.port(),
+                route.provenance.get(1).cloned().unwrap_or_default(),
+            ),
+            addr: None,
+            dials: Some(b.ip()),
+            words: vec![
+                ("{route}", route.name.clone()),
+                ("{url}", route.url.clone()),
+            ],
+        });
     }
     out
 }
 
-/// The host to Portainer's API, Portainer to each agent.
-fn portainer_hops(m: &Intended) -> Vec<FwHop> {
-    let Some(p) = &m.portainer else {
-        return Vec::new();
-    };
-    let mut out: Vec<FwHop> = hop(
-        m,
-        "host-portainer",
-        "host → Portainer API directly (initial admin)",
-        VantageRef::Host,
-        VantageRef::Vm(p.vm),
-        &p.port,
-        "tcp",
-    )
-    .into_iter()
-    .collect();
-    for a in &m.agents {
-        out.extend(hop(
-            m,
-            "portainer-agent",
-            "Portainer server → agent",
-            VantageRef::Vm(p.vm),
-            VantageRef::Vm(a.vm),
-            &a.port,
-            "tcp",
-        ));
-    }
-    out
-}
-
-/// The host's health check of each agent.
-fn agent_hops(m: &Intended) -> Vec<FwHop> {
-    m.agents
-        .iter()
-        .filter_map(|a| {
-            hop(
-                m,
-                "host-agent",
-                "host → agent /ping (health check)",
-                VantageRef::Host,
-                VantageRef::Vm(a.vm),
-                &a.port,
-                "tcp",
-            )
-        })
-        .collect()
-}
-
-/// The certificate clients that dial step-ca: Traefik's bootstrap, the host's renewal
-/// manager, each Portainer and agent VM (reported as PD-CERT-001).
-fn ca_hops(m: &Intended) -> Vec<FwHop> {
-    let Some(ca) = &m.ca else {
-        return Vec::new();
-    };
-    let mut clients: Vec<(&'static str, &'static str, VantageRef)> = Vec::new();
-    if let Some(r) = &m.router {
-        clients.push(("router-ca", "Traefik LXC bootstrap", VantageRef::Lxc(r.lxc)));
-    }
-    clients.push(("host-ca", "host renewal manager", VantageRef::Host));
-    let mut vms: Vec<u32> = m.portainer.iter().map(|p| p.vm).collect();
-    vms.extend(m.agents.iter().map(|a| a.vm));
-    for vm in vms {
-        clients.push(("vm-ca", "VM docker TLS feature", VantageRef::Vm(vm)));
-    }
-    let mut out = Vec::new();
-    for (id, who, v) in clients {
-        let what = format!("{who} → step-ca (step ca certificate)");
-        if let Some(mut h) = hop(m, id, what, v, VantageRef::Lxc(ca.lxc), &ca.port, "tcp") {
-            h.ca = true;
-            out.push(h);
-        }
-    }
-    out
-}
-
-/// Hop F: guests (not templates) whose nameserver is the host's dnsmasq.
-fn dns_hops(m: &Intended) -> Vec<FwHop> {
-    if !m.dns.enabled {
-        return Vec::new();
-    }
-    let dns_ip = m.dns.server.value.ip();
-    let dns_port = Val::new(m.dns.server.value.port(), m.ports.dns.prov.clone());
-    m.guests
-        .iter()
-        .filter(|g| !g.is_template && g.nameservers.iter().any(|n| n.value == dns_ip))
-        .filter_map(|g| {
-            hop(
-                m,
-                "F",
-                "guest → host dnsmasq",
-                g.vantage,
-                VantageRef::Host,
-                &dns_port,
-                "udp",
-            )
-        })
-        .collect()
+/// A hop from any LAN client: a free address in the destination's subnet.
+fn lan_hop(m: &Intended, d: &'static Documented, dst: &Dest) -> Option<FwHop> {
+    let addr = dst.addr.as_ref()?;
+    let client = lan_client(m, addr.value)?;
+    let node = m.node(dst.vantage)?;
+    Some(FwHop {
+        id: &d.id,
+        what: d.what.clone(),
+        src: None,
+        src_ip: client,
+        src_label: format!("any LAN client (e.g. {client})"),
+        dst: dst.vantage,
+        dst_ip: addr.value,
+        dst_label: label(node),
+        port: dst.port.value,
+        proto: d.proto.as_str(),
+        ca: d.to_ca(),
+        prov: vec![dst.port.prov.clone(), addr.prov.clone()],
+    })
 }
 
 fn hop_subjects(h: &FwHop) -> Vec<String> {
@@ -627,7 +592,7 @@ pub(crate) fn unenforced_lxc_rules(m: &Intended) -> Vec<Finding> {
             .expected(format!(
                 "the rules of {who} filter its traffic ([OPTIONS] enable: 1)"
             ))
-            .actual(f.enforced_why.clone())
+            .actual(f.enforced_why)
             .hint(format!(
                 "Check `pvesh get /nodes/$(hostname)/lxc/{}/firewall/options`; fix PD-FW-002 findings before enabling it.",
                 f.name
@@ -999,9 +964,20 @@ mod tests {
                 if h.ca { " ca" } else { "" }
             )
         };
-        let rows = |v: Vec<FwHop>| v.iter().map(row).collect::<Vec<_>>();
+        let all = hops(&m);
+        let rows = |ids: &[&str]| {
+            all.iter()
+                .filter(|h| ids.contains(&h.id))
+                .map(row)
+                .collect::<Vec<_>>()
+        };
         assert_eq!(
-            rows(gateway_hops(&m)),
+            rows(&[
+                "host-gateway",
+                "portainer-gateway",
+                "lan-gateway",
+                "gateway-router"
+            ]),
             [
                 "host-gateway host>lxc:101:443/tcp",
                 "portainer-gateway vm:1001>lxc:101:443/tcp",
@@ -1010,15 +986,15 @@ mod tests {
             ]
         );
         assert_eq!(
-            rows(portainer_hops(&m)),
+            rows(&["host-portainer", "portainer-agent"]),
             [
                 "host-portainer host>vm:1001:9443/tcp",
                 "portainer-agent vm:1001>vm:1002:9001/tcp",
             ]
         );
-        assert_eq!(rows(agent_hops(&m)), ["host-agent host>vm:1002:9001/tcp"]);
+        assert_eq!(rows(&["host-agent"]), ["host-agent host>vm:1002:9001/tcp"]);
         assert_eq!(
-            rows(ca_hops(&m)),
+            rows(&["router-ca", "host-ca", "vm-ca"]),
             [
                 "router-ca lxc:102>lxc:103:9000/tcp ca",
                 "host-ca host>lxc:103:9000/tcp ca",
@@ -1026,19 +1002,16 @@ mod tests {
                 "vm-ca vm:1002>lxc:103:9000/tcp ca",
             ]
         );
-        let dns = rows(dns_hops(&m));
+        let dns = rows(&["F"]);
         for g in ["lxc:101", "lxc:102", "lxc:103", "vm:1001", "vm:1002"] {
             assert!(dns.contains(&format!("F {g}>host:53/udp")), "{g}: {dns:?}");
         }
-        let backends = rows(router_backend_hops(&m));
+        let backends = rows(&["router-backend"]);
         assert!(backends.contains(&"router-backend lxc:102>vm:1001:9443/tcp".to_string()));
         assert!(backends
             .iter()
             .all(|b| b.starts_with("router-backend lxc:102>")));
-        let lan = gateway_hops(&m)
-            .into_iter()
-            .find(|h| h.src.is_none())
-            .unwrap();
+        let lan = all.iter().find(|h| h.src.is_none()).unwrap();
         assert_eq!(
             lan.src_ip,
             IpAddr::from([10, 0, 0, 254]),

@@ -169,6 +169,8 @@ pub fn label_host(label: &str) -> Option<&str> {
     Some(&rest[..end])
 }
 
+/// The platform's DNS: every candidate record of the seven rules in order, then the records
+/// dnsmasq serves (`unique_by(.hostname)`).
 pub(crate) fn derive(
     raw: &RawConfig,
     domain: &str,
@@ -185,11 +187,10 @@ pub(crate) fn derive(
         Some(d) => (d.enabled.value, d.upstream_servers.clone()),
         None => (false, Vec::new()),
     };
-    let gw_lxc = raw
+    let gateway_ip = raw
         .lxcs
         .iter()
-        .find(|g| g.name.as_ref().is_some_and(|n| n.value == GATEWAY_LXC_NAME));
-    let gateway_ip = gw_lxc
+        .find(|g| g.name.as_ref().is_some_and(|n| n.value == GATEWAY_LXC_NAME))
         .and_then(|g| g.ip.as_ref())
         .map(|ip| Val::new(cut_ip(ip), ip.prov.clone()));
     if !enabled {
@@ -198,22 +199,50 @@ pub(crate) fn derive(
             raw.hypervisor.file
         ));
     }
-    let Some(gw) = gateway_ip.clone() else {
+    let Some(gw) = gateway_ip else {
         notes.push(format!(
             "no LXC is named \"{GATEWAY_LXC_NAME}\": the DNS generator writes only the header (no records)"
         ));
         return Dns::new(enabled, server, upstreams, None, Vec::new(), Vec::new());
     };
-    let fqdn = |n: &str| format!("{n}.{domain}");
-    let mut c: Vec<DnsRecord> = Vec::new();
-    fn cand(
+    let mut c = Candidates {
+        domain,
+        gw: &gw,
+        records: Vec::new(),
+    };
+    c.stack_labels(raw);
+    c.lxc_services(raw, notes);
+    c.vm_services(raw);
+    c.guest_names(raw);
+    c.agent_hostnames(raw, notes);
+    c.statics();
+    let records = unique_by_hostname(&c.records);
+    let candidates = c.records;
+    Dns::new(enabled, server, upstreams, Some(gw), candidates, records)
+}
+
+/// The candidate records, rule by rule, in the generator's order.
+struct Candidates<'a> {
+    domain: &'a str,
+    /// The gateway LXC's address (text, as the generator cuts it) and where it came from.
+    gw: &'a Val<String>,
+    records: Vec<DnsRecord>,
+}
+
+impl Candidates<'_> {
+    fn fqdn(&self, n: &str) -> String {
+        format!("{n}.{}", self.domain)
+    }
+
+    fn push(
+        &mut self,
         hostname: String,
         ip_text: String,
         rule: DnsRule,
         subject: String,
         provenance: Vec<Provenance>,
-    ) -> DnsRecord {
-        DnsRecord {
+    ) {
+        self.records.push(DnsRecord {
             ip: ip_text.parse().ok(),
             hostname,
             ip_text,
@@ -222,179 +251,167 @@ pub(crate) fn derive(
             guest_ip: None,
             provenance,
             shadowed: Vec::new(),
-        }
+        });
     }
-    let push = |c: &mut Vec<DnsRecord>,
-                h: String,
-                ip: String,
-                rule: DnsRule,
-                subject: String,
-                p: Vec<Provenance>| { c.push(cand(h, ip, rule, subject, p)) };
 
-    // (1) stack labels
-    for s in &raw.stacks {
-        let Some(env) = &s.production else { continue };
-        for svc in &env.services {
-            for l in &svc.traefik_labels {
-                if !l.value.starts_with("traefik.http.routers.")
-                    || !l.value.contains(".rule=Host(`")
-                {
-                    continue;
-                }
-                if let Some(h) = label_host(&l.value) {
-                    push(
-                        &mut c,
-                        h.to_string(),
-                        gw.value.clone(),
-                        DnsRule::StackLabel,
-                        format!("stack:{}", s.name),
-                        vec![l.prov.clone(), gw.prov.clone()],
-                    );
+    /// (1) stack labels `traefik.http.routers.*.rule=Host(...)` → the gateway.
+    fn stack_labels(&mut self, raw: &RawConfig) {
+        for s in &raw.stacks {
+            let Some(env) = &s.production else { continue };
+            for svc in &env.services {
+                for l in &svc.traefik_labels {
+                    if !l.value.starts_with("traefik.http.routers.")
+                        || !l.value.contains(".rule=Host(`")
+                    {
+                        continue;
+                    }
+                    if let Some(h) = label_host(&l.value) {
+                        self.push(
+                            h.to_string(),
+                            self.gw.value.clone(),
+                            DnsRule::StackLabel,
+                            format!("stack:{}", s.name),
+                            vec![l.prov.clone(), self.gw.prov.clone()],
+                        );
+                    }
                 }
             }
         }
     }
-    // (2) LXC traefik_service
-    for g in &raw.lxcs {
-        let Some(ts) = &g.traefik_service else {
-            continue;
-        };
-        if ts.name.value.is_empty() {
-            continue;
-        }
-        let Some(ip) = &g.ip else {
-            notes.push(format!(
-                "lxc:{} has traefik_service but no network_config.ip: the DNS generator would fail on it",
-                g.id.value
-            ));
-            continue;
-        };
-        let own = cut_ip(ip);
-        if ts.name.value == "ca" {
-            let mut p = vec![
-                ts.name.prov.clone(),
-                Provenance::platform(SCRIPT, "ca → 10.0.0.10 (hard-coded)"),
-            ];
-            p.push(ip.prov.clone());
-            push(
-                &mut c,
-                fqdn("ca"),
-                CA_LITERAL_IP.to_string(),
-                DnsRule::LxcTraefikService,
-                format!("lxc:{}", g.id.value),
-                p,
-            );
-            if own != CA_LITERAL_IP {
-                c.last_mut().unwrap().guest_ip = own.parse().ok();
-            }
-        } else {
-            push(
-                &mut c,
-                fqdn(&ts.name.value),
-                own,
-                DnsRule::LxcTraefikService,
-                format!("lxc:{}", g.id.value),
-                vec![ts.name.prov.clone(), ip.prov.clone()],
-            );
-        }
-    }
-    // (3) VM traefik_service
-    for g in &raw.vms {
-        let Some(ts) = &g.traefik_service else {
-            continue;
-        };
-        if ts.name.value.is_empty() {
-            continue;
-        }
-        if ts.name.value == "portainer-agent" {
-            let Some(ip) = &g.ip else { continue };
-            push(
-                &mut c,
-                fqdn(&ts.name.value),
-                cut_ip(ip),
-                DnsRule::VmTraefikService,
-                format!("vm:{}", g.id.value),
-                vec![ts.name.prov.clone(), ip.prov.clone()],
-            );
-        } else {
-            push(
-                &mut c,
-                fqdn(&ts.name.value),
-                gw.value.clone(),
-                DnsRule::VmTraefikService,
-                format!("vm:{}", g.id.value),
-                vec![ts.name.prov.clone(), gw.prov.clone()],
-            );
-        }
-    }
-    // (4) LXC names
-    for g in &raw.lxcs {
-        if let (Some(n), Some(ip)) = (&g.name, &g.ip) {
-            if n.value.is_empty() {
+
+    /// (2) LXC `traefik_service` → the LXC (`ca` → the hard-coded address).
+    fn lxc_services(&mut self, raw: &RawConfig, notes: &mut Vec<String>) {
+        for g in &raw.lxcs {
+            let Some(ts) = &g.traefik_service else {
+                continue;
+            };
+            if ts.name.value.is_empty() {
                 continue;
             }
-            push(
-                &mut c,
-                fqdn(&n.value.to_ascii_lowercase()),
-                cut_ip(ip),
-                DnsRule::LxcName,
-                format!("lxc:{}", g.id.value),
-                vec![n.prov.clone(), ip.prov.clone()],
-            );
-        }
-    }
-    // (5) VM names (not dhcp)
-    for g in &raw.vms {
-        if let (Some(n), Some(ip)) = (&g.name, &g.ip) {
-            if n.value.is_empty() || ip.value == IpSpec::Dhcp {
+            let Some(ip) = &g.ip else {
+                notes.push(format!(
+                    "lxc:{} has traefik_service but no network_config.ip: the DNS generator would fail on it",
+                    g.id.value
+                ));
                 continue;
+            };
+            let own = cut_ip(ip);
+            if ts.name.value == "ca" {
+                let p = vec![
+                    ts.name.prov.clone(),
+                    Provenance::platform(SCRIPT, "ca → 10.0.0.10 (hard-coded)"),
+                    ip.prov.clone(),
+                ];
+                self.push(
+                    self.fqdn("ca"),
+                    CA_LITERAL_IP.to_string(),
+                    DnsRule::LxcTraefikService,
+                    format!("lxc:{}", g.id.value),
+                    p,
+                );
+                if own != CA_LITERAL_IP {
+                    self.records.last_mut().expect("just pushed").guest_ip = own.parse().ok();
+                }
+            } else {
+                self.push(
+                    self.fqdn(&ts.name.value),
+                    own,
+                    DnsRule::LxcTraefikService,
+                    format!("lxc:{}", g.id.value),
+                    vec![ts.name.prov.clone(), ip.prov.clone()],
+                );
             }
-            push(
-                &mut c,
-                fqdn(&n.value.to_ascii_lowercase()),
-                cut_ip(ip),
-                DnsRule::VmName,
-                format!("vm:{}", g.id.value),
-                vec![n.prov.clone(), ip.prov.clone()],
-            );
         }
-    }
-    // (6) agent hostnames
-    for g in &raw.vms {
-        if g.portainer_role.as_ref().is_none_or(|r| r.value != "agent") {
-            continue;
-        }
-        match (&g.portainer_agent_hostname, &g.ip) {
-            (Some(h), Some(ip)) => push(
-                &mut c,
-                h.value.clone(),
-                cut_ip(ip),
-                DnsRule::AgentHostname,
-                format!("vm:{}", g.id.value),
-                vec![h.prov.clone(), ip.prov.clone()],
-            ),
-            _ => notes.push(format!(
-                "vm:{} has portainer_role agent but no portainer_agent_hostname: the generator would write a record named \"null\"",
-                g.id.value
-            )),
-        }
-    }
-    // (7) static
-    for n in ["portainer", "traefik"] {
-        push(
-            &mut c,
-            fqdn(n),
-            gw.value.clone(),
-            DnsRule::Static,
-            "static".to_string(),
-            vec![
-                Provenance::platform(SCRIPT, &format!("static {n} record")),
-                gw.prov.clone(),
-            ],
-        );
     }
 
-    // unique_by(.hostname): stable sort by hostname; the first of each group wins.
+    /// (3) VM `traefik_service` → the gateway (`portainer-agent` → the VM).
+    fn vm_services(&mut self, raw: &RawConfig) {
+        for g in &raw.vms {
+            let Some(ts) = &g.traefik_service else {
+                continue;
+            };
+            if ts.name.value.is_empty() {
+                continue;
+            }
+            let (ip_text, ip_prov) = if ts.name.value == "portainer-agent" {
+                let Some(ip) = &g.ip else { continue };
+                (cut_ip(ip), ip.prov.clone())
+            } else {
+                (self.gw.value.clone(), self.gw.prov.clone())
+            };
+            self.push(
+                self.fqdn(&ts.name.value),
+                ip_text,
+                DnsRule::VmTraefikService,
+                format!("vm:{}", g.id.value),
+                vec![ts.name.prov.clone(), ip_prov],
+            );
+        }
+    }
+
+    /// (4) LXC names, then (5) VM names (not `dhcp`), lower-cased → the guest.
+    fn guest_names(&mut self, raw: &RawConfig) {
+        let lxcs = raw.lxcs.iter().map(|g| (g, DnsRule::LxcName));
+        let vms = raw.vms.iter().map(|g| (g, DnsRule::VmName));
+        for (g, rule) in lxcs.chain(vms) {
+            let (Some(n), Some(ip)) = (&g.name, &g.ip) else {
+                continue;
+            };
+            if n.value.is_empty() || (rule == DnsRule::VmName && ip.value == IpSpec::Dhcp) {
+                continue;
+            }
+            self.push(
+                self.fqdn(&n.value.to_ascii_lowercase()),
+                cut_ip(ip),
+                rule,
+                format!("{}:{}", g.kind.as_str(), g.id.value),
+                vec![n.prov.clone(), ip.prov.clone()],
+            );
+        }
+    }
+
+    /// (6) an agent VM's `portainer_agent_hostname` → the VM.
+    fn agent_hostnames(&mut self, raw: &RawConfig, notes: &mut Vec<String>) {
+        for g in &raw.vms {
+            if g.portainer_role.as_ref().is_none_or(|r| r.value != "agent") {
+                continue;
+            }
+            match (&g.portainer_agent_hostname, &g.ip) {
+                (Some(h), Some(ip)) => self.push(
+                    h.value.clone(),
+                    cut_ip(ip),
+                    DnsRule::AgentHostname,
+                    format!("vm:{}", g.id.value),
+                    vec![h.prov.clone(), ip.prov.clone()],
+                ),
+                _ => notes.push(format!(
+                    "vm:{} has portainer_role agent but no portainer_agent_hostname: the generator would write a record named \"null\"",
+                    g.id.value
+                )),
+            }
+        }
+    }
+
+    /// (7) the static `portainer.` and `traefik.` records → the gateway.
+    fn statics(&mut self) {
+        for n in ["portainer", "traefik"] {
+            self.push(
+                self.fqdn(n),
+                self.gw.value.clone(),
+                DnsRule::Static,
+                "static".to_string(),
+                vec![
+                    Provenance::platform(SCRIPT, &format!("static {n} record")),
+                    self.gw.prov.clone(),
+                ],
+            );
+        }
+    }
+}
+
+/// `unique_by(.hostname)`: a stable sort by hostname; the first of each group wins and the
+/// others are kept as what it shadows.
+fn unique_by_hostname(c: &[DnsRecord]) -> Vec<DnsRecord> {
     let mut sorted: Vec<&DnsRecord> = c.iter().collect();
     sorted.sort_by(|a, b| a.hostname.cmp(&b.hostname));
     let mut records: Vec<DnsRecord> = Vec::new();
@@ -409,7 +426,7 @@ pub(crate) fn derive(
             _ => records.push(r.clone()),
         }
     }
-    Dns::new(enabled, server, upstreams, Some(gw), c, records)
+    records
 }
 
 #[cfg(test)]

@@ -3,7 +3,10 @@
 //! then its docker_stacks' production `firewall_rules`; `policy_in` DROP / `policy_out` ACCEPT
 //! by default) and per-LXC rule sets (never enabled by the platform, so not enforced).
 
-use crate::config::{AddrSpec, Direction, PortSet, Provenance, RawConfig, RawRule, Val};
+use crate::config::{
+    AddrSpec, Direction, PortSet, Provenance, RawClusterFirewall, RawConfig, RawGuest, RawRule,
+    RawStack, Val,
+};
 use crate::observe::VantageRef;
 use serde::Serialize;
 use std::collections::HashMap;
@@ -147,9 +150,9 @@ pub struct FwFile {
     /// Whether Proxmox applies these rules at all.
     pub enforced: bool,
     /// Why (or why not), in words.
-    pub enforced_why: String,
+    pub enforced_why: &'static str,
     /// Which platform script writes the file, and when.
-    pub written_by: String,
+    pub written_by: &'static str,
     /// The rules by the address of their other end, built on first use.
     #[serde(skip)]
     pub(crate) index: OnceLock<RuleIndex>,
@@ -355,135 +358,168 @@ impl Firewall {
 
 const PVE_DEFAULTS: &str = "Proxmox default (PVE/Firewall.pm: policy_in DROP, policy_out ACCEPT)";
 
+/// Every rule set: cluster.fw, each VM's `<vmid>.fw`, each LXC's rules.
 pub(crate) fn derive(raw: &RawConfig, notes: &mut Vec<String>) -> Firewall {
     // Each guest's own rules, once: its rule set and cluster.fw share them.
-    let own = |g: &crate::config::RawGuest, origin: RuleOrigin| -> Option<Vec<Arc<FwRule>>> {
-        let fw = g.firewall.as_ref()?;
-        Some(
-            fw.rules
-                .iter()
-                .map(|r| Arc::new(FwRule::from_raw(r, origin.clone())))
-                .collect(),
-        )
-    };
     let lxc_rules: Vec<Option<Vec<Arc<FwRule>>>> = raw
         .lxcs
         .iter()
-        .map(|g| own(g, RuleOrigin::Lxc { id: g.id.value }))
+        .map(|g| own_rules(g, RuleOrigin::Lxc { id: g.id.value }))
         .collect();
     let vm_rules: Vec<Option<Vec<Arc<FwRule>>>> = raw
         .vms
         .iter()
-        .map(|g| own(g, RuleOrigin::Vm { id: g.id.value }))
+        .map(|g| own_rules(g, RuleOrigin::Vm { id: g.id.value }))
         .collect();
-    let cluster = raw.hypervisor.firewall.as_ref().map(|f| {
-        let mut rules: Vec<Arc<FwRule>> = f.rules.iter().map(|r| Arc::new(FwRule::from_raw(r, RuleOrigin::Global))).collect();
-        for r in lxc_rules.iter().chain(vm_rules.iter()).flatten() {
-            rules.extend(r.iter().cloned());
-        }
-        let policy = |v: &Option<Val<String>>, def: &str| match v {
-            Some(v) => (v.clone(), true),
-            None => (Val::new(def.to_string(), Provenance::platform("pve-firewall", PVE_DEFAULTS)), false),
-        };
-        let (policy_in, w1) = policy(&f.policy_in, "DROP");
-        let (policy_out, w2) = policy(&f.policy_out, "ACCEPT");
-        FwFile {
-            name: "cluster".to_string(),
-            scope: FwScope::Cluster,
-            options: FwOptions {
-                enable: true,
-                policy_in,
-                policy_out,
-                policies_written: w1 && w2,
-            },
-            rules,
-            enforced: f.enabled.value,
-            enforced_why: if f.enabled.value {
-                "shared_volumes.firewall.enabled is true: the setup writes cluster.fw and starts pve-firewall; the rules filter the host's own traffic, not the guests'".to_string()
-            } else {
-                "shared_volumes.firewall.enabled is false: the setup runs `pve-firewall stop`".to_string()
-            },
-            written_by: "hypervisor_feature_setup_firewall.sh (setup and every `sync all`)".to_string(),
-            index: OnceLock::new(),
-        }
-    });
-
-    let mut stacks: HashMap<&str, &crate::config::RawStack> = HashMap::new();
+    let cluster = raw
+        .hypervisor
+        .firewall
+        .as_ref()
+        .map(|f| cluster_file(f, lxc_rules.iter().chain(vm_rules.iter()).flatten()));
+    let mut stacks: HashMap<&str, &RawStack> = HashMap::new();
     for st in &raw.stacks {
         stacks.entry(st.name.as_str()).or_insert(st);
     }
-    let mut vms = Vec::new();
-    for (g, own) in raw.vms.iter().zip(vm_rules) {
-        let (Some(fw), Some(mut rules)) = (&g.firewall, own) else {
-            continue;
-        };
-        let id = g.id.value;
-        for sref in &g.docker_stacks {
-            match stacks.get(sref.name.value.as_str()) {
-                Some(s) => {
-                    if let Some(env) = &s.production {
-                        rules.extend(env.firewall_rules.iter().map(|r| {
-                            Arc::new(FwRule::from_raw(
-                                r,
-                                RuleOrigin::Stack {
-                                    name: s.name.clone(),
-                                    vm: id,
-                                },
-                            ))
-                        }));
-                    }
-                }
-                None => notes.push(format!(
-                    "vm:{id} lists docker stack `{}` but {}/{}/phoenix.json does not exist",
-                    sref.name.value,
-                    raw.stacks_dir.display(),
-                    sref.name.value
-                )),
-            }
-        }
-        let enabled = fw.enabled.as_ref().map(|e| e.value).unwrap_or(false);
-        vms.push(FwFile {
-            name: id.to_string(),
-            scope: FwScope::Vm(id),
-            options: FwOptions {
-                enable: true,
-                policy_in: pve_default("DROP"),
-                policy_out: pve_default("ACCEPT"),
-                policies_written: false,
-            },
-            rules,
-            enforced: enabled,
-            enforced_why: if enabled {
-                "vm-manager writes `enable: 1` and sets firewall=1 on net0; no policies are written, so policy_in DROP / policy_out ACCEPT apply".to_string()
-            } else {
-                "firewall.enabled is not true: vm-manager runs `qm set --firewall 0` (not a valid option), so the state depends on the host; treated as not enforced".to_string()
-            },
-            written_by: "vm-manager.sh apply_vm_firewall_rules (VM create/converge only, never `sync all`)".to_string(),
-            index: OnceLock::new(),
-        });
-    }
-
-    let mut lxcs = Vec::new();
-    for (g, own) in raw.lxcs.iter().zip(lxc_rules) {
-        let Some(rules) = own else { continue };
-        let id = g.id.value;
-        lxcs.push(FwFile {
-            name: id.to_string(),
-            scope: FwScope::Lxc(id),
-            options: FwOptions {
-                enable: false,
-                policy_in: pve_default("DROP"),
-                policy_out: pve_default("ACCEPT"),
-                policies_written: false,
-            },
-            rules,
-            enforced: false,
-            enforced_why: "lxc-manager creates the rules through pvesh but never sets the container's [OPTIONS] enable, whose Proxmox default is 0: the rules are inert unless an operator enabled them (check `pvesh get /nodes/<node>/lxc/<id>/firewall/options`)".to_string(),
-            written_by: "lxc-manager.sh apply_lxc_firewall_rules (LXC orchestration only; pvesh prepends, so the file order is reversed)".to_string(),
-            index: OnceLock::new(),
-        });
-    }
+    let vms = raw
+        .vms
+        .iter()
+        .zip(vm_rules)
+        .filter_map(|(g, own)| vm_file(raw, g, own?, &stacks, notes))
+        .collect();
+    let lxcs = raw
+        .lxcs
+        .iter()
+        .zip(lxc_rules)
+        .filter_map(|(g, own)| Some(lxc_file(g.id.value, own?)))
+        .collect();
     Firewall::new(cluster, vms, lxcs)
+}
+
+/// A guest's own rules (`firewall.rules`), if it has a firewall section.
+fn own_rules(g: &RawGuest, origin: RuleOrigin) -> Option<Vec<Arc<FwRule>>> {
+    let fw = g.firewall.as_ref()?;
+    Some(
+        fw.rules
+            .iter()
+            .map(|r| Arc::new(FwRule::from_raw(r, origin.clone())))
+            .collect(),
+    )
+}
+
+/// `cluster.fw`: the global rules, then every guest's own rules (shared, not copied).
+fn cluster_file<'a>(
+    f: &RawClusterFirewall,
+    guest_rules: impl Iterator<Item = &'a Vec<Arc<FwRule>>>,
+) -> FwFile {
+    let mut rules: Vec<Arc<FwRule>> = f
+        .rules
+        .iter()
+        .map(|r| Arc::new(FwRule::from_raw(r, RuleOrigin::Global)))
+        .collect();
+    for r in guest_rules {
+        rules.extend(r.iter().cloned());
+    }
+    let policy = |v: &Option<Val<String>>, def: &str| match v {
+        Some(v) => (v.clone(), true),
+        None => (pve_default(def), false),
+    };
+    let (policy_in, w1) = policy(&f.policy_in, "DROP");
+    let (policy_out, w2) = policy(&f.policy_out, "ACCEPT");
+    FwFile {
+        name: "cluster".to_string(),
+        scope: FwScope::Cluster,
+        options: FwOptions {
+            enable: true,
+            policy_in,
+            policy_out,
+            policies_written: w1 && w2,
+        },
+        rules,
+        enforced: f.enabled.value,
+        enforced_why: if f.enabled.value {
+            "shared_volumes.firewall.enabled is true: the setup writes cluster.fw and starts pve-firewall; the rules filter the host's own traffic, not the guests'"
+        } else {
+            "shared_volumes.firewall.enabled is false: the setup runs `pve-firewall stop`"
+        },
+        written_by: "hypervisor_feature_setup_firewall.sh (setup and every `sync all`)",
+        index: OnceLock::new(),
+    }
+}
+
+/// A VM's `<vmid>.fw`: its own rules, then the production `firewall_rules` of each of its
+/// `docker_stacks`. None for a VM without a firewall section.
+fn vm_file(
+    raw: &RawConfig,
+    g: &RawGuest,
+    mut rules: Vec<Arc<FwRule>>,
+    stacks: &HashMap<&str, &RawStack>,
+    notes: &mut Vec<String>,
+) -> Option<FwFile> {
+    let fw = g.firewall.as_ref()?;
+    let id = g.id.value;
+    for sref in &g.docker_stacks {
+        match stacks.get(sref.name.value.as_str()) {
+            Some(s) => {
+                if let Some(env) = &s.production {
+                    rules.extend(env.firewall_rules.iter().map(|r| {
+                        Arc::new(FwRule::from_raw(
+                            r,
+                            RuleOrigin::Stack {
+                                name: s.name.clone(),
+                                vm: id,
+                            },
+                        ))
+                    }));
+                }
+            }
+            None => notes.push(format!(
+                "vm:{id} lists docker stack `{}` but {}/{}/phoenix.json does not exist",
+                sref.name.value,
+                raw.stacks_dir.display(),
+                sref.name.value
+            )),
+        }
+    }
+    let enabled = fw.enabled.as_ref().map(|e| e.value).unwrap_or(false);
+    Some(FwFile {
+        name: id.to_string(),
+        scope: FwScope::Vm(id),
+        options: FwOptions {
+            enable: true,
+            policy_in: pve_default("DROP"),
+            policy_out: pve_default("ACCEPT"),
+            policies_written: false,
+        },
+        rules,
+        enforced: enabled,
+        enforced_why: if enabled {
+            "vm-manager writes `enable: 1` and sets firewall=1 on net0; no policies are written, so policy_in DROP / policy_out ACCEPT apply"
+        } else {
+            "firewall.enabled is not true: vm-manager runs `qm set --firewall 0` (not a valid option), so the state depends on the host; treated as not enforced"
+        },
+        written_by:
+            "vm-manager.sh apply_vm_firewall_rules (VM create/converge only, never `sync all`)",
+        index: OnceLock::new(),
+    })
+}
+
+/// An LXC's rules: created through the API but never enabled, so not enforced.
+fn lxc_file(id: u32, rules: Vec<Arc<FwRule>>) -> FwFile {
+    FwFile {
+        name: id.to_string(),
+        scope: FwScope::Lxc(id),
+        options: FwOptions {
+            enable: false,
+            policy_in: pve_default("DROP"),
+            policy_out: pve_default("ACCEPT"),
+            policies_written: false,
+        },
+        rules,
+        enforced: false,
+        enforced_why: "lxc-manager creates the rules through pvesh but never sets the container's [OPTIONS] enable, whose Proxmox default is 0: the rules are inert unless an operator enabled them (check `pvesh get /nodes/<node>/lxc/<id>/firewall/options`)",
+        written_by: "lxc-manager.sh apply_lxc_firewall_rules (LXC orchestration only; pvesh prepends, so the file order is reversed)",
+        index: OnceLock::new(),
+    }
 }
 
 #[cfg(test)]
@@ -537,8 +573,8 @@ mod tests {
                 rule(Direction::In, Some("tcp"), Some("6333,6334"), None, None),
             ],
             enforced: true,
-            enforced_why: String::new(),
-            written_by: String::new(),
+            enforced_why: "",
+            written_by: "",
             index: OnceLock::new(),
         };
         let d = f.decide(

@@ -376,8 +376,72 @@ fn build(raw: &RawConfig) -> Result<Intended, Error> {
             )))
         }
     };
+    let ports = ports(raw);
+    let host = host_node(raw, &host_ip, host_prefix, &ports);
+    let lxc_chains = clones::walk(&raw.lxcs, |g| !g.nameservers.is_empty());
+    let vm_chains = clones::walk(&raw.vms, |g| !g.nameservers.is_empty());
+    let mut guests = guest_nodes(raw, &lxc_chains, &vm_chains, &host_ip);
 
-    let ports = Ports {
+    let dns = dns::derive(raw, &domain.value, &host, ports.dns.clone(), &mut notes);
+    let routes = routes::derive(raw, &domain.value, &mut notes);
+    let firewall = firewall::derive(raw, &mut notes);
+    let certs = stacks::certs(raw);
+    let stacks = stacks::stacks(raw, &mut notes)?;
+
+    let router = router(raw, &ports);
+    if router.is_none() {
+        notes.push(
+            "no Traefik LXC found (feature `traefik` or a name containing `traefik`)".to_string(),
+        );
+    }
+    let gateway = gateway(raw, &domain.value, &ports, router.as_ref(), &certs);
+    let ca = ca(raw, &domain, &ports);
+    let portainer = portainer(raw, &domain, &ports);
+    let agents = agents(raw, &ports);
+    let components = Components {
+        gateway: gateway.as_ref(),
+        router: router.as_ref(),
+        ca: ca.as_ref(),
+        portainer: portainer.as_ref(),
+        agents: &agents,
+        stacks: &stacks,
+    };
+    components.add_services(&mut guests);
+
+    let mut clone_cycles = clones::cycles(&raw.lxcs, &lxc_chains);
+    clone_cycles.extend(clones::cycles(&raw.vms, &vm_chains));
+    let index = Index::build(&host, &guests, &stacks);
+    Ok(Intended {
+        config_dir: raw.config_dir.clone(),
+        domain,
+        subnets: subnets(raw, &host_ip, host_prefix),
+        host,
+        guests,
+        ports,
+        dns,
+        routes,
+        firewall,
+        certs,
+        stacks,
+        gateway,
+        router,
+        ca,
+        portainer,
+        agents,
+        traefik_static: raw.traefik.clone(),
+        paths: raw.site.paths.clone(),
+        vantages: raw.site.vantages.clone(),
+        notes,
+        assumptions: raw.assumptions.clone(),
+        host_interface_nameservers: parse_ns(&raw.hypervisor.dns_nameservers),
+        clone_cycles,
+        index,
+    })
+}
+
+/// The fixed ports: the site file's `[ports]`, else the config, else the platform's constant.
+fn ports(raw: &RawConfig) -> Ports {
+    Ports {
         dns: port_of(
             raw,
             "dns",
@@ -428,12 +492,20 @@ fn build(raw: &RawConfig) -> Result<Intended, Error> {
             9001,
             "portainer-manager.sh|-p 9001:9001",
         ),
-    };
+    }
+}
 
-    // --- nodes
-    let (host_ns, host_ns_from) = match &raw.hypervisor.dns_server {
-        Some(d) if d.enabled.value => {
-            let mut v = vec![Val::new(host_ip.value, host_ip.prov.clone())];
+/// The Proxmox host: its address, resolvers (the DNS setup's resolv.conf, else the
+/// interface's), dnsmasq when the DNS setup runs, and NFS.
+fn host_node(raw: &RawConfig, host_ip: &Val<IpAddr>, prefix: Option<u8>, ports: &Ports) -> Node {
+    let dns_enabled = raw
+        .hypervisor
+        .dns_server
+        .as_ref()
+        .filter(|d| d.enabled.value);
+    let (nameservers, nameservers_from) = match dns_enabled {
+        Some(d) => {
+            let mut v = vec![host_ip.clone()];
             v.extend(parse_ns(&d.upstream_servers));
             (
                 v,
@@ -441,37 +513,15 @@ fn build(raw: &RawConfig) -> Result<Intended, Error> {
                     .to_string(),
             )
         }
-        _ => (
+        None => (
             parse_ns(&raw.hypervisor.dns_nameservers),
             "network.interfaces.dns_nameservers".to_string(),
         ),
     };
-    let mut host = Node {
-        vantage: VantageRef::Host,
-        kind: NodeKind::Host,
-        id: None,
-        name: None,
-        ip: Some(host_ip.clone()),
-        prefix: host_prefix,
-        dhcp: false,
-        nameservers: host_ns,
-        nameservers_from: host_ns_from,
-        services: Vec::new(),
-        traefik_service: None,
-        portainer_role: None,
-        docker_stacks: Vec::new(),
-        features: Vec::new(),
-        is_template: false,
-        prov: raw.hypervisor.host_address.prov.clone(),
-    };
-    if raw
-        .hypervisor
-        .dns_server
-        .as_ref()
-        .is_some_and(|d| d.enabled.value)
-    {
+    let mut services = Vec::new();
+    if dns_enabled.is_some() {
         for proto in ["udp", "tcp"] {
-            host.services.push(Service {
+            services.push(Service {
                 name: "dnsmasq".into(),
                 port: ports.dns.clone(),
                 proto: proto.into(),
@@ -479,7 +529,7 @@ fn build(raw: &RawConfig) -> Result<Intended, Error> {
             });
         }
     }
-    host.services.push(Service {
+    services.push(Service {
         name: "nfs".into(),
         port: Val::new(
             2049,
@@ -488,93 +538,144 @@ fn build(raw: &RawConfig) -> Result<Intended, Error> {
         proto: "tcp".into(),
         scheme: "nfs".into(),
     });
+    Node {
+        vantage: VantageRef::Host,
+        kind: NodeKind::Host,
+        id: None,
+        name: None,
+        ip: Some(host_ip.clone()),
+        prefix,
+        dhcp: false,
+        nameservers,
+        nameservers_from,
+        services,
+        traefik_service: None,
+        portainer_role: None,
+        docker_stacks: Vec::new(),
+        features: Vec::new(),
+        is_template: false,
+        prov: raw.hypervisor.host_address.prov.clone(),
+    }
+}
 
-    let lxc_chains = clones::walk(&raw.lxcs, |g| !g.nameservers.is_empty());
-    let vm_chains = clones::walk(&raw.vms, |g| !g.nameservers.is_empty());
+/// Every LXC (file order), then every VM, with the resolvers it has or inherits through its
+/// clone chain and its `traefik_service`.
+fn guest_nodes(
+    raw: &RawConfig,
+    lxc_chains: &clones::Chains,
+    vm_chains: &clones::Chains,
+    host_ip: &Val<IpAddr>,
+) -> Vec<Node> {
     let ancestors = lxc_chains
         .nearest
         .iter()
         .map(|a| a.map(|i| &raw.lxcs[i]))
         .chain(vm_chains.nearest.iter().map(|a| a.map(|i| &raw.vms[i])));
-    let mut guests = Vec::new();
-    for (g, ancestor) in raw.lxcs.iter().chain(raw.vms.iter()).zip(ancestors) {
-        let (nameservers, nameservers_from) = guest_nameservers(g, ancestor, &host_ip);
-        let mut services = Vec::new();
-        if let Some(ts) = &g.traefik_service {
-            services.push(Service {
-                name: ts.name.value.clone(),
-                port: ts.port.clone(),
-                proto: "tcp".into(),
-                scheme: match ts.port.value {
-                    443 | 9000 | 9443 | 9001 => "https",
-                    _ => "http",
-                }
-                .into(),
-            });
-        }
-        guests.push(Node {
-            vantage: match g.kind {
-                GuestKind::Lxc => VantageRef::Lxc(g.id.value),
-                GuestKind::Vm => VantageRef::Vm(g.id.value),
-            },
-            kind: match g.kind {
-                GuestKind::Lxc => NodeKind::Lxc,
-                GuestKind::Vm => NodeKind::Vm,
-            },
-            id: Some(g.id.value),
-            name: g.name.clone(),
-            ip: static_ip(g),
-            prefix: g.ip.as_ref().and_then(|i| match i.value {
-                IpSpec::Static { prefix, .. } => prefix,
-                IpSpec::Dhcp => None,
-            }),
-            dhcp: g.ip.as_ref().is_some_and(|i| i.value == IpSpec::Dhcp),
-            nameservers,
-            nameservers_from,
-            services,
-            traefik_service: g
-                .traefik_service
-                .as_ref()
-                .map(|t| (t.name.clone(), t.port.clone())),
-            portainer_role: g.portainer_role.clone(),
-            docker_stacks: g.docker_stacks.iter().map(|s| s.name.clone()).collect(),
-            features: g.features.iter().map(|f| f.value.clone()).collect(),
-            is_template: g.is_template,
-            prov: g.prov.clone(),
-        });
+    raw.lxcs
+        .iter()
+        .chain(raw.vms.iter())
+        .zip(ancestors)
+        .map(|(g, ancestor)| guest_node(g, ancestor, host_ip))
+        .collect()
+}
+
+/// One guest as the model sees it.
+fn guest_node(g: &RawGuest, ancestor: Option<&RawGuest>, host_ip: &Val<IpAddr>) -> Node {
+    let (nameservers, nameservers_from) = guest_nameservers(g, ancestor, host_ip);
+    let services = g
+        .traefik_service
+        .iter()
+        .map(|ts| Service {
+            name: ts.name.value.clone(),
+            port: ts.port.clone(),
+            proto: "tcp".into(),
+            scheme: match ts.port.value {
+                443 | 9000 | 9443 | 9001 => "https",
+                _ => "http",
+            }
+            .into(),
+        })
+        .collect();
+    Node {
+        vantage: match g.kind {
+            GuestKind::Lxc => VantageRef::Lxc(g.id.value),
+            GuestKind::Vm => VantageRef::Vm(g.id.value),
+        },
+        kind: match g.kind {
+            GuestKind::Lxc => NodeKind::Lxc,
+            GuestKind::Vm => NodeKind::Vm,
+        },
+        id: Some(g.id.value),
+        name: g.name.clone(),
+        ip: static_ip(g),
+        prefix: g.ip.as_ref().and_then(|i| match i.value {
+            IpSpec::Static { prefix, .. } => prefix,
+            IpSpec::Dhcp => None,
+        }),
+        dhcp: g.ip.as_ref().is_some_and(|i| i.value == IpSpec::Dhcp),
+        nameservers,
+        nameservers_from,
+        services,
+        traefik_service: g
+            .traefik_service
+            .as_ref()
+            .map(|t| (t.name.clone(), t.port.clone())),
+        portainer_role: g.portainer_role.clone(),
+        docker_stacks: g.docker_stacks.iter().map(|s| s.name.clone()).collect(),
+        features: g.features.iter().map(|f| f.value.clone()).collect(),
+        is_template: g.is_template,
+        prov: g.prov.clone(),
     }
+}
 
-    let dns = dns::derive(raw, &domain.value, &host, ports.dns.clone(), &mut notes);
-    let routes = routes::derive(raw, &domain.value, &mut notes);
-    let firewall = firewall::derive(raw, &mut notes);
-    let certs = stacks::certs(raw);
-    let stacks = stacks::stacks(raw, &mut notes)?;
+/// A way to recognise a guest, named for the evidence.
+type Way<'w> = (&'static str, &'w dyn Fn(&RawGuest) -> bool);
 
-    // --- components
-    let find_lxc = |pred: &dyn Fn(&RawGuest) -> bool| raw.lxcs.iter().find(|g| pred(g));
-    let router = [
-        (
-            "feature `traefik`",
-            find_lxc(&|g: &RawGuest| g.has_feature("traefik")),
-        ),
-        (
-            "name contains `traefik`",
-            find_lxc(&|g: &RawGuest| {
+/// The first LXC (file order) that `how` finds with a static address, trying each way in turn:
+/// the way that found it, the guest and its address.
+fn find_lxc<'a>(
+    raw: &'a RawConfig,
+    ways: &[Way<'_>],
+) -> Option<(&'static str, &'a RawGuest, Val<IpAddr>)> {
+    ways.iter().find_map(|(why, pred)| {
+        let g = raw.lxcs.iter().find(|g| pred(g))?;
+        Some((*why, g, static_ip(g)?))
+    })
+}
+
+fn lxc_named(g: &RawGuest, name: &str) -> bool {
+    g.name.as_ref().is_some_and(|n| n.value == name)
+}
+
+fn lxc_service(g: &RawGuest, name: &str) -> bool {
+    g.traefik_service
+        .as_ref()
+        .is_some_and(|t| t.name.value == name)
+}
+
+/// Traefik: the LXC with the `traefik` feature, else one whose name contains `traefik`.
+fn router(raw: &RawConfig, ports: &Ports) -> Option<Router> {
+    let (why, g, ip) = find_lxc(
+        raw,
+        &[
+            ("feature `traefik`", &|g| g.has_feature("traefik")),
+            ("name contains `traefik`", &|g| {
                 g.name
                     .as_ref()
                     .is_some_and(|n| n.value.to_ascii_lowercase().contains("traefik"))
             }),
-        ),
-    ]
-    .into_iter()
-    .find_map(|(why, g)| g.and_then(|g| static_ip(g).map(|ip| (why, g, ip))))
-    .map(|(why, g, ip)| Router {
+        ],
+    )?;
+    let t = raw.traefik.as_ref();
+    let values = |f: fn(&crate::config::TraefikStatic) -> &Vec<Val<String>>| -> Vec<String> {
+        t.map(|t| f(t).iter().map(|p| p.value.clone()).collect())
+            .unwrap_or_default()
+    };
+    Some(Router {
         lxc: g.id.value,
         ip,
         port: ports.router.clone(),
-        entrypoints: raw
-            .traefik
-            .as_ref()
+        entrypoints: t
             .map(|t| {
                 t.entrypoints
                     .iter()
@@ -582,90 +683,65 @@ fn build(raw: &RawConfig) -> Result<Intended, Error> {
                     .collect()
             })
             .unwrap_or_else(|| vec![("web".to_string(), Some(80))]),
-        providers: raw
-            .traefik
-            .as_ref()
-            .map(|t| t.providers.iter().map(|p| p.value.clone()).collect())
-            .unwrap_or_else(|| vec!["file".to_string()]),
-        cert_resolvers: raw
-            .traefik
-            .as_ref()
-            .map(|t| t.cert_resolvers.iter().map(|p| p.value.clone()).collect())
-            .unwrap_or_default(),
-        static_routers: raw
-            .traefik
-            .as_ref()
-            .map(|t| t.static_routers.iter().map(|p| p.value.clone()).collect())
-            .unwrap_or_default(),
+        providers: match t {
+            Some(_) => values(|t| &t.providers),
+            None => vec!["file".to_string()],
+        },
+        cert_resolvers: values(|t| &t.cert_resolvers),
+        static_routers: values(|t| &t.static_routers),
         found_by: why.to_string(),
-    });
-    if router.is_none() {
-        notes.push(
-            "no Traefik LXC found (feature `traefik` or a name containing `traefik`)".to_string(),
-        );
-    }
+    })
+}
 
-    let gw_names = format!("nginx.{0} portainer.{0}", domain.value);
-    let gateway = [
-        (
-            "name \"Nginx-Phoenix\" (the DNS generator's lookup)",
-            find_lxc(&|g: &RawGuest| {
-                g.name
-                    .as_ref()
-                    .is_some_and(|n| n.value == dns::GATEWAY_LXC_NAME)
-            }),
-        ),
-        (
-            "traefik_service `nginx`",
-            find_lxc(&|g: &RawGuest| {
-                g.traefik_service
-                    .as_ref()
-                    .is_some_and(|t| t.name.value == "nginx")
-            }),
-        ),
-    ]
-    .into_iter()
-    .find_map(|(why, g)| g.and_then(|g| static_ip(g).map(|ip| (why, g, ip))))
-    .map(|(why, g, ip)| {
-        let upstream = router
-            .as_ref()
-            .map(|r| SocketAddr::new(r.ip.value, r.port.value));
-        let cert_cn = format!("nginx.{}", domain.value);
-        Gateway {
-            lxc: g.id.value,
-            ip,
-            listen: ports.gateway.clone(),
-            http_port: 80,
-            server_names: gw_names.split(' ').map(String::from).collect(),
-            ssl_certificate: format!("/etc/nginx/ssl/{cert_cn}.crt"),
-            cert: certs.iter().position(|c| c.common_name.value == cert_cn),
-            proxy_pass: match upstream {
-                Some(u) => format!("http://{u}"),
-                None => "http://10.0.0.12:80".to_string(),
-            },
-            upstream,
-            proxy_pass_platform: "http://10.0.0.12:80".to_string(),
-            found_by: why.to_string(),
-        }
-    });
+/// The NGINX gateway: the LXC named as the DNS generator looks it up, else the one with
+/// `traefik_service` `nginx`; it proxies to Traefik's `web` entrypoint.
+fn gateway(
+    raw: &RawConfig,
+    domain: &str,
+    ports: &Ports,
+    router: Option<&Router>,
+    certs: &[Cert],
+) -> Option<Gateway> {
+    let (why, g, ip) = find_lxc(
+        raw,
+        &[
+            (
+                "name \"Nginx-Phoenix\" (the DNS generator's lookup)",
+                &|g| lxc_named(g, dns::GATEWAY_LXC_NAME),
+            ),
+            ("traefik_service `nginx`", &|g| lxc_service(g, "nginx")),
+        ],
+    )?;
+    let upstream = router.map(|r| SocketAddr::new(r.ip.value, r.port.value));
+    let cert_cn = format!("nginx.{domain}");
+    Some(Gateway {
+        lxc: g.id.value,
+        ip,
+        listen: ports.gateway.clone(),
+        http_port: 80,
+        server_names: vec![cert_cn.clone(), format!("portainer.{domain}")],
+        ssl_certificate: format!("/etc/nginx/ssl/{cert_cn}.crt"),
+        cert: certs.iter().position(|c| c.common_name.value == cert_cn),
+        proxy_pass: match upstream {
+            Some(u) => format!("http://{u}"),
+            None => "http://10.0.0.12:80".to_string(),
+        },
+        upstream,
+        proxy_pass_platform: "http://10.0.0.12:80".to_string(),
+        found_by: why.to_string(),
+    })
+}
 
-    let ca = [
-        (
-            "traefik_service `ca`",
-            find_lxc(&|g: &RawGuest| {
-                g.traefik_service
-                    .as_ref()
-                    .is_some_and(|t| t.name.value == "ca")
-            }),
-        ),
-        (
-            "feature `step_ca`",
-            find_lxc(&|g: &RawGuest| g.has_feature("step_ca")),
-        ),
-    ]
-    .into_iter()
-    .find_map(|(why, g)| g.and_then(|g| static_ip(g).map(|ip| (why, g, ip))))
-    .map(|(why, g, ip)| CaEndpoint {
+/// step-ca: the LXC with `traefik_service` `ca`, else the one with the `step_ca` feature.
+fn ca(raw: &RawConfig, domain: &Val<String>, ports: &Ports) -> Option<CaEndpoint> {
+    let (why, g, ip) = find_lxc(
+        raw,
+        &[
+            ("traefik_service `ca`", &|g| lxc_service(g, "ca")),
+            ("feature `step_ca`", &|g| g.has_feature("step_ca")),
+        ],
+    )?;
+    Some(CaEndpoint {
         lxc: g.id.value,
         ip,
         port: ports.ca.clone(),
@@ -676,38 +752,35 @@ fn build(raw: &RawConfig) -> Result<Intended, Error> {
             .unwrap_or_else(|| Val::new(format!("ca.{}", domain.value), domain.prov.clone())),
         url_platform: "https://10.0.0.10:9000".to_string(),
         found_by: why.to_string(),
-    });
+    })
+}
 
-    let portainer = raw
-        .vms
+fn has_role(g: &RawGuest, role: &str) -> bool {
+    g.portainer_role.as_ref().is_some_and(|r| r.value == role)
+}
+
+/// The Portainer server: the first VM with `portainer_role` primary and a static address.
+fn portainer(raw: &RawConfig, domain: &Val<String>, ports: &Ports) -> Option<PortainerServer> {
+    let g = raw.vms.iter().find(|g| has_role(g, "primary"))?;
+    Some(PortainerServer {
+        vm: g.id.value,
+        ip: static_ip(g)?,
+        port: ports.portainer.clone(),
+        hostname: raw
+            .hypervisor
+            .portainer_hostname
+            .clone()
+            .unwrap_or_else(|| {
+                Val::new(format!("portainer.{}", domain.value), domain.prov.clone())
+            }),
+    })
+}
+
+/// Every VM with `portainer_role` agent and a static address.
+fn agents(raw: &RawConfig, ports: &Ports) -> Vec<PortainerAgent> {
+    raw.vms
         .iter()
-        .find(|g| {
-            g.portainer_role
-                .as_ref()
-                .is_some_and(|r| r.value == "primary")
-        })
-        .and_then(|g| {
-            Some(PortainerServer {
-                vm: g.id.value,
-                ip: static_ip(g)?,
-                port: ports.portainer.clone(),
-                hostname: raw
-                    .hypervisor
-                    .portainer_hostname
-                    .clone()
-                    .unwrap_or_else(|| {
-                        Val::new(format!("portainer.{}", domain.value), domain.prov.clone())
-                    }),
-            })
-        });
-    let agents: Vec<PortainerAgent> = raw
-        .vms
-        .iter()
-        .filter(|g| {
-            g.portainer_role
-                .as_ref()
-                .is_some_and(|r| r.value == "agent")
-        })
+        .filter(|g| has_role(g, "agent"))
         .filter_map(|g| {
             Some(PortainerAgent {
                 vm: g.id.value,
@@ -716,119 +789,107 @@ fn build(raw: &RawConfig) -> Result<Intended, Error> {
                 hostname: g.portainer_agent_hostname.clone(),
             })
         })
-        .collect();
+        .collect()
+}
 
-    // --- well-known services on the components
-    let mut slot: HashMap<VantageRef, usize> = HashMap::new();
-    for (i, g) in guests.iter().enumerate() {
-        slot.entry(g.vantage).or_insert(i);
-    }
-    let add = |guests: &mut Vec<Node>, v: VantageRef, s: Service| {
-        if let Some(n) = slot.get(&v).map(|&i| &mut guests[i]) {
+/// The components found, whose well-known services are added to their guests.
+struct Components<'a> {
+    gateway: Option<&'a Gateway>,
+    router: Option<&'a Router>,
+    ca: Option<&'a CaEndpoint>,
+    portainer: Option<&'a PortainerServer>,
+    agents: &'a [PortainerAgent],
+    stacks: &'a [Stack],
+}
+
+impl Components<'_> {
+    /// Each component's services on its guest (a service already there by name and port is
+    /// not added again): NGINX's listeners, Traefik's entrypoints, step-ca, Portainer, the
+    /// agents and every stack service published through Traefik on its VMs.
+    fn add_services(&self, guests: &mut [Node]) {
+        let mut slot: HashMap<VantageRef, usize> = HashMap::new();
+        for (i, g) in guests.iter().enumerate() {
+            slot.entry(g.vantage).or_insert(i);
+        }
+        let mut add = |v: VantageRef, name: &str, port: Val<u16>, scheme: &str| {
+            let Some(n) = slot.get(&v).map(|&i| &mut guests[i]) else {
+                return;
+            };
             if !n
                 .services
                 .iter()
-                .any(|x| x.name == s.name && x.port.value == s.port.value)
+                .any(|x| x.name == name && x.port.value == port.value)
             {
-                n.services.push(s);
+                n.services.push(Service {
+                    name: name.into(),
+                    port,
+                    proto: "tcp".into(),
+                    scheme: scheme.into(),
+                });
             }
+        };
+        let plat = |p: u16, s: &str, w: &str| Val::new(p, Provenance::platform(s, w));
+        if let Some(gw) = self.gateway {
+            let v = VantageRef::Lxc(gw.lxc);
+            add(v, "nginx-https", gw.listen.clone(), "https");
+            let http = plat(80, "generate_nginx_gateway_config.sh", "listen 80");
+            add(v, "nginx-http", http, "http");
         }
-    };
-    let svc = |name: &str, port: Val<u16>, scheme: &str| Service {
-        name: name.into(),
-        port,
-        proto: "tcp".into(),
-        scheme: scheme.into(),
-    };
-    let plat = |p: u16, s: &str, w: &str| Val::new(p, Provenance::platform(s, w));
-    if let Some(gw) = &gateway {
-        add(
-            &mut guests,
-            VantageRef::Lxc(gw.lxc),
-            svc("nginx-https", gw.listen.clone(), "https"),
-        );
-        add(
-            &mut guests,
-            VantageRef::Lxc(gw.lxc),
-            svc(
-                "nginx-http",
-                plat(80, "generate_nginx_gateway_config.sh", "listen 80"),
-                "http",
-            ),
-        );
-    }
-    if let Some(r) = &router {
-        for (name, port) in &r.entrypoints {
-            if let Some(p) = port {
-                let pv = if name == "web" {
-                    r.port.clone()
-                } else {
-                    plat(*p, "traefik.yml.template", name)
-                };
-                add(
-                    &mut guests,
-                    VantageRef::Lxc(r.lxc),
-                    svc(&format!("traefik-{name}"), pv, "http"),
-                );
-            }
-        }
-    }
-    if let Some(c) = &ca {
-        add(
-            &mut guests,
-            VantageRef::Lxc(c.lxc),
-            svc("step-ca", c.port.clone(), "https"),
-        );
-    }
-    if let Some(p) = &portainer {
-        add(
-            &mut guests,
-            VantageRef::Vm(p.vm),
-            svc("portainer", p.port.clone(), "https"),
-        );
-        add(
-            &mut guests,
-            VantageRef::Vm(p.vm),
-            svc(
-                "portainer-http",
-                plat(9000, "docker-compose.yml", "9000/tcp"),
-                "http",
-            ),
-        );
-    }
-    for a in &agents {
-        add(
-            &mut guests,
-            VantageRef::Vm(a.vm),
-            svc("portainer-agent", a.port.clone(), "https"),
-        );
-    }
-    for s in &stacks {
-        for d in &s.deployments {
-            for sv in &s.services {
-                if let Some(p) = &sv.lb_port {
-                    let scheme = sv
-                        .lb_scheme
-                        .as_ref()
-                        .map(|x| x.value.clone())
-                        .unwrap_or_else(|| "http".into());
+        if let Some(r) = self.router {
+            for (name, port) in &r.entrypoints {
+                if let Some(p) = port {
+                    let pv = if name == "web" {
+                        r.port.clone()
+                    } else {
+                        plat(*p, "traefik.yml.template", name)
+                    };
                     add(
-                        &mut guests,
-                        VantageRef::Vm(d.vm),
-                        svc(&sv.name, p.clone(), &scheme),
+                        VantageRef::Lxc(r.lxc),
+                        &format!("traefik-{name}"),
+                        pv,
+                        "http",
                     );
                 }
             }
         }
+        if let Some(c) = self.ca {
+            add(VantageRef::Lxc(c.lxc), "step-ca", c.port.clone(), "https");
+        }
+        if let Some(p) = self.portainer {
+            add(VantageRef::Vm(p.vm), "portainer", p.port.clone(), "https");
+            let http = plat(9000, "docker-compose.yml", "9000/tcp");
+            add(VantageRef::Vm(p.vm), "portainer-http", http, "http");
+        }
+        for a in self.agents {
+            add(
+                VantageRef::Vm(a.vm),
+                "portainer-agent",
+                a.port.clone(),
+                "https",
+            );
+        }
+        for s in self.stacks {
+            for d in &s.deployments {
+                for sv in &s.services {
+                    if let Some(p) = &sv.lb_port {
+                        let scheme = sv.lb_scheme.as_ref().map_or("http", |x| x.value.as_str());
+                        add(VantageRef::Vm(d.vm), &sv.name, p.clone(), scheme);
+                    }
+                }
+            }
+        }
     }
+}
 
+/// The platform's subnets: `network.default_subnet`, then the host's own network.
+fn subnets(raw: &RawConfig, host_ip: &Val<IpAddr>, prefix: Option<u8>) -> Vec<ipnet::IpNet> {
     let mut subnets = Vec::new();
     if let Some(s) = &raw.hypervisor.default_subnet {
         if let Ok(n) = s.value.parse::<ipnet::IpNet>() {
             subnets.push(n);
         }
     }
-    if let Some(p) = host_prefix {
+    if let Some(p) = prefix {
         if let Ok(n) = ipnet::IpNet::new(host_ip.value, p) {
             let n = n.trunc();
             if !subnets.contains(&n) {
@@ -836,36 +897,7 @@ fn build(raw: &RawConfig) -> Result<Intended, Error> {
             }
         }
     }
-
-    let mut clone_cycles = clones::cycles(&raw.lxcs, &lxc_chains);
-    clone_cycles.extend(clones::cycles(&raw.vms, &vm_chains));
-    let index = Index::build(&host, &guests, &stacks);
-    Ok(Intended {
-        config_dir: raw.config_dir.clone(),
-        domain,
-        host,
-        guests,
-        ports,
-        dns,
-        routes,
-        firewall,
-        certs,
-        stacks,
-        gateway,
-        router,
-        ca,
-        portainer,
-        agents,
-        traefik_static: raw.traefik.clone(),
-        paths: raw.site.paths.clone(),
-        vantages: raw.site.vantages.clone(),
-        subnets,
-        notes,
-        assumptions: raw.assumptions.clone(),
-        host_interface_nameservers: parse_ns(&raw.hypervisor.dns_nameservers),
-        clone_cycles,
-        index,
-    })
+    subnets
 }
 
 impl TryFrom<&RawConfig> for Intended {
@@ -881,4 +913,122 @@ pub fn load(
     stacks_dir: Option<&std::path::Path>,
 ) -> Result<Intended, Error> {
     Intended::from_raw(&crate::config::load(config_dir, stacks_dir)?)
+}
+
+#[cfg(test)]
+mod tests {
+    //! Each component derivation alone, on the reference config changed by hand.
+    use super::*;
+
+    fn reference() -> RawConfig {
+        let dir = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/fixtures/configs/reference/etc"
+        );
+        crate::config::load(std::path::Path::new(dir), None).unwrap()
+    }
+
+    fn lxc(raw: &mut RawConfig, id: u32) -> &mut RawGuest {
+        raw.lxcs.iter_mut().find(|g| g.id.value == id).unwrap()
+    }
+
+    #[test]
+    fn router_by_feature_else_by_name() {
+        let mut raw = reference();
+        let ports = ports(&raw);
+        let r = router(&raw, &ports).unwrap();
+        assert_eq!((r.lxc, r.found_by.as_str()), (102, "feature `traefik`"));
+        lxc(&mut raw, 102).features.clear();
+        let r = router(&raw, &ports).unwrap();
+        assert_eq!(
+            (r.lxc, r.found_by.as_str()),
+            (102, "name contains `traefik`")
+        );
+        lxc(&mut raw, 102).name = None;
+        assert!(router(&raw, &ports).is_none());
+    }
+
+    #[test]
+    fn gateway_by_name_else_by_service_and_proxies_to_the_router() {
+        let mut raw = reference();
+        let ports = ports(&raw);
+        let r = router(&raw, &ports);
+        let g = gateway(&raw, "d.test", &ports, r.as_ref(), &[]).unwrap();
+        assert_eq!(g.lxc, 101);
+        assert_eq!(g.server_names, ["nginx.d.test", "portainer.d.test"]);
+        assert_eq!(g.proxy_pass, "http://10.0.0.12:80");
+        assert_eq!(g.ssl_certificate, "/etc/nginx/ssl/nginx.d.test.crt");
+        lxc(&mut raw, 101).name = None;
+        let g = gateway(&raw, "d.test", &ports, None, &[]).unwrap();
+        assert_eq!(
+            (g.lxc, g.found_by.as_str()),
+            (101, "traefik_service `nginx`")
+        );
+        assert_eq!(g.upstream, None);
+    }
+
+    #[test]
+    fn ca_portainer_and_agents_need_a_static_address() {
+        let mut raw = reference();
+        let ports = ports(&raw);
+        let domain = raw.hypervisor.domain.clone();
+        let c = ca(&raw, &domain, &ports).unwrap();
+        assert_eq!((c.lxc, c.port.value), (103, 9000));
+        lxc(&mut raw, 103).ip = None;
+        assert!(ca(&raw, &domain, &ports).is_none());
+        let p = portainer(&raw, &domain, &ports).unwrap();
+        assert_eq!(p.vm, 1001);
+        let a = agents(&raw, &ports);
+        assert_eq!(a.iter().map(|a| a.vm).collect::<Vec<_>>(), [1002]);
+        for vm in &mut raw.vms {
+            vm.ip = None;
+        }
+        assert!(portainer(&raw, &domain, &ports).is_none());
+        assert!(agents(&raw, &ports).is_empty());
+    }
+
+    #[test]
+    fn component_services_are_added_once_to_their_guests() {
+        let raw = reference();
+        let ports = ports(&raw);
+        let host_ip = Val::new("10.0.0.13".parse().unwrap(), Provenance::default());
+        let chains = clones::walk(&raw.lxcs, |g| !g.nameservers.is_empty());
+        let vm_chains = clones::walk(&raw.vms, |g| !g.nameservers.is_empty());
+        let mut guests = guest_nodes(&raw, &chains, &vm_chains, &host_ip);
+        let gw = gateway(&raw, "d.test", &ports, None, &[]);
+        let c = Components {
+            gateway: gw.as_ref(),
+            router: None,
+            ca: None,
+            portainer: None,
+            agents: &[],
+            stacks: &[],
+        };
+        c.add_services(&mut guests);
+        c.add_services(&mut guests);
+        let nginx = guests.iter().find(|g| g.id == Some(101)).unwrap();
+        let names: Vec<_> = nginx.services.iter().map(|s| s.name.as_str()).collect();
+        assert_eq!(names.iter().filter(|n| **n == "nginx-https").count(), 1);
+        assert_eq!(names.iter().filter(|n| **n == "nginx-http").count(), 1);
+        let traefik = guests.iter().find(|g| g.id == Some(102)).unwrap();
+        assert!(!traefik.services.iter().any(|s| s.name.starts_with("nginx")));
+    }
+
+    #[test]
+    fn host_resolves_through_dnsmasq_only_when_the_dns_setup_runs() {
+        let mut raw = reference();
+        let ports = ports(&raw);
+        let ip = Val::new("10.0.0.13".parse().unwrap(), Provenance::default());
+        let h = host_node(&raw, &ip, Some(24), &ports);
+        assert_eq!(h.nameservers[0].value, ip.value);
+        assert!(h.services.iter().any(|s| s.name == "dnsmasq"));
+        raw.hypervisor.dns_server.as_mut().unwrap().enabled.value = false;
+        let h = host_node(&raw, &ip, Some(24), &ports);
+        assert!(!h.services.iter().any(|s| s.name == "dnsmasq"));
+        assert_eq!(h.nameservers_from, "network.interfaces.dns_nameservers");
+        assert_eq!(
+            subnets(&raw, &ip, Some(24)),
+            ["10.0.0.0/24".parse::<ipnet::IpNet>().unwrap()]
+        );
+    }
 }

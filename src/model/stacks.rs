@@ -152,8 +152,10 @@ impl Stack {
 }
 
 fn label_error(l: &Val<String>, msg: &str) -> Error {
-    let line = l.prov.line.map(|n| format!(":{n}")).unwrap_or_default();
-    Error::input(format!("{}{line}: {}: {msg}", l.prov.file, l.prov.pointer))
+    crate::error::ConfigError::new(l.prov.file.to_string(), msg)
+        .at_line(l.prov.line.map(|n| n as usize))
+        .at_pointer(l.prov.pointer.to_string())
+        .into()
 }
 
 fn parse_service(

@@ -1,9 +1,9 @@
 //! Resolving trace definitions against the model into concrete steps (pure; sends nothing).
 
-use super::defs::{DnsDef, HopDef, HttpDef, MtlsDef, TlsDef, TraceDef, Var};
 use super::{Hop, Identity, Plan, ProbeSpec, Step, Trust, VantageRef};
 use crate::config::Provenance;
 use crate::error::Error;
+use crate::hops::traces::{DnsDef, HopDef, HttpDef, MtlsDef, TlsDef, TraceDef, Var};
 use crate::model::Intended;
 use crate::observe::Layer;
 use std::collections::{BTreeMap, HashSet};
@@ -38,7 +38,7 @@ struct Ctx<'a> {
 
 impl Ctx<'_> {
     fn err(&self, hop: &str, msg: impl std::fmt::Display) -> Error {
-        Error::input(format!("{}: hop `{hop}`: {msg}", self.def.file))
+        Error::plan(format!("{}: hop `{hop}`: {msg}", self.def.file))
     }
 
     /// Substitute `{name}` variables; unknown names are an error (`None` when `optional`).
@@ -378,7 +378,7 @@ fn unknown_target(m: &Intended, defs: &[TraceDef], target: &str) -> Error {
     };
     if let Some(s) = m.stacks.iter().find(|s| s.name == target || names(s)) {
         if let Err(why) = stack_target(m, &s.name) {
-            return Error::input(why);
+            return Error::plan(why);
         }
     }
     let known = targets(m, defs);
@@ -394,7 +394,7 @@ fn unknown_target(m: &Intended, defs: &[TraceDef], target: &str) -> Error {
     let hint = best
         .map(|(_, k)| format!(" Did you mean `{k}`?"))
         .unwrap_or_default();
-    Error::input(format!(
+    Error::plan(format!(
         "unknown target `{target}`.{hint} Known targets: {}",
         known.join(", ")
     ))

@@ -160,8 +160,9 @@ pub struct Plan {
 }
 
 pub mod build;
-pub mod defs;
+/// Trace definitions, read from the hop catalogue.
+pub use crate::hops::traces as defs;
 pub mod render;
 
+pub use crate::hops::traces::{load_defs, HopDef, TraceDef};
 pub use build::{build, build_many, targets};
-pub use defs::{load_defs, HopDef, TraceDef};

@@ -31,7 +31,7 @@ pub fn workspace_paths<'a>(findings: impl IntoIterator<Item = &'a mut Finding>, 
                 continue;
             }
             if let Ok(rel) = root.join(&p.file).strip_prefix(&workspace) {
-                p.file = rel.to_string_lossy().into_owned();
+                p.file = rel.to_string_lossy().into_owned().into();
             }
         }
     }

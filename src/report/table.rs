@@ -484,7 +484,7 @@ pub fn fit_table(b: Builder, width: usize, keep: &[usize]) -> String {
 pub fn provenance_cell(p: &crate::config::Provenance) -> String {
     let head = match p.line {
         Some(l) => format!("{}:{l}", p.file),
-        None => p.file.clone(),
+        None => p.file.to_string(),
     };
     let width = head.chars().count().max(36);
     let mut lines = vec![head];

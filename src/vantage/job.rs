@@ -368,7 +368,7 @@ mod tests {
     #[tokio::test]
     async fn bad_jobs_are_input_errors() {
         let e = serve(b"{\"version\": 1, \"steps\": 3}").await.unwrap_err();
-        assert_eq!(e.exit_code(), 2);
+        assert_eq!(e.kind(), crate::error::Kind::Input);
         assert!(e.to_string().contains("line 1"), "{e}");
         let job = |v: u32, steps: usize, body: usize| {
             let step = tcp_step("s", "127.0.0.1:1".parse().unwrap());
@@ -389,7 +389,7 @@ mod tests {
         let e = serve(&job(AGENT_PROTOCOL_VERSION, MAX_JOB_STEPS + 1, 1))
             .await
             .unwrap_err();
-        assert_eq!(e.exit_code(), 2);
+        assert_eq!(e.kind(), crate::error::Kind::Input);
         assert!(e.to_string().contains("at most 10000"), "{e}");
         let e = serve(&job(AGENT_PROTOCOL_VERSION, 0, MAX_BODY_LIMIT + 1))
             .await

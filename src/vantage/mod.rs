@@ -968,7 +968,7 @@ mod tests {
             "lxc='pct exec {id} --'",
         ] {
             let e = parse_via(&[bad.to_string()]).unwrap_err();
-            assert_eq!(e.exit_code(), 2, "{bad}");
+            assert_eq!(e.kind(), crate::error::Kind::Input, "{bad}");
             assert!(e.to_string().contains("--via"), "{e}");
         }
     }

@@ -191,7 +191,7 @@ hosts_file = "/h"
             e.to_string().contains(":2") && e.to_string().contains("host_file"),
             "{e}"
         );
-        assert_eq!(e.exit_code(), 2);
+        assert_eq!(e.kind(), crate::error::Kind::Input);
     }
 
     #[test]

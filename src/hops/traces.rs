@@ -1,5 +1,6 @@
 //! Trace definitions: `probes/*.toml`, embedded in the binary and overridable with
-//! `--probes DIR`. The schema is documented in `docs/probes.md`.
+//! `--probes DIR`. The schema is documented in `docs/probes.md`; [`super::traces`] holds the
+//! built-in ones, parsed once.
 //!
 //! A definition names hops (vantage → component) and the layers to check on each; addresses,
 //! ports, nameservers and DNS answers come from the model, not from the TOML.
@@ -91,6 +92,20 @@ pub struct HopDef {
     pub mtls: Option<MtlsDef>,
     #[serde(default)]
     pub http: Option<HttpDef>,
+}
+
+impl HopDef {
+    /// True when the hop checks this layer.
+    pub fn checks(&self, layer: crate::observe::Layer) -> bool {
+        use crate::observe::Layer;
+        match layer {
+            Layer::Dns => self.dns.is_some(),
+            Layer::Tcp => self.tcp,
+            Layer::Tls => self.tls.is_some(),
+            Layer::Mtls => self.mtls.is_some(),
+            Layer::Http => self.http.is_some(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -188,11 +203,8 @@ fn line_of(text: &str, offset: usize) -> u32 {
 /// Parse one definition file.
 pub fn parse(file: &str, text: &str) -> Result<TraceDef, Error> {
     let f: FileDef = toml::from_str(text).map_err(|e| {
-        let loc = e
-            .span()
-            .map(|s| format!(":{}", line_of(text, s.start)))
-            .unwrap_or_default();
-        Error::input(format!("{file}{loc}: {}", e.message().trim_end()))
+        let line = e.span().map(|s| line_of(text, s.start) as usize);
+        crate::error::ConfigError::new(file, e.message().trim_end()).at_line(line)
     })?;
     if f.hop.is_empty() {
         return Err(Error::input(format!(
@@ -261,42 +273,12 @@ pub fn parse(file: &str, text: &str) -> Result<TraceDef, Error> {
     })
 }
 
-/// The built-in definitions, or every `*.toml` in `probes_dir` (sorted by file name).
-pub fn load_defs(probes_dir: Option<&Path>) -> Result<Vec<TraceDef>, Error> {
-    let mut defs = Vec::new();
-    match probes_dir {
-        None => {
-            for (file, text) in BUILTIN {
-                defs.push(parse(file, text)?);
-            }
-        }
-        Some(dir) => {
-            let rd = std::fs::read_dir(dir).map_err(|e| {
-                Error::input(format!(
-                    "--probes {}: cannot read the directory: {e}",
-                    dir.display()
-                ))
-            })?;
-            let mut files: Vec<_> = rd
-                .filter_map(|e| e.ok())
-                .map(|e| e.path())
-                .filter(|p| p.extension().is_some_and(|x| x == "toml"))
-                .collect();
-            files.sort();
-            for p in files {
-                let text =
-                    crate::fsutil::read_bounded_string(&p, crate::fsutil::FileKind::SiteFile)
-                        .map_err(|e| Error::input(format!("cannot read {e}")))?;
-                defs.push(parse(&p.display().to_string(), &text)?);
-            }
-            if defs.is_empty() {
-                return Err(Error::input(format!(
-                    "--probes {}: no *.toml trace definitions there",
-                    dir.display()
-                )));
-            }
-        }
-    }
+/// Parse every `(file, text)` and check that no trace name or alias is defined twice.
+pub fn parse_all<F: AsRef<str>, T: AsRef<str>>(files: &[(F, T)]) -> Result<Vec<TraceDef>, Error> {
+    let defs = files
+        .iter()
+        .map(|(f, t)| parse(f.as_ref(), t.as_ref()))
+        .collect::<Result<Vec<_>, _>>()?;
     let mut names: Vec<&str> = Vec::new();
     for d in &defs {
         for n in std::iter::once(d.name.as_str()).chain(d.aliases.iter().map(String::as_str)) {
@@ -310,6 +292,38 @@ pub fn load_defs(probes_dir: Option<&Path>) -> Result<Vec<TraceDef>, Error> {
         }
     }
     Ok(defs)
+}
+
+/// The built-in definitions, or every `*.toml` in `probes_dir` (sorted by file name).
+pub fn load_defs(probes_dir: Option<&Path>) -> Result<Vec<TraceDef>, Error> {
+    let Some(dir) = probes_dir else {
+        return super::traces().map(<[TraceDef]>::to_vec);
+    };
+    let rd = std::fs::read_dir(dir).map_err(|e| {
+        Error::input(format!(
+            "--probes {}: cannot read the directory: {e}",
+            dir.display()
+        ))
+    })?;
+    let mut files: Vec<_> = rd
+        .filter_map(|e| e.ok())
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+        .collect();
+    files.sort();
+    let mut texts = Vec::new();
+    for p in files {
+        let text = crate::fsutil::read_bounded_string(&p, crate::fsutil::FileKind::SiteFile)
+            .map_err(|e| Error::input(format!("cannot read {e}")))?;
+        texts.push((p.display().to_string(), text));
+    }
+    if texts.is_empty() {
+        return Err(Error::input(format!(
+            "--probes {}: no *.toml trace definitions there",
+            dir.display()
+        )));
+    }
+    parse_all(&texts)
 }
 
 #[cfg(test)]
