@@ -3,11 +3,11 @@
 use super::catalog;
 use super::compare::{Artefact, Ctx, Drift, Looks, TRAEFIK_SCRIPT};
 use super::source::FileSource;
-use super::traefik::{self, Dynamic};
+use super::traefik::{self, Dynamic, RouterD, ServiceD};
 use super::{At, Loaded};
 use crate::model::{Intended, Route};
 use crate::observe::VantageRef;
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 /// Is `rule` a single ``Host(`x`)``, as the generator writes every rule?
 fn generator_rule(rule: &str) -> bool {
@@ -45,10 +45,11 @@ pub(crate) fn traefik(
     }
     arts.push(a);
     let d = &loaded.value;
+    let ix = Index::of(d);
     let mut named: HashSet<&str> = HashSet::with_capacity(m.routes.routes.len());
     for r in &m.routes.routes {
         named.insert(r.router.as_str());
-        route(m, r, d, &loaded, ctx, v, out);
+        route(m, r, &ix, &loaded, ctx, v, out);
     }
     for r in d
         .routers
@@ -74,10 +75,32 @@ pub(crate) fn traefik(
     }
 }
 
+/// The deployed routers and services by name (the first of a name, as the provider keeps it).
+struct Index<'a> {
+    routers: HashMap<&'a str, &'a RouterD>,
+    services: HashMap<&'a str, &'a ServiceD>,
+}
+
+impl<'a> Index<'a> {
+    fn of(d: &'a Dynamic) -> Index<'a> {
+        let mut ix = Index {
+            routers: HashMap::with_capacity(d.routers.len()),
+            services: HashMap::with_capacity(d.services.len()),
+        };
+        for r in &d.routers {
+            ix.routers.entry(r.name.as_str()).or_insert(r);
+        }
+        for s in &d.services {
+            ix.services.entry(s.name.as_str()).or_insert(s);
+        }
+        ix
+    }
+}
+
 fn route(
     m: &Intended,
     r: &Route,
-    d: &Dynamic,
+    d: &Index,
     loaded: &Loaded<Dynamic>,
     ctx: &Ctx,
     v: VantageRef,
@@ -99,7 +122,7 @@ fn route(
         prov: r.provenance.clone(),
         subject: r.host.clone(),
     };
-    let Some(dr) = d.router(&r.router) else {
+    let Some(dr) = d.routers.get(r.router.as_str()).copied() else {
         let mtime = loaded.files.first().and_then(|(_, t)| *t);
         out.push(mk(
             format!("Traefik router {} is missing", r.router),
@@ -144,7 +167,7 @@ fn route(
     if r.is_api {
         return;
     }
-    let Some(ds) = d.service(&r.service) else {
+    let Some(ds) = d.services.get(r.service.as_str()).copied() else {
         out.push(mk(
             format!("Traefik service {} is missing", r.service),
             format!("service {}: url {}", r.service, r.url),
