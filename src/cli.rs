@@ -210,6 +210,12 @@ pub enum Command {
     ///
     /// Example: phoenix-doctor show dns | diff - /etc/dnsmasq.d/00-phoenix-internal.conf
     Show(ShowArgs),
+    /// What is deployed versus what the platform's generators would write from the configs now
+    /// (dnsmasq records, the gateway site, Traefik's dynamic files, firewall files).
+    ///
+    /// Example: phoenix-doctor drift --deployed /srv/phoenix-copy
+    #[command(after_help = EXIT_CODES)]
+    Drift(DriftArgs),
     /// Run one probe by hand (replaces dig, nc, openssl s_client, curl).
     ///
     /// Example: phoenix-doctor probe tls 127.0.0.1:443 --sni nginx.internal.thinkheads.ai --ca root.crt
@@ -290,6 +296,11 @@ pub struct RunArgs {
     /// Pause between attempts with --wait (at most 1h).
     #[arg(long, default_value = "2s", value_name = "DURATION", value_parser = parse_interval)]
     pub interval: Duration,
+    /// Read deployed files from this operator's copy instead of the guests: DIR/host/etc/...,
+    /// DIR/lxc-101/etc/nginx/..., DIR/lxc-102/etc/traefik/... (docs/cli.md, Drift). Keep
+    /// modification times when copying (cp -p, rsync -a).
+    #[arg(long, value_name = "DIR")]
+    pub deployed: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -371,6 +382,14 @@ pub struct ShowArgs {
     pub file: Option<String>,
 }
 
+/// `drift`: where the deployed files are read from: the guests, through the vantages of the
+/// run options (`--via`, `--vantage`, ...), or an operator's copy (`--deployed DIR`).
+#[derive(Debug, Args, Clone)]
+pub struct DriftArgs {
+    #[command(flatten)]
+    pub run: RunArgs,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum ShowWhat {
     /// dnsmasq `address=` lines (00-phoenix-internal.conf).
@@ -379,6 +398,8 @@ pub enum ShowWhat {
     Routes,
     /// Proxmox firewall files (cluster.fw and <vmid>.fw).
     Firewall,
+    /// The NGINX gateway site (sites-available/gateway of generate_nginx_gateway_config.sh).
+    Gateway,
 }
 
 #[derive(Debug, Args)]

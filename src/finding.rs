@@ -281,6 +281,7 @@ impl Code {
         crate::diagnose::catalog::LIVE
             .iter()
             .chain(crate::lint::STATIC)
+            .chain(crate::deployed::catalog::DRIFT)
             .find(|c| c.code.eq_ignore_ascii_case(text))
             .map(Code)
     }

@@ -8,6 +8,7 @@
 
 pub mod baseline;
 pub mod config;
+pub mod deployed;
 pub mod diagnose;
 pub mod engine;
 pub mod error;

@@ -661,7 +661,7 @@ fn config_dir_has_the_platform_shape() {
 #[test]
 fn fault_catalogue_is_complete_and_parses() {
     let names: Vec<&str> = lab::faults().iter().map(|f| f.name).collect();
-    assert_eq!(names.len(), 18);
+    assert_eq!(names.len(), 21);
     for f in lab::faults() {
         assert_eq!(Fault::parse(f.name).unwrap(), f.fault);
         assert_eq!(f.fault.name(), f.name);

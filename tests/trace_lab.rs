@@ -151,6 +151,30 @@ const MATRIX: &[(&str, &str, &str, &str, &str, bool)] = &[
         "PD-HTTP-004",
         true,
     ),
+    (
+        "gateway-upstream-drifted",
+        "qdrant",
+        "host-gateway",
+        "http",
+        "PD-HTTP-005",
+        false,
+    ),
+    (
+        "dnsmasq-stale",
+        "qdrant",
+        "host-dns",
+        "dns",
+        "PD-DNS-002",
+        false,
+    ),
+    (
+        "traefik-router-hand-edited",
+        "portainer",
+        "gateway-router-portainer",
+        "http",
+        "PD-HTTP-001",
+        false,
+    ),
 ];
 
 fn start(net: u8, faults: &[Fault]) -> (tokio::runtime::Runtime, LabHandle, tempfile::TempDir) {

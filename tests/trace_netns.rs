@@ -55,6 +55,9 @@ struct Faults {
     router_resolv_nowhere: bool,
     /// The agent in VM 1002 listens on 9002 instead of the configured 9001.
     agent_moved: bool,
+    /// The gateway's site file (what nginx in LXC 101 includes) proxies to a port the generator
+    /// never wrote, where nothing listens.
+    gateway_upstream_drifted: bool,
 }
 
 impl Faults {
@@ -67,6 +70,9 @@ impl Faults {
         }
     }
 }
+
+/// The port the drifted gateway site proxies to (the router listens on 80 only).
+const DRIFTED_ROUTER_PORT: u16 = 8081;
 
 /// The namespaces, the servers inside them, and the config dir that describes them.
 struct Lab {
@@ -91,7 +97,7 @@ impl Lab {
         lab.pki();
         lab.config_dir();
         lab.dns();
-        lab.web(faults.agent_port());
+        lab.web(faults);
         if faults.agent_drops_portainer {
             let rules = lab.dir.path().join("agent.nft");
             write(
@@ -279,7 +285,9 @@ rm -f *.csr ext.cnf
                 .all(|l| l.contains("/198.18.0.")),
             "every record must stay in the lab: {records}"
         );
-        let conf = self.path("dnsmasq.conf");
+        // dnsmasq reads the records where the generator writes them on the host (the deployed
+        // tree `drift --deployed` reads).
+        let conf = self.path("deployed/host/etc/dnsmasq.d/00-phoenix-internal.conf");
         write(&conf, &records);
         let child = self.spawn_in(
             HOST.0,
@@ -303,18 +311,25 @@ rm -f *.csr ext.cnf
 
     /// nginx in every node that serves HTTP: the TLS gateway proxying to the router, the router
     /// routing by Host, step-ca's health endpoint, the Portainer API and the agent and qdrant.
-    fn web(&mut self, agent_port: u16) {
+    fn web(&mut self, faults: Faults) {
+        let agent_port = faults.agent_port();
         let pki = self.path("pki").display().to_string();
         let (d, gw, rt, ca, pt, ag) = (DOMAIN, GATEWAY.1, ROUTER.1, CA.1, PORTAINER.1, AGENT.1);
-        let servers = [
-            (
-                GATEWAY.0,
-                format!(
-                    "server {{ listen {gw}:443 ssl; server_name nginx.{d} portainer.{d} qdrant.{d};
-                       ssl_certificate {pki}/gateway.chain.pem; ssl_certificate_key {pki}/gateway.key;
-                       location / {{ proxy_pass http://{rt}:80; proxy_set_header Host $host; }} }}"
-                ),
+        // The gateway's site is a file of its own in the deployed tree, as sites-enabled/gateway.
+        let rt_port = if faults.gateway_upstream_drifted {
+            DRIFTED_ROUTER_PORT
+        } else {
+            80
+        };
+        let site = self.path("deployed/lxc-101/etc/nginx/sites-enabled/gateway");
+        write(
+            &site,
+            &format!(
+                "server {{\n    listen {gw}:443 ssl;\n    server_name nginx.{d} portainer.{d} qdrant.{d};\n    ssl_certificate {pki}/gateway.chain.pem;\n    ssl_certificate_key {pki}/gateway.key;\n    location / {{\n        proxy_pass http://{rt}:{rt_port};\n        proxy_set_header Host $host;\n    }}\n}}\n"
             ),
+        );
+        let servers = [
+            (GATEWAY.0, format!("include {};", site.display())),
             (
                 ROUTER.0,
                 format!(
@@ -834,4 +849,121 @@ fn a_moved_agent_is_refused_and_the_trace_names_the_port_it_listens_on() {
             .any(|e| e.as_str() == Some(want.as_str())),
         "{f:#}"
     );
+}
+
+/// Write the rest of the deployed tree as the platform's generators write it (Traefik's dynamic
+/// file, the firewall files), from `show`, so that `drift` compares every artefact.
+fn deploy_generated(lab: &Lab) {
+    let show = |args: &[&str]| {
+        let out = Command::new(BIN)
+            .arg("show")
+            .args(args)
+            .arg("--config-dir")
+            .arg(lab.path("etc"))
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    write(
+        &lab.path("deployed/lxc-102/etc/traefik/dynamic/dynamic_conf.yml"),
+        &show(&["routes"]),
+    );
+    for f in ["cluster", "1001", "1002"] {
+        write(
+            &lab.path(&format!("deployed/host/etc/pve/firewall/{f}.fw")),
+            &show(&["firewall", "--file", f]),
+        );
+    }
+}
+
+/// Real nginx in LXC 101 includes a site whose `proxy_pass` goes to a port the generator never
+/// wrote (nothing listens there): the gateway answers 502. With the deployed files, the trace
+/// names the drifted upstream with the site's file and line (line 7 of the site this test
+/// writes) and the config line the intended one comes from; `drift` lists the same drift on
+/// its own, beside the one other difference this lab makes by hand (the CA record moved off
+/// the generator's hard-coded 10.0.0.10).
+#[test]
+fn a_drifted_gateway_upstream_is_named_with_both_file_lines() {
+    let lab = Lab::up(
+        "u",
+        Faults {
+            gateway_upstream_drifted: true,
+            ..Faults::default()
+        },
+    );
+    deploy_generated(&lab);
+    let deployed = lab.path("deployed").display().to_string();
+    let drifted = format!("http://{}:{DRIFTED_ROUTER_PORT}", ROUTER.1);
+    let (report, code, _) = lab.trace("qdrant", &["--deployed", &deployed]);
+    assert_real_vantages(&lab, &report);
+    assert_eq!(code, 1, "{}", not_ok(&report));
+    let first = &report["first_divergence"];
+    assert_eq!(first["hop"], "host-gateway", "{}", not_ok(&report));
+    assert_eq!(first["code"], "PD-HTTP-005", "{first:#}");
+    let f = report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["hop"] == "host-gateway" && f["code"] == "PD-HTTP-005")
+        .unwrap();
+    let actual = f["actual"].as_str().unwrap();
+    assert!(
+        actual.contains(&format!(
+            "proxies qdrant.{DOMAIN} to {drifted} (lxc:101 /etc/nginx/sites-enabled/gateway:7), the generator writes http://{}:80",
+            ROUTER.1
+        )),
+        "{actual}"
+    );
+    let evidence = f["evidence"].to_string();
+    assert!(
+        evidence.contains("etc/phoenix_lxc_configs.json:")
+            && evidence.contains("/lxc_configs/102/network_config/ip"),
+        "{evidence}"
+    );
+
+    let out = Command::new(BIN)
+        .args(["drift", "--format", "json", "--deployed", &deployed])
+        .arg("--config-dir")
+        .arg(lab.path("etc"))
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let got: Vec<(String, String)> = v["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            (
+                f["code"].as_str().unwrap().to_string(),
+                f["subjects"][0].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("PD-DRIFT-001".to_string(), format!("ca.{DOMAIN}")),
+            ("PD-DRIFT-003".to_string(), format!("nginx.{DOMAIN}")),
+        ],
+        "{v:#}"
+    );
+    let gw = v["findings"][1].to_string();
+    assert!(
+        gw.contains(&format!(
+            "/etc/nginx/sites-enabled/gateway:7: proxy_pass {drifted};"
+        )),
+        "{gw}"
+    );
+    assert!(gw.contains("looks like a hand edit"), "{gw}");
 }

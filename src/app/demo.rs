@@ -96,6 +96,7 @@ pub fn demo(g: &GlobalArgs, a: &DemoArgs) -> Result<u8> {
         replay: None,
         wait: None,
         interval: std::time::Duration::from_secs(2),
+        deployed: Some(lab.deployed_dir().to_path_buf()),
     };
     let reports = run_targets(&lab_g, std::slice::from_ref(&a.target), &run);
     let code = reports.and_then(|r| emit(&lab_g, &r));

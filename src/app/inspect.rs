@@ -55,6 +55,8 @@ pub fn show_text(m: &Intended, a: &ShowArgs) -> Result<String> {
         ShowWhat::Dns => Ok(render::dnsmasq(m)),
         ShowWhat::Routes => Ok(render::traefik_dynamic(m)),
         ShowWhat::Firewall => render::firewall(m, a.file.as_deref()),
+        ShowWhat::Gateway => render::nginx_gateway(m)
+            .ok_or_else(|| Error::input("show gateway: the configs name no gateway LXC")),
     }
 }
 
@@ -66,6 +68,12 @@ pub fn show_json(m: &Intended, a: &ShowArgs) -> Result<String> {
     match a.what {
         ShowWhat::Dns => super::versioned_json(&m.dns),
         ShowWhat::Routes => super::versioned_json(&m.routes),
+        ShowWhat::Gateway => match &m.gateway {
+            Some(g) => super::versioned_json(g),
+            None => Err(Error::input(
+                "show gateway: the configs name no gateway LXC",
+            )),
+        },
         ShowWhat::Firewall => match a.file.as_deref() {
             None => super::versioned_json(&m.firewall),
             Some(f) => {

@@ -95,6 +95,12 @@ pub fn describe(h: &LabHandle, out: &mut dyn Write) -> std::io::Result<()> {
         "trace it: phoenix-doctor trace qdrant --config-dir {}",
         h.config_dir().display()
     )?;
+    writeln!(
+        out,
+        "drift: phoenix-doctor drift --config-dir {} --deployed {}",
+        h.config_dir().display(),
+        h.deployed_dir().display()
+    )?;
     writeln!(out, "Ctrl-C stops the lab.")?;
     out.flush()
 }

@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 mod agent;
 #[cfg(feature = "lab")]
 mod demo;
+mod drift;
 pub mod inspect;
 #[cfg(feature = "lab")]
 mod lab;
@@ -95,6 +96,7 @@ pub fn formats(c: &Command) -> (&'static str, &'static [Format]) {
         Command::Plan(_) => ("plan", &[Table, Json]),
         Command::Lint(_) => ("lint", &[Table, Json, Junit, Github]),
         Command::Show(_) => ("show", &[Table, Json]),
+        Command::Drift(_) => ("drift", REPORT_FORMATS),
         Command::Probe(_) => ("probe", &[Table, Json]),
         Command::Explain(_) => ("explain", &[Table]),
         Command::Agent => ("agent", &[Table, Json]),
@@ -162,6 +164,7 @@ fn dispatch(cli: Cli) -> Result<u8> {
         Command::Lint(a) => inspect::lint(g, &a),
         Command::Baseline(crate::cli::BaselineCommand::Write(a)) => trace::baseline_write(g, &a),
         Command::Show(a) => inspect::show(g, &a),
+        Command::Drift(a) => drift::drift(g, &a),
         Command::Probe(p) => probe::probe(g, &p),
         Command::Explain(a) => trace::explain(g, &a),
         Command::Agent => agent::agent(g),

@@ -195,6 +195,7 @@ fn run_targets_with(
                 r
             })
             .collect();
+        super::drift::upstream_causes(g, run, &saved, &mut reports)?;
         accept(&mut reports);
         let healthy = report::overall(&reports) == Overall::Healthy;
         let out_of_time = match wait {
@@ -363,6 +364,7 @@ pub(crate) fn all_codes() -> Vec<catalog::CodeInfo> {
     catalog::LIVE
         .iter()
         .chain(phoenix_doctor::lint::catalog())
+        .chain(phoenix_doctor::deployed::catalog::DRIFT)
         .copied()
         .collect()
 }

@@ -183,7 +183,7 @@ pub fn findings_markdown() -> String {
     let mut out = String::new();
     out.push_str("# Finding codes\n\n");
     out.push_str(
-        "Generated from the code catalogue (`diagnose::catalog::LIVE` and `lint::catalog()`); \
+        "Generated from the code catalogue (`diagnose::catalog::LIVE`, `lint::catalog()` and `deployed::catalog::DRIFT`); \
          `phoenix-doctor explain CODE` prints the same text. Regenerate with \
          `UPDATE_DOCS=1 cargo test --test lint docs_findings_md_is_current`.\n\n",
     );
@@ -203,5 +203,13 @@ pub fn findings_markdown() -> String {
          `PD-LINT` general. `lint` exits 1 when any finding has severity `error`.\n\n",
     );
     section(&mut out, crate::lint::catalog());
+    out.push_str("\n## Drift findings (drift)\n\n");
+    out.push_str(
+        "Deployed files against what the platform's generators would write from the configs now \
+         (`phoenix-doctor drift`, docs/cli.md). Each names the deployed file and line and the \
+         config file, JSON pointer and line, says whether it looks like a hand edit, a stale \
+         file or a generator not re-run, and which script regenerates the file.\n\n",
+    );
+    section(&mut out, crate::deployed::catalog::DRIFT);
     out
 }

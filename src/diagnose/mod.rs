@@ -15,6 +15,7 @@
 
 pub mod catalog;
 pub mod facts;
+pub mod upstream;
 
 use crate::config::Provenance;
 use crate::engine::Run;

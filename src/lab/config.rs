@@ -367,8 +367,10 @@ pub fn write_dir(
             &resolv,
             &format!("search {DOMAIN}\nnameserver {nameserver}\n"),
         )?;
-        let vroot = vdir.join("root");
-        super::deployed::write_root(&vroot, id, addrs, ports, faults, pki)?;
+        // The guest's `/`: its socket tables and certificate files now, the files its generators
+        // deploy once the model is known (`deployed::write`).
+        let vroot = root.join("deployed").join(dir);
+        super::roots::write_root(&vroot, id, addrs, ports, faults, pki)?;
         let mut t = toml::Table::new();
         t.insert("hosts_file".into(), path_str(&hosts));
         t.insert("resolv_conf".into(), path_str(&resolv));

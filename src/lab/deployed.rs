@@ -1,72 +1,91 @@
-//! The simulated guests' root directories: what the tool reads from each guest through its
-//! vantage (`root = ...` in the site file) — its socket tables, with the sockets the lab really
-//! listens on for that guest, and on the host the certificate files the manifest names.
+//! The lab's deployed files: what the platform's generators write into its guests (dnsmasq
+//! records on the host, the gateway site in LXC 101, Traefik's static and dynamic files in LXC
+//! 102, the Proxmox firewall files), rendered from the lab's own config by the same derivations
+//! `show` prints, in the layout `drift --deployed` reads; and the drift faults' edits of them.
 
-use super::config::{write_new, PkiPaths};
-use super::{Addrs, Fault, Ports};
-use crate::error::{Error, Result};
-use std::net::SocketAddr;
-use std::path::Path;
+use super::{config, Addrs, Fault};
+use crate::error::Result;
+use crate::model::{render, Intended};
+use std::path::{Path, PathBuf};
 
-/// The sockets the lab listens on for the guest `id` (as the site file names it), faults
-/// applied: a service that is down has none, a moved agent listens one port up.
-pub fn listening(id: &str, addrs: &Addrs, ports: &Ports, faults: &[Fault]) -> Vec<SocketAddr> {
+/// The port the `gateway-upstream-drifted` site proxies to: the router's port plus one, where
+/// nothing listens and which no generator ever wrote.
+pub fn drifted_router_port(router: u16) -> u16 {
+    router.wrapping_add(1).max(1)
+}
+
+/// The rule `traefik-router-hand-edited` gives the portainer router.
+pub fn hand_edited_rule(host: &str) -> String {
+    format!("Host(`{host}`) && PathPrefix(`/admin`)")
+}
+
+/// Write the deployed tree under `dir` (`host/`, `lxc-<id>/`); returns `dir`.
+pub fn write(dir: &Path, m: &Intended, addrs: &Addrs, faults: &[Fault]) -> Result<PathBuf> {
     let has = |f: Fault| faults.contains(&f);
-    let at = |ip, port| SocketAddr::from((ip, port));
-    match id {
-        "host" if !has(Fault::DnsDown) => vec![at(addrs.host, ports.dns)],
-        "lxc:101" => vec![at(addrs.gateway, ports.gateway)],
-        "lxc:102" => vec![at(addrs.router, ports.router)],
-        "lxc:103" if !has(Fault::CaDown) => vec![at(addrs.ca, ports.ca)],
-        "vm:1001" => vec![at(addrs.portainer, ports.portainer)],
-        "vm:1002" => {
-            let mut l = vec![at(addrs.agent, agent_port(ports, has(Fault::AgentMoved)))];
-            if !has(Fault::QdrantDown) {
-                l.push(at(addrs.agent, ports.qdrant));
-            }
-            l
-        }
-        _ => Vec::new(),
-    }
-}
-
-/// The port the agent really listens on (`agent-moved`: the next one).
-pub fn agent_port(ports: &Ports, moved: bool) -> u16 {
-    if moved {
-        ports.agent + 1
-    } else {
-        ports.agent
-    }
-}
-
-/// Write `<vdir>/root` for the guest `id`: `proc/net/tcp` and `tcp6` with its listening
-/// sockets; on the host, a copy of every certificate the manifest names at its `cert_path`
-/// (the file on disk, which the servers may or may not have loaded).
-pub fn write_root(
-    vroot: &Path,
-    id: &str,
-    addrs: &Addrs,
-    ports: &Ports,
-    faults: &[Fault],
-    pki: &PkiPaths,
-) -> Result<()> {
-    let net = vroot.join("proc/net");
-    let table =
-        crate::vantage::listeners::format_proc_net_tcp(&listening(id, addrs, ports, faults));
-    write_new(&net.join("tcp"), &table, 0o644)?;
-    let header = "  sl  local_address                         remote_address                        st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n";
-    write_new(&net.join("tcp6"), header, 0o644)?;
-    if id == "host" {
-        for cert in [&pki.gateway_cert, &pki.portainer_cert] {
-            // A config written without its PKI (the config's own tests) has none to copy.
-            let text = match std::fs::read_to_string(cert) {
-                Ok(t) => t,
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
-                Err(e) => return Err(Error::tool(format!("lab: reading {}: {e}", cert.display()))),
-            };
-            let rel = cert.strip_prefix("/").unwrap_or(cert);
-            write_new(&vroot.join(rel), &text, 0o644)?;
+    let put = |v: &str, path: &str, text: &str| {
+        config::write_new(&dir.join(v).join(path.trim_start_matches('/')), text, 0o644)
+    };
+    let domain = &m.domain.value;
+    let mut records = render::dnsmasq(m);
+    if has(Fault::DnsmasqStale) {
+        // The records file from before the config moved qdrant's name: the old address.
+        let qdrant = format!("qdrant.{domain}");
+        if let Some(r) = m.dns.record(&qdrant) {
+            records = records.replace(
+                &format!("address=/{qdrant}/{}\n", r.ip_text),
+                &format!("address=/{qdrant}/{}\n", addrs.old_portainer),
+            );
         }
     }
-    Ok(())
+    let mut main = format!(
+        "port={}\ndomain-needed\nbogus-priv\nstrict-order\nno-resolv\nlocal=/{domain}/\nlisten-address={}\nconf-dir=/etc/dnsmasq.d,*.conf\n",
+        m.dns.server.value.port(),
+        m.dns.server.value.ip()
+    );
+    for u in &m.dns.upstreams {
+        main.push_str(&format!("server={}\n", u.value));
+    }
+    put("host", "/etc/dnsmasq.conf", &main)?;
+    put("host", crate::deployed::compare::RECORDS_FILE, &records)?;
+    for f in m.firewall.files() {
+        put(
+            "host",
+            &format!("/etc/pve/firewall/{}.fw", f.name),
+            &render::fw_file(f),
+        )?;
+    }
+    if let (Some(g), Some(site)) = (&m.gateway, render::nginx_gateway(m)) {
+        let site = match (&m.router, has(Fault::GatewayUpstreamDrifted)) {
+            (Some(r), true) => site.replace(
+                &format!("proxy_pass {};", g.proxy_pass),
+                &format!(
+                    "proxy_pass http://{}:{};",
+                    r.ip.value,
+                    drifted_router_port(r.port.value)
+                ),
+            ),
+            _ => site,
+        };
+        let v = format!("lxc-{}", g.lxc);
+        put(&v, "/etc/nginx/sites-available/gateway", &site)?;
+        put(&v, "/etc/nginx/sites-enabled/gateway", &site)?;
+    }
+    if let Some(r) = &m.router {
+        let v = format!("lxc-{}", r.lxc);
+        let mut dynamic = render::traefik_dynamic(m);
+        if has(Fault::TraefikRouterHandEdited) {
+            let host = format!("portainer.{domain}");
+            dynamic = dynamic.replace(
+                &format!("rule: \"Host(`{host}`)\""),
+                &format!("rule: \"{}\"", hand_edited_rule(&host)),
+            );
+        }
+        put(
+            &v,
+            "/etc/traefik/traefik.yml",
+            "providers:\n  file:\n    directory: /etc/traefik/dynamic\n    watch: true\n",
+        )?;
+        put(&v, "/etc/traefik/dynamic/dynamic_conf.yml", &dynamic)?;
+    }
+    Ok(dir.to_path_buf())
 }

@@ -29,6 +29,9 @@ pub enum Fault {
     ResolvNowhere,
     AgentMoved,
     CertNotReloaded,
+    GatewayUpstreamDrifted,
+    DnsmasqStale,
+    TraefikRouterHandEdited,
 }
 
 /// Where the first divergence of a fault should be found.
@@ -72,7 +75,7 @@ const fn at(hop: &'static str, layer: Layer, code: &'static str) -> Expected {
     Expected { hop, layer, code }
 }
 
-static FAULTS: [FaultInfo; 18] = [
+static FAULTS: [FaultInfo; 21] = [
     info(
         Fault::HostsOverride,
         "hosts-override",
@@ -198,6 +201,27 @@ static FAULTS: [FaultInfo; 18] = [
         "the gateway's certificate was renewed on disk (cert_path), but NGINX still serves the old one",
         at("host-gateway", Layer::Tls, "PD-TLS-010"),
         "certificate-manifest.json post_renewal_command (pct exec 101 -- systemctl reload nginx) not run after certificate-renewal-manager.sh renewed the file",
+    ),
+    info(
+        Fault::GatewayUpstreamDrifted,
+        "gateway-upstream-drifted",
+        "the gateway's deployed site (lxc:101 sites-enabled/gateway) proxies to the router's port + 1, a port the generator never wrote (the gateway answers 502)",
+        at("host-gateway", Layer::Http, "PD-HTTP-005"),
+        "generate_nginx_gateway_config.sh: a hand-edited or stale sites-enabled/gateway survives until the next phoenix sync all (stage 4)",
+    ),
+    info(
+        Fault::DnsmasqStale,
+        "dnsmasq-stale",
+        "the host's deployed records file still maps qdrant.<domain> to .101, an address the config no longer gives it",
+        at("host-dns", Layer::Dns, "PD-DNS-002"),
+        "hypervisor_feature_setup_dns_server.sh: 00-phoenix-internal.conf is only rewritten when the generator runs (phoenix sync all)",
+    ),
+    info(
+        Fault::TraefikRouterHandEdited,
+        "traefik-router-hand-edited",
+        "the router's deployed dynamic file narrows portainer-router's rule to PathPrefix(`/admin`): Traefik has no route for portainer.<domain>/ (404)",
+        at("gateway-router-portainer", Layer::Http, "PD-HTTP-001"),
+        "generate_traefik_config.sh: /etc/traefik/dynamic/dynamic_conf.yml is pushed by phoenix sync all (stage 3); a hand edit lasts until then",
     ),
 ];
 

@@ -11,10 +11,12 @@ mod dns;
 mod faults;
 mod pki;
 mod reference;
+mod roots;
 mod servers;
 mod start;
 
 pub use config::{Backend, Route, DOMAIN, VANTAGES};
+pub use deployed::{drifted_router_port, hand_edited_rule};
 pub use faults::{faults, Expected, Fault, FaultInfo};
 pub use reference::Reference;
 pub use servers::{GATEWAY_UPSTREAM_TIMEOUT, ROUTER_BACKEND_TIMEOUT, SLOW_BACKEND_DELAY};
@@ -149,6 +151,8 @@ pub struct LabHandle {
     config_dir: PathBuf,
     stacks_dir: PathBuf,
     site_file: PathBuf,
+    /// The guests' deployed files (`drift --deployed`).
+    deployed_dir: PathBuf,
     pki: PkiFiles,
     addrs: Addrs,
     ports: Ports,
@@ -162,7 +166,7 @@ pub struct LabHandle {
 }
 
 impl LabHandle {
-    /// The root of everything the lab wrote (`etc/`, `stacks/`, `pki/`, `vantages/`).
+    /// The root of everything the lab wrote (`etc/`, `stacks/`, `pki/`, `vantages/`, `deployed/`).
     pub fn dir(&self) -> &Path {
         &self.root
     }
@@ -177,6 +181,11 @@ impl LabHandle {
     /// The site file the lab wrote.
     pub fn site_file(&self) -> &Path {
         &self.site_file
+    }
+    /// The deployed files of the lab's guests, in the layout `drift --deployed DIR` reads
+    /// (`host/etc/dnsmasq.d/...`, `lxc-101/etc/nginx/...`, `lxc-102/etc/traefik/...`).
+    pub fn deployed_dir(&self) -> &Path {
+        &self.deployed_dir
     }
     pub fn pki(&self) -> &PkiFiles {
         &self.pki

@@ -5,7 +5,7 @@ use super::config::{self, Backend, Route, DOMAIN};
 use super::pki::{self, Ca, Leaf, Validity, CLIENT_EKU, SERVER_EKU};
 use super::reference::{self, Reference};
 use super::servers::{self, SLOW_BACKEND_DELAY};
-use super::{deployed, dns, Addrs, Fault, LabHandle, LabSpec, PkiFiles, Ports};
+use super::{dns, roots, Addrs, Fault, LabHandle, LabSpec, PkiFiles, Ports};
 use crate::error::{Error, Result};
 use std::collections::HashSet;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -52,20 +52,29 @@ pub(super) async fn start_with(spec: &LabSpec, reference: Option<&Reference>) ->
         None => config::build(&addrs, &pki_paths)?,
     };
     let written = config::write_dir(&root, &cfg, &addrs, &ports, &pki_paths, &spec.faults)?;
-    config::seal_dir(&root)?;
 
     // What the running components do: the intended state the platform's generators derive from
     // the written config (the same model code the trace uses), then the faults.
     let intended = crate::model::load(&written.config_dir, Some(&written.stacks_dir))?;
     let records = dns_records(&intended, &faults, &addrs);
     let routes = router_routes(&intended, &faults);
+    // The guests' deployed files, as the generators write them (with the drift faults' edits).
+    let deployed_dir =
+        super::deployed::write(&root.join("deployed"), &intended, &addrs, &spec.faults)?;
+    config::seal_dir(&root)?;
 
     let dns_queries: Arc<AtomicUsize> = Default::default();
     let mut tasks = Vec::new();
     if let Some((udp, tcp)) = bound.dns {
         tasks.extend(spawn_dns(udp, tcp, &records, &dns_queries));
     }
-    tasks.push(spawn_gateway(bound.gateway, &certs, &addrs, &ports)?);
+    tasks.push(spawn_gateway(
+        bound.gateway,
+        &certs,
+        &addrs,
+        &ports,
+        &faults,
+    )?);
     tasks.push(spawn_router(bound.router, &certs, routes.clone())?);
     tasks.push(spawn_portainer(bound.portainer, &certs, &faults)?);
     tasks.push(spawn_agent(bound.agent, &certs)?);
@@ -84,6 +93,7 @@ pub(super) async fn start_with(spec: &LabSpec, reference: Option<&Reference>) ->
         config_dir: written.config_dir,
         stacks_dir: written.stacks_dir,
         site_file: written.site_file,
+        deployed_dir,
         pki: files,
         addrs,
         ports,
@@ -224,7 +234,7 @@ async fn bind_all(addrs: &Addrs, faults: &Faults) -> Result<(Ports, Bound)> {
             "the agent",
             at(
                 addrs.agent,
-                deployed::agent_port(&ports, faults.has(Fault::AgentMoved)),
+                roots::agent_port(&ports, faults.has(Fault::AgentMoved)),
             ),
         )
         .await?,
@@ -463,6 +473,14 @@ fn dns_records(
             }
         }
     }
+    if faults.has(Fault::DnsmasqStale) {
+        // The stale records file dnsmasq loads maps qdrant to the old address.
+        for (h, ip) in records.iter_mut() {
+            if *h == fqdn("qdrant") {
+                *ip = addrs.old_portainer;
+            }
+        }
+    }
     records
 }
 
@@ -471,6 +489,11 @@ fn router_routes(intended: &crate::model::Intended, faults: &Faults) -> Vec<Rout
     let mut routes = model_routes(intended);
     if faults.has(Fault::NoRoute) {
         routes.retain(|r| r.host != fqdn("qdrant"));
+    }
+    if faults.has(Fault::TraefikRouterHandEdited) {
+        // The narrowed rule matches no request of a trace (they ask for paths outside /admin):
+        // the route is gone for them.
+        routes.retain(|r| !(r.host == fqdn("portainer") && r.provider == "file"));
     }
     routes
 }
@@ -493,15 +516,22 @@ fn spawn_dns(
     ]
 }
 
-/// The NGINX-like gateway: TLS with the gateway's certificate, proxying to the router.
+/// The NGINX-like gateway: TLS with the gateway's certificate, proxying to the router (to the
+/// router's port + 1 under `gateway-upstream-drifted`, as its deployed site says).
 fn spawn_gateway(
     l: TcpListener,
     certs: &Certs,
     addrs: &Addrs,
     ports: &Ports,
+    faults: &Faults,
 ) -> Result<JoinHandle<()>> {
     let tls = servers::server_config("the gateway", &certs.gateway, servers::ClientAuth::None)?;
-    let router = SocketAddr::from((addrs.router, ports.router));
+    let port = if faults.has(Fault::GatewayUpstreamDrifted) {
+        super::drifted_router_port(ports.router)
+    } else {
+        ports.router
+    };
+    let router = SocketAddr::from((addrs.router, port));
     Ok(tokio::spawn(servers::serve(
         l,
         Some(tls),

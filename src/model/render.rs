@@ -163,3 +163,27 @@ pub fn firewall(m: &Intended, file: Option<&str>) -> Result<String, Error> {
     }
     Ok(s)
 }
+
+/// The gateway site `generate_nginx_gateway_config.sh` (v3) writes to
+/// `sites-available/gateway` (linked from `sites-enabled/`), with the proxy target derived from
+/// the Traefik LXC's address and web port (the script hard-codes `http://10.0.0.12:80`, the
+/// same on the platform). None when the configs have no gateway LXC.
+pub fn nginx_gateway(m: &Intended) -> Option<String> {
+    let g = m.gateway.as_ref()?;
+    let domain = &m.domain.value;
+    let mut s = String::new();
+    let _ = write!(
+        s,
+        "server {{\n    listen {http};\n    server_name _;\n\n    location /.well-known/acme-challenge/ {{\n        root /var/www/html;\n        allow all;\n    }}\n\n    location / {{\n        return 301 https://$host$request_uri;\n    }}\n}}\n\n",
+        http = g.http_port
+    );
+    let _ = write!(
+        s,
+        "server {{\n    listen {listen} ssl http2;\n    server_name {names};\n\n    ssl_certificate {cert};\n    ssl_certificate_key /etc/nginx/ssl/nginx.{domain}.key;\n\n    location / {{\n        proxy_pass {proxy};\n        proxy_set_header Host $host;\n        proxy_set_header X-Real-IP $remote_addr;\n        proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;\n        proxy_set_header X-Forwarded-Proto $scheme;\n    }}\n}}\n",
+        listen = g.listen.value,
+        names = g.server_names.join(" "),
+        cert = g.ssl_certificate,
+        proxy = g.proxy_pass,
+    );
+    Some(s)
+}
