@@ -89,10 +89,10 @@ describe() {
 }
 apply() {
   case $1 in
-    wrong-key-usage) patch src/diagnose/mod.rs '"wrong-key-usage" => catalog::PD_TLS_008,' '"wrong-key-usage" => catalog::PD_TLS_006,' ;;
-    dns-refused) patch src/diagnose/mod.rs '"REFUSED" | "SERVFAIL" | "NOTIMP" | "FORMERR" => catalog::PD_DNS_005,' '"NOTIMP" | "FORMERR" => catalog::PD_DNS_005,' ;;
-    tcp-unreachable) patch src/diagnose/mod.rs '"unreachable" => return Some(catalog::PD_TCP_003),' '"unreachable" => return Some(catalog::PD_TCP_002),' ;;
-    http-body) patch src/diagnose/mod.rs 'return (Verdict::Diverged, catalog::PD_HTTP_003, false);' 'return (Verdict::Diverged, catalog::PD_HTTP_002, false);' ;;
+    wrong-key-usage) patch src/diagnose/judge.rs 'VerifyError::BadKeyUsage => PD_TLS_008,' 'VerifyError::BadKeyUsage => PD_TLS_006,' ;;
+    dns-refused) patch src/diagnose/judge.rs 'Rcode::Refused | Rcode::ServFail | Rcode::NotImp | Rcode::FormErr => PD_DNS_005,' 'Rcode::NotImp | Rcode::FormErr => PD_DNS_005,' ;;
+    tcp-unreachable) patch src/diagnose/judge.rs 'Some(Reason::Unreachable | Reason::NetUnreachable | Reason::PortUnreachable) => PD_TCP_003,' 'Some(Reason::Unreachable | Reason::NetUnreachable | Reason::PortUnreachable) => PD_TCP_002,' ;;
+    http-body) patch src/diagnose/judge.rs 'return (d, PD_HTTP_003, false);' 'return (d, PD_HTTP_002, false);' ;;
     dns-stack-label) patch src/model/dns.rs $'self.gw.value.clone(),\n                            DnsRule::StackLabel,' $'"10.0.0.12".to_string(),\n                            DnsRule::StackLabel,' ;;
     route-vm-scheme) patch src/model/routes.rs 'GuestKind::Vm => ("https", VantageRef::Vm(g.id.value)),' 'GuestKind::Vm => ("http", VantageRef::Vm(g.id.value)),' ;;
     firewall-stack-rules) patch src/model/firewall.rs 'if let Some(env) = &s.production {' 'if let Some(env) = s.production.as_ref().filter(|_| false) {' ;;
