@@ -375,14 +375,18 @@ pub fn annotate(report: &mut super::Report, plan: &Plan, facts: &GuestFacts) {
         }
         f.severity = f.severity.min(Severity::Warning);
         f.title = format!("{NOT_LIVE}{}", f.title);
-        if f.code.starts_with("PD-CERT") {
+        // Only the findings about a certificate's names are undone by the next renewal; a CA
+        // that cannot be reached (PD-CERT-001) is the firewall's, applied with the config.
+        let about_names = f.code == crate::lint::catalog::PD_CERT_002
+            || f.code == crate::lint::catalog::PD_CERT_004;
+        if about_names {
             f.actual = format!(
                 "{}; the certificate served now has it: the next renewal (certificate-renewal-manager.sh, from certificate-manifest.json) will drop the name",
                 f.actual
             );
         } else {
             f.actual = format!(
-                "{}; the live run shows it working: the platform's next apply of this config will make it so",
+                "{}; the live run shows it working today: it breaks once the platform applies this config",
                 f.actual
             );
         }
