@@ -219,7 +219,6 @@ type JudgedStep<'a> = (&'a Step, Judged, Option<&'a Observation>);
 
 /// Diagnose a run of `plan`. `static_findings` (from `lint`) that bear on the traced hops are
 /// listed beside the live findings; they do not change the verdict.
-#[allow(clippy::too_many_lines)] // split in progress
 pub fn diagnose(plan: &Plan, run: &Run, static_findings: &[Finding]) -> Report {
     let mut judged = judge_all(plan, run);
     // A hop is broken by its own layers when it has a failing step that is not a proxy answer
