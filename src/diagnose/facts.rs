@@ -36,6 +36,49 @@ pub struct GuestFacts {
     /// The manifest's certificates: their names and the file the renewal writes (on the host).
     #[serde(default)]
     pub certs: Vec<ManifestCert>,
+    /// The guests whose proxy configs explain a proxy's error: the gateway (NGINX) and the
+    /// router (Traefik), when the plan has an HTTP step.
+    #[serde(default, skip_serializing_if = "Proxies::is_empty")]
+    pub proxies: Proxies,
+    /// Per vantage: the paths asked (a glob that matched nothing leaves no file behind).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub asked: BTreeMap<VantageRef, Vec<String>>,
+}
+
+/// The proxies' guests.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Proxies {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gateway: Option<VantageRef>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub router: Option<VantageRef>,
+}
+
+impl Proxies {
+    pub fn is_empty(&self) -> bool {
+        self.gateway.is_none() && self.router.is_none()
+    }
+
+    /// The files that hold each proxy's upstreams: the NGINX site as loaded, Traefik's static
+    /// file and its file provider's default directory.
+    pub fn reads(&self) -> Vec<(VantageRef, Vec<String>)> {
+        use crate::deployed::{nginx, traefik};
+        let mut out = Vec::new();
+        if let Some(g) = self.gateway {
+            out.push((g, nginx::SITE_GLOBS.iter().map(|s| s.to_string()).collect()));
+        }
+        if let Some(r) = self.router {
+            out.push((
+                r,
+                vec![
+                    traefik::STATIC.to_string(),
+                    format!("{}/*.yml", traefik::DYNAMIC_DIR),
+                    format!("{}/*.yaml", traefik::DYNAMIC_DIR),
+                ],
+            ));
+        }
+        out
+    }
 }
 
 /// One `certificate-manifest.json` entry, as far as the facts need it.
@@ -92,8 +135,8 @@ impl GuestFacts {
 }
 
 /// The files a run of `plan` may need, per vantage, and the facts' intent from `m`: the socket
-/// tables of every guest a TCP step targets, and on the host every manifest certificate a TLS
-/// step's name selects.
+/// tables of every guest a TCP step targets, on the host every manifest certificate a TLS
+/// step's name selects, and the proxies' configs when an HTTP step may meet a proxy's error.
 pub fn plan_reads(plan: &Plan, m: &Intended) -> (GuestFacts, BTreeMap<VantageRef, Vec<String>>) {
     let mut facts = GuestFacts::default();
     for n in std::iter::once(&m.host).chain(&m.guests) {
@@ -135,11 +178,27 @@ pub fn plan_reads(plan: &Plan, m: &Intended) -> (GuestFacts, BTreeMap<VantageRef
             _ => {}
         }
     }
+    if plan
+        .steps
+        .iter()
+        .any(|s| matches!(s.probe, ProbeSpec::Http { .. }))
+    {
+        facts.proxies = Proxies {
+            gateway: m.gateway.as_ref().map(|g| VantageRef::Lxc(g.lxc)),
+            router: m.router.as_ref().map(|r| VantageRef::Lxc(r.lxc)),
+        };
+        for (v, paths) in facts.proxies.reads() {
+            for p in &paths {
+                add(v, p);
+            }
+        }
+    }
     (facts, reads)
 }
 
-/// Of `reads`, what `run` needs: the socket tables behind a refused or filtered TCP step, and
-/// the certificate files behind a TLS step that got a certificate.
+/// Of `reads`, what `run` needs: the socket tables behind a refused or filtered TCP step, the
+/// certificate files behind a TLS step that got a certificate, and the proxies' configs once an
+/// HTTP step failed.
 pub fn needed(
     plan: &Plan,
     run: &Run,
@@ -164,6 +223,12 @@ pub fn needed(
                 .cert_for(sni, addr.ip())
                 .map(|c| vec![(VantageRef::Host, c.cert_path.clone())])
                 .unwrap_or_default(),
+            (ProbeSpec::Http { .. }, _) if o.outcome != Outcome::Ok => facts
+                .proxies
+                .reads()
+                .into_iter()
+                .flat_map(|(v, ps)| ps.into_iter().map(move |p| (v, p)))
+                .collect(),
             _ => Vec::new(),
         };
         for (v, p) in want {
@@ -187,7 +252,18 @@ pub async fn gather(
 ) {
     for (v, paths) in needed {
         let got = crate::vantage::read_files(vs, *v, paths).await;
-        facts.files.entry(*v).or_default().extend(got);
+        let have = facts.files.entry(*v).or_default();
+        for f in got {
+            if !have.iter().any(|h| h.path() == f.path()) {
+                have.push(f);
+            }
+        }
+        let asked = facts.asked.entry(*v).or_default();
+        for p in paths {
+            if !asked.contains(p) {
+                asked.push(p.clone());
+            }
+        }
     }
 }
 
@@ -534,6 +610,7 @@ mod tests {
             )]
             .into(),
             certs: Vec::new(),
+            ..GuestFacts::default()
         }
     }
 
@@ -643,6 +720,7 @@ mod tests {
                 guest: Some(VantageRef::Lxc(101)),
                 prov: Provenance::new("etc/certificate-manifest.json", "/0/sans", Some(4)),
             }],
+            ..GuestFacts::default()
         };
         let mut r = run(vec![obs(
             "host-gateway.tls",

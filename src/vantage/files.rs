@@ -31,6 +31,24 @@ impl FileRead {
         }
     }
 
+    /// As a deployed-artefact read: a missing file is `Missing`, a glob over a directory that
+    /// does not exist names no file (None).
+    pub fn into_deployed(self) -> Option<crate::deployed::FileRead> {
+        use crate::deployed::FileRead as D;
+        match self {
+            FileRead::Text { path, text } => Some(D::Text {
+                path,
+                text,
+                mtime: None,
+            }),
+            FileRead::Unreadable { why, .. } if why == "no such directory" => None,
+            FileRead::Unreadable { path, why } if why.starts_with("no such file") => {
+                Some(D::Missing { path })
+            }
+            FileRead::Unreadable { path, why } => Some(D::Unreadable { path, why }),
+        }
+    }
+
     fn unreadable(path: &str, why: impl Into<String>) -> FileRead {
         FileRead::Unreadable {
             path: path.to_string(),
