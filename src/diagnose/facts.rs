@@ -17,7 +17,9 @@ use std::collections::BTreeMap;
 use std::net::IpAddr;
 
 /// The socket tables of a guest (its listening TCP sockets).
-pub const SOCKETS: [&str; 2] = ["/proc/net/tcp", "/proc/net/tcp6"];
+pub const TABLES: [&str; 2] = ["/proc/net/tcp", "/proc/net/tcp6"];
+/// What is read for a guest's listening sockets: the tables and who owns them.
+pub const SOCKETS: [&str; 3] = [TABLES[0], TABLES[1], listeners::OWNERS];
 
 /// The reason of a served certificate other than the (newer) one on disk.
 pub const NOT_RELOADED: VerifyError = VerifyError::NotReloaded;
@@ -269,7 +271,7 @@ pub async fn gather(
 
 /// The listening sockets of `v`, or why they are unknown.
 fn sockets(facts: &GuestFacts, v: VantageRef) -> Option<Result<Vec<listeners::Listener>, String>> {
-    let reads: Vec<&FileRead> = SOCKETS.iter().filter_map(|p| facts.file(v, p)).collect();
+    let reads: Vec<&FileRead> = TABLES.iter().filter_map(|p| facts.file(v, p)).collect();
     if reads.is_empty() {
         return None;
     }
@@ -288,6 +290,15 @@ fn sockets(facts: &GuestFacts, v: VantageRef) -> Option<Result<Vec<listeners::Li
         .iter()
         .flat_map(|t| listeners::parse_proc_net_tcp(t))
         .collect()))
+}
+
+/// The owners of `v`'s listening sockets, as far as they could be read.
+fn owners(facts: &GuestFacts, v: VantageRef) -> Vec<listeners::Owner> {
+    facts
+        .file(v, listeners::OWNERS)
+        .and_then(FileRead::text)
+        .map(listeners::parse_owners)
+        .unwrap_or_default()
 }
 
 /// The first certificate of a PEM text, summarised.
@@ -324,8 +335,11 @@ pub fn enrich(plan: &Plan, run: &mut Run, facts: &GuestFacts) {
                 };
                 match sockets(facts, v) {
                     Some(Ok(l)) => {
-                        o.message =
-                            format!("{}; in {v}: {}", o.message, listeners::explain(&l, *addr));
+                        o.message = format!(
+                            "{}; in {v}: {}",
+                            o.message,
+                            listeners::explain(&l, &owners(facts, v), *addr)
+                        );
                     }
                     Some(Err(why)) => {
                         o.message =
@@ -481,10 +495,14 @@ fn fact_lines(s: &crate::plan::Step, facts: &GuestFacts) -> Vec<String> {
             };
             match sockets(facts, v) {
                 Some(Ok(l)) => {
+                    let owners = owners(facts, v);
                     let mut seen: Vec<String> = l
                         .iter()
                         .filter(|l| l.addr.ip() == addr.ip() || l.addr.ip().is_unspecified())
-                        .map(|l| l.addr.to_string())
+                        .map(|l| match listeners::owner_of(&owners, l) {
+                            Some(n) => format!("{} ({n})", l.addr),
+                            None => l.addr.to_string(),
+                        })
                         .collect();
                     seen.dedup();
                     vec![format!(
