@@ -241,6 +241,15 @@ pub fn enforcement<'a>(v: VantageRef, file: &dyn Fn(&str) -> Got<'a>) -> Option<
         .iter()
         .filter_map(|s| s.as_ref().err().map(String::as_str))
         .collect();
+    // Without the guest's config this host is not known to run the guest (not a Proxmox host,
+    // or the guest lives on another node): the other switches say nothing about it.
+    if let Err(why) = &switches[2] {
+        return Some(Enforcement {
+            enforced: None,
+            why: why.clone(),
+            evidence,
+        });
+    }
     let (enforced, why) = if !off.is_empty() {
         (Some(false), off.join("; "))
     } else if !unknown.is_empty() {
@@ -358,7 +367,7 @@ mod tests {
         assert_eq!(e.why, "/etc/pve/firewall/cluster.fw: permission denied");
         // The guest's config on another node: unknown.
         let e = enforcement(VantageRef::Vm(1002), &host(&on[..2])).unwrap();
-        assert_eq!(e.enforced, Some(false), "no pid file: not running");
+        assert_eq!(e.enforced, None, "{e:?}");
         assert!(
             e.evidence[2].starts_with("unreadable: no /etc/pve/qemu-server/1002.conf on this node"),
             "{e:?}"
