@@ -265,3 +265,36 @@ fn drifted_gateway_finding<'a>(h: &LabHandle, r: &'a Value) -> &'a Value {
     );
     f
 }
+
+/// Issue 12: the static "container firewall rules are not enforced" findings are held against
+/// the host's files. The reference lab deploys what the platform's scripts write: LXC 101's
+/// rule set without `enable` (lxc-manager never sets it), its net0 with `firewall=1`, cluster.fw
+/// with `enable: 1` and pve-firewall running. So PD-FW-005 on lxc:101 is confirmed by the
+/// deployed files, which the evidence names (written by hand from those scripts).
+#[test]
+fn unenforced_container_rules_are_confirmed_by_the_host_files() {
+    let (_rt, h, _d) = common::start_reference_lab(177, &[]);
+    let (_, r, stderr) = common::lab_trace(&h, "qdrant", &[]);
+    let f = r["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| {
+            f["code"] == "PD-FW-005" && f["title"].as_str().unwrap().starts_with("lxc:101: ")
+        })
+        .unwrap_or_else(|| panic!("no PD-FW-005 for lxc:101: {r:#}\n{stderr}"));
+    assert_eq!(f["reconciliation"]["status"], "confirmed", "{f:#}");
+    let pid = phoenix_doctor::lab::FIREWALL_PID;
+    let want = format!(
+        "deployed (host files): /etc/pve/firewall/cluster.fw:2: enable: 1; /etc/pve/firewall/101.fw: no `enable` in [OPTIONS] (a guest's firewall is off by default); /etc/pve/lxc/101.conf:3: net0 firewall=1; pve-firewall runs (pid {pid})"
+    );
+    assert!(
+        f["reconciliation"]["evidence"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e.as_str() == Some(want.as_str())),
+        "{f:#}"
+    );
+    h.shutdown();
+}

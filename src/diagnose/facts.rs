@@ -915,6 +915,29 @@ mod tests {
         assert_eq!(o.outcome, Outcome::Ok, "{}", o.message);
     }
 
+    /// A report of static findings only, and an empty plan.
+    fn static_only(findings: Vec<crate::finding::Finding>) -> (super::super::Report, Plan) {
+        let report = super::super::Report {
+            schema_version: 1,
+            target: "qdrant".into(),
+            verdict: super::super::Overall::Healthy,
+            first_divergence: None,
+            hops: Vec::new(),
+            steps: Vec::new(),
+            findings,
+            started_at: String::new(),
+            duration_ms: 0.0,
+            attempts: 1,
+            baseline: None,
+        };
+        let plan = Plan {
+            target: "qdrant".into(),
+            hops: Vec::new(),
+            steps: Vec::new(),
+        };
+        (report, plan)
+    }
+
     /// The host's files for VM 1002 with every firewall switch on, and for LXC 101 as
     /// lxc-manager leaves it (firewall=1 on net0, no `enable` in its rule set).
     fn firewall_files() -> Vec<FileRead> {
@@ -1011,24 +1034,8 @@ mod tests {
             f.actual = "lxc-manager never sets enable".into();
             f
         };
-        let mut report = super::super::Report {
-            schema_version: 1,
-            target: "qdrant".into(),
-            verdict: super::super::Overall::Healthy,
-            first_divergence: None,
-            hops: Vec::new(),
-            steps: Vec::new(),
-            findings: vec![fw005("lxc:101"), fw005("vm:1002"), fw005("lxc:103")],
-            started_at: String::new(),
-            duration_ms: 0.0,
-            attempts: 1,
-            baseline: None,
-        };
-        let plan = Plan {
-            target: "qdrant".into(),
-            hops: Vec::new(),
-            steps: Vec::new(),
-        };
+        let (mut report, plan) =
+            static_only(vec![fw005("lxc:101"), fw005("vm:1002"), fw005("lxc:103")]);
         let facts = GuestFacts {
             files: [(VantageRef::Host, firewall_files())].into(),
             ..GuestFacts::default()
@@ -1072,24 +1079,7 @@ mod tests {
         });
         let mut confirmed = f.clone();
         confirmed.reconciliation.as_mut().unwrap().status = Reconciled::Confirmed;
-        let mut report = super::super::Report {
-            schema_version: 1,
-            target: "qdrant".into(),
-            verdict: super::super::Overall::Healthy,
-            first_divergence: None,
-            hops: Vec::new(),
-            steps: Vec::new(),
-            findings: vec![f, confirmed],
-            started_at: String::new(),
-            duration_ms: 0.0,
-            attempts: 1,
-            baseline: None,
-        };
-        let plan = Plan {
-            target: "qdrant".into(),
-            hops: Vec::new(),
-            steps: Vec::new(),
-        };
+        let (mut report, plan) = static_only(vec![f, confirmed]);
         annotate(&mut report, &plan, &GuestFacts::default());
         let f = &report.findings[0];
         assert_eq!(f.severity, Severity::Warning);
