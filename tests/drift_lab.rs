@@ -279,14 +279,12 @@ fn unenforced_container_rules_are_confirmed_by_the_host_files() {
         .as_array()
         .unwrap()
         .iter()
-        .find(|f| {
-            f["code"] == "PD-FW-005" && f["title"].as_str().unwrap().starts_with("lxc:101: ")
-        })
+        .find(|f| f["code"] == "PD-FW-005" && f["title"].as_str().unwrap().starts_with("lxc:101: "))
         .unwrap_or_else(|| panic!("no PD-FW-005 for lxc:101: {r:#}\n{stderr}"));
     assert_eq!(f["reconciliation"]["status"], "confirmed", "{f:#}");
     let pid = phoenix_doctor::lab::FIREWALL_PID;
     let want = format!(
-        "deployed (host files): /etc/pve/firewall/cluster.fw:2: enable: 1; /etc/pve/firewall/101.fw: no `enable` in [OPTIONS] (a guest's firewall is off by default); /etc/pve/lxc/101.conf:3: net0 firewall=1; pve-firewall runs (pid {pid})"
+        "deployed (host files), the firewall of lxc:101: /etc/pve/firewall/cluster.fw:2: enable: 1; /etc/pve/firewall/101.fw: no `enable` in [OPTIONS] (a guest's firewall is off by default); /etc/pve/lxc/101.conf:3: net0 firewall=1; pve-firewall runs (pid {pid})"
     );
     assert!(
         f["reconciliation"]["evidence"]
