@@ -86,9 +86,13 @@ impl Tracer for Live {
             })
             .await?;
             let plans = [plan];
+            let placing = Instant::now();
             let vantages = live::placed(vantages, &plans, &ctx.model, budget).await;
             let mut settings = live::settings_for(&run, &ctx.model, vantages.clone())?;
-            settings.budget = settings.budget.min(budget);
+            // The cluster's listing (on a Proxmox host) comes out of the scrape's budget.
+            settings.budget = settings
+                .budget
+                .min(budget.saturating_sub(placing.elapsed()));
             let [plan] = plans;
             let (observed, facts) =
                 live::execute_with_facts(&plan, &ctx.model, &vantages, &settings).await;
