@@ -256,12 +256,17 @@ pub fn needed(
                 .cert_for(sni, addr.ip())
                 .map(|c| vec![(VantageRef::Host, c.cert_path.clone())])
                 .unwrap_or_default(),
-            (ProbeSpec::Http { .. }, _) if o.outcome != Outcome::Ok => facts
-                .proxies
-                .reads()
-                .into_iter()
-                .flat_map(|(v, ps)| ps.into_iter().map(move |p| (v, p)))
-                .collect(),
+            // A proxy answered an error (a tool error or a blocked step says nothing of it).
+            (ProbeSpec::Http { .. }, Evidence::Http(h))
+                if o.outcome == Outcome::Failed && h.status.is_some() =>
+            {
+                facts
+                    .proxies
+                    .reads()
+                    .into_iter()
+                    .flat_map(|(v, ps)| ps.into_iter().map(move |p| (v, p)))
+                    .collect()
+            }
             _ => Vec::new(),
         };
         for (v, p) in want {

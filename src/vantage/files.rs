@@ -57,6 +57,11 @@ impl FileRead {
     }
 }
 
+/// Every path of `paths` unreadable for the same reason.
+pub fn all_unreadable(paths: &[String], why: &str) -> Vec<FileRead> {
+    paths.iter().map(|p| FileRead::unreadable(p, why)).collect()
+}
+
 /// The most paths one request may name.
 pub const MAX_PATHS: usize = 256;
 /// The longest path a request may name.

@@ -392,7 +392,14 @@ impl Vantages {
     ) -> Vec<Observation> {
         let name = v.to_string();
         let via = t.via();
+        let read = self.attached(v);
         let tool_errors = |phase: crate::observe::Phase, msg: &str| -> Vec<Observation> {
+            // The files that rode in the failed call are not asked again in this run.
+            self.remember(
+                v,
+                &read,
+                &files::all_unreadable(&read, &format!("not read: {msg}")),
+            );
             let obs = steps
                 .iter()
                 .map(|s| Observation::tool_error(&s.id, phase, msg))
@@ -413,7 +420,6 @@ impl Vantages {
             .deadline
             .saturating_duration_since(tokio::time::Instant::now());
         let margin = (remaining / 10).min(Duration::from_millis(500));
-        let read = self.attached(v);
         let limits = Limits {
             deadline: spec.deadline - margin,
             max_output: job::answer_limit(steps, ctx.body_limit).saturating_add(
