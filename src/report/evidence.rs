@@ -6,6 +6,7 @@ use crate::observe::Layer;
 use std::fmt::{self, Display, Formatter};
 
 impl Display for EvidenceItem {
+    #[allow(clippy::too_many_lines)] // split in progress
     fn fmt(&self, f: &mut Formatter<'_>) -> fmt::Result {
         use EvidenceItem as E;
         match self {

@@ -27,6 +27,7 @@ fn failing(r: &Report, s: &StepResult) -> bool {
     s.verdict.is_failure() && step_acceptance(r, s).is_none()
 }
 
+#[allow(clippy::too_many_lines)] // split in progress
 pub(super) fn render(reports: &[Report], w: &mut dyn Write) -> io::Result<()> {
     let count =
         |r: &Report, f: fn(Verdict) -> bool| r.steps.iter().filter(|s| f(s.verdict)).count();

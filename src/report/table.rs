@@ -103,6 +103,7 @@ fn table_text(b: Builder, style: Style, keep: &[usize]) -> String {
     }
 }
 
+#[allow(clippy::too_many_lines)] // split in progress
 fn render_natural(r: &Report, style: Style, w: &mut dyn Write) -> io::Result<()> {
     let head = format!(
         "trace {}: {}{}",
