@@ -404,3 +404,42 @@ fn serve_refuses_unreadable_configs_and_options_that_do_not_apply() {
         assert!(err.contains(want), "{args:?}: {err}");
     }
 }
+
+/// A scrape gets the guest facts `trace` gets: with `cert-not-reloaded` the certificate served
+/// verifies, and only the file on disk (read through the gateway's simulated vantage) shows it
+/// was renewed and not reloaded. Expected from the fault's definition (lab --list-faults): the
+/// scrape's first divergence is the gateway's TLS step, as `trace` finds it with PD-TLS-010.
+#[test]
+fn a_scrape_carries_the_guest_facts_of_a_trace() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let h = start_lab(&rt, 75, &[Fault::CertNotReloaded], dir.path());
+    let (_serve, addr, log) = start_serve(&h);
+    let body = http_get(&addr, "/probe?target=qdrant").unwrap_or_default();
+    let sample = |line: &str| body.lines().any(|l| l == line);
+    assert!(
+        sample("phoenix_doctor_trace_verdict{target=\"qdrant\",verdict=\"diverged\"} 1"),
+        "{body}\n{}",
+        log.lock().unwrap()
+    );
+    assert!(
+        sample(
+            "phoenix_doctor_step_first_divergence{target=\"qdrant\",step=\"host-gateway.tls\"} 1"
+        ),
+        "{body}"
+    );
+    let scope = h.scope().allowed[0].to_string();
+    let out = Command::new(env!("CARGO_BIN_EXE_phoenix-doctor"))
+        .args(["trace", "qdrant", "--format", "json", "--timeout", "700ms"])
+        .args(["--scope", &scope])
+        .arg("--config-dir")
+        .arg(h.config_dir())
+        .arg("--stacks-dir")
+        .arg(h.stacks_dir())
+        .output()
+        .unwrap();
+    let r: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(r["first_divergence"]["step"], "host-gateway.tls", "{r:#}");
+    assert_eq!(r["first_divergence"]["code"], "PD-TLS-010", "{r:#}");
+    h.shutdown();
+}

@@ -597,8 +597,9 @@ fn a_resolv_conf_naming_a_dead_nameserver_is_a_divergence_not_healthy() {
 }
 
 /// `agent-moved`: the agent on VM 1002 listens on 9002, the config says 9001. The trace names
-/// the refused port and, from VM 1002's socket table, where a process listens instead (written
-/// from the fault: the agent's port plus one, on the agent's address).
+/// the refused port and, from VM 1002's socket table and their owners, where the agent listens
+/// instead (written from the fault: the agent's port plus one, on the agent's address, owned by
+/// the lab's `portainer-agent` process).
 #[test]
 fn a_moved_agent_is_refused_and_the_trace_names_the_port_it_listens_on() {
     let (_rt, h, _d) = start(73, &[Fault::AgentMoved]);
@@ -611,7 +612,9 @@ fn a_moved_agent_is_refused_and_the_trace_names_the_port_it_listens_on() {
     assert_eq!(f["code"], "PD-TCP-001", "{f:#}");
     let actual = f["actual"].as_str().unwrap();
     assert!(
-        actual.contains("in vm:1002: nothing listens on :9001; a process listens on :9002"),
+        actual.contains(
+            "in vm:1002: nothing listens on :9001; a process (portainer-agent) listens on :9002"
+        ),
         "{f:#}"
     );
     let agent_ip = h.agent_addr().ip();
@@ -622,7 +625,7 @@ fn a_moved_agent_is_refused_and_the_trace_names_the_port_it_listens_on() {
             .iter()
             .any(|e| e.as_str().unwrap()
                 == format!(
-                    "vm:1002:/proc/net/tcp{{,6}}: listening on {agent_ip}:6333, {agent_ip}:9002"
+                    "vm:1002:/proc/net/tcp{{,6}}: listening on {agent_ip}:6333 (qdrant), {agent_ip}:9002 (portainer-agent)"
                 )),
         "{f:#}"
     );

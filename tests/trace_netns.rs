@@ -810,7 +810,8 @@ fn the_healthy_platform_traces_healthy_from_every_vantage() {
 /// The agent in VM 1002 listens on 9002 (nginx, a real socket in its namespace) while the
 /// config says 9001: the hop from the Portainer VM is refused, and the trace reads VM 1002's own
 /// socket table (one `sh -c` through its transport: the VM has no steps of its own) to name the
-/// port a process listens on instead. Expected text written from the fault.
+/// port a process listens on instead, and the process (`ss -Hltnp` in the VM: nginx). Expected
+/// text written from the fault.
 #[test]
 fn a_moved_agent_is_refused_and_the_trace_names_the_port_it_listens_on() {
     let lab = Lab::up(
@@ -834,11 +835,11 @@ fn a_moved_agent_is_refused_and_the_trace_names_the_port_it_listens_on() {
         .unwrap_or_else(|| panic!("{}", not_ok(&report)));
     let actual = f["actual"].as_str().unwrap();
     assert!(
-        actual.contains("in vm:1002: nothing listens on :9001; a process listens on :9002"),
+        actual.contains("in vm:1002: nothing listens on :9001; a process (nginx) listens on :9002"),
         "{f:#}"
     );
     let want = format!(
-        "vm:1002:/proc/net/tcp{{,6}}: listening on {0}:6333, {0}:9002",
+        "vm:1002:/proc/net/tcp{{,6}}: listening on {0}:6333 (nginx), {0}:9002 (nginx)",
         AGENT.1
     );
     assert!(

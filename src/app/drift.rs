@@ -31,27 +31,26 @@ impl FileSource for LiveSource {
     fn read(&self, v: VantageRef, paths: &[String]) -> Vec<FileRead> {
         let got = self.rt.block_on(vantage::read_files(&self.vs, v, paths));
         got.into_iter()
-            .filter_map(|r| match r {
-                vantage::FileRead::Text { path, text } => Some(FileRead::Text {
-                    path,
-                    text,
-                    mtime: None,
-                }),
-                // A glob over a directory that does not exist names no file.
-                vantage::FileRead::Unreadable { why, .. } if why == "no such directory" => None,
-                vantage::FileRead::Unreadable { path, why } if why.starts_with("no such file") => {
-                    Some(FileRead::Missing { path })
-                }
-                vantage::FileRead::Unreadable { path, why } => {
-                    Some(FileRead::Unreadable { path, why })
-                }
-            })
+            .filter_map(vantage::FileRead::into_deployed)
             .collect()
     }
 
     fn describe(&self) -> String {
         "the guests (read-only, through their vantages)".to_string()
     }
+}
+
+/// `--deployed DIR`: the operator's copy of the deployed files.
+fn deployed_dir(d: &std::path::Path) -> Result<DirSource> {
+    if !d.is_dir() {
+        return Err(Error::input(format!(
+            "--deployed {}: not a directory (expected DIR/host/etc/..., DIR/lxc-<id>/etc/...)",
+            d.display()
+        )));
+    }
+    Ok(DirSource {
+        root: d.to_path_buf(),
+    })
 }
 
 /// The file source of the run options: `--deployed DIR`, else the guests themselves.
@@ -62,13 +61,7 @@ pub(crate) fn source(
     guests: &[VantageRef],
 ) -> Result<Box<dyn FileSource>> {
     match run.deployed.as_deref() {
-        Some(d) if d.is_dir() => Ok(Box::new(DirSource {
-            root: d.to_path_buf(),
-        })),
-        Some(d) => Err(Error::input(format!(
-            "--deployed {}: not a directory (expected DIR/host/etc/..., DIR/lxc-<id>/etc/...)",
-            d.display()
-        ))),
+        Some(d) => Ok(Box::new(deployed_dir(d)?)),
         None => {
             let rt = super::runtime()?;
             let vs = super::live::vantages(run, &g.config_dir)?;
@@ -84,10 +77,10 @@ pub(crate) fn source(
 }
 
 /// At a proxy's error, name the drifted upstream behind it (reports: one per saved run, same
-/// order), from `--deployed DIR` or else from the gateway and Traefik guests themselves: that
-/// read is one more call into each of the two, made only when a proxy answered an error.
+/// order), from `--deployed DIR` or else from the gateway's and Traefik's files the run read with
+/// their guests' one call each (no second call, no second file source).
 pub(crate) fn upstream_causes(
-    g: &GlobalArgs,
+    m: &phoenix_doctor::model::Intended,
     run: &RunArgs,
     saved: &[phoenix_doctor::engine::SavedRun],
     reports: &mut [Report],
@@ -96,22 +89,21 @@ pub(crate) fn upstream_causes(
     if !reports.iter().any(upstream::wanted) {
         return Ok(());
     }
-    let m = super::inspect::load_model(g)?;
-    let guests: Vec<VantageRef> = m
-        .gateway
-        .iter()
-        .map(|x| VantageRef::Lxc(x.lxc))
-        .chain(m.router.iter().map(|x| VantageRef::Lxc(x.lxc)))
-        .collect();
-    let src = match source(g, run, &guests) {
-        Ok(s) => s,
-        // Without a way to read them the deployed files add nothing; the diagnosis stands.
-        Err(_) if run.deployed.is_none() => return Ok(()),
-        Err(e) => return Err(e),
+    let dir = match run.deployed.as_deref() {
+        Some(d) => Some(deployed_dir(d)?),
+        None => None,
     };
-    let up = upstream::Upstreams::read(&m, src.as_ref());
     for (s, r) in saved.iter().zip(reports.iter_mut()) {
-        upstream::explain(r, &s.plan, &m, &up);
+        if !upstream::wanted(r) {
+            continue;
+        }
+        let read = upstream::RunSource { facts: &s.facts };
+        let src: &dyn FileSource = match &dir {
+            Some(d) => d,
+            None => &read,
+        };
+        let up = upstream::Upstreams::read(m, src);
+        upstream::explain(r, &s.plan, m, &up);
     }
     Ok(())
 }

@@ -2,12 +2,13 @@
 
 use crate::cli::{GlobalArgs, RunArgs, VantageOverride};
 use phoenix_doctor::diagnose::catalog::CodeInfo;
-use phoenix_doctor::diagnose::facts;
-use phoenix_doctor::engine::{self, SavedRun, Scope, Settings};
+use phoenix_doctor::diagnose::facts::{self, GuestFacts};
+use phoenix_doctor::diagnose::Report;
+use phoenix_doctor::engine::{self, Run, SavedRun, Scope, Settings};
 use phoenix_doctor::error::{Error, Result};
 use phoenix_doctor::finding::Finding;
 use phoenix_doctor::model::{self, Intended};
-use phoenix_doctor::plan::{self, TraceDef};
+use phoenix_doctor::plan::{self, Plan, TraceDef};
 use phoenix_doctor::vantage::{cluster, site_simulated, VantageOptions, Vantages};
 use std::sync::Arc;
 
@@ -74,7 +75,11 @@ pub(crate) fn settings(g: &GlobalArgs, run: &RunArgs, m: &Intended) -> Result<Se
 }
 
 /// The engine's settings for `run`, steps entering guests through `vantages`.
-fn settings_for(run: &RunArgs, m: &Intended, vantages: Arc<Vantages>) -> Result<Settings> {
+pub(crate) fn settings_for(
+    run: &RunArgs,
+    m: &Intended,
+    vantages: Arc<Vantages>,
+) -> Result<Settings> {
     Ok(Settings {
         concurrency: run.concurrency.max(1),
         timeout: run.timeout,
@@ -85,38 +90,25 @@ fn settings_for(run: &RunArgs, m: &Intended, vantages: Arc<Vantages>) -> Result<
     })
 }
 
+/// A live run of one or more targets: the saved runs (plan, observations, guest facts), the
+/// static findings (once for the run) and the intended state they were held against.
+pub(crate) struct Executed {
+    pub saved: Vec<SavedRun>,
+    pub statics: Vec<Finding>,
+    pub model: Intended,
+}
+
 /// Plan every target and execute them together, each distinct step once. The static findings
 /// come once for the run (each `SavedRun` leaves its own list empty: fill it to save).
-pub(crate) fn execute(
-    g: &GlobalArgs,
-    targets: &[String],
-    run: &RunArgs,
-) -> Result<(Vec<SavedRun>, Vec<Finding>)> {
+pub(crate) fn execute(g: &GlobalArgs, targets: &[String], run: &RunArgs) -> Result<Executed> {
     let ctx = Context::load(g)?;
     let plans = plan::build_many(&ctx.model, &ctx.defs, targets)?;
-    let static_findings: Vec<Finding> = static_findings(&ctx.model);
     let rt = super::runtime()?;
     let vantages = vantages(run, &g.config_dir)?;
-    let vantages =
-        if vantages.needs_placement(plans.iter().flat_map(|p| p.steps.iter().map(|s| s.from))) {
-            let cluster = rt.block_on(cluster::discover(run.budget));
-            if let Some(note) = cluster.as_ref().and_then(|c| gateway_note(c, &ctx.model)) {
-                eprintln!("phoenix-doctor: note: {note}");
-            }
-            vantages.with_cluster(cluster)
-        } else {
-            vantages
-        };
-    let vantages = Arc::new(vantages);
+    let vantages = rt.block_on(placed(vantages, &plans, &ctx.model, run.budget));
     let settings = settings_for(run, &ctx.model, vantages.clone())?;
     let cache = engine::StepCache::new(&plans);
-    // Files the diagnosis may need from the guests ride along with their steps' calls.
-    let (mut facts, reads) = facts::plan_reads(&cache.plan, &ctx.model);
-    for (v, paths) in &reads {
-        vantages.attach_reads(*v, paths);
-    }
-    let total = cache.plan.steps.len();
-    let bar = progress_bar(total as u64);
+    let bar = progress_bar(cache.plan.steps.len() as u64);
     let settings = match &bar {
         Some(b) => {
             let b = b.clone();
@@ -128,29 +120,85 @@ pub(crate) fn execute(
         None => settings,
     };
     // All targets in one engine run: shared steps are probed once, each guest gets one call.
-    let mut merged = rt.block_on(engine::execute(&cache.plan, &settings));
-    let need = facts::needed(&cache.plan, &merged, &facts, &reads);
-    rt.block_on(facts::gather(&vantages, &need, &mut facts));
-    facts::enrich(&cache.plan, &mut merged, &facts);
-    let runs: Vec<_> = plans
-        .iter()
-        .enumerate()
-        .map(|(p, plan)| cache.run_of(p, plan, &merged))
-        .collect();
+    let (merged, facts) = rt.block_on(execute_with_facts(
+        &cache.plan,
+        &ctx.model,
+        &vantages,
+        &settings,
+    ));
     if let Some(b) = bar {
         b.finish_and_clear();
     }
     let saved = plans
         .into_iter()
-        .zip(runs)
-        .map(|(plan, run)| SavedRun {
+        .enumerate()
+        .map(|(p, plan)| SavedRun {
+            run: cache.run_of(p, &plan, &merged),
             plan,
-            run,
             static_findings: Vec::new(),
             facts: facts.clone(),
         })
         .collect();
-    Ok((saved, static_findings))
+    Ok(Executed {
+        saved,
+        statics: static_findings(&ctx.model),
+        model: ctx.model,
+    })
+}
+
+/// `vantages` placed in the cluster when a step of `plans` enters a guest through a transport.
+pub(crate) async fn placed(
+    vantages: Vantages,
+    plans: &[Plan],
+    m: &Intended,
+    budget: std::time::Duration,
+) -> Arc<Vantages> {
+    if !vantages.needs_placement(plans.iter().flat_map(|p| p.steps.iter().map(|s| s.from))) {
+        return Arc::new(vantages);
+    }
+    let cluster = cluster::discover(budget).await;
+    if let Some(note) = cluster.as_ref().and_then(|c| gateway_note(c, m)) {
+        eprintln!("phoenix-doctor: note: {note}");
+    }
+    Arc::new(vantages.with_cluster(cluster))
+}
+
+/// Execute `plan` through `vantages` and gather the guest facts its failures need (socket
+/// tables, certificate files, the proxies' configs): the files ride along with each guest's
+/// steps, so a guest costs one call per run; a guest without steps is read once, and only when
+/// a failure needs it. The facts are put into the observations before diagnosis.
+pub(crate) async fn execute_with_facts(
+    plan: &Plan,
+    m: &Intended,
+    vantages: &Vantages,
+    settings: &Settings,
+) -> (Run, GuestFacts) {
+    let (mut facts, reads) = facts::plan_reads(plan, m);
+    for (v, paths) in &reads {
+        vantages.attach_reads(*v, paths);
+    }
+    let mut run = engine::execute(plan, settings).await;
+    let need = facts::needed(plan, &run, &facts, &reads);
+    facts::gather(vantages, &need, &mut facts).await;
+    facts::enrich(plan, &mut run, &facts);
+    (run, facts)
+}
+
+/// Diagnose the runs of `ex` (one report each, same order) with everything the live run
+/// gathered: the guest facts as evidence, a static finding the run refutes as not live yet, and
+/// at a proxy's error the drifted upstream (`--deployed DIR`, else the files read in the run).
+pub(crate) fn diagnose(ex: &Executed, run: &RunArgs) -> Result<Vec<Report>> {
+    let mut reports: Vec<Report> = ex
+        .saved
+        .iter()
+        .map(|s| {
+            let mut r = phoenix_doctor::diagnose::diagnose(&s.plan, &s.run, &ex.statics);
+            facts::annotate(&mut r, &s.plan, &s.facts);
+            r
+        })
+        .collect();
+    super::drift::upstream_causes(&ex.model, run, &ex.saved, &mut reports)?;
+    Ok(reports)
 }
 
 /// The host-side hops are probed from the node the tool runs on: when the cluster shows the

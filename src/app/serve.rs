@@ -75,16 +75,38 @@ impl Tracer for Live {
     fn trace(&self, target: String, budget: Duration) -> BoxFuture<Result<Traced>> {
         let (g, run, baseline) = (self.g.clone(), self.run.clone(), self.baseline.clone());
         Box::pin(async move {
-            let (plan, settings, statics) = blocking(move || {
+            // The same run and diagnosis as `trace`: placed vantages, guest facts read with each
+            // guest's one call, the drifted upstream at a proxy's error.
+            let run2 = run.clone();
+            let (ctx, plan, vantages) = blocking(move || {
                 let ctx = Context::load(&g)?;
                 let plan = phoenix_doctor::plan::build(&ctx.model, &ctx.defs, &target)?;
-                let mut settings = live::settings(&g, &run, &ctx.model)?;
-                settings.budget = settings.budget.min(budget);
-                Ok((plan, settings, live::static_findings(&ctx.model)))
+                let vantages = live::vantages(&run2, &g.config_dir)?;
+                Ok((ctx, plan, vantages))
             })
             .await?;
-            let run = engine::execute(&plan, &settings).await;
-            let mut reports = vec![diagnose::diagnose(&plan, &run, &statics)];
+            let plans = [plan];
+            let placing = Instant::now();
+            let vantages = live::placed(vantages, &plans, &ctx.model, budget).await;
+            let mut settings = live::settings_for(&run, &ctx.model, vantages.clone())?;
+            // The cluster's listing (on a Proxmox host) comes out of the scrape's budget.
+            settings.budget = settings
+                .budget
+                .min(budget.saturating_sub(placing.elapsed()));
+            let [plan] = plans;
+            let (observed, facts) =
+                live::execute_with_facts(&plan, &ctx.model, &vantages, &settings).await;
+            let executed = live::Executed {
+                saved: vec![engine::SavedRun {
+                    plan,
+                    run: observed.clone(),
+                    static_findings: Vec::new(),
+                    facts,
+                }],
+                statics: live::static_findings(&ctx.model),
+                model: ctx.model,
+            };
+            let mut reports = blocking(move || live::diagnose(&executed, &run)).await?;
             if let Some(b) = &baseline {
                 phoenix_doctor::baseline::apply_reports(
                     &mut reports,
@@ -94,7 +116,7 @@ impl Tracer for Live {
             }
             Ok(Traced {
                 reports,
-                runs: vec![run],
+                runs: vec![observed],
             })
         })
     }

@@ -185,17 +185,12 @@ fn run_targets_with(
     let mut attempts = 0u32;
     loop {
         attempts += 1;
-        let (mut saved, statics) = super::live::execute(g, targets, run)?;
-        let mut reports: Vec<Report> = saved
-            .iter()
-            .map(|s| {
-                let mut r = diagnose::diagnose(&s.plan, &s.run, &statics);
-                diagnose::facts::annotate(&mut r, &s.plan, &s.facts);
-                r.attempts = attempts;
-                r
-            })
-            .collect();
-        super::drift::upstream_causes(g, run, &saved, &mut reports)?;
+        let executed = super::live::execute(g, targets, run)?;
+        let mut reports = super::live::diagnose(&executed, run)?;
+        for r in &mut reports {
+            r.attempts = attempts;
+        }
+        let (mut saved, statics) = (executed.saved, executed.statics);
         accept(&mut reports);
         let healthy = report::overall(&reports) == Overall::Healthy;
         let out_of_time = match wait {

@@ -5,6 +5,7 @@
 //! and a static finding the live run contradicts, reported as a defect not live yet.
 
 use crate::config::Provenance;
+use crate::deployed::pvefw;
 use crate::engine::Run;
 use crate::finding::{EvidenceItem, Origin, Reconciled, Severity};
 use crate::model::Intended;
@@ -17,7 +18,9 @@ use std::collections::BTreeMap;
 use std::net::IpAddr;
 
 /// The socket tables of a guest (its listening TCP sockets).
-pub const SOCKETS: [&str; 2] = ["/proc/net/tcp", "/proc/net/tcp6"];
+pub const TABLES: [&str; 2] = ["/proc/net/tcp", "/proc/net/tcp6"];
+/// What is read for a guest's listening sockets: the tables and who owns them.
+pub const SOCKETS: [&str; 3] = [TABLES[0], TABLES[1], listeners::OWNERS];
 
 /// The reason of a served certificate other than the (newer) one on disk.
 pub const NOT_RELOADED: VerifyError = VerifyError::NotReloaded;
@@ -36,6 +39,49 @@ pub struct GuestFacts {
     /// The manifest's certificates: their names and the file the renewal writes (on the host).
     #[serde(default)]
     pub certs: Vec<ManifestCert>,
+    /// The guests whose proxy configs explain a proxy's error: the gateway (NGINX) and the
+    /// router (Traefik), when the plan has an HTTP step.
+    #[serde(default, skip_serializing_if = "Proxies::is_empty")]
+    pub proxies: Proxies,
+    /// Per vantage: the paths asked (a glob that matched nothing leaves no file behind).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub asked: BTreeMap<VantageRef, Vec<String>>,
+}
+
+/// The proxies' guests.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Proxies {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gateway: Option<VantageRef>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub router: Option<VantageRef>,
+}
+
+impl Proxies {
+    pub fn is_empty(&self) -> bool {
+        self.gateway.is_none() && self.router.is_none()
+    }
+
+    /// The files that hold each proxy's upstreams: the NGINX site as loaded, Traefik's static
+    /// file and its file provider's default directory.
+    pub fn reads(&self) -> Vec<(VantageRef, Vec<String>)> {
+        use crate::deployed::{nginx, traefik};
+        let mut out = Vec::new();
+        if let Some(g) = self.gateway {
+            out.push((g, nginx::SITE_GLOBS.iter().map(|s| s.to_string()).collect()));
+        }
+        if let Some(r) = self.router {
+            out.push((
+                r,
+                vec![
+                    traefik::STATIC.to_string(),
+                    format!("{}/*.yml", traefik::DYNAMIC_DIR),
+                    format!("{}/*.yaml", traefik::DYNAMIC_DIR),
+                ],
+            ));
+        }
+        out
+    }
 }
 
 /// One `certificate-manifest.json` entry, as far as the facts need it.
@@ -92,8 +138,8 @@ impl GuestFacts {
 }
 
 /// The files a run of `plan` may need, per vantage, and the facts' intent from `m`: the socket
-/// tables of every guest a TCP step targets, and on the host every manifest certificate a TLS
-/// step's name selects.
+/// tables of every guest a TCP step targets, on the host every manifest certificate a TLS
+/// step's name selects, and the proxies' configs when an HTTP step may meet a proxy's error.
 pub fn plan_reads(plan: &Plan, m: &Intended) -> (GuestFacts, BTreeMap<VantageRef, Vec<String>>) {
     let mut facts = GuestFacts::default();
     for n in std::iter::once(&m.host).chain(&m.guests) {
@@ -135,11 +181,43 @@ pub fn plan_reads(plan: &Plan, m: &Intended) -> (GuestFacts, BTreeMap<VantageRef
             _ => {}
         }
     }
+    for p in firewall_reads(m) {
+        add(VantageRef::Host, &p);
+    }
+    if plan
+        .steps
+        .iter()
+        .any(|s| matches!(s.probe, ProbeSpec::Http { .. }))
+    {
+        facts.proxies = Proxies {
+            gateway: m.gateway.as_ref().map(|g| VantageRef::Lxc(g.lxc)),
+            router: m.router.as_ref().map(|r| VantageRef::Lxc(r.lxc)),
+        };
+        for (v, paths) in facts.proxies.reads() {
+            for p in &paths {
+                add(v, p);
+            }
+        }
+    }
     (facts, reads)
 }
 
-/// Of `reads`, what `run` needs: the socket tables behind a refused or filtered TCP step, and
-/// the certificate files behind a TLS step that got a certificate.
+/// The host files that say whether the firewall filters each guest.
+fn firewall_reads(m: &Intended) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for n in &m.guests {
+        for p in pvefw::state_paths(n.vantage) {
+            if !out.contains(&p) {
+                out.push(p);
+            }
+        }
+    }
+    out
+}
+
+/// Of `reads`, what `run` needs: the socket tables behind a refused or filtered TCP step, the
+/// certificate files behind a TLS step that got a certificate, and the proxies' configs once an
+/// HTTP step failed.
 pub fn needed(
     plan: &Plan,
     run: &Run,
@@ -147,6 +225,20 @@ pub fn needed(
     reads: &BTreeMap<VantageRef, Vec<String>>,
 ) -> BTreeMap<VantageRef, Vec<String>> {
     let mut out: BTreeMap<VantageRef, Vec<String>> = BTreeMap::new();
+    // Whether the firewall filters each guest: for a silent hop and for the static findings
+    // about unenforced rule sets (host files, read here on the host).
+    let fw: Vec<String> = reads
+        .get(&VantageRef::Host)
+        .map(|r| {
+            r.iter()
+                .filter(|p| p.starts_with("/etc/pve/") || *p == pvefw::PID_FILE)
+                .cloned()
+                .collect()
+        })
+        .unwrap_or_default();
+    if !fw.is_empty() {
+        out.insert(VantageRef::Host, fw);
+    }
     for (s, o) in plan.steps.iter().zip(&run.observations) {
         let want: Vec<(VantageRef, String)> = match (&s.probe, &o.evidence) {
             (ProbeSpec::Tcp { addr }, Evidence::Tcp(t))
@@ -164,6 +256,17 @@ pub fn needed(
                 .cert_for(sni, addr.ip())
                 .map(|c| vec![(VantageRef::Host, c.cert_path.clone())])
                 .unwrap_or_default(),
+            // A proxy answered an error (a tool error or a blocked step says nothing of it).
+            (ProbeSpec::Http { .. }, Evidence::Http(h))
+                if o.outcome == Outcome::Failed && h.status.is_some() =>
+            {
+                facts
+                    .proxies
+                    .reads()
+                    .into_iter()
+                    .flat_map(|(v, ps)| ps.into_iter().map(move |p| (v, p)))
+                    .collect()
+            }
             _ => Vec::new(),
         };
         for (v, p) in want {
@@ -187,13 +290,33 @@ pub async fn gather(
 ) {
     for (v, paths) in needed {
         let got = crate::vantage::read_files(vs, *v, paths).await;
-        facts.files.entry(*v).or_default().extend(got);
+        let have = facts.files.entry(*v).or_default();
+        for f in got {
+            if !have.iter().any(|h| h.path() == f.path()) {
+                have.push(f);
+            }
+        }
+        let asked = facts.asked.entry(*v).or_default();
+        for p in paths {
+            if !asked.contains(p) {
+                asked.push(p.clone());
+            }
+        }
+    }
+    // Whether pve-firewall runs: the process its pid file names (a host file, read here).
+    let comm = facts
+        .file(VantageRef::Host, pvefw::PID_FILE)
+        .and_then(FileRead::text)
+        .and_then(pvefw::comm_path);
+    if let Some(c) = comm {
+        let got = crate::vantage::read_files(vs, VantageRef::Host, std::slice::from_ref(&c)).await;
+        facts.files.entry(VantageRef::Host).or_default().extend(got);
     }
 }
 
 /// The listening sockets of `v`, or why they are unknown.
 fn sockets(facts: &GuestFacts, v: VantageRef) -> Option<Result<Vec<listeners::Listener>, String>> {
-    let reads: Vec<&FileRead> = SOCKETS.iter().filter_map(|p| facts.file(v, p)).collect();
+    let reads: Vec<&FileRead> = TABLES.iter().filter_map(|p| facts.file(v, p)).collect();
     if reads.is_empty() {
         return None;
     }
@@ -212,6 +335,30 @@ fn sockets(facts: &GuestFacts, v: VantageRef) -> Option<Result<Vec<listeners::Li
         .iter()
         .flat_map(|t| listeners::parse_proc_net_tcp(t))
         .collect()))
+}
+
+/// Whether the firewall filters `v`'s traffic, from the host's files read in this run.
+fn firewall(facts: &GuestFacts, v: VantageRef) -> Option<pvefw::Enforcement> {
+    if !facts.files.contains_key(&VantageRef::Host) {
+        return None;
+    }
+    pvefw::enforcement(v, &|p| match facts.file(VantageRef::Host, p) {
+        Some(FileRead::Text { text, .. }) => pvefw::Got::Text(text),
+        Some(FileRead::Unreadable { why, .. }) if why.starts_with("no such file") => {
+            pvefw::Got::Missing
+        }
+        Some(FileRead::Unreadable { why, .. }) => pvefw::Got::Unreadable(why),
+        None => pvefw::Got::NotRead,
+    })
+}
+
+/// The owners of `v`'s listening sockets, as far as they could be read.
+fn owners(facts: &GuestFacts, v: VantageRef) -> Vec<listeners::Owner> {
+    facts
+        .file(v, listeners::OWNERS)
+        .and_then(FileRead::text)
+        .map(listeners::parse_owners)
+        .unwrap_or_default()
 }
 
 /// The first certificate of a PEM text, summarised.
@@ -248,14 +395,22 @@ pub fn enrich(plan: &Plan, run: &mut Run, facts: &GuestFacts) {
                 };
                 match sockets(facts, v) {
                     Some(Ok(l)) => {
-                        o.message =
-                            format!("{}; in {v}: {}", o.message, listeners::explain(&l, *addr));
+                        o.message = format!(
+                            "{}; in {v}: {}",
+                            o.message,
+                            listeners::explain(&l, &owners(facts, v), *addr)
+                        );
                     }
                     Some(Err(why)) => {
                         o.message =
                             format!("{}; what listens in {v} is unknown ({why})", o.message);
                     }
                     None => {}
+                }
+                if t.state.as_str() == "filtered" {
+                    if let Some(e) = firewall(facts, v) {
+                        o.message = format!("{}; {}", o.message, e.sentence(v));
+                    }
                 }
             }
             (
@@ -365,12 +520,17 @@ pub fn annotate(report: &mut super::Report, plan: &Plan, facts: &GuestFacts) {
         }
         r.evidence.extend(lines);
     }
+    let deployed_fw = reconcile_firewall(report, facts);
     for f in &mut report.findings {
         let refuted = f
             .reconciliation
             .as_ref()
             .is_some_and(|r| r.status == Reconciled::Refuted);
-        if f.origin != Origin::Static || !refuted || f.title.starts_with(NOT_LIVE) {
+        if f.origin != Origin::Static
+            || !refuted
+            || f.title.starts_with(NOT_LIVE)
+            || deployed_fw.contains(&f.title)
+        {
             continue;
         }
         f.severity = f.severity.min(Severity::Warning);
@@ -393,6 +553,55 @@ pub fn annotate(report: &mut super::Report, plan: &Plan, facts: &GuestFacts) {
     }
 }
 
+/// A static finding that a guest's rule set is not enforced, held against the host's files:
+/// not enforced there confirms it, enforced refutes it (an information then: the rules filter
+/// today); unknown leaves it as the live run reconciled it. Returns the titles it judged.
+fn reconcile_firewall(report: &mut super::Report, facts: &GuestFacts) -> Vec<String> {
+    use crate::finding::Reconciliation;
+    let mut judged = Vec::new();
+    for f in &mut report.findings {
+        if f.origin != Origin::Static || f.code != crate::lint::catalog::PD_FW_005 {
+            continue;
+        }
+        let Some(v) = f
+            .title
+            .split_once(": ")
+            .and_then(|(v, _)| v.parse::<VantageRef>().ok())
+        else {
+            continue;
+        };
+        let Some(e) = firewall(facts, v) else {
+            continue;
+        };
+        let Some(enforced) = e.enforced else {
+            continue;
+        };
+        judged.push(f.title.clone());
+        let line = EvidenceItem::FirewallState {
+            vantage: v,
+            switches: e.evidence.clone(),
+        };
+        let r = f.reconciliation.get_or_insert(Reconciliation {
+            status: Reconciled::NotObservable,
+            evidence: Vec::new(),
+        });
+        if !r.evidence.contains(&line) {
+            r.evidence.push(line);
+        }
+        if enforced {
+            r.status = Reconciled::Refuted;
+            f.severity = f.severity.min(Severity::Info);
+            let said = format!("; deployed, they are enforced ({})", e.why);
+            if !f.actual.ends_with(&said) {
+                f.actual.push_str(&said);
+            }
+        } else {
+            r.status = Reconciled::Confirmed;
+        }
+    }
+    judged
+}
+
 /// The title prefix of a static finding the live run contradicts.
 pub const NOT_LIVE: &str = "config defect, not live yet: ";
 
@@ -405,10 +614,14 @@ fn fact_lines(s: &crate::plan::Step, facts: &GuestFacts) -> Vec<EvidenceItem> {
             };
             match sockets(facts, v) {
                 Some(Ok(l)) => {
+                    let owners = owners(facts, v);
                     let mut seen: Vec<String> = l
                         .iter()
                         .filter(|l| l.addr.ip() == addr.ip() || l.addr.ip().is_unspecified())
-                        .map(|l| l.addr.to_string())
+                        .map(|l| match listeners::owner_of(&owners, l) {
+                            Some(n) => format!("{} ({n})", l.addr),
+                            None => l.addr.to_string(),
+                        })
                         .collect();
                     seen.dedup();
                     vec![EvidenceItem::Listening {
@@ -535,6 +748,7 @@ mod tests {
             )]
             .into(),
             certs: Vec::new(),
+            ..GuestFacts::default()
         }
     }
 
@@ -644,6 +858,7 @@ mod tests {
                 guest: Some(VantageRef::Lxc(101)),
                 prov: Provenance::new("etc/certificate-manifest.json", "/0/sans", Some(4)),
             }],
+            ..GuestFacts::default()
         };
         let mut r = run(vec![obs(
             "host-gateway.tls",
@@ -709,6 +924,154 @@ mod tests {
         assert_eq!(o.outcome, Outcome::Ok, "{}", o.message);
     }
 
+    /// A report of static findings only, and an empty plan.
+    fn static_only(findings: Vec<crate::finding::Finding>) -> (super::super::Report, Plan) {
+        let report = super::super::Report {
+            schema_version: 1,
+            target: "qdrant".into(),
+            verdict: super::super::Overall::Healthy,
+            first_divergence: None,
+            hops: Vec::new(),
+            steps: Vec::new(),
+            findings,
+            started_at: String::new(),
+            duration_ms: 0.0,
+            attempts: 1,
+            baseline: None,
+        };
+        let plan = Plan {
+            target: "qdrant".into(),
+            hops: Vec::new(),
+            steps: Vec::new(),
+        };
+        (report, plan)
+    }
+
+    /// The host's files for VM 1002 with every firewall switch on, and for LXC 101 as
+    /// lxc-manager leaves it (firewall=1 on net0, no `enable` in its rule set).
+    fn firewall_files() -> Vec<FileRead> {
+        vec![
+            text("/etc/pve/firewall/cluster.fw", "[OPTIONS]\nenable: 1\n"),
+            text("/etc/pve/firewall/1002.fw", "[OPTIONS]\nenable: 1\n"),
+            text(
+                "/etc/pve/qemu-server/1002.conf",
+                "net0: virtio=BC:24:11:00:00:02,bridge=vmbr0,firewall=1\n",
+            ),
+            text(
+                "/etc/pve/firewall/101.fw",
+                "[RULES]\nIN ACCEPT -p tcp -dport 443\n",
+            ),
+            text(
+                "/etc/pve/lxc/101.conf",
+                "net0: name=eth0,bridge=vmbr0,firewall=1,ip=10.0.0.153/24\n",
+            ),
+            text("/run/pve-firewall.pid", "812\n"),
+            text("/proc/812/comm", "pve-firewall\n"),
+        ]
+    }
+
+    #[test]
+    fn a_silent_hop_says_whether_the_firewall_of_its_guest_is_enforced() {
+        let plan = Plan {
+            target: "agent".into(),
+            hops: Vec::new(),
+            steps: vec![step(
+                "portainer-agent.tcp",
+                ProbeSpec::Tcp {
+                    addr: "10.0.0.102:9001".parse().unwrap(),
+                },
+            )],
+        };
+        let filtered = || {
+            let mut o = refused("portainer-agent.tcp");
+            o.message = "no answer".into();
+            o.evidence = Evidence::Tcp(TcpEvidence {
+                addr: "10.0.0.102:9001".into(),
+                state: crate::observe::TcpState::Filtered,
+                os_error: None,
+            });
+            o
+        };
+        let mut f = moved();
+        f.files.insert(VantageRef::Host, firewall_files());
+        let mut r = run(vec![filtered()]);
+        enrich(&plan, &mut r, &f);
+        assert!(
+            r.observations[0].message.ends_with("; the firewall of vm:1002 is enforced (/etc/pve/firewall/cluster.fw:2: enable: 1; /etc/pve/firewall/1002.fw:2: enable: 1; /etc/pve/qemu-server/1002.conf:1: net0 firewall=1; pve-firewall runs (pid 812)): its rules drop what they do not accept"),
+            "{}",
+            r.observations[0].message
+        );
+        // pve-firewall stopped: the rules filter nothing, the silence comes from elsewhere.
+        f.files
+            .get_mut(&VantageRef::Host)
+            .unwrap()
+            .retain(|x| x.path() != "/run/pve-firewall.pid");
+        f.files
+            .get_mut(&VantageRef::Host)
+            .unwrap()
+            .push(FileRead::Unreadable {
+                path: "/run/pve-firewall.pid".into(),
+                why: "no such file".into(),
+            });
+        let mut r = run(vec![filtered()]);
+        enrich(&plan, &mut r, &f);
+        assert!(
+            r.observations[0].message.ends_with("; the firewall of vm:1002 is not enforced (no /run/pve-firewall.pid: pve-firewall is not running): the silence comes from elsewhere"),
+            "{}",
+            r.observations[0].message
+        );
+        // A refused port is not the firewall's silence: no sentence about it.
+        let mut r = run(vec![refused("portainer-agent.tcp")]);
+        enrich(&plan, &mut r, &f);
+        assert!(
+            !r.observations[0].message.contains("firewall"),
+            "{}",
+            r.observations[0].message
+        );
+    }
+
+    #[test]
+    fn an_unenforced_rule_set_finding_is_held_against_the_host_files() {
+        use crate::finding::Finding;
+        let fw005 = |v: &str| {
+            let mut f = Finding::new(
+                crate::lint::catalog::PD_FW_005,
+                Severity::Warning,
+                format!("{v}: 3 firewall rules are not enforced"),
+            );
+            f.origin = Origin::Static;
+            f.actual = "lxc-manager never sets enable".into();
+            f
+        };
+        let (mut report, plan) =
+            static_only(vec![fw005("lxc:101"), fw005("vm:1002"), fw005("lxc:103")]);
+        let facts = GuestFacts {
+            files: [(VantageRef::Host, firewall_files())].into(),
+            ..GuestFacts::default()
+        };
+        annotate(&mut report, &plan, &facts);
+        let status = |i: usize| report.findings[i].reconciliation.as_ref().map(|r| r.status);
+        // LXC 101: no `enable` in its rule set, so not enforced: confirmed.
+        assert_eq!(status(0), Some(Reconciled::Confirmed));
+        assert_eq!(report.findings[0].severity, Severity::Warning);
+        // VM 1002 (standing in for an LXC an operator enabled): enforced, so refuted.
+        assert_eq!(status(1), Some(Reconciled::Refuted));
+        assert_eq!(report.findings[1].severity, Severity::Info);
+        assert!(
+            report.findings[1]
+                .actual
+                .contains("deployed, they are enforced"),
+            "{}",
+            report.findings[1].actual
+        );
+        assert!(!report.findings[1].title.starts_with(NOT_LIVE));
+        // LXC 103's config is not on this host: cannot judge, left alone.
+        assert_eq!(status(2), None);
+        let before = report.clone();
+        annotate(&mut report, &plan, &facts);
+        assert_eq!(report, before);
+    }
+
     #[test]
     fn a_static_finding_the_live_run_refutes_is_a_defect_not_live_yet() {
         use crate::finding::{Finding, Reconciliation};
@@ -725,24 +1088,7 @@ mod tests {
         });
         let mut confirmed = f.clone();
         confirmed.reconciliation.as_mut().unwrap().status = Reconciled::Confirmed;
-        let mut report = super::super::Report {
-            schema_version: 1,
-            target: "qdrant".into(),
-            verdict: super::super::Overall::Healthy,
-            first_divergence: None,
-            hops: Vec::new(),
-            steps: Vec::new(),
-            findings: vec![f, confirmed],
-            started_at: String::new(),
-            duration_ms: 0.0,
-            attempts: 1,
-            baseline: None,
-        };
-        let plan = Plan {
-            target: "qdrant".into(),
-            hops: Vec::new(),
-            steps: Vec::new(),
-        };
+        let (mut report, plan) = static_only(vec![f, confirmed]);
         annotate(&mut report, &plan, &GuestFacts::default());
         let f = &report.findings[0];
         assert_eq!(f.severity, Severity::Warning);

@@ -1,7 +1,8 @@
 //! The cause at a proxy's error: when the gateway or Traefik answers 502/504/404 for a host
 //! name, the deployed upstream for that name (the NGINX site's `proxy_pass`, Traefik's router
 //! and service) held against the one the generators write; a drift goes into the finding's
-//! `actual` and evidence with both file lines.
+//! `actual` and evidence with both file lines. The files come from `--deployed DIR` or from what
+//! the run read with its guests' calls ([`RunSource`]): never a second call into a guest.
 
 use super::Report;
 use crate::deployed::source::FileSource;
@@ -35,6 +36,44 @@ impl Upstreams {
                 (v, traefik::load(src, v))
             }),
         }
+    }
+}
+
+/// The deployed files a live run read through its vantages (planned by
+/// [`super::facts::plan_reads`], read with the guests' one call each), as a file source. A path
+/// the run did not ask is unreadable with why, never read now.
+pub struct RunSource<'a> {
+    pub facts: &'a super::facts::GuestFacts,
+}
+
+impl FileSource for RunSource<'_> {
+    fn read(&self, v: VantageRef, paths: &[String]) -> Vec<crate::deployed::FileRead> {
+        use crate::vantage::files::{covers, FileRead};
+        let got: &[FileRead] = self.facts.files.get(&v).map_or(&[], Vec::as_slice);
+        let asked = self.facts.asked.get(&v);
+        let mut out = Vec::new();
+        for p in paths {
+            if !asked.is_some_and(|a| a.contains(p)) {
+                out.push(crate::deployed::FileRead::Unreadable {
+                    path: p.clone(),
+                    why: format!(
+                        "not read with this run's call into {v} (`phoenix-doctor drift` reads it)"
+                    ),
+                });
+                continue;
+            }
+            out.extend(
+                got.iter()
+                    .filter(|f| covers(p, f.path()))
+                    .cloned()
+                    .filter_map(FileRead::into_deployed),
+            );
+        }
+        out
+    }
+
+    fn describe(&self) -> String {
+        "the guests, read with this run's calls".to_string()
     }
 }
 

@@ -105,6 +105,12 @@ pub enum EvidenceItem {
     },
     /// The guest's socket tables could not be read.
     SocketsUnreadable { vantage: VantageRef, why: String },
+    /// Whether the firewall filters a guest's traffic, as the host's files say: each switch
+    /// (`file:line: what`, or why it is unknown).
+    FirewallState {
+        vantage: VantageRef,
+        switches: Vec<String>,
+    },
     /// The certificate file the renewal writes, as read on the host.
     CertFile {
         path: String,

@@ -1,6 +1,6 @@
 //! The lab's deployed files: what the platform's generators write into its guests (dnsmasq
 //! records on the host, the gateway site in LXC 101, Traefik's static and dynamic files in LXC
-//! 102, the Proxmox firewall files), rendered from the lab's own config by the same derivations
+//! 102, the Proxmox firewall files, the guests' configs and pve-firewall's pid), rendered from the lab's own config by the same derivations
 //! `show` prints, in the layout `drift --deployed` reads; and the drift faults' edits of them.
 
 use super::{config, Addrs, Fault};
@@ -13,6 +13,9 @@ use std::path::{Path, PathBuf};
 pub fn drifted_router_port(router: u16) -> u16 {
     router.wrapping_add(1).max(1)
 }
+
+/// The pid of the simulated host's pve-firewall.
+pub const FIREWALL_PID: u32 = 1812;
 
 /// The rule `traefik-router-hand-edited` gives the portainer router.
 pub fn hand_edited_rule(host: &str) -> String {
@@ -47,11 +50,48 @@ pub fn write(dir: &Path, m: &Intended, addrs: &Addrs, faults: &[Fault]) -> Resul
     }
     put("host", "/etc/dnsmasq.conf", &main)?;
     put("host", crate::deployed::compare::RECORDS_FILE, &records)?;
-    for f in m.firewall.files() {
+    // The rule sets (an LXC's as lxc-manager's pvesh calls leave it: no `enable`), each guest's
+    // config with the NIC the managers give `firewall=1`, and pve-firewall running when the
+    // setup starts it.
+    for f in m.firewall.files().chain(&m.firewall.lxcs) {
         put(
             "host",
             &format!("/etc/pve/firewall/{}.fw", f.name),
             &render::fw_file(f),
+        )?;
+    }
+    for (i, n) in m.guests.iter().enumerate() {
+        let ip =
+            n.ip.as_ref()
+                .map(|ip| ip.value.to_string())
+                .unwrap_or_default();
+        let (path, net0) = match n.vantage {
+            crate::observe::VantageRef::Lxc(id) => (
+                format!("/etc/pve/lxc/{id}.conf"),
+                format!("name=eth0,bridge=vmbr0,firewall=1,ip={ip}/24"),
+            ),
+            crate::observe::VantageRef::Vm(id) => (
+                format!("/etc/pve/qemu-server/{id}.conf"),
+                format!("virtio=BC:24:11:00:00:{i:02X},bridge=vmbr0,firewall=1"),
+            ),
+            crate::observe::VantageRef::Host => continue,
+        };
+        put(
+            "host",
+            &path,
+            &format!("cores: 2\nmemory: 2048\nnet0: {net0}\n"),
+        )?;
+    }
+    if m.firewall.cluster.as_ref().is_some_and(|c| c.enforced) {
+        put(
+            "host",
+            crate::deployed::pvefw::PID_FILE,
+            &format!("{FIREWALL_PID}\n"),
+        )?;
+        put(
+            "host",
+            &format!("/proc/{FIREWALL_PID}/comm"),
+            "pve-firewall\n",
         )?;
     }
     if let (Some(g), Some(site)) = (&m.gateway, render::nginx_gateway(m)) {

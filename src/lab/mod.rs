@@ -16,7 +16,7 @@ mod servers;
 mod start;
 
 pub use config::{Backend, Route, DOMAIN, VANTAGES};
-pub use deployed::{drifted_router_port, hand_edited_rule};
+pub use deployed::{drifted_router_port, hand_edited_rule, FIREWALL_PID};
 pub use faults::{faults, Expected, Fault, FaultInfo};
 pub use reference::Reference;
 pub use servers::{GATEWAY_UPSTREAM_TIMEOUT, ROUTER_BACKEND_TIMEOUT, SLOW_BACKEND_DELAY};

@@ -1,6 +1,7 @@
 //! The simulated guests' root directories: what the tool reads from each guest through its
 //! vantage (`root = ...` in the site file) — its socket tables, with the sockets the lab really
-//! listens on for that guest, and on the host the certificate files the manifest names.
+//! listens on for that guest and the processes that own them, and on the host the certificate
+//! files the manifest names.
 
 use super::config::{write_new, PkiPaths};
 use super::{Addrs, Fault, Ports};
@@ -30,6 +31,20 @@ pub fn listening(id: &str, addrs: &Addrs, ports: &Ports, faults: &[Fault]) -> Ve
     }
 }
 
+/// The processes behind [`listening`]'s sockets, in the same order (the names the platform's
+/// services run as).
+fn process_names(id: &str) -> Vec<&'static str> {
+    match id {
+        "host" => vec!["dnsmasq"],
+        "lxc:101" => vec!["nginx"],
+        "lxc:102" => vec!["traefik"],
+        "lxc:103" => vec!["step-ca"],
+        "vm:1001" => vec!["portainer"],
+        "vm:1002" => vec!["portainer-agent", "qdrant"],
+        _ => Vec::new(),
+    }
+}
+
 /// The port the agent really listens on (`agent-moved`: the next one).
 pub fn agent_port(ports: &Ports, moved: bool) -> u16 {
     if moved {
@@ -50,10 +65,20 @@ pub fn write_root(
     faults: &[Fault],
     pki: &PkiPaths,
 ) -> Result<()> {
+    use crate::vantage::listeners;
     let net = vroot.join("proc/net");
-    let table =
-        crate::vantage::listeners::format_proc_net_tcp(&listening(id, addrs, ports, faults));
-    write_new(&net.join("tcp"), &table, 0o644)?;
+    let socks = listening(id, addrs, ports, faults);
+    write_new(
+        &net.join("tcp"),
+        &listeners::format_proc_net_tcp(&socks),
+        0o644,
+    )?;
+    let owners = listeners::format_owners(&socks, &process_names(id));
+    write_new(
+        &vroot.join(listeners::OWNERS.trim_start_matches('/')),
+        &owners,
+        0o644,
+    )?;
     let header = "  sl  local_address                         remote_address                        st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n";
     write_new(&net.join("tcp6"), header, 0o644)?;
     if id == "host" {

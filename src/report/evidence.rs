@@ -83,6 +83,7 @@ impl Display for EvidenceItem {
             } => write!(f, "{step} (from {from}): ok, {expected}"),
             E::Text(t) => f.write_str(t),
             E::Listening { .. }
+            | E::FirewallState { .. }
             | E::SocketsUnreadable { .. }
             | E::CertFile { .. }
             | E::CertFileEmpty { .. }
@@ -107,6 +108,11 @@ fn guest_fact(item: &EvidenceItem, f: &mut Formatter<'_>) -> fmt::Result {
             f,
             "{vantage}:/proc/net/tcp{{,6}}: listening on {}",
             addrs.join(", ")
+        ),
+        E::FirewallState { vantage, switches } => write!(
+            f,
+            "deployed (host files), the firewall of {vantage}: {}",
+            switches.join("; ")
         ),
         E::SocketsUnreadable { vantage, why } => {
             write!(f, "{vantage}: listening sockets unreadable: {why}")

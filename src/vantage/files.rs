@@ -31,12 +31,35 @@ impl FileRead {
         }
     }
 
+    /// As a deployed-artefact read: a missing file is `Missing`, a glob over a directory that
+    /// does not exist names no file (None).
+    pub fn into_deployed(self) -> Option<crate::deployed::FileRead> {
+        use crate::deployed::FileRead as D;
+        match self {
+            FileRead::Text { path, text } => Some(D::Text {
+                path,
+                text,
+                mtime: None,
+            }),
+            FileRead::Unreadable { why, .. } if why == "no such directory" => None,
+            FileRead::Unreadable { path, why } if why.starts_with("no such file") => {
+                Some(D::Missing { path })
+            }
+            FileRead::Unreadable { path, why } => Some(D::Unreadable { path, why }),
+        }
+    }
+
     fn unreadable(path: &str, why: impl Into<String>) -> FileRead {
         FileRead::Unreadable {
             path: path.to_string(),
             why: why.into(),
         }
     }
+}
+
+/// Every path of `paths` unreadable for the same reason.
+pub fn all_unreadable(paths: &[String], why: &str) -> Vec<FileRead> {
+    paths.iter().map(|p| FileRead::unreadable(p, why)).collect()
 }
 
 /// The most paths one request may name.
@@ -206,6 +229,14 @@ pub fn read_local(
             out.push(FileRead::unreadable(p, w));
             continue;
         }
+        if p == super::listeners::OWNERS && root == Path::new("/") {
+            let r = FileRead::Text {
+                path: p.clone(),
+                text: owners_here(),
+            };
+            out.push(budget.admit(p, r));
+            continue;
+        }
         if !is_glob(p) {
             let r = match read_bounded_string(&here(p), FileKind::SystemFile) {
                 Ok(text) => FileRead::Text {
@@ -252,6 +283,19 @@ pub fn read_local(
     out
 }
 
+/// The owners of this machine's listening sockets (see [`super::listeners::OWNERS`]).
+fn owners_here() -> String {
+    use super::listeners;
+    let table = |p: &str| {
+        read_bounded_string(Path::new(p), FileKind::SystemFile)
+            .map(|t| listeners::parse_proc_net_tcp(&t))
+            .unwrap_or_default()
+    };
+    let mut l = table("/proc/net/tcp");
+    l.extend(table("/proc/net/tcp6"));
+    listeners::owners_here(&l)
+}
+
 fn refuse_excess(paths: &[String], out: &mut Vec<FileRead>) {
     for p in paths.iter().skip(MAX_PATHS) {
         out.push(FileRead::unreadable(
@@ -264,7 +308,8 @@ fn refuse_excess(paths: &[String], out: &mut Vec<FileRead>) {
 /// The script that reads every path given after its three arguments (nonce, per-file limit,
 /// answer limit) and prints, per file, `<nonce> <F|E> <path bytes> <body bytes>\n<path><body>`:
 /// `F` with the text, `E` with why it could not be read. Globs are expanded by the shell; a
-/// glob that matches nothing prints nothing. It only reads (`test`, `head`, `printf`).
+/// glob that matches nothing prints nothing. It only reads (`test`, `head`, `printf`; for
+/// [`super::listeners::OWNERS`], `ss -Hltnp` when the guest has it).
 pub const READ_SCRIPT: &str = r#"export LC_ALL=C
 n=$1; lim=$2; max=$3; shift 3
 tot=0; cnt=0
@@ -288,6 +333,13 @@ one() {
 }
 for p in "$@"; do
   case $p in
+  OWNERS)
+    if command -v ss >/dev/null 2>&1; then
+      c=$(ss -Hltnp 2>/dev/null | head -c "$lim"); rec F "$p" "$c"
+    else
+      rec E "$p" "no ss in the guest to name the processes"
+    fi
+    ;;
   *'*'*|*'?'*)
     d=${p%/*}
     if [ ! -d "$d/" ]; then rec E "$p" "no such directory"; continue; fi
@@ -308,7 +360,9 @@ pub fn read_command(nonce: &str, paths: &[String]) -> Vec<String> {
     let mut argv = vec![
         "sh".to_string(),
         "-c".to_string(),
-        READ_SCRIPT.replace("MAXFILES", &MAX_FILES.to_string()),
+        READ_SCRIPT
+            .replace("MAXFILES", &MAX_FILES.to_string())
+            .replace("OWNERS", super::listeners::OWNERS),
         "sh".to_string(),
         nonce.to_string(),
         FILE_LIMIT.to_string(),
@@ -557,6 +611,43 @@ mod tests {
             })
             .collect();
         assert_eq!(got, expected());
+    }
+
+    /// The owners of the listening sockets: computed by the local reader (the agent's) and by
+    /// `ss -Hltnp` in the shell reader; both name this test's process for its own socket.
+    #[tokio::test]
+    async fn both_readers_name_the_owner_of_a_listening_socket() {
+        use super::super::listeners::{self, OWNERS};
+        let sock = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = sock.local_addr().unwrap();
+        let me = std::fs::read_to_string("/proc/self/comm").unwrap();
+        let paths = s(&["/proc/net/tcp", OWNERS]);
+        let l = |reads: &[FileRead]| {
+            let table = listeners::parse_proc_net_tcp(reads[0].text().unwrap());
+            let owners = listeners::parse_owners(reads[1].text().unwrap());
+            let mine = table.into_iter().find(|l| l.addr == addr).unwrap();
+            listeners::owner_of(&owners, &mine).map(str::to_string)
+        };
+        let local = read_local(Path::new("/"), &paths, &|_| None);
+        assert_eq!(l(&local).as_deref(), Some(me.trim_end()), "{local:?}");
+        let n = nonce();
+        let out = super::super::transport::exec(
+            &read_command(&n, &paths),
+            None,
+            super::super::Limits::within(
+                std::time::Duration::from_secs(20),
+                transport_limit(&paths),
+            ),
+        )
+        .await
+        .unwrap();
+        let shell = parse_answer(&n, &paths, &out.stdout);
+        assert_eq!(l(&shell).as_deref(), Some(me.trim_end()), "{shell:?}");
+        // Under a simulated guest's root, the request is a file like any other.
+        let d = tempfile::tempdir().unwrap();
+        let got = read_local(d.path(), &s(&[OWNERS]), &|_| None);
+        assert_eq!(got[0], FileRead::unreadable(OWNERS, "no such file"));
+        drop(sock);
     }
 
     #[test]

@@ -1,5 +1,7 @@
 //! The sockets listening in a guest, from its `/proc/net/tcp` and `/proc/net/tcp6` (bounded
-//! parsing), and the sentence that explains a refused or filtered port with them.
+//! parsing), the processes that own them (the agent maps socket inodes to `/proc/<pid>/comm`
+//! through `/proc/<pid>/fd`; without an agent, `ss -Hltnp`), and the sentence that explains a
+//! refused or filtered port with them.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
@@ -10,6 +12,154 @@ pub const MAX_LINES: usize = 65_536;
 const MAX_LINE: usize = 512;
 /// The `st` column of a listening socket.
 const TCP_LISTEN: &str = "0A";
+
+/// The request for the owners of the listening sockets. No kernel file has this name (nothing
+/// but the kernel writes under `/proc`): the agent answers it by walking `/proc/<pid>/fd`, the
+/// shell reader with `ss -Hltnp`, and a simulated guest's root holds a file of that name.
+pub const OWNERS: &str = "/proc/phoenix-doctor/socket-owners";
+/// At most this many processes are looked at.
+pub const MAX_PIDS: usize = 8192;
+/// At most this many descriptors of one process are looked at.
+pub const MAX_FDS: usize = 4096;
+/// A process name is cut to this many characters (the kernel's `comm` holds 15).
+const MAX_NAME: usize = 32;
+
+/// Who owns a listening socket: by inode (the agent's answer) or by address (`ss`'s).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Owner {
+    pub inode: Option<u64>,
+    pub addr: Option<SocketAddr>,
+    pub name: String,
+}
+
+/// The owners of `listeners` on this machine (or in the guest the agent runs in), one line each:
+/// `<inode> <pid> <comm>`; bounded by [`MAX_PIDS`] and [`MAX_FDS`]; unreadable processes are
+/// skipped.
+pub fn owners_here(listeners: &[Listener]) -> String {
+    use std::collections::HashSet;
+    let wanted: HashSet<u64> = listeners
+        .iter()
+        .map(|l| l.inode)
+        .filter(|&i| i != 0)
+        .collect();
+    let mut out = String::new();
+    let Ok(procs) = std::fs::read_dir("/proc") else {
+        return out;
+    };
+    let mut seen = HashSet::new();
+    let pids = procs
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .take(MAX_PIDS);
+    for pid in pids {
+        if seen.len() == wanted.len() {
+            break;
+        }
+        let Ok(fds) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
+            continue;
+        };
+        for fd in fds.take(MAX_FDS).filter_map(|e| e.ok()) {
+            let Ok(link) = std::fs::read_link(fd.path()) else {
+                continue;
+            };
+            let inode = link
+                .to_str()
+                .and_then(|l| l.strip_prefix("socket:["))
+                .and_then(|l| l.strip_suffix(']'))
+                .and_then(|l| l.parse::<u64>().ok());
+            let Some(inode) = inode.filter(|i| wanted.contains(i) && !seen.contains(i)) else {
+                continue;
+            };
+            let comm = crate::fsutil::read_bounded_string(
+                std::path::Path::new(&format!("/proc/{pid}/comm")),
+                crate::fsutil::FileKind::SystemFile,
+            )
+            .unwrap_or_default();
+            seen.insert(inode);
+            out.push_str(&format!("{inode} {pid} {}\n", clean(comm.trim_end())));
+        }
+    }
+    out
+}
+
+/// A process name as shown: at most [`MAX_NAME`] characters, control characters escaped.
+fn clean(name: &str) -> String {
+    name.chars()
+        .take(MAX_NAME)
+        .flat_map(|c| {
+            if c.is_control() || c.is_whitespace() {
+                c.escape_default().collect::<Vec<_>>()
+            } else {
+                vec![c]
+            }
+        })
+        .collect()
+}
+
+/// A local address as `ss` prints it: `0.0.0.0:9002`, `[::]:22`, `*:22`, `127.0.0.53%lo:53`.
+fn parse_ss_addr(field: &str) -> Option<SocketAddr> {
+    let (host, port) = field.rsplit_once(':')?;
+    let port: u16 = port.parse().ok()?;
+    let host = host.split('%').next()?;
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    let ip: IpAddr = match host {
+        "*" | "0.0.0.0" => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+        h => h.parse().ok()?,
+    };
+    Some(SocketAddr::new(ip, port))
+}
+
+/// The owners in the agent's answer (`<inode> <pid> <comm>`) or in `ss -Hltnp`'s
+/// (`LISTEN 0 4096 0.0.0.0:9002 0.0.0.0:* users:(("portainer-agen",pid=812,fd=3))`); other
+/// lines are skipped, at most [`MAX_LINES`] read.
+pub fn parse_owners(text: &str) -> Vec<Owner> {
+    let mut out = Vec::new();
+    for line in text.lines().take(MAX_LINES) {
+        if line.len() > MAX_LINE {
+            continue;
+        }
+        let f: Vec<&str> = line.split_whitespace().collect();
+        if f.first() == Some(&"LISTEN") {
+            let name = line
+                .split_once("((\"")
+                .and_then(|(_, r)| r.split_once('"'))
+                .map(|(n, _)| clean(n));
+            if let (Some(addr), Some(name)) = (f.get(3).and_then(|a| parse_ss_addr(a)), name) {
+                out.push(Owner {
+                    inode: None,
+                    addr: Some(addr),
+                    name,
+                });
+            }
+            continue;
+        }
+        if let [inode, pid, name, ..] = f[..] {
+            if let (Ok(inode), Ok(_)) = (inode.parse::<u64>(), pid.parse::<u32>()) {
+                out.push(Owner {
+                    inode: Some(inode),
+                    addr: None,
+                    name: clean(name),
+                });
+            }
+        }
+    }
+    out
+}
+
+/// The name of the process that owns `l`, when known.
+pub fn owner_of<'a>(owners: &'a [Owner], l: &Listener) -> Option<&'a str> {
+    owners
+        .iter()
+        .find(|o| o.inode == Some(l.inode) || o.addr == Some(l.addr))
+        .map(|o| o.name.as_str())
+}
+
+/// `a process (name)` or `a process`.
+fn a_process(owners: &[Owner], l: &Listener) -> String {
+    match owner_of(owners, l) {
+        Some(n) => format!("a process ({n})"),
+        None => "a process".to_string(),
+    }
+}
 
 /// A listening TCP socket.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -79,6 +229,17 @@ pub fn format_proc_net_tcp(addrs: &[SocketAddr]) -> String {
     out
 }
 
+/// The owners' answer for a guest whose listening sockets are `addrs` (as
+/// [`format_proc_net_tcp`] numbers their inodes), owned by the processes `names`.
+pub fn format_owners(addrs: &[SocketAddr], names: &[&str]) -> String {
+    addrs
+        .iter()
+        .zip(names)
+        .enumerate()
+        .map(|(i, (_, n))| format!("{} {} {n}\n", 1000 + i, 100 + i))
+        .collect()
+}
+
 /// Whether `l` accepts connections to `want` (a wildcard address accepts any of its family;
 /// `[::]` also IPv4 unless the socket is v6-only, which /proc does not say).
 fn accepts(l: &Listener, want: SocketAddr) -> bool {
@@ -89,12 +250,16 @@ fn accepts(l: &Listener, want: SocketAddr) -> bool {
 }
 
 /// What the listeners say about a connection to `want` that failed: "nothing listens on :9001;
-/// a process listens on :9002", or who listens on the port but on another address.
-pub fn explain(listeners: &[Listener], want: SocketAddr) -> String {
+/// a process (portainer-agent) listens on :9002", or who listens on the port but on another
+/// address; a process is named when `owners` knows it.
+pub fn explain(listeners: &[Listener], owners: &[Owner], want: SocketAddr) -> String {
     let port = want.port();
     if let Some(l) = listeners.iter().find(|l| accepts(l, want)) {
+        let who = owner_of(owners, l)
+            .map(|n| format!(" ({n})"))
+            .unwrap_or_default();
         return format!(
-            "a socket listens on {} (the refusal or the silence comes from elsewhere: a firewall, or a full backlog)",
+            "a socket{who} listens on {} (the refusal or the silence comes from elsewhere: a firewall, or a full backlog)",
             l.addr
         );
     }
@@ -119,7 +284,11 @@ pub fn explain(listeners: &[Listener], want: SocketAddr) -> String {
         .filter(|l| l.addr.ip() == want.ip() || l.addr.ip().is_unspecified())
         .min_by_key(|l| (l.addr.port().abs_diff(port), l.addr.port()));
     if let Some(l) = near {
-        msg.push_str(&format!("; a process listens on :{}", l.addr.port()));
+        msg.push_str(&format!(
+            "; {} listens on :{}",
+            a_process(owners, l),
+            l.addr.port()
+        ));
     }
     msg
 }
@@ -168,6 +337,62 @@ mod tests {
     }
 
     #[test]
+    fn owners_come_from_the_agent_or_from_ss_and_name_the_nearest_listener() {
+        let l = parse_proc_net_tcp(&format_proc_net_tcp(&[sa("0.0.0.0:9002")]));
+        let agent = parse_owners(&format_owners(&[sa("0.0.0.0:9002")], &["portainer-agent"]));
+        assert_eq!(
+            explain(&l, &agent, sa("10.0.0.102:9001")),
+            "nothing listens on :9001; a process (portainer-agent) listens on :9002"
+        );
+        // `ss -Hltnp` as iproute2 6.x prints it (names by address, not inode).
+        let ss = "LISTEN 0      4096         0.0.0.0:9002      0.0.0.0:*    users:((\"portainer-agen\",pid=812,fd=3))\nLISTEN 0 128 [::]:22 [::]:* users:((\"sshd\",pid=1,fd=4),(\"sshd\",pid=2,fd=4))\nLISTEN 0 5 127.0.0.53%lo:53 0.0.0.0:*\n";
+        let o = parse_owners(ss);
+        assert_eq!(
+            o,
+            vec![
+                Owner {
+                    inode: None,
+                    addr: Some(sa("0.0.0.0:9002")),
+                    name: "portainer-agen".into()
+                },
+                Owner {
+                    inode: None,
+                    addr: Some(sa("[::]:22")),
+                    name: "sshd".into()
+                }
+            ]
+        );
+        assert_eq!(
+            explain(&l, &o, sa("10.0.0.102:9001")),
+            "nothing listens on :9001; a process (portainer-agen) listens on :9002"
+        );
+        // A name from the guest is cut and its control characters escaped.
+        let o = parse_owners("1000 7 a\u{1b}[31mb\n");
+        assert_eq!(o[0].name, "a\\u{1b}[31mb");
+        assert_eq!(
+            parse_owners(&format!("1000 7 {}\n", "x".repeat(100)))[0]
+                .name
+                .len(),
+            32
+        );
+    }
+
+    #[test]
+    fn the_owner_of_a_socket_here_is_found_through_proc() {
+        let s = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = s.local_addr().unwrap().port();
+        let l: Vec<Listener> =
+            parse_proc_net_tcp(&std::fs::read_to_string("/proc/net/tcp").unwrap())
+                .into_iter()
+                .filter(|l| l.addr.port() == port)
+                .collect();
+        assert_eq!(l.len(), 1, "{l:?}");
+        let me = std::fs::read_to_string("/proc/self/comm").unwrap();
+        let o = parse_owners(&owners_here(&l));
+        assert_eq!(owner_of(&o, &l[0]), Some(me.trim_end()), "{o:?}");
+    }
+
+    #[test]
     fn malformed_and_oversized_lines_are_skipped() {
         let long = format!("   0: 00000000:07E8 00000000:0000 0A {}\n", "0".repeat(600));
         let text =
@@ -181,25 +406,24 @@ mod tests {
             "   0: 00000000:2332 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 7 1 0 100 0 0 10 0\n   1: 00000000:18BD 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 8 1 0 100 0 0 10 0\n",
         );
         assert_eq!(
-            explain(&moved, sa("10.0.0.102:9001")),
+            explain(&moved, &[], sa("10.0.0.102:9001")),
             "nothing listens on :9001; a process listens on :9010"
         );
         let l = parse_proc_net_tcp(TCP);
-        assert!(
-            explain(&l, sa("10.0.0.102:9001")).starts_with("a socket listens on 10.0.0.102:9001")
-        );
+        assert!(explain(&l, &[], sa("10.0.0.102:9001"))
+            .starts_with("a socket listens on 10.0.0.102:9001"));
         assert_eq!(
-            explain(&l, sa("10.0.0.103:9001")),
+            explain(&l, &[], sa("10.0.0.103:9001")),
             "nothing listens on :9001 at 10.0.0.103; :9001 is bound to 10.0.0.102:9001 only"
         );
         assert_eq!(
-            explain(&[], sa("10.0.0.102:9001")),
+            explain(&[], &[], sa("10.0.0.102:9001")),
             "nothing listens on :9001"
         );
         // A socket on another address (loopback here) is not reachable at the target's.
         let lo = parse_proc_net_tcp(&format_proc_net_tcp(&[sa("127.0.0.1:9002")]));
         assert_eq!(
-            explain(&lo, sa("10.0.0.102:9001")),
+            explain(&lo, &[], sa("10.0.0.102:9001")),
             "nothing listens on :9001"
         );
         let moved = parse_proc_net_tcp(&format_proc_net_tcp(&[
@@ -207,7 +431,7 @@ mod tests {
             sa("10.0.0.102:9002"),
         ]));
         assert_eq!(
-            explain(&moved, sa("10.0.0.102:9001")),
+            explain(&moved, &[], sa("10.0.0.102:9001")),
             "nothing listens on :9001 at 10.0.0.102; :9001 is bound to 127.0.0.1:9001 only"
         );
     }

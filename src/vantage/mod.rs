@@ -211,6 +211,15 @@ impl Vantages {
         }
     }
 
+    /// The files that rode in a failed call into `v` are not asked again in this run.
+    fn unread(&self, v: VantageRef, asked: &[String], msg: &str) {
+        self.remember(
+            v,
+            asked,
+            &files::all_unreadable(asked, &format!("not read: {msg}")),
+        );
+    }
+
     /// What was read already for `paths` in `v`, when every one of them was asked.
     fn recall(&self, v: VantageRef, paths: &[String]) -> Option<Vec<FileRead>> {
         let r = self.read.lock().unwrap_or_else(|e| e.into_inner());
@@ -394,6 +403,7 @@ impl Vantages {
         if self.opts.push {
             if let Err(e) = self.push_once(t, v, limits).await {
                 let msg = format!("pushing the agent into {v} failed: {e}");
+                self.unread(v, &read, &msg);
                 return stamp(fail_all(steps, Phase::Push, &msg), note);
             }
         }
@@ -410,7 +420,10 @@ impl Vantages {
             }
             Err(e) => match self.missing_agent(&e) {
                 Some(why) => why,
-                None => return stamp(fail_all(steps, Phase::Transport, &e.to_string()), note),
+                None => {
+                    self.unread(v, &read, &e.to_string());
+                    return stamp(fail_all(steps, Phase::Transport, &e.to_string()), note);
+                }
             },
         };
         // No agent could run in the vantage: read its system files through the transport and
@@ -437,6 +450,7 @@ impl Vantages {
             }
             Err(e) => {
                 let msg = format!("no agent could run ({why_no_agent}); reading /etc/hosts through the transport failed too: {e}");
+                self.unread(v, &read, &msg);
                 stamp(fail_all(steps, Phase::Transport, &msg), note)
             }
         }
