@@ -9,6 +9,7 @@ use phoenix_doctor::finding::Severity;
 use phoenix_doctor::observe::VantageRef;
 use phoenix_doctor::report;
 use phoenix_doctor::vantage::{self, Vantages};
+use std::sync::Arc;
 use tabled::builder::Builder;
 
 /// The JSON document `drift --format json` prints.
@@ -23,7 +24,7 @@ struct DriftJson<'a> {
 /// The guests' files, read through the vantages (the agent's transport, or here under a
 /// simulated vantage's root), one call per guest and read.
 struct LiveSource {
-    vs: Vantages,
+    vs: Arc<Vantages>,
     rt: tokio::runtime::Runtime,
 }
 
@@ -78,36 +79,37 @@ pub(crate) fn source(
             } else {
                 vs
             };
-            Ok(Box::new(LiveSource { vs, rt }))
+            Ok(Box::new(LiveSource {
+                vs: Arc::new(vs),
+                rt,
+            }))
         }
     }
 }
 
 /// At a proxy's error, name the drifted upstream behind it (reports: one per saved run, same
-/// order), from `--deployed DIR` or else from the gateway and Traefik guests themselves: that
-/// read is one more call into each of the two, made only when a proxy answered an error.
+/// order), from `--deployed DIR` or else from the gateway and Traefik guests themselves,
+/// through the run's own `vantages`: their files came back with the steps' call into each of
+/// the two (`Upstreams::paths`), so this read makes no call of its own.
 pub(crate) fn upstream_causes(
     g: &GlobalArgs,
     run: &RunArgs,
     saved: &[phoenix_doctor::engine::SavedRun],
     reports: &mut [Report],
+    vantages: Arc<Vantages>,
 ) -> Result<()> {
     use phoenix_doctor::diagnose::upstream;
     if !reports.iter().any(upstream::wanted) {
         return Ok(());
     }
     let m = super::inspect::load_model(g)?;
-    let guests: Vec<VantageRef> = m
-        .gateway
-        .iter()
-        .map(|x| VantageRef::Lxc(x.lxc))
-        .chain(m.router.iter().map(|x| VantageRef::Lxc(x.lxc)))
-        .collect();
-    let src = match source(g, run, &guests) {
-        Ok(s) => s,
-        // Without a way to read them the deployed files add nothing; the diagnosis stands.
-        Err(_) if run.deployed.is_none() => return Ok(()),
-        Err(e) => return Err(e),
+    let src: Box<dyn FileSource> = match run.deployed {
+        Some(_) => source(g, run, &[])?,
+        None => match super::runtime() {
+            Ok(rt) => Box::new(LiveSource { vs: vantages, rt }),
+            // Without a way to read them the deployed files add nothing; the diagnosis stands.
+            Err(_) => return Ok(()),
+        },
     };
     let up = upstream::Upstreams::read(&m, src.as_ref());
     for (s, r) in saved.iter().zip(reports.iter_mut()) {

@@ -86,12 +86,13 @@ fn settings_for(run: &RunArgs, m: &Intended, vantages: Arc<Vantages>) -> Result<
 }
 
 /// Plan every target and execute them together, each distinct step once. The static findings
-/// come once for the run (each `SavedRun` leaves its own list empty: fill it to save).
+/// come once for the run (each `SavedRun` leaves its own list empty: fill it to save); the
+/// vantages come back with what they read, so a later read of the same files makes no call.
 pub(crate) fn execute(
     g: &GlobalArgs,
     targets: &[String],
     run: &RunArgs,
-) -> Result<(Vec<SavedRun>, Vec<Finding>)> {
+) -> Result<(Vec<SavedRun>, Vec<Finding>, Arc<Vantages>)> {
     let ctx = Context::load(g)?;
     let plans = plan::build_many(&ctx.model, &ctx.defs, targets)?;
     let static_findings: Vec<Finding> = static_findings(&ctx.model);
@@ -114,6 +115,10 @@ pub(crate) fn execute(
     let (mut facts, reads) = facts::plan_reads(&cache.plan, &ctx.model);
     for (v, paths) in &reads {
         vantages.attach_reads(*v, paths);
+    }
+    // And the proxies' deployed files, for the cause at a proxy's error (drift::upstream_causes).
+    for (v, paths) in phoenix_doctor::diagnose::upstream::Upstreams::paths(&ctx.model) {
+        vantages.attach_reads(v, &paths);
     }
     let total = cache.plan.steps.len();
     let bar = progress_bar(total as u64);
@@ -150,7 +155,7 @@ pub(crate) fn execute(
             facts: facts.clone(),
         })
         .collect();
-    Ok((saved, static_findings))
+    Ok((saved, static_findings, vantages))
 }
 
 /// The host-side hops are probed from the node the tool runs on: when the cluster shows the

@@ -185,7 +185,7 @@ fn run_targets_with(
     let mut attempts = 0u32;
     loop {
         attempts += 1;
-        let (mut saved, statics) = super::live::execute(g, targets, run)?;
+        let (mut saved, statics, vantages) = super::live::execute(g, targets, run)?;
         let mut reports: Vec<Report> = saved
             .iter()
             .map(|s| {
@@ -195,7 +195,7 @@ fn run_targets_with(
                 r
             })
             .collect();
-        super::drift::upstream_causes(g, run, &saved, &mut reports)?;
+        super::drift::upstream_causes(g, run, &saved, &mut reports, vantages)?;
         accept(&mut reports);
         let healthy = report::overall(&reports) == Overall::Healthy;
         let out_of_time = match wait {

@@ -22,6 +22,28 @@ pub struct Upstreams {
 }
 
 impl Upstreams {
+    /// The files [`Upstreams::read`] reads, per guest: the gateway site's files, Traefik's
+    /// static file and its file provider's default directory. A live run reads them with the
+    /// steps' call into each guest, so reading them again at a proxy's error costs no call
+    /// (only a provider directory elsewhere, or an `include`, is read with another).
+    pub fn paths(m: &Intended) -> Vec<(VantageRef, Vec<String>)> {
+        let mut out = Vec::new();
+        if let Some(g) = &m.gateway {
+            let globs = nginx::SITE_GLOBS.iter().map(|p| p.to_string()).collect();
+            out.push((VantageRef::Lxc(g.lxc), globs));
+        }
+        if let Some(r) = &m.router {
+            let dir = traefik::DYNAMIC_DIR;
+            let files = vec![
+                traefik::STATIC.to_string(),
+                format!("{dir}/*.yml"),
+                format!("{dir}/*.yaml"),
+            ];
+            out.push((VantageRef::Lxc(r.lxc), files));
+        }
+        out
+    }
+
     /// Read the gateway site and Traefik's dynamic files from `src`.
     pub fn read(m: &Intended, src: &dyn FileSource) -> Upstreams {
         Upstreams {
