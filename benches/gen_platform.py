@@ -19,19 +19,38 @@ octet, inside a private network namespace (benches/check_scale.sh).
                     cloned from the tenth-to-last: a long clone chain ending in a cycle.
 
 The subnet is widened to /16 so that every address belongs to the platform. Nothing is sent
-anywhere: the output is for the static commands (lint, plan, show).
+anywhere: the output is for the static commands (lint, plan, show, drift).
 
-usage: benches/gen_platform.py OUT_DIR [--guests N] [--clone-chain N] [--reference DIR]
+  --deployed BIN    also write OUT/deployed, the tree `drift --deployed` reads (host/, lxc-101/,
+                    lxc-102/): the files the platform's generators write, rendered by BIN's
+                    `show dns|routes|gateway|firewall` (the derivations tests/config_model.rs
+                    holds against the generators' golden outputs), then hand-edited in four
+                    places so that drift has findings: one dnsmasq record points elsewhere, one
+                    Traefik router rule gains a PathPrefix, one cluster.fw rule is gone and one
+                    VM's <vmid>.fw has a rule the config does not write.
+
+  --services N      instead of --guests: N routed services on the platform's own /24, for a
+                    live check against `lab --serve-config` (which moves 10.0.0.x to 127.n.0.x):
+                    LXC 3000+i `svc<i>` on a free 10.0.0.x with a Traefik service on port 8000,
+                    every name on the gateway certificate. With --clients M, LXC 3000..3000+M-1
+                    are also clients of the platform: OUT/probes holds the built-in traces plus
+                    `client-<i>` (lxc:<3000+i> resolves svc<i+1> through dnsmasq, then calls it
+                    through the gateway over TLS), for `check --all --probes OUT/probes`.
+
+usage: benches/gen_platform.py OUT_DIR [--guests N] [--clone-chain N] [--deployed BIN]
+                               [--services N [--clients M]] [--reference DIR]
 """
 
 import argparse
 import json
 import os
 import shutil
+import subprocess
 import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REFERENCE = os.path.join(HERE, "..", "fixtures", "configs", "reference")
+PROBES = os.path.join(HERE, "..", "probes")
 
 LXC_BASE = 10000
 VM_BASE = 20000
@@ -191,19 +210,149 @@ def grow(out, guests, chain):
     save(lxc_path, lxc_doc)
 
 
+def services(out, n, clients):
+    """N routed services on free 10.0.0.x addresses, M of their guests clients (see above)."""
+    etc = os.path.join(out, "etc")
+    lxc_path = os.path.join(etc, "phoenix_lxc_configs.json")
+    lxc = load(lxc_path)
+    guests = lxc["lxc_configs"]
+    used = {g.get("network_config", {}).get("ip", "").split("/")[0] for g in guests.values()}
+    # The template: an LXC with a Traefik service on a plain HTTP port.
+    template = next(
+        g for g in guests.values() if g.get("traefik_service", {}).get("port") == 8000
+    )
+    free = ["10.0.0.%d" % i for i in range(20, 255) if "10.0.0.%d" % i not in used]
+    if len(free) < n:
+        sys.exit("only %d free addresses in 10.0.0.0/24 for %d services" % (len(free), n))
+    manifest_path = os.path.join(etc, "certificate-manifest.json")
+    manifest = load(manifest_path)
+    gateway = next(c for c in manifest if c["common_name"].startswith("nginx."))
+    domain = gateway["common_name"].split(".", 1)[1]
+    for i in range(n):
+        g = json.loads(json.dumps(template))
+        g["name"] = "svc%03d" % i
+        g["network_config"]["ip"] = "%s/24" % free[i]
+        g["traefik_service"] = {"name": "svc%03d" % i, "port": 8000}
+        guests[str(3000 + i)] = g
+        gateway["sans"].append("svc%03d.%s" % (i, domain))
+    save(lxc_path, lxc)
+    save(manifest_path, manifest)
+    probes = os.path.join(out, "probes")
+    os.makedirs(probes)
+    for name in sorted(os.listdir(PROBES)):
+        if name.endswith(".toml"):
+            shutil.copy(os.path.join(PROBES, name), probes)
+    for i in range(clients):
+        ctid, nxt = 3000 + i, "svc%03d" % ((i + 1) % n)
+        with open(os.path.join(probes, "client-%d.toml" % i), "w") as f:
+            f.write(CLIENT_TRACE % {"i": i, "ctid": ctid, "next": nxt})
+
+
+CLIENT_TRACE = """name = "client-%(i)d"
+description = "lxc:%(ctid)d resolves %(next)s and calls it through the gateway"
+[vars]
+ca_bundle = "/mnt/pve/quickOS/lxc-persistent-data/103/ssl/phoenix_ca.crt"
+[[hop]]
+id = "client-dns"
+title = "lxc:%(ctid)d → dnsmasq :{port}"
+from = "lxc:%(ctid)d"
+to = "dnsmasq"
+dns = { names = ["%(next)s"], server = "dnsmasq", system = true }
+[[hop]]
+id = "client-gateway"
+path = "target"
+title = "lxc:%(ctid)d → NGINX gateway :{port}"
+from = "lxc:%(ctid)d"
+to = "gateway"
+tcp = true
+tls = { sni = "%(next)s.{domain}", trust = "{ca_bundle}" }
+http = { url = "https://%(next)s.{domain}/", trust = "{ca_bundle}" }
+"""
+
+
+def show(binary, out, *what):
+    return subprocess.run(
+        [binary, "--config-dir", os.path.join(out, "etc"), "show", *what],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+
+
+def edit(text, old, new):
+    """Replace the first line that starts with `old` (a hand edit that must land)."""
+    lines = text.split("\n")
+    for i, line in enumerate(lines):
+        if line.startswith(old):
+            lines[i] = new(line)
+            return "\n".join(lines)
+    sys.exit("no line starts with %r" % old)
+
+
+def deployed(out, binary):
+    """What the generators write, in the layout `drift --deployed` reads, with four hand edits."""
+    root = os.path.join(out, "deployed")
+
+    def put(vantage, path, text):
+        p = os.path.join(root, vantage, path.lstrip("/"))
+        os.makedirs(os.path.dirname(p), exist_ok=True)
+        with open(p, "w") as f:
+            f.write(text)
+
+    # dnsmasq: one record answers another address (stale or edited by hand).
+    records = show(binary, out, "dns")
+    records = edit(records, "address=/", lambda l: l.rsplit("/", 1)[0] + "/10.0.0.250")
+    put("host", "/etc/dnsmasq.d/00-phoenix-internal.conf", records)
+    # Traefik: one router rule narrowed by hand.
+    dynamic = show(binary, out, "routes")
+    dynamic = edit(
+        dynamic, "      rule: ", lambda l: l[:-1] + " && PathPrefix(`/admin`)" + l[-1]
+    )
+    put("lxc-102", "/etc/traefik/traefik.yml",
+        "providers:\n  file:\n    directory: /etc/traefik/dynamic\n    watch: true\n")
+    put("lxc-102", "/etc/traefik/dynamic/dynamic_conf.yml", dynamic)
+    gateway = show(binary, out, "gateway")
+    put("lxc-101", "/etc/nginx/sites-available/gateway", gateway)
+    put("lxc-101", "/etc/nginx/sites-enabled/gateway", gateway)
+    # Firewall files: cluster.fw loses its last rule, the first VM's file gains one.
+    files = show(binary, out, "firewall").split("# ==> ")[1:]
+    vm_edited = False
+    for chunk in files:
+        name, text = chunk.split(" <==\n", 1)
+        text = text.rstrip("\n") + "\n"
+        if name == "cluster.fw":
+            text = text[: text.rstrip("\n").rfind("\n") + 1]
+        elif not vm_edited:
+            text += "IN ACCEPT -p tcp -dport 2222 # opened by hand\n"
+            vm_edited = True
+        put("host", "/etc/pve/firewall/" + name, text)
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("out")
     p.add_argument("--guests", type=int, default=0)
     p.add_argument("--clone-chain", type=int, default=0)
+    p.add_argument("--deployed", metavar="BIN")
+    p.add_argument("--services", type=int, default=0)
+    p.add_argument("--clients", type=int, default=0)
     p.add_argument("--reference", default=REFERENCE)
     a = p.parse_args()
+    if a.services and (a.guests or a.clone_chain):
+        sys.exit("--services grows the platform's own /24: not with --guests or --clone-chain")
+    if a.clients > a.services:
+        sys.exit("--clients is at most --services")
     if os.path.exists(a.out) and os.listdir(a.out):
         sys.exit("%s exists and is not empty" % a.out)
     os.makedirs(a.out, exist_ok=True)
     for sub in ("etc", "stacks"):
         shutil.copytree(os.path.join(a.reference, sub), os.path.join(a.out, sub))
-    grow(a.out, a.guests, a.clone_chain)
+    if a.services:
+        services(a.out, a.services, a.clients)
+    else:
+        grow(a.out, a.guests, a.clone_chain)
+    if a.deployed:
+        deployed(a.out, a.deployed)
 
 
 if __name__ == "__main__":

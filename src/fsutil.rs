@@ -22,6 +22,10 @@ pub enum FileKind {
     Pem,
     /// `/etc/hosts`, `/etc/resolv.conf` and other small system files.
     SystemFile,
+    /// A deployed artefact in an operator's copy (`drift --deployed DIR`): what the platform's
+    /// generators write from the configs, so it grows with them (cluster.fw and Traefik's
+    /// dynamic file pass 1 MiB at about 4,000 guests).
+    Deployed,
     /// A saved run (`--save-run` / `--replay`).
     SavedRun,
 }
@@ -34,6 +38,7 @@ impl FileKind {
             FileKind::SiteFile => 1 << 20,
             FileKind::Pem => 1 << 20,
             FileKind::SystemFile => 1 << 20,
+            FileKind::Deployed => 16 << 20,
             FileKind::SavedRun => 256 << 20,
         }
     }
@@ -44,6 +49,7 @@ impl FileKind {
             FileKind::SiteFile => "a site or trace definition file",
             FileKind::Pem => "a PEM file",
             FileKind::SystemFile => "a system file",
+            FileKind::Deployed => "a deployed artefact",
             FileKind::SavedRun => "a saved run",
         }
     }

@@ -7,26 +7,12 @@
 
 mod common;
 
+use common::{script, this_node};
 use serde_json::Value;
-use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
 const AGENT: &str = env!("CARGO_BIN_EXE_phoenix-doctor");
-
-/// Write an executable script.
-fn script(dir: &Path, name: &str, body: &str) -> PathBuf {
-    let p = dir.join(name);
-    std::fs::write(&p, format!("#!/bin/sh\n{body}\n")).unwrap();
-    std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
-    p
-}
-
-/// This machine's node name, as Proxmox names a node: the short host name.
-fn this_node() -> String {
-    let h = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
-    h.trim().split('.').next().unwrap().to_string()
-}
 
 /// The lab without its simulated vantages, so guest steps go through the transports.
 struct Cluster {

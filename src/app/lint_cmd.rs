@@ -8,7 +8,6 @@ use phoenix_doctor::finding::{Finding, Severity};
 use phoenix_doctor::lint;
 use phoenix_doctor::observe::Layer;
 use phoenix_doctor::report;
-use tabled::builder::Builder;
 
 /// The JSON document `lint --format json` prints.
 #[derive(serde::Serialize)]
@@ -41,11 +40,13 @@ impl Group<'_> {
 /// What a finding's `actual` says once its subjects and numbers are taken out: two findings
 /// of one code with the same cause differ only in whom they are about.
 fn cause(f: &Finding) -> String {
-    let mut s = f.actual.clone();
-    let mut subjects: Vec<&String> = f.subjects.iter().collect();
+    let mut s = std::borrow::Cow::Borrowed(f.actual.as_str());
+    let mut subjects: Vec<&String> = f.subjects.iter().filter(|x| !x.is_empty()).collect();
     subjects.sort_by_key(|x| std::cmp::Reverse(x.len()));
-    for subj in subjects.into_iter().filter(|x| !x.is_empty()) {
-        s = s.replace(subj.as_str(), "\u{1}");
+    for subj in subjects {
+        if s.contains(subj.as_str()) {
+            s = std::borrow::Cow::Owned(s.replace(subj.as_str(), "\u{1}"));
+        }
     }
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
@@ -143,8 +144,9 @@ pub fn render_table(
             of_sev.len(),
             groups.len()
         ));
-        let mut b = Builder::default();
-        b.push_record(["code", "finding", "config"]);
+        // Rows as text: the table measures each cell once, when it prints it.
+        let mut rows: Vec<Vec<String>> = Vec::with_capacity(groups.len() + 1);
+        rows.push(vec!["code".into(), "finding".into(), "config".into()]);
         for g in &groups {
             let first = g.cases[0];
             let text = if g.cases.len() == 1 {
@@ -175,9 +177,9 @@ pub fn render_table(
                 ),
                 None => g.code.to_string(),
             };
-            b.push_record([code, text, config_cell(first, g.cases.len() - 1)]);
+            rows.push(vec![code, text, config_cell(first, g.cases.len() - 1)]);
         }
-        out.push_str(&report::fit_table(b, width, &[0, 2]));
+        out.push_str(&report::fit_rows(rows, width, &[0, 2]));
         out.push_str("\n\n");
     }
     let count = |s: Severity| findings.iter().filter(|f| f.severity == s).count();

@@ -89,7 +89,7 @@ impl DirSource {
     }
 
     fn read_one(&self, shown: String, local: &Path) -> FileRead {
-        match read_bounded_string(local, FileKind::SystemFile) {
+        match read_bounded_string(local, FileKind::Deployed) {
             Ok(text) => FileRead::Text {
                 path: shown,
                 text,

@@ -114,6 +114,8 @@ fn entries(v: Option<&Value>) -> Vec<(String, &Value)> {
 pub fn parse(file: &str, text: &str) -> Result<Dynamic, String> {
     let doc: Value = serde_norway::from_str(text).map_err(|e| format!("{file}: {e}"))?;
     let lines = key_lines(text);
+    // The file's lines, indexed once: a URL is looked for from its key's line on.
+    let text_lines: Vec<&str> = text.lines().collect();
     let at =
         |path: &str, fallback: usize| At::new(file, lines.get(path).copied().unwrap_or(fallback));
     let mut d = Dynamic::default();
@@ -147,12 +149,11 @@ pub fn parse(file: &str, text: &str) -> Result<Dynamic, String> {
                     .filter_map(|x| get(x, "url").and_then(s))
                     .enumerate()
                     .map(|(i, u)| {
-                        let l = text
-                            .lines()
-                            .enumerate()
-                            .skip((url_line.line as usize).saturating_sub(1))
-                            .find(|(_, t)| t.contains(&u))
-                            .map(|(n, _)| n + 1)
+                        let from = (url_line.line as usize).saturating_sub(1);
+                        let l = text_lines
+                            .get(from..)
+                            .and_then(|rest| rest.iter().position(|t| t.contains(&u)))
+                            .map(|n| from + n + 1)
                             .unwrap_or(url_line.line as usize + i);
                         (u, At::new(file, l))
                     })

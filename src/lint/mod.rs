@@ -82,22 +82,18 @@ pub(crate) fn wide_subnets(m: &Intended) -> Vec<Finding> {
 
 /// Every static finding for the intended state, in rule order (duplicates removed).
 pub fn run(m: &Intended) -> Vec<Finding> {
-    let mut out: Vec<Finding> = Vec::new();
-    let mut seen = BTreeSet::new();
-    for rule in RULES {
-        for f in rule(m) {
-            let key = (
-                f.code,
-                f.title.clone(),
-                f.expected.clone(),
-                f.actual.clone(),
-            );
-            if seen.insert(key) {
-                out.push(f);
-            }
-        }
-    }
-    out
+    let all: Vec<Finding> = RULES.iter().flat_map(|rule| rule(m)).collect();
+    // The first of each (code, title, expected, actual), compared in place.
+    let mut seen = std::collections::HashSet::with_capacity(all.len());
+    let first: Vec<bool> = all
+        .iter()
+        .map(|f| seen.insert((f.code, &f.title, &f.expected, &f.actual)))
+        .collect();
+    drop(seen);
+    all.into_iter()
+        .zip(first)
+        .filter_map(|(f, first)| first.then_some(f))
+        .collect()
 }
 
 /// A static finding with the catalogue's severity and layer for `code`.

@@ -10,7 +10,7 @@ pub mod nagios;
 pub mod prometheus;
 mod table;
 
-pub use table::{fit_table, output_width, provenance_cell};
+pub use table::{fit_rows, fit_table, output_width, provenance_cell};
 
 use crate::diagnose::{Overall, Report, REPORT_SCHEMA_VERSION};
 use crate::engine::Run;

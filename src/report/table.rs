@@ -468,9 +468,14 @@ pub fn output_width() -> usize {
 /// way; the others share what is left, the widest giving first, wrapped at word boundaries (a
 /// word longer than its column is cut). Only when even that cannot fit are kept columns wrapped.
 pub fn fit_table(b: Builder, width: usize, keep: &[usize]) -> String {
+    fit_rows(b.into(), width, keep)
+}
+
+/// [`fit_table`] for rows not yet in a `Builder`, so that long cells (a list of thousands of
+/// subjects) are measured only by the table that prints them.
+pub fn fit_rows(records: Vec<Vec<String>>, width: usize, keep: &[usize]) -> String {
     use unicode_width::UnicodeWidthStr;
     const MIN: usize = 10;
-    let records: Vec<Vec<String>> = b.clone().into();
     let n = records.iter().map(Vec::len).max().unwrap_or(0);
     let natural: Vec<usize> = (0..n)
         .map(|c| {
@@ -509,11 +514,11 @@ pub fn fit_table(b: Builder, width: usize, keep: &[usize]) -> String {
     }
     let mut out = Builder::default();
     for row in records {
-        out.push_record(row.iter().enumerate().map(|(c, cell)| {
+        out.push_record(row.into_iter().enumerate().map(|(c, cell)| {
             if target[c] < natural[c] {
-                wrap_text(cell, target[c])
+                wrap_text(&cell, target[c])
             } else {
-                cell.clone()
+                cell
             }
         }));
     }
@@ -546,32 +551,77 @@ pub fn provenance_cell(p: &crate::config::Provenance) -> String {
 /// Wrap each line of `text` at spaces into lines of at most `width` display columns; a word
 /// wider than that is cut.
 fn wrap_text(text: &str, width: usize) -> String {
+    let width = width.max(1);
+    let mut out = String::with_capacity(text.len() + text.len() / width + 1);
+    for (i, line) in text.lines().enumerate() {
+        if i > 0 {
+            out.push('\n');
+        }
+        // Printable ASCII is one column a byte: its widths are its lengths.
+        if line.bytes().all(|b| (0x20..0x7f).contains(&b)) {
+            wrap_ascii(line, width, &mut out);
+        } else {
+            wrap_unicode(line, width, &mut out);
+        }
+    }
+    out
+}
+
+/// [`wrap_unicode`] for a line of printable ASCII, counting bytes.
+fn wrap_ascii(line: &str, width: usize, out: &mut String) {
+    let mut cur = 0; // the width of the output line being filled
+    for word in line.split(' ').filter(|w| !w.is_empty()) {
+        if cur > 0 && cur + 1 + word.len() <= width {
+            out.push(' ');
+            out.push_str(word);
+            cur += 1 + word.len();
+            continue;
+        }
+        if cur > 0 {
+            out.push('\n');
+            cur = 0;
+        }
+        // A fresh line: the word, cut every `width` bytes.
+        let mut rest = word;
+        loop {
+            let take = (width - cur).min(rest.len());
+            out.push_str(&rest[..take]);
+            cur += take;
+            rest = &rest[take..];
+            if rest.is_empty() {
+                break;
+            }
+            out.push('\n');
+            cur = 0;
+        }
+    }
+}
+
+/// One line wrapped word by word into lines of at most `width` columns; a wider word is cut.
+fn wrap_unicode(line: &str, width: usize, out: &mut String) {
     use unicode_width::UnicodeWidthChar;
     use unicode_width::UnicodeWidthStr;
-    let width = width.max(1);
-    let mut out: Vec<String> = Vec::new();
-    for line in text.lines() {
-        let mut cur = String::new();
-        for word in line.split(' ').filter(|w| !w.is_empty()) {
-            let (cw, ww) = (cur.width(), word.width());
-            if !cur.is_empty() && cw + 1 + ww <= width {
-                cur.push(' ');
-                cur.push_str(word);
-                continue;
-            }
-            if !cur.is_empty() {
-                out.push(std::mem::take(&mut cur));
-            }
-            for ch in word.chars() {
-                if cur.width() + ch.width().unwrap_or(0) > width {
-                    out.push(std::mem::take(&mut cur));
-                }
-                cur.push(ch);
-            }
+    let mut lines: Vec<String> = Vec::new();
+    let mut cur = String::new();
+    for word in line.split(' ').filter(|w| !w.is_empty()) {
+        let (cw, ww) = (cur.width(), word.width());
+        if !cur.is_empty() && cw + 1 + ww <= width {
+            cur.push(' ');
+            cur.push_str(word);
+            continue;
         }
-        out.push(cur);
+        if !cur.is_empty() {
+            lines.push(std::mem::take(&mut cur));
+        }
+        for ch in word.chars() {
+            if cur.width() + ch.width().unwrap_or(0) > width {
+                lines.push(std::mem::take(&mut cur));
+            }
+            cur.push(ch);
+        }
     }
-    out.join("\n")
+    lines.push(cur);
+    out.push_str(&lines.join("\n"));
 }
 
 #[cfg(test)]
@@ -606,6 +656,24 @@ mod width_tests {
         assert_eq!(wrap_text("aa bb cc", 5), "aa bb\ncc");
         assert_eq!(wrap_text("abcdefgh x", 3), "abc\ndef\ngh\nx");
         assert_eq!(wrap_text("one\ntwo three", 9), "one\ntwo three");
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(256))]
+        /// Printable ASCII is wrapped by counting bytes exactly as the width-measuring path
+        /// wraps it.
+        #[test]
+        fn ascii_wraps_as_the_width_measuring_path(text in "[ -~\n]{0,120}", width in 0usize..30) {
+            let width = width.max(1);
+            let mut slow = String::new();
+            for (i, line) in text.lines().enumerate() {
+                if i > 0 {
+                    slow.push('\n');
+                }
+                wrap_unicode(line, width, &mut slow);
+            }
+            proptest::prop_assert_eq!(wrap_text(&text, width), slow);
+        }
     }
 
     #[test]

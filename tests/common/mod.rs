@@ -82,6 +82,21 @@ pub fn sh(argv: &[&str]) {
     );
 }
 
+/// Write an executable `#!/bin/sh` script `dir/name` (a stand-in for a command such as `pct`).
+pub fn script(dir: &std::path::Path, name: &str, body: &str) -> PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let p = dir.join(name);
+    std::fs::write(&p, format!("#!/bin/sh\n{body}\n")).unwrap();
+    std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
+    p
+}
+
+/// This machine's node name, as Proxmox names a node: the short host name.
+pub fn this_node() -> String {
+    let h = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
+    h.trim().split('.').next().unwrap().to_string()
+}
+
 /// Create the switch namespace `sw` with a bridge `br0`.
 pub fn add_switch(sw: &str) {
     sh(&["ip", "netns", "add", sw]);
