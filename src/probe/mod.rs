@@ -10,6 +10,7 @@ pub mod classify;
 pub mod dns;
 pub mod http;
 pub mod mtls;
+pub mod resolver;
 pub mod tcp;
 pub mod tls;
 
