@@ -51,7 +51,7 @@ fn golden_tree() -> tempfile::TempDir {
     let golden = |n: &str| std::fs::read_to_string(g.join(n)).unwrap();
     put(
         "host/etc/dnsmasq.conf",
-        "port=53\nlocal=/internal.thinkheads.ai/\nconf-dir=/etc/dnsmasq.d,*.conf\nserver=8.8.8.8\n",
+        "port=53\nlocal=/internal.thinkheads.ai/\nconf-dir=/etc/dnsmasq.d,*.conf\nserver=8.8.8.8\nserver=1.1.1.1\n",
     );
     put(
         "host/etc/dnsmasq.d/00-phoenix-internal.conf",
@@ -212,6 +212,116 @@ fn a_changed_record_and_a_leftover_record_are_two_dns_drifts() {
         "{b:#?}"
     );
     assert!(has(b, "looks like a hand edit"), "{b:#?}");
+}
+
+/// The reference config's upstream_servers are 8.8.8.8 then 1.1.1.1 (phoenix_hypervisor_config.json
+/// lines 371-372); the DNS setup writes one `server=` line for each, in that order, with
+/// strict-order. Replacing 1.1.1.1 by 9.9.9.9 in /etc/dnsmasq.conf (line 5) is two drifts: the
+/// configured upstream missing, located at its JSON pointer, and the foreign one at its line.
+/// Swapping the two lines is one drift: the order.
+#[test]
+fn dnsmasq_upstream_servers_are_compared_with_upstream_servers() {
+    let t = golden_tree();
+    let main = "host/etc/dnsmasq.conf";
+    edit(t.path(), main, "server=1.1.1.1", "server=9.9.9.9");
+    let r = run(t.path());
+    assert_eq!(r.findings.len(), 2, "{:#?}", r.findings);
+    let missing = &r.findings[0];
+    assert_eq!(missing.code, "PD-DRIFT-007");
+    assert_eq!(missing.subjects, ["1.1.1.1"]);
+    assert!(missing.expected.contains("server=1.1.1.1"), "{missing:#?}");
+    assert!(
+        missing
+            .provenance
+            .iter()
+            .any(|p| p.file == "etc/phoenix_hypervisor_config.json"
+                && p.pointer == "/dns_server/upstream_servers/1"
+                && p.line == Some(372)),
+        "{missing:#?}"
+    );
+    let extra = &r.findings[1];
+    assert_eq!(extra.code, "PD-DRIFT-007");
+    assert!(
+        has(extra, "host /etc/dnsmasq.conf:5: server=9.9.9.9"),
+        "{extra:#?}"
+    );
+    assert!(has(extra, "hypervisor_feature_setup_dns_server.sh"));
+    assert_eq!(r.verdict().exit_code(), 1);
+
+    let t = golden_tree();
+    edit(
+        t.path(),
+        main,
+        "server=8.8.8.8\nserver=1.1.1.1",
+        "server=1.1.1.1\nserver=8.8.8.8",
+    );
+    let r = run(t.path());
+    let f = only(&r);
+    assert_eq!(f.code, "PD-DRIFT-007");
+    assert!(f.actual.contains("in the order 1.1.1.1, 8.8.8.8"), "{f:#?}");
+    assert!(has(f, "/etc/dnsmasq.conf:4"), "{f:#?}");
+}
+
+/// The manifest's gateway entry writes /mnt/pve/quickOS/lxc-persistent-data/101/ssl/
+/// nginx.internal.thinkheads.ai.{crt,key}, which LXC 101 mounts at /etc/nginx/ssl
+/// (phoenix_lxc_configs.json mount_points). A site whose ssl_certificate (line 10) names
+/// another file serves a certificate the renewal never renews: one drift with both sides; a
+/// site without ssl_certificate_key is one drift naming the missing directive. The key file is
+/// never read (it does not even exist in the deployed tree).
+#[test]
+fn the_gateway_certificate_paths_are_compared_with_the_manifest() {
+    let t = golden_tree();
+    let site = "lxc-101/etc/nginx/sites-enabled/gateway";
+    edit(
+        t.path(),
+        site,
+        "ssl_certificate /etc/nginx/ssl/nginx.internal.thinkheads.ai.crt;",
+        "ssl_certificate /etc/nginx/ssl/selfsigned.crt;",
+    );
+    let r = run(t.path());
+    let f = only(&r);
+    assert_eq!(f.code, "PD-DRIFT-008");
+    assert!(
+        has(f, "lxc:101 /etc/nginx/sites-enabled/gateway:10: ssl_certificate /etc/nginx/ssl/selfsigned.crt;"),
+        "{f:#?}"
+    );
+    assert!(
+        f.expected
+            .contains("ssl_certificate /etc/nginx/ssl/nginx.internal.thinkheads.ai.crt;")
+            && f.expected.contains(
+                "/mnt/pve/quickOS/lxc-persistent-data/101/ssl/nginx.internal.thinkheads.ai.crt"
+            ),
+        "{f:#?}"
+    );
+    assert!(
+        f.provenance
+            .iter()
+            .any(|p| p.file == "etc/certificate-manifest.json"
+                && p.pointer == "/0/cert_path"
+                && p.line == Some(8)),
+        "{f:#?}"
+    );
+    assert_eq!(r.verdict().exit_code(), 1);
+
+    let t = golden_tree();
+    edit(
+        t.path(),
+        site,
+        "    ssl_certificate_key /etc/nginx/ssl/nginx.internal.thinkheads.ai.key;\n",
+        "",
+    );
+    let f = only(&run(t.path())).clone();
+    assert_eq!(f.code, "PD-DRIFT-008");
+    assert!(
+        f.actual.contains("no ssl_certificate_key directive"),
+        "{f:#?}"
+    );
+    assert!(
+        f.provenance
+            .iter()
+            .any(|p| p.pointer == "/0/key_path" && p.line == Some(9)),
+        "{f:#?}"
+    );
 }
 
 #[test]
