@@ -10,7 +10,7 @@
 use crate::diagnose::{Divergence, Overall, Report, Verdict};
 use crate::error::{Error, Result};
 pub use crate::finding::{Accepted, BaselineSummary as Summary, EntryRef};
-use crate::finding::{Finding, Origin, Severity};
+use crate::finding::{EvidenceItem, Finding, Origin, Severity};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
@@ -522,10 +522,11 @@ pub fn step_acceptance<'a>(r: &'a Report, s: &crate::diagnose::StepResult) -> Op
     let code = s.code.as_deref()?;
     let live = || r.findings.iter().filter(|f| f.origin != Origin::Static);
     if s.symptom_of.is_none() {
-        let also = format!("also {} ", s.id);
-        if let Some(f) = live().find(|f| {
-            f.code == code && (f.hop == s.hop || f.evidence.iter().any(|e| e.starts_with(&also)))
-        }) {
+        let grouped =
+            |e: &EvidenceItem| matches!(e, EvidenceItem::AlsoSeen { step, .. } if *step == s.id);
+        if let Some(f) =
+            live().find(|f| f.code == code && (f.hop == s.hop || f.evidence.iter().any(grouped)))
+        {
             return f.accepted.as_ref();
         }
     }

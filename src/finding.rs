@@ -4,6 +4,10 @@
 //! `explain CODE` and `docs/findings.md` lives in `diagnose::catalog` (live codes) and
 //! `lint::catalog()` (static codes).
 
+pub mod evidence;
+
+pub use evidence::{BackendFailure, EvidenceItem, Meaning, ProxyPart};
+
 use crate::config::Provenance;
 use crate::observe::Layer;
 use serde::{Deserialize, Serialize};
@@ -41,9 +45,10 @@ pub struct Finding {
     pub title: String,
     pub expected: String,
     pub actual: String,
-    /// Supporting facts: probe output, symptoms seen through proxies, config lines.
+    /// Supporting facts: probe output, symptoms seen through proxies, config lines (typed;
+    /// each renders to one line, and the JSON lists those lines).
     #[serde(default)]
-    pub evidence: Vec<String>,
+    pub evidence: Vec<EvidenceItem>,
     #[serde(default)]
     pub provenance: Vec<Provenance>,
     pub hint: String,
@@ -64,12 +69,12 @@ pub struct Finding {
 }
 
 /// A static finding held against the live evidence of the same run.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Reconciliation {
     pub status: Reconciled,
     /// The live steps that bear on it: `<step> (from <vantage>): <what it saw>`.
     #[serde(default)]
-    pub evidence: Vec<String>,
+    pub evidence: Vec<EvidenceItem>,
 }
 
 /// What the live evidence says about a static finding.
@@ -162,7 +167,7 @@ impl Finding {
         self
     }
 
-    pub fn evidence(mut self, e: impl Into<String>) -> Self {
+    pub fn evidence(mut self, e: impl Into<EvidenceItem>) -> Self {
         self.evidence.push(e.into());
         self
     }

@@ -98,7 +98,9 @@ fn only(r: &deployed::DriftReport) -> &phoenix_doctor::finding::Finding {
 }
 
 fn has(f: &phoenix_doctor::finding::Finding, s: &str) -> bool {
-    f.evidence.iter().any(|e| e.contains(s)) || f.actual.contains(s) || f.hint.contains(s)
+    f.evidence.iter().any(|e| e.to_string().contains(s))
+        || f.actual.contains(s)
+        || f.hint.contains(s)
 }
 
 #[test]

@@ -260,9 +260,9 @@ fn fw_001_enforced_vm_drops_a_documented_hop() {
     let f = get(&fs, "PD-FW-001", "10.0.0.111:9443");
     assert_eq!(f.severity, Severity::Error);
     assert!(
-        f.evidence
-            .iter()
-            .any(|e| e.starts_with("documented hop router-backend (docs/platform.md):")),
+        f.evidence.iter().any(|e| e
+            .to_string()
+            .starts_with("documented hop router-backend (docs/platform.md):")),
         "{:?}",
         f.evidence
     );

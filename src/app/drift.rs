@@ -183,7 +183,7 @@ fn table(r: &DriftReport, width: usize) -> String {
             );
             for e in &f.evidence {
                 text.push('\n');
-                text.push_str(e);
+                text.push_str(&e.to_string());
             }
             let config = f
                 .provenance

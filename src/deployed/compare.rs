@@ -196,14 +196,12 @@ impl Drift {
         f.layer = self.code.layer();
         if let Some((at, text)) = &self.deployed {
             f.evidence
-                .push(format!("deployed: {} {at}: {text}", self.vantage));
+                .push(format!("deployed: {} {at}: {text}", self.vantage).into());
         }
-        f.evidence.push(format!(
-            "looks like {}: {}",
-            self.looks.0.words(),
-            self.looks.1
-        ));
-        f.evidence.push(format!("regenerate: {}", self.regenerate));
+        f.evidence
+            .push(format!("looks like {}: {}", self.looks.0.words(), self.looks.1).into());
+        f.evidence
+            .push(format!("regenerate: {}", self.regenerate).into());
         f
     }
 }
@@ -262,7 +260,7 @@ pub fn drift(m: &Intended, src: &dyn FileSource, ctx: &Ctx) -> DriftReport {
             .hint("Nothing is known about this file; it is not counted as drift.")
             .subject(a.vantage.clone());
             f.evidence
-                .push(format!("unreadable: {} {}: {}", a.vantage, u.path, u.why));
+                .push(format!("unreadable: {} {}: {}", a.vantage, u.path, u.why).into());
             r.findings.push(f);
         }
     }

@@ -6,7 +6,7 @@
 
 use crate::config::Provenance;
 use crate::engine::Run;
-use crate::finding::{Origin, Reconciled, Severity};
+use crate::finding::{EvidenceItem, Origin, Reconciled, Severity};
 use crate::model::Intended;
 use crate::observe::{CertSummary, Evidence, Outcome};
 use crate::observe::{Reason, VerifyError};
@@ -396,8 +396,8 @@ pub fn annotate(report: &mut super::Report, plan: &Plan, facts: &GuestFacts) {
 /// The title prefix of a static finding the live run contradicts.
 pub const NOT_LIVE: &str = "config defect, not live yet: ";
 
-/// The facts read for step `s`, one line each.
-fn fact_lines(s: &crate::plan::Step, facts: &GuestFacts) -> Vec<String> {
+/// The facts read for step `s`, one evidence item each.
+fn fact_lines(s: &crate::plan::Step, facts: &GuestFacts) -> Vec<EvidenceItem> {
     match &s.probe {
         ProbeSpec::Tcp { addr } => {
             let Some(v) = facts.addresses.get(&addr.ip()).copied() else {
@@ -411,16 +411,15 @@ fn fact_lines(s: &crate::plan::Step, facts: &GuestFacts) -> Vec<String> {
                         .map(|l| l.addr.to_string())
                         .collect();
                     seen.dedup();
-                    vec![format!(
-                        "{v}:/proc/net/tcp{{,6}}: listening on {}",
-                        if seen.is_empty() {
-                            "nothing reachable at its address".to_string()
-                        } else {
-                            seen.join(", ")
-                        }
-                    )]
+                    vec![EvidenceItem::Listening {
+                        vantage: v,
+                        addrs: seen,
+                    }]
                 }
-                Some(Err(why)) => vec![format!("{v}: listening sockets unreadable: {why}")],
+                Some(Err(why)) => vec![EvidenceItem::SocketsUnreadable {
+                    vantage: v,
+                    why: why.to_string(),
+                }],
                 None => Vec::new(),
             }
         }
@@ -430,19 +429,21 @@ fn fact_lines(s: &crate::plan::Step, facts: &GuestFacts) -> Vec<String> {
             };
             match facts.file(VantageRef::Host, &c.cert_path) {
                 Some(FileRead::Text { text, .. }) => match first_cert(text) {
-                    Some(d) => vec![format!(
-                        "host:{}: sha256 {} names [{}] valid {} .. {}",
-                        c.cert_path,
-                        short(&d.sha256),
-                        d.dns_sans.join(", "),
-                        d.not_before,
-                        d.not_after
-                    )],
-                    None => vec![format!("host:{}: no PEM certificate in it", c.cert_path)],
+                    Some(d) => vec![EvidenceItem::CertFile {
+                        path: c.cert_path.clone(),
+                        sha256: d.sha256.clone(),
+                        names: d.dns_sans.clone(),
+                        not_before: d.not_before.clone(),
+                        not_after: d.not_after.clone(),
+                    }],
+                    None => vec![EvidenceItem::CertFileEmpty {
+                        path: c.cert_path.clone(),
+                    }],
                 },
-                Some(FileRead::Unreadable { why, .. }) => {
-                    vec![format!("host:{}: unreadable: {why}", c.cert_path)]
-                }
+                Some(FileRead::Unreadable { why, .. }) => vec![EvidenceItem::CertFileUnreadable {
+                    path: c.cert_path.clone(),
+                    why: why.clone(),
+                }],
                 None => Vec::new(),
             }
         }

@@ -10,7 +10,7 @@ use super::catalog::{
     PD_TLS_011,
 };
 use super::{Verdict, EXPIRY_WARN_FRACTION, SUBSTITUTED};
-use crate::finding::Code;
+use crate::finding::{BackendFailure, Code, EvidenceItem, Meaning};
 use crate::observe::{
     DnsEvidence, EffectiveSource, Evidence, HttpEvidence, Layer, MtlsVerdict, Observation, Outcome,
     Phase, ProxyMeaning, Rcode, Reason, TcpState, TlsEvidence, VerifyError,
@@ -22,17 +22,19 @@ pub(super) struct Judged {
     pub verdict: Verdict,
     pub code: Option<Code>,
     pub actual: String,
-    pub evidence: Vec<String>,
+    pub evidence: Vec<EvidenceItem>,
     /// The failure is a proxy's answer (502/504/500/404) and may be a symptom.
     pub proxy_answer: bool,
 }
 
 impl Judged {
     /// Replace the probe's guess of what a proxy's answer means (`backend-refused` for every
-    /// 502) with `words`, in the step's actual line and in its HTTP evidence line.
-    pub fn say_proxy_meaning(&mut self, h: &HttpEvidence, words: &str) {
+    /// 502) with what the diagnosis knows of the backend, in the step's actual line and in its
+    /// HTTP evidence item.
+    pub fn say_proxy_meaning(&mut self, h: &HttpEvidence, cause: BackendFailure) {
         let status = h.status.unwrap_or_default();
         let raw = h.proxy_meaning.map(ProxyMeaning::as_str);
+        let words = cause.to_string();
         self.actual = match raw {
             Some(raw) if self.actual.contains(&format!("({raw})")) => {
                 self.actual
@@ -45,14 +47,9 @@ impl Judged {
             ),
             _ => format!("{} (status {status}: {words})", self.actual),
         };
-        for line in &mut self.evidence {
-            if line.starts_with("http ") {
-                if let Some(raw) = raw {
-                    if let Some(cut) = line.rfind(&format!(" meaning {raw}")) {
-                        line.truncate(cut);
-                    }
-                }
-                line.push_str(&format!(" meaning {words}"));
+        for item in &mut self.evidence {
+            if let EvidenceItem::HttpAnswer { meaning, .. } = item {
+                *meaning = Some(Meaning::Backend(cause.clone()));
             }
         }
     }
@@ -60,17 +57,12 @@ impl Judged {
 
 /// Turn one observation into a verdict, a code, and words.
 pub(super) fn judge(step: &Step, o: &Observation) -> Judged {
-    let mut evidence = super::evidence_lines(o);
+    let mut evidence = super::items::observation_items(o);
     if o.vantage.substituted {
-        evidence.push(format!(
-            "ran from this machine instead of {} ({})",
-            step.from,
-            if o.vantage.via.is_empty() {
-                "substituted"
-            } else {
-                &o.vantage.via
-            }
-        ));
+        evidence.push(EvidenceItem::Substituted {
+            from: step.from,
+            via: o.vantage.via.clone(),
+        });
     }
     let actual = if o.message.is_empty() {
         o.reason.map(|r| r.to_string()).unwrap_or_default()

@@ -19,7 +19,9 @@ pub mod upstream;
 
 use crate::config::Provenance;
 use crate::engine::Run;
-use crate::finding::{Code, Finding, Reconciled, Reconciliation, Severity};
+use crate::finding::{
+    BackendFailure, Code, EvidenceItem, Finding, Reconciled, Reconciliation, Severity,
+};
 use crate::observe::{Evidence, Layer, Observation};
 use crate::plan::{Plan, ProbeSpec, Step, VantageRef, TARGET_PATH};
 use serde::{Deserialize, Serialize};
@@ -115,7 +117,7 @@ pub struct StepResult {
     pub verdict: Verdict,
     pub expected: String,
     pub actual: String,
-    pub evidence: Vec<String>,
+    pub evidence: Vec<EvidenceItem>,
     pub provenance: Vec<Provenance>,
     pub duration_ms: f64,
     /// The finding code this step's failure maps to, when it failed.
@@ -212,27 +214,6 @@ fn behind_cause(
         .and_then(|(s, j, _)| Some((s.id.clone(), j.code?)))
 }
 
-/// What a backend failure was, in words, from the code of the step that saw it.
-fn cause_words(code: Code) -> &'static str {
-    use catalog::{PD_HTTP_001, PD_HTTP_004, PD_TCP_001, PD_TCP_002, PD_TCP_003};
-    let words = [
-        (PD_TCP_001, "connection refused"),
-        (PD_TCP_002, "connection filtered (no answer)"),
-        (PD_TCP_003, "host unreachable"),
-        (PD_HTTP_004, "timeout"),
-        (PD_HTTP_001, "no route for the Host"),
-    ];
-    if let Some((_, w)) = words.iter().find(|(c, _)| *c == code) {
-        return w;
-    }
-    match code.layer() {
-        Some(Layer::Tls) => "TLS verification failed",
-        Some(Layer::Mtls) => "client certificate not accepted",
-        Some(Layer::Dns) => "name resolution",
-        _ => "the backend's own error",
-    }
-}
-
 /// Diagnose a run of `plan`. `static_findings` (from `lint`) that bear on the traced hops are
 /// listed beside the live findings; they do not change the verdict.
 pub fn diagnose(plan: &Plan, run: &Run, static_findings: &[Finding]) -> Report {
@@ -270,7 +251,7 @@ pub fn diagnose(plan: &Plan, run: &Run, static_findings: &[Finding]) -> Report {
 
     // A proxy's answer says only that a backend failed; which failure is named only from the
     // tool's own probe of the hop behind it.
-    let words: Vec<Option<String>> = judged
+    let words: Vec<Option<BackendFailure>> = judged
         .iter()
         .map(|(step, j, obs)| {
             let status = match obs.map(|o| &o.evidence) {
@@ -284,15 +265,15 @@ pub fn diagnose(plan: &Plan, run: &Run, static_findings: &[Finding]) -> Report {
             let cause =
                 behind_cause(step, &judged, &mut memo).filter(|c| c.1 != catalog::PD_HTTP_005);
             Some(match cause {
-                Some((id, code)) => format!("backend failure: {}, seen at {id}", cause_words(code)),
-                None if status == 504 => "backend failure: the proxy's own timeout".to_string(),
-                None => "backend failure".to_string(),
+                Some((step, code)) => BackendFailure::SeenAt { code, step },
+                None if status == 504 => BackendFailure::ProxyTimeout,
+                None => BackendFailure::Unknown,
             })
         })
         .collect();
     for ((_, j, obs), w) in judged.iter_mut().zip(words) {
         if let (Some(w), Some(Evidence::Http(h))) = (w, obs.map(|o| &o.evidence)) {
-            j.say_proxy_meaning(h, &w);
+            j.say_proxy_meaning(h, w);
         }
     }
 
@@ -305,7 +286,7 @@ pub fn diagnose(plan: &Plan, run: &Run, static_findings: &[Finding]) -> Report {
     let mut targeted: Vec<bool> = Vec::new();
     // (hop, code) -> index in findings, to group e.g. several names failing the same way.
     let mut grouped: HashMap<String, usize> = HashMap::new();
-    let mut symptoms: Vec<(String, String)> = Vec::new(); // (explaining hop, evidence line)
+    let mut symptoms: Vec<(String, EvidenceItem)> = Vec::new(); // (explaining hop, symptom)
 
     for (step, j, obs) in &judged {
         let mut symptom_of = None;
@@ -319,10 +300,12 @@ pub fn diagnose(plan: &Plan, run: &Run, static_findings: &[Finding]) -> Report {
         if let Some(h) = &symptom_of {
             symptoms.push((
                 h.clone(),
-                format!(
-                    "symptom at {} ({} from {}): {}",
-                    step.id, step.layer, step.from, j.actual
-                ),
+                EvidenceItem::SymptomAt {
+                    step: step.id.clone(),
+                    layer: step.layer,
+                    from: step.from.to_string(),
+                    actual: j.actual.clone(),
+                },
             ));
         } else if let Some(code) = j.code {
             let unjudged = j.verdict == Verdict::CannotJudge && code == SUBSTITUTED;
@@ -331,10 +314,11 @@ pub fn diagnose(plan: &Plan, run: &Run, static_findings: &[Finding]) -> Report {
                 if let Some(&i) = grouped.get(&key) {
                     targeted[i] |= on_target(&step.id);
                     let f: &mut Finding = &mut findings[i];
-                    f.evidence.push(format!(
-                        "also {} (from {}): {}",
-                        step.id, step.from, j.actual
-                    ));
+                    f.evidence.push(EvidenceItem::AlsoSeen {
+                        step: step.id.clone(),
+                        from: step.from.to_string(),
+                        actual: j.actual.clone(),
+                    });
                     for e in &j.evidence {
                         if !f.evidence.contains(e) {
                             f.evidence.push(e.clone());
@@ -657,11 +641,14 @@ fn reconcile(f: &Finding, plan: &Plan, results: &[StepResult]) -> Reconciliation
         .zip(results)
         .filter(|(s, _)| bears_on(f, s))
         .collect();
-    let line = |s: &StepResult| format!("{} (from {}): {}", s.id, s.from, s.actual);
-    let failed: Vec<String> = seen
+    let failed: Vec<EvidenceItem> = seen
         .iter()
         .filter(|(_, r)| r.verdict.is_failure() && r.symptom_of.is_none())
-        .map(|(_, r)| line(r))
+        .map(|(_, r)| EvidenceItem::StepFailed {
+            step: r.id.clone(),
+            from: r.from.clone(),
+            actual: r.actual.clone(),
+        })
         .collect();
     if !failed.is_empty() {
         return Reconciliation {
@@ -669,10 +656,14 @@ fn reconcile(f: &Finding, plan: &Plan, results: &[StepResult]) -> Reconciliation
             evidence: failed,
         };
     }
-    let worked: Vec<String> = seen
+    let worked: Vec<EvidenceItem> = seen
         .iter()
         .filter(|(_, r)| matches!(r.verdict, Verdict::Ok | Verdict::Warn))
-        .map(|(_, r)| format!("{} (from {}): ok, {}", r.id, r.from, r.expected))
+        .map(|(_, r)| EvidenceItem::StepWorked {
+            step: r.id.clone(),
+            from: r.from.clone(),
+            expected: r.expected.clone(),
+        })
         .collect();
     Reconciliation {
         status: if worked.is_empty() {
@@ -721,11 +712,11 @@ fn finding_for(step: &Step, j: &Judged, code: Code) -> Finding {
     f
 }
 
+mod items;
 mod judge;
-mod text;
 
+pub use items::observation_items;
 use judge::{judge, Judged};
-pub use text::evidence_lines;
 
 #[cfg(test)]
 pub(crate) mod tests;

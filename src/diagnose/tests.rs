@@ -232,13 +232,13 @@ fn backend_tls_failure_seen_as_gateway_502_is_one_root_cause_at_the_router_hop()
         (fd.hop.as_str(), fd.layer, fd.code.as_str()),
         ("router-portainer", Layer::Tls, "PD-TLS-005")
     );
-    let symptoms: Vec<&String> = errors[0]
+    let symptoms: Vec<&str> = errors[0]
         .evidence
         .iter()
-        .filter(|e| e.starts_with("symptom"))
+        .filter_map(|e| e.symptom_step())
         .collect();
     assert_eq!(symptoms.len(), 2, "{:#?}", errors[0].evidence);
-    assert!(symptoms.iter().any(|s| s.contains(&b)));
+    assert!(symptoms.contains(&b.as_str()), "{symptoms:?}");
     let step_g = r.steps.iter().find(|s| s.id == g).unwrap();
     assert_eq!(step_g.verdict, Verdict::Blocked);
     let hop_gw = r
@@ -340,7 +340,7 @@ fn no_router_is_attributed_to_the_router_hop_not_the_gateway() {
     assert!(errors[0]
         .evidence
         .iter()
-        .any(|e| e.contains("symptom at host-gateway.http")));
+        .any(|e| e.symptom_step() == Some("host-gateway.http")));
 }
 
 fn dns_ev(answers: &[&str], rcode: &str) -> DnsEvidence {
@@ -412,7 +412,8 @@ fn a_name_sent_to_the_gateway_is_one_dns_finding_seen_from_each_vantage() {
     assert!(r.findings[0]
         .evidence
         .iter()
-        .any(|e| e.starts_with("also portainer-dns.dns (from vm:1001)")));
+        .any(|e| matches!(e, EvidenceItem::AlsoSeen { step, from, .. }
+            if step == "portainer-dns.dns" && from == "vm:1001")));
     let hop = r.hops.iter().find(|h| h.id == "portainer-dns").unwrap();
     assert_eq!(hop.verdict, Verdict::Diverged);
 }
@@ -445,7 +446,7 @@ fn hosts_file_override_is_its_own_code_and_names_the_file_line() {
     assert!(
         f.evidence
             .iter()
-            .any(|e| e == "/etc/hosts:3: 127.0.0.101 portainer.internal.thinkheads.ai"),
+            .any(|e| e.to_string() == "/etc/hosts:3: 127.0.0.101 portainer.internal.thinkheads.ai"),
         "{:?}",
         f.evidence
     );
@@ -634,10 +635,9 @@ fn a_failure_seen_from_here_for_a_guest_is_still_a_failure() {
     assert_eq!(r.verdict, Overall::Diverged);
     let s = r.steps.iter().find(|s| s.id == ids[4]).unwrap();
     assert_eq!(s.verdict, Verdict::Unreachable);
-    assert!(s
-        .evidence
-        .iter()
-        .any(|e| e.contains("ran from this machine instead of lxc:102")));
+    assert!(s.evidence.iter().any(
+        |e| matches!(e, EvidenceItem::Substituted { from, .. } if *from == VantageRef::Lxc(102))
+    ));
 }
 
 /// A qdrant-like trace: the target's request host → gateway → router → qdrant, the router's
@@ -907,7 +907,7 @@ fn a_502_names_the_backend_failure_only_as_observed_behind_the_proxy() {
     assert!(f
         .evidence
         .iter()
-        .any(|e| e.ends_with("meaning backend failure")));
+        .any(|e| e.to_string().ends_with("meaning backend failure")));
 }
 
 #[test]
@@ -1002,11 +1002,12 @@ fn static_findings_are_confirmed_refuted_or_not_observable_by_the_same_run() {
     let ev = &fw.reconciliation.as_ref().unwrap().evidence;
     assert!(
         ev.iter()
-            .any(|e| e.starts_with("router-qdrant.tcp (from lxc:102): ok")),
+            .any(|e| matches!(e, EvidenceItem::StepWorked { step, from, .. }
+                if step == "router-qdrant.tcp" && from == "lxc:102")),
         "{ev:?}"
     );
     assert!(
-        !ev.iter().any(|e| e.starts_with("host-gateway.tcp")),
+        !ev.iter().any(|e| e.step() == Some("host-gateway.tcp")),
         "the host's connection says nothing about the router's firewall: {ev:?}"
     );
 

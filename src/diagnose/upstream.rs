@@ -6,6 +6,7 @@
 use super::Report;
 use crate::deployed::source::FileSource;
 use crate::deployed::{nginx, traefik, Loaded};
+use crate::finding::{EvidenceItem, ProxyPart};
 use crate::model::Intended;
 use crate::observe::VantageRef;
 use crate::plan::{Plan, ProbeSpec};
@@ -37,11 +38,34 @@ impl Upstreams {
     }
 }
 
-/// A drifted upstream, in words and evidence lines.
+/// A drifted upstream, in words and evidence items.
 struct Cause {
     actual: String,
-    evidence: Vec<String>,
+    evidence: Vec<EvidenceItem>,
     prov: Vec<crate::config::Provenance>,
+}
+
+/// The deployed directive (vantage, file line, text) beside the one the generators write
+/// (text, and the config lines it comes from).
+fn both(
+    part: ProxyPart,
+    (vantage, at, directive): (VantageRef, String, String),
+    intended: String,
+    from: Vec<String>,
+) -> Vec<EvidenceItem> {
+    vec![
+        EvidenceItem::Deployed {
+            part,
+            vantage,
+            at,
+            directive,
+        },
+        EvidenceItem::Intended {
+            part,
+            directive: intended,
+            from,
+        },
+    ]
 }
 
 fn host_of(url: &str) -> Option<String> {
@@ -71,13 +95,12 @@ fn gateway_cause(m: &Intended, up: &Upstreams, host: &str) -> Option<Cause> {
             "the deployed gateway site proxies {host} to {upstream} ({v} {at}), the generator writes {} ({})",
             g.proxy_pass, r.port.prov
         ),
-        evidence: vec![
-            format!("deployed upstream: {v} {at}: proxy_pass {target};"),
-            format!(
-                "intended upstream: proxy_pass {}; from {} and {}",
-                g.proxy_pass, r.ip.prov, r.port.prov
-            ),
-        ],
+        evidence: both(
+            ProxyPart::Upstream,
+            (*v, at.to_string(), format!("proxy_pass {target};")),
+            format!("proxy_pass {};", g.proxy_pass),
+            vec![r.ip.prov.to_string(), r.port.prov.to_string()],
+        ),
         prov: vec![r.ip.prov.clone(), r.port.prov.clone()],
     })
 }
@@ -94,7 +117,11 @@ fn traefik_cause(m: &Intended, up: &Upstreams, host: &str) -> Option<Cause> {
                 "Traefik's deployed files have no router {} for {host}; the generator writes one ({cfg})",
                 want.router
             ),
-            evidence: vec![format!("deployed: {v}: no router {} in {}", want.router, loaded.files.iter().map(|f| f.0.as_str()).collect::<Vec<_>>().join(", "))],
+            evidence: vec![EvidenceItem::RouterMissing {
+                vantage: *v,
+                router: want.router.clone(),
+                files: loaded.files.iter().map(|f| f.0.to_string()).collect(),
+            }],
             prov,
         });
     };
@@ -104,10 +131,12 @@ fn traefik_cause(m: &Intended, up: &Upstreams, host: &str) -> Option<Cause> {
                 "the deployed Traefik router {} has rule {} ({v} {}), the generator writes {} ({cfg})",
                 router.name, router.rule, router.rule_at, want.rule
             ),
-            evidence: vec![
-                format!("deployed router: {v} {}: rule: \"{}\"", router.rule_at, router.rule),
-                format!("intended router: rule: \"{}\", service {} from {cfg}", want.rule, want.service),
-            ],
+            evidence: both(
+                ProxyPart::Router,
+                (*v, router.rule_at.to_string(), format!("rule: \"{}\"", router.rule)),
+                format!("rule: \"{}\", service {}", want.rule, want.service),
+                vec![cfg.clone()],
+            ),
             prov,
         });
     }
@@ -118,10 +147,12 @@ fn traefik_cause(m: &Intended, up: &Upstreams, host: &str) -> Option<Cause> {
             "the deployed Traefik service {} sends {host} to {url} ({v} {at}), the generator writes {} ({cfg})",
             svc.name, want.url
         ),
-        evidence: vec![
-            format!("deployed upstream: {v} {at}: url \"{url}\""),
-            format!("intended upstream: url \"{}\" from {cfg}", want.url),
-        ],
+        evidence: both(
+            ProxyPart::Upstream,
+            (*v, at.to_string(), format!("url \"{url}\"")),
+            format!("url \"{}\"", want.url),
+            vec![cfg],
+        ),
         prov,
     })
 }

@@ -366,10 +366,13 @@ pub(crate) fn in_rule_findings(m: &Intended, ca: bool) -> Vec<Finding> {
             })
             .provenance(h.prov.clone())
             .provenance([policy.prov.clone()]);
-        f.evidence.push(format!(
-            "documented hop {} (docs/platform.md): {} → {}",
-            h.id, h.src_label, h.dst_label
-        ));
+        f.evidence.push(
+            format!(
+                "documented hop {} (docs/platform.md): {} → {}",
+                h.id, h.src_label, h.dst_label
+            )
+            .into(),
+        );
         if code == codes::PD_CERT_001 && file.enforced {
             f.severity = Severity::Error;
         }
@@ -415,10 +418,13 @@ pub(crate) fn hop_out_rules(m: &Intended) -> Vec<Finding> {
         ))
         .provenance(h.prov.clone())
         .provenance([file.options.policy_out.prov.clone()]);
-        f.evidence.push(format!(
-            "documented hop {} (docs/platform.md): {} → {}",
-            h.id, h.src_label, h.dst_label
-        ));
+        f.evidence.push(
+            format!(
+                "documented hop {} (docs/platform.md): {} → {}",
+                h.id, h.src_label, h.dst_label
+            )
+            .into(),
+        );
         out.push(with_subjects(f, hop_subjects(&h)));
     }
     out
@@ -464,10 +470,13 @@ pub(crate) fn stack_only_rules(m: &Intended) -> Vec<Finding> {
         ))
         .provenance([r.prov.clone()])
         .provenance(h.prov.clone());
-        f.evidence.push(format!(
-            "documented hop {} (docs/platform.md): {} → {}",
-            h.id, h.src_label, h.dst_label
-        ));
+        f.evidence.push(
+            format!(
+                "documented hop {} (docs/platform.md): {} → {}",
+                h.id, h.src_label, h.dst_label
+            )
+            .into(),
+        );
         out.push(with_subjects(f, hop_subjects(&h)));
     }
     out

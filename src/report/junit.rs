@@ -93,7 +93,11 @@ pub(super) fn render(reports: &[Report], w: &mut dyn Write) -> io::Result<()> {
                 "expected: {}\nactual: {}\n{}{}",
                 s.expected,
                 s.actual,
-                s.evidence.join("\n"),
+                s.evidence
+                    .iter()
+                    .map(|e| e.to_string())
+                    .collect::<Vec<_>>()
+                    .join("\n"),
                 s.provenance
                     .iter()
                     .map(|p| format!("\nconfig: {p}"))

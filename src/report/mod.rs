@@ -2,6 +2,7 @@
 //! Mermaid sequence diagram, Prometheus text format, GitHub workflow commands, a Nagios status
 //! line. They write to `&mut dyn Write` and never decide verdicts.
 
+mod evidence;
 pub mod github;
 mod junit;
 mod mermaid;

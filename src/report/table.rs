@@ -284,7 +284,7 @@ fn render_natural(r: &Report, style: Style, w: &mut dyn Write) -> io::Result<()>
             if !f.expected.is_empty() || !f.actual.is_empty() {
                 writeln!(w, "      expected {} / actual {}", f.expected, f.actual)?;
             }
-            for e in f.evidence.iter().filter(|e| e.starts_with("symptom")) {
+            for e in f.evidence.iter().filter(|e| e.symptom_step().is_some()) {
                 writeln!(w, "      {e}")?;
             }
             if let Some(p) = f.provenance.first() {
@@ -323,7 +323,7 @@ fn render_natural(r: &Report, style: Style, w: &mut dyn Write) -> io::Result<()>
                 .reconciliation
                 .as_ref()
                 .and_then(|r| r.evidence.first())
-                .and_then(|e| e.split(' ').next())
+                .and_then(|e| e.step())
                 .unwrap_or("");
             let label = match (status(f), f.severity) {
                 (Reconciled::Refuted, _) => format!("static, refuted by {by}"),
