@@ -81,6 +81,7 @@ fn settings_for(run: &RunArgs, m: &Intended, vantages: Arc<Vantages>) -> Result<
         budget: run.budget,
         scope: scope(run, m),
         runner: vantages,
+        warn_days: run.warn_days,
         ..Settings::default()
     })
 }
