@@ -326,6 +326,70 @@ fn the_gateway_certificate_paths_are_compared_with_the_manifest() {
     );
 }
 
+/// A PEM leaf of `life_h` hours with `left_h` left (rcgen).
+fn leaf_pem(cn: &str, life_h: i64, left_h: i64) -> String {
+    let mut p = rcgen::CertificateParams::new(vec![cn.to_string()]).unwrap();
+    let now = time::OffsetDateTime::now_utc();
+    p.not_before = now - time::Duration::hours(life_h - left_h);
+    p.not_after = now + time::Duration::hours(left_h);
+    let key = rcgen::KeyPair::generate().unwrap();
+    p.self_signed(&key).unwrap().pem()
+}
+
+/// The manifest's certificate files on the host, by hand: the gateway's 24-hour leaf with 4
+/// hours left is under 40% of its life (9.6 h) although far under --warn-days; Portainer's
+/// one-year certificate with 20 days left is fine at the default 14 days and close at 30; an
+/// expired file is an error. The keys beside them are never read (they do not exist here).
+#[test]
+fn certificate_files_on_disk_close_to_expiry_are_found() {
+    let t = golden_tree();
+    let put = |path: &str, text: String| {
+        let p = t.path().join("host").join(path.trim_start_matches('/'));
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, text).unwrap();
+    };
+    let gw = "/mnt/pve/quickOS/lxc-persistent-data/101/ssl/nginx.internal.thinkheads.ai.crt";
+    let pt = "/mnt/pve/quickOS/vm-persistent-data/1001/portainer/certs/portainer.crt";
+    put(gw, leaf_pem("nginx.internal.thinkheads.ai", 24, 4));
+    put(
+        pt,
+        leaf_pem("portainer.internal.thinkheads.ai", 365 * 24, 20 * 24),
+    );
+    let r = run(t.path());
+    let f = only(&r);
+    assert_eq!(f.code, "PD-DRIFT-009");
+    assert_eq!(f.severity, phoenix_doctor::finding::Severity::Warning);
+    assert!(f.actual.contains(gw), "{f:#?}");
+    assert!(f
+        .provenance
+        .iter()
+        .any(|p| p.file == "etc/certificate-manifest.json" && p.pointer == "/0/cert_path"));
+    assert_eq!(r.verdict().exit_code(), 0, "a warning only");
+
+    let m = model::load(&config_dir(), None).unwrap();
+    let ctx = Ctx {
+        warn_days: 30,
+        ..Ctx::for_config(&m)
+    };
+    let src = DirSource {
+        root: t.path().to_path_buf(),
+    };
+    let r = deployed::drift(&m, &src, &ctx);
+    assert_eq!(r.findings.len(), 2, "{:#?}", r.findings);
+    assert!(r.findings.iter().any(|f| f.actual.contains(pt)));
+
+    put(gw, leaf_pem("nginx.internal.thinkheads.ai", 24, -1));
+    put(
+        pt,
+        leaf_pem("portainer.internal.thinkheads.ai", 365 * 24, 200 * 24),
+    );
+    let r = run(t.path());
+    let f = only(&r);
+    assert_eq!(f.severity, phoenix_doctor::finding::Severity::Error);
+    assert!(f.title.contains("expired"), "{f:#?}");
+    assert_eq!(r.verdict().exit_code(), 1);
+}
+
 #[test]
 fn a_records_file_older_than_the_config_is_a_generator_not_re_run() {
     let t = golden_tree();

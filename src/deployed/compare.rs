@@ -92,11 +92,23 @@ impl DriftReport {
 }
 
 /// What the comparison needs besides the model: the newest config file's mtime and name.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct Ctx {
     pub config_changed: Option<(SystemTime, String)>,
     /// The LXCs' `mount_points` (where a guest sees a host file the manifest names).
     pub mounts: Vec<super::compare_certs::Mount>,
+    /// `--warn-days`: a certificate file with less life left is close to expiry.
+    pub warn_days: u32,
+}
+
+impl Default for Ctx {
+    fn default() -> Ctx {
+        Ctx {
+            config_changed: None,
+            mounts: Vec::new(),
+            warn_days: crate::probe::tls::DEFAULT_WARN_DAYS,
+        }
+    }
 }
 
 impl Ctx {
@@ -121,6 +133,7 @@ impl Ctx {
         Ctx {
             config_changed: best,
             mounts: mounts(m),
+            warn_days: crate::probe::tls::DEFAULT_WARN_DAYS,
         }
     }
 
@@ -248,6 +261,12 @@ pub fn drift(m: &Intended, src: &dyn FileSource, ctx: &Ctx) -> DriftReport {
     super::compare_traefik::traefik(m, src, ctx, &mut r.artefacts, &mut drifts);
     super::compare_fw::firewall(m, src, ctx, &mut r.artefacts, &mut drifts);
     r.findings = drifts.into_iter().map(Drift::finding).collect();
+    r.findings.extend(super::compare_certs::cert_files(
+        m,
+        src,
+        ctx,
+        &mut r.artefacts,
+    ));
     for a in &r.artefacts {
         for u in &a.unreadable {
             let mut f = Finding::new(

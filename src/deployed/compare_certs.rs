@@ -7,6 +7,7 @@ use super::catalog;
 use super::compare::{Ctx, Drift, GATEWAY_SCRIPT};
 use super::{nginx, Loaded};
 use crate::config::Val;
+use crate::finding::{Finding, Severity};
 use crate::model::stacks::Cert;
 use crate::model::Intended;
 use crate::observe::VantageRef;
@@ -123,6 +124,75 @@ pub(crate) fn gateway_cert_paths(
             subject: name.clone(),
         });
     }
+    out
+}
+
+/// The certificate files the manifest names, read on the host: one finding per file with less
+/// life left than its threshold (`--warn-days`, or 40% of a short life): a warning, an error
+/// once expired. A file that does not exist or holds no certificate is listed, not judged.
+pub(crate) fn cert_files(
+    m: &Intended,
+    src: &dyn super::FileSource,
+    ctx: &Ctx,
+    arts: &mut Vec<super::Artefact>,
+) -> Vec<Finding> {
+    let paths: Vec<(&Cert, &Val<String>)> = m
+        .certs
+        .iter()
+        .filter_map(|c| Some((c, c.cert_path.as_ref()?)))
+        .collect();
+    if paths.is_empty() {
+        return Vec::new();
+    }
+    let v = VantageRef::Host;
+    let mut loaded: Loaded<()> = Loaded::default();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64);
+    let mut out = Vec::new();
+    for (c, p) in paths {
+        let read = src.read(v, std::slice::from_ref(&p.value));
+        let Some(text) = read.into_iter().next().and_then(|f| loaded.take(f)) else {
+            continue;
+        };
+        let Some((s, left, below)) = crate::probe::tls::pem_life(&text, ctx.warn_days, now) else {
+            continue;
+        };
+        if left >= below {
+            continue;
+        }
+        let expired = left < 0;
+        let life = crate::observe::remaining_life(left);
+        let mut f = Finding::new(
+            catalog::CERT_FILE_LIFE,
+            if expired { Severity::Error } else { Severity::Warning },
+            if expired {
+                format!("{}: the certificate file on disk expired {life} ago", c.common_name.value)
+            } else {
+                format!("{}: the certificate file on disk expires in {life}", c.common_name.value)
+            },
+        )
+        .expected(format!(
+            "{} renewed by certificate-renewal-manager.sh: more than {} left",
+            p.value,
+            crate::observe::remaining_life(below)
+        ))
+        .actual(format!(
+            "{v} {}: sha256 {} valid {} .. {}",
+            p.value,
+            s.sha256.get(..16).unwrap_or(&s.sha256),
+            s.not_before,
+            s.not_after
+        ))
+        .hint("Run certificate-renewal-manager.sh --force and fix what stops the hourly renewal; then the entry's post_renewal_command.")
+        .provenance(vec![p.prov.clone(), c.prov.clone()])
+        .subject(c.common_name.value.clone());
+        f.layer = catalog::CERT_FILE_LIFE.layer();
+        out.push(f);
+    }
+    let mut a = super::compare::artefact("certificates", v, &loaded);
+    a.name = "certificates";
+    arts.push(a);
     out
 }
 

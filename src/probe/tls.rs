@@ -753,6 +753,18 @@ pub fn warn_below_secs(lifetime_secs: i64, warn_days: u32) -> i64 {
     days.min(part)
 }
 
+/// The first certificate of a PEM text: its summary, the seconds it has left at `now` (negative
+/// once expired) and the remaining life under which it is close to expiry under `warn_days`.
+pub fn pem_life(pem: &str, warn_days: u32, now: i64) -> Option<(CertSummary, i64, i64)> {
+    let der = rustls_pemfile::certs(&mut pem.as_bytes()).next()?.ok()?;
+    let (nb, na) = validity_of(&der);
+    Some((
+        summarize(&der),
+        na - now,
+        warn_below_secs(na - nb, warn_days),
+    ))
+}
+
 /// Fill in the chain summaries and remaining lifetime of the leaf, with the remaining life
 /// below which it is close to expiry under `warn_days`.
 pub(crate) fn fill_chain(ev: &mut TlsEvidence, chain: &[CertificateDer<'_>], warn_days: u32) {
