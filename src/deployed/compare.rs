@@ -413,6 +413,11 @@ fn dns_upstreams(
     ctx: &Ctx,
     out: &mut Vec<Drift>,
 ) {
+    // The generator writes the upstreams into the main file: without it (a copy that lacks
+    // it, a dnsmasq started with flags) they are unknown, not missing.
+    if !loaded.files.iter().any(|(p, _)| p == dnsmasq::MAIN) {
+        return;
+    }
     let deployed: Vec<&(String, At)> = loaded.value.iter().flat_map(|(_, p)| &p.servers).collect();
     let want: Vec<&str> = m.dns.upstreams.iter().map(|u| u.value.as_str()).collect();
     let listed = format!(
