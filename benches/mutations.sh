@@ -110,7 +110,8 @@ tests_for() {
     route-vm-scheme) echo "test:config_model lab:test:lab_golden" ;;
     firewall-stack-rules) echo "test:config_model" ;;
     cert-sans) echo "test:lint lib:lint::" ;;
-    mtls-layer|gateway-vantage|symptom-of-proxy) echo "lab:test:oracle" ;;
+    mtls-layer|gateway-vantage) echo "lab:test:oracle" ;;
+    symptom-of-proxy) echo "test:scenarios:every_scenario_replays_to_the_hand_written_diagnosis lab:test:oracle" ;;
     target-path-first) echo "lab:test:trace_lab:two_faults lab:test:oracle" ;;
   esac
 }

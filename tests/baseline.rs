@@ -131,30 +131,10 @@ fn known_defects() -> Vec<(String, String, String)> {
     v
 }
 
-#[test]
-fn reference_lab_is_red_without_a_baseline_and_green_with_the_known_one() {
-    let lab = start(150, &[]);
-
-    // (a) No baseline: the known defects make every run red.
-    let (code, v) = check_json(&lab, &[]);
-    assert_eq!(code, 1, "{v:#}");
-    let found: Vec<(String, String, String)> = live_errors(&v)
-        .into_iter()
-        .map(|(t, c, h, accepted)| {
-            assert!(!accepted);
-            (t, c, h)
-        })
-        .collect();
-    assert_eq!(
-        found,
-        known_defects(),
-        "the lab reproduces the reference's defects"
-    );
-    assert!(v.get("baseline").is_none(), "no baseline, no summary");
-
+/// (b) With known.toml: exit 0, each known finding shown and marked accepted, in every format.
+fn known_entries_are_accepted(lab: &RefLab, file: &Path) {
     // (b) With known.toml: exit 0, each known finding shown and marked accepted with its reason.
-    let file = known();
-    let (code, v) = check_json(&lab, &["--baseline", file.to_str().unwrap()]);
+    let (code, v) = check_json(lab, &["--baseline", file.to_str().unwrap()]);
     assert_eq!(code, 0, "{v:#}");
     assert_eq!(v["verdict"], "healthy");
     let errors = live_errors(&v);
@@ -191,7 +171,7 @@ fn reference_lab_is_red_without_a_baseline_and_green_with_the_known_one() {
 
     // `trace` one target: the entries for other targets are not stale (they were not looked at).
     let (code, out) = run(
-        &lab,
+        lab,
         &[
             "trace",
             "nginx",
@@ -209,7 +189,7 @@ fn reference_lab_is_red_without_a_baseline_and_green_with_the_known_one() {
 
     // --wait stops at the first attempt when only accepted findings remain.
     let (code, v) = check_json(
-        &lab,
+        lab,
         &["--baseline", file.to_str().unwrap(), "--wait", "20s"],
     );
     assert_eq!(code, 0, "{v:#}");
@@ -224,15 +204,18 @@ fn reference_lab_is_red_without_a_baseline_and_green_with_the_known_one() {
 
     // The table says healthy with the count of accepted divergences.
     let (code, out) = run(
-        &lab,
+        lab,
         &["check", "--all", "--baseline", file.to_str().unwrap()],
     );
     assert_eq!(code, 0);
     assert!(out.contains("trace nginx: HEALTHY (1 accepted)"), "{out}");
     assert!(out.contains("trace qdrant: HEALTHY (2 accepted)"), "{out}");
+}
 
+/// JUnit: accepted failures are passed test cases with a note.
+fn junit_passes_accepted_failures(lab: &RefLab, file: &Path) {
     // JUnit: accepted failures are passed test cases with a note; nothing fails.
-    let (code, xml) = junit(&lab, Some(&file));
+    let (code, xml) = junit(lab, Some(file));
     assert_eq!(code, 0);
     assert!(xml.contains(r#"failures="0""#), "{xml}");
     assert!(!xml.contains("<failure"), "{xml}");
@@ -251,22 +234,25 @@ fn reference_lab_is_red_without_a_baseline_and_green_with_the_known_one() {
     assert!(xml.contains(r#"<property name="baseline.file""#));
 
     // Without the baseline the same step is a failure.
-    let (_, xml) = junit(&lab, None);
+    let (_, xml) = junit(lab, None);
     let case = xml
         .split("<testcase ")
         .find(|c| c.starts_with(r#"classname="nginx.router-nginx""#) && c.contains("(http from"))
         .unwrap();
     assert!(case.contains("<failure"), "{case}");
+}
 
+/// (d) An expired entry counts again; (e) one that matches nothing is stale.
+fn expired_and_stale_entries(lab: &RefLab, file: &Path) {
     // (d) An expired entry counts again.
     let expired = lab.dir.path().join("expired.toml");
-    let text = std::fs::read_to_string(&file).unwrap().replacen(
+    let text = std::fs::read_to_string(file).unwrap().replacen(
         "expires = \"2027-06-30\"",
         "expires = \"2020-01-31\"",
         1,
     );
     std::fs::write(&expired, &text).unwrap();
-    let (code, v) = check_json(&lab, &["--baseline", expired.to_str().unwrap()]);
+    let (code, v) = check_json(lab, &["--baseline", expired.to_str().unwrap()]);
     assert_eq!(code, 1, "{v:#}");
     let open: Vec<_> = live_errors(&v).into_iter().filter(|e| !e.3).collect();
     assert_eq!(
@@ -284,11 +270,11 @@ fn reference_lab_is_red_without_a_baseline_and_green_with_the_known_one() {
         &stale,
         format!(
             "{}\n[[accept]]\ncode = \"PD-TCP-001\"\nhop = \"router-ollama\"\nsubject = \"ollama\"\nreason = \"ollama was down (fixed since)\"\n",
-            std::fs::read_to_string(&file).unwrap()
+            std::fs::read_to_string(file).unwrap()
         ),
     )
     .unwrap();
-    let (code, v) = check_json(&lab, &["--baseline", stale.to_str().unwrap()]);
+    let (code, v) = check_json(lab, &["--baseline", stale.to_str().unwrap()]);
     assert_eq!(code, 0, "a stale entry never changes the exit code: {v:#}");
     let st = v["baseline"]["stale"].as_array().unwrap();
     assert_eq!(st.len(), 1, "{st:?}");
@@ -298,22 +284,25 @@ fn reference_lab_is_red_without_a_baseline_and_green_with_the_known_one() {
     let header = text.lines().count() + 2;
     assert_eq!(st[0]["line"], header as u64, "the line of its [[accept]]");
     let (_, out) = run(
-        &lab,
+        lab,
         &["check", "--all", "--baseline", stale.to_str().unwrap()],
     );
     assert!(out.contains("stale baseline entry"), "{out}");
+}
 
+/// (f) `baseline write` then `--baseline` on the same run.
+fn a_written_baseline_accepts_its_run(lab: &RefLab) {
     // (f) `baseline write` then `--baseline` on the same run: exit 0.
     let saved = lab.dir.path().join("run.json");
     let (code, _) = run(
-        &lab,
+        lab,
         &["check", "--all", "--save-run", saved.to_str().unwrap()],
     );
     assert_eq!(code, 1);
     let written = lab.dir.path().join("written.toml");
     let w = written.to_str().unwrap();
     let (code, out) = run(
-        &lab,
+        lab,
         &[
             "baseline",
             "write",
@@ -324,19 +313,16 @@ fn reference_lab_is_red_without_a_baseline_and_green_with_the_known_one() {
         ],
     );
     assert_eq!(code, 0, "{out}");
-    let (code, v) = check_json(
-        &lab,
-        &["--replay", saved.to_str().unwrap(), "--baseline", w],
-    );
+    let (code, v) = check_json(lab, &["--replay", saved.to_str().unwrap(), "--baseline", w]);
     assert_eq!(code, 0, "{v:#}");
     assert_eq!(v["baseline"]["stale"], serde_json::json!([]));
     // A live run against the same lab is accepted too (nothing volatile was recorded).
-    let (code, v) = check_json(&lab, &["--baseline", w]);
+    let (code, v) = check_json(lab, &["--baseline", w]);
     assert_eq!(code, 0, "{v:#}");
     // Written again from a live run, it is byte for byte the same file.
     let again = lab.dir.path().join("again.toml");
     let (code, out) = run(
-        &lab,
+        lab,
         &["baseline", "write", again.to_str().unwrap(), "--all"],
     );
     assert_eq!(code, 0, "{out}");
@@ -347,13 +333,40 @@ fn reference_lab_is_red_without_a_baseline_and_green_with_the_known_one() {
         assert!(live_text.contains(l), "{l} missing from\n{live_text}");
     }
     // It refuses to overwrite without --force, and replaces with it.
-    let (code, out) = run(&lab, &["baseline", "write", w, "--all"]);
+    let (code, out) = run(lab, &["baseline", "write", w, "--all"]);
     assert_eq!(code, 2, "{out}");
     assert!(out.contains("--force"), "{out}");
-    let (code, _) = run(&lab, &["baseline", "write", w, "--all", "--force"]);
+    let (code, _) = run(lab, &["baseline", "write", w, "--all", "--force"]);
     assert_eq!(code, 0);
     assert_eq!(std::fs::read_to_string(&written).unwrap(), live_text);
+}
 
+#[test]
+fn reference_lab_is_red_without_a_baseline_and_green_with_the_known_one() {
+    let lab = start(150, &[]);
+
+    // (a) No baseline: the known defects make every run red.
+    let (code, v) = check_json(&lab, &[]);
+    assert_eq!(code, 1, "{v:#}");
+    let found: Vec<(String, String, String)> = live_errors(&v)
+        .into_iter()
+        .map(|(t, c, h, accepted)| {
+            assert!(!accepted);
+            (t, c, h)
+        })
+        .collect();
+    assert_eq!(
+        found,
+        known_defects(),
+        "the lab reproduces the reference's defects"
+    );
+    assert!(v.get("baseline").is_none(), "no baseline, no summary");
+
+    let file = known();
+    known_entries_are_accepted(&lab, &file);
+    junit_passes_accepted_failures(&lab, &file);
+    expired_and_stale_entries(&lab, &file);
+    a_written_baseline_accepts_its_run(&lab);
     lab.h.shutdown();
 }
 

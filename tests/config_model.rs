@@ -179,7 +179,10 @@ fn firewall_has_proxmox_semantics() {
     let vm1002 = m.firewall.for_vantage(VantageRef::Vm(1002)).unwrap();
     assert!(vm1002.enforced);
     assert!(!vm1002.options.policies_written);
-    assert_eq!(vm1002.options.policy_in.value, "DROP");
+    assert_eq!(
+        vm1002.options.policy_in.value.verdict(),
+        Some(phoenix_doctor::model::Verdict::Drop)
+    );
     // stack rules follow the VM's own rules
     assert!(
         matches!(&vm1002.rules[6].origin, RuleOrigin::Stack { name, vm: 1002 } if name == "qdrant_service")
@@ -189,7 +192,7 @@ fn firewall_has_proxmox_semantics() {
         Direction::In,
         ip("10.0.0.12"),
         Some(ip("10.0.0.102")),
-        "tcp",
+        phoenix_doctor::observe::Proto::Tcp,
         9001,
     );
     assert!(d.accepted && d.rule == Some(3));
@@ -197,7 +200,7 @@ fn firewall_has_proxmox_semantics() {
         Direction::In,
         ip("10.0.0.50"),
         Some(ip("10.0.0.102")),
-        "tcp",
+        phoenix_doctor::observe::Proto::Tcp,
         9001,
     );
     assert!(!d.accepted && d.rule.is_none());
@@ -208,7 +211,13 @@ fn firewall_has_proxmox_semantics() {
     assert!(lxc103.enforced_why.contains("enable"));
     assert!(
         lxc103
-            .decide(Direction::In, ip("10.0.0.13"), None, "tcp", 9000)
+            .decide(
+                Direction::In,
+                ip("10.0.0.13"),
+                None,
+                phoenix_doctor::observe::Proto::Tcp,
+                9000
+            )
             .accepted
     );
     // 80,443 port lists
@@ -543,7 +552,7 @@ fn variant_history_objects_parse() {
             Direction::In,
             ip("10.0.0.55"),
             Some(ip("10.0.0.13")),
-            "udp",
+            phoenix_doctor::observe::Proto::Udp,
             12345
         )
         .accepted
@@ -632,13 +641,23 @@ fn variant_loopback_lab_uses_the_site_file() {
 fn flows_are_judged_by_both_ends() {
     let m = reference();
     // Traefik (LXC 102, not enforced) → agent VM 1002:9001: VM 1002 accepts from 10.0.0.12
-    let f = m.flow(VantageRef::Lxc(102), ip("10.0.0.102"), "tcp", 9001);
+    let f = m.flow(
+        VantageRef::Lxc(102),
+        ip("10.0.0.102"),
+        phoenix_doctor::observe::Proto::Tcp,
+        9001,
+    );
     assert!(f.allowed);
     assert_eq!(f.inbound.as_ref().unwrap().file, "1002");
     assert_eq!(f.inbound.as_ref().unwrap().decision.rule, Some(3));
     assert!(!f.out.as_ref().unwrap().decision.enforced);
     // Portainer VM 1001 → agent VM 1002:9443 is not opened on 1002: dropped by policy_in
-    let f = m.flow(VantageRef::Vm(1001), ip("10.0.0.102"), "tcp", 9443);
+    let f = m.flow(
+        VantageRef::Vm(1001),
+        ip("10.0.0.102"),
+        phoenix_doctor::observe::Proto::Tcp,
+        9443,
+    );
     assert!(!f.allowed);
     assert!(
         f.out.as_ref().unwrap().decision.accepted,
@@ -646,7 +665,12 @@ fn flows_are_judged_by_both_ends() {
     );
     assert_eq!(f.inbound.as_ref().unwrap().decision.rule, None);
     // Traefik → Portainer 9443 opened by the stack manifest rule
-    let f = m.flow(VantageRef::Lxc(102), ip("10.0.0.111"), "tcp", 9443);
+    let f = m.flow(
+        VantageRef::Lxc(102),
+        ip("10.0.0.111"),
+        phoenix_doctor::observe::Proto::Tcp,
+        9443,
+    );
     assert!(f.allowed);
     let side = f.inbound.unwrap();
     let rule =

@@ -9,7 +9,7 @@ use phoenix_doctor::lab::{Fault, Lab, LabHandle, LabSpec};
 use serde_json::Value;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -117,80 +117,9 @@ fn one(prom: &str, metric: &str, want: &[(&str, &str)]) -> Option<f64> {
     (hits.len() == 1).then(|| hits[0])
 }
 
-#[test]
-fn prometheus_scrapes_the_verdicts_of_a_healthy_and_a_broken_lab() {
-    assert!(
-        Path::new("/usr/bin/prometheus").exists(),
-        "/usr/bin/prometheus is missing: .ci/run installs the `prometheus` package"
-    );
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    let tmp = tempfile::tempdir().unwrap();
-    let (good_dir, bad_dir) = (tmp.path().join("good"), tmp.path().join("bad"));
-    let good = start_lab(&rt, 72, &[], &good_dir);
-    let bad = start_lab(&rt, 73, &[Fault::ExpiredLeaf], &bad_dir);
-    let (_good_serve, good_addr, good_log) = start_serve(&good);
-    let (_bad_serve, bad_addr, bad_log) = start_serve(&bad);
-
-    // The scrape config of docs/prometheus.md: targets are phoenix-doctor target names,
-    // relabelled into `?target=`; here the exporter's address comes per lab.
-    let prom_addr = format!("127.0.0.1:{}", free_port());
-    let config = tmp.path().join("prometheus.yml");
-    std::fs::write(
-        &config,
-        format!(
-            r#"global:
-  scrape_interval: 1s
-  scrape_timeout: 1s
-scrape_configs:
-  - job_name: phoenix-doctor
-    metrics_path: /probe
-    static_configs:
-      - targets: [qdrant]
-        labels: {{__exporter: "{good_addr}", lab: good}}
-      - targets: [qdrant]
-        labels: {{__exporter: "{bad_addr}", lab: bad}}
-    relabel_configs:
-      - source_labels: [__address__]
-        target_label: __param_target
-      - source_labels: [__param_target]
-        target_label: target
-      - source_labels: [__exporter]
-        target_label: __address__
-  - job_name: phoenix-doctor-exporter
-    static_configs:
-      - targets: ["{good_addr}"]
-        labels: {{lab: good}}
-      - targets: ["{bad_addr}"]
-        labels: {{lab: bad}}
-"#
-        ),
-    )
-    .unwrap();
-    let prom_log = tmp.path().join("prometheus.log");
-    let _prom = Reaped(
-        Command::new("/usr/bin/prometheus")
-            .arg(format!("--config.file={}", config.display()))
-            .arg(format!(
-                "--storage.tsdb.path={}",
-                tmp.path().join("tsdb").display()
-            ))
-            .arg(format!("--web.listen-address={prom_addr}"))
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&prom_log).unwrap())
-            .spawn()
-            .expect("starts prometheus"),
-    );
-
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs_f64();
-    let p = prom_addr.as_str();
+/// What Prometheus must show of the two labs (through `p`), each named: expected from the faults'
+/// definitions.
+fn checks(p: &str, now: f64) -> Vec<(&'static str, bool)> {
     let probe = |lab: &'static str| {
         [
             ("job", "phoenix-doctor"),
@@ -226,58 +155,138 @@ scrape_configs:
     // Expected from the faults' definitions: the healthy lab is healthy, its leaf valid; the
     // expired leaf makes qdrant's trace diverge first at the gateway's TLS, and the served leaf's
     // notAfter lies in the past.
-    let checks = || -> Vec<(&'static str, bool)> {
-        vec![
-            (
-                "up of both /probe scrapes",
-                one(p, "up", &probe("good")) == Some(1.0)
-                    && one(p, "up", &probe("bad")) == Some(1.0),
-            ),
-            (
-                "good lab healthy",
-                one(p, "phoenix_doctor_trace_healthy", &probe("good")) == Some(1.0)
-                    && verdict("good", "healthy") == Some(1.0)
-                    && verdict("good", "diverged") == Some(0.0),
-            ),
-            (
-                "bad lab diverged",
-                one(p, "phoenix_doctor_trace_healthy", &probe("bad")) == Some(0.0)
-                    && verdict("bad", "diverged") == Some(1.0)
-                    && verdict("bad", "cannot-judge") == Some(0.0),
-            ),
-            (
-                "bad lab first divergence at the gateway's TLS",
-                one(
-                    p,
-                    "phoenix_doctor_step_first_divergence",
-                    &[("lab", "bad"), ("step", "host-gateway.tls")],
-                ) == Some(1.0),
-            ),
-            (
-                "good leaf valid, bad leaf expired",
-                expiry("good").is_some_and(|t| t > now) && expiry("bad").is_some_and(|t| t < now),
-            ),
-            (
-                "per-phase durations and the result's age",
-                one(
-                    p,
-                    "phoenix_doctor_probe_duration_seconds",
-                    &[
-                        ("lab", "good"),
-                        ("step", "host-gateway.tls"),
-                        ("phase", "tls"),
-                    ],
-                )
-                .is_some()
-                    && one(p, "phoenix_doctor_result_age_seconds", &probe("good")).is_some(),
-            ),
-            (
-                "exporter counts its runs",
-                runs("good", "healthy").is_some_and(|n| n >= 1.0)
-                    && runs("bad", "diverged").is_some_and(|n| n >= 1.0),
-            ),
-        ]
-    };
+    vec![
+        (
+            "up of both /probe scrapes",
+            one(p, "up", &probe("good")) == Some(1.0) && one(p, "up", &probe("bad")) == Some(1.0),
+        ),
+        (
+            "good lab healthy",
+            one(p, "phoenix_doctor_trace_healthy", &probe("good")) == Some(1.0)
+                && verdict("good", "healthy") == Some(1.0)
+                && verdict("good", "diverged") == Some(0.0),
+        ),
+        (
+            "bad lab diverged",
+            one(p, "phoenix_doctor_trace_healthy", &probe("bad")) == Some(0.0)
+                && verdict("bad", "diverged") == Some(1.0)
+                && verdict("bad", "cannot-judge") == Some(0.0),
+        ),
+        (
+            "bad lab first divergence at the gateway's TLS",
+            one(
+                p,
+                "phoenix_doctor_step_first_divergence",
+                &[("lab", "bad"), ("step", "host-gateway.tls")],
+            ) == Some(1.0),
+        ),
+        (
+            "good leaf valid, bad leaf expired",
+            expiry("good").is_some_and(|t| t > now) && expiry("bad").is_some_and(|t| t < now),
+        ),
+        (
+            "per-phase durations and the result's age",
+            one(
+                p,
+                "phoenix_doctor_probe_duration_seconds",
+                &[
+                    ("lab", "good"),
+                    ("step", "host-gateway.tls"),
+                    ("phase", "tls"),
+                ],
+            )
+            .is_some()
+                && one(p, "phoenix_doctor_result_age_seconds", &probe("good")).is_some(),
+        ),
+        (
+            "exporter counts its runs",
+            runs("good", "healthy").is_some_and(|n| n >= 1.0)
+                && runs("bad", "diverged").is_some_and(|n| n >= 1.0),
+        ),
+    ]
+}
+
+/// Prometheus with the scrape config of docs/prometheus.md, scraping both exporters; its
+/// TSDB and log under `dir`. Returns it, its address and its log file.
+fn start_prometheus(dir: &Path, good_addr: &str, bad_addr: &str) -> (Reaped, String, PathBuf) {
+    // The scrape config of docs/prometheus.md: targets are phoenix-doctor target names,
+    // relabelled into `?target=`; here the exporter's address comes per lab.
+    let prom_addr = format!("127.0.0.1:{}", free_port());
+    let config = dir.join("prometheus.yml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"global:
+  scrape_interval: 1s
+  scrape_timeout: 1s
+scrape_configs:
+  - job_name: phoenix-doctor
+    metrics_path: /probe
+    static_configs:
+      - targets: [qdrant]
+        labels: {{__exporter: "{good_addr}", lab: good}}
+      - targets: [qdrant]
+        labels: {{__exporter: "{bad_addr}", lab: bad}}
+    relabel_configs:
+      - source_labels: [__address__]
+        target_label: __param_target
+      - source_labels: [__param_target]
+        target_label: target
+      - source_labels: [__exporter]
+        target_label: __address__
+  - job_name: phoenix-doctor-exporter
+    static_configs:
+      - targets: ["{good_addr}"]
+        labels: {{lab: good}}
+      - targets: ["{bad_addr}"]
+        labels: {{lab: bad}}
+"#
+        ),
+    )
+    .unwrap();
+    let prom_log = dir.join("prometheus.log");
+    let prom = Reaped(
+        Command::new("/usr/bin/prometheus")
+            .arg(format!("--config.file={}", config.display()))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                dir.join("tsdb").display()
+            ))
+            .arg(format!("--web.listen-address={prom_addr}"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&prom_log).unwrap())
+            .spawn()
+            .expect("starts prometheus"),
+    );
+
+    (prom, prom_addr, prom_log)
+}
+
+#[test]
+fn prometheus_scrapes_the_verdicts_of_a_healthy_and_a_broken_lab() {
+    assert!(
+        Path::new("/usr/bin/prometheus").exists(),
+        "/usr/bin/prometheus is missing: .ci/run installs the `prometheus` package"
+    );
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let (good_dir, bad_dir) = (tmp.path().join("good"), tmp.path().join("bad"));
+    let good = start_lab(&rt, 72, &[], &good_dir);
+    let bad = start_lab(&rt, 73, &[Fault::ExpiredLeaf], &bad_dir);
+    let (_good_serve, good_addr, good_log) = start_serve(&good);
+    let (_bad_serve, bad_addr, bad_log) = start_serve(&bad);
+
+    let (_prom, prom_addr, prom_log) = start_prometheus(tmp.path(), &good_addr, &bad_addr);
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64();
+    let checks = || checks(&prom_addr, now);
     let started = Instant::now();
     let mut last = checks();
     while last.iter().any(|(_, ok)| !ok) && started.elapsed() < Duration::from_secs(60) {

@@ -58,9 +58,9 @@ fn http_connect(url: &str, resolve: &Option<String>) -> Result<SocketAddr> {
     let uri: hyper::Uri = url
         .parse()
         .map_err(|e| Error::input(format!("URL `{url}`: {e}")))?;
-    let https = match uri.scheme_str() {
-        Some("https") => true,
-        Some("http") => false,
+    let https = match uri.scheme_str().and_then(|s| s.parse().ok()) {
+        Some(phoenix_doctor::observe::Scheme::Https) => true,
+        Some(phoenix_doctor::observe::Scheme::Http) => false,
         _ => {
             return Err(Error::input(format!(
                 "URL `{url}`: expected http:// or https://"

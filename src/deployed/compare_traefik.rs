@@ -22,8 +22,10 @@ fn generator_url(m: &Intended, url: &str) -> bool {
     let Ok(addr) = rest.trim_end_matches('/').parse::<std::net::SocketAddr>() else {
         return false;
     };
-    matches!(scheme, "http" | "https")
-        && (m.subnets.iter().any(|n| n.contains(&addr.ip())) || addr.ip().is_loopback())
+    matches!(
+        scheme.parse(),
+        Ok(crate::observe::Scheme::Http | crate::observe::Scheme::Https)
+    ) && (m.subnets.iter().any(|n| n.contains(&addr.ip())) || addr.ip().is_loopback())
 }
 
 pub(crate) fn traefik(

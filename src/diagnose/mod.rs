@@ -194,7 +194,7 @@ fn one() -> u32 {
 /// `step.through` broken by its own layers, and its first own failing step (id and code).
 fn behind_cause(
     step: &Step,
-    judged: &[(&Step, Judged, Option<&Observation>)],
+    judged: &[JudgedStep<'_>],
     memo: &mut HashMap<String, bool>,
 ) -> Option<(String, Code)> {
     let hop = step
@@ -214,16 +214,73 @@ fn behind_cause(
         .and_then(|(s, j, _)| Some((s.id.clone(), j.code?)))
 }
 
+/// One step with its judgement and the observation behind it (none when it was not observed).
+type JudgedStep<'a> = (&'a Step, Judged, Option<&'a Observation>);
+
 /// Diagnose a run of `plan`. `static_findings` (from `lint`) that bear on the traced hops are
 /// listed beside the live findings; they do not change the verdict.
 pub fn diagnose(plan: &Plan, run: &Run, static_findings: &[Finding]) -> Report {
+    let mut judged = judge_all(plan, run);
+    // A hop is broken by its own layers when it has a failing step that is not a proxy answer
+    // explained by a broken hop behind it. Resolve recursively (the `through` hops are downstream).
+    let mut memo: HashMap<String, bool> = HashMap::new();
+    let hop_ids: Vec<String> = plan.hops.iter().map(|h| h.id.clone()).collect();
+    for h in &hop_ids {
+        own_broken(h, &judged, &mut memo, &mut BTreeSet::new());
+    }
+    name_backend_failures(&mut judged, &mut memo);
+
+    let paths = step_paths(plan);
+    let marked = plan.hops.iter().any(|h| h.path == TARGET_PATH);
+    let on_target = |id: &str| !marked || paths.get(id).is_some_and(|p| p == TARGET_PATH);
+    let mut steps = Vec::with_capacity(judged.len());
+    let mut live = LiveFindings::default();
+    let mut symptoms: Vec<(String, EvidenceItem)> = Vec::new(); // (explaining hop, symptom)
+    for (step, j, obs) in &judged {
+        let symptom_of = symptom_of(step, j, &memo);
+        if let Some(h) = &symptom_of {
+            symptoms.push((h.clone(), symptom(step, j)));
+        } else if let Some(code) = j.code {
+            live.add(step, j, code, on_target(&step.id), &judged);
+        }
+        let path = paths.get(step.id.as_str()).cloned().unwrap_or_default();
+        steps.push(step_result(step, j, *obs, symptom_of, path));
+    }
+    let mut findings = live.attach(symptoms).ranked(&hop_ids);
+    let first_divergence = first_divergence(&findings, &steps);
+    let hops = hop_results(plan, &steps, &memo);
+    let verdict = if findings.iter().any(|f| f.severity == Severity::Error) {
+        Overall::Diverged
+    } else if steps.iter().any(|s| s.verdict == Verdict::CannotJudge) {
+        Overall::CannotJudge
+    } else {
+        Overall::Healthy
+    };
+    findings.extend(bearing_static(plan, &steps, static_findings, &hop_ids));
+    Report {
+        schema_version: REPORT_SCHEMA_VERSION,
+        target: plan.target.clone(),
+        verdict,
+        first_divergence,
+        hops,
+        steps,
+        findings,
+        started_at: run.started_at.clone(),
+        duration_ms: run.duration_ms,
+        attempts: 1,
+        baseline: None,
+    }
+}
+
+/// Every step of `plan` judged against its observation in `run`; a step without one cannot be
+/// judged (`PD-RUN-002`).
+fn judge_all<'a>(plan: &'a Plan, run: &'a Run) -> Vec<JudgedStep<'a>> {
     let by_id: HashMap<&str, &Observation> = run
         .observations
         .iter()
         .map(|o| (o.step.as_str(), o))
         .collect();
-    let mut judged: Vec<(&Step, Judged, Option<&Observation>)> = plan
-        .steps
+    plan.steps
         .iter()
         .map(|s| match by_id.get(s.id.as_str()) {
             Some(o) => (s, judge(s, o), Some(*o)),
@@ -239,19 +296,13 @@ pub fn diagnose(plan: &Plan, run: &Run, static_findings: &[Finding]) -> Report {
                 None,
             ),
         })
-        .collect();
+        .collect()
+}
 
-    // A hop is broken by its own layers when it has a failing step that is not a proxy answer
-    // explained by a broken hop behind it. Resolve recursively (the `through` hops are downstream).
-    let mut memo: HashMap<String, bool> = HashMap::new();
-    let hop_ids: Vec<String> = plan.hops.iter().map(|h| h.id.clone()).collect();
-    for h in &hop_ids {
-        own_broken(h, &judged, &mut memo, &mut BTreeSet::new());
-    }
-
-    // A proxy's answer says only that a backend failed; which failure is named only from the
-    // tool's own probe of the hop behind it.
-    let words: Vec<Option<BackendFailure>> = judged
+/// A proxy's answer says only that a backend failed; which failure is named only from the
+/// tool's own probe of the hop behind it.
+fn name_backend_failures(judged: &mut [JudgedStep<'_>], memo: &mut HashMap<String, bool>) {
+    let causes: Vec<Option<BackendFailure>> = judged
         .iter()
         .map(|(step, j, obs)| {
             let status = match obs.map(|o| &o.evidence) {
@@ -262,8 +313,7 @@ pub fn diagnose(plan: &Plan, run: &Run, static_findings: &[Finding]) -> Report {
                 return None;
             }
             // A proxy behind that reports a backend failure too knows no more than this one.
-            let cause =
-                behind_cause(step, &judged, &mut memo).filter(|c| c.1 != catalog::PD_HTTP_005);
+            let cause = behind_cause(step, judged, memo).filter(|c| c.1 != catalog::PD_HTTP_005);
             Some(match cause {
                 Some((step, code)) => BackendFailure::SeenAt { code, step },
                 None if status == 504 => BackendFailure::ProxyTimeout,
@@ -271,132 +321,164 @@ pub fn diagnose(plan: &Plan, run: &Run, static_findings: &[Finding]) -> Report {
             })
         })
         .collect();
-    for ((_, j, obs), w) in judged.iter_mut().zip(words) {
-        if let (Some(w), Some(Evidence::Http(h))) = (w, obs.map(|o| &o.evidence)) {
-            j.say_proxy_meaning(h, w);
+    for ((_, j, obs), cause) in judged.iter_mut().zip(causes) {
+        if let (Some(cause), Some(Evidence::Http(h))) = (cause, obs.map(|o| &o.evidence)) {
+            j.say_proxy_meaning(h, cause);
         }
     }
+}
 
-    let paths = step_paths(plan);
-    let marked = plan.hops.iter().any(|h| h.path == TARGET_PATH);
-    let on_target = |id: &str| !marked || paths.get(id).is_some_and(|p| p == TARGET_PATH);
-    let mut steps = Vec::with_capacity(judged.len());
-    let mut findings: Vec<Finding> = Vec::new();
-    // Per finding: whether one of its steps lies on the target's own path.
-    let mut targeted: Vec<bool> = Vec::new();
-    // (hop, code) -> index in findings, to group e.g. several names failing the same way.
-    let mut grouped: HashMap<String, usize> = HashMap::new();
-    let mut symptoms: Vec<(String, EvidenceItem)> = Vec::new(); // (explaining hop, symptom)
+/// The hop whose own failure explains this failing proxy answer: the first of the hops its
+/// request passes `through` that is broken by its own layers.
+fn symptom_of(step: &Step, j: &Judged, memo: &HashMap<String, bool>) -> Option<String> {
+    if !(j.verdict.is_failure() && j.proxy_answer) {
+        return None;
+    }
+    step.through
+        .iter()
+        .find(|h| memo.get(*h).copied().unwrap_or(false))
+        .cloned()
+}
 
-    for (step, j, obs) in &judged {
-        let mut symptom_of = None;
-        if j.verdict.is_failure() && j.proxy_answer {
-            symptom_of = step
-                .through
-                .iter()
-                .find(|h| memo.get(*h).copied().unwrap_or(false))
-                .cloned();
+/// A symptom, as the evidence of the finding that explains it.
+fn symptom(step: &Step, j: &Judged) -> EvidenceItem {
+    EvidenceItem::SymptomAt {
+        step: step.id.clone(),
+        layer: step.layer,
+        from: step.from.to_string(),
+        actual: j.actual.clone(),
+    }
+}
+
+fn step_result(
+    step: &Step,
+    j: &Judged,
+    obs: Option<&Observation>,
+    symptom_of: Option<String>,
+    path: String,
+) -> StepResult {
+    StepResult {
+        id: step.id.clone(),
+        hop: step.hop.clone(),
+        from: step.from.to_string(),
+        to: step.to.clone(),
+        layer: step.layer,
+        verdict: j.verdict,
+        expected: step.expect.clone(),
+        actual: j.actual.clone(),
+        evidence: j.evidence.clone(),
+        provenance: step.provenance.clone(),
+        duration_ms: obs.map(|o| o.timings.total_ms).unwrap_or(0.0),
+        code: if j.verdict == Verdict::Ok {
+            None
+        } else {
+            j.code
+        },
+        symptom_of,
+        vantage: obs.map(|o| o.vantage.clone()).unwrap_or_default(),
+        path,
+    }
+}
+
+/// The live findings as they are gathered: one per defect, with whether one of its steps lies
+/// on the target's own path.
+#[derive(Default)]
+struct LiveFindings {
+    findings: Vec<Finding>,
+    targeted: Vec<bool>,
+    /// Group key (see [`group_key`]) -> index in `findings`, to group e.g. several names
+    /// failing the same way.
+    grouped: HashMap<String, usize>,
+}
+
+impl LiveFindings {
+    /// Add a step's failure (or warning, or a guest step it could not judge): into the finding
+    /// of the same defect when there is one, else as a new finding when it is its hop's first
+    /// failure.
+    fn add(
+        &mut self,
+        step: &Step,
+        j: &Judged,
+        code: Code,
+        on_target: bool,
+        judged: &[JudgedStep<'_>],
+    ) {
+        let unjudged = j.verdict == Verdict::CannotJudge && code == SUBSTITUTED;
+        if !(j.verdict.is_failure() || j.verdict == Verdict::Warn || unjudged) {
+            return;
         }
-        if let Some(h) = &symptom_of {
-            symptoms.push((
-                h.clone(),
-                EvidenceItem::SymptomAt {
-                    step: step.id.clone(),
-                    layer: step.layer,
-                    from: step.from.to_string(),
-                    actual: j.actual.clone(),
-                },
-            ));
-        } else if let Some(code) = j.code {
-            let unjudged = j.verdict == Verdict::CannotJudge && code == SUBSTITUTED;
-            if j.verdict.is_failure() || j.verdict == Verdict::Warn || unjudged {
-                let key = group_key(step, code);
-                if let Some(&i) = grouped.get(&key) {
-                    targeted[i] |= on_target(&step.id);
-                    let f: &mut Finding = &mut findings[i];
-                    f.evidence.push(EvidenceItem::AlsoSeen {
-                        step: step.id.clone(),
-                        from: step.from.to_string(),
-                        actual: j.actual.clone(),
-                    });
-                    for e in &j.evidence {
-                        if !f.evidence.contains(e) {
-                            f.evidence.push(e.clone());
-                        }
-                    }
-                    for p in &step.provenance {
-                        if !f.provenance.contains(p) {
-                            f.provenance.push(p.clone());
-                        }
-                    }
-                } else if first_failure_of_hop(step, &judged)
-                    || j.verdict == Verdict::Warn
-                    || unjudged
-                {
-                    grouped.insert(key, findings.len());
-                    findings.push(finding_for(step, j, code));
-                    targeted.push(on_target(&step.id));
+        let key = group_key(step, code);
+        if let Some(&i) = self.grouped.get(&key) {
+            self.targeted[i] |= on_target;
+            let f = &mut self.findings[i];
+            f.evidence.push(EvidenceItem::AlsoSeen {
+                step: step.id.clone(),
+                from: step.from.to_string(),
+                actual: j.actual.clone(),
+            });
+            for e in &j.evidence {
+                if !f.evidence.contains(e) {
+                    f.evidence.push(e.clone());
                 }
             }
-        }
-        steps.push(StepResult {
-            id: step.id.clone(),
-            hop: step.hop.clone(),
-            from: step.from.to_string(),
-            to: step.to.clone(),
-            layer: step.layer,
-            verdict: j.verdict,
-            expected: step.expect.clone(),
-            actual: j.actual.clone(),
-            evidence: j.evidence.clone(),
-            provenance: step.provenance.clone(),
-            duration_ms: obs.map(|o| o.timings.total_ms).unwrap_or(0.0),
-            code: if j.verdict == Verdict::Ok {
-                None
-            } else {
-                j.code
-            },
-            symptom_of,
-            vantage: obs.map(|o| o.vantage.clone()).unwrap_or_default(),
-            path: paths.get(step.id.as_str()).cloned().unwrap_or_default(),
-        });
-    }
-
-    for (hop, line) in symptoms {
-        if let Some(f) = findings
-            .iter_mut()
-            .find(|f| f.hop == hop && f.severity == Severity::Error)
-        {
-            f.evidence.push(line);
+            for p in &step.provenance {
+                if !f.provenance.contains(p) {
+                    f.provenance.push(p.clone());
+                }
+            }
+        } else if first_failure_of_hop(step, judged) || j.verdict == Verdict::Warn || unjudged {
+            self.grouped.insert(key, self.findings.len());
+            self.findings.push(finding_for(step, j, code));
+            self.targeted.push(on_target);
         }
     }
 
-    // Order findings: the target's own path first, then by the chain: hop order, then layer.
-    let hop_rank = |h: &str| hop_ids.iter().position(|x| x == h).unwrap_or(usize::MAX);
-    let mut ranked: Vec<(bool, Finding)> = targeted.into_iter().zip(findings).collect();
-    ranked.sort_by_key(|(t, f)| (!t, hop_rank(&f.hop), f.layer, std::cmp::Reverse(f.severity)));
-    let mut findings: Vec<Finding> = ranked.into_iter().map(|(_, f)| f).collect();
+    /// Each symptom as evidence of its explaining hop's error finding.
+    fn attach(mut self, symptoms: Vec<(String, EvidenceItem)>) -> Self {
+        for (hop, item) in symptoms {
+            if let Some(f) = self
+                .findings
+                .iter_mut()
+                .find(|f| f.hop == hop && f.severity == Severity::Error)
+            {
+                f.evidence.push(item);
+            }
+        }
+        self
+    }
 
-    let first_divergence = findings
+    /// The findings in order: the target's own path first, then by the chain: hop order, then
+    /// layer, errors before warnings.
+    fn ranked(self, hop_ids: &[String]) -> Vec<Finding> {
+        let hop_rank = |h: &str| hop_ids.iter().position(|x| x == h).unwrap_or(usize::MAX);
+        let mut ranked: Vec<(bool, Finding)> =
+            self.targeted.into_iter().zip(self.findings).collect();
+        ranked.sort_by_key(|(t, f)| (!t, hop_rank(&f.hop), f.layer, std::cmp::Reverse(f.severity)));
+        ranked.into_iter().map(|(_, f)| f).collect()
+    }
+}
+
+/// The root cause: the first error finding, at its own (not symptom) step.
+fn first_divergence(findings: &[Finding], steps: &[StepResult]) -> Option<Divergence> {
+    let f = findings.iter().find(|f| f.severity == Severity::Error)?;
+    let step = steps
         .iter()
-        .find(|f| f.severity == Severity::Error)
-        .and_then(|f| {
-            let step = steps.iter().find(|s| {
-                s.hop == f.hop && s.code.as_deref() == Some(&f.code) && s.symptom_of.is_none()
-            })?;
-            Some(Divergence {
-                hop: f.hop.clone(),
-                from: step.from.clone(),
-                to: step.to.clone(),
-                layer: step.layer,
-                code: f.code,
-                step: step.id.clone(),
-                title: f.title.clone(),
-            })
-        });
+        .find(|s| s.hop == f.hop && s.code.as_deref() == Some(&f.code) && s.symptom_of.is_none())?;
+    Some(Divergence {
+        hop: f.hop.clone(),
+        from: step.from.clone(),
+        to: step.to.clone(),
+        layer: step.layer,
+        code: f.code,
+        step: step.id.clone(),
+        title: f.title.clone(),
+    })
+}
 
-    let hops = plan
-        .hops
+/// Each hop's verdict: broken by its own layers (its first own failure's verdict), `blocked`
+/// when its only failures are symptoms, else the worst of cannot-judge, warn, ok.
+fn hop_results(plan: &Plan, steps: &[StepResult], memo: &HashMap<String, bool>) -> Vec<HopResult> {
+    plan.hops
         .iter()
         .map(|h| {
             let own: Vec<&StepResult> = steps.iter().filter(|s| s.hop == h.id).collect();
@@ -424,44 +506,28 @@ pub fn diagnose(plan: &Plan, run: &Run, static_findings: &[Finding]) -> Report {
                 path: h.path.clone(),
             }
         })
-        .collect();
+        .collect()
+}
 
-    let verdict = if findings.iter().any(|f| f.severity == Severity::Error) {
-        Overall::Diverged
-    } else if steps.iter().any(|s| s.verdict == Verdict::CannotJudge) {
-        Overall::CannotJudge
-    } else {
-        Overall::Healthy
-    };
-
-    // Static findings that bear on what this plan touches, held against the live evidence.
+/// Static findings that bear on what this plan touches, held against the live evidence.
+fn bearing_static(
+    plan: &Plan,
+    steps: &[StepResult],
+    static_findings: &[Finding],
+    hop_ids: &[String],
+) -> Vec<Finding> {
     let subjects = plan_subjects(plan);
-    findings.extend(
-        static_findings
-            .iter()
-            .filter(|f| {
-                f.subjects.iter().any(|s| subjects.contains(s.as_str())) || hop_ids.contains(&f.hop)
-            })
-            .map(|f| {
-                let mut f = f.clone();
-                f.reconciliation = Some(reconcile(&f, plan, &steps));
-                f
-            }),
-    );
-
-    Report {
-        schema_version: REPORT_SCHEMA_VERSION,
-        target: plan.target.clone(),
-        verdict,
-        first_divergence,
-        hops,
-        steps,
-        findings,
-        started_at: run.started_at.clone(),
-        duration_ms: run.duration_ms,
-        attempts: 1,
-        baseline: None,
-    }
+    static_findings
+        .iter()
+        .filter(|f| {
+            f.subjects.iter().any(|s| subjects.contains(s.as_str())) || hop_ids.contains(&f.hop)
+        })
+        .map(|f| {
+            let mut f = f.clone();
+            f.reconciliation = Some(reconcile(&f, plan, steps));
+            f
+        })
+        .collect()
 }
 
 /// Failures that are one defect share a finding: the same nameserver failing the same way (seen
@@ -487,7 +553,7 @@ fn group_key(step: &Step, code: Code) -> String {
 
 /// True when `step` is the first failing step of its hop in layer order (later failures of the
 /// same hop are consequences, except independent DNS names, which are grouped by code).
-fn first_failure_of_hop(step: &Step, judged: &[(&Step, Judged, Option<&Observation>)]) -> bool {
+fn first_failure_of_hop(step: &Step, judged: &[JudgedStep<'_>]) -> bool {
     if step.layer == Layer::Dns {
         return true;
     }
@@ -500,7 +566,7 @@ fn first_failure_of_hop(step: &Step, judged: &[(&Step, Judged, Option<&Observati
 
 fn own_broken(
     hop: &str,
-    judged: &[(&Step, Judged, Option<&Observation>)],
+    judged: &[JudgedStep<'_>],
     memo: &mut HashMap<String, bool>,
     visiting: &mut BTreeSet<String>,
 ) -> bool {

@@ -27,23 +27,8 @@ pub enum End {
     Guest,
 }
 
-/// The protocol a hop uses.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Proto {
-    #[default]
-    Tcp,
-    Udp,
-}
-
-impl Proto {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Proto::Tcp => "tcp",
-            Proto::Udp => "udp",
-        }
-    }
-}
+/// The protocol a hop uses (`tcp` unless the file says otherwise).
+pub use crate::observe::Proto;
 
 /// One documented hop.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]

@@ -4,6 +4,7 @@
 //! that `plan`, `lint` and the lab read; none of them keeps a list of its own.
 
 pub mod documented;
+pub mod ids;
 pub mod traces;
 
 pub use documented::{Documented, End, Proto};

@@ -137,7 +137,7 @@ pub struct TlsDef {
     pub self_signed: Option<Vec<String>>,
     /// Only when the target's scheme is this (`https`).
     #[serde(default)]
-    pub when: Option<String>,
+    pub when: Option<crate::observe::Scheme>,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -157,7 +157,7 @@ pub struct MtlsDef {
     #[serde(default)]
     pub optional: bool,
     #[serde(default)]
-    pub when: Option<String>,
+    pub when: Option<crate::observe::Scheme>,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]

@@ -649,9 +649,9 @@ fn model_records(m: &crate::model::Intended) -> Vec<(String, Ipv4Addr)> {
 fn model_routes(m: &crate::model::Intended) -> Vec<Route> {
     let mut out = Vec::new();
     for r in &m.routes.routes {
-        let backend = match (r.is_api, r.backend, r.scheme.as_str()) {
+        let backend = match (r.is_api, r.backend, r.scheme) {
             (true, _, _) => Backend::Api,
-            (false, Some(a), "https") => Backend::Https(a),
+            (false, Some(a), crate::observe::Scheme::Https) => Backend::Https(a),
             (false, Some(a), _) => Backend::Http(a),
             (false, None, _) => continue,
         };

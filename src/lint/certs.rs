@@ -185,7 +185,12 @@ impl<'a> CertIndex<'a> {
 pub(crate) fn backend_ip_san(m: &Intended) -> Vec<Finding> {
     let certs = CertIndex::new(m);
     let mut out = Vec::new();
-    for r in m.routes.routes.iter().filter(|r| r.scheme == "https") {
+    for r in m
+        .routes
+        .routes
+        .iter()
+        .filter(|r| r.scheme == crate::observe::Scheme::Https)
+    {
         let (Some(b), Some(g)) = (r.backend, r.guest) else {
             continue;
         };
@@ -229,7 +234,12 @@ pub(crate) fn backend_ip_san(m: &Intended) -> Vec<Finding> {
 pub(crate) fn backend_without_cert(m: &Intended) -> Vec<Finding> {
     let certs = CertIndex::new(m);
     let mut out = Vec::new();
-    for r in m.routes.routes.iter().filter(|r| r.scheme == "https") {
+    for r in m
+        .routes
+        .routes
+        .iter()
+        .filter(|r| r.scheme == crate::observe::Scheme::Https)
+    {
         let (Some(b), Some(g)) = (r.backend, r.guest) else {
             continue;
         };

@@ -227,7 +227,11 @@ pub(crate) fn nameserver_not_dns(m: &Intended) -> Vec<Finding> {
             let Some(node) = m.node_by_ip(ns.value) else {
                 continue;
             };
-            if node.services.iter().any(|s| s.scheme == "dns") {
+            if node
+                .services
+                .iter()
+                .any(|s| s.scheme == crate::observe::Scheme::Dns)
+            {
                 continue;
             }
             out.push(with_subjects(

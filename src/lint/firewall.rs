@@ -6,7 +6,7 @@ use super::catalog as codes;
 use super::{finding, label, node_subjects, vantage_of_ip, with_subjects};
 use crate::config::{AddrSpec, Direction, Provenance, Val};
 use crate::finding::{Finding, Severity};
-use crate::hops::{Documented, End};
+use crate::hops::{Documented, End, Proto};
 use crate::model::{FwFile, FwRule, FwScope, Intended, RuleOrigin};
 use crate::plan::VantageRef;
 use std::collections::{BTreeSet, HashMap};
@@ -25,7 +25,7 @@ pub(crate) struct FwHop {
     pub dst_ip: IpAddr,
     pub dst_label: String,
     pub port: u16,
-    pub proto: &'static str,
+    pub proto: Proto,
     /// A certificate client dialling the CA (reported as PD-CERT-001).
     pub ca: bool,
     pub prov: Vec<Provenance>,
@@ -38,7 +38,7 @@ fn hop(
     src: VantageRef,
     dst: VantageRef,
     port: &Val<u16>,
-    proto: &'static str,
+    proto: Proto,
 ) -> Option<FwHop> {
     let s = m.node(src)?;
     let d = m.node(dst)?;
@@ -102,7 +102,7 @@ pub(crate) fn hops(m: &Intended) -> Vec<FwHop> {
                     .words
                     .iter()
                     .fold(d.what.clone(), |w, (k, v)| w.replace(k, v));
-                let proto = d.proto.as_str();
+                let proto = d.proto;
                 if let Some(mut h) = hop(m, &d.id, what, src, dst.vantage, &dst.port, proto) {
                     h.dst_ip = dst.dials.unwrap_or(h.dst_ip);
                     h.ca = d.to_ca();
@@ -241,7 +241,7 @@ fn lan_hop(m: &Intended, d: &'static Documented, dst: &Dest) -> Option<FwHop> {
         dst_ip: addr.value,
         dst_label: label(node),
         port: dst.port.value,
-        proto: d.proto.as_str(),
+        proto: d.proto,
         ca: d.to_ca(),
         prov: vec![dst.port.prov.clone(), addr.prov.clone()],
     })
@@ -268,11 +268,7 @@ fn file_label(f: &FwFile) -> String {
 }
 
 fn rule_text(r: &FwRule) -> String {
-    let mut s = format!(
-        "{} {}",
-        r.direction.as_upper(),
-        r.action.to_ascii_uppercase()
-    );
+    let mut s = format!("{} {}", r.direction.as_upper(), r.action.upper());
     if let Some(p) = &r.proto {
         s.push_str(&format!(" -p {p}"));
     }
@@ -389,7 +385,7 @@ pub(crate) fn hop_out_rules(m: &Intended) -> Vec<Finding> {
         let Some(file) = m.firewall.for_vantage(src) else {
             continue;
         };
-        if !file.enforced || file.options.policy_out.value.eq_ignore_ascii_case("ACCEPT") {
+        if !file.enforced || file.options.policy_out.value.accepts() {
             continue;
         }
         let d = file.decide(Direction::Out, h.dst_ip, Some(h.src_ip), h.proto, h.port);
@@ -518,12 +514,17 @@ pub(crate) fn one_sided_rules(m: &Intended) -> Vec<Finding> {
             if !pfile.has_direction(want_dir) {
                 continue;
             }
-            if want_dir == Direction::In
-                && pfile.options.policy_in.value.eq_ignore_ascii_case("ACCEPT")
-            {
+            if want_dir == Direction::In && pfile.options.policy_in.value.accepts() {
                 continue;
             }
-            let proto = r.proto.as_deref().unwrap_or("tcp");
+            // A rule for another protocol (icmp) has no ports a peer must also accept.
+            let Ok(proto) = r
+                .proto
+                .as_deref()
+                .map_or(Ok(Proto::Tcp), |p| p.to_ascii_lowercase().parse::<Proto>())
+            else {
+                continue;
+            };
             let missing: Vec<u16> = ports
                 .ports()
                 .take(1024)
@@ -616,7 +617,7 @@ pub(crate) fn unenforced_lxc_rules(m: &Intended) -> Vec<Finding> {
 /// The normalised traffic of a rule.
 struct Norm {
     dir: Direction,
-    action: String,
+    action: crate::model::FwAction,
     proto: Option<String>,
     src: Option<AddrSpec>,
     dst: Option<AddrSpec>,
@@ -626,7 +627,7 @@ struct Norm {
 fn norm(r: &FwRule) -> Norm {
     Norm {
         dir: r.direction,
-        action: r.action.to_ascii_uppercase(),
+        action: r.action.clone(),
         proto: r.proto.as_ref().map(|p| p.to_ascii_lowercase()),
         src: r.source,
         dst: r.dest,
@@ -685,7 +686,7 @@ fn addr_key(a: &Option<AddrSpec>) -> AddrKey {
 /// Everything [`same`] compares, hashable.
 type NormKey<'a> = (
     u8,
-    &'a str,
+    &'a crate::model::FwAction,
     Option<&'a str>,
     AddrKey,
     AddrKey,
@@ -712,7 +713,7 @@ fn norm_key(n: &Norm) -> NormKey<'_> {
 /// relate to a rule are found among those sharing its address, or the few with a wider one.
 struct Related {
     /// Per (direction, action): every rule, and the rules by source and by destination.
-    groups: HashMap<(u8, String), AddrLists>,
+    groups: HashMap<(u8, crate::model::FwAction), AddrLists>,
 }
 
 #[derive(Default)]
@@ -726,7 +727,7 @@ struct AddrLists {
 
 impl Related {
     fn new(norms: &[Norm]) -> Related {
-        let mut groups: HashMap<(u8, String), AddrLists> = HashMap::new();
+        let mut groups: HashMap<(u8, crate::model::FwAction), AddrLists> = HashMap::new();
         for (i, n) in norms.iter().enumerate() {
             let g = groups.entry((norm_key(n).0, n.action.clone())).or_default();
             g.all.push(i);

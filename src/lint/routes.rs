@@ -13,7 +13,7 @@ pub(crate) fn plain_http_to_tls(m: &Intended) -> Vec<Finding> {
         .routes
         .routes
         .iter()
-        .filter(|r| !r.is_api && r.scheme == "http")
+        .filter(|r| !r.is_api && r.scheme == crate::observe::Scheme::Http)
     {
         let (Some(b), Some(g)) = (r.backend, r.guest) else {
             continue;
@@ -22,7 +22,7 @@ pub(crate) fn plain_http_to_tls(m: &Intended) -> Vec<Finding> {
         let Some(svc) = node
             .services
             .iter()
-            .find(|s| s.port.value == b.port() && s.scheme == "https")
+            .find(|s| s.port.value == b.port() && s.scheme == crate::observe::Scheme::Https)
         else {
             continue;
         };

@@ -7,11 +7,99 @@ use crate::config::{
     AddrSpec, Direction, PortSet, Provenance, RawClusterFirewall, RawConfig, RawGuest, RawRule,
     RawStack, Val,
 };
-use crate::observe::VantageRef;
-use serde::Serialize;
+use crate::observe::{Proto, VantageRef};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::collections::HashMap;
+use std::fmt;
 use std::net::IpAddr;
+use std::str::FromStr;
 use std::sync::{Arc, OnceLock};
+
+crate::observe::vocab::text_enum! {
+    /// What Proxmox does with a packet a rule matches, or that no rule matched (a policy).
+    pub enum Verdict {
+        Accept = "ACCEPT",
+        Drop = "DROP",
+        Reject = "REJECT",
+    }
+}
+
+/// A rule's or a policy's action as written: `ACCEPT`, `DROP` or `REJECT` in any case (Proxmox
+/// reads them case-insensitively). The spelling is kept for rendering and output; a text that
+/// is none of them has no [`Verdict`] and accepts nothing. Equal when equal ignoring case.
+#[derive(Debug, Clone)]
+pub struct FwAction {
+    verdict: Option<Verdict>,
+    text: String,
+}
+
+impl FwAction {
+    pub fn new(text: &str) -> FwAction {
+        FwAction {
+            verdict: text.to_ascii_uppercase().parse().ok(),
+            text: text.to_string(),
+        }
+    }
+
+    /// `ACCEPT`, `DROP` or `REJECT`; None for any other text.
+    pub fn verdict(&self) -> Option<Verdict> {
+        self.verdict
+    }
+
+    pub fn accepts(&self) -> bool {
+        self.verdict == Some(Verdict::Accept)
+    }
+
+    /// As the config writes it.
+    pub fn as_written(&self) -> &str {
+        &self.text
+    }
+
+    /// Upper-cased, as vm-manager and pvesh write it.
+    pub fn upper(&self) -> String {
+        self.text.to_ascii_uppercase()
+    }
+}
+
+impl From<&str> for FwAction {
+    fn from(text: &str) -> FwAction {
+        FwAction::new(text)
+    }
+}
+
+impl From<Verdict> for FwAction {
+    fn from(v: Verdict) -> FwAction {
+        FwAction::new(v.as_str())
+    }
+}
+
+impl PartialEq for FwAction {
+    fn eq(&self, other: &FwAction) -> bool {
+        self.text.eq_ignore_ascii_case(&other.text)
+    }
+}
+
+impl Eq for FwAction {}
+
+impl std::hash::Hash for FwAction {
+    fn hash<H: std::hash::Hasher>(&self, h: &mut H) {
+        for b in self.text.bytes() {
+            h.write_u8(b.to_ascii_uppercase());
+        }
+    }
+}
+
+impl fmt::Display for FwAction {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.pad(&self.text)
+    }
+}
+
+impl Serialize for FwAction {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.text)
+    }
+}
 
 fn serialize_rules<S: serde::Serializer>(rules: &[Arc<FwRule>], s: S) -> Result<S::Ok, S::Error> {
     s.collect_seq(rules.iter().map(|r| &**r))
@@ -50,7 +138,7 @@ pub enum RuleOrigin {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct FwRule {
     pub direction: Direction,
-    pub action: String,
+    pub action: FwAction,
     pub proto: Option<String>,
     /// `-dport` verbatim (`"80,443"`).
     pub dport_text: Option<String>,
@@ -70,7 +158,7 @@ impl FwRule {
         let s = |v: &Option<Val<String>>| v.as_ref().map(|x| x.value.clone());
         FwRule {
             direction: r.direction.value,
-            action: r.action.value.clone(),
+            action: FwAction::new(&r.action.value),
             proto: s(&r.proto),
             dport_text: s(&r.port),
             dport: r.port.as_ref().and_then(|p| PortSet::parse(&p.value)),
@@ -92,14 +180,14 @@ impl FwRule {
         dir: Direction,
         peer: IpAddr,
         local: Option<IpAddr>,
-        proto: &str,
+        proto: Proto,
         port: u16,
     ) -> bool {
         if self.direction != dir {
             return false;
         }
         if let Some(p) = &self.proto {
-            if !p.eq_ignore_ascii_case(proto) {
+            if !p.eq_ignore_ascii_case(proto.as_str()) {
                 return false;
             }
         }
@@ -122,7 +210,7 @@ impl FwRule {
     }
 
     pub fn accepts(&self) -> bool {
-        self.action.eq_ignore_ascii_case("ACCEPT")
+        self.action.accepts()
     }
 }
 
@@ -131,8 +219,8 @@ impl FwRule {
 pub struct FwOptions {
     /// `enable: 1` in the file.
     pub enable: bool,
-    pub policy_in: Val<String>,
-    pub policy_out: Val<String>,
+    pub policy_in: Val<FwAction>,
+    pub policy_out: Val<FwAction>,
     /// True when the policies are written in the file; false when Proxmox defaults apply.
     pub policies_written: bool,
 }
@@ -244,7 +332,7 @@ impl FwFile {
         dir: Direction,
         peer: IpAddr,
         local: Option<IpAddr>,
-        proto: &str,
+        proto: Proto,
         port: u16,
     ) -> Decision {
         if !self.enforced {
@@ -263,7 +351,7 @@ impl FwFile {
         dir: Direction,
         peer: IpAddr,
         local: Option<IpAddr>,
-        proto: &str,
+        proto: Proto,
         port: u16,
     ) -> Decision {
         if let Some(i) = self
@@ -281,7 +369,7 @@ impl FwFile {
             Direction::Out => &self.options.policy_out.value,
         };
         Decision {
-            accepted: policy.eq_ignore_ascii_case("ACCEPT"),
+            accepted: policy.accepts(),
             rule: None,
             enforced: true,
         }
@@ -419,12 +507,12 @@ fn cluster_file<'a>(
     for r in guest_rules {
         rules.extend(r.iter().cloned());
     }
-    let policy = |v: &Option<Val<String>>, def: &str| match v {
-        Some(v) => (v.clone(), true),
+    let policy = |v: &Option<Val<String>>, def: Verdict| match v {
+        Some(v) => (Val::new(FwAction::new(&v.value), v.prov.clone()), true),
         None => (pve_default(def), false),
     };
-    let (policy_in, w1) = policy(&f.policy_in, "DROP");
-    let (policy_out, w2) = policy(&f.policy_out, "ACCEPT");
+    let (policy_in, w1) = policy(&f.policy_in, Verdict::Drop);
+    let (policy_out, w2) = policy(&f.policy_out, Verdict::Accept);
     FwFile {
         name: "cluster".to_string(),
         scope: FwScope::Cluster,
@@ -486,8 +574,8 @@ fn vm_file(
         scope: FwScope::Vm(id),
         options: FwOptions {
             enable: true,
-            policy_in: pve_default("DROP"),
-            policy_out: pve_default("ACCEPT"),
+            policy_in: pve_default(Verdict::Drop),
+            policy_out: pve_default(Verdict::Accept),
             policies_written: false,
         },
         rules,
@@ -510,8 +598,8 @@ fn lxc_file(id: u32, rules: Vec<Arc<FwRule>>) -> FwFile {
         scope: FwScope::Lxc(id),
         options: FwOptions {
             enable: false,
-            policy_in: pve_default("DROP"),
-            policy_out: pve_default("ACCEPT"),
+            policy_in: pve_default(Verdict::Drop),
+            policy_out: pve_default(Verdict::Accept),
             policies_written: false,
         },
         rules,
@@ -551,6 +639,23 @@ mod tests {
     }
 
     #[test]
+    fn actions_are_read_in_any_case_and_kept_as_written() {
+        let a = FwAction::new("accept");
+        assert_eq!(a.verdict(), Some(Verdict::Accept));
+        assert!(a.accepts());
+        assert_eq!((a.as_written(), a.upper().as_str()), ("accept", "ACCEPT"));
+        assert_eq!(serde_json::to_string(&a).unwrap(), "\"accept\"");
+        assert_eq!(a, FwAction::from(Verdict::Accept));
+        assert_eq!(FwAction::new("Reject").verdict(), Some(Verdict::Reject));
+        assert!(!FwAction::new("DROP").accepts());
+        // Anything else is no verdict, and accepts nothing.
+        let odd = FwAction::new("ALLOW");
+        assert_eq!(odd.verdict(), None);
+        assert!(!odd.accepts());
+        assert_ne!(odd, FwAction::new("ACCEPT"));
+    }
+
+    #[test]
     fn first_match_then_policy() {
         let ip = |s: &str| s.parse::<IpAddr>().unwrap();
         let f = FwFile {
@@ -581,7 +686,7 @@ mod tests {
             Direction::In,
             ip("10.0.0.111"),
             Some(ip("10.0.0.102")),
-            "tcp",
+            Proto::Tcp,
             9001,
         );
         assert_eq!((d.accepted, d.rule), (true, Some(0)));
@@ -589,20 +694,20 @@ mod tests {
             Direction::In,
             ip("10.0.0.12"),
             Some(ip("10.0.0.102")),
-            "tcp",
+            Proto::Tcp,
             9001,
         );
         assert_eq!((d.accepted, d.rule), (false, None));
         assert!(
-            f.decide(Direction::In, ip("10.9.9.9"), None, "tcp", 6334)
+            f.decide(Direction::In, ip("10.9.9.9"), None, Proto::Tcp, 6334)
                 .accepted
         );
         assert!(
-            !f.decide(Direction::In, ip("10.9.9.9"), None, "udp", 6334)
+            !f.decide(Direction::In, ip("10.9.9.9"), None, Proto::Udp, 6334)
                 .accepted
         );
         assert!(
-            f.decide(Direction::Out, ip("10.9.9.9"), None, "tcp", 1)
+            f.decide(Direction::Out, ip("10.9.9.9"), None, Proto::Tcp, 1)
                 .accepted
         );
     }
@@ -622,7 +727,7 @@ pub struct Side {
 pub struct Flow {
     pub from: VantageRef,
     pub to: IpAddr,
-    pub proto: String,
+    pub proto: Proto,
     pub port: u16,
     /// The source's rule set (None when it has none: nothing filters).
     pub out: Option<Side>,
@@ -634,7 +739,7 @@ pub struct Flow {
 
 impl crate::model::Intended {
     /// Judge a flow from `from` to `to:port` with Proxmox semantics on both ends.
-    pub fn flow(&self, from: VantageRef, to: IpAddr, proto: &str, port: u16) -> Flow {
+    pub fn flow(&self, from: VantageRef, to: IpAddr, proto: Proto, port: u16) -> Flow {
         let src_ip = self.node(from).and_then(|n| n.ip_addr());
         let out = self.firewall.for_vantage(from).map(|f| Side {
             file: f.name.clone(),
@@ -654,7 +759,7 @@ impl crate::model::Intended {
         Flow {
             from,
             to,
-            proto: proto.to_string(),
+            proto,
             port,
             allowed: ok(&out) && ok(&inbound),
             out,
@@ -664,9 +769,9 @@ impl crate::model::Intended {
 }
 
 /// A policy Proxmox applies when the file does not write one.
-fn pve_default(policy: &str) -> Val<String> {
+fn pve_default(policy: Verdict) -> Val<FwAction> {
     Val::new(
-        policy.to_string(),
+        policy.into(),
         Provenance::platform("pve-firewall", PVE_DEFAULTS),
     )
 }

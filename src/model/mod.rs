@@ -7,7 +7,7 @@
 
 use crate::config::{GuestKind, IpSpec, Provenance, RawConfig, RawGuest, SiteVantage, Val};
 use crate::error::Error;
-use crate::observe::VantageRef;
+use crate::observe::{Proto, Scheme, VantageRef};
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap};
 use std::net::{IpAddr, SocketAddr};
@@ -21,7 +21,9 @@ pub mod routes;
 pub mod stacks;
 
 pub use dns::{Dns, DnsRecord, DnsRule};
-pub use firewall::{Decision, Firewall, Flow, FwFile, FwRule, FwScope, RuleOrigin, Side};
+pub use firewall::{
+    Decision, Firewall, Flow, FwAction, FwFile, FwRule, FwScope, RuleOrigin, Side, Verdict,
+};
 pub use routes::{LabelRouter, Route, Routes};
 pub use stacks::{Cert, Stack, StackDeployment, StackService};
 
@@ -40,10 +42,9 @@ pub struct Service {
     /// `dnsmasq`, `nginx`, `traefik-web`, `step-ca`, `portainer`, `portainer-agent`, `qdrant`, ...
     pub name: String,
     pub port: Val<u16>,
-    /// `tcp` or `udp`.
-    pub proto: String,
+    pub proto: Proto,
     /// Application protocol spoken on the port: `dns`, `http`, `https`, `nfs`.
-    pub scheme: String,
+    pub scheme: Scheme,
 }
 
 /// The host, an LXC or a VM.
@@ -520,12 +521,12 @@ fn host_node(raw: &RawConfig, host_ip: &Val<IpAddr>, prefix: Option<u8>, ports: 
     };
     let mut services = Vec::new();
     if dns_enabled.is_some() {
-        for proto in ["udp", "tcp"] {
+        for proto in [Proto::Udp, Proto::Tcp] {
             services.push(Service {
                 name: "dnsmasq".into(),
                 port: ports.dns.clone(),
-                proto: proto.into(),
-                scheme: "dns".into(),
+                proto,
+                scheme: Scheme::Dns,
             });
         }
     }
@@ -535,8 +536,8 @@ fn host_node(raw: &RawConfig, host_ip: &Val<IpAddr>, prefix: Option<u8>, ports: 
             2049,
             Provenance::platform("hypervisor_feature_setup_nfs.sh", "nfs-kernel-server"),
         ),
-        proto: "tcp".into(),
-        scheme: "nfs".into(),
+        proto: Proto::Tcp,
+        scheme: Scheme::Nfs,
     });
     Node {
         vantage: VantageRef::Host,
@@ -588,12 +589,11 @@ fn guest_node(g: &RawGuest, ancestor: Option<&RawGuest>, host_ip: &Val<IpAddr>) 
         .map(|ts| Service {
             name: ts.name.value.clone(),
             port: ts.port.clone(),
-            proto: "tcp".into(),
+            proto: Proto::Tcp,
             scheme: match ts.port.value {
-                443 | 9000 | 9443 | 9001 => "https",
-                _ => "http",
-            }
-            .into(),
+                443 | 9000 | 9443 | 9001 => Scheme::Https,
+                _ => Scheme::Http,
+            },
         })
         .collect();
     Node {
@@ -811,7 +811,7 @@ impl Components<'_> {
         for (i, g) in guests.iter().enumerate() {
             slot.entry(g.vantage).or_insert(i);
         }
-        let mut add = |v: VantageRef, name: &str, port: Val<u16>, scheme: &str| {
+        let mut add = |v: VantageRef, name: &str, port: Val<u16>, scheme: Scheme| {
             let Some(n) = slot.get(&v).map(|&i| &mut guests[i]) else {
                 return;
             };
@@ -823,17 +823,17 @@ impl Components<'_> {
                 n.services.push(Service {
                     name: name.into(),
                     port,
-                    proto: "tcp".into(),
-                    scheme: scheme.into(),
+                    proto: Proto::Tcp,
+                    scheme,
                 });
             }
         };
         let plat = |p: u16, s: &str, w: &str| Val::new(p, Provenance::platform(s, w));
         if let Some(gw) = self.gateway {
             let v = VantageRef::Lxc(gw.lxc);
-            add(v, "nginx-https", gw.listen.clone(), "https");
+            add(v, "nginx-https", gw.listen.clone(), Scheme::Https);
             let http = plat(80, "generate_nginx_gateway_config.sh", "listen 80");
-            add(v, "nginx-http", http, "http");
+            add(v, "nginx-http", http, Scheme::Http);
         }
         if let Some(r) = self.router {
             for (name, port) in &r.entrypoints {
@@ -847,32 +847,42 @@ impl Components<'_> {
                         VantageRef::Lxc(r.lxc),
                         &format!("traefik-{name}"),
                         pv,
-                        "http",
+                        Scheme::Http,
                     );
                 }
             }
         }
         if let Some(c) = self.ca {
-            add(VantageRef::Lxc(c.lxc), "step-ca", c.port.clone(), "https");
+            add(
+                VantageRef::Lxc(c.lxc),
+                "step-ca",
+                c.port.clone(),
+                Scheme::Https,
+            );
         }
         if let Some(p) = self.portainer {
-            add(VantageRef::Vm(p.vm), "portainer", p.port.clone(), "https");
+            add(
+                VantageRef::Vm(p.vm),
+                "portainer",
+                p.port.clone(),
+                Scheme::Https,
+            );
             let http = plat(9000, "docker-compose.yml", "9000/tcp");
-            add(VantageRef::Vm(p.vm), "portainer-http", http, "http");
+            add(VantageRef::Vm(p.vm), "portainer-http", http, Scheme::Http);
         }
         for a in self.agents {
             add(
                 VantageRef::Vm(a.vm),
                 "portainer-agent",
                 a.port.clone(),
-                "https",
+                Scheme::Https,
             );
         }
         for s in self.stacks {
             for d in &s.deployments {
                 for sv in &s.services {
                     if let Some(p) = &sv.lb_port {
-                        let scheme = sv.lb_scheme.as_ref().map_or("http", |x| x.value.as_str());
+                        let scheme = sv.lb_scheme.as_ref().map_or(Scheme::Http, |x| x.value);
                         add(VantageRef::Vm(d.vm), &sv.name, p.clone(), scheme);
                     }
                 }

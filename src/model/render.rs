@@ -74,11 +74,7 @@ fn cluster_rule(r: &FwRule) -> String {
 
 /// vm-manager's `<vmid>.fw` line (action upper-cased, a different field order).
 fn vm_rule(r: &FwRule) -> String {
-    let mut s = format!(
-        "{} {}",
-        r.direction.as_upper(),
-        r.action.to_ascii_uppercase()
-    );
+    let mut s = format!("{} {}", r.direction.as_upper(), r.action.upper());
     opt(&mut s, "-p ", &r.proto);
     opt(&mut s, "-dport ", &r.dport_text);
     opt(&mut s, "-source ", &r.source_text);
@@ -89,11 +85,7 @@ fn vm_rule(r: &FwRule) -> String {
 
 /// The pvesh-created LXC rule file (Proxmox writes its own field order; rules reversed).
 fn lxc_rule(r: &FwRule) -> String {
-    let mut s = format!(
-        "{} {}",
-        r.direction.as_upper(),
-        r.action.to_ascii_uppercase()
-    );
+    let mut s = format!("{} {}", r.direction.as_upper(), r.action.upper());
     opt(&mut s, "-source ", &r.source_text);
     opt(&mut s, "-dest ", &r.dest_text);
     opt(&mut s, "-p ", &r.proto);

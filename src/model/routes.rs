@@ -3,7 +3,7 @@
 //! https with the `internal-ca` serversTransport, LXC → http).
 
 use crate::config::{GuestKind, Provenance, RawConfig, Val};
-use crate::observe::VantageRef;
+use crate::observe::{Scheme, VantageRef};
 use serde::Serialize;
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -29,7 +29,7 @@ pub struct Route {
     /// The backend URL (`https://10.0.0.111:9443`); the dashboard's is `http://127.0.0.1:8080`.
     pub url: String,
     /// `http` or `https`.
-    pub scheme: String,
+    pub scheme: Scheme,
     /// The backend address (None for the dashboard, which Traefik serves itself).
     pub backend: Option<SocketAddr>,
     /// The guest that runs the backend.
@@ -97,8 +97,8 @@ pub(crate) fn derive(raw: &RawConfig, domain: &str, notes: &mut Vec<String>) -> 
             continue;
         };
         let (scheme, vantage) = match g.kind {
-            GuestKind::Vm => ("https", VantageRef::Vm(g.id.value)),
-            GuestKind::Lxc => ("http", VantageRef::Lxc(g.id.value)),
+            GuestKind::Vm => (Scheme::Https, VantageRef::Vm(g.id.value)),
+            GuestKind::Lxc => (Scheme::Http, VantageRef::Lxc(g.id.value)),
         };
         let ip_text = match &g.ip {
             Some(ip) => match ip.value.ip() {
@@ -127,11 +127,11 @@ pub(crate) fn derive(raw: &RawConfig, domain: &str, notes: &mut Vec<String>) -> 
             service: format!("{}-service", ts.name.value),
             entrypoints: vec!["web".to_string()],
             url,
-            scheme: scheme.to_string(),
+            scheme,
             backend,
             guest: Some(vantage),
             is_api: false,
-            servers_transport: (scheme == "https").then(|| "internal-ca@file".to_string()),
+            servers_transport: scheme.is_tls().then(|| "internal-ca@file".to_string()),
             provenance,
         });
     }
@@ -144,7 +144,7 @@ pub(crate) fn derive(raw: &RawConfig, domain: &str, notes: &mut Vec<String>) -> 
         service: "api@internal".to_string(),
         entrypoints: vec!["web".to_string()],
         url: "http://127.0.0.1:8080".to_string(),
-        scheme: "http".to_string(),
+        scheme: Scheme::Http,
         backend: None,
         guest: None,
         is_api: true,

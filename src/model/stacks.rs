@@ -5,7 +5,7 @@ use super::dns::label_host;
 use super::routes::LabelRouter;
 use crate::config::{Provenance, RawConfig, Val};
 use crate::error::Error;
-use crate::observe::VantageRef;
+use crate::observe::{Scheme, VantageRef};
 use serde::Serialize;
 use std::collections::HashMap;
 
@@ -107,7 +107,7 @@ pub struct StackService {
     /// `traefik.http.services.<s>.loadbalancer.server.port`.
     pub lb_port: Option<Val<u16>>,
     /// `traefik.http.services.<s>.loadbalancer.server.scheme`.
-    pub lb_scheme: Option<Val<String>>,
+    pub lb_scheme: Option<Val<Scheme>>,
     /// The port label when its value is a compose variable (`...port=${API_PORT}`) that no config
     /// file sets: the port is unknown and nothing that needs it is planned.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -253,7 +253,18 @@ fn parse_service(
                 })?;
                 s.lb_port = Some(Val::new(p, l.prov.clone()));
             } else if rest.ends_with(".loadbalancer.server.scheme") {
-                s.lb_scheme = Some(v(value.trim()));
+                let scheme = value
+                    .trim()
+                    .parse()
+                    .ok()
+                    .filter(|s| matches!(s, Scheme::Http | Scheme::Https | Scheme::H2c))
+                    .ok_or_else(|| {
+                    label_error(
+                        l,
+                        "expected http, https or h2c after `loadbalancer.server.scheme=` (Traefik refuses other schemes)",
+                    )
+                })?;
+                s.lb_scheme = Some(Val::new(scheme, l.prov.clone()));
             }
         }
     }
@@ -331,4 +342,30 @@ pub(crate) fn stacks(raw: &RawConfig, notes: &mut Vec<String>) -> Result<Vec<Sta
         });
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn service(label: &str) -> Result<StackService, Error> {
+        let l = Val::new(label.to_string(), Provenance::default());
+        parse_service("api", &[l], &[], &Provenance::default())
+    }
+
+    #[test]
+    fn a_backend_scheme_label_is_one_traefik_knows() {
+        let scheme = |v: &str| {
+            service(&format!(
+                "traefik.http.services.api.loadbalancer.server.scheme={v}"
+            ))
+            .map(|s| s.lb_scheme.map(|x| x.value))
+        };
+        assert_eq!(scheme("https").unwrap(), Some(Scheme::Https));
+        assert_eq!(scheme(" h2c ").unwrap(), Some(Scheme::H2c));
+        for bad in ["HTTPS", "dns", "ftp"] {
+            let e = scheme(bad).unwrap_err();
+            assert!(e.to_string().contains("expected http, https or h2c"), "{e}");
+        }
+    }
 }

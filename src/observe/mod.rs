@@ -6,8 +6,10 @@
 use serde::{Deserialize, Serialize};
 use std::net::IpAddr;
 
+pub mod proto;
 pub mod vocab;
 
+pub use proto::{Proto, Scheme};
 pub use vocab::{
     ClientCertAnswer, DnsTransport, EffectiveSource, MtlsVerdict, Phase, ProxyMeaning, Rcode,
     Reason, TcpState, VerifyError,

@@ -60,6 +60,7 @@ macro_rules! text_enum {
         }
     };
 }
+pub(crate) use text_enum;
 
 /// Serde as text for the types here that are not plain unit enums (Display + FromStr).
 macro_rules! serde_as_text {

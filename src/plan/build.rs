@@ -5,7 +5,7 @@ use crate::config::Provenance;
 use crate::error::Error;
 use crate::hops::traces::{DnsDef, HopDef, HttpDef, MtlsDef, TlsDef, TraceDef, Var};
 use crate::model::Intended;
-use crate::observe::Layer;
+use crate::observe::{Layer, Scheme};
 use std::collections::{BTreeMap, HashSet};
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
@@ -16,7 +16,7 @@ struct Target {
     /// `Step::to`: `nginx`, `traefik`, `step-ca`, `portainer`, `portainer-agent`, `qdrant`, ...
     component: String,
     addr: SocketAddr,
-    scheme: String,
+    scheme: Scheme,
     prov: Vec<Provenance>,
 }
 
@@ -178,10 +178,10 @@ impl Ctx<'_> {
         let t = |component: &str,
                  ip: &crate::config::Val<IpAddr>,
                  port: &crate::config::Val<u16>,
-                 scheme: &str| Target {
+                 scheme: Scheme| Target {
             component: component.to_string(),
             addr: SocketAddr::new(ip.value, port.value),
-            scheme: scheme.to_string(),
+            scheme,
             prov: vec![ip.prov.clone(), port.prov.clone()],
         };
         Ok(match to {
@@ -190,29 +190,29 @@ impl Ctx<'_> {
                 Target {
                     component: "dnsmasq".into(),
                     addr: s.value,
-                    scheme: "dns".into(),
+                    scheme: Scheme::Dns,
                     prov: vec![s.prov.clone(), m.ports.dns.prov.clone()],
                 }
             }
             "gateway" => {
                 let g = m.gateway.as_ref().ok_or_else(|| missing("the NGINX gateway LXC (named Nginx-Phoenix)"))?;
-                t("nginx", &g.ip, &g.listen, "https")
+                t("nginx", &g.ip, &g.listen, Scheme::Https)
             }
             "router" => {
                 let r = m.router.as_ref().ok_or_else(|| missing("the Traefik LXC"))?;
-                t("traefik", &r.ip, &r.port, "http")
+                t("traefik", &r.ip, &r.port, Scheme::Http)
             }
             "ca" => {
                 let c = m.ca.as_ref().ok_or_else(|| missing("the step-ca LXC"))?;
-                t("step-ca", &c.ip, &c.port, "https")
+                t("step-ca", &c.ip, &c.port, Scheme::Https)
             }
             "portainer" => {
                 let p = m.portainer.as_ref().ok_or_else(|| missing("a VM with portainer_role primary"))?;
-                t("portainer", &p.ip, &p.port, "https")
+                t("portainer", &p.ip, &p.port, Scheme::Https)
             }
             "agent" => {
                 let a = m.agents.first().ok_or_else(|| missing("a VM with portainer_role agent"))?;
-                t("portainer-agent", &a.ip, &a.port, "https")
+                t("portainer-agent", &a.ip, &a.port, Scheme::Https)
             }
             _ if to.starts_with("stack:") => {
                 let name = &to["stack:".len()..];
@@ -244,7 +244,7 @@ fn route_target(m: &Intended, name: &str) -> Option<Target> {
     Some(Target {
         component: name.to_string(),
         addr,
-        scheme: r.scheme.clone(),
+        scheme: r.scheme,
         prov: r.provenance.clone(),
     })
 }
@@ -283,11 +283,7 @@ fn stack_target(m: &Intended, name: &str) -> Result<Target, String> {
     Ok(Target {
         component: svc.name.clone(),
         addr: SocketAddr::new(ip.value, port.value),
-        scheme: svc
-            .lb_scheme
-            .as_ref()
-            .map(|x| x.value.clone())
-            .unwrap_or_else(|| "http".into()),
+        scheme: svc.lb_scheme.as_ref().map_or(Scheme::Http, |x| x.value),
         prov,
     })
 }
@@ -533,9 +529,8 @@ fn trust_of(
     }
 }
 
-fn scheme_ok(when: &Option<String>, t: &Target) -> bool {
-    when.as_ref()
-        .is_none_or(|w| w.eq_ignore_ascii_case(&t.scheme))
+fn scheme_ok(when: &Option<Scheme>, t: &Target) -> bool {
+    when.is_none_or(|w| w == t.scheme)
 }
 
 fn build_def(
@@ -744,7 +739,7 @@ impl<'c, 'a> HopCtx<'c, 'a> {
         let mut local: Vec<(&'c str, String)> = base.to_vec();
         local.push(("ip", tgt.addr.ip().to_string()));
         local.push(("port", tgt.addr.port().to_string()));
-        local.push(("scheme", tgt.scheme.clone()));
+        local.push(("scheme", tgt.scheme.to_string()));
         HopCtx {
             ctx,
             id,
@@ -1022,7 +1017,7 @@ mod tests {
         Target {
             component: "qdrant".into(),
             addr: SocketAddr::from((Ipv4Addr::new(10, 0, 0, 102), 6333)),
-            scheme: "http".into(),
+            scheme: Scheme::Http,
             prov: vec![m.domain.prov.clone()],
         }
     }

@@ -185,9 +185,9 @@ fn target(url: &str) -> Result<Target, String> {
     let uri: hyper::Uri = url
         .parse()
         .map_err(|e| format!("invalid URL `{url}`: {e}"))?;
-    let https = match uri.scheme_str() {
-        Some("https") => true,
-        Some("http") => false,
+    let https = match uri.scheme_str().and_then(|s| s.parse().ok()) {
+        Some(crate::observe::Scheme::Https) => true,
+        Some(crate::observe::Scheme::Http) => false,
         _ => return Err(format!("invalid URL `{url}`: expected http:// or https://")),
     };
     let raw_host = uri

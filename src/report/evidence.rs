@@ -81,58 +81,75 @@ impl Display for EvidenceItem {
                 from,
                 expected,
             } => write!(f, "{step} (from {from}): ok, {expected}"),
-            E::Listening { vantage, addrs } if addrs.is_empty() => write!(
-                f,
-                "{vantage}:/proc/net/tcp{{,6}}: listening on nothing reachable at its address"
-            ),
-            E::Listening { vantage, addrs } => write!(
-                f,
-                "{vantage}:/proc/net/tcp{{,6}}: listening on {}",
-                addrs.join(", ")
-            ),
-            E::SocketsUnreadable { vantage, why } => {
-                write!(f, "{vantage}: listening sockets unreadable: {why}")
-            }
-            E::CertFile {
-                path,
-                sha256,
-                names,
-                not_before,
-                not_after,
-            } => write!(
-                f,
-                "host:{path}: sha256 {} names [{}] valid {not_before} .. {not_after}",
-                sha256.get(..16).unwrap_or(sha256),
-                names.join(", ")
-            ),
-            E::CertFileEmpty { path } => write!(f, "host:{path}: no PEM certificate in it"),
-            E::CertFileUnreadable { path, why } => write!(f, "host:{path}: unreadable: {why}"),
-            E::Deployed {
-                part,
-                vantage,
-                at,
-                directive,
-            } => write!(f, "deployed {part}: {vantage} {at}: {directive}"),
-            E::RouterMissing {
-                vantage,
-                router,
-                files,
-            } => write!(
-                f,
-                "deployed: {vantage}: no router {router} in {}",
-                files.join(", ")
-            ),
-            E::Intended {
-                part,
-                directive,
-                from,
-            } => write!(
-                f,
-                "intended {part}: {directive} from {}",
-                from.join(" and ")
-            ),
             E::Text(t) => f.write_str(t),
+            E::Listening { .. }
+            | E::SocketsUnreadable { .. }
+            | E::CertFile { .. }
+            | E::CertFileEmpty { .. }
+            | E::CertFileUnreadable { .. }
+            | E::Deployed { .. }
+            | E::RouterMissing { .. }
+            | E::Intended { .. } => guest_fact(self, f),
         }
+    }
+}
+
+/// What was read in a guest or on the host: listening sockets, the certificate file, the
+/// deployed proxy configs against the generators'.
+fn guest_fact(item: &EvidenceItem, f: &mut Formatter<'_>) -> fmt::Result {
+    use EvidenceItem as E;
+    match item {
+        E::Listening { vantage, addrs } if addrs.is_empty() => write!(
+            f,
+            "{vantage}:/proc/net/tcp{{,6}}: listening on nothing reachable at its address"
+        ),
+        E::Listening { vantage, addrs } => write!(
+            f,
+            "{vantage}:/proc/net/tcp{{,6}}: listening on {}",
+            addrs.join(", ")
+        ),
+        E::SocketsUnreadable { vantage, why } => {
+            write!(f, "{vantage}: listening sockets unreadable: {why}")
+        }
+        E::CertFile {
+            path,
+            sha256,
+            names,
+            not_before,
+            not_after,
+        } => write!(
+            f,
+            "host:{path}: sha256 {} names [{}] valid {not_before} .. {not_after}",
+            sha256.get(..16).unwrap_or(sha256),
+            names.join(", ")
+        ),
+        E::CertFileEmpty { path } => write!(f, "host:{path}: no PEM certificate in it"),
+        E::CertFileUnreadable { path, why } => write!(f, "host:{path}: unreadable: {why}"),
+        E::Deployed {
+            part,
+            vantage,
+            at,
+            directive,
+        } => write!(f, "deployed {part}: {vantage} {at}: {directive}"),
+        E::RouterMissing {
+            vantage,
+            router,
+            files,
+        } => write!(
+            f,
+            "deployed: {vantage}: no router {router} in {}",
+            files.join(", ")
+        ),
+        E::Intended {
+            part,
+            directive,
+            from,
+        } => write!(
+            f,
+            "intended {part}: {directive} from {}",
+            from.join(" and ")
+        ),
+        _ => Ok(()),
     }
 }
 
@@ -297,5 +314,113 @@ impl Display for ProxyPart {
             ProxyPart::Upstream => "upstream",
             ProxyPart::Router => "router",
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::diagnose::catalog::{PD_TCP_001, PD_TLS_005};
+    use crate::observe::{EffectiveSource, Rcode, TcpState, VantageRef};
+
+    /// Each line written by hand from the item's documented form (docs/output-json.md).
+    #[test]
+    fn each_kind_renders_to_its_line() {
+        let cases: Vec<(EvidenceItem, &str)> = vec![
+            (
+                EvidenceItem::DnsAnswer {
+                    server: "127.0.0.1:53".into(),
+                    transport: None,
+                    rcode: Some(Rcode::NoError),
+                    answers: vec!["10.0.0.12".parse().unwrap()],
+                    ttl: Some(60),
+                },
+                "dns @127.0.0.1:53 udp: NOERROR [10.0.0.12] ttl 60",
+            ),
+            (
+                EvidenceItem::DnsEffective {
+                    answers: vec!["127.0.0.101".parse().unwrap()],
+                    source: EffectiveSource::Hosts,
+                },
+                "effective answer at the vantage: 127.0.0.101 (from hosts)",
+            ),
+            (
+                EvidenceItem::Tcp {
+                    addr: "10.0.0.12:443".into(),
+                    state: TcpState::Refused,
+                    os_error: Some("os error 111".into()),
+                },
+                "tcp 10.0.0.12:443: refused (os error 111)",
+            ),
+            (
+                EvidenceItem::SymptomAt {
+                    step: "host-gateway.http".into(),
+                    layer: Layer::Http,
+                    from: "host".into(),
+                    actual: "status 502".into(),
+                },
+                "symptom at host-gateway.http (http from host): status 502",
+            ),
+            (
+                EvidenceItem::StepWorked {
+                    step: "router-qdrant.tcp".into(),
+                    from: "lxc:102".into(),
+                    expected: "open".into(),
+                },
+                "router-qdrant.tcp (from lxc:102): ok, open",
+            ),
+            (
+                EvidenceItem::Listening {
+                    vantage: VantageRef::Lxc(102),
+                    addrs: vec![],
+                },
+                "lxc:102:/proc/net/tcp{,6}: listening on nothing reachable at its address",
+            ),
+            (
+                EvidenceItem::Intended {
+                    part: ProxyPart::Upstream,
+                    directive: "proxy_pass http://10.0.0.12:80;".into(),
+                    from: vec!["a.json:3".into(), "b.json:4".into()],
+                },
+                "intended upstream: proxy_pass http://10.0.0.12:80; from a.json:3 and b.json:4",
+            ),
+            (
+                EvidenceItem::HttpAnswer {
+                    url: "https://q.x/".into(),
+                    connect: "10.0.0.12:443".into(),
+                    status: Some(502),
+                    server: None,
+                    meaning: Some(Meaning::Backend(BackendFailure::SeenAt {
+                        code: PD_TCP_001,
+                        step: "router-qdrant.tcp".into(),
+                    })),
+                },
+                "http https://q.x/ via 10.0.0.12:443: 502 meaning backend failure: connection refused, seen at router-qdrant.tcp",
+            ),
+        ];
+        for (item, line) in cases {
+            assert_eq!(item.to_string(), line);
+            assert_eq!(
+                serde_json::to_string(&item).unwrap(),
+                serde_json::to_string(line).unwrap()
+            );
+        }
+    }
+
+    #[test]
+    fn a_backend_failure_is_named_by_the_layer_that_saw_it() {
+        let seen = |code| BackendFailure::SeenAt {
+            code,
+            step: "s".into(),
+        };
+        assert_eq!(
+            seen(PD_TLS_005).to_string(),
+            "backend failure: TLS verification failed, seen at s"
+        );
+        assert_eq!(
+            BackendFailure::ProxyTimeout.to_string(),
+            "backend failure: the proxy's own timeout"
+        );
+        assert_eq!(BackendFailure::Unknown.to_string(), "backend failure");
     }
 }

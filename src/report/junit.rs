@@ -55,134 +55,146 @@ pub(super) fn render(reports: &[Report], w: &mut dyn Write) -> io::Result<()> {
             esc(&r.started_at)
         )?;
         if let Some(b) = &r.baseline {
-            writeln!(w, "    <properties>")?;
-            let prop = |w: &mut dyn Write, name: &str, value: &str| {
-                writeln!(
-                    w,
-                    r#"      <property name="{}" value="{}"/>"#,
-                    esc(name),
-                    esc(value)
-                )
-            };
-            prop(w, "baseline.file", &b.file)?;
-            prop(
-                w,
-                "baseline.accepted",
-                &crate::baseline::accepted_count(r).to_string(),
-            )?;
-            for e in &b.expired {
-                prop(w, "baseline.expired", &e.to_string())?;
-            }
-            for e in &b.stale {
-                prop(w, "baseline.stale", &e.to_string())?;
-            }
-            writeln!(w, "    </properties>")?;
+            baseline_properties(w, r, b)?;
         }
         for s in &r.steps {
-            write!(
-                w,
-                r#"    <testcase classname="{}.{}" name="{} ({} from {})" time="{:.3}""#,
-                esc(&r.target),
-                esc(&s.hop),
-                esc(&s.id),
-                s.layer,
-                esc(&s.from),
-                s.duration_ms / 1000.0
-            )?;
-            let body = format!(
-                "expected: {}\nactual: {}\n{}{}",
-                s.expected,
-                s.actual,
-                s.evidence
-                    .iter()
-                    .map(|e| e.to_string())
-                    .collect::<Vec<_>>()
-                    .join("\n"),
-                s.provenance
-                    .iter()
-                    .map(|p| format!("\nconfig: {p}"))
-                    .collect::<String>()
-            );
-            let code = s.code.map(|c| c.as_str()).unwrap_or_default();
-            if let (true, Some(a)) = (s.verdict.is_failure(), step_acceptance(r, s)) {
-                writeln!(w, ">")?;
-                writeln!(
-                    w,
-                    r#"      <properties><property name="accepted" value="{}"/>{}</properties>"#,
-                    esc(&a.reason),
-                    a.expires
-                        .as_ref()
-                        .map(|e| format!(r#"<property name="expires" value="{}"/>"#, esc(e)))
-                        .unwrap_or_default()
-                )?;
-                writeln!(
-                    w,
-                    "      <system-out>{} accepted by the baseline{}: {}\n{}</system-out>",
-                    esc(code),
-                    esc(&a
-                        .expires
-                        .as_ref()
-                        .map(|e| format!(" until {e}"))
-                        .unwrap_or_default()),
-                    esc(&a.reason),
-                    esc(&body)
-                )?;
-                writeln!(w, "    </testcase>")?;
-                continue;
-            }
-            match s.verdict {
-                Verdict::Ok => writeln!(w, "/>")?,
-                Verdict::Warn => {
-                    writeln!(w, ">")?;
-                    writeln!(
-                        w,
-                        "      <system-out>{} warning: {}</system-out>",
-                        esc(code),
-                        esc(&s.actual)
-                    )?;
-                    writeln!(w, "    </testcase>")?;
-                }
-                Verdict::Blocked => {
-                    writeln!(w, ">")?;
-                    writeln!(
-                        w,
-                        r#"      <skipped message="blocked: {}"/>"#,
-                        esc(&s.actual)
-                    )?;
-                    writeln!(w, "    </testcase>")?;
-                }
-                Verdict::CannotJudge => {
-                    writeln!(w, ">")?;
-                    writeln!(
-                        w,
-                        r#"      <error message="{} cannot judge: {}">{}</error>"#,
-                        esc(code),
-                        esc(&s.actual),
-                        esc(&body)
-                    )?;
-                    writeln!(w, "    </testcase>")?;
-                }
-                Verdict::Diverged | Verdict::Unreachable => {
-                    writeln!(w, ">")?;
-                    let msg = match &s.symptom_of {
-                        Some(h) => format!(
-                            "{code} symptom of {h}: expected {} / actual {}",
-                            s.expected, s.actual
-                        ),
-                        None => format!("{code}: expected {} / actual {}", s.expected, s.actual),
-                    };
-                    writeln!(
-                        w,
-                        r#"      <failure message="{}" type="{}">{}</failure>"#,
-                        esc(&msg),
-                        s.verdict.as_str(),
-                        esc(&body)
-                    )?;
-                    writeln!(w, "    </testcase>")?;
-                }
-            }
+            testcase(w, r, s)?;
         }
         writeln!(w, "  </testsuite>")?;
     }
     writeln!(w, "</testsuites>")
+}
+
+/// The suite's properties: the baseline file, how many findings it accepted, its expired and
+/// stale entries.
+fn baseline_properties(
+    w: &mut dyn Write,
+    r: &Report,
+    b: &crate::finding::BaselineSummary,
+) -> io::Result<()> {
+    writeln!(w, "    <properties>")?;
+    let prop = |w: &mut dyn Write, name: &str, value: &str| {
+        writeln!(
+            w,
+            r#"      <property name="{}" value="{}"/>"#,
+            esc(name),
+            esc(value)
+        )
+    };
+    prop(w, "baseline.file", &b.file)?;
+    prop(
+        w,
+        "baseline.accepted",
+        &crate::baseline::accepted_count(r).to_string(),
+    )?;
+    for e in &b.expired {
+        prop(w, "baseline.expired", &e.to_string())?;
+    }
+    for e in &b.stale {
+        prop(w, "baseline.stale", &e.to_string())?;
+    }
+    writeln!(w, "    </properties>")
+}
+
+/// What a test case's text says: expected, actual, the evidence lines, the config lines.
+fn case_body(s: &StepResult) -> String {
+    format!(
+        "expected: {}\nactual: {}\n{}{}",
+        s.expected,
+        s.actual,
+        s.evidence
+            .iter()
+            .map(|e| e.to_string())
+            .collect::<Vec<_>>()
+            .join("\n"),
+        s.provenance
+            .iter()
+            .map(|p| format!("\nconfig: {p}"))
+            .collect::<String>()
+    )
+}
+
+/// One step as a test case: passed, a warning, skipped (blocked), an error (cannot judge), a
+/// failure (with the hop it is a symptom of), or passed because a baseline accepted it.
+fn testcase(w: &mut dyn Write, r: &Report, s: &StepResult) -> io::Result<()> {
+    write!(
+        w,
+        r#"    <testcase classname="{}.{}" name="{} ({} from {})" time="{:.3}""#,
+        esc(&r.target),
+        esc(&s.hop),
+        esc(&s.id),
+        s.layer,
+        esc(&s.from),
+        s.duration_ms / 1000.0
+    )?;
+    let body = case_body(s);
+    let code = s.code.map(|c| c.as_str()).unwrap_or_default();
+    if let (true, Some(a)) = (s.verdict.is_failure(), step_acceptance(r, s)) {
+        return accepted_case(w, code, a, &body);
+    }
+    let inner = match s.verdict {
+        Verdict::Ok => return writeln!(w, "/>"),
+        Verdict::Warn => format!(
+            "      <system-out>{} warning: {}</system-out>",
+            esc(code),
+            esc(&s.actual)
+        ),
+        Verdict::Blocked => format!(r#"      <skipped message="blocked: {}"/>"#, esc(&s.actual)),
+        Verdict::CannotJudge => format!(
+            r#"      <error message="{} cannot judge: {}">{}</error>"#,
+            esc(code),
+            esc(&s.actual),
+            esc(&body)
+        ),
+        Verdict::Diverged | Verdict::Unreachable => {
+            let msg = match &s.symptom_of {
+                Some(h) => format!(
+                    "{code} symptom of {h}: expected {} / actual {}",
+                    s.expected, s.actual
+                ),
+                None => format!("{code}: expected {} / actual {}", s.expected, s.actual),
+            };
+            format!(
+                r#"      <failure message="{}" type="{}">{}</failure>"#,
+                esc(&msg),
+                s.verdict.as_str(),
+                esc(&body)
+            )
+        }
+    };
+    writeln!(w, ">")?;
+    writeln!(w, "{inner}")?;
+    writeln!(w, "    </testcase>")
+}
+
+/// A failure a baseline accepted: a passed case that says so, with the reason and the expiry.
+fn accepted_case(
+    w: &mut dyn Write,
+    code: &str,
+    a: &crate::finding::Accepted,
+    body: &str,
+) -> io::Result<()> {
+    writeln!(w, ">")?;
+    writeln!(
+        w,
+        r#"      <properties><property name="accepted" value="{}"/>{}</properties>"#,
+        esc(&a.reason),
+        a.expires
+            .as_ref()
+            .map(|e| format!(r#"<property name="expires" value="{}"/>"#, esc(e)))
+            .unwrap_or_default()
+    )?;
+    writeln!(
+        w,
+        "      <system-out>{} accepted by the baseline{}: {}\n{}</system-out>",
+        esc(code),
+        esc(&a
+            .expires
+            .as_ref()
+            .map(|e| format!(" until {e}"))
+            .unwrap_or_default()),
+        esc(&a.reason),
+        esc(body)
+    )?;
+    writeln!(w, "    </testcase>")
 }

@@ -79,6 +79,16 @@ pub(super) fn render(reports: &[Report], runs: &[Run], w: &mut dyn Write) -> io:
     } else {
         &[]
     };
+    trace_series(reports, w)?;
+    step_series(reports, w)?;
+    if !runs.is_empty() {
+        probe_series(reports, runs, w)?;
+    }
+    finding_series(reports, w)
+}
+
+/// Per trace: when the run ended, healthy, the verdict set, the wall time.
+fn trace_series(reports: &[Report], w: &mut dyn Write) -> io::Result<()> {
     let last = reports
         .iter()
         .filter_map(|r| unix(&r.started_at).map(|t| t + r.duration_ms / 1000.0))
@@ -91,7 +101,6 @@ pub(super) fn render(reports: &[Report], runs: &[Run], w: &mut dyn Write) -> io:
         )?;
         writeln!(w, "phoenix_doctor_last_run_timestamp_seconds {t:.3}")?;
     }
-
     header(
         w,
         "phoenix_doctor_trace_healthy",
@@ -134,7 +143,11 @@ pub(super) fn render(reports: &[Report], runs: &[Run], w: &mut dyn Write) -> io:
             r.duration_ms / 1000.0
         )?;
     }
+    Ok(())
+}
 
+/// Per step: ok, the first divergence, the time it took.
+fn step_series(reports: &[Report], w: &mut dyn Write) -> io::Result<()> {
     header(
         w,
         "phoenix_doctor_step_ok",
@@ -187,51 +200,59 @@ pub(super) fn render(reports: &[Report], runs: &[Run], w: &mut dyn Write) -> io:
             )?;
         }
     }
-    if !runs.is_empty() {
-        header(
-            w,
-            "phoenix_doctor_probe_duration_seconds",
-            "Duration of each phase a probe reached (resolve, connect, tls, first_byte).",
-        )?;
-        for (r, run) in reports.iter().zip(runs) {
-            for o in &run.observations {
-                let t = &o.timings;
-                for (phase, ms) in [
-                    ("resolve", t.resolve_ms),
-                    ("connect", t.connect_ms),
-                    ("tls", t.tls_ms),
-                    ("first_byte", t.first_byte_ms),
-                ] {
-                    if let Some(ms) = ms {
-                        writeln!(
-                            w,
-                            "phoenix_doctor_probe_duration_seconds{{target=\"{}\",step=\"{}\",phase=\"{phase}\"}} {:.6}",
-                            label(&r.target),
-                            label(&o.step),
-                            ms / 1000.0
-                        )?;
-                    }
+    Ok(())
+}
+
+/// Per probe (from the runs): each phase's duration, and the earliest expiry of each served chain.
+fn probe_series(reports: &[Report], runs: &[Run], w: &mut dyn Write) -> io::Result<()> {
+    header(
+        w,
+        "phoenix_doctor_probe_duration_seconds",
+        "Duration of each phase a probe reached (resolve, connect, tls, first_byte).",
+    )?;
+    for (r, run) in reports.iter().zip(runs) {
+        for o in &run.observations {
+            let t = &o.timings;
+            for (phase, ms) in [
+                ("resolve", t.resolve_ms),
+                ("connect", t.connect_ms),
+                ("tls", t.tls_ms),
+                ("first_byte", t.first_byte_ms),
+            ] {
+                if let Some(ms) = ms {
+                    writeln!(
+                        w,
+                        "phoenix_doctor_probe_duration_seconds{{target=\"{}\",step=\"{}\",phase=\"{phase}\"}} {:.6}",
+                        label(&r.target),
+                        label(&o.step),
+                        ms / 1000.0
+                    )?;
                 }
             }
         }
-        let expiry = cert_expiry(reports, runs);
-        if !expiry.is_empty() {
-            header(
+    }
+    let expiry = cert_expiry(reports, runs);
+    if !expiry.is_empty() {
+        header(
+            w,
+            "phoenix_doctor_cert_expiry_timestamp_seconds",
+            "Earliest notAfter of the chain served for this server name on this hop (Unix time).",
+        )?;
+        for ((target, hop, name), t) in &expiry {
+            writeln!(
                 w,
-                "phoenix_doctor_cert_expiry_timestamp_seconds",
-                "Earliest notAfter of the chain served for this server name on this hop (Unix time).",
+                "phoenix_doctor_cert_expiry_timestamp_seconds{{target=\"{}\",hop=\"{}\",server_name=\"{}\"}} {t:.0}",
+                label(target),
+                label(hop),
+                label(name)
             )?;
-            for ((target, hop, name), t) in &expiry {
-                writeln!(
-                    w,
-                    "phoenix_doctor_cert_expiry_timestamp_seconds{{target=\"{}\",hop=\"{}\",server_name=\"{}\"}} {t:.0}",
-                    label(target),
-                    label(hop),
-                    label(name)
-                )?;
-            }
         }
     }
+    Ok(())
+}
+
+/// Per trace: the findings by severity and origin.
+fn finding_series(reports: &[Report], w: &mut dyn Write) -> io::Result<()> {
     header(
         w,
         "phoenix_doctor_findings",

@@ -2,7 +2,7 @@
 
 use super::{clip, Style};
 use crate::diagnose::{Overall, Report, Verdict};
-use crate::finding::{Origin, Reconciled, Severity};
+use crate::finding::{Finding, Origin, Reconciled, Severity};
 use std::io::{self, Write};
 use tabled::builder::Builder;
 use tabled::settings::Style as TStyle;
@@ -104,6 +104,27 @@ fn table_text(b: Builder, style: Style, keep: &[usize]) -> String {
 }
 
 fn render_natural(r: &Report, style: Style, w: &mut dyn Write) -> io::Result<()> {
+    headline(r, style, w)?;
+    first_divergence(r, style, w)?;
+    hop_table(r, style, w)?;
+    failing_steps(r, style, w)?;
+    let others: Vec<_> = r
+        .findings
+        .iter()
+        .filter(|f| {
+            r.first_divergence
+                .as_ref()
+                .is_none_or(|fd| !(fd.hop == f.hop && fd.code == f.code))
+        })
+        .collect();
+    let (live, config): (Vec<_>, Vec<_>) =
+        others.into_iter().partition(|f| f.origin != Origin::Static);
+    live_findings(r, &live, style, w)?;
+    static_findings(&config, style, w)
+}
+
+/// The verdict line, and how many checks could not be made from their vantage.
+fn headline(r: &Report, style: Style, w: &mut dyn Write) -> io::Result<()> {
     let head = format!(
         "trace {}: {}{}",
         r.target,
@@ -146,6 +167,11 @@ fn render_natural(r: &Report, style: Style, w: &mut dyn Write) -> io::Result<()>
             )
         )?;
     }
+    Ok(())
+}
+
+/// The root cause in full: expected, actual, evidence, config lines, the fix.
+fn first_divergence(r: &Report, style: Style, w: &mut dyn Write) -> io::Result<()> {
     if let Some(fd) = &r.first_divergence {
         if let Some(f) = r
             .findings
@@ -176,6 +202,11 @@ fn render_natural(r: &Report, style: Style, w: &mut dyn Write) -> io::Result<()>
         }
     }
 
+    Ok(())
+}
+
+/// One row per hop: its verdict and each step's mark.
+fn hop_table(r: &Report, style: Style, w: &mut dyn Write) -> io::Result<()> {
     writeln!(w)?;
     let mut b = Builder::default();
     b.push_record(["hop", "from", "to", "verdict", "steps"]);
@@ -218,6 +249,11 @@ fn render_natural(r: &Report, style: Style, w: &mut dyn Write) -> io::Result<()>
         )?;
     }
 
+    Ok(())
+}
+
+/// Every step that was not ok: expected against actual, and whose symptom it is.
+fn failing_steps(r: &Report, style: Style, w: &mut dyn Write) -> io::Result<()> {
     let failing: Vec<_> = r
         .steps
         .iter()
@@ -242,25 +278,24 @@ fn render_natural(r: &Report, style: Style, w: &mut dyn Write) -> io::Result<()>
         writeln!(w, "{}", table_text(b, style, &[0, 1]))?;
     }
 
-    let others: Vec<_> = r
-        .findings
-        .iter()
-        .filter(|f| {
-            r.first_divergence
-                .as_ref()
-                .is_none_or(|fd| !(fd.hop == f.hop && fd.code == f.code))
-        })
-        .collect();
-    let sev = |f: &crate::finding::Finding| match f.severity {
+    Ok(())
+}
+
+/// A finding's severity, coloured.
+fn severity(f: &Finding, style: Style) -> String {
+    match f.severity {
         Severity::Error => paint("error", RED, style),
         Severity::Warning => paint("warning", YELLOW, style),
         Severity::Info => "info".to_string(),
-    };
-    let (live, config): (Vec<_>, Vec<_>) =
-        others.into_iter().partition(|f| f.origin != Origin::Static);
+    }
+}
+
+/// The live findings besides the first divergence, with the symptoms they explain.
+fn live_findings(r: &Report, live: &[&Finding], style: Style, w: &mut dyn Write) -> io::Result<()> {
+    let sev = |f: &Finding| severity(f, style);
     // Findings off the target's own request say which path they are on.
     let marked = r.hops.iter().any(|h| h.path == crate::plan::TARGET_PATH);
-    let path_note = |f: &crate::finding::Finding| -> String {
+    let path_note = |f: &Finding| -> String {
         let path = r
             .steps
             .iter()
@@ -292,10 +327,16 @@ fn render_natural(r: &Report, style: Style, w: &mut dyn Write) -> io::Result<()>
             }
         }
     }
+    Ok(())
+}
+
+/// The static findings on these hops, one line each, as this run's live evidence holds them.
+fn static_findings(config: &[&Finding], style: Style, w: &mut dyn Write) -> io::Result<()> {
+    let sev = |f: &Finding| severity(f, style);
     if !config.is_empty() {
         // Static findings are context, not the verdict, and are held against this run's live
         // evidence: a refuted one is never called an error here. One line each, details in `lint`.
-        let status = |f: &crate::finding::Finding| {
+        let status = |f: &Finding| {
             f.reconciliation
                 .as_ref()
                 .map(|r| r.status)
@@ -318,7 +359,7 @@ fn render_natural(r: &Report, style: Style, w: &mut dyn Write) -> io::Result<()>
             config.len(),
             parts.join(", ")
         )?;
-        for f in &config {
+        for f in config {
             let by = f
                 .reconciliation
                 .as_ref()

@@ -57,8 +57,40 @@ pub enum Where {
     Here,
     /// On another node, through it.
     Node(String),
-    /// Not reachable: stopped, unlisted, or the listing failed; the reason is for people.
-    Unreachable(String),
+    /// Not reachable: stopped, unlisted, or the listing failed.
+    Unreachable(Unreachable),
+}
+
+/// Why a guest cannot be reached; shown as the reason its steps cannot be judged.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Unreachable {
+    /// The cluster listing failed (pvesh failed, timed out, or printed no JSON array).
+    #[error("where {guest} runs is unknown: {why}")]
+    ListingFailed { guest: VantageRef, why: String },
+    /// Listed, but not running (`stopped`, `paused` ...).
+    #[error("{guest} is {status} on node {node}")]
+    NotRunning {
+        guest: VantageRef,
+        status: String,
+        node: String,
+    },
+    /// Listed with an entry that cannot be used.
+    #[error("{guest}'s entry in `{}` is unusable: {why}", RESOURCES.join(" "))]
+    Unusable { guest: VantageRef, why: String },
+    /// Not in the listing; `unattributed`: the entries that name no guest.
+    #[error("{guest} is not listed by `{}`{}", RESOURCES.join(" "), unattributed_text(.unattributed))]
+    NotListed {
+        guest: VantageRef,
+        unattributed: Vec<String>,
+    },
+}
+
+fn unattributed_text(entries: &[String]) -> String {
+    if entries.is_empty() {
+        String::new()
+    } else {
+        format!(" (entries naming no guest: {})", entries.join("; "))
+    }
 }
 
 impl Cluster {
@@ -68,28 +100,27 @@ impl Cluster {
             return Where::Here;
         }
         if let Some(why) = &self.failed {
-            return Where::Unreachable(format!("where {v} runs is unknown: {why}"));
+            return Where::Unreachable(Unreachable::ListingFailed {
+                guest: v,
+                why: why.clone(),
+            });
         }
         match self.guests.get(&v) {
-            Some(Ok(p)) if p.status != "running" => {
-                Where::Unreachable(format!("{v} is {} on node {}", p.status, p.node))
-            }
+            Some(Ok(p)) if p.status != "running" => Where::Unreachable(Unreachable::NotRunning {
+                guest: v,
+                status: p.status.clone(),
+                node: p.node.clone(),
+            }),
             Some(Ok(p)) if p.node == self.local => Where::Here,
             Some(Ok(p)) => Where::Node(p.node.clone()),
-            Some(Err(why)) => Where::Unreachable(format!(
-                "{v}'s entry in `{}` is unusable: {why}",
-                RESOURCES.join(" ")
-            )),
-            None => {
-                let mut msg = format!("{v} is not listed by `{}`", RESOURCES.join(" "));
-                if !self.unattributed.is_empty() {
-                    msg.push_str(&format!(
-                        " (entries naming no guest: {})",
-                        self.unattributed.join("; ")
-                    ));
-                }
-                Where::Unreachable(msg)
-            }
+            Some(Err(why)) => Where::Unreachable(Unreachable::Unusable {
+                guest: v,
+                why: why.clone(),
+            }),
+            None => Where::Unreachable(Unreachable::NotListed {
+                guest: v,
+                unattributed: self.unattributed.clone(),
+            }),
         }
     }
 
@@ -241,7 +272,7 @@ pub async fn discover(budget: Duration) -> Option<Cluster> {
         failed: Some(format!("`{command}` {why}")),
     };
     Some(match transport::exec(&argv, None, limits).await {
-        Err(e) => failed(e.message),
+        Err(e) => failed(e.failure.to_string()),
         Ok(out) if !out.success() => failed(format!(
             "exited {}: {}",
             out.code
@@ -281,15 +312,26 @@ mod tests {
         assert_eq!(c.locate(VantageRef::Vm(1001)), Where::Node("pve3".into()));
         // lxc 1001 is not qemu 1001
         assert!(
-            matches!(c.locate(VantageRef::Lxc(1001)), Where::Unreachable(m) if m.contains("lxc:1001 is not listed"))
+            matches!(c.locate(VantageRef::Lxc(1001)), Where::Unreachable(m) if m.to_string().contains("lxc:1001 is not listed"))
+        );
+        let why = |v| match c.locate(v) {
+            Where::Unreachable(u) => (u.clone(), u.to_string()),
+            w => panic!("{w:?}"),
+        };
+        assert_eq!(
+            why(VantageRef::Lxc(103)),
+            (
+                Unreachable::NotRunning {
+                    guest: VantageRef::Lxc(103),
+                    status: "stopped".into(),
+                    node: "pve2".into()
+                },
+                "lxc:103 is stopped on node pve2".into()
+            )
         );
         assert_eq!(
-            c.locate(VantageRef::Lxc(103)),
-            Where::Unreachable("lxc:103 is stopped on node pve2".into())
-        );
-        assert_eq!(
-            c.locate(VantageRef::Vm(1002)),
-            Where::Unreachable("vm:1002 is paused on node pve1".into())
+            why(VantageRef::Vm(1002)).1,
+            "vm:1002 is paused on node pve1"
         );
         assert_eq!(c.node_of(VantageRef::Vm(1001)), Some("pve3"));
     }
@@ -304,7 +346,10 @@ mod tests {
             let c = parse_resources("pve1", text.as_bytes());
             assert!(c.failed.as_deref().unwrap().contains(why), "{c:?}");
             match c.locate(VantageRef::Lxc(101)) {
-                Where::Unreachable(m) => assert!(m.contains(why), "{m}"),
+                Where::Unreachable(m) => {
+                    assert!(matches!(m, Unreachable::ListingFailed { .. }), "{m:?}");
+                    assert!(m.to_string().contains(why), "{m}");
+                }
                 w => panic!("{w:?}"),
             }
             assert_eq!(c.locate(VantageRef::Host), Where::Here);
@@ -325,7 +370,7 @@ mod tests {
         let c = parse_resources("pve1", text.as_bytes());
         assert_eq!(c.locate(VantageRef::Lxc(101)), Where::Here);
         let why = |v| match c.locate(v) {
-            Where::Unreachable(m) => m,
+            Where::Unreachable(m) => m.to_string(),
             w => panic!("{w:?}"),
         };
         assert!(why(VantageRef::Lxc(102)).contains("is not a node name"));

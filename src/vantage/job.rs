@@ -251,11 +251,22 @@ pub async fn serve(input: &[u8]) -> Result<Vec<u8>> {
     Ok(out)
 }
 
+/// Why the agent's answer could not be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AnswerError {
+    /// Not the JSON of a job result (the parser's error and the first 200 characters).
+    #[error("the agent's output is not a job result ({error}): {head}")]
+    NotAResult { error: String, head: String },
+    /// Another version of the agent answered.
+    #[error("the agent answered protocol version {got}, expected {AGENT_PROTOCOL_VERSION}")]
+    Version { got: u32 },
+}
+
 /// Parse the agent's answer for `steps`; errors say why it could not be read.
 pub fn parse_result(
     stdout: &[u8],
     steps: &[Step],
-) -> std::result::Result<Vec<Observation>, String> {
+) -> std::result::Result<Vec<Observation>, AnswerError> {
     parse_result_with_files(stdout, steps, &[]).map(|(o, _)| o)
 }
 
@@ -265,19 +276,17 @@ pub fn parse_result_with_files(
     stdout: &[u8],
     steps: &[Step],
     read: &[String],
-) -> std::result::Result<(Vec<Observation>, Vec<FileRead>), String> {
-    let res: JobResult = serde_json::from_slice(stdout).map_err(|e| {
-        let text = String::from_utf8_lossy(stdout);
-        format!(
-            "the agent's output is not a job result ({e}): {}",
-            text.trim().chars().take(200).collect::<String>()
-        )
+) -> std::result::Result<(Vec<Observation>, Vec<FileRead>), AnswerError> {
+    let res: JobResult = serde_json::from_slice(stdout).map_err(|e| AnswerError::NotAResult {
+        error: e.to_string(),
+        head: String::from_utf8_lossy(stdout)
+            .trim()
+            .chars()
+            .take(200)
+            .collect(),
     })?;
     if res.version != AGENT_PROTOCOL_VERSION {
-        return Err(format!(
-            "the agent answered protocol version {}, expected {AGENT_PROTOCOL_VERSION}",
-            res.version
-        ));
+        return Err(AnswerError::Version { got: res.version });
     }
     let mut got = res.files;
     for p in read {
@@ -440,18 +449,26 @@ mod tests {
         assert_eq!(obs[0].step, "a");
         assert!(obs[0].message.contains("no observation"));
         assert_eq!(obs[1].message, "x");
-        assert!(parse_result(b"sh: 1: phoenix-doctor: not found", &steps)
-            .unwrap_err()
-            .contains("not a job result"));
+        let e = parse_result(b"sh: 1: phoenix-doctor: not found", &steps).unwrap_err();
+        assert!(
+            matches!(&e, AnswerError::NotAResult { head, .. } if head == "sh: 1: phoenix-doctor: not found"),
+            "{e:?}"
+        );
+        assert!(e
+            .to_string()
+            .starts_with("the agent's output is not a job result ("));
         let wrong = serde_json::to_vec(&JobResult {
             version: 7,
             observations: vec![],
             files: Vec::new(),
         })
         .unwrap();
-        assert!(parse_result(&wrong, &steps)
-            .unwrap_err()
-            .contains("version 7"));
+        let e = parse_result(&wrong, &steps).unwrap_err();
+        assert_eq!(e, AnswerError::Version { got: 7 });
+        assert_eq!(
+            e.to_string(),
+            format!("the agent answered protocol version 7, expected {AGENT_PROTOCOL_VERSION}")
+        );
     }
 
     #[tokio::test]

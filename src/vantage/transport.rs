@@ -26,18 +26,71 @@ impl Output {
     }
 }
 
-/// The transport itself failed (it could not start, timed out, answered too much, or its
-/// wrapper said no).
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A call into a vantage that failed, and the command line it ran (for people): shown as
+/// `<command>: <failure>`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{command}: {failure}")]
 pub struct TransportError {
     /// The command line, for people.
     pub command: String,
-    pub message: String,
+    pub failure: Failure,
 }
 
-impl std::fmt::Display for TransportError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}: {}", self.command, self.message)
+/// What went wrong running a command in a vantage: the transport could not start, timed out,
+/// answered too much or in a shape it should not, or the command exited with an error.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Failure {
+    #[error("empty command")]
+    EmptyCommand,
+    /// The transport's program could not be started.
+    #[error("cannot start `{program}`: {error}")]
+    Spawn { program: String, error: String },
+    /// No answer by the run's deadline; the call was killed with its process group.
+    #[error("no answer within {:.1}s, the run's deadline (killed with its process group)", .waited.as_secs_f64())]
+    TimedOut { waited: Duration },
+    /// stdout or stderr carried more than the bound; the call was killed.
+    #[error("the guest's answer exceeded {limit} bytes (killed with its process group)")]
+    TooLarge { limit: usize },
+    /// Reading the transport's output failed.
+    #[error("reading its output: {0}")]
+    Read(String),
+    /// The transport (or the command in the vantage) exited with an error: its status (None:
+    /// killed by a signal) and its stderr, already bounded by [`brief`].
+    #[error("exit {}: {stderr}", code_str(*.code))]
+    Exited { code: Option<i32>, stderr: String },
+    /// `qm guest exec` printed something that is not its JSON status (the first 200
+    /// characters).
+    #[error("unexpected output from qm guest exec ({error}): {head}")]
+    QmUnparsable { error: String, head: String },
+    /// `qm guest exec` gave up before the program in the guest exited.
+    #[error("the guest program had not exited when qm guest exec gave up (raise --timeout)")]
+    QmNotExited,
+    /// The guest agent truncated the program's output.
+    #[error("the guest agent truncated the program's output")]
+    QmTruncated,
+}
+
+impl Failure {
+    /// A command that exited with an error, its stderr bounded for messages.
+    pub fn exited(out: &Output) -> Failure {
+        Failure::Exited {
+            code: out.code,
+            stderr: brief(&out.stderr),
+        }
+    }
+}
+
+impl Output {
+    /// This output as an error of `command` unless it succeeded.
+    pub fn ok_or_exited(self, command: impl Into<String>) -> Result<Output, TransportError> {
+        if self.success() {
+            Ok(self)
+        } else {
+            Err(TransportError {
+                command: command.into(),
+                failure: Failure::exited(&self),
+            })
+        }
     }
 }
 
@@ -137,13 +190,8 @@ impl Transport {
             return Ok(raw);
         }
         let command = display_argv(&argv);
-        if !raw.success() {
-            return Err(TransportError {
-                command,
-                message: format!("exit {}: {}", code_str(raw.code), brief(&raw.stderr)),
-            });
-        }
-        parse_qm_output(&raw.stdout).map_err(|message| TransportError { command, message })
+        let raw = raw.ok_or_exited(command.clone())?;
+        parse_qm_output(&raw.stdout).map_err(|failure| TransportError { command, failure })
     }
 }
 
@@ -168,7 +216,8 @@ pub fn brief(stderr: &str) -> String {
     }
 }
 
-fn code_str(c: Option<i32>) -> String {
+/// An exit status for people: the code, or `by signal`.
+pub fn code_str(c: Option<i32>) -> String {
     c.map(|c| c.to_string())
         .unwrap_or_else(|| "by signal".into())
 }
@@ -217,12 +266,12 @@ pub async fn exec(
 ) -> Result<Output, TransportError> {
     let started = Instant::now();
     let command = display_argv(argv);
-    let err = |message: String| TransportError {
+    let err = |failure: Failure| TransportError {
         command: command.clone(),
-        message,
+        failure,
     };
     let Some(prog) = argv.first() else {
-        return Err(err("empty command".into()));
+        return Err(err(Failure::EmptyCommand));
     };
     let mut cmd = Command::new(prog);
     cmd.args(&argv[1..])
@@ -235,9 +284,12 @@ pub async fn exec(
         .stderr(Stdio::piped())
         .process_group(0)
         .kill_on_drop(true);
-    let mut child = cmd
-        .spawn()
-        .map_err(|e| err(format!("cannot start `{prog}`: {e}")))?;
+    let mut child = cmd.spawn().map_err(|e| {
+        err(Failure::Spawn {
+            program: prog.clone(),
+            error: e.to_string(),
+        })
+    })?;
     let _group = Group(
         child
             .id()
@@ -264,14 +316,11 @@ pub async fn exec(
         Ok::<_, Pipe>((status, out, errp))
     };
     match tokio::time::timeout_at(limits.deadline, run).await {
-        Err(_) => Err(err(format!(
-            "no answer within {:.1}s, the run's deadline (killed with its process group)",
-            started.elapsed().as_secs_f64()
-        ))),
-        Ok(Err(Pipe::Over)) => Err(err(format!(
-            "the guest's answer exceeded {limit} bytes (killed with its process group)"
-        ))),
-        Ok(Err(Pipe::Io(e))) => Err(err(format!("reading its output: {e}"))),
+        Err(_) => Err(err(Failure::TimedOut {
+            waited: started.elapsed(),
+        })),
+        Ok(Err(Pipe::Over)) => Err(err(Failure::TooLarge { limit })),
+        Ok(Err(Pipe::Io(e))) => Err(err(Failure::Read(e.to_string()))),
         Ok(Ok((status, out, errp))) => Ok(Output {
             code: status.code(),
             stdout: out,
@@ -308,21 +357,17 @@ fn truthy(v: &serde_json::Value) -> bool {
 }
 
 /// Take `qm guest exec`'s JSON apart into the guest program's exit code and output.
-pub fn parse_qm_output(stdout: &[u8]) -> Result<Output, String> {
+pub fn parse_qm_output(stdout: &[u8]) -> Result<Output, Failure> {
     let text = String::from_utf8_lossy(stdout);
-    let st: QmStatus = serde_json::from_str(text.trim()).map_err(|e| {
-        format!(
-            "unexpected output from qm guest exec ({e}): {}",
-            text.chars().take(200).collect::<String>()
-        )
+    let st: QmStatus = serde_json::from_str(text.trim()).map_err(|e| Failure::QmUnparsable {
+        error: e.to_string(),
+        head: text.chars().take(200).collect(),
     })?;
     if !truthy(&st.exited) {
-        return Err(
-            "the guest program had not exited when qm guest exec gave up (raise --timeout)".into(),
-        );
+        return Err(Failure::QmNotExited);
     }
     if truthy(&st.out_truncated) {
-        return Err("the guest agent truncated the program's output".into());
+        return Err(Failure::QmTruncated);
     }
     let code = match (st.exitcode, st.signal) {
         (Some(c), _) => Some(c as i32),
@@ -371,16 +416,20 @@ mod tests {
 
     #[test]
     fn qm_json_failures_are_errors() {
-        assert!(parse_qm_output(br#"{"exited":0}"#)
-            .unwrap_err()
-            .contains("had not exited"));
-        assert!(parse_qm_output(b"QEMU guest agent is not running")
-            .unwrap_err()
-            .contains("unexpected output"));
+        let e = parse_qm_output(br#"{"exited":0}"#).unwrap_err();
+        assert_eq!(e, Failure::QmNotExited);
+        assert!(e.to_string().contains("had not exited"));
+        let e = parse_qm_output(b"QEMU guest agent is not running").unwrap_err();
         assert!(
-            parse_qm_output(br#"{"exited":1,"exitcode":0,"out-truncated":1}"#)
-                .unwrap_err()
-                .contains("truncated")
+            matches!(&e, Failure::QmUnparsable { head, .. } if head == "QEMU guest agent is not running"),
+            "{e:?}"
+        );
+        assert!(e
+            .to_string()
+            .starts_with("unexpected output from qm guest exec ("));
+        assert_eq!(
+            parse_qm_output(br#"{"exited":1,"exitcode":0,"out-truncated":1}"#),
+            Err(Failure::QmTruncated)
         );
     }
 
@@ -486,11 +535,21 @@ mod tests {
         let e = exec(&["/nonexistent/prog".into()], None, lim(5000))
             .await
             .unwrap_err();
-        assert!(e.message.contains("cannot start"));
+        assert!(
+            matches!(&e.failure, Failure::Spawn { program, .. } if program == "/nonexistent/prog")
+        );
+        assert!(
+            e.to_string()
+                .starts_with("/nonexistent/prog: cannot start `/nonexistent/prog`: "),
+            "{e}"
+        );
         let e = exec(&["sleep".into(), "5".into()], None, lim(200))
             .await
             .unwrap_err();
-        assert!(e.message.contains("no answer"), "{e}");
+        assert!(
+            matches!(e.failure, Failure::TimedOut { waited } if waited >= Duration::from_millis(200))
+        );
+        assert!(e.to_string().contains("no answer within 0."), "{e}");
     }
 
     #[test]
@@ -516,14 +575,14 @@ mod tests {
         )
         .await
         .unwrap_err();
-        assert!(e.message.contains("exceeded 4096 bytes"), "{e}");
+        assert_eq!(e.failure, Failure::TooLarge { limit: 4096 }, "{e}");
         assert!(started.elapsed() < Duration::from_secs(5));
         // stderr is bounded too
         let argv: Vec<String> = ["sh", "-c", "yes >&2"].map(String::from).to_vec();
         let e = exec(&argv, None, Limits::within(Duration::from_secs(20), 4096))
             .await
             .unwrap_err();
-        assert!(e.message.contains("exceeded 4096 bytes"), "{e}");
+        assert_eq!(e.failure, Failure::TooLarge { limit: 4096 }, "{e}");
     }
 
     #[tokio::test]
@@ -533,7 +592,7 @@ mod tests {
         let script = format!("sleep 1000 & echo $! > {}; wait", pidfile.display());
         let argv: Vec<String> = vec!["sh".into(), "-c".into(), script];
         let e = exec(&argv, None, lim(500)).await.unwrap_err();
-        assert!(e.message.contains("no answer within"), "{e}");
+        assert!(matches!(e.failure, Failure::TimedOut { .. }), "{e}");
         let pid = std::fs::read_to_string(&pidfile).unwrap();
         let proc = format!("/proc/{}", pid.trim());
         let deadline = std::time::Instant::now() + Duration::from_secs(2);

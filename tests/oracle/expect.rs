@@ -35,6 +35,10 @@ pub struct Divergence {
     /// Every other live error finding, as "hop CODE".
     #[serde(default)]
     pub others: Vec<String>,
+    /// When given: every hop whose failures are proxies' answers explained by a broken hop
+    /// behind them, as "hop of ROOT-HOP"; such a hop is `blocked`, never a root cause.
+    #[serde(default)]
+    pub symptoms: Option<Vec<String>>,
 }
 
 /// One fault: why, and one case per target.
@@ -87,6 +91,37 @@ fn live_errors(report: &Value) -> Vec<String> {
         })
         .collect();
     out.sort();
+    out
+}
+
+/// The hops whose failing steps are symptoms, as "hop of ROOT-HOP" with the hop's verdict when
+/// it is not `blocked`, sorted.
+fn symptom_hops(report: &Value) -> Vec<String> {
+    let verdict = |hop: &str| {
+        report["hops"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|h| h["id"] == hop)
+            .and_then(|h| h["verdict"].as_str())
+            .unwrap_or("-")
+            .to_string()
+    };
+    let mut out: Vec<String> = report["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|s| {
+            let hop = s["hop"].as_str()?;
+            let root = s["symptom_of"].as_str()?;
+            Some(match verdict(hop).as_str() {
+                "blocked" => format!("{hop} of {root}"),
+                v => format!("{hop} of {root} ({v})"),
+            })
+        })
+        .collect();
+    out.sort();
+    out.dedup();
     out
 }
 
@@ -145,6 +180,15 @@ pub fn differences(
                 &all.join(", "),
                 &live_errors(report).join(", "),
             );
+            if let Some(symptoms) = &want.symptoms {
+                let mut symptoms = symptoms.clone();
+                symptoms.sort();
+                check(
+                    "symptoms",
+                    &symptoms.join(", "),
+                    &symptom_hops(report).join(", "),
+                );
+            }
         }
     }
     diff
