@@ -267,6 +267,10 @@ pub struct RunArgs {
     /// Steps run at once.
     #[arg(long, default_value_t = 64)]
     pub concurrency: usize,
+    /// A served certificate with less life left than N days is close to expiry (PD-TLS-007);
+    /// a short-lived leaf (such as step-ca's 24-hour ones) already under 40% of its life.
+    #[arg(long, value_name = "N", default_value_t = phoenix_doctor::probe::tls::DEFAULT_WARN_DAYS)]
+    pub warn_days: u32,
     /// Run every step from here (`host`), marking guest-specific results as substituted.
     #[arg(long, value_name = "host", value_parser = parse_vantage)]
     pub vantage: Option<VantageOverride>,

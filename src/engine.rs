@@ -112,6 +112,8 @@ pub struct Settings {
     /// Outcomes of prerequisites that ran elsewhere (an agent's job: the steps of other
     /// vantages its steps depend on). Empty for a whole plan.
     pub prior: BTreeMap<String, Outcome>,
+    /// `--warn-days`: a served leaf's remaining life that is close to expiry.
+    pub warn_days: u32,
 }
 
 impl std::fmt::Debug for Settings {
@@ -141,6 +143,7 @@ impl Default for Settings {
             systems: BTreeMap::new(),
             body_limit: 64 * 1024,
             prior: BTreeMap::new(),
+            warn_days: crate::probe::tls::DEFAULT_WARN_DAYS,
         }
     }
 }
@@ -497,6 +500,7 @@ impl<'a> Execution<'a> {
             body_limit: settings.body_limit,
             system: settings.systems.get(&v).cloned().unwrap_or_default(),
             scope: Some(settings.scope.clone()),
+            warn_days: settings.warn_days,
         };
         let runner = settings.runner.clone();
         let task_idxs = idxs.clone();

@@ -51,7 +51,7 @@ fn golden_tree() -> tempfile::TempDir {
     let golden = |n: &str| std::fs::read_to_string(g.join(n)).unwrap();
     put(
         "host/etc/dnsmasq.conf",
-        "port=53\nlocal=/internal.thinkheads.ai/\nconf-dir=/etc/dnsmasq.d,*.conf\nserver=8.8.8.8\n",
+        "port=53\nlocal=/internal.thinkheads.ai/\nconf-dir=/etc/dnsmasq.d,*.conf\nserver=8.8.8.8\nserver=1.1.1.1\n",
     );
     put(
         "host/etc/dnsmasq.d/00-phoenix-internal.conf",
@@ -214,6 +214,180 @@ fn a_changed_record_and_a_leftover_record_are_two_dns_drifts() {
         "{b:#?}"
     );
     assert!(has(b, "looks like a hand edit"), "{b:#?}");
+}
+
+/// The reference config's upstream_servers are 8.8.8.8 then 1.1.1.1 (phoenix_hypervisor_config.json
+/// lines 371-372); the DNS setup writes one `server=` line for each, in that order, with
+/// strict-order. Replacing 1.1.1.1 by 9.9.9.9 in /etc/dnsmasq.conf (line 5) is two drifts: the
+/// configured upstream missing, located at its JSON pointer, and the foreign one at its line.
+/// Swapping the two lines is one drift: the order.
+#[test]
+fn dnsmasq_upstream_servers_are_compared_with_upstream_servers() {
+    let t = golden_tree();
+    let main = "host/etc/dnsmasq.conf";
+    edit(t.path(), main, "server=1.1.1.1", "server=9.9.9.9");
+    let r = run(t.path());
+    assert_eq!(r.findings.len(), 2, "{:#?}", r.findings);
+    let missing = &r.findings[0];
+    assert_eq!(missing.code, "PD-DRIFT-007");
+    assert_eq!(missing.subjects, ["1.1.1.1"]);
+    assert!(missing.expected.contains("server=1.1.1.1"), "{missing:#?}");
+    assert!(
+        missing
+            .provenance
+            .iter()
+            .any(|p| p.file == "etc/phoenix_hypervisor_config.json"
+                && p.pointer == "/dns_server/upstream_servers/1"
+                && p.line == Some(372)),
+        "{missing:#?}"
+    );
+    let extra = &r.findings[1];
+    assert_eq!(extra.code, "PD-DRIFT-007");
+    assert!(
+        has(extra, "host /etc/dnsmasq.conf:5: server=9.9.9.9"),
+        "{extra:#?}"
+    );
+    assert!(has(extra, "hypervisor_feature_setup_dns_server.sh"));
+    assert_eq!(r.verdict().exit_code(), 1);
+
+    let t = golden_tree();
+    edit(
+        t.path(),
+        main,
+        "server=8.8.8.8\nserver=1.1.1.1",
+        "server=1.1.1.1\nserver=8.8.8.8",
+    );
+    let r = run(t.path());
+    let f = only(&r);
+    assert_eq!(f.code, "PD-DRIFT-007");
+    assert!(f.actual.contains("in the order 1.1.1.1, 8.8.8.8"), "{f:#?}");
+    assert!(has(f, "/etc/dnsmasq.conf:4"), "{f:#?}");
+}
+
+/// The manifest's gateway entry writes /mnt/pve/quickOS/lxc-persistent-data/101/ssl/
+/// nginx.internal.thinkheads.ai.{crt,key}, which LXC 101 mounts at /etc/nginx/ssl
+/// (phoenix_lxc_configs.json mount_points). A site whose ssl_certificate (line 10) names
+/// another file serves a certificate the renewal never renews: one drift with both sides; a
+/// site without ssl_certificate_key is one drift naming the missing directive. The key file is
+/// never read (it does not even exist in the deployed tree).
+#[test]
+fn the_gateway_certificate_paths_are_compared_with_the_manifest() {
+    let t = golden_tree();
+    let site = "lxc-101/etc/nginx/sites-enabled/gateway";
+    edit(
+        t.path(),
+        site,
+        "ssl_certificate /etc/nginx/ssl/nginx.internal.thinkheads.ai.crt;",
+        "ssl_certificate /etc/nginx/ssl/selfsigned.crt;",
+    );
+    let r = run(t.path());
+    let f = only(&r);
+    assert_eq!(f.code, "PD-DRIFT-008");
+    assert!(
+        has(f, "lxc:101 /etc/nginx/sites-enabled/gateway:10: ssl_certificate /etc/nginx/ssl/selfsigned.crt;"),
+        "{f:#?}"
+    );
+    assert!(
+        f.expected
+            .contains("ssl_certificate /etc/nginx/ssl/nginx.internal.thinkheads.ai.crt;")
+            && f.expected.contains(
+                "/mnt/pve/quickOS/lxc-persistent-data/101/ssl/nginx.internal.thinkheads.ai.crt"
+            ),
+        "{f:#?}"
+    );
+    assert!(
+        f.provenance
+            .iter()
+            .any(|p| p.file == "etc/certificate-manifest.json"
+                && p.pointer == "/0/cert_path"
+                && p.line == Some(8)),
+        "{f:#?}"
+    );
+    assert_eq!(r.verdict().exit_code(), 1);
+
+    let t = golden_tree();
+    edit(
+        t.path(),
+        site,
+        "    ssl_certificate_key /etc/nginx/ssl/nginx.internal.thinkheads.ai.key;\n",
+        "",
+    );
+    let f = only(&run(t.path())).clone();
+    assert_eq!(f.code, "PD-DRIFT-008");
+    assert!(
+        f.actual.contains("no ssl_certificate_key directive"),
+        "{f:#?}"
+    );
+    assert!(
+        f.provenance
+            .iter()
+            .any(|p| p.pointer == "/0/key_path" && p.line == Some(9)),
+        "{f:#?}"
+    );
+}
+
+/// A PEM leaf of `life_h` hours with `left_h` left (rcgen).
+fn leaf_pem(cn: &str, life_h: i64, left_h: i64) -> String {
+    let mut p = rcgen::CertificateParams::new(vec![cn.to_string()]).unwrap();
+    let now = time::OffsetDateTime::now_utc();
+    p.not_before = now - time::Duration::hours(life_h - left_h);
+    p.not_after = now + time::Duration::hours(left_h);
+    let key = rcgen::KeyPair::generate().unwrap();
+    p.self_signed(&key).unwrap().pem()
+}
+
+/// The manifest's certificate files on the host, by hand: the gateway's 24-hour leaf with 4
+/// hours left is under 40% of its life (9.6 h) although far under --warn-days; Portainer's
+/// one-year certificate with 20 days left is fine at the default 14 days and close at 30; an
+/// expired file is an error. The keys beside them are never read (they do not exist here).
+#[test]
+fn certificate_files_on_disk_close_to_expiry_are_found() {
+    let t = golden_tree();
+    let put = |path: &str, text: String| {
+        let p = t.path().join("host").join(path.trim_start_matches('/'));
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, text).unwrap();
+    };
+    let gw = "/mnt/pve/quickOS/lxc-persistent-data/101/ssl/nginx.internal.thinkheads.ai.crt";
+    let pt = "/mnt/pve/quickOS/vm-persistent-data/1001/portainer/certs/portainer.crt";
+    put(gw, leaf_pem("nginx.internal.thinkheads.ai", 24, 4));
+    put(
+        pt,
+        leaf_pem("portainer.internal.thinkheads.ai", 365 * 24, 20 * 24),
+    );
+    let r = run(t.path());
+    let f = only(&r);
+    assert_eq!(f.code, "PD-DRIFT-009");
+    assert_eq!(f.severity, phoenix_doctor::finding::Severity::Warning);
+    assert!(f.actual.contains(gw), "{f:#?}");
+    assert!(f
+        .provenance
+        .iter()
+        .any(|p| p.file == "etc/certificate-manifest.json" && p.pointer == "/0/cert_path"));
+    assert_eq!(r.verdict().exit_code(), 0, "a warning only");
+
+    let m = model::load(&config_dir(), None).unwrap();
+    let ctx = Ctx {
+        warn_days: 30,
+        ..Ctx::for_config(&m)
+    };
+    let src = DirSource {
+        root: t.path().to_path_buf(),
+    };
+    let r = deployed::drift(&m, &src, &ctx);
+    assert_eq!(r.findings.len(), 2, "{:#?}", r.findings);
+    assert!(r.findings.iter().any(|f| f.actual.contains(pt)));
+
+    put(gw, leaf_pem("nginx.internal.thinkheads.ai", 24, -1));
+    put(
+        pt,
+        leaf_pem("portainer.internal.thinkheads.ai", 365 * 24, 200 * 24),
+    );
+    let r = run(t.path());
+    let f = only(&r);
+    assert_eq!(f.severity, phoenix_doctor::finding::Severity::Error);
+    assert!(f.title.contains("expired"), "{f:#?}");
+    assert_eq!(r.verdict().exit_code(), 1);
 }
 
 #[test]

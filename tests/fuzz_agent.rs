@@ -38,6 +38,7 @@ fn valid_job() -> Vec<u8> {
             .collect(),
         steps: vec![step("a"), step("b")],
         read: vec!["/etc/hosts".into()],
+        warn_days: 14,
     })
     .unwrap()
 }

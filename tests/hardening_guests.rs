@@ -407,6 +407,7 @@ fn job_json(steps: &[Step], scope: &[&str], body_limit: usize) -> Vec<u8> {
         prior: Default::default(),
         steps: steps.to_vec(),
         read: Vec::new(),
+        warn_days: 14,
     })
     .unwrap()
 }

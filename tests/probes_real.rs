@@ -431,6 +431,80 @@ async fn dns_hosts_file_override_is_evidence() {
     assert_eq!(dns_ev(&o).effective_source, "dns");
 }
 
+/// The vantage's resolv.conf names a silent nameserver first (a socket on 127.0.41.8:53 that
+/// never answers), then a second dnsmasq on 127.0.41.10:53 that is not the platform's (it maps
+/// the name to 127.0.0.11; the intended dnsmasq on 127.0.41.9 says 127.0.0.10), with
+/// `options timeout:1 attempts:1`. Written from that definition: a program there waits one
+/// second, then gets the second dnsmasq's 127.0.0.11, which is the effective answer; the
+/// step's 4 s would not be enough with the default 5 s timeout; the resolv.conf naming other
+/// nameservers than the intended one is its own finding (resolver-differs, line 2).
+#[tokio::test]
+async fn dns_effective_answer_follows_resolv_conf_order_and_timeout() {
+    let zone = |ip: &str| {
+        format!("local=/internal.example.test/\nhost-record=gw.internal.example.test,{ip}\n")
+    };
+    let _intended = dnsmasq("127.0.41.9", 53, &zone("127.0.0.10"), &[]);
+    let _other = dnsmasq("127.0.41.10", 53, &zone("127.0.0.11"), &[]);
+    let _silent = UdpSocket::bind("127.0.41.8:53").expect("binding the silent nameserver");
+    let dir = tempfile::tempdir().unwrap();
+    let hosts = dir.path().join("hosts");
+    let resolv = dir.path().join("resolv.conf");
+    std::fs::write(&hosts, "127.0.0.1 localhost\n").unwrap();
+    std::fs::write(
+        &resolv,
+        "options timeout:1 attempts:1\nnameserver 127.0.41.8\nnameserver 127.0.41.10\n",
+    )
+    .unwrap();
+    let c = ProbeCtx {
+        timeout: Duration::from_millis(4000),
+        system: SystemFiles {
+            hosts_file: hosts,
+            resolv_conf: resolv.clone(),
+        },
+        scope: Some(phoenix_doctor::engine::Scope {
+            allowed: vec!["127.0.0.0/8".parse().unwrap()],
+        }),
+        ..ProbeCtx::default()
+    };
+    let t = Instant::now();
+    let o = run(
+        &c,
+        dns_spec("gw.internal.example.test", "127.0.41.9:53", &["127.0.0.10"]),
+    )
+    .await;
+    let took = t.elapsed();
+    assert_eq!(
+        (o.outcome, reason(&o)),
+        (Outcome::Failed, "resolver-differs"),
+        "{o:?}"
+    );
+    let d = dns_ev(&o);
+    assert_eq!(
+        d.answers,
+        vec![ip("127.0.0.10")],
+        "the intended nameserver's"
+    );
+    assert_eq!(d.effective, vec![ip("127.0.0.11")], "the second dnsmasq's");
+    assert_eq!(d.effective_source, "dns via 127.0.41.10:53");
+    assert!(
+        o.message.contains(&format!(
+            "{}:2 names nameserver 127.0.41.8",
+            resolv.display()
+        )),
+        "{}",
+        o.message
+    );
+    assert!(
+        o.message.contains("gets 127.0.0.11 from 127.0.41.10:53"),
+        "{}",
+        o.message
+    );
+    assert!(
+        took >= Duration::from_millis(950) && took < Duration::from_millis(2500),
+        "the answer comes after the first nameserver's 1 s timeout: {took:?}"
+    );
+}
+
 // ---------------------------------------------------------------------------------------------
 // TLS chain
 

@@ -87,6 +87,7 @@ pub fn demo(g: &GlobalArgs, a: &DemoArgs) -> Result<u8> {
         timeout: std::time::Duration::from_secs(1),
         budget: std::time::Duration::from_secs(20),
         concurrency: 64,
+        warn_days: phoenix_doctor::probe::tls::DEFAULT_WARN_DAYS,
         vantage: None,
         via: Vec::new(),
         agent_path: "phoenix-doctor".into(),

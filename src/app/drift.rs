@@ -115,7 +115,11 @@ pub fn drift(g: &GlobalArgs, a: &DriftArgs) -> Result<u8> {
         .chain(m.router.iter().map(|x| VantageRef::Lxc(x.lxc)))
         .collect();
     let src = source(g, &a.run, &guests)?;
-    let r = deployed::drift(&m, src.as_ref(), &Ctx::for_config(&m));
+    let ctx = Ctx {
+        warn_days: a.run.warn_days,
+        ..Ctx::for_config(&m)
+    };
+    let r = deployed::drift(&m, src.as_ref(), &ctx);
     let text = render(&r, g.format, report::output_width())?;
     super::print_stdout(&text, g.format, false)?;
     Ok(r.verdict().exit_code())

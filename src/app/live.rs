@@ -86,6 +86,7 @@ pub(crate) fn settings_for(
         budget: run.budget,
         scope: scope(run, m),
         runner: vantages,
+        warn_days: run.warn_days,
         ..Settings::default()
     })
 }

@@ -16,6 +16,12 @@ pub const TRAEFIK: Code = PD_DRIFT_004;
 pub const FIREWALL: Code = PD_DRIFT_005;
 /// A deployed file could not be read: nothing is known about it.
 pub const UNREADABLE: Code = PD_DRIFT_006;
+/// dnsmasq's `server=` upstreams differ from `.dns_server.upstream_servers`.
+pub const DNS_UPSTREAM: Code = PD_DRIFT_007;
+/// The gateway site's certificate or key path is not the file the manifest's renewal writes.
+pub const GATEWAY_CERT_PATH: Code = PD_DRIFT_008;
+/// A certificate file the manifest names is close to expiry, or expired, on disk.
+pub const CERT_FILE_LIFE: Code = PD_DRIFT_009;
 
 catalogue! {
     /// Every drift code, in documentation order.
@@ -44,4 +50,16 @@ catalogue! {
         "A file the comparison needs could not be read from its guest (permission, size, not text, the transport failed, or the server would refuse its syntax): nothing is known about it, so it is cannot-judge, never a drift.",
         "pct exec <id> -- ls -l <file>; pct exec <id> -- cat <file>",
         "Make the file readable to the user running phoenix-doctor, or give an operator's copy with --deployed DIR."),
+    PD_DRIFT_007 = ("PD-DRIFT-007", Some(Layer::Dns), Error, "dnsmasq's upstream servers differ from the config's",
+        "The `server=` lines dnsmasq loads (/etc/dnsmasq.conf and what it includes) are not one line per `.dns_server.upstream_servers[]` entry in the config's order, as hypervisor_feature_setup_dns_server.sh writes them (with strict-order): a missing upstream, an extra or domain-specific one, or another order. Names outside the platform's zone go to whatever the file says.",
+        "grep -rn '^server=' /etc/dnsmasq.conf /etc/dnsmasq.d/; jq .dns_server.upstream_servers etc/phoenix_hypervisor_config.json",
+        "Re-run hypervisor_feature_setup_dns_server.sh (phoenix sync all), or fix upstream_servers in the config if the file is right."),
+    PD_DRIFT_008 = ("PD-DRIFT-008", Some(Layer::Tls), Error, "gateway certificate path is not the file the renewal writes",
+        "The gateway site's `ssl_certificate` or `ssl_certificate_key` (LXC 101) names another file than the certificate-manifest.json entry's `cert_path`/`key_path` as the LXC sees it through its mount points (`/mnt/pve/quickOS/lxc-persistent-data/101/ssl` is `/etc/nginx/ssl`): NGINX serves a file certificate-renewal-manager.sh never renews, which expires within a day for 24-hour leaves. Paths only: a key's contents are never read.",
+        "pct exec 101 -- grep -rn ssl_certificate /etc/nginx/sites-enabled/; jq '.[] | {common_name, cert_path, key_path}' etc/certificate-manifest.json",
+        "Re-run generate_nginx_gateway_config.sh and push the site (phoenix sync all, stage 4), or point the manifest entry at the file the site uses; then nginx -t && systemctl reload nginx."),
+    PD_DRIFT_009 = ("PD-DRIFT-009", Some(Layer::Tls), Warning, "certificate file on disk close to expiry",
+        "The certificate at a certificate-manifest.json `cert_path` on the host has less life left than --warn-days (default 14), or, for a short-lived leaf such as step-ca's 24-hour ones, than 40% of its life: certificate-renewal-manager.sh renews a file under 12 hours, so it has not run or failed (step-ca unreachable, cron missing). An expired file is an error. Whatever a server serves, the next reload loads this file.",
+        "openssl x509 -noout -dates -in <cert_path>; journalctl for the renewal's cron",
+        "Run certificate-renewal-manager.sh --force, fix what stops it (the CA's :9000 from the host), then the entry's post_renewal_command."),
 }

@@ -92,9 +92,23 @@ impl DriftReport {
 }
 
 /// What the comparison needs besides the model: the newest config file's mtime and name.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct Ctx {
     pub config_changed: Option<(SystemTime, String)>,
+    /// The LXCs' `mount_points` (where a guest sees a host file the manifest names).
+    pub mounts: Vec<super::compare_certs::Mount>,
+    /// `--warn-days`: a certificate file with less life left is close to expiry.
+    pub warn_days: u32,
+}
+
+impl Default for Ctx {
+    fn default() -> Ctx {
+        Ctx {
+            config_changed: None,
+            mounts: Vec::new(),
+            warn_days: crate::probe::tls::DEFAULT_WARN_DAYS,
+        }
+    }
 }
 
 impl Ctx {
@@ -118,6 +132,8 @@ impl Ctx {
         }
         Ctx {
             config_changed: best,
+            mounts: mounts(m),
+            warn_days: crate::probe::tls::DEFAULT_WARN_DAYS,
         }
     }
 
@@ -145,6 +161,23 @@ impl Ctx {
             )
         }
     }
+}
+
+/// The LXCs' mount points, from the configs behind `m` (none when they cannot be read again).
+fn mounts(m: &Intended) -> Vec<super::compare_certs::Mount> {
+    let Ok(raw) = crate::config::load(&m.config_dir, None) else {
+        return Vec::new();
+    };
+    raw.lxcs
+        .iter()
+        .flat_map(|g| {
+            g.mount_points.iter().map(|mp| super::compare_certs::Mount {
+                guest: VantageRef::Lxc(g.id.value),
+                host_path: mp.host_path.value.clone(),
+                container_path: mp.container_path.value.clone(),
+            })
+        })
+        .collect()
 }
 
 /// One drift, before it becomes a finding.
@@ -228,6 +261,12 @@ pub fn drift(m: &Intended, src: &dyn FileSource, ctx: &Ctx) -> DriftReport {
     super::compare_traefik::traefik(m, src, ctx, &mut r.artefacts, &mut drifts);
     super::compare_fw::firewall(m, src, ctx, &mut r.artefacts, &mut drifts);
     r.findings = drifts.into_iter().map(Drift::finding).collect();
+    r.findings.extend(super::compare_certs::cert_files(
+        m,
+        src,
+        ctx,
+        &mut r.artefacts,
+    ));
     for a in &r.artefacts {
         for u in &a.unreadable {
             let mut f = Finding::new(
@@ -354,6 +393,140 @@ fn dns(
         }
     }
     dns_extra(m, &loaded, &by_name, &intended, ctx, out);
+    dns_upstreams(m, &loaded, ctx, out);
+}
+
+/// A `server=` value as an upstream address (`8.8.8.8`, `8.8.8.8#53`); None for a
+/// domain-specific one (`/example.com/10.0.0.1`), which the generator never writes.
+fn upstream_of(value: &str) -> Option<&str> {
+    if value.starts_with('/') {
+        return None;
+    }
+    Some(value.strip_suffix("#53").unwrap_or(value))
+}
+
+/// The `server=` lines dnsmasq loads against `.dns_server.upstream_servers`: each configured
+/// upstream written once, in order (the generator sets `strict-order`), and no other.
+fn dns_upstreams(
+    m: &Intended,
+    loaded: &Loaded<Vec<(String, dnsmasq::Parsed)>>,
+    ctx: &Ctx,
+    out: &mut Vec<Drift>,
+) {
+    // The generator writes the upstreams into the main file: without it (a copy that lacks
+    // it, a dnsmasq started with flags) they are unknown, not missing.
+    if !loaded.files.iter().any(|(p, _)| p == dnsmasq::MAIN) {
+        return;
+    }
+    let deployed: Vec<&(String, At)> = loaded.value.iter().flat_map(|(_, p)| &p.servers).collect();
+    let want: Vec<&str> = m.dns.upstreams.iter().map(|u| u.value.as_str()).collect();
+    let listed = format!(
+        "server= lines for {}",
+        if want.is_empty() {
+            "none (upstream_servers is empty)".to_string()
+        } else {
+            want.join(", ")
+        }
+    );
+    let main_mtime = loaded.mtime(dnsmasq::MAIN);
+    let all_prov = || {
+        if m.dns.upstreams.is_empty() {
+            vec![Provenance::platform(
+                "hypervisor_feature_setup_dns_server.sh",
+                "one server= line per .dns_server.upstream_servers[] in /etc/dnsmasq.conf",
+            )]
+        } else {
+            m.dns.upstreams.iter().map(|u| u.prov.clone()).collect()
+        }
+    };
+    let drift = |title: String,
+                 expected: String,
+                 actual: String,
+                 deployed: Option<(At, String)>,
+                 looks,
+                 prov,
+                 subject: String| Drift {
+        code: catalog::DNS_UPSTREAM,
+        title,
+        expected,
+        actual,
+        vantage: VantageRef::Host,
+        deployed,
+        looks,
+        regenerate: DNS_SCRIPT,
+        prov,
+        subject,
+    };
+    for u in &m.dns.upstreams {
+        if deployed
+            .iter()
+            .any(|(v, _)| upstream_of(v) == Some(u.value.as_str()))
+        {
+            continue;
+        }
+        let shown: Vec<String> = deployed
+            .iter()
+            .map(|(v, at)| format!("{v} ({at})"))
+            .collect();
+        out.push(drift(
+            format!(
+                "dnsmasq has no upstream {}, which the config names",
+                u.value
+            ),
+            format!("server={} in {} ({listed})", u.value, dnsmasq::MAIN),
+            format!(
+                "the files dnsmasq loads name {}",
+                if shown.is_empty() {
+                    "no upstream server".to_string()
+                } else {
+                    format!("only {}", shown.join(", "))
+                }
+            ),
+            None,
+            ctx.looks(main_mtime, true),
+            vec![u.prov.clone()],
+            u.value.clone(),
+        ));
+    }
+    for (v, at) in &deployed {
+        let known = upstream_of(v).is_some_and(|ip| want.contains(&ip));
+        if known {
+            continue;
+        }
+        let shaped = at.file == dnsmasq::MAIN
+            && upstream_of(v).is_some_and(|ip| ip.parse::<std::net::IpAddr>().is_ok());
+        out.push(drift(
+            format!("dnsmasq forwards to {v}, which the config does not name"),
+            listed.clone(),
+            format!("{} {at}: server={v}", VantageRef::Host),
+            Some((at.clone(), format!("server={v}"))),
+            ctx.looks(loaded.mtime(&at.file), shaped),
+            all_prov(),
+            v.clone(),
+        ));
+    }
+    // Every upstream present and none extra, but in another order: strict-order asks the
+    // first one first.
+    let order: Vec<&str> = deployed
+        .iter()
+        .filter_map(|(v, _)| upstream_of(v))
+        .collect();
+    if order.len() == want.len() && order != want && want.iter().all(|w| order.contains(w)) {
+        let (v, at) = deployed[0];
+        out.push(drift(
+            "dnsmasq asks its upstream servers in another order than the config's".to_string(),
+            format!("{listed}, in this order (strict-order)"),
+            format!(
+                "{} {at}: server= lines in the order {}",
+                VantageRef::Host,
+                order.join(", ")
+            ),
+            Some((at.clone(), format!("server={v}"))),
+            ctx.looks(loaded.mtime(&at.file), true),
+            all_prov(),
+            order.join(", "),
+        ));
+    }
 }
 
 fn dns_extra(
@@ -424,6 +597,7 @@ fn gateway(
         return;
     }
     out.extend(gateway_drifts(m, &loaded, ctx));
+    out.extend(super::compare_certs::gateway_cert_paths(m, &loaded, ctx));
 }
 
 /// The gateway site's drifts: for each name the generator serves, the server NGINX picks and

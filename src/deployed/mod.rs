@@ -4,6 +4,7 @@
 
 pub mod catalog;
 pub mod compare;
+mod compare_certs;
 mod compare_fw;
 mod compare_traefik;
 pub mod dnsmasq;

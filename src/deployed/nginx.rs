@@ -30,6 +30,8 @@ pub struct Server {
     pub listen: Vec<(String, At)>,
     pub server_names: Vec<(String, At)>,
     pub ssl_certificate: Option<(String, At)>,
+    /// The key's path (its contents are never read).
+    pub ssl_certificate_key: Option<(String, At)>,
     /// (location path, proxy_pass target, where the proxy_pass is).
     pub proxies: Vec<(String, String, At)>,
 }
@@ -312,6 +314,9 @@ fn server(d: &Directive, b: &[Directive]) -> Server {
             "ssl_certificate" => {
                 s.ssl_certificate = x.args.first().map(|c| (c.clone(), x.at.clone()))
             }
+            "ssl_certificate_key" => {
+                s.ssl_certificate_key = x.args.first().map(|c| (c.clone(), x.at.clone()))
+            }
             "location" => locations(x, &mut s.proxies, 0),
             _ => {}
         }
@@ -415,6 +420,7 @@ mod tests {
             ("/", "http://10.0.0.12:80", 9)
         );
         assert_eq!(tls.ssl_certificate.as_ref().unwrap().1.line, 7);
+        assert_eq!(tls.ssl_certificate_key, None);
         // Not named: the first server of the port answers.
         assert!(s.server_for("qdrant.internal.thinkheads.ai", 443).is_some());
         assert!(s.server_for("x", 8443).is_none());

@@ -74,7 +74,7 @@ catalogue! {
         "openssl s_client -connect <ip>:<port> -servername <sni> -brief",
         "Point the client at the TLS port, or fix the scheme (http:// vs https://) of the route."),
     PD_TLS_007 = ("PD-TLS-007", Some(Layer::Tls), Warning, "certificate close to expiry",
-        "Less than 40% of the leaf's life remains. With 24-hour leaves renewed when under 12 hours remain, this means the last renewal did not happen.",
+        "The served leaf has less life left than --warn-days (default 14), or, for a short-lived leaf, than 40% of its notBefore..notAfter life when that is shorter. With the platform's 24-hour leaves, renewed hourly when under 12 hours remain, under 9.6 hours means the last renewals did not happen.",
         "openssl x509 -checkend 43200 on the served certificate; journal of the renewal cron",
         "Run certificate-renewal-manager.sh and fix what stops the hourly renewal."),
     PD_TLS_008 = ("PD-TLS-008", Some(Layer::Tls), Error, "certificate not valid for this use",

@@ -9,7 +9,7 @@ use super::catalog::{
     PD_TLS_003, PD_TLS_004, PD_TLS_005, PD_TLS_006, PD_TLS_007, PD_TLS_008, PD_TLS_009, PD_TLS_010,
     PD_TLS_011,
 };
-use super::{Verdict, EXPIRY_WARN_FRACTION, SUBSTITUTED};
+use super::{Verdict, SUBSTITUTED};
 use crate::finding::{BackendFailure, Code, EvidenceItem, Meaning};
 use crate::observe::{
     DnsEvidence, EffectiveSource, Evidence, HttpEvidence, Layer, MtlsVerdict, Observation, Outcome,
@@ -95,8 +95,7 @@ pub(super) fn judge(step: &Step, o: &Observation) -> Judged {
             proxy_answer: false,
         },
         Outcome::Ok => {
-            let frac = tls_of(&o.evidence).and_then(|t| t.remaining_fraction);
-            if frac.is_some_and(|f| f < EXPIRY_WARN_FRACTION) {
+            if tls_of(&o.evidence).is_some_and(|t| t.life_short()) {
                 return mk(Verdict::Warn, Some(PD_TLS_007), false);
             }
             mk(Verdict::Ok, None, false)

@@ -33,8 +33,8 @@ pub const REPORT_SCHEMA_VERSION: u32 = 1;
 /// The code of a guest-only step that ran from this machine and so cannot be judged ok.
 pub const SUBSTITUTED: Code = catalog::PD_RUN_003;
 
-/// Remaining-lifetime fraction under which a healthy certificate is a warning.
-pub const EXPIRY_WARN_FRACTION: f64 = 0.4;
+/// Remaining-lifetime fraction under which a healthy short-lived certificate is a warning.
+pub const EXPIRY_WARN_FRACTION: f64 = crate::probe::tls::LIFE_WARN_FRACTION;
 
 /// A step's verdict.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]

@@ -267,6 +267,23 @@ pub struct TlsEvidence {
     /// Remaining lifetime as a fraction of the leaf's whole life (0.0..=1.0).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub remaining_fraction: Option<f64>,
+    /// The remaining life (seconds) below which the leaf is close to expiry: `--warn-days`, or
+    /// 40% of the leaf's life when that is shorter.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub warn_below_secs: Option<i64>,
+}
+
+impl TlsEvidence {
+    /// The leaf has less life left than its warning threshold (observations saved before the
+    /// threshold was recorded: less than 40% of its life).
+    pub fn life_short(&self) -> bool {
+        match (self.remaining_secs, self.warn_below_secs) {
+            (Some(left), Some(below)) => left < below,
+            _ => self
+                .remaining_fraction
+                .is_some_and(|f| f < crate::probe::tls::LIFE_WARN_FRACTION),
+        }
+    }
 }
 
 /// A certificate's remaining life for people: days from two days on, hours and minutes below

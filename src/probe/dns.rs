@@ -3,6 +3,7 @@
 //! hosts-file lines for the name, its resolv.conf, and the effective answer (hosts, then DNS).
 
 use super::classify;
+use super::resolver::{program_view, VantageResolver};
 use super::{fail, ms, observation, Deadline, ProbeCtx};
 use crate::observe::{
     DnsEvidence, DnsTransport, EffectiveSource, Evidence, HostsEntry, Observation, Outcome, Phase,
@@ -344,59 +345,6 @@ pub fn parse_resolv_conf(file: &Path, text: &str) -> ResolvConf {
     rc
 }
 
-/// At most this many nameservers of a resolv.conf are used (glibc's MAXNS).
-const MAXNS: usize = 3;
-
-/// What a resolv.conf tells a program's resolver: its nameservers in order, each with its line
-/// (line 0: none is named, the resolver's default 127.0.0.1), and the `timeout:`/`attempts:`
-/// options (defaults 5 s and 2, capped at 30 s and 5 as glibc does).
-#[derive(Debug, Clone, PartialEq)]
-pub struct ResolverConf {
-    pub nameservers: Vec<(u32, IpAddr)>,
-    pub timeout: Duration,
-    pub attempts: u32,
-}
-
-impl ResolverConf {
-    pub fn parse(text: &str) -> ResolverConf {
-        let mut rc = ResolverConf {
-            nameservers: Vec::new(),
-            timeout: Duration::from_secs(5),
-            attempts: 2,
-        };
-        for (i, line) in text.lines().enumerate() {
-            let line = line.split(['#', ';']).next().unwrap_or("");
-            let mut parts = line.split_whitespace();
-            match parts.next() {
-                Some("nameserver") => {
-                    let ip = parts.next().and_then(|p| p.split('%').next()?.parse().ok());
-                    if let (Some(ip), true) = (ip, rc.nameservers.len() < MAXNS) {
-                        rc.nameservers.push((i as u32 + 1, ip));
-                    }
-                }
-                Some("options") => {
-                    for opt in parts {
-                        if let Some(v) = opt.strip_prefix("timeout:") {
-                            if let Ok(v) = v.parse::<u64>() {
-                                rc.timeout = Duration::from_secs(v.clamp(1, 30));
-                            }
-                        } else if let Some(v) = opt.strip_prefix("attempts:") {
-                            if let Ok(v) = v.parse::<u32>() {
-                                rc.attempts = v.clamp(1, 5);
-                            }
-                        }
-                    }
-                }
-                _ => {}
-            }
-        }
-        if rc.nameservers.is_empty() {
-            rc.nameservers.push((0, IpAddr::from([127, 0, 0, 1])));
-        }
-        rc
-    }
-}
-
 /// Why a nameserver of the vantage's resolv.conf gave no answer.
 #[derive(Debug, Clone, PartialEq)]
 pub enum NoAnswer {
@@ -425,63 +373,13 @@ pub struct Asked {
 
 impl Asked {
     /// It answered with something a resolver stops at (not SERVFAIL or REFUSED).
-    fn is_final(&self) -> bool {
+    pub(crate) fn is_final(&self) -> bool {
         matches!(&self.result, Ok(a) if !Rcode::from(a.rcode).tries_next_server())
     }
 
-    fn not_asked(&self) -> bool {
+    pub(crate) fn not_asked(&self) -> bool {
         matches!(&self.result, Err(NoAnswer::NotAsked(_)))
     }
-}
-
-/// Ask the vantage's resolv.conf nameservers in order, as a program there would: each gets
-/// `timeout` × `attempts`, the whole walk is capped by the step's timeout; the step's own server
-/// (already asked) is not asked again; a nameserver outside the run's scope is not asked. Stops
-/// at the first answer other than SERVFAIL/REFUSED (which make a resolver try the next one).
-pub async fn program_view(
-    ctx: &ProbeCtx,
-    name: &str,
-    server: SocketAddr,
-    intended: &DnsAnswer,
-    rc: &ResolverConf,
-) -> Vec<Asked> {
-    let deadline = Deadline::after(ctx.timeout);
-    let mut asked = Vec::new();
-    for &(line, ip) in &rc.nameservers {
-        let (nameserver, result) = if ip == server.ip() {
-            (server, Ok(intended.clone()))
-        } else {
-            let ns = SocketAddr::new(ip, 53);
-            let left = deadline
-                .at
-                .saturating_duration_since(tokio::time::Instant::now());
-            let allowed = ctx.scope.as_ref().is_some_and(|s| s.allows(ip));
-            let r = if !allowed {
-                Err(NoAnswer::NotAsked(
-                    "it is outside the run's scope (--scope)",
-                ))
-            } else if left.is_zero() {
-                Err(NoAnswer::NotAsked("the step's timeout ran out"))
-            } else {
-                let budget = (rc.timeout * rc.attempts).min(left);
-                query(name, ns, budget)
-                    .await
-                    .map_err(|f| NoAnswer::Silent(f.detail))
-            };
-            (ns, r)
-        };
-        let a = Asked {
-            line,
-            nameserver,
-            result,
-        };
-        let last = a.is_final();
-        asked.push(a);
-        if last {
-            break;
-        }
-    }
-    asked
 }
 
 fn named_at(file: &str, a: &Asked) -> String {
@@ -601,15 +499,15 @@ fn list(v: &[IpAddr]) -> String {
         .join(", ")
 }
 
-/// Read the vantage's hosts file and resolv.conf into `ev`; the resolver configuration they
-/// give, or the finished observation when they could not be read (what a program there
+/// Read the vantage's hosts file and resolv.conf into `ev`; the resolver they configure
+/// (hickory-resolver's, docs/architecture.md), or the finished observation when they could not be read (what a program there
 /// resolves is then unknown: the step cannot be judged, whatever the nameserver says).
 fn read_vantage_files(
     ctx: &ProbeCtx,
     name: &str,
     ev: &mut DnsEvidence,
     t: Instant,
-) -> Result<ResolverConf, Box<Observation>> {
+) -> Result<VantageResolver, Box<Observation>> {
     use crate::fsutil::{read_bounded_string, FileKind, ReadError};
     let mut notes = Vec::new();
     // Running out of descriptors while opening them is the tool's own limit, not the file's.
@@ -619,8 +517,12 @@ fn read_vantage_files(
             if classify::is_resource_exhaustion(source));
     };
     let hf = &ctx.system.hosts_file;
+    let mut hosts = String::new();
     match read_bounded_string(hf, FileKind::SystemFile) {
-        Ok(text) => ev.hosts_entries = hosts_entries(hf, &text, name),
+        Ok(text) => {
+            ev.hosts_entries = hosts_entries(hf, &text, name);
+            hosts = text;
+        }
         Err(e) => {
             exhaustion(&e);
             notes.push(format!("hosts file {e}"))
@@ -631,13 +533,23 @@ fn read_vantage_files(
     match read_bounded_string(rf, FileKind::SystemFile) {
         Ok(text) => {
             ev.resolv_conf = Some(parse_resolv_conf(rf, &text));
-            resolver = Some(ResolverConf::parse(&text));
+            resolver = Some(text);
         }
         Err(e) => {
             exhaustion(&e);
             notes.push(format!("resolv.conf {e}"))
         }
     }
+    let resolver = resolver.and_then(|text| {
+        VantageResolver::new(&text, &hosts)
+            .map_err(|e| {
+                notes.push(format!(
+                    "resolv.conf {} is not understood: {e}",
+                    rf.display()
+                ))
+            })
+            .ok()
+    });
     match resolver {
         Some(r) if notes.is_empty() => Ok(r),
         _ => {
@@ -821,7 +733,11 @@ pub async fn probe(
     step.ev.answers = ans.answers.clone();
     step.ev.ttl = ans.ttl;
     if !step.hosts_ips.is_empty() {
-        step.ev.effective = step.hosts_ips.clone();
+        // what a program gets from the hosts file: hickory's reading of it
+        step.ev.effective = resolver
+            .as_ref()
+            .and_then(|r| r.from_hosts(name))
+            .unwrap_or_else(|| step.hosts_ips.clone());
         step.ev.effective_source = EffectiveSource::Hosts;
     } else if !ans.answers.is_empty() {
         step.ev.effective = ans.answers.clone();
@@ -918,26 +834,6 @@ mod tests {
             cnames: vec![],
             ignored: vec![],
         }
-    }
-
-    #[test]
-    fn resolver_conf_keeps_order_lines_options_and_glibc_limits() {
-        let rc = ResolverConf::parse(
-            "search x\nnameserver 198.18.0.99\n# nameserver 1.1.1.1\nnameserver 198.18.0.13 ; c\noptions timeout:1 attempts:9 ndots:2\nnameserver 198.18.0.3\nnameserver 198.18.0.4\n",
-        );
-        assert_eq!(
-            rc.nameservers,
-            vec![
-                (2, ip("198.18.0.99")),
-                (4, ip("198.18.0.13")),
-                (6, ip("198.18.0.3"))
-            ]
-        );
-        assert_eq!(rc.timeout, Duration::from_secs(1));
-        assert_eq!(rc.attempts, 5);
-        let none = ResolverConf::parse("search x\n");
-        assert_eq!(none.nameservers, vec![(0, ip("127.0.0.1"))]);
-        assert_eq!((none.timeout, none.attempts), (Duration::from_secs(5), 2));
     }
 
     #[test]

@@ -221,6 +221,7 @@ async fn connect_tls(
     deadline: Deadline,
     ev: &mut HttpEvidence,
     timings: &mut Timings,
+    warn_days: u32,
 ) -> Result<tokio_rustls::client::TlsStream<tokio::net::TcpStream>, Stopped> {
     let t = Instant::now();
     let key = r.identity.map(load_identity).transpose().map_err(|e| {
@@ -233,7 +234,7 @@ async fn connect_tls(
     let hs = tls::handshake(r.connect, &to.host, key, &[b"http/1.1"], deadline).await;
     timings.connect_ms = hs.connect_ms;
     timings.tls_ms = hs.tls_ms;
-    let mut tev = hs.evidence(r.connect, &to.host);
+    let mut tev = hs.evidence(r.connect, &to.host, warn_days);
     let stream = match hs.result {
         Ok(s) => s,
         Err(f) => {
@@ -399,7 +400,7 @@ pub async fn probe(ctx: &ProbeCtx, r: &HttpRequest<'_>) -> Observation {
     let mut timings = Timings::default();
     let deadline = Deadline::after(ctx.timeout);
     let result = if to.https {
-        match connect_tls(r, &to, deadline, &mut ev, &mut timings).await {
+        match connect_tls(r, &to, deadline, &mut ev, &mut timings, ctx.warn_days).await {
             Ok(stream) => {
                 exchange(stream, &to.host_header, &to.path, ctx.body_limit, deadline).await
             }

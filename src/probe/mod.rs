@@ -10,6 +10,7 @@ pub mod classify;
 pub mod dns;
 pub mod http;
 pub mod mtls;
+pub mod resolver;
 pub mod tcp;
 pub mod tls;
 
@@ -43,6 +44,9 @@ pub struct ProbeCtx {
     /// Where the vantage's own resolver may be queried besides the step's target (the run's
     /// scope); `None` queries none of its other nameservers.
     pub scope: Option<crate::engine::Scope>,
+    /// A served leaf with less life left than this many days (or, for a short-lived leaf,
+    /// than 40% of its life) is close to expiry (`--warn-days`).
+    pub warn_days: u32,
 }
 
 impl Default for ProbeCtx {
@@ -52,6 +56,7 @@ impl Default for ProbeCtx {
             body_limit: 64 * 1024,
             system: SystemFiles::default(),
             scope: None,
+            warn_days: tls::DEFAULT_WARN_DAYS,
         }
     }
 }

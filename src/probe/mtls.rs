@@ -86,9 +86,14 @@ pub fn verdict_of(ev: &MtlsEvidence) -> MtlsVerdict {
 }
 
 /// The mTLS evidence of the first handshake (no client certificate offered).
-fn first_evidence(addr: SocketAddr, sni: &str, hs: &tls::Handshake) -> MtlsEvidence {
+fn first_evidence(
+    addr: SocketAddr,
+    sni: &str,
+    hs: &tls::Handshake,
+    warn_days: u32,
+) -> MtlsEvidence {
     let mut ev = MtlsEvidence {
-        tls: hs.evidence(addr, sni),
+        tls: hs.evidence(addr, sni, warn_days),
         ..MtlsEvidence::default()
     };
     ev.requested = hs.client_auth.is_some();
@@ -150,7 +155,7 @@ pub async fn probe(
         Deadline::after(ctx.timeout),
     )
     .await;
-    let mut ev = first_evidence(addr, sni, &hs);
+    let mut ev = first_evidence(addr, sni, &hs, ctx.warn_days);
     let mut timings = Timings {
         connect_ms: hs.connect_ms,
         tls_ms: hs.tls_ms,

@@ -198,8 +198,9 @@ pub fn read_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, String> {
 }
 
 impl Handshake {
-    /// The TLS evidence of what this handshake saw (chain summarised, not yet verified).
-    pub fn evidence(&self, addr: SocketAddr, sni: &str) -> TlsEvidence {
+    /// The TLS evidence of what this handshake saw (chain summarised, not yet verified; the
+    /// leaf's life judged under `warn_days`).
+    pub fn evidence(&self, addr: SocketAddr, sni: &str, warn_days: u32) -> TlsEvidence {
         let mut ev = TlsEvidence {
             addr: addr.to_string(),
             sni: sni.to_string(),
@@ -208,7 +209,7 @@ impl Handshake {
             alpn: self.alpn.clone(),
             ..TlsEvidence::default()
         };
-        fill_chain(&mut ev, &self.chain);
+        fill_chain(&mut ev, &self.chain, warn_days);
         ev
     }
 }
@@ -736,8 +737,37 @@ pub fn pin_check(leaf: &CertificateDer<'_>, names: &[String]) -> Result<(), Veri
     )
 }
 
-/// Fill in the chain summaries and remaining lifetime of the leaf.
-pub(crate) fn fill_chain(ev: &mut TlsEvidence, chain: &[CertificateDer<'_>]) {
+/// A leaf is close to expiry below this fraction of its life when that is sooner than
+/// `--warn-days`: the platform's 24-hour leaves renew hourly once under 12 hours remain, so
+/// under 40% (9.6 hours) the last renewals did not happen.
+pub const LIFE_WARN_FRACTION: f64 = 0.4;
+/// `--warn-days` by default.
+pub const DEFAULT_WARN_DAYS: u32 = 14;
+
+/// The remaining life below which a leaf of `lifetime_secs` (notBefore..notAfter) is close to
+/// expiry: `warn_days`, or [`LIFE_WARN_FRACTION`] of its life when that is shorter (a
+/// short-lived leaf such as step-ca's 24-hour ones).
+pub fn warn_below_secs(lifetime_secs: i64, warn_days: u32) -> i64 {
+    let days = i64::from(warn_days) * 86_400;
+    let part = (lifetime_secs.max(0) as f64 * LIFE_WARN_FRACTION) as i64;
+    days.min(part)
+}
+
+/// The first certificate of a PEM text: its summary, the seconds it has left at `now` (negative
+/// once expired) and the remaining life under which it is close to expiry under `warn_days`.
+pub fn pem_life(pem: &str, warn_days: u32, now: i64) -> Option<(CertSummary, i64, i64)> {
+    let der = rustls_pemfile::certs(&mut pem.as_bytes()).next()?.ok()?;
+    let (nb, na) = validity_of(&der);
+    Some((
+        summarize(&der),
+        na - now,
+        warn_below_secs(na - nb, warn_days),
+    ))
+}
+
+/// Fill in the chain summaries and remaining lifetime of the leaf, with the remaining life
+/// below which it is close to expiry under `warn_days`.
+pub(crate) fn fill_chain(ev: &mut TlsEvidence, chain: &[CertificateDer<'_>], warn_days: u32) {
     ev.chain = chain.iter().map(|c| summarize(c)).collect();
     if let Some(leaf) = chain.first() {
         let (nb, na) = validity_of(leaf);
@@ -745,6 +775,7 @@ pub(crate) fn fill_chain(ev: &mut TlsEvidence, chain: &[CertificateDer<'_>]) {
         ev.remaining_secs = Some(na - now);
         let life = (na - nb).max(1) as f64;
         ev.remaining_fraction = Some(((na - now) as f64 / life).clamp(0.0, 1.0));
+        ev.warn_below_secs = Some(warn_below_secs(na - nb, warn_days));
     }
 }
 
@@ -807,7 +838,7 @@ pub async fn probe(ctx: &ProbeCtx, addr: SocketAddr, sni: &str, trust: &Trust) -
         Deadline::after(ctx.timeout),
     )
     .await;
-    let mut ev = hs.evidence(addr, sni);
+    let mut ev = hs.evidence(addr, sni, ctx.warn_days);
     let timings = Timings {
         connect_ms: hs.connect_ms,
         tls_ms: hs.tls_ms,
@@ -847,5 +878,45 @@ pub async fn probe(ctx: &ProbeCtx, addr: SocketAddr, sni: &str, trust: &Trust) -
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod life_tests {
+    use super::*;
+
+    /// A self-signed leaf of `life_h` hours with `left_h` hours of it left.
+    fn leaf(life_h: i64, left_h: i64) -> CertificateDer<'static> {
+        let mut p = rcgen::CertificateParams::new(vec!["a.example.test".to_string()]).unwrap();
+        let now = time::OffsetDateTime::now_utc();
+        p.not_before = now - time::Duration::hours(life_h - left_h);
+        p.not_after = now + time::Duration::hours(left_h);
+        let key = rcgen::KeyPair::generate().unwrap();
+        p.self_signed(&key).unwrap().der().clone()
+    }
+
+    fn short(life_h: i64, left_h: i64, warn_days: u32) -> (bool, Option<i64>) {
+        let mut ev = TlsEvidence::default();
+        fill_chain(&mut ev, &[leaf(life_h, left_h)], warn_days);
+        (ev.life_short(), ev.warn_below_secs)
+    }
+
+    /// Thresholds by hand: a 24-hour leaf warns under 40% of 24 h = 9.6 h = 34 560 s, whatever
+    /// --warn-days; a 90-day leaf under --warn-days (14 days < 36 days); a one-year leaf too.
+    #[test]
+    fn a_leaf_is_close_to_expiry_under_warn_days_or_40_percent_of_a_short_life() {
+        assert_eq!(warn_below_secs(86_400, 14), 34_560);
+        assert_eq!(warn_below_secs(90 * 86_400, 14), 14 * 86_400);
+        assert_eq!(warn_below_secs(90 * 86_400, 60), 36 * 86_400);
+        // step-ca's 24-hour leaves: 4 h left warns, 23 h and 11 h left do not
+        assert_eq!(short(24, 4, 14), (true, Some(34_560)));
+        assert!(!short(24, 23, 14).0);
+        assert!(!short(24, 11, 14).0);
+        // a 90-day leaf with 10 days left: under 14 days, over 7
+        assert!(short(90 * 24, 10 * 24, 14).0);
+        assert!(!short(90 * 24, 10 * 24, 7).0);
+        // a one-year leaf with 20 days left: fine at 14 days, close at 30
+        assert!(!short(365 * 24, 20 * 24, 14).0);
+        assert!(short(365 * 24, 20 * 24, 30).0);
     }
 }

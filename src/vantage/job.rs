@@ -50,6 +50,13 @@ pub struct Job {
     /// expanded there); answered in [`JobResult::files`].
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub read: Vec<String>,
+    /// `--warn-days` of the run (a served leaf's remaining life that is close to expiry).
+    #[serde(default = "default_warn_days")]
+    pub warn_days: u32,
+}
+
+fn default_warn_days() -> u32 {
+    crate::probe::tls::DEFAULT_WARN_DAYS
 }
 
 /// What the agent answers: one observation per step, in job order.
@@ -73,6 +80,7 @@ impl Job {
             prior: spec.prior.clone(),
             steps: steps.to_vec(),
             read: Vec::new(),
+            warn_days: ctx.warn_days,
         }
     }
 
@@ -84,6 +92,7 @@ impl Job {
             scope: Some(crate::engine::Scope {
                 allowed: self.scope.clone(),
             }),
+            warn_days: self.warn_days,
             ..ProbeCtx::default()
         }
     }
@@ -171,6 +180,7 @@ pub async fn run_with_deps(steps: &[Step], ctx: &ProbeCtx, spec: &JobSpec) -> Ve
         systems: steps.iter().map(|s| (s.from, ctx.system.clone())).collect(),
         body_limit: ctx.body_limit,
         prior: spec.prior.clone(),
+        warn_days: ctx.warn_days,
         ..Settings::default()
     };
     engine::execute(&plan, &settings).await.observations
@@ -396,6 +406,7 @@ mod tests {
                 prior: BTreeMap::new(),
                 steps: vec![step; steps],
                 read: Vec::new(),
+                warn_days: 14,
             })
             .unwrap()
         };
@@ -491,6 +502,7 @@ mod tests {
             .collect(),
             steps: steps.clone(),
             read: Vec::new(),
+            warn_days: 14,
         };
         let out = serve(&serde_json::to_vec(&job).unwrap()).await.unwrap();
         let obs = parse_result(&out, &steps).unwrap();
