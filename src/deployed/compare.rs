@@ -132,7 +132,7 @@ impl Ctx {
         }
         Ctx {
             config_changed: best,
-            mounts: mounts(m),
+            mounts: m.mounts.clone(),
             warn_days: crate::probe::tls::DEFAULT_WARN_DAYS,
         }
     }
@@ -164,22 +164,6 @@ impl Ctx {
 }
 
 /// The LXCs' mount points, from the configs behind `m` (none when they cannot be read again).
-fn mounts(m: &Intended) -> Vec<super::compare_certs::Mount> {
-    let Ok(raw) = crate::config::load(&m.config_dir, None) else {
-        return Vec::new();
-    };
-    raw.lxcs
-        .iter()
-        .flat_map(|g| {
-            g.mount_points.iter().map(|mp| super::compare_certs::Mount {
-                guest: VantageRef::Lxc(g.id.value),
-                host_path: mp.host_path.value.clone(),
-                container_path: mp.container_path.value.clone(),
-            })
-        })
-        .collect()
-}
-
 /// One drift, before it becomes a finding.
 pub(crate) struct Drift {
     pub code: crate::finding::Code,

@@ -12,13 +12,7 @@ use crate::model::stacks::Cert;
 use crate::model::Intended;
 use crate::observe::VantageRef;
 
-/// One `mount_points` entry of a guest: the host directory and where the guest sees it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Mount {
-    pub guest: VantageRef,
-    pub host_path: String,
-    pub container_path: String,
-}
+pub use crate::model::Mount;
 
 /// Where `guest` sees the host file `host`, through the longest mount that holds it.
 fn in_guest(mounts: &[Mount], guest: VantageRef, host: &str) -> Option<String> {

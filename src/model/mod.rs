@@ -208,6 +208,9 @@ pub struct Intended {
     /// once.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub clone_cycles: Vec<clones::CloneCycle>,
+    /// The LXCs' `mount_points` (host path → container path), where a guest sees a host file.
+    #[serde(skip)]
+    pub mounts: Vec<Mount>,
     /// Lookups by key, built once the state is derived.
     #[serde(skip)]
     index: Index,
@@ -436,8 +439,30 @@ fn build(raw: &RawConfig) -> Result<Intended, Error> {
         assumptions: raw.assumptions.clone(),
         host_interface_nameservers: parse_ns(&raw.hypervisor.dns_nameservers),
         clone_cycles,
+        mounts: mounts(raw),
         index,
     })
+}
+
+/// A host directory mounted into a guest (`mount_points` of `phoenix_lxc_configs.json`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mount {
+    pub guest: VantageRef,
+    pub host_path: String,
+    pub container_path: String,
+}
+
+fn mounts(raw: &RawConfig) -> Vec<Mount> {
+    raw.lxcs
+        .iter()
+        .flat_map(|g| {
+            g.mount_points.iter().map(|mp| Mount {
+                guest: VantageRef::Lxc(g.id.value),
+                host_path: mp.host_path.value.clone(),
+                container_path: mp.container_path.value.clone(),
+            })
+        })
+        .collect()
 }
 
 /// The fixed ports: the site file's `[ports]`, else the config, else the platform's constant.
