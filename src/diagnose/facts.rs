@@ -670,6 +670,20 @@ mod tests {
     use crate::observe::{Observation, TcpEvidence, Timings, TlsEvidence, VantageNote};
     use crate::plan::{Step, Trust};
 
+    /// The Portainer VM's TCP step to the agent at the config's 10.0.0.102:9001.
+    fn agent_tcp_plan() -> Plan {
+        Plan {
+            target: "agent".into(),
+            hops: Vec::new(),
+            steps: vec![step(
+                "portainer-agent.tcp",
+                ProbeSpec::Tcp {
+                    addr: "10.0.0.102:9001".parse().unwrap(),
+                },
+            )],
+        }
+    }
+
     fn step(id: &str, probe: ProbeSpec) -> Step {
         Step {
             id: id.into(),
@@ -754,16 +768,7 @@ mod tests {
 
     #[test]
     fn a_refused_port_gets_what_listens_in_the_target_guest() {
-        let plan = Plan {
-            target: "agent".into(),
-            hops: Vec::new(),
-            steps: vec![step(
-                "portainer-agent.tcp",
-                ProbeSpec::Tcp {
-                    addr: "10.0.0.102:9001".parse().unwrap(),
-                },
-            )],
-        };
+        let plan = agent_tcp_plan();
         let mut r = run(vec![refused("portainer-agent.tcp")]);
         enrich(&plan, &mut r, &moved());
         assert_eq!(
@@ -972,16 +977,7 @@ mod tests {
 
     #[test]
     fn a_silent_hop_says_whether_the_firewall_of_its_guest_is_enforced() {
-        let plan = Plan {
-            target: "agent".into(),
-            hops: Vec::new(),
-            steps: vec![step(
-                "portainer-agent.tcp",
-                ProbeSpec::Tcp {
-                    addr: "10.0.0.102:9001".parse().unwrap(),
-                },
-            )],
-        };
+        let plan = agent_tcp_plan();
         let filtered = || {
             let mut o = refused("portainer-agent.tcp");
             o.message = "no answer".into();

@@ -582,26 +582,20 @@ pub fn tls_verify<'a>(
             unknown_issuer(chain, &trust, completes)
         }
         W::CertExpired { time, not_after } => {
-            let which = subject_with(chain, |(_, na)| na == not_after.as_secs() as i64);
-            VerifyFailure {
-                reason: VerifyError::Expired,
-                detail: format!(
-                    "{which} expired at {} (now {})",
-                    rfc3339(not_after.as_secs() as i64),
-                    rfc3339(time.as_secs() as i64)
-                ),
-            }
+            let at = not_after.as_secs() as i64;
+            let which = subject_with(chain, |(_, na)| na == at);
+            outside_validity(
+                VerifyError::Expired,
+                format!("{which} expired at"),
+                at,
+                time,
+            )
         }
         W::CertNotValidYet { time, not_before } => {
-            let which = subject_with(chain, |(nb, _)| nb == not_before.as_secs() as i64);
-            VerifyFailure {
-                reason: VerifyError::NotValidYet,
-                detail: format!(
-                    "{which} is valid only from {} (now {})",
-                    rfc3339(not_before.as_secs() as i64),
-                    rfc3339(time.as_secs() as i64)
-                ),
-            }
+            let at = not_before.as_secs() as i64;
+            let which = subject_with(chain, |(nb, _)| nb == at);
+            let what = format!("{which} is valid only from");
+            outside_validity(VerifyError::NotValidYet, what, at, time)
         }
         W::RequiredEkuNotFoundContext(_)
         | W::EmptyEkuExtension
@@ -622,6 +616,19 @@ pub fn tls_verify<'a>(
 
 /// The subject of the first certificate of `chain` whose validity `(not_before, not_after)`
 /// matches, else the leaf's.
+/// A certificate outside its validity window: `what` ("<subject> expired at"), the bound it
+/// passed (`at`, Unix seconds) and the time it was judged at.
+fn outside_validity(reason: VerifyError, what: String, at: i64, now: UnixTime) -> VerifyFailure {
+    VerifyFailure {
+        reason,
+        detail: format!(
+            "{what} {} (now {})",
+            rfc3339(at),
+            rfc3339(now.as_secs() as i64)
+        ),
+    }
+}
+
 fn subject_with(chain: &[CertificateDer<'_>], hit: impl Fn((i64, i64)) -> bool) -> String {
     chain
         .iter()
